@@ -1,0 +1,305 @@
+"""Embedded Heisenberg reference oracle: the "DFT" that needs nothing installed.
+
+Energy (both conventions name the same physics with different J's)::
+
+    double_counted (Pajda, UppASD):  E = -Σ_{i≠j} J_ij s_i s_j e_i·e_j   (each bond twice)
+    per_pair     (Spirit, VAMPIRE):  E = -Σ_{i<j} J_ij s_i s_j e_i·e_j   (each bond once)
+
+so J_per_pair = 2 J_double_counted. Sums run over periodic images (r_ij may
+exceed half the cell). s_i = M_i/M0 when moments are slaved to the spin angles
+(paper Eq. 41: M_i = m0 - dm Σ_{j≠i} θ_ij/(n_i π), n_i neighbours of i within
+the exchange range), else s_i = 1 and the moment magnitudes are the system's.
+Exchange J(r) comes from shells, explicit pairs, a formula (paper Eq. 43:
+J = c/r³ exp(-r/r0) for r ≤ r_c) or UppASD files. Returned energies are
+relative to the collinear FM state of the same structure (paper Eq. 37).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from otf_spin.io.config import ConfigError, Key, Section
+from otf_spin.kernels import load as load_kernel
+from otf_spin.oracles.base import Oracle
+
+CONVENTIONS = ("double_counted", "per_pair")
+#: factor turning J of a convention into the weight of one directed pair entry
+DIRECTED_WEIGHT = {"double_counted": 1.0, "per_pair": 0.5}
+
+
+def convert_convention(J, source: str, target: str):
+    """Convert exchange constants between conventions (same energies)."""
+    return np.asarray(J, float) * DIRECTED_WEIGHT[source] / DIRECTED_WEIGHT[target]
+
+
+# --- exchange laws: pair list -> J (eV, in the oracle's convention) and dJ/dr ----------
+class ShellExchange:
+    """J constant on shells: pairs whose distance is within ``tolerance`` of a shell."""
+
+    def __init__(self, distances, J, tolerance):
+        order = np.argsort(distances)
+        self.distances = np.asarray(distances, float)[order]
+        self.J = np.asarray(J, float)[order]
+        self.tolerance = float(tolerance)
+        gaps = np.diff(self.distances)
+        if np.any(gaps <= 2 * self.tolerance):
+            k = int(np.argmin(gaps))
+            raise ConfigError(f"shells at {self.distances[k]:.4f} and {self.distances[k + 1]:.4f}"
+                              f" Å overlap within shell_tolerance {self.tolerance} Å")
+        self.cutoff = self.distances[-1] + self.tolerance
+
+    def __call__(self, nl, system):
+        k = np.clip(np.searchsorted(self.distances, nl.distances), 1, len(self.distances) - 1) \
+            if len(self.distances) > 1 else np.zeros(len(nl.distances), int)
+        k = np.where(np.abs(self.distances[k - 1] - nl.distances)
+                     < np.abs(self.distances[k] - nl.distances), k - 1, k) \
+            if len(self.distances) > 1 else k
+        inside = np.abs(self.distances[k] - nl.distances) <= self.tolerance
+        return np.where(inside, self.J[k], 0.0), np.zeros(len(nl.distances))
+
+
+class FormulaExchange:
+    """Paper Eq. 43: J(r) = c/r³ exp(-r/r0) for r ≤ cutoff, else 0 (c in eV·Å³)."""
+
+    def __init__(self, c, r0, cutoff):
+        self.c, self.r0, self.cutoff = float(c), float(r0), float(cutoff)
+
+    def __call__(self, nl, system):
+        r = nl.distances
+        J = np.where(r <= self.cutoff, self.c / r**3 * np.exp(-r / self.r0), 0.0)
+        dJ = -J * (3.0 / r + 1.0 / self.r0)
+        return J, dJ
+
+
+class PairExchange:
+    """Explicit couplings (i, j, shift) -> J; the reverse pair gets the same J."""
+
+    def __init__(self, pairs, J):
+        self.table = {}
+        for (i, j, s0, s1, s2), value in zip(pairs, J):
+            self.table[(int(i), int(j), int(s0), int(s1), int(s2))] = float(value)
+            self.table.setdefault((int(j), int(i), -int(s0), -int(s1), -int(s2)), float(value))
+        self.cutoff = None  # set from the structure in __call__
+
+    def reach(self, system):
+        """Largest coupled distance (Å) in ``system``."""
+        best = 0.0
+        for (i, j, *shift) in self.table:
+            if max(i, j) >= len(system):
+                raise ConfigError(f"pairs: atom index {max(i, j)} out of range for "
+                                  f"{len(system)} atoms")
+            d = system.positions[j] + np.asarray(shift) @ system.cell - system.positions[i]
+            best = max(best, float(np.linalg.norm(d)))
+        return best
+
+    def __call__(self, nl, system):
+        rows = nl.i
+        J = np.array([self.table.get((int(i), int(j), *map(int, s)), 0.0)
+                      for i, j, s in zip(rows, nl.j, nl.shifts)])
+        return J, np.zeros(len(J))
+
+
+def _slaving_check(block):
+    if block["m0"] <= block["dm"]:
+        return "m0 must exceed dm so that moments stay positive"
+    return None
+
+
+SLAVING = Section({
+    "m0": Key("quantity", "moment of the collinear FM state (M0 of the energy scaling)",
+              2.2, unit="μB", dimension="moment", minimum=0.0),
+    "dm": Key("quantity", "moment reduction at full antiparallel disorder", 0.6,
+              unit="μB", dimension="moment", minimum=0.0),
+}, "Moments slaved to spin angles, paper Eq. 41", _slaving_check)
+
+FORMULA = Section({
+    "form": Key("str", "J(r) law; exp_r3: J = c/r³ exp(-r/r0) (paper Eq. 43)", "exp_r3",
+                choices=("exp_r3",)),
+    "c": Key("quantity", "prefactor c", unit="eV*Å^3", dimension="energy_volume"),
+    "r0": Key("quantity", "decay length r0", unit="angstrom", dimension="length",
+              minimum=1e-6),
+    "cutoff": Key("float", "exchange range r_c, in distance_unit (Å, or units of a)",
+                  minimum=0.0),
+})
+
+UPPASD = Section({
+    "jfile": Key("path", "UppASD jfile: i_type j_type rx ry rz J (J in mRy)"),
+    "maptype": Key("int", "UppASD maptype: 1 = (rx, ry, rz) Cartesian in units of a; "
+                   "2 = in basis-vector coordinates (needs posfile and cell)", 1,
+                   choices=(1, 2)),
+    "posfile": Key("path", "UppASD posfile (needed for maptype 2)", None),
+    "cell": Key("list", "UppASD cell vectors in units of a (for maptype 2)", None,
+                item=Key("list", "cell vector", item=Key("float", "component"), length=3),
+                length=3),
+})
+
+
+def _one_source(block):
+    given = [k for k in ("shells", "pairs", "formula", "uppasd") if block.get(k) is not None]
+    if len(given) != 1:
+        return (f"give exactly one exchange source of shells, pairs, formula, uppasd "
+                f"(got {', '.join(given) or 'none'})")
+    return None
+
+
+SCHEMA = Section({
+    "convention": Key("str", "exchange convention: double_counted H = -Σ_{i≠j} J e_i·e_j "
+                      "(Pajda, UppASD); per_pair H = -Σ_{i<j} J e_i·e_j (Spirit, VAMPIRE)",
+                      choices=CONVENTIONS),
+    "distance_unit": Key("str", "unit of shell distances and formula cutoff: angstrom, or "
+                         "lattice = units of the lattice constant a", "angstrom",
+                         choices=("angstrom", "lattice")),
+    "lattice_constant": Key("quantity", "lattice constant a for distance_unit: lattice when "
+                            "no system section provides it", None, unit="angstrom",
+                            dimension="length", minimum=1e-6),
+    "shell_tolerance": Key("quantity", "a pair belongs to a shell within this distance", 0.05,
+                           unit="angstrom", dimension="length", minimum=0.0),
+    "shells": Key("list", "exchange shells [distance (distance_unit), J (meV)]", None,
+                  item=Key("row", "[distance, J]", columns=(
+                      Key("float", "distance (distance_unit)", minimum=1e-6),
+                      Key("quantity", "J", unit="meV", dimension="energy")))),
+    "pairs": Key("list", "explicit couplings [i, j, n1, n2, n3, J (meV)]: atom j shifted by "
+                 "n·cell", None, item=Key("row", "[i, j, n1, n2, n3, J]", columns=(
+                     Key("int", "i", minimum=0), Key("int", "j", minimum=0), Key("int", "n1"),
+                     Key("int", "n2"), Key("int", "n3"),
+                     Key("quantity", "J", unit="meV", dimension="energy")))),
+    "formula": Key("section", "J(r) formula (paper Eq. 43)", None, section=FORMULA),
+    "uppasd": Key("section", "exchange from UppASD files (J in mRy; UppASD counts each "
+                  "bond twice: use convention double_counted)", None, section=UPPASD),
+    "moment": Key("quantity", "moment magnitude for frames giving only directions", 2.2,
+                  unit="μB", dimension="moment", minimum=0.0),
+    "moment_slaving": Key("section", "slave moments to spin angles (paper Eq. 41); energies "
+                          "scale by M_i M_j / m0²", None, section=SLAVING),
+}, "Heisenberg exchange oracle", _one_source)
+
+
+class HeisenbergOracle(Oracle):
+    """Classical Heisenberg model with optional moment slaving (paper Sec. III B)."""
+
+    name = "heisenberg"
+    implemented_properties = ("energy", "fields", "magmoms", "forces")
+    schema = SCHEMA
+
+    def __init__(self, exchange, convention: str = "double_counted", moment: float = 2.2,
+                 slaving: dict | None = None, settings: dict | None = None):
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+        self.exchange = exchange
+        self.convention = convention
+        self.moment = float(moment)
+        self.slaving = slaving
+        self._settings = settings or {}
+        self._cache_key = None
+        self._cache = None
+        self._kernel = load_kernel("exchange")
+
+    # --- construction from YAML -------------------------------------------------
+    @classmethod
+    def from_config(cls, block, context=None):
+        context = context or {}
+        a = block.get("lattice_constant") or context.get("a")
+        scale = 1.0
+        if block["distance_unit"] == "lattice":
+            if not a:
+                raise ConfigError("lattice_constant: required with distance_unit: lattice when "
+                                  "no system section gives a")
+            scale = float(a)
+        if block["shells"] is not None:
+            rows = np.array(block["shells"], float)
+            exchange = ShellExchange(rows[:, 0] * scale, rows[:, 1],
+                                     block["shell_tolerance"])
+        elif block["pairs"] is not None:
+            rows = block["pairs"]
+            exchange = PairExchange([r[:5] for r in rows], [r[5] for r in rows])
+        elif block["formula"] is not None:
+            f = block["formula"]
+            exchange = FormulaExchange(f["c"], f["r0"], f["cutoff"] * scale)
+        else:
+            from otf_spin.io.uppasd import read_jfile_shells
+
+            u = block["uppasd"]
+            if not a:
+                raise ConfigError("lattice_constant: required with uppasd exchange when no "
+                                  "system section gives a")
+            distances, J = read_jfile_shells(u["jfile"], float(a), u["maptype"], u["posfile"],
+                                             u["cell"], block["shell_tolerance"])
+            exchange = ShellExchange(distances, J, block["shell_tolerance"])
+        settings = {k: v for k, v in block.items() if v is not None}
+        return cls(exchange, block["convention"], block["moment"], block["moment_slaving"],
+                   settings)
+
+    def settings(self):
+        return {"type": self.name, **self._settings}
+
+    # --- pair list for a structure (cached while positions stay fixed) -------------
+    def couplings(self, system):
+        """(offsets, neigh, J_dir, dJ_dir, vectors, distances) for ``system``.
+
+        J_dir (eV) is the weight of one directed pair entry: E = -Σ_p J_dir s_i s_j c_ij.
+        """
+        key = (system.positions.tobytes(), system.cell.tobytes(), system.pbc.tobytes())
+        if key == self._cache_key:
+            return self._cache
+        cutoff = self.exchange.cutoff
+        if cutoff is None:
+            cutoff = self.exchange.reach(system)
+        nl = system.neighbours(cutoff * (1 + 1e-9) + 1e-9)
+        J, dJ = self.exchange(nl, system)
+        keep = J != 0.0
+        w = DIRECTED_WEIGHT[self.convention]
+        rows = nl.i[keep]
+        offsets = np.zeros(len(system) + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(system)), out=offsets[1:])
+        self._cache = (offsets, np.ascontiguousarray(nl.j[keep]), np.ascontiguousarray(J[keep] * w),
+                       dJ[keep] * w, nl.vectors[keep], nl.distances[keep])
+        self._cache_key = key
+        return self._cache
+
+    # --- the calculation --------------------------------------------------------
+    def slaved_moments(self, system, couplings=None):
+        """Moments M_i (N,) of paper Eq. 41 and the per-pair data needed for gradients."""
+        offsets, neigh, J, _, _, _ = couplings or self.couplings(system)
+        rows = np.repeat(np.arange(len(system)), np.diff(offsets))
+        other = neigh != rows
+        i, j = rows[other], neigh[other]
+        e = system.directions
+        c = np.clip(np.einsum("pk,pk->p", e[i], e[j]), -1.0, 1.0)
+        n_i = np.bincount(i, minlength=len(system)).astype(float)
+        coef = np.where(n_i > 0, self.slaving["dm"] / (np.maximum(n_i, 1) * np.pi), 0.0)
+        theta_sum = np.bincount(i, weights=np.arccos(c), minlength=len(system))
+        return self.slaving["m0"] - coef * theta_sum, (i, j, c, coef)
+
+    def compute(self, system):
+        couplings = self.couplings(system)
+        offsets, neigh, J, dJ, vectors, distances = couplings
+        n = len(system)
+        e = np.ascontiguousarray(system.directions)
+        if self.slaving:
+            M, (pi, pj, pc, coef) = self.slaved_moments(system, couplings)
+            s = M / self.slaving["m0"]
+        else:
+            M = system.magnitudes.copy()
+            s = np.ones(n)
+        h = np.empty((n, 3))
+        self._kernel.exchange_field(e, s, offsets, neigh, J, h)
+        e_dot_h = np.einsum("ik,ik->i", e, h)
+        energy = -float(np.dot(s, e_dot_h)) + float(J.sum())  # E - E_FM (E_FM = -Σ J_dir)
+        # transverse gradient of E w.r.t. e_i (each bond appears in both rows)
+        grad = -2.0 * s[:, None] * (h - e_dot_h[:, None] * e)
+        if self.slaving:
+            dE_dM = -2.0 * e_dot_h / self.slaving["m0"]
+            sin = np.sqrt(np.clip(1.0 - pc**2, 0.0, None))
+            inv_sin = np.divide(1.0, sin, out=np.zeros_like(sin), where=sin > 1e-12)
+            # θ_ij enters M_i with weight -coef_i: ∂E/∂θ_ij = -coef_i dE/dM_i
+            t = (-coef[pi] * dE_dM[pi]) * (-inv_sin)   # times ∂θ/∂c · (transverse part)
+            np.add.at(grad, pi, t[:, None] * (e[pj] - pc[:, None] * e[pi]))
+            np.add.at(grad, pj, t[:, None] * (e[pi] - pc[:, None] * e[pj]))
+        fields = -grad / M[:, None]
+        # forces: E = -Σ_p J(r_p) s_i s_j c_p with r_p = |r_j + S - r_i|
+        rows = np.repeat(np.arange(n), np.diff(offsets))
+        c_all = np.einsum("pk,pk->p", e[rows], e[neigh])
+        g = (-dJ * s[rows] * s[neigh] * c_all / distances)[:, None] * vectors  # ∂E/∂D_p
+        forces = np.zeros((n, 3))
+        np.add.at(forces, rows, g)
+        np.add.at(forces, neigh, -g)
+        return {"energy": energy, "fields": fields, "magmoms": e * M[:, None],
+                "forces": forces}

@@ -1,0 +1,17 @@
+import numpy as np
+import pytest
+
+from otf_spin.system import bulk, random_sphere
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261124)
+
+
+@pytest.fixture
+def fe16(rng):
+    """The paper's 16-atom bcc Fe cell with random noncollinear spins."""
+    system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
+    system.set_directions(random_sphere(len(system), rng))
+    return system

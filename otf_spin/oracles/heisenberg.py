@@ -11,7 +11,9 @@ exceed half the cell). s_i = M_i/M0 when moments are slaved to the spin angles
 the exchange range), else s_i = 1 and the moment magnitudes are the system's.
 Exchange J(r) comes from shells, explicit pairs, a formula (paper Eq. 43:
 J = c/r³ exp(-r/r0) for r ≤ r_c) or UppASD files. Returned energies are
-relative to the collinear FM state of the same structure (paper Eq. 37).
+relative to the collinear FM state of the same structure (paper Eq. 37);
+``energy_fm`` is that reference (eV) and forces are -∂(energy + energy_fm)/∂r,
+the physical forces a DFT code reports.
 """
 from __future__ import annotations
 
@@ -302,4 +304,4 @@ class HeisenbergOracle(Oracle):
         np.add.at(forces, rows, g)
         np.add.at(forces, neigh, -g)
         return {"energy": energy, "fields": fields, "magmoms": e * M[:, None],
-                "forces": forces}
+                "forces": forces, "energy_fm": -float(J.sum())}

@@ -63,3 +63,26 @@ def load_file(path, context: dict | None = None) -> Oracle:
         return from_block(data, base_dir=os.path.dirname(os.path.abspath(path)), context=context)
     except ConfigError as exc:
         raise ConfigError(f"{os.fspath(path)}: {exc}") from None
+
+
+def label_frames(oracle: Oracle, frames, progress: bool = False) -> list:
+    """Label extxyz :class:`~otf_spin.io.extxyz.Frame` objects; returns new frames.
+
+    Results replace the frames' labels; moments take the oracle's magnitudes.
+    An :class:`OracleFailure` names the frame that failed.
+    """
+    from otf_spin.io.extxyz import Frame
+    from otf_spin.progress import progress_bar
+
+    out = []
+    for k, frame in enumerate(progress_bar(frames, "labelling", enabled=progress)):
+        system = frame.system.copy()
+        try:
+            results = oracle.compute(system)
+        except OracleFailure as exc:
+            raise OracleFailure(f"frame {k}", exc.kind, exc.reason) from None
+        if "magmoms" in results:
+            system.moments = results["magmoms"]
+        labels = {key: results[key] for key in ("energy", "fields", "forces") if key in results}
+        out.append(Frame(system, labels, dict(frame.info, oracle=oracle.name)))
+    return out

@@ -1,0 +1,5 @@
+import sys
+
+from otf_spin.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Spin dynamics and sampling: LLG integrators, thermostat, Metropolis Monte Carlo."""

@@ -1,0 +1,26 @@
+"""Which schema a YAML file follows, for ``otf-spin validate``.
+
+Kinds: ``oracle`` (a top-level ``type:`` naming an oracle plug-in). Run and
+model files join as their sections appear.
+"""
+from __future__ import annotations
+
+import os
+
+from otf_spin.io.config import ConfigError, load_yaml
+
+
+def validate_any(path) -> tuple[str, dict]:
+    """Validate ``path`` against the schema its keys announce; returns (kind, values)."""
+    from otf_spin import oracles
+
+    data = load_yaml(path)
+    base_dir = os.path.dirname(os.path.abspath(path))
+    try:
+        if "type" in data:
+            schema = oracles.block_schema(data)
+            return "oracle", schema.validate(data, base_dir=base_dir)
+        raise ConfigError("cannot tell the file kind: an oracle file has a top-level 'type' "
+                          f"(one of {', '.join(oracles.available())})")
+    except ConfigError as exc:
+        raise ConfigError(f"{os.fspath(path)}: {exc}") from None

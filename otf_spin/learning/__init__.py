@@ -1,0 +1,1 @@
+"""On-the-fly learning: the loop, thresholds, the training-set store, data-set generation."""

@@ -18,8 +18,9 @@ def validate_any(path) -> tuple[str, dict]:
     base_dir = os.path.dirname(os.path.abspath(path))
     try:
         if "type" in data:
-            schema = oracles.block_schema(data)
-            return "oracle", schema.validate(data, base_dir=base_dir)
+            values = oracles.block_schema(data).validate(data, base_dir=base_dir)
+            oracles.from_block(data, base_dir=base_dir)  # semantic checks (shells, files)
+            return "oracle", values
         raise ConfigError("cannot tell the file kind: an oracle file has a top-level 'type' "
                           f"(one of {', '.join(oracles.available())})")
     except ConfigError as exc:

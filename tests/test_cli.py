@@ -1,0 +1,103 @@
+"""The otf-spin command line: exit codes, one-line errors, label round trip."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from otf_spin.cli import main
+from otf_spin.io.extxyz import Frame, read_frames, write_frames
+from otf_spin.oracles import load_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "input_examples")
+
+
+def test_console_script_version():
+    out = subprocess.run(["otf-spin", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("otf-spin ")
+
+
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".yaml")))
+def test_examples_validate(name, capsys):
+    assert main(["validate", os.path.join(EXAMPLES, name)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, message", [
+    ("type: heisenberg\nconvention: double_counted\nshells: [[2.45, 19.48]]\nmomnet: 2\n",
+     "momnet: unknown key"),
+    ("type: heisenberg\nconvention: double_counted\nshells: [[2.45, 19.48]]\n"
+     "convention: per_pair\n", "duplicate key 'convention'"),
+    ("type: heisenberg\nconvention: both\nshells: [[2.45, 19.48]]\n",
+     "convention: 'both' is not one of"),
+    ("type: heisenberg\nconvention: per_pair\nshells: [[2.45, 19.48 K]]\n",
+     r"shells\[0\]\[1\]: unit 'K' is a temperature unit, expected energy"),
+    ("type: heisenberg\nconvention: per_pair\nshells: [[2.45, 19.48], [2.47, 1.0]]\n",
+     "overlap within shell_tolerance"),
+    ("type: heisenberg\nconvention: per_pair\n", "exactly one exchange source"),
+    ("type: heisenberg\nconvention: per_pair\nuppasd: {jfile: nothere}\n",
+     "uppasd.jfile: file 'nothere' not found"),
+    ("type: dft9000\n", "unknown oracle 'dft9000'"),
+    ("type: heisenberg\nconvention: per_pair\nshells: [[2.45, 19.48]]\nmoment: -1\n",
+     "moment: -1 is below the minimum"),
+    ("type: heisenberg\nconvention: per_pair\nshells: [[2.45, 19.48]\n", "invalid YAML"),
+])
+def test_bad_yaml_one_line_error_exit_2(tmp_path, capsys, text, message):
+    path = tmp_path / "oracle.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("otf-spin: error: ")
+    assert str(path) in err
+    import re
+    assert re.search(message, err), err
+
+
+def test_label_round_trip(tmp_path, fe16, capsys):
+    src = tmp_path / "in.xyz"
+    write_frames(src, [Frame(fe16)])
+    out = tmp_path / "out.xyz"
+    oracle_file = os.path.join(EXAMPLES, "oracle_bccFe_shells.yaml")
+    assert main(["label", "--oracle", oracle_file, "--data", str(src), "--out", str(out),
+                 "--quiet"]) == 0
+    frame = read_frames(out)[0]
+    expect = load_file(oracle_file).compute(fe16)
+    # the input spins passed through extxyz (8 decimals)
+    assert frame.energy == pytest.approx(expect["energy"], rel=1e-7)
+    np.testing.assert_allclose(frame.fields, expect["fields"], atol=1e-7)
+
+
+def test_label_missing_data_file(tmp_path, capsys):
+    oracle_file = os.path.join(EXAMPLES, "oracle_bccFe_shells.yaml")
+    assert main(["label", "--oracle", oracle_file, "--data", str(tmp_path / "none.xyz"),
+                 "--out", str(tmp_path / "o.xyz")]) == 2
+    assert "none.xyz: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "o.xyz").exists()
+
+
+def test_lattice_units_need_a_lattice_constant(tmp_path, capsys):
+    path = tmp_path / "o.yaml"
+    path.write_text("type: heisenberg\nconvention: per_pair\ndistance_unit: lattice\n"
+                    "shells: [[0.866, 19.48]]\n")
+    src = tmp_path / "in.xyz"
+    assert main(["label", "--oracle", str(path), "--data", str(src), "--out", "x"]) == 2
+    assert "lattice_constant: required" in capsys.readouterr().err
+
+
+def test_paper_sets_command(tmp_path):
+    out = tmp_path / "sets"
+    assert main(["paper-sets", "--out", str(out), "--sets", "random,thermal_300K",
+                 "--scale", "0.01", "--quiet"]) == 0
+    train = read_frames(out / "random_train.xyz")
+    assert len(train) == 50 and len(read_frames(out / "random_test.xyz")) == 25
+    angles = [f.info["mean_nn_angle"] for f in train]
+    assert min(angles) < 0.5 and max(angles) > 2.5      # spans 0 … π
+    assert main(["paper-sets", "--out", str(out), "--sets", "nope"]) == 2
+
+
+def test_module_entry_point():
+    out = subprocess.run([sys.executable, "-m", "otf_spin", "label", "--help"],
+                         capture_output=True, text=True, check=True)
+    assert "--oracle" in out.stdout

@@ -1,0 +1,36 @@
+"""Metropolis sampler: Langevin function for free spins, ordering of bcc Fe."""
+import numpy as np
+import pytest
+
+from otf_spin.dynamics.montecarlo import HeisenbergMonteCarlo, new_state
+from otf_spin.oracles.heisenberg import FormulaExchange, HeisenbergOracle, ShellExchange
+from otf_spin.system import bulk
+from otf_spin.units import K_B, MU_B
+
+
+def test_free_spins_follow_langevin_function():
+    system = bulk("sc", 10.0, (6, 6, 6), moment=2.2)      # no neighbours within range
+    oracle = HeisenbergOracle(ShellExchange([1.0], [0.0], 0.01), "double_counted")
+    field, temperature = 50.0, 100.0                       # T, K
+    mc = HeisenbergMonteCarlo(oracle, system, field_tesla=(0, 0, field))
+    state = new_state(system, 7)
+    mc.equilibrate(state, temperature, 200)
+    mz = np.array([s[:, 2].mean() for s in mc.sample(state, temperature, 400, 2)])
+    x = 2.2 * MU_B * field / (K_B * temperature)
+    langevin = 1 / np.tanh(x) - 1 / x
+    error = mz.std() / np.sqrt(len(mz)) * 3  # samples 2 sweeps apart are nearly independent
+    assert abs(mz.mean() - langevin) < max(4 * error, 0.01)
+
+
+def test_bcc_fe_orders_at_low_and_disorders_at_high_temperature():
+    system = bulk("bcc", 2.83, (4, 4, 4))
+    oracle = HeisenbergOracle(FormulaExchange(0.94, 2.0, 1.4 * 2.83), "double_counted")
+    magnetisation = {}
+    for temperature in (300.0, 3000.0):
+        mc = HeisenbergMonteCarlo(oracle, system)
+        state = new_state(system, 1)
+        mc.equilibrate(state, temperature, 300)
+        m = [np.linalg.norm(s.mean(axis=0)) for s in mc.sample(state, temperature, 50, 2)]
+        magnetisation[temperature] = np.mean(m)
+    assert magnetisation[300.0] > 0.85
+    assert magnetisation[3000.0] < 0.2

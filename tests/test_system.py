@@ -1,0 +1,76 @@
+"""SpinSystem builders, spin initialisers and ASE interop."""
+import numpy as np
+import pytest
+from scipy.stats import kstest
+
+from otf_spin.system import (SpinSystem, bulk, directions_from_file, ferromagnetic,
+                             random_cone, random_sphere)
+
+
+@pytest.mark.parametrize("lattice, atoms_per_cell, nn", [
+    ("bcc", 2, np.sqrt(3) / 2), ("fcc", 4, 1 / np.sqrt(2)), ("sc", 1, 1.0),
+    ("hcp", 4, 1.0)])
+def test_builders(lattice, atoms_per_cell, nn):
+    system = bulk(lattice, 2.5, (2, 3, 1), moment=1.7)
+    assert len(system) == atoms_per_cell * 6
+    np.testing.assert_allclose(system.magnitudes, 1.7)
+    np.testing.assert_allclose(system.directions, [[0, 0, 1]] * len(system))
+    nl = system.neighbours(2.5 * nn + 1e-6)
+    assert nl.distances.min() == pytest.approx(2.5 * nn)
+
+
+def test_builder_errors():
+    with pytest.raises(ValueError, match="unknown lattice"):
+        bulk("diamondish", 3.0)
+    with pytest.raises(ValueError, match="positive"):
+        bulk("bcc", -1.0)
+
+
+def test_random_sphere_is_uniform(rng):
+    d = random_sphere(20000, rng)
+    np.testing.assert_allclose(np.linalg.norm(d, axis=1), 1.0)
+    assert kstest(d[:, 2], "uniform", args=(-1, 2)).pvalue > 1e-3   # Archimedes
+    assert kstest(np.arctan2(d[:, 1], d[:, 0]), "uniform", args=(-np.pi, 2 * np.pi)).pvalue > 1e-3
+
+
+def test_random_cone(rng):
+    axis = np.array([1.0, 1.0, 0.0]) / np.sqrt(2)
+    d = random_cone(5000, axis, np.radians(30), rng)
+    cos = d @ axis
+    assert cos.min() >= np.cos(np.radians(30)) - 1e-12
+    assert kstest(cos, "uniform", args=(np.cos(np.radians(30)), 1 - np.cos(np.radians(30)))
+                  ).pvalue > 1e-3
+    with pytest.raises(ValueError):
+        random_cone(3, axis, 4.0, rng)
+
+
+def test_ferromagnetic_and_ase_round_trip(rng):
+    system = bulk("bcc", 2.83, (2, 2, 2))
+    system.set_directions(ferromagnetic(len(system), [1, 0, 0]))
+    system.magnitudes = rng.uniform(1, 2, len(system))
+    atoms = system.to_ase()
+    assert atoms.get_initial_magnetic_moments().shape == (16, 3)
+    back = SpinSystem.from_ase(atoms)
+    np.testing.assert_allclose(back.moments, system.moments)
+    np.testing.assert_allclose(back.cell, system.cell)
+    assert list(back.species) == ["Fe"] * 16
+
+
+def test_from_ase_without_moments():
+    from ase.build import bulk as ase_bulk
+
+    atoms = ase_bulk("Ni", "fcc", a=3.52, cubic=True)
+    atoms.set_initial_magnetic_moments([0.6] * 4)   # collinear
+    np.testing.assert_allclose(SpinSystem.from_ase(atoms).moments[:, 2], 0.6)
+    atoms.set_initial_magnetic_moments(None)
+    with pytest.raises(ValueError, match="no magnetic moments"):
+        SpinSystem.from_ase(atoms)
+    assert SpinSystem.from_ase(atoms, moment=0.6).magnitudes.tolist() == [0.6] * 4
+
+
+def test_directions_from_file(tmp_path, rng):
+    d = random_sphere(16, rng)
+    np.savetxt(tmp_path / "spins.txt", 3 * d)
+    np.testing.assert_allclose(directions_from_file(tmp_path / "spins.txt", 16), d)
+    with pytest.raises(ValueError, match="expected 4 spin vectors"):
+        directions_from_file(tmp_path / "spins.txt", 4)

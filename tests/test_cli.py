@@ -15,7 +15,8 @@ EXAMPLES = os.path.join(ROOT, "input_examples")
 
 
 def test_console_script_version():
-    out = subprocess.run(["otf-spin", "--version"], capture_output=True, text=True, check=True)
+    script = os.path.join(os.path.dirname(sys.executable), "otf-spin")  # installed beside python
+    out = subprocess.run([script, "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("otf-spin ")
 
 

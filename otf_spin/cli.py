@@ -12,8 +12,13 @@ EXIT_USAGE = 2
 
 
 def _cmd_validate(args) -> int:
-    from otf_spin.io.schemas import validate_any
+    from otf_spin.io.schemas import describe, validate_any
 
+    if args.describe:
+        print(describe(args.describe))
+        return 0
+    if not args.file:
+        raise FileNotFoundError("validate: give a YAML file (or --describe KIND)")
     kind, _ = validate_any(args.file)
     print(f"{args.file}: valid {kind} file")
     return 0
@@ -54,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check any otf-spin YAML file against its schema",
                        description="Check an oracle, run or model YAML file: unknown or "
                                    "duplicate keys, types, units and files.")
-    p.add_argument("file", help="YAML file")
+    p.add_argument("file", nargs="?", help="YAML file")
+    p.add_argument("--describe", metavar="KIND",
+                   help="print the keys of a schema with units and defaults instead (an "
+                        "oracle type such as 'heisenberg')")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("label", help="label extxyz frames with an oracle",

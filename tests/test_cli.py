@@ -102,3 +102,10 @@ def test_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "otf_spin", "label", "--help"],
                          capture_output=True, text=True, check=True)
     assert "--oracle" in out.stdout
+
+
+def test_describe_lists_keys_with_units(capsys):
+    assert main(["validate", "--describe", "heisenberg"]) == 0
+    out = capsys.readouterr().out
+    assert "shell_tolerance:" in out and "[angstrom]" in out and "moment_slaving:" in out
+    assert main(["validate", "--describe", "nonsense"]) == 2

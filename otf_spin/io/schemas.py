@@ -25,3 +25,12 @@ def validate_any(path) -> tuple[str, dict]:
                           f"(one of {', '.join(oracles.available())})")
     except ConfigError as exc:
         raise ConfigError(f"{os.fspath(path)}: {exc}") from None
+
+
+def describe(kind: str) -> str:
+    """Key reference of a schema: an oracle type name (e.g. 'heisenberg')."""
+    from otf_spin import oracles
+
+    cls = oracles.get_class(kind)
+    lines = [f"# oracle file: type: {kind} — {cls.schema.doc}", "type: " + kind]
+    return "\n".join(lines + cls.schema.describe())

@@ -169,3 +169,32 @@ def test_compiled_metropolis_matches_twin(fe16, rng):
                                                    1 / (8.617e-5 * 300), 0.3, gauss, uniform)
     assert accepted[0] == accepted[1] > 0
     np.testing.assert_allclose(states[0], states[1], rtol=1e-12, atol=1e-14)
+
+
+FIXTURES = __import__("os").path.join(__import__("os").path.dirname(__file__), "fixtures",
+                                      "uppasd")
+
+
+def test_uppasd_jfile_equals_shells(fe16, tmp_path):
+    """UppASD jfile (mRy, double counted) -> the same energies as explicit shells."""
+    import os
+
+    from otf_spin.io.uppasd import read_jfile_shells
+    from otf_spin.oracles import from_block
+    from otf_spin.units import MRY
+
+    d, J = read_jfile_shells(os.path.join(FIXTURES, "jfile"), A)
+    np.testing.assert_allclose(d, [np.sqrt(3) / 2 * A, A, np.sqrt(2) * A])
+    np.testing.assert_allclose(J, np.array([1.30, 0.70, -0.05]) * MRY)
+    d2, J2 = read_jfile_shells(os.path.join(FIXTURES, "jfile2"), A, 2,
+                               os.path.join(FIXTURES, "posfile"), np.eye(3))
+    np.testing.assert_allclose(d2, d[:2])
+    np.testing.assert_allclose(J2, J[:2])
+    uppasd = from_block({"type": "heisenberg", "convention": "double_counted",
+                         "lattice_constant": A, "uppasd": {"jfile": "jfile"}}, base_dir=FIXTURES)
+    shells = HeisenbergOracle(ShellExchange(d, J, 0.05), "double_counted")
+    assert uppasd.compute(fe16)["energy"] == pytest.approx(shells.compute(fe16)["energy"])
+    bad = tmp_path / "jbad"
+    bad.write_text("1 1 0.5 0.5 0.5 1.3\n1 1 -0.5 0.5 0.5 1.2\n")
+    with pytest.raises(Exception, match="different J"):
+        read_jfile_shells(bad, A)

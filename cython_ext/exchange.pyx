@@ -10,6 +10,26 @@ from libc.math cimport sqrt, exp
 cnp.import_array()
 
 
+cdef inline void _local_field(const double[:, ::1] e, const double[::1] s,
+                              const cnp.int64_t[::1] offsets, const cnp.int64_t[::1] neigh,
+                              const double[::1] J, Py_ssize_t i, bint skip_self,
+                              double* h) noexcept nogil:
+    """h = Σ_{p in row i} J_p s_j e_j (optionally without self-image pairs j == i)."""
+    cdef Py_ssize_t p, j
+    cdef double w
+    h[0] = 0.0
+    h[1] = 0.0
+    h[2] = 0.0
+    for p in range(offsets[i], offsets[i + 1]):
+        j = neigh[p]
+        if skip_self and j == i:
+            continue
+        w = J[p] * s[j]
+        h[0] += w * e[j, 0]
+        h[1] += w * e[j, 1]
+        h[2] += w * e[j, 2]
+
+
 def exchange_field(const double[:, ::1] e, const double[::1] s, const cnp.int64_t[::1] offsets,
                    const cnp.int64_t[::1] neigh, const double[::1] J, double[:, ::1] h):
     """h_i = Σ_{p in row i} J_p s_{j_p} e_{j_p}   (N, 3), eV per unit vector.
@@ -18,21 +38,13 @@ def exchange_field(const double[:, ::1] e, const double[::1] s, const cnp.int64_
     row pointers into neigh/J (P,). Writes h in place.
     """
     cdef Py_ssize_t n = e.shape[0]
-    cdef Py_ssize_t i, p, j
-    cdef double hx, hy, hz, w
+    cdef Py_ssize_t i
+    cdef double hl[3]
     for i in range(n):
-        hx = 0.0
-        hy = 0.0
-        hz = 0.0
-        for p in range(offsets[i], offsets[i + 1]):
-            j = neigh[p]
-            w = J[p] * s[j]
-            hx += w * e[j, 0]
-            hy += w * e[j, 1]
-            hz += w * e[j, 2]
-        h[i, 0] = hx
-        h[i, 1] = hy
-        h[i, 2] = hz
+        _local_field(e, s, offsets, neigh, J, i, False, hl)
+        h[i, 0] = hl[0]
+        h[i, 1] = hl[1]
+        h[i, 2] = hl[2]
 
 
 def metropolis_sweep(double[:, ::1] e, const double[::1] s, const cnp.int64_t[::1] offsets,
@@ -47,22 +59,12 @@ def metropolis_sweep(double[:, ::1] e, const double[::1] s, const cnp.int64_t[::
     uniform_i < exp(-beta ΔE). e is updated in place.
     """
     cdef Py_ssize_t n = e.shape[0]
-    cdef Py_ssize_t i, p, j
-    cdef double hx, hy, hz, w, nx, ny, nz, norm, de
+    cdef Py_ssize_t i
+    cdef double hl[3]
+    cdef double nx, ny, nz, norm, de
     cdef Py_ssize_t accepted = 0
-
     for i in range(n):
-        hx = 0.0
-        hy = 0.0
-        hz = 0.0
-        for p in range(offsets[i], offsets[i + 1]):
-            j = neigh[p]
-            if j == i:
-                continue
-            w = J[p] * s[j]
-            hx += w * e[j, 0]
-            hy += w * e[j, 1]
-            hz += w * e[j, 2]
+        _local_field(e, s, offsets, neigh, J, i, True, hl)
         nx = e[i, 0] + sigma * gauss[i, 0]
         ny = e[i, 1] + sigma * gauss[i, 1]
         nz = e[i, 2] + sigma * gauss[i, 2]
@@ -72,9 +74,9 @@ def metropolis_sweep(double[:, ::1] e, const double[::1] s, const cnp.int64_t[::
         nx /= norm
         ny /= norm
         nz /= norm
-        de = -(2.0 * s[i] * hx + zeeman[i, 0]) * (nx - e[i, 0]) \
-             - (2.0 * s[i] * hy + zeeman[i, 1]) * (ny - e[i, 1]) \
-             - (2.0 * s[i] * hz + zeeman[i, 2]) * (nz - e[i, 2])
+        de = -(2.0 * s[i] * hl[0] + zeeman[i, 0]) * (nx - e[i, 0]) \
+             - (2.0 * s[i] * hl[1] + zeeman[i, 1]) * (ny - e[i, 1]) \
+             - (2.0 * s[i] * hl[2] + zeeman[i, 2]) * (nz - e[i, 2])
         if de <= 0.0 or uniform[i] < exp(-beta * de):
             e[i, 0] = nx
             e[i, 1] = ny

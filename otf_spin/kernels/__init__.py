@@ -13,7 +13,7 @@ import os
 import warnings
 from types import ModuleType
 
-KERNELS = ("neighbours", "exchange")
+KERNELS = ("neighbours", "exchange", "soso")
 _warned: set[str] = set()
 
 

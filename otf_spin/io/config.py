@@ -85,6 +85,7 @@ class Key:
     minimum: float | None = None
     maximum: float | None = None
     check: Callable[[Any], str | None] | None = None
+    nullable: bool = False
 
     def describe(self) -> str:
         unit = f" [{self.unit}]" if self.unit else ""
@@ -143,6 +144,8 @@ def _join(where: str, name) -> str:
 
 def _validate(key: Key, value, path: str, base_dir: str):
     kind = key.kind
+    if value is None and key.nullable:
+        return None
     if kind == "section":
         return key.section.validate(value, path, base_dir)
     if kind == "list":

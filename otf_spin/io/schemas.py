@@ -1,7 +1,7 @@
 """Which schema a YAML file follows, for ``otf-spin validate``.
 
-Kinds: ``oracle`` (a top-level ``type:`` naming an oracle plug-in). Run and
-model files join as their sections appear.
+Kinds: ``oracle`` (a top-level ``type:`` naming an oracle plug-in), ``model``
+(descriptor/kernels/noise sections). Run files join as their sections appear.
 """
 from __future__ import annotations
 
@@ -17,20 +17,29 @@ def validate_any(path) -> tuple[str, dict]:
     data = load_yaml(path)
     base_dir = os.path.dirname(os.path.abspath(path))
     try:
+        if set(data) & {"descriptor", "kernels", "noise", "optimise"}:
+            from otf_spin.model.config import MODEL
+
+            return "model", MODEL.validate(data, base_dir=base_dir)
         if "type" in data:
             values = oracles.block_schema(data).validate(data, base_dir=base_dir)
             oracles.from_block(data, base_dir=base_dir)  # semantic checks (shells, files)
             return "oracle", values
         raise ConfigError("cannot tell the file kind: an oracle file has a top-level 'type' "
-                          f"(one of {', '.join(oracles.available())})")
+                          f"(one of {', '.join(oracles.available())}); a model file has "
+                          "descriptor/kernels/noise")
     except ConfigError as exc:
         raise ConfigError(f"{os.fspath(path)}: {exc}") from None
 
 
 def describe(kind: str) -> str:
-    """Key reference of a schema: an oracle type name (e.g. 'heisenberg')."""
+    """Key reference of a schema: 'model', or an oracle type name (e.g. 'heisenberg')."""
     from otf_spin import oracles
 
+    if kind == "model":
+        from otf_spin.model.config import MODEL
+
+        return "\n".join([f"# model file — {MODEL.doc}"] + MODEL.describe())
     cls = oracles.get_class(kind)
     lines = [f"# oracle file: type: {kind} — {cls.schema.doc}", "type: " + kind]
     return "\n".join(lines + cls.schema.describe())

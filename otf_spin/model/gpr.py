@@ -35,8 +35,12 @@ from otf_spin.model.sparse import pivoted_cholesky
 
 #: bounds of the fitted hyperparameters (internal units); the lower noise bounds keep
 #: the noise from collapsing (and the on-the-fly loop from calling the oracle every step)
-BOUNDS = {"delta": (1e-4, 1e2), "sigma_energy": (1e-6, 1.0), "sigma_field": (1e-5, 1.0)}
+BOUNDS = {"delta": (1e-5, 1e2), "sigma_energy": (1e-6, 1.0), "sigma_field": (1e-5, 1.0)}
 _CHUNK = 64   # sparse points per spin-gradient call (bounds memory to 64·N·D doubles)
+
+
+class AliasingWarning(UserWarning):
+    """Training cells are too small for the cutoff (see otf_spin.model.aliasing)."""
 
 
 class TrainingFrame:
@@ -55,6 +59,7 @@ class TrainingFrame:
         self.d_fm = None
         self.phi_E = None     # (M,)
         self.phi_B = None     # (3N, M)
+        self.blocks = None    # per kernel: (energy row, field rows)
 
     @property
     def n_atoms(self) -> int:
@@ -66,16 +71,23 @@ class SparseGPR:
 
     implemented_properties = ("energy", "energies", "fields", "energy_std", "fields_std")
 
-    def __init__(self, descriptor, kernel, n_sparse: int = 150, delta: float = 1.0,
+    def __init__(self, descriptor, kernels, n_sparse=150, delta=1.0,
                  sigma_energy: float = 1e-3, sigma_field: float = 5e-3,
                  optimise: bool = True):
-        self.descriptor, self.kernel = descriptor, kernel
-        self.n_sparse = int(n_sparse)
-        self.hyper = {"delta": float(delta), "sigma_energy": float(sigma_energy),
-                      "sigma_field": float(sigma_field)}
+        """``kernels``: one kernel or a list (an additive model, each with its own
+        sparse set, size ``n_sparse`` (int or list) and amplitude δ_k (``delta``))."""
+        self.descriptor = descriptor
+        self.kernels = list(kernels) if isinstance(kernels, (list, tuple)) else [kernels]
+        nk = len(self.kernels)
+        self.n_sparse = [int(x) for x in np.broadcast_to(n_sparse, (nk,))]
+        self.hyper = {f"delta_{k}": float(v) for k, v in
+                      enumerate(np.broadcast_to(delta, (nk,)))}
+        self.hyper.update(sigma_energy=float(sigma_energy), sigma_field=float(sigma_field))
         self.optimise = bool(optimise)
         self.frames: list[TrainingFrame] = []
-        self.sparse = np.zeros((0, descriptor.size))
+        self.settings: dict | None = None     # set by model.config.build_model
+        self.aliasing: str | None = None
+        self.sparse = [np.zeros((0, descriptor.size)) for _ in range(nk)]
         self.alpha = np.zeros(0)
         self._R = None
         self.timings = {}
@@ -86,63 +98,93 @@ class SparseGPR:
             frame.d = self.descriptor.compute(frame.system)
             frame.d_fm = self.descriptor.compute_fm(frame.system)
 
-    def _design_columns(self, system, d, d_fm, S, need_fields=True):
-        """Energy row (M,) and transverse field rows (N, 3, M) for sparse points S."""
-        phi_E = self.kernel(d, S).sum(axis=0) - self.kernel(d_fm, S).sum(axis=0)
+    def _design_columns(self, system, d, d_fm, sparse, need_fields=True):
+        """Energy row (M,) and transverse field rows (N, 3, M) for sparse sets
+        ``sparse`` (one array per kernel), columns in kernel order."""
+        pieces = [(kernel, S[start:start + _CHUNK]) for kernel, S in zip(self.kernels, sparse)
+                  for start in range(0, len(S), _CHUNK)]
+        M = sum(len(S) for S in sparse)
+        phi_E = np.concatenate([kernel(d, S).sum(axis=0) - kernel(d_fm, S).sum(axis=0)
+                                for kernel, S in pieces]) if pieces else np.zeros(0)
         if not need_fields:
             return phi_E, None
         e = system.directions
-        phi_B = np.empty((len(system), 3, len(S)))
-        for start in range(0, len(S), _CHUNK):
-            block = S[start:start + _CHUNK]
-            grad = self.descriptor.spin_gradient(system, self.kernel.gradient(d, block))
+        phi_B = np.empty((len(system), 3, M))
+        start = 0
+        for kernel, block in pieces:
+            grad = self.descriptor.spin_gradient(system, kernel.gradient(d, block))
             grad -= np.einsum("mak,ak->ma", grad, e)[:, :, None] * e[None]
             phi_B[:, :, start:start + len(block)] = np.moveaxis(grad, 0, -1)
+            start += len(block)
         phi_B *= -1.0 / system.magnitudes[:, None, None]
         return phi_E, phi_B
 
-    def _extend_rows(self, frame: TrainingFrame, S_new):
+    def _frame_columns(self, frame: TrainingFrame, sparse):
+        """Per-kernel lists of (energy row, field rows) blocks of ``frame``."""
         self._descriptors(frame)
-        phi_E, phi_B = self._design_columns(frame.system, frame.d, frame.d_fm, S_new,
-                                            frame.fields is not None)
-        phi_B = None if phi_B is None else phi_B.reshape(-1, len(S_new))
-        if frame.phi_E is None:
-            frame.phi_E, frame.phi_B = phi_E, phi_B
-        else:
-            frame.phi_E = np.concatenate([frame.phi_E, phi_E])
-            if phi_B is not None:
-                frame.phi_B = np.concatenate([frame.phi_B, phi_B], axis=1)
+        blocks = []
+        for k, S in enumerate(sparse):
+            only = [S if j == k else S[:0] for j in range(len(sparse))]
+            phi_E, phi_B = self._design_columns(frame.system, frame.d, frame.d_fm, only,
+                                                frame.fields is not None)
+            blocks.append((phi_E, None if phi_B is None else
+                           phi_B.reshape(3 * frame.n_atoms, len(S))))
+        return blocks
+
+    def _extend_rows(self, frame: TrainingFrame, new_sparse):
+        """Append the columns of ``new_sparse`` (per kernel) to the frame's design rows
+        (all columns for a new frame), keeping kernel-major column order."""
+        old = frame.blocks if frame.phi_E is not None else \
+            [(np.zeros(0), None if frame.fields is None else np.zeros((3 * frame.n_atoms, 0)))
+             for _ in self.kernels]
+        new = self._frame_columns(frame, new_sparse)
+        frame.blocks = [(np.concatenate([o[0], n[0]]),
+                         None if n[1] is None else np.concatenate([o[1], n[1]], axis=1))
+                        for o, n in zip(old, new)]
+        frame.phi_E = np.concatenate([b[0] for b in frame.blocks])
+        if frame.fields is not None:
+            frame.phi_B = np.concatenate([b[1] for b in frame.blocks], axis=1)
 
     # --- training ---------------------------------------------------------------------
     def fit(self, frames) -> "SparseGPR":
         """Fit from scratch on ``frames`` (objects with system/energy/fields or Frame)."""
-        self.frames, self.sparse = [], np.zeros((0, self.descriptor.size))
+        from otf_spin.model import aliasing
+
+        self.frames = []
+        self.sparse = [np.zeros((0, self.descriptor.size)) for _ in self.kernels]
+        frames = [self._as_training(f) for f in frames]
+        self.aliasing = aliasing.check([f.system for f in frames], self.descriptor.r_cut)
+        if self.aliasing:
+            warnings.warn(self.aliasing, AliasingWarning, stacklevel=2)
         return self.add_frames(frames, n_new_sparse=self.n_sparse, optimise=self.optimise)
 
-    def add_frames(self, frames, n_new_sparse: int | None = None, candidates=None,
+    def add_frames(self, frames, n_new_sparse=None, candidates=None,
                    optimise: bool = False) -> "SparseGPR":
-        """Add labelled frames, choose up to ``n_new_sparse`` new sparse environments
-        among their atoms (``candidates``: list of atom-index arrays per frame, default
-        all), compute only the new design rows/columns, and re-solve."""
+        """Add labelled frames, choose up to ``n_new_sparse`` (per kernel) new sparse
+        environments among their atoms (``candidates``: list of atom-index arrays per
+        frame, default all), compute only the new design rows/columns, and re-solve."""
         t0 = time.perf_counter()
+        for f in self.frames:   # frames loaded from a model file get their rows on demand
+            if f.phi_E is None:
+                self._extend_rows(f, self.sparse)
         new = [self._as_training(f) for f in frames]
         for f in new:
             self._descriptors(f)
         if n_new_sparse is None:
-            n_new_sparse = max(1, self.n_sparse // 50) * len(new)
+            n_new_sparse = [max(1, n // 50) * len(new) for n in self.n_sparse]
+        n_new_sparse = [int(x) for x in np.broadcast_to(n_new_sparse, (len(self.kernels),))]
         pool = []
         for k, f in enumerate(new):
             idx = np.arange(f.n_atoms) if candidates is None else np.asarray(candidates[k])
             pool.append(f.d[idx])
         pool = np.concatenate(pool) if pool else np.zeros((0, self.descriptor.size))
-        picked = pivoted_cholesky(pool, self.kernel, n_new_sparse,
-                                  chosen=self.sparse if len(self.sparse) else None)
-        S_new = pool[picked]
+        S_new = [pool[pivoted_cholesky(pool, kernel, n, chosen=S if len(S) else None)]
+                 for kernel, n, S in zip(self.kernels, n_new_sparse, self.sparse)]
         t1 = time.perf_counter()
-        for f in self.frames:               # old frames: only the new columns
-            if len(S_new):
+        if sum(map(len, S_new)):
+            for f in self.frames:           # old frames: only the new columns
                 self._extend_rows(f, S_new)
-        self.sparse = np.concatenate([self.sparse, S_new])
+        self.sparse = [np.concatenate([S, N]) for S, N in zip(self.sparse, S_new)]
         for f in new:                       # new frames: all columns
             self._extend_rows(f, self.sparse)
         self.frames.extend(new)
@@ -155,6 +197,16 @@ class SparseGPR:
                         "solve": time.perf_counter() - t2, "total": time.perf_counter() - t0}
         return self
 
+    def refit_from_scratch(self) -> "SparseGPR":
+        """Recompute every design row for the current sparse set and re-solve (the
+        reference the incremental path is tested against)."""
+        for f in self.frames:
+            f.phi_E = f.phi_B = f.blocks = None
+            self._extend_rows(f, self.sparse)
+        self._gram()
+        self._solve()
+        return self
+
     def _as_training(self, frame) -> TrainingFrame:
         if isinstance(frame, TrainingFrame):
             return frame
@@ -162,10 +214,21 @@ class SparseGPR:
         return TrainingFrame(frame.system, results.get("energy"), results.get("fields"),
                              getattr(frame, "info", None))
 
+    @property
+    def n_sparse_total(self) -> int:
+        return sum(len(S) for S in self.sparse)
+
+    def _prior_blocks(self):
+        """Block sizes and K_SS blocks (one per kernel) with jitter."""
+        blocks = []
+        for kernel, S in zip(self.kernels, self.sparse):
+            K = kernel(S, S)
+            blocks.append(K + 1e-10 * np.trace(K) / max(len(K), 1) * np.eye(len(K)))
+        return blocks
+
     def _gram(self):
         """Gram blocks of the design (everything the likelihood and solve need)."""
-        M = len(self.sparse)
-        self._K = self.kernel(self.sparse, self.sparse)
+        M = self.n_sparse_total
         GE, GB = np.zeros((M, M)), np.zeros((M, M))
         cE, cB = np.zeros(M), np.zeros(M)
         yyE = yyB = 0.0
@@ -191,10 +254,10 @@ class SparseGPR:
                             logN=logN)
 
     def _whitened(self):
-        """Cholesky factor of K_SS (with jitter) and the Gram blocks in whitened form."""
-        M = len(self._K)
-        K = self._K + 1e-10 * np.trace(self._K) / max(M, 1) * np.eye(M)
-        LK = np.linalg.cholesky(K)
+        """Cholesky factor of the block-diagonal K_SS and the Gram blocks whitened by it."""
+        from scipy.linalg import block_diag
+
+        LK = block_diag(*[np.linalg.cholesky(K) for K in self._prior_blocks()])
         b = self._blocks
 
         def whiten(G):
@@ -210,26 +273,35 @@ class SparseGPR:
         Evaluated in the basis whitened by K_SS: Λ' = I/δ² + B', B' = L⁻¹(Φᵀ Σ⁻¹ Φ)L⁻ᵀ,
         with the eigenvalues of B' clipped at zero (it is a Gram matrix), so that the
         evaluation cannot fail for ill-conditioned designs."""
-        h = self.hyper
-        delta = h["delta"] if delta is None else delta
+        h = dict(self.hyper)
+        h.update({k: v for k, v in (delta or {}).items()})
         sigma_e = h["sigma_energy"] if sigma_energy is None else sigma_energy
         sigma_b = h["sigma_field"] if sigma_field is None else sigma_field
+        deltas = self._delta_vector(h)
         b = self._blocks
         _, GE, GB, cE, cB = _whitened or self._whitened()
-        s, U = np.linalg.eigh(GE / sigma_e**2 + GB / sigma_b**2)
-        s = np.clip(s, 0.0, None) + 1.0 / delta**2
-        v = U.T @ (cE / sigma_e**2 + cB / sigma_b**2)
+        # scale the whitened basis by δ: Λ'' = I + D B' D with D = diag(δ)
+        B = deltas[:, None] * (GE / sigma_e**2 + GB / sigma_b**2) * deltas[None, :]
+        s, U = np.linalg.eigh(B)
+        s = np.clip(s, 0.0, None) + 1.0
+        v = U.T @ (deltas * (cE / sigma_e**2 + cB / sigma_b**2))
         quad = b["yyE"] / sigma_e**2 + b["yyB"] / sigma_b**2 - np.sum(v**2 / s)
-        logdet = (np.log(s).sum() + len(s) * np.log(delta**2) + b["nE"] * np.log(sigma_e**2)
+        logdet = (np.log(s).sum() + b["nE"] * np.log(sigma_e**2)
                   + b["logN"] + b["nB"] * np.log(sigma_b**2))
         n = b["nE"] + b["nB"]
         return float(-0.5 * (quad + logdet + n * np.log(2 * np.pi)))
+
+    def _delta_vector(self, hyper=None) -> np.ndarray:
+        """δ of every sparse column (M,)."""
+        hyper = hyper or self.hyper
+        return np.concatenate([np.full(len(S), hyper[f"delta_{k}"])
+                               for k, S in enumerate(self.sparse)])
 
     def optimise_hyperparameters(self):
         """Maximise the marginal likelihood over log δ, log σ_e, log σ_b within BOUNDS.
 
         A noise level that has no data (no energies, or no fields) is left unchanged."""
-        names = ["delta"]
+        names = [f"delta_{k}" for k, S in enumerate(self.sparse) if len(S)]
         if self._blocks["nE"]:
             names.append("sigma_energy")
         if self._blocks["nB"]:
@@ -237,12 +309,17 @@ class SparseGPR:
         whitened = self._whitened()
 
         def objective(x):
-            lml = self.log_marginal_likelihood(**dict(zip(names, np.exp(x))),
-                                               _whitened=whitened)
+            values = dict(zip(names, np.exp(x)))
+            lml = self.log_marginal_likelihood(
+                {k: v for k, v in values.items() if k.startswith("delta")},
+                values.get("sigma_energy"), values.get("sigma_field"), _whitened=whitened)
             return 1e300 if not np.isfinite(lml) else -lml
 
-        x0 = np.log([np.clip(self.hyper[k], *BOUNDS[k]) for k in names])
-        bounds = [tuple(np.log(BOUNDS[k])) for k in names]
+        def bound(name):
+            return BOUNDS["delta" if name.startswith("delta") else name]
+
+        x0 = np.log([np.clip(self.hyper[k], *bound(k)) for k in names])
+        bounds = [tuple(np.log(bound(k))) for k in names]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             best = minimize(objective, x0, method="L-BFGS-B", bounds=bounds)
@@ -254,9 +331,10 @@ class SparseGPR:
         """Weights by QR of the stacked, noise-scaled design (no normal equations):
         [W½Φ_E/σ_e; Φ_B/σ_b; L_Kᵀ/δ] = Q R, α = R⁻¹ Qᵀ y; R is kept for variances
         (φᵀΛ⁻¹φ = |R⁻ᵀφ|²)."""
+        from scipy.linalg import block_diag
+
         h = self.hyper
-        M = len(self.sparse)
-        K = self._K + 1e-10 * np.trace(self._K) / max(M, 1) * np.eye(M)
+        M = self.n_sparse_total
         rows, targets = [], []
         for f in self.frames:
             if f.energy is not None:
@@ -266,7 +344,8 @@ class SparseGPR:
             if f.fields is not None:
                 rows.append(f.phi_B / h["sigma_field"])
                 targets.append(f.fields.reshape(-1) / h["sigma_field"])
-        rows.append(np.linalg.cholesky(K).T / h["delta"])
+        LK = block_diag(*[np.linalg.cholesky(K) for K in self._prior_blocks()])
+        rows.append(LK.T / self._delta_vector()[:, None])
         targets.append(np.zeros(M))
         Q, R = np.linalg.qr(np.concatenate(rows))
         self._R = R
@@ -280,9 +359,14 @@ class SparseGPR:
             raise RuntimeError("model is not fitted")
         d = self.descriptor.compute(system)
         d_fm = self.descriptor.compute_fm(system)
-        k, k_fm = self.kernel(d, self.sparse), self.kernel(d_fm, self.sparse)
-        energies = (k - k_fm) @ self.alpha
-        G = self.kernel.weighted_gradient(d, self.sparse, self.alpha)
+        energies = np.zeros(len(system))
+        G = np.zeros_like(d)
+        start = 0
+        for kernel, S in zip(self.kernels, self.sparse):
+            a = self.alpha[start:start + len(S)]
+            energies += (kernel(d, S) - kernel(d_fm, S)) @ a
+            G += kernel.weighted_gradient(d, S, a)
+            start += len(S)
         grad = self.descriptor.spin_gradient(system, G[None])[0]
         e = system.directions
         grad -= np.einsum("ak,ak->a", grad, e)[:, None] * e
@@ -293,7 +377,7 @@ class SparseGPR:
             R = self._R
             vE = solve_triangular(R, phi_E, trans="T")
             out["energy_std"] = float(np.sqrt(vE @ vE))
-            vB = solve_triangular(R, phi_B.reshape(-1, len(self.sparse)).T, trans="T")
+            vB = solve_triangular(R, phi_B.reshape(-1, self.n_sparse_total).T, trans="T")
             out["fields_std"] = np.sqrt(np.einsum("mr,mr->r", vB, vB)).reshape(-1, 3)
         return out
 
@@ -304,3 +388,17 @@ class SparseGPR:
     @property
     def n_frames(self) -> int:
         return len(self.frames)
+
+    def save(self, path) -> None:
+        """Write the model file (HDF5, atomic); see :mod:`otf_spin.model.storage`."""
+        from otf_spin.model.storage import save
+
+        if self.settings is None:
+            raise ValueError("model has no settings; build it with model.config.build_model")
+        save(self, self.settings, path)
+
+    @staticmethod
+    def load(path) -> "SparseGPR":
+        from otf_spin.model.storage import load
+
+        return load(path)[0]

@@ -1,0 +1,110 @@
+"""Model files (HDF5): everything needed to predict bit for bit, and to refit.
+
+Layout::
+
+    /                attrs: format "otf-spin-model", format_version, package_version,
+                     settings (JSON: descriptor, kernels, noise, optimise),
+                     hyper (JSON), fingerprint (sha256 of the training data), n_frames
+    /sparse/<k>      (M_k, D) sparse environments of kernel k
+    /alpha           (M,) weights
+    /posterior_R     (M, M) upper-triangular factor, Λ = RᵀR (posterior precision)
+    /training/...    the training frames: cell (F,3,3), pbc (F,3), n_atoms (F,),
+                     positions, directions (ΣN,3), magnitudes (ΣN,), energy (F, NaN =
+                     none), fields (ΣN,3, NaN = none), species (ΣN,)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import h5py
+import numpy as np
+
+from otf_spin import __version__
+from otf_spin.io.atomic import atomic_path
+
+FORMAT = "otf-spin-model"
+FORMAT_VERSION = 1
+
+
+def fingerprint(frames) -> str:
+    """sha256 of the training data (structures, spins and labels)."""
+    h = hashlib.sha256()
+    for f in frames:
+        s = f.system
+        for array in (s.cell, s.positions, s.directions, s.magnitudes):
+            h.update(np.ascontiguousarray(array, float).tobytes())
+        h.update(np.float64(np.nan if f.energy is None else f.energy).tobytes())
+        if f.fields is not None:
+            h.update(np.ascontiguousarray(f.fields, float).tobytes())
+    return h.hexdigest()
+
+
+def save(model, settings: dict, path) -> None:
+    """Write ``model`` (a fitted SparseGPR) and its ``settings`` atomically."""
+    frames = model.frames
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs.update(format=FORMAT, format_version=FORMAT_VERSION,
+                        package_version=__version__, settings=json.dumps(settings),
+                        hyper=json.dumps(model.hyper), fingerprint=fingerprint(frames),
+                        n_frames=len(frames))
+        group = h5.create_group("sparse")
+        for k, S in enumerate(model.sparse):
+            group.create_dataset(str(k), data=S)
+        h5.create_dataset("alpha", data=model.alpha)
+        h5.create_dataset("posterior_R", data=model._R)
+        t = h5.create_group("training")
+        t.create_dataset("cell", data=np.array([f.system.cell for f in frames]))
+        t.create_dataset("pbc", data=np.array([f.system.pbc for f in frames]))
+        t.create_dataset("n_atoms", data=np.array([f.n_atoms for f in frames]))
+        for name in ("positions", "directions"):
+            t.create_dataset(name, data=np.concatenate([getattr(f.system, name)
+                                                        for f in frames]))
+        t.create_dataset("magnitudes", data=np.concatenate([f.system.magnitudes
+                                                            for f in frames]))
+        t.create_dataset("species", data=np.concatenate([f.system.species for f in frames])
+                         .astype("S"))
+        t.create_dataset("energy", data=np.array([np.nan if f.energy is None else f.energy
+                                                  for f in frames]))
+        t.create_dataset("fields", data=np.concatenate(
+            [np.full((f.n_atoms, 3), np.nan) if f.fields is None else f.fields
+             for f in frames]))
+
+
+def load(path):
+    """(model, settings) from a model file; predictions reproduce the saved model's."""
+    from otf_spin.io.extxyz import DataFileError
+    from otf_spin.model.config import build_model
+    from otf_spin.model.gpr import TrainingFrame
+    from otf_spin.system import SpinSystem
+
+    try:
+        h5 = h5py.File(path, "r")
+    except (OSError, FileNotFoundError) as exc:
+        raise DataFileError(f"{path}: cannot open model file ({exc})") from None
+    with h5:
+        if h5.attrs.get("format") != FORMAT:
+            raise DataFileError(f"{path}: not an otf-spin model file")
+        if int(h5.attrs["format_version"]) > FORMAT_VERSION:
+            raise DataFileError(f"{path}: model format {h5.attrs['format_version']} is newer "
+                                f"than this otf-spin ({__version__}) reads")
+        settings = json.loads(h5.attrs["settings"])
+        model = build_model(settings)
+        model.hyper = json.loads(h5.attrs["hyper"])
+        model.sparse = [h5["sparse"][str(k)][()] for k in range(len(model.kernels))]
+        model.alpha = h5["alpha"][()]
+        model._R = h5["posterior_R"][()]
+        t = h5["training"]
+        ends = np.cumsum(t["n_atoms"][()])
+        starts = ends - t["n_atoms"][()]
+        arrays = {k: t[k][()] for k in ("positions", "directions", "magnitudes", "fields",
+                                        "species")}
+        for k, (a, b) in enumerate(zip(starts, ends)):
+            system = SpinSystem(t["cell"][k], arrays["positions"][a:b],
+                                arrays["species"][a:b].astype(str), arrays["directions"][a:b],
+                                arrays["magnitudes"][a:b], t["pbc"][k])
+            energy = t["energy"][k]
+            fields = arrays["fields"][a:b]
+            model.frames.append(TrainingFrame(system, None if np.isnan(energy) else energy,
+                                              None if np.isnan(fields).all() else fields))
+    return model, settings

@@ -1,0 +1,208 @@
+"""GAP-SOSO sparse GPR: exact limits, analytic fields, uncertainty, incremental refit,
+model files, interfaces."""
+import warnings
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from otf_spin.cli import main
+from otf_spin.io.extxyz import Frame, read_frames, write_frames
+from otf_spin.learning.paper_sets import paper_oracle, random_configuration
+from otf_spin.model import AliasingWarning, build_model, default_settings, load
+from otf_spin.model.config import MODEL
+from otf_spin.system import bulk, random_cone
+
+
+def labelled(n, rng, oracle=None, repeat=2, cone=None):
+    oracle = oracle or paper_oracle()
+    frames = []
+    for _ in range(n):
+        system = bulk("bcc", 2.83, (repeat,) * 3)
+        if cone is None:
+            system.set_directions(random_configuration(system, rng)[0])
+        else:
+            system.set_directions(random_cone(len(system), [0, 0, 1], cone, rng))
+        r = oracle.compute(system)
+        frames.append(Frame(system, {"energy": r["energy"], "fields": r["fields"]}))
+    return frames
+
+
+def small_settings(**changes):
+    s = MODEL.validate({"descriptor": {"r_cut": 5.0, "n_max": 6, "l_max": 4},
+                        "kernels": [{"zeta": 1, "normalize": False, "n_sparse": 30},
+                                    {"zeta": 4, "n_sparse": 40}]})
+    s.update(changes)
+    return s
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(5)
+    return labelled(20, rng), labelled(10, rng)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AliasingWarning)
+        return build_model(small_settings()).fit(data[0])
+
+
+def errors(model, frames):
+    dE = [(model.predict(f.system, False)["energy"] - f.energy) / len(f.system) for f in frames]
+    dB = [model.predict(f.system, False)["fields"] - f.fields for f in frames]
+    return np.sqrt(np.mean(np.square(dE))), np.sqrt(np.mean(np.square(dB)))
+
+
+def test_linear_kernel_recovers_heisenberg_exactly(data):
+    """A Heisenberg energy is linear in P_1(e_i·e_j): the linear (generalised Heisenberg)
+    kernel must reproduce unseen configurations to numerical precision."""
+    settings = small_settings(kernels=[{"zeta": 1, "normalize": False, "n_sparse": 30,
+                                        "delta": 1.0}])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AliasingWarning)
+        model = build_model(settings).fit(data[0])
+    e_rmse, b_rmse = errors(model, data[1])
+    assert e_rmse < 1e-6 and b_rmse < 1e-5   # eV/atom, eV/μB
+
+
+def test_default_model_is_accurate(fitted, data):
+    e_rmse, b_rmse = errors(fitted, data[1])
+    assert e_rmse < 2e-4 and b_rmse < 2e-3
+
+
+def test_fields_are_the_derivative_of_the_energy(fitted, data):
+    system = data[1][0].system
+    pred = fitted.predict(system, stds=False)
+    eps = 1e-6
+    for a in (0, 7):
+        e = system.directions[a]
+        t = np.cross(e, [1.0, 0, 0])
+        t /= np.linalg.norm(t)
+        energies = []
+        for sign in (1, -1):
+            probe = system.copy()
+            d = probe.directions.copy()
+            d[a] = np.cos(eps) * e + np.sin(sign * eps) * t
+            probe.directions = d
+            energies.append(fitted.predict(probe, stds=False)["energy"])
+        fd = -(energies[0] - energies[1]) / (2 * eps) / system.magnitudes[a]
+        assert pred["fields"][a] @ t == pytest.approx(fd, rel=1e-6, abs=1e-9)
+        assert abs(pred["fields"][a] @ e) < 1e-14
+
+
+def test_spin_rotation_invariance_and_fm_reference(fitted, data):
+    system = data[1][1].system
+    ref = fitted.predict(system)
+    R = Rotation.random(random_state=4).as_matrix()
+    rotated = system.copy()
+    rotated.set_directions(system.directions @ R.T)
+    out = fitted.predict(rotated)
+    assert out["energy"] == pytest.approx(ref["energy"], rel=1e-10)
+    np.testing.assert_allclose(out["fields"], ref["fields"] @ R.T, atol=1e-11)
+    # the per-atom field covariance rotates with the spins: its trace is invariant
+    np.testing.assert_allclose(np.linalg.norm(out["fields_std"], axis=1),
+                               np.linalg.norm(ref["fields_std"], axis=1), rtol=1e-6)
+    fm = system.copy()
+    fm.set_directions(np.tile([0, 0, 1.0], (len(system), 1)))
+    assert fitted.predict(fm)["energy"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_uncertainty_grows_away_from_the_data():
+    rng = np.random.default_rng(2)
+    near_fm = labelled(10, rng, cone=0.4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AliasingWarning)
+        model = build_model(small_settings()).fit(near_fm)
+    inside = model.predict(labelled(1, rng, cone=0.4)[0].system)
+    outside = model.predict(labelled(1, rng, cone=np.pi)[0].system)
+    assert outside["fields_std"].max() > 5 * inside["fields_std"].max()
+    assert outside["energy_std"] > 5 * inside["energy_std"]
+
+
+def test_energy_only_and_field_only_frames(data):
+    train = [Frame(f.system, {"energy": f.energy}) for f in data[0][:10]] + \
+            [Frame(f.system, {"fields": f.fields}) for f in data[0][10:]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AliasingWarning)
+        model = build_model(small_settings()).fit(train)
+    e_rmse, b_rmse = errors(model, data[1])
+    assert e_rmse < 1e-3 and b_rmse < 1e-2
+
+
+def test_incremental_refit_equals_full_refit(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AliasingWarning)
+        model = build_model(small_settings()).fit(data[0][:15])
+        model.add_frames(data[0][15:16], n_new_sparse=[0, 3])
+    assert [len(S) for S in model.sparse][1] >= 41
+    probe = data[1][0].system
+    incremental = model.predict(probe)
+    full = model.refit_from_scratch().predict(probe)
+    assert incremental["energy"] == pytest.approx(full["energy"], rel=1e-9, abs=1e-12)
+    np.testing.assert_allclose(incremental["fields"], full["fields"], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(incremental["fields_std"], full["fields_std"], rtol=1e-6)
+
+
+def test_model_file_round_trip_bit_for_bit(fitted, data, tmp_path):
+    path = tmp_path / "model.h5"
+    fitted.save(path)
+    loaded = load(path)
+    for f in data[1][:3]:
+        a, b = fitted.predict(f.system), loaded.predict(f.system)
+        for key in ("energy", "fields", "energy_std", "fields_std"):
+            np.testing.assert_array_equal(a[key], b[key])
+    # a loaded model can take more frames
+    loaded.add_frames(data[1][3:4])
+    assert loaded.n_frames == fitted.n_frames + 1
+
+
+def test_aliasing_is_detected_with_numbers(data):
+    with pytest.warns(AliasingWarning, match=r"r_cut = 5.00 Å .*\(5.66 Å / 2 = 2.83 Å\).* 2.45 and 4.69 Å"):
+        build_model(small_settings()).fit(data[0][:3])
+    settings = small_settings()
+    settings["descriptor"]["r_cut"] = 2.6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AliasingWarning)
+        build_model(settings).fit(data[0][:3])
+
+
+def test_ase_calculator(fitted, data):
+    from otf_spin.model.calculator import SOSOCalculator
+
+    assert isinstance(SOSOCalculator.implemented_properties, tuple)
+    assert {"energy", "fields", "fields_std"} <= set(SOSOCalculator.implemented_properties)
+    atoms = data[1][0].system.to_ase()
+    atoms.calc = SOSOCalculator(fitted)
+    expect = fitted.predict(data[1][0].system)
+    assert atoms.get_potential_energy() == pytest.approx(expect["energy"], rel=1e-12)
+    np.testing.assert_allclose(atoms.calc.get_property("fields_std", atoms),
+                               expect["fields_std"], rtol=1e-10)
+
+
+def test_defaults_validate():
+    s = default_settings()
+    assert s["descriptor"]["r_cut"] == 7.0 and s["kernels"][1]["zeta"] == 4
+
+
+def test_cli_train_predict(data, tmp_path, capsys):
+    train, test = tmp_path / "train.xyz", tmp_path / "test.xyz"
+    write_frames(train, data[0][:8])
+    write_frames(test, data[1][:2])
+    config = tmp_path / "model.yaml"
+    config.write_text("descriptor: {r_cut: 5.0, n_max: 6, l_max: 4}\n"
+                      "kernels: [{zeta: 1, normalize: false, n_sparse: 20}, {zeta: 4, n_sparse: 30}]\n")
+    assert main(["train", "--data", str(train), "--out", str(tmp_path / "m.h5"), "--config",
+                 str(config)]) == 0
+    captured = capsys.readouterr()
+    assert "periodic-image aliasing" in captured.err and "trained on 8 frames" in captured.out
+    out = tmp_path / "pred.xyz"
+    assert main(["predict", "--model", str(tmp_path / "m.h5"), "--data", str(test), "--out",
+                 str(out), "--quiet"]) == 0
+    frames = read_frames(out)
+    assert "energy_std" in frames[0].results and frames[0].results["fields_std"].shape == (16, 3)
+    config.write_text("kernels: [{zeta: 4, n_spars: 30}]\n")
+    assert main(["train", "--data", str(train), "--out", str(tmp_path / "x.h5"), "--config",
+                 str(config)]) == 2
+    assert "kernels[0].n_spars: unknown key" in capsys.readouterr().err

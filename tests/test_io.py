@@ -129,3 +129,10 @@ def test_schema_fills_defaults_and_converts():
     out = SCHEMA.validate({"timestep": "2 fs", "nested": {}})
     assert out == {"timestep": pytest.approx(0.002), "steps": 10,
                    "nested": {"flag": False, "mode": "a"}}
+
+
+def test_defaults_are_not_shared_between_validations():
+    schema = Section({"items": Key("list", "a list", [1, 2], item=Key("int", "item"))})
+    first = schema.validate({})
+    first["items"].append(3)
+    assert schema.validate({})["items"] == [1, 2]

@@ -57,6 +57,7 @@ class SOSODescriptor:
         self._kernel = kernel or load_kernel("soso")
         self._cache_key = None
         self._cache = None
+        self._fm = None
 
     @property
     def size(self) -> int:
@@ -100,6 +101,7 @@ class SOSODescriptor:
             self._cache = (nl.offsets, nl.j, np.ascontiguousarray(R), np.ascontiguousarray(dR),
                            nl.vectors, nl.distances)
             self._cache_key = key
+            self._fm = None
         return self._cache
 
     # --- descriptor and derivatives ---------------------------------------------------
@@ -112,11 +114,16 @@ class SOSODescriptor:
         return d.reshape(len(e), -1)
 
     def compute_fm(self, system) -> np.ndarray:
-        """Descriptors (N, D) of the collinear FM state of the same structure."""
+        """Descriptors (N, D) of the collinear FM state of the same structure (cached
+        with the geometry: it depends on positions only)."""
         offsets, neigh, R, *_ = self.geometry(system)
-        counts = np.zeros((len(system), self.n_max))
-        np.add.at(counts, np.repeat(np.arange(len(system)), np.diff(offsets)), R)
-        return (counts[:, :, None] * self.w[None, None, :]).reshape(len(system), -1)
+        if self._fm is None:
+            sums = np.zeros((len(system), self.n_max))
+            rows = np.repeat(np.arange(len(system)), np.diff(offsets))
+            for n in range(self.n_max):
+                sums[:, n] = np.bincount(rows, weights=R[:, n], minlength=len(system))
+            self._fm = (sums[:, :, None] * self.w[None, None, :]).reshape(len(system), -1)
+        return self._fm
 
     def spin_gradient(self, system, G) -> np.ndarray:
         """Σ_i G[m, i]·∂d_i/∂e_a for weights G (M, N, D) -> (M, N, 3), unprojected.

@@ -8,6 +8,7 @@ file and the dotted key, one line, e.g.
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -119,7 +120,8 @@ class Section:
                 if key.default is REQUIRED:
                     raise ConfigError(f"{path}: required key is missing ({key.describe()})")
                 out[name] = _validate(key, key.default, path, base_dir) \
-                    if key.default is not None and key.kind == "section" else key.default
+                    if key.default is not None and key.kind == "section" \
+                    else copy.deepcopy(key.default)   # never hand out the shared default
                 continue
             out[name] = _validate(key, data[name], path, base_dir)
         if self.check:

@@ -36,7 +36,7 @@ from otf_spin.model.sparse import pivoted_cholesky
 #: bounds of the fitted hyperparameters (internal units); the lower noise bounds keep
 #: the noise from collapsing (and the on-the-fly loop from calling the oracle every step)
 BOUNDS = {"delta": (1e-5, 1e2), "sigma_energy": (1e-6, 1.0), "sigma_field": (1e-5, 1.0)}
-_CHUNK = 64   # sparse points per spin-gradient call (bounds memory to 64·N·D doubles)
+_CHUNK_DOUBLES = 2_000_000   # bound on the (chunk, N, D) kernel-gradient block (16 MB)
 
 
 class AliasingWarning(UserWarning):
@@ -101,8 +101,9 @@ class SparseGPR:
     def _design_columns(self, system, d, d_fm, sparse, need_fields=True):
         """Energy row (M,) and transverse field rows (N, 3, M) for sparse sets
         ``sparse`` (one array per kernel), columns in kernel order."""
-        pieces = [(kernel, S[start:start + _CHUNK]) for kernel, S in zip(self.kernels, sparse)
-                  for start in range(0, len(S), _CHUNK)]
+        chunk = max(1, _CHUNK_DOUBLES // (len(system) * self.descriptor.size))
+        pieces = [(kernel, S[start:start + chunk]) for kernel, S in zip(self.kernels, sparse)
+                  for start in range(0, len(S), chunk)]
         M = sum(len(S) for S in sparse)
         phi_E = np.concatenate([kernel(d, S).sum(axis=0) - kernel(d_fm, S).sum(axis=0)
                                 for kernel, S in pieces]) if pieces else np.zeros(0)
@@ -227,67 +228,49 @@ class SparseGPR:
         return blocks
 
     def _gram(self):
-        """Gram blocks of the design (everything the likelihood and solve need)."""
-        M = self.n_sparse_total
-        GE, GB = np.zeros((M, M)), np.zeros((M, M))
-        cE, cB = np.zeros(M), np.zeros(M)
-        yyE = yyB = 0.0
-        nE = nB = 0
-        logN = 0.0
-        for f in self.frames:
-            if f.energy is not None:
-                w = 1.0 / f.n_atoms
-                GE += w * np.outer(f.phi_E, f.phi_E)
-                cE += w * f.energy * f.phi_E
-                yyE += w * f.energy**2
-                nE += 1
-                logN += np.log(f.n_atoms)
-            if f.fields is not None:
-                y = f.fields.reshape(-1)
-                GB += f.phi_B.T @ f.phi_B
-                cB += f.phi_B.T @ y
-                yyB += y @ y
-                nB += 2 * f.n_atoms          # two transverse components per atom
-        if nE + nB == 0:
+        """Label counts of the likelihood (energies; two transverse dof per field atom)."""
+        frames = self.frames
+        self._blocks = {"nE": sum(f.energy is not None for f in frames),
+                        "nB": sum(2 * f.n_atoms for f in frames if f.fields is not None),
+                        "logN": float(sum(np.log(f.n_atoms) for f in frames
+                                          if f.energy is not None))}
+        if self._blocks["nE"] + self._blocks["nB"] == 0:
             raise ValueError("no labels: training frames carry neither energies nor fields")
-        self._blocks = dict(GE=GE, GB=GB, cE=cE, cB=cB, yyE=yyE, yyB=yyB, nE=nE, nB=nB,
-                            logN=logN)
 
-    def _whitened(self):
-        """Cholesky factor of the block-diagonal K_SS and the Gram blocks whitened by it."""
+    def _stacked(self, hyper):
+        """Noise-scaled design stacked on the prior factor, and its targets:
+        A = [W½Φ_E/σ_e; Φ_B/σ_b; L_Kᵀ/δ], y = [W½y_E/σ_e; y_B/σ_b; 0], AᵀA = Λ."""
         from scipy.linalg import block_diag
 
+        rows, targets = [], []
+        for f in self.frames:
+            if f.energy is not None:
+                scale = 1.0 / (hyper["sigma_energy"] * np.sqrt(f.n_atoms))
+                rows.append(f.phi_E[None] * scale)
+                targets.append([f.energy * scale])
+            if f.fields is not None:
+                rows.append(f.phi_B / hyper["sigma_field"])
+                targets.append(f.fields.reshape(-1) / hyper["sigma_field"])
         LK = block_diag(*[np.linalg.cholesky(K) for K in self._prior_blocks()])
+        rows.append(LK.T / self._delta_vector(hyper)[:, None])
+        targets.append(np.zeros(len(LK)))
+        return np.concatenate(rows), np.concatenate(targets), LK
+
+    def log_marginal_likelihood(self, **hyper) -> float:
+        """log p(y | δ_k, σ_e, σ_b) of the training labels (nats), for the current
+        hyperparameters updated by ``hyper``. Evaluated from the QR factor of the
+        stacked design (no normal equations), so it stays accurate for the tiny noise
+        levels of reference data."""
+        h = dict(self.hyper, **hyper)
+        A, y, LK = self._stacked(h)
+        Q, R = np.linalg.qr(A)
+        qy = Q.T @ y
         b = self._blocks
-
-        def whiten(G):
-            return solve_triangular(LK, solve_triangular(LK, G, lower=True).T, lower=True)
-
-        return LK, whiten(b["GE"]), whiten(b["GB"]), solve_triangular(LK, b["cE"], lower=True),\
-            solve_triangular(LK, b["cB"], lower=True)
-
-    def log_marginal_likelihood(self, delta=None, sigma_energy=None, sigma_field=None,
-                                _whitened=None):
-        """log p(y | δ, σ_e, σ_b) of the training labels (nats).
-
-        Evaluated in the basis whitened by K_SS: Λ' = I/δ² + B', B' = L⁻¹(Φᵀ Σ⁻¹ Φ)L⁻ᵀ,
-        with the eigenvalues of B' clipped at zero (it is a Gram matrix), so that the
-        evaluation cannot fail for ill-conditioned designs."""
-        h = dict(self.hyper)
-        h.update({k: v for k, v in (delta or {}).items()})
-        sigma_e = h["sigma_energy"] if sigma_energy is None else sigma_energy
-        sigma_b = h["sigma_field"] if sigma_field is None else sigma_field
-        deltas = self._delta_vector(h)
-        b = self._blocks
-        _, GE, GB, cE, cB = _whitened or self._whitened()
-        # scale the whitened basis by δ: Λ'' = I + D B' D with D = diag(δ)
-        B = deltas[:, None] * (GE / sigma_e**2 + GB / sigma_b**2) * deltas[None, :]
-        s, U = np.linalg.eigh(B)
-        s = np.clip(s, 0.0, None) + 1.0
-        v = U.T @ (deltas * (cE / sigma_e**2 + cB / sigma_b**2))
-        quad = b["yyE"] / sigma_e**2 + b["yyB"] / sigma_b**2 - np.sum(v**2 / s)
-        logdet = (np.log(s).sum() + b["nE"] * np.log(sigma_e**2)
-                  + b["logN"] + b["nB"] * np.log(sigma_b**2))
+        quad = y @ y - qy @ qy
+        logdet = (2 * np.log(np.abs(np.diag(R))).sum()
+                  + 2 * np.sum(np.log(self._delta_vector(h))) - 2 * np.log(np.diag(LK)).sum()
+                  + b["nE"] * np.log(h["sigma_energy"]**2) + b["logN"]
+                  + b["nB"] * np.log(h["sigma_field"]**2))
         n = b["nE"] + b["nB"]
         return float(-0.5 * (quad + logdet + n * np.log(2 * np.pi)))
 
@@ -306,13 +289,8 @@ class SparseGPR:
             names.append("sigma_energy")
         if self._blocks["nB"]:
             names.append("sigma_field")
-        whitened = self._whitened()
-
         def objective(x):
-            values = dict(zip(names, np.exp(x)))
-            lml = self.log_marginal_likelihood(
-                {k: v for k, v in values.items() if k.startswith("delta")},
-                values.get("sigma_energy"), values.get("sigma_field"), _whitened=whitened)
+            lml = self.log_marginal_likelihood(**dict(zip(names, np.exp(x))))
             return 1e300 if not np.isfinite(lml) else -lml
 
         def bound(name):
@@ -329,27 +307,11 @@ class SparseGPR:
 
     def _solve(self):
         """Weights by QR of the stacked, noise-scaled design (no normal equations):
-        [W½Φ_E/σ_e; Φ_B/σ_b; L_Kᵀ/δ] = Q R, α = R⁻¹ Qᵀ y; R is kept for variances
-        (φᵀΛ⁻¹φ = |R⁻ᵀφ|²)."""
-        from scipy.linalg import block_diag
-
-        h = self.hyper
-        M = self.n_sparse_total
-        rows, targets = [], []
-        for f in self.frames:
-            if f.energy is not None:
-                scale = 1.0 / (h["sigma_energy"] * np.sqrt(f.n_atoms))
-                rows.append(f.phi_E[None] * scale)
-                targets.append([f.energy * scale])
-            if f.fields is not None:
-                rows.append(f.phi_B / h["sigma_field"])
-                targets.append(f.fields.reshape(-1) / h["sigma_field"])
-        LK = block_diag(*[np.linalg.cholesky(K) for K in self._prior_blocks()])
-        rows.append(LK.T / self._delta_vector()[:, None])
-        targets.append(np.zeros(M))
-        Q, R = np.linalg.qr(np.concatenate(rows))
+        A = Q R, α = R⁻¹ Qᵀ y; R is kept for variances (φᵀΛ⁻¹φ = |R⁻ᵀφ|²)."""
+        A, y, _ = self._stacked(self.hyper)
+        Q, R = np.linalg.qr(A)
         self._R = R
-        self.alpha = solve_triangular(R, Q.T @ np.concatenate(targets))
+        self.alpha = solve_triangular(R, Q.T @ y)
 
     # --- prediction -------------------------------------------------------------------
     def predict(self, system, stds: bool = True) -> dict:

@@ -1,0 +1,66 @@
+"""Speed of the GAP-SOSO model with the defaults of `otf-spin train` (paper settings:
+r_cut 7 Å, n_max 12, l_max 6, 150 + ≤84 sparse points).
+
+    python benchmarks/model_speed.py [--large 20]
+
+Prints: fit time for 50 × 16-atom frames, incremental refit (one 16-atom frame added
+to the 50-frame model) against a full refit, and prediction throughput (atoms/s) for
+energy + fields with and without the variance, for 16, 54 and 16 000 atoms (bcc Fe).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+from otf_spin.learning.paper_sets import generate_set
+from otf_spin.model import build_model
+from otf_spin.system import bulk, random_cone
+
+
+def timed(fn, repeat=1):
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large", type=int, default=20,
+                        help="repeat of the large cell (20 -> 16 000 atoms)")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    train, test = generate_set("thermal_1000K", 2024)
+    frames = train + test                       # 50 frames of 16 atoms
+    model = build_model()
+    fit = timed(lambda: model.fit(frames))
+    print(f"fit, 50 × 16-atom frames (energies + fields): {fit:.2f} s "
+          f"(sparse {[len(S) for S in model.sparse]})")
+    extra = generate_set("thermal_300K", 2024)[0][0]
+    base = build_model().fit(frames)
+    inc = timed(lambda: base.add_frames([extra]))
+    full = timed(lambda: build_model().fit(frames + [extra]))
+    print(f"add 1 frame to the 50-frame model: incremental {inc:.3f} s, full refit "
+          f"{full:.3f} s ({full / inc:.0f}× faster)")
+    print(f"\n{'atoms':>7s} {'E+B atoms/s':>12s} {'E+B+σ atoms/s':>14s} {'E+B ms':>8s} "
+          f"{'E+B+σ ms':>9s}")
+    rng = np.random.default_rng(0)
+    for repeat in (2, 3, args.large):
+        system = bulk("bcc", 2.83, (repeat,) * 3)
+        system.set_directions(random_cone(len(system), [0, 0, 1], 0.6, rng))
+        model.predict(system, stds=False)       # build neighbour data once (cached)
+        reps = 20 if len(system) < 1000 else 1
+        t_plain = timed(lambda: model.predict(system, stds=False), reps)
+        t_std = timed(lambda: model.predict(system, stds=True), 3 if len(system) < 1000 else 1)
+        n = len(system)
+        print(f"{n:7d} {n / t_plain:12.3g} {n / t_std:14.3g} {1e3 * t_plain:8.2f} "
+              f"{1e3 * t_std:9.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

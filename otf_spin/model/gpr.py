@@ -16,9 +16,10 @@ transverse dof per field) the posterior precision is
 
 α = Λ⁻¹ (Φ_Eᵀ W y_E/σ_e² + Φ_Bᵀ y_B/σ_b²), and the std of any predicted quantity with
 row φ is sqrt(φᵀ Λ⁻¹ φ). δ, σ_e, σ_b maximise the marginal likelihood within bounds
-(only M×M algebra per evaluation: the Gram blocks are kept); the weights come from a QR
-factorisation of the noise-scaled design (accurate for nearly noise-free reference
-data, where normal equations fail). Design rows are kept per
+(only M×M algebra per evaluation: each noise block of the design is compressed once to
+its QR factor); weights and likelihood come from a QR factorisation of the stacked,
+noise-scaled factors and prior (accurate for nearly noise-free reference data, where
+normal equations fail). Design rows are kept per
 frame, so adding frames computes only their rows, and adding sparse points only their
 columns (incremental refit).
 """
@@ -228,33 +229,50 @@ class SparseGPR:
         return blocks
 
     def _gram(self):
-        """Label counts of the likelihood (energies; two transverse dof per field atom)."""
-        frames = self.frames
-        self._blocks = {"nE": sum(f.energy is not None for f in frames),
-                        "nB": sum(2 * f.n_atoms for f in frames if f.fields is not None),
-                        "logN": float(sum(np.log(f.n_atoms) for f in frames
-                                          if f.energy is not None))}
-        if self._blocks["nE"] + self._blocks["nB"] == 0:
+        """Compress the data: QR of the energy rows (scaled by 1/√N_atoms) and of the
+        field rows, kept as R (M×M) factors, projected targets and residual norms. Every
+        later solve or likelihood evaluation works on these M×M blocks only, exactly
+        (an orthogonal transformation of each noise block)."""
+        M = self.n_sparse_total
+        blocks = {"nE": 0, "nB": 0, "logN": 0.0}
+        for kind in ("E", "B"):
+            rows, targets = [], []
+            for f in self.frames:
+                if kind == "E" and f.energy is not None:
+                    w = 1.0 / np.sqrt(f.n_atoms)
+                    rows.append(f.phi_E[None] * w)
+                    targets.append([f.energy * w])
+                    blocks["nE"] += 1
+                    blocks["logN"] += float(np.log(f.n_atoms))
+                elif kind == "B" and f.fields is not None:
+                    rows.append(f.phi_B)
+                    targets.append(f.fields.reshape(-1))
+                    blocks["nB"] += 2 * f.n_atoms      # two transverse dof per atom
+            if rows:
+                A, y = np.concatenate(rows), np.concatenate(targets)
+                Q, R = np.linalg.qr(A)
+                qy = Q.T @ y
+                blocks[kind] = (R, qy, float(y @ y - qy @ qy))
+            else:
+                blocks[kind] = (np.zeros((0, M)), np.zeros(0), 0.0)
+        if blocks["nE"] + blocks["nB"] == 0:
             raise ValueError("no labels: training frames carry neither energies nor fields")
+        self._blocks = blocks
 
     def _stacked(self, hyper):
-        """Noise-scaled design stacked on the prior factor, and its targets:
-        A = [W½Φ_E/σ_e; Φ_B/σ_b; L_Kᵀ/δ], y = [W½y_E/σ_e; y_B/σ_b; 0], AᵀA = Λ."""
+        """Compressed, noise-scaled design stacked on the prior factor, with targets:
+        A = [R_E/σ_e; R_B/σ_b; L_Kᵀ/δ], AᵀA = Λ, and the residual that the compression
+        removed from |y|² (so that |y_s|² - |Qᵀy_s|² is the full quadratic form)."""
         from scipy.linalg import block_diag
 
-        rows, targets = [], []
-        for f in self.frames:
-            if f.energy is not None:
-                scale = 1.0 / (hyper["sigma_energy"] * np.sqrt(f.n_atoms))
-                rows.append(f.phi_E[None] * scale)
-                targets.append([f.energy * scale])
-            if f.fields is not None:
-                rows.append(f.phi_B / hyper["sigma_field"])
-                targets.append(f.fields.reshape(-1) / hyper["sigma_field"])
+        b = self._blocks
+        se, sb = hyper["sigma_energy"], hyper["sigma_field"]
         LK = block_diag(*[np.linalg.cholesky(K) for K in self._prior_blocks()])
-        rows.append(LK.T / self._delta_vector(hyper)[:, None])
-        targets.append(np.zeros(len(LK)))
-        return np.concatenate(rows), np.concatenate(targets), LK
+        A = np.concatenate([b["E"][0] / se, b["B"][0] / sb,
+                            LK.T / self._delta_vector(hyper)[:, None]])
+        y = np.concatenate([b["E"][1] / se, b["B"][1] / sb, np.zeros(len(LK))])
+        residual = b["E"][2] / se**2 + b["B"][2] / sb**2
+        return A, y, LK, residual
 
     def log_marginal_likelihood(self, **hyper) -> float:
         """log p(y | δ_k, σ_e, σ_b) of the training labels (nats), for the current
@@ -262,11 +280,11 @@ class SparseGPR:
         stacked design (no normal equations), so it stays accurate for the tiny noise
         levels of reference data."""
         h = dict(self.hyper, **hyper)
-        A, y, LK = self._stacked(h)
+        A, y, LK, residual = self._stacked(h)
         Q, R = np.linalg.qr(A)
         qy = Q.T @ y
         b = self._blocks
-        quad = y @ y - qy @ qy
+        quad = residual + y @ y - qy @ qy
         logdet = (2 * np.log(np.abs(np.diag(R))).sum()
                   + 2 * np.sum(np.log(self._delta_vector(h))) - 2 * np.log(np.diag(LK)).sum()
                   + b["nE"] * np.log(h["sigma_energy"]**2) + b["logN"]
@@ -308,7 +326,7 @@ class SparseGPR:
     def _solve(self):
         """Weights by QR of the stacked, noise-scaled design (no normal equations):
         A = Q R, α = R⁻¹ Qᵀ y; R is kept for variances (φᵀΛ⁻¹φ = |R⁻ᵀφ|²)."""
-        A, y, _ = self._stacked(self.hyper)
+        A, y, _, _ = self._stacked(self.hyper)
         Q, R = np.linalg.qr(A)
         self._R = R
         self.alpha = solve_triangular(R, Q.T @ y)

@@ -13,7 +13,7 @@ import os
 import warnings
 from types import ModuleType
 
-KERNELS = ("neighbours", "exchange", "soso")
+KERNELS = ("neighbours", "exchange", "soso", "llg")
 _warned: set[str] = set()
 
 

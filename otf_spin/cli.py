@@ -89,6 +89,14 @@ def _cmd_predict(args) -> int:
     return 0
 
 
+def _cmd_run(args) -> int:
+    from otf_spin.io.runconfig import load_run
+    from otf_spin.runner import run
+
+    run(load_run(args.file), progress=not args.quiet)
+    return 0
+
+
 def _cmd_paper_sets(args) -> int:
     from otf_spin.learning.paper_sets import PAPER_SETS, write_paper_sets
 
@@ -146,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
 
+    p = sub.add_parser("run", help="spin dynamics (LLG) or Monte Carlo from a run file",
+                       description="Run stochastic LLG or Metropolis MC as configured in a "
+                                   "YAML run file; writes an H5MD trajectory.")
+    p.add_argument("file", help="run YAML (otf-spin validate checks it)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
     p = sub.add_parser("paper-sets", help="generate and label the paper's bcc Fe test sets",
                        description="Generate the bcc Fe data sets of the paper's Sec. III B "
                                    "(random, Eq. 41 moments, displaced, thermal MC, 54-atom) "
@@ -172,7 +187,7 @@ def main(argv=None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, DataFileError, OracleFailure, FileNotFoundError) as exc:
+    except (ConfigError, DataFileError, OracleFailure, FileNotFoundError, ValueError) as exc:
         print(f"otf-spin: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

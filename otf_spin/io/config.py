@@ -69,7 +69,8 @@ class Key:
 
     kind: 'float', 'int', 'bool', 'str', 'quantity' (number or "number unit" of
     ``dimension``, default unit ``unit``), 'path' (file, must exist, relative to
-    the YAML file), 'list' (of ``item``), 'row' (fixed-length list whose entries
+    the YAML file), 'ramp' (a quantity or [start, end], returned as a pair),
+    'list' (of ``item``), 'row' (fixed-length list whose entries
     follow ``columns``), 'section' (``section``). Defaults are internal-unit values.
     """
 
@@ -167,6 +168,17 @@ def _validate(key: Key, value, path: str, base_dir: str):
             result = parse_quantity(value, key.dimension, key.unit)
         except UnitError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+    elif kind == "ramp":        # a quantity, or [start, end] linearly over the run
+        values = value if isinstance(value, list) else [value, value]
+        if len(values) != 2:
+            raise ConfigError(f"{path}: expected a value or [start, end], got {value!r}")
+        try:
+            result = tuple(parse_quantity(v, key.dimension, key.unit) for v in values)
+        except UnitError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        if key.minimum is not None and min(result) < key.minimum:
+            raise ConfigError(f"{path}: {value!r} is below the minimum {key.minimum}")
+        return result
     elif kind in ("float", "int"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                 kind == "int" and not float(value).is_integer()):

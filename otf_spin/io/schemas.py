@@ -1,7 +1,7 @@
 """Which schema a YAML file follows, for ``otf-spin validate``.
 
 Kinds: ``oracle`` (a top-level ``type:`` naming an oracle plug-in), ``model``
-(descriptor/kernels/noise sections). Run files join as their sections appear.
+(descriptor/kernels/noise sections), ``run`` (system/hamiltonian/dynamics/output).
 """
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ def validate_any(path) -> tuple[str, dict]:
 
     data = load_yaml(path)
     base_dir = os.path.dirname(os.path.abspath(path))
+    if "dynamics" in data or "system" in data:
+        from otf_spin.io.runconfig import load_run
+
+        return "run", load_run(path)
     try:
         if set(data) & {"descriptor", "kernels", "noise", "optimise"}:
             from otf_spin.model.config import MODEL
@@ -40,6 +44,16 @@ def describe(kind: str) -> str:
         from otf_spin.model.config import MODEL
 
         return "\n".join([f"# model file — {MODEL.doc}"] + MODEL.describe())
+    if kind == "run":
+        from otf_spin.io import runconfig as rc
+
+        lines = ["# run file"]
+        for name, section in (("system", rc.SYSTEM), ("dynamics", rc.DYNAMICS),
+                              ("output", rc.OUTPUT)):
+            lines += [f"{name}:"] + section.describe("  ")
+        lines += ["hamiltonian: an oracle block (validate --describe heisenberg) or "
+                  "{type: model, file: model.h5}"]
+        return "\n".join(lines)
     cls = oracles.get_class(kind)
     lines = [f"# oracle file: type: {kind} — {cls.schema.doc}", "type: " + kind]
     return "\n".join(lines + cls.schema.describe())

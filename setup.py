@@ -11,6 +11,12 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 extra_compile_args = ["-O3"] if os.name != "nt" else []
+extra_link_args = []
+if os.environ.get("OTF_SPIN_OPENMP", "1") != "0" and os.name != "nt":
+    # OpenMP threads in the field and integrator loops (OMP_NUM_THREADS); set
+    # OTF_SPIN_OPENMP=0 to build without (e.g. compilers lacking -fopenmp)
+    extra_compile_args.append("-fopenmp")
+    extra_link_args.append("-fopenmp")
 
 extensions = [
     Extension(
@@ -19,6 +25,7 @@ extensions = [
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=extra_compile_args,
+        extra_link_args=extra_link_args,
     )
     for path in sorted(glob.glob("cython_ext/*.pyx"))
 ]

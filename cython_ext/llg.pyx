@@ -3,11 +3,15 @@
 
 dm/dt = -γ/(1+α²)[m×B + α m×(m×B)] = Ω×m,  Ω = γ'(B + α m×B),  γ' = γ/(1+α²).
 B = B_eff + B_th (T) per spin; the thermal field is the same in both stages of a step
-(Stratonovich). Pure-Python twin: :mod:`otf_spin.kernels.llg_py`.
+(Stratonovich). Loops over spins run on OpenMP threads (OMP_NUM_THREADS); every spin
+is updated independently, so results do not depend on the thread count.
+Pure-Python twin: :mod:`otf_spin.kernels.llg_py`.
 """
 import numpy as np
 cimport numpy as cnp
+from cython.parallel cimport parallel, prange
 from libc.math cimport sqrt, sin, cos
+from libc.stdlib cimport free, malloc
 
 cnp.import_array()
 
@@ -78,12 +82,14 @@ def depondt_predict(const double[:, ::1] m, const double[:, ::1] B, const double
                     double[:, ::1] m_pred):
     """Ω1 = Ω(m, B + B_th); m_pred = R(Ω1 dt) m."""
     cdef Py_ssize_t i
-    cdef double b[3]
-    with nogil:
-        for i in range(m.shape[0]):
+    cdef double* b
+    with nogil, parallel():
+        b = <double*> malloc(3 * sizeof(double))
+        for i in prange(m.shape[0], schedule="static"):
             _total(B, bth, i, b)
             _omega(&m[i, 0], b, alpha, gp, &omega[i, 0])
             _rotate(&m[i, 0], &omega[i, 0], dt, &m_pred[i, 0])
+        free(b)
 
 
 def depondt_correct(const double[:, ::1] m, const double[:, ::1] omega, const double[:, ::1] m_pred,
@@ -91,42 +97,42 @@ def depondt_correct(const double[:, ::1] m, const double[:, ::1] omega, const do
                     double dt, double[:, ::1] m_out):
     """m_out = R(½(Ω1 + Ω(m_pred, B + B_th)) dt) m."""
     cdef Py_ssize_t i
-    cdef double b[3]
-    cdef double o2[3]
-    cdef double o[3]
-    with nogil:
-        for i in range(m.shape[0]):
-            _total(B, bth, i, b)
-            _omega(&m_pred[i, 0], b, alpha, gp, o2)
-            o[0] = 0.5 * (omega[i, 0] + o2[0])
-            o[1] = 0.5 * (omega[i, 1] + o2[1])
-            o[2] = 0.5 * (omega[i, 2] + o2[2])
-            _rotate(&m[i, 0], o, dt, &m_out[i, 0])
+    cdef double* w      # b, Ω2, Ω per thread
+    with nogil, parallel():
+        w = <double*> malloc(9 * sizeof(double))
+        for i in prange(m.shape[0], schedule="static"):
+            _total(B, bth, i, w)
+            _omega(&m_pred[i, 0], w, alpha, gp, w + 3)
+            w[6] = 0.5 * (omega[i, 0] + w[3])
+            w[7] = 0.5 * (omega[i, 1] + w[4])
+            w[8] = 0.5 * (omega[i, 2] + w[5])
+            _rotate(&m[i, 0], w + 6, dt, &m_out[i, 0])
+        free(w)
 
 
 def sib_predict(const double[:, ::1] m, const double[:, ::1] B, const double[:, ::1] bth,
                 double alpha, double gp, double dt, double[:, ::1] mid):
     """First SIB stage: m' = Cayley(Ω(m, B + B_th) dt/2, m); mid = (m + m')/|m + m'|."""
     cdef Py_ssize_t i
-    cdef double b[3]
-    cdef double a[3]
-    cdef double mp[3]
+    cdef double* w      # b, a, m' per thread
     cdef double norm
-    with nogil:
-        for i in range(m.shape[0]):
-            _total(B, bth, i, b)
-            _omega(&m[i, 0], b, alpha, gp, a)
-            a[0] *= 0.5 * dt
-            a[1] *= 0.5 * dt
-            a[2] *= 0.5 * dt
-            _cayley(&m[i, 0], a, mp)
-            mp[0] += m[i, 0]
-            mp[1] += m[i, 1]
-            mp[2] += m[i, 2]
-            norm = sqrt(mp[0] * mp[0] + mp[1] * mp[1] + mp[2] * mp[2])
-            mid[i, 0] = mp[0] / norm
-            mid[i, 1] = mp[1] / norm
-            mid[i, 2] = mp[2] / norm
+    with nogil, parallel():
+        w = <double*> malloc(9 * sizeof(double))
+        for i in prange(m.shape[0], schedule="static"):
+            _total(B, bth, i, w)
+            _omega(&m[i, 0], w, alpha, gp, w + 3)
+            w[3] = w[3] * 0.5 * dt
+            w[4] = w[4] * 0.5 * dt
+            w[5] = w[5] * 0.5 * dt
+            _cayley(&m[i, 0], w + 3, w + 6)
+            w[6] = w[6] + m[i, 0]
+            w[7] = w[7] + m[i, 1]
+            w[8] = w[8] + m[i, 2]
+            norm = sqrt(w[6] * w[6] + w[7] * w[7] + w[8] * w[8])
+            mid[i, 0] = w[6] / norm
+            mid[i, 1] = w[7] / norm
+            mid[i, 2] = w[8] / norm
+        free(w)
 
 
 def sib_correct(const double[:, ::1] m, const double[:, ::1] mid, const double[:, ::1] B,
@@ -134,35 +140,38 @@ def sib_correct(const double[:, ::1] m, const double[:, ::1] mid, const double[:
                 double[:, ::1] m_out):
     """Second SIB stage: m_out = Cayley(Ω(mid, B(mid) + B_th) dt/2, m)."""
     cdef Py_ssize_t i
-    cdef double b[3]
-    cdef double a[3]
-    with nogil:
-        for i in range(m.shape[0]):
-            _total(B, bth, i, b)
-            _omega(&mid[i, 0], b, alpha, gp, a)
-            a[0] *= 0.5 * dt
-            a[1] *= 0.5 * dt
-            a[2] *= 0.5 * dt
-            _cayley(&m[i, 0], a, &m_out[i, 0])
+    cdef double* w      # b, a per thread
+    with nogil, parallel():
+        w = <double*> malloc(6 * sizeof(double))
+        for i in prange(m.shape[0], schedule="static"):
+            _total(B, bth, i, w)
+            _omega(&mid[i, 0], w, alpha, gp, w + 3)
+            w[3] = w[3] * 0.5 * dt
+            w[4] = w[4] * 0.5 * dt
+            w[5] = w[5] * 0.5 * dt
+            _cayley(&m[i, 0], w + 3, &m_out[i, 0])
+        free(w)
 
 
 def heun_predict(const double[:, ::1] m, const double[:, ::1] B, const double[:, ::1] bth,
                  double alpha, double gp, double dt, double[:, ::1] f1, double[:, ::1] m_pred):
     """f1 = rhs(m, B + B_th); m_pred = (m + dt f1)/|m + dt f1|."""
     cdef Py_ssize_t i
-    cdef double b[3]
+    cdef double* b
     cdef double norm
-    with nogil:
-        for i in range(m.shape[0]):
+    with nogil, parallel():
+        b = <double*> malloc(3 * sizeof(double))
+        for i in prange(m.shape[0], schedule="static"):
             _total(B, bth, i, b)
             _rhs(&m[i, 0], b, alpha, gp, &f1[i, 0])
             m_pred[i, 0] = m[i, 0] + dt * f1[i, 0]
             m_pred[i, 1] = m[i, 1] + dt * f1[i, 1]
             m_pred[i, 2] = m[i, 2] + dt * f1[i, 2]
             norm = sqrt(m_pred[i, 0] ** 2 + m_pred[i, 1] ** 2 + m_pred[i, 2] ** 2)
-            m_pred[i, 0] /= norm
-            m_pred[i, 1] /= norm
-            m_pred[i, 2] /= norm
+            m_pred[i, 0] = m_pred[i, 0] / norm
+            m_pred[i, 1] = m_pred[i, 1] / norm
+            m_pred[i, 2] = m_pred[i, 2] / norm
+        free(b)
 
 
 def heun_correct(const double[:, ::1] m, const double[:, ::1] f1, const double[:, ::1] m_pred,
@@ -170,17 +179,18 @@ def heun_correct(const double[:, ::1] m, const double[:, ::1] f1, const double[:
                  double dt, double[:, ::1] m_out):
     """m_out = normalise(m + dt/2 (f1 + rhs(m_pred, B + B_th)))."""
     cdef Py_ssize_t i
-    cdef double b[3]
-    cdef double f2[3]
+    cdef double* w      # b, f2 per thread
     cdef double x, y, z, norm
-    with nogil:
-        for i in range(m.shape[0]):
-            _total(B, bth, i, b)
-            _rhs(&m_pred[i, 0], b, alpha, gp, f2)
-            x = m[i, 0] + 0.5 * dt * (f1[i, 0] + f2[0])
-            y = m[i, 1] + 0.5 * dt * (f1[i, 1] + f2[1])
-            z = m[i, 2] + 0.5 * dt * (f1[i, 2] + f2[2])
+    with nogil, parallel():
+        w = <double*> malloc(6 * sizeof(double))
+        for i in prange(m.shape[0], schedule="static"):
+            _total(B, bth, i, w)
+            _rhs(&m_pred[i, 0], w, alpha, gp, w + 3)
+            x = m[i, 0] + 0.5 * dt * (f1[i, 0] + w[3])
+            y = m[i, 1] + 0.5 * dt * (f1[i, 1] + w[4])
+            z = m[i, 2] + 0.5 * dt * (f1[i, 2] + w[5])
             norm = sqrt(x * x + y * y + z * z)
             m_out[i, 0] = x / norm
             m_out[i, 1] = y / norm
             m_out[i, 2] = z / norm
+        free(w)

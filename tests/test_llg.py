@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from otf_spin import kernels
-from otf_spin.dynamics.llg import INTEGRATORS, LLGIntegrator, new_state
+from otf_spin.dynamics.llg import INTEGRATORS, LLGIntegrator, load_state, new_state, save_state
 from otf_spin.dynamics.montecarlo import HeisenbergMonteCarlo
 from otf_spin.dynamics.montecarlo import new_state as new_mc_state
 from otf_spin.dynamics.providers import HeisenbergProvider
@@ -121,7 +121,7 @@ def test_compiled_matches_twin(name, rng):
     np.testing.assert_allclose(results[0], results[1], rtol=0, atol=1e-12)
 
 
-def test_same_seed_same_trajectory_and_exact_resume(rng):
+def test_same_seed_same_trajectory_and_exact_resume(rng, tmp_path):
     system = bulk("bcc", 2.83, (2, 2, 2))
     oracle = HeisenbergOracle(FormulaExchange(0.94, 2.0, 1.4 * 2.83), "double_counted")
     provider = HeisenbergProvider(oracle, system)
@@ -134,8 +134,8 @@ def test_same_seed_same_trajectory_and_exact_resume(rng):
 
     a = run(new_state(system.directions, 42), 100)
     b = run(new_state(system.directions, 42), 60)
-    saved = b.copy()                        # checkpoint: directions, step, time, RNG state
-    b = run(saved, 40)
+    save_state(tmp_path / "state.h5", b)    # checkpoint: directions, step, time, RNG state
+    b = run(load_state(tmp_path / "state.h5"), 40)
     np.testing.assert_array_equal(a.directions, b.directions)
     assert (a.step, a.time) == (b.step, b.time)
     c = run(new_state(system.directions, 43), 100)

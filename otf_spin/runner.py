@@ -67,14 +67,19 @@ def run(cfg: dict, progress: bool = True, log=None) -> dict:
     log_every = out["log_every"] or max(1, steps // 10)
     is_mc = dyn["integrator"] == "mc"
     if is_mc:
-        from otf_spin.dynamics.montecarlo import HeisenbergMonteCarlo
-        from otf_spin.dynamics.montecarlo import new_state as new_mc_state
+        from otf_spin.dynamics import montecarlo
 
-        if cfg["hamiltonian"]["kind"] != "oracle" or \
-                not hasattr(cfg["hamiltonian"]["oracle"], "couplings"):
-            raise ValueError("integrator mc runs on Heisenberg hamiltonians")
-        sampler = HeisenbergMonteCarlo(cfg["hamiltonian"]["oracle"], system, dyn["field"])
-        state = new_mc_state(system, np.random.default_rng(dyn["seed"]))
+        calculator = getattr(provider, "calculator", None)
+        if hasattr(calculator, "sparse"):                      # a fitted model
+            sampler = montecarlo.ModelMonteCarlo(calculator, system, dyn["field"])
+        elif cfg["hamiltonian"]["kind"] == "oracle" and \
+                not getattr(cfg["hamiltonian"]["oracle"], "slaving", None):
+            sampler = montecarlo.HeisenbergMonteCarlo(cfg["hamiltonian"]["oracle"], system,
+                                                      dyn["field"])
+        else:
+            raise ValueError("integrator mc runs on fixed-moment Heisenberg hamiltonians and "
+                             "fitted models")
+        state = montecarlo.new_state(system, np.random.default_rng(dyn["seed"]))
     else:
         integrator = LLGIntegrator(dyn["integrator"], dyn["timestep"], dyn["damping"])
         state = new_state(system.directions, dyn["seed"])

@@ -34,3 +34,35 @@ def test_bcc_fe_orders_at_low_and_disorders_at_high_temperature():
         magnetisation[temperature] = np.mean(m)
     assert magnetisation[300.0] > 0.85
     assert magnetisation[3000.0] < 0.2
+
+
+def test_model_monte_carlo_local_updates_are_exact(rng):
+    """The local-update energy bookkeeping equals full recomputation by the model."""
+    import warnings
+
+    from otf_spin.learning.paper_sets import generate_set
+    from otf_spin.model import build_model
+    from otf_spin.model.config import MODEL
+
+    from otf_spin.dynamics.montecarlo import ModelMonteCarlo
+
+    settings = MODEL.validate({"descriptor": {"r_cut": 5.0, "n_max": 6, "l_max": 4},
+                               "kernels": [{"zeta": 1, "normalize": False, "n_sparse": 20},
+                                           {"zeta": 4, "normalize": False, "n_sparse": 30}],
+                               "optimise": False})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build_model(settings).fit(generate_set("thermal_1000K", 1)[0][:10])
+    system = bulk("bcc", 2.83, (2, 2, 2))
+    mc = ModelMonteCarlo(model, system, field_tesla=(0, 0, 5.0))
+    state = new_state(system, rng)
+    start = model.predict(system, stds=False)["energy"]
+    mc.sweep(state, 2000.0)
+    d_cached, e_cached = state._model_cache
+    probe = system.copy()
+    probe.directions = state.directions.copy()
+    np.testing.assert_allclose(d_cached, model.descriptor.compute(probe), atol=1e-12)
+    end = model.predict(probe, stds=False)["energy"]
+    assert e_cached.sum() - mc._local_energies(model.descriptor.compute_fm(probe)).sum() == \
+        pytest.approx(end, abs=1e-10)
+    assert abs(end - start) > 1e-4       # spins did move

@@ -103,3 +103,25 @@ def test_llg_and_mc_give_the_same_magnetisation(tmp_path):
                 f["observables/magnetization/value"]) // 3:], axis=1)
         results[integrator] = m.mean()
     assert results["depondt"] == pytest.approx(results["mc"], abs=0.02)
+
+
+def test_run_on_a_fitted_model_llg_and_mc(tmp_path):
+    import warnings
+
+    from otf_spin.learning.paper_sets import generate_set
+    from otf_spin.model import build_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        build_model().fit(generate_set("thermal_300K", 1)[0][:8]).save(tmp_path / "m.h5")
+    for integrator in ("sib", "mc"):
+        path = write_run(tmp_path, system={"repeat": [2, 2, 2]},
+                         dynamics={"integrator": integrator, "steps": 6, "temperature": 300},
+                         output={"every": 3})
+        data = yaml.safe_load(open(path))
+        data["hamiltonian"] = {"type": "model", "file": "m.h5"}
+        path.write_text(yaml.safe_dump(data))
+        result = run(load_run(path), progress=False, log=open(os.devnull, "w"))
+        assert result["final"]["magnetization"][2] > 0.5
+        with h5py.File(tmp_path / "traj.h5") as f:
+            assert np.isfinite(f["observables/energy/value"][()]).all()

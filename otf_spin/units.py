@@ -62,6 +62,8 @@ UNITS: dict[str, tuple[str, float]] = {
     # data field (internal eV/μB)
     "eV/muB": ("data_field", 1.0), "eV/μB": ("data_field", 1.0),
     "meV/muB": ("data_field", MEV), "meV/μB": ("data_field", MEV),
+    # wall-clock time of jobs (internal s; not simulation time)
+    "s": ("walltime", 1.0), "min": ("walltime", 60.0), "h": ("walltime", 3600.0),
     # angle (internal rad)
     "deg": ("angle", 0.017453292519943295), "rad": ("angle", 1.0),
     # energy per volume-like constant of Eq. 43, c in eV·Å³
@@ -73,6 +75,7 @@ UNITS: dict[str, tuple[str, float]] = {
 INTERNAL = {
     "length": "Å", "energy": "eV", "time": "ps", "temperature": "K", "moment": "μB",
     "field": "T", "data_field": "eV/μB", "angle": "rad", "energy_volume": "eV·Å³",
+    "walltime": "s",
 }
 
 _QUANTITY = re.compile(r"^\s*([-+0-9.eE]+)\s*([^\s].*?)?\s*$")

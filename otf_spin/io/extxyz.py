@@ -24,6 +24,10 @@ class DataFileError(ValueError):
     """A data file is missing, unreadable or breaks the data contract."""
 
 
+class NonFiniteError(DataFileError):
+    """A label (energy, fields, forces) is NaN or infinite."""
+
+
 @dataclass
 class Frame:
     """One configuration and its labels (``results``: energy, fields, ... in internal units)."""
@@ -87,7 +91,7 @@ def _frame_from_atoms(atoms, path: str, index: int, moment: float | None) -> Fra
                             f"{results['fields'].shape}")
     for key in ("energy", "fields", "forces"):
         if key in results and not np.all(np.isfinite(results[key])):
-            raise DataFileError(f"{where}: '{key}' contains NaN or infinite values")
+            raise NonFiniteError(f"{where}: '{key}' contains NaN or infinite values")
     return Frame(system, results, info)
 
 

@@ -1,0 +1,74 @@
+"""``type: command`` — any program as an oracle, through extxyz files.
+
+The frame is written to ``input.xyz`` (data contract: per-atom ``magmoms`` in μB,
+positions in Å), the command runs in the job directory (``{input}`` and ``{output}``
+in it are replaced by the file names), and ``output.xyz`` is read back: info
+``energy`` (eV, relative to the collinear FM state), per-atom ``fields`` (eV/μB,
+transverse; the longitudinal part is removed), optional ``magmoms`` and ``forces``.
+"""
+from __future__ import annotations
+
+import os
+
+from otf_spin.io.config import Key, Section
+from otf_spin.oracles.fileio import FileOracle, Profile
+
+SCHEMA = Section({
+    "command": Key("str", "command line run in each job directory ({input}, {output} are "
+                   "replaced by the file names)"),
+    "timeout": Key("quantity", "wall-clock limit per job", 3600.0, unit="s",
+                   dimension="walltime", minimum=0.001),
+    "workdir": Key("str", "folder of the job directories (kept)", "oracle_jobs"),
+    "input": Key("str", "input file name", "input.xyz"),
+    "output": Key("str", "output file name", "output.xyz"),
+    "moment": Key("quantity", "moment magnitude for frames giving only directions", 2.2,
+                  unit="μB", dimension="moment", minimum=0.0),
+}, "any command reading and writing extxyz")
+
+
+class CommandOracle(FileOracle):
+    name = "command"
+    implemented_properties = ("energy", "fields", "magmoms", "forces")
+    schema = SCHEMA
+
+    def __init__(self, profile, workdir="oracle_jobs", input_name="input.xyz",
+                 output_name="output.xyz", moment=2.2, settings=None):
+        super().__init__(profile, workdir)
+        self.input_name, self.output_name, self.moment = input_name, output_name, moment
+        self._settings = settings or {}
+
+    @classmethod
+    def from_config(cls, block, context=None):
+        return cls(Profile(block["command"], block["timeout"]), block["workdir"],
+                   block["input"], block["output"], block["moment"], dict(block))
+
+    def settings(self):
+        return {"type": self.name, **self._settings}
+
+    def write_inputs(self, system, directory):
+        from otf_spin.io.extxyz import Frame, write_frames
+
+        write_frames(os.path.join(directory, self.input_name), [Frame(system)])
+        return {"input": self.input_name, "output": self.output_name}
+
+    def read_outputs(self, system, directory):
+        import numpy as np
+
+        from otf_spin.io.extxyz import read_frames
+
+        path = os.path.join(directory, self.output_name)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{self.output_name} was not written")
+        frame = read_frames(path, moment=self.moment)[0]
+        if len(frame.system) != len(system):
+            raise ValueError(f"{self.output_name} has {len(frame.system)} atoms, expected "
+                             f"{len(system)}")
+        results = dict(frame.results)
+        if "energy" not in results and "fields" not in results:
+            raise ValueError(f"{self.output_name} carries neither energy nor fields")
+        e = system.directions
+        if "fields" in results:
+            f = results["fields"]
+            results["fields"] = f - np.einsum("ik,ik->i", f, e)[:, None] * e
+        results["magmoms"] = frame.system.moments
+        return results

@@ -1,0 +1,101 @@
+"""File-based oracles, split as ASE's GenericFileIOCalculator: a *template* (what to
+write and what to read) and a *profile* (how to launch, e.g. ``mpirun -np 16 vasp_ncl``).
+
+Every job runs in its own directory ``<workdir>/<name>-<NNNNNN>``, kept for inspection.
+Failures are typed :class:`~otf_spin.oracles.base.OracleFailure` (exit, timeout, nan,
+parse, convergence) naming the job directory.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import time
+
+import numpy as np
+
+from otf_spin.oracles.base import Oracle, OracleFailure
+
+
+class Profile:
+    """How to launch a job: a command line (str, run by the shell, or argv list), a
+    wall-clock timeout (s) and extra environment variables."""
+
+    def __init__(self, command, timeout: float = 3600.0, env: dict | None = None):
+        self.command, self.timeout, self.env = command, float(timeout), dict(env or {})
+
+    def run(self, directory: str, job: str, substitutions: dict | None = None) -> float:
+        """Run in ``directory``; returns the wall time (s). Kills the whole process group
+        on timeout; stdout/stderr go to ``job.out``/``job.err`` in the job directory."""
+        command = self.command
+        if isinstance(command, str):
+            command = command.format(**(substitutions or {}))
+        start = time.perf_counter()
+        with open(os.path.join(directory, "job.out"), "wb") as out, \
+                open(os.path.join(directory, "job.err"), "wb") as err:
+            process = subprocess.Popen(command, shell=isinstance(command, str), cwd=directory,
+                                       stdout=out, stderr=err, start_new_session=True,
+                                       env={**os.environ, **self.env})
+            try:
+                code = process.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                raise OracleFailure(job, "timeout", f"no result after {self.timeout:g} s "
+                                    f"(killed; see {directory})") from None
+        if code != 0:
+            tail = open(os.path.join(directory, "job.err"), errors="replace").read()[-300:]
+            raise OracleFailure(job, "exit", f"command exited with status {code} "
+                                f"({' '.join(shlex.quote(c) for c in command) if isinstance(command, list) else command}); "
+                                f"stderr tail: {tail.strip()!r}")
+        return time.perf_counter() - start
+
+
+class FileOracle(Oracle):
+    """Base of file-based oracles: subclasses implement ``write_inputs`` and
+    ``read_outputs``; the profile launches the code."""
+
+    def __init__(self, profile: Profile, workdir: str = "oracle_jobs"):
+        self.profile, self.workdir = profile, workdir
+        self._counter = None
+
+    def write_inputs(self, system, directory: str) -> dict:
+        """Write input files; returns substitutions for the command line."""
+        raise NotImplementedError
+
+    def read_outputs(self, system, directory: str) -> dict:
+        """Parse the results dict (internal units) from the job directory."""
+        raise NotImplementedError
+
+    def _next_job(self) -> str:
+        os.makedirs(self.workdir, exist_ok=True)
+        if self._counter is None:
+            taken = [int(name.rsplit("-", 1)[1]) for name in os.listdir(self.workdir)
+                     if name.startswith(self.name + "-") and name.rsplit("-", 1)[1].isdigit()]
+            self._counter = max(taken, default=0)
+        self._counter += 1
+        return os.path.join(self.workdir, f"{self.name}-{self._counter:06d}")
+
+    def compute(self, system) -> dict:
+        directory = self._next_job()
+        os.makedirs(directory)
+        job = os.path.basename(directory)
+        substitutions = self.write_inputs(system, directory)
+        wall = self.profile.run(directory, job, substitutions)
+        from otf_spin.io.extxyz import NonFiniteError
+
+        try:
+            results = self.read_outputs(system, directory)
+        except OracleFailure:
+            raise
+        except NonFiniteError as exc:
+            raise OracleFailure(job, "nan", str(exc)) from None
+        except Exception as exc:      # any parser error is a typed failure of this job
+            raise OracleFailure(job, "parse", f"{type(exc).__name__}: {exc}") from None
+        for key in ("energy", "fields"):
+            if key in results and not np.all(np.isfinite(results[key])):
+                raise OracleFailure(job, "nan", f"'{key}' is not finite")
+        results.setdefault("info", {}).update(job_directory=os.path.abspath(directory),
+                                              wall_time=wall)
+        return results

@@ -1,0 +1,47 @@
+"""The command oracle: extxyz in, any program, extxyz out; typed failures, kept job dirs."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from otf_spin.learning.paper_sets import paper_oracle
+from otf_spin.oracles import OracleFailure, from_block
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "fixtures", "fake_dft", "heisenberg_dft.py")
+
+
+def oracle(tmp_path, mode="ok", timeout=30):
+    return from_block({"type": "command", "command": f"{sys.executable} {SCRIPT} {mode}",
+                       "timeout": timeout, "workdir": str(tmp_path / "jobs")})
+
+
+def test_command_oracle_labels_like_the_embedded_one(tmp_path, fe16):
+    result = oracle(tmp_path).compute(fe16)
+    expect = paper_oracle().compute(fe16)
+    assert result["energy"] == pytest.approx(expect["energy"], rel=1e-7)
+    np.testing.assert_allclose(result["fields"], expect["fields"], atol=1e-7)
+    job = result["info"]["job_directory"]
+    assert os.path.basename(job) == "command-000001"
+    assert sorted(os.listdir(job)) == ["input.xyz", "job.err", "job.out", "output.xyz"]
+    second = oracle(tmp_path).compute(fe16)          # numbering continues across instances
+    assert second["info"]["job_directory"].endswith("command-000002")
+
+
+@pytest.mark.parametrize("mode, kind, text", [
+    ("fail", "exit", "status 3"), ("nan", "nan", "energy"), ("garbage", "parse", "")])
+def test_failures_are_typed(tmp_path, fe16, mode, kind, text):
+    with pytest.raises(OracleFailure) as info:
+        oracle(tmp_path, mode).compute(fe16)
+    assert info.value.kind == kind and text in info.value.reason
+    assert info.value.job == "command-000001"
+
+
+def test_hanging_job_is_killed_at_the_timeout(tmp_path, fe16):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(OracleFailure) as info:
+        oracle(tmp_path, "hang", timeout=1.0).compute(fe16)
+    assert info.value.kind == "timeout"
+    assert time.perf_counter() - start < 10

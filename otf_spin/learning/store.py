@@ -1,0 +1,143 @@
+"""Training store: every labelled frame with its provenance, in one HDF5 file.
+
+Append-only at the level of frames: a frame, once stored, is never changed or removed,
+and a frame already present (same cell, positions and spin directions) is not stored
+twice. Every append writes a complete new file beside the old one and renames it over
+it (atomic on POSIX), so a crash at any moment leaves either the old or the new store,
+both readable — never a half-written one.
+
+Layout::
+
+    /            attrs: format "otf-spin-store", format_version, package_version
+    /frames      cell (F,3,3) Å, pbc (F,3), n_atoms (F,), energy (F,) eV (NaN = none),
+                 uid (F,) sha256, provenance (F,) JSON (oracle, settings, job directory,
+                 wall time, package version, time stamp)
+    /atoms       positions (ΣN,3) Å, directions (ΣN,3), magnitudes (ΣN,) μB, species
+                 (ΣN,), fields (ΣN,3) eV/μB (NaN = none), forces (ΣN,3) eV/Å (NaN = none)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+import h5py
+import numpy as np
+
+from otf_spin import __version__
+from otf_spin.io.atomic import atomic_path
+from otf_spin.io.extxyz import DataFileError, Frame
+from otf_spin.system import SpinSystem
+
+FORMAT = "otf-spin-store"
+FORMAT_VERSION = 1
+_FRAME_KEYS = ("cell", "pbc", "n_atoms", "energy", "uid", "provenance")
+_ATOM_KEYS = ("positions", "directions", "magnitudes", "species", "fields", "forces")
+
+
+def frame_uid(system) -> str:
+    """Identity of a configuration: sha256 of cell, pbc, positions and directions."""
+    h = hashlib.sha256()
+    for array in (system.cell, system.pbc.astype(float), system.positions, system.directions):
+        h.update(np.ascontiguousarray(array, float).tobytes())
+    return h.hexdigest()
+
+
+class TrainingStore:
+    """The training store at ``path`` (created on the first append)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._frames = {k: [] for k in _FRAME_KEYS}
+        self._atoms = {k: [] for k in _ATOM_KEYS}
+        if os.path.exists(self.path):
+            self._load()
+
+    def _load(self):
+        try:
+            with h5py.File(self.path, "r") as h5:
+                if h5.attrs.get("format") != FORMAT:
+                    raise DataFileError(f"{self.path}: not an otf-spin training store")
+                for k in _FRAME_KEYS:
+                    self._frames[k] = list(h5["frames"][k][()])
+                for k in _ATOM_KEYS:
+                    data = h5["atoms"][k][()]
+                    counts = np.asarray(self._frames["n_atoms"], int)
+                    self._atoms[k] = np.split(data, np.cumsum(counts)[:-1]) if len(counts) \
+                        else []
+        except OSError as exc:
+            raise DataFileError(f"{self.path}: cannot read training store ({exc})") from None
+        self._frames["uid"] = [u.decode() if isinstance(u, bytes) else u
+                               for u in self._frames["uid"]]
+
+    def __len__(self) -> int:
+        return len(self._frames["uid"])
+
+    def __contains__(self, system) -> bool:
+        return frame_uid(system) in set(self._frames["uid"])
+
+    def append(self, frames, provenance=None) -> int:
+        """Store labelled frames (``Frame`` objects); returns how many were new."""
+        provenance = provenance or [{} for _ in frames]
+        known = set(self._frames["uid"])
+        added = 0
+        for frame, prov in zip(frames, provenance):
+            s, r = frame.system, frame.results
+            uid = frame_uid(s)
+            if uid in known:
+                continue
+            known.add(uid)
+            n = len(s)
+            prov = {"package_version": __version__, "stored_at": time.time(), **prov}
+            values = {"cell": s.cell, "pbc": s.pbc, "n_atoms": n,
+                      "energy": r.get("energy", np.nan), "uid": uid,
+                      "provenance": json.dumps(prov, default=str)}
+            for k in _FRAME_KEYS:
+                self._frames[k].append(values[k])
+            nan3 = np.full((n, 3), np.nan)
+            for k, v in (("positions", s.positions), ("directions", s.directions),
+                         ("magnitudes", s.magnitudes), ("species", s.species.astype("S")),
+                         ("fields", r.get("fields", nan3)), ("forces", r.get("forces", nan3))):
+                self._atoms[k].append(np.asarray(v))
+            added += 1
+        if added:
+            self._write()
+        return added
+
+    def _write(self):
+        with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as h5:
+            h5.attrs.update(format=FORMAT, format_version=FORMAT_VERSION,
+                            package_version=__version__)
+            g = h5.create_group("frames")
+            g.create_dataset("cell", data=np.array(self._frames["cell"], float))
+            g.create_dataset("pbc", data=np.array(self._frames["pbc"], bool))
+            g.create_dataset("n_atoms", data=np.array(self._frames["n_atoms"], np.int64))
+            g.create_dataset("energy", data=np.array(self._frames["energy"], float))
+            g.create_dataset("uid", data=np.array(self._frames["uid"], dtype="S64"))
+            g.create_dataset("provenance", data=np.array(self._frames["provenance"],
+                                                         dtype=h5py.string_dtype()))
+            a = h5.create_group("atoms")
+            for k in _ATOM_KEYS:
+                a.create_dataset(k, data=np.concatenate(self._atoms[k]))
+
+    def frames(self) -> list[Frame]:
+        """All stored frames as :class:`Frame` (labels that are NaN are absent)."""
+        out = []
+        for k in range(len(self)):
+            species = np.asarray(self._atoms["species"][k]).astype(str)
+            system = SpinSystem(self._frames["cell"][k], self._atoms["positions"][k], species,
+                                self._atoms["directions"][k], self._atoms["magnitudes"][k],
+                                self._frames["pbc"][k])
+            system.directions = np.array(self._atoms["directions"][k])   # exact bits
+            results = {}
+            if np.isfinite(self._frames["energy"][k]):
+                results["energy"] = float(self._frames["energy"][k])
+            for key in ("fields", "forces"):
+                value = np.asarray(self._atoms[key][k])
+                if np.isfinite(value).all():
+                    results[key] = value
+            prov = self._frames["provenance"][k]
+            out.append(Frame(system, results, {"provenance": json.loads(
+                prov.decode() if isinstance(prov, bytes) else prov)}))
+        return out

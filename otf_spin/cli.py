@@ -93,7 +93,7 @@ def _cmd_run(args) -> int:
     from otf_spin.io.runconfig import load_run
     from otf_spin.runner import run
 
-    run(load_run(args.file), progress=not args.quiet)
+    run(load_run(args.file), progress=not args.quiet, fresh=args.fresh)
     return 0
 
 
@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "YAML run file; writes an H5MD trajectory.")
     p.add_argument("file", help="run YAML (otf-spin validate checks it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--fresh", action="store_true",
+                   help="on-the-fly runs: ignore (delete) an existing checkpoint instead of "
+                        "resuming from it")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("paper-sets", help="generate and label the paper's bcc Fe test sets",

@@ -10,7 +10,8 @@
                                    of unit vectors), spin_temperature (K), ...
 
 Every value dataset carries a ``unit`` attribute; time is in ps ("MC sweep" for Monte
-Carlo). Data are flushed after every frame, so a killed run leaves a readable file.
+Carlo). The file is written in HDF5's SWMR mode and flushed after every frame: others
+can read it while it grows, and a killed run leaves a readable file.
 """
 from __future__ import annotations
 
@@ -20,13 +21,19 @@ import numpy as np
 from otf_spin import __version__
 
 UNITS = {"energy": "eV", "magnetization": "1", "spin_temperature": "K",
-         "temperature": "K", "max_field_std": "eV/mu_B", "oracle_calls": "1"}
+         "temperature": "K", "max_field_std": "eV/mu_B", "oracle_calls": "1",
+         "threshold": "eV/mu_B", "training_frames": "1"}
 
 
 class H5MDWriter:
     def __init__(self, path, system, time_unit: str = "ps", write_spins: bool = True,
-                 author: str = "otf-spin user"):
-        self.file = h5py.File(path, "w")
+                 author: str = "otf-spin user", resume_step: int | None = None):
+        """New file, or with ``resume_step`` the existing file cut back to the frames
+        with step ≤ resume_step (a restarted run continues it)."""
+        if resume_step is not None:
+            self._reopen(path, resume_step, time_unit)
+            return
+        self.file = h5py.File(path, "w", libver="latest")
         self.time_unit = time_unit
         h5md = self.file.create_group("h5md")
         h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
@@ -64,6 +71,35 @@ class H5MDWriter:
         value.attrs["unit"] = unit
         return step, time, value
 
+    def _reopen(self, path, resume_step, time_unit):
+        # a writer killed in SWMR mode leaves the file readable by SWMR readers only:
+        # copy it (atomically) into a fresh file, then cut it back and append
+        import os
+
+        from otf_spin.io.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            with h5py.File(path, "r", libver="latest", swmr=True) as old, \
+                    h5py.File(tmp, "w", libver="latest") as new:
+                for key in old:
+                    old.copy(old[key], new, name=key)
+                new.attrs.update(dict(old.attrs))
+        assert os.path.exists(path)
+        self.file = h5py.File(path, "a", libver="latest")
+        self.time_unit = time_unit
+        self._series = {}
+        groups = [("spin", self.file["particles/all"])] if "spin" in self.file["particles/all"] \
+            else []
+        groups += [(name, self.file["observables"]) for name in self.file["observables"]]
+        for name, parent in groups:
+            g = parent[name]
+            keep = int(np.searchsorted(g["step"][()], resume_step, side="right"))
+            for key in ("step", "time", "value"):
+                g[key].resize(keep, axis=0)
+            self._series[name] = (g["step"], g["time"], g["value"])
+        self.file.flush()
+        self.file.swmr_mode = True
+
     @staticmethod
     def _append(series, step, time, value):
         for dataset, item in zip(series, (step, time, value)):
@@ -77,10 +113,16 @@ class H5MDWriter:
         for name, value in (observables or {}).items():
             value = np.asarray(value, dtype=float)
             if name not in self._series:
+                if self.file.swmr_mode:
+                    raise ValueError(f"observable {name!r} first appears after the first frame")
                 self._series[name] = self._group(self.file["observables"], name, value.shape,
                                                  UNITS.get(name, "1"))
             self._append(self._series[name], step, time, value)
         self.file.flush()
+        if not self.file.swmr_mode:
+            # all datasets exist now: single-writer/multiple-reader mode keeps the file
+            # readable by others while it grows, and consistent if the writer is killed
+            self.file.swmr_mode = True
 
     def close(self):
         if self.file.id.valid:

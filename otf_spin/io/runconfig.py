@@ -73,25 +73,53 @@ def _hamiltonian(block, base_dir, context):
                                                            context)}
 
 
+SECTIONS = ("system", "hamiltonian", "dynamics", "output", "oracle", "otf")
+
+
 def load_run(path) -> dict:
-    """Validate a run file; returns sections with internal units and built objects."""
+    """Validate a run file; returns sections with internal units and built objects.
+
+    A plain run needs system, hamiltonian, dynamics; an on-the-fly run has oracle and
+    otf instead of hamiltonian (the model it learns is the hamiltonian)."""
+    from otf_spin import oracles
+    from otf_spin.learning.otf import SCHEMA as OTF
+
     data = load_yaml(path)
     base_dir = os.path.dirname(os.path.abspath(path))
     try:
-        unknown = sorted(set(data) - {"system", "hamiltonian", "dynamics", "output"})
+        unknown = sorted(set(data) - set(SECTIONS))
         if unknown:
-            raise ConfigError(f"{unknown[0]}: unknown section (allowed: system, hamiltonian, "
-                              "dynamics, output)")
-        for section in ("system", "hamiltonian", "dynamics"):
+            raise ConfigError(f"{unknown[0]}: unknown section (allowed: {', '.join(SECTIONS)})")
+        on_the_fly = "otf" in data or "oracle" in data
+        needed = ("system", "dynamics", "oracle", "otf") if on_the_fly else \
+            ("system", "hamiltonian", "dynamics")
+        for section in needed:
             if section not in data:
-                raise ConfigError(f"{section}: required section is missing")
+                raise ConfigError(f"{section}: required section is missing"
+                                  + (" (on-the-fly runs need oracle and otf)" if on_the_fly
+                                     else ""))
+        if on_the_fly and "hamiltonian" in data:
+            raise ConfigError("hamiltonian: not used by on-the-fly runs (the learned model is "
+                              "the hamiltonian; start from a model with otf.model)")
         system = SYSTEM.validate(data["system"], "system", base_dir)
         if system["spins"] == "file" and not system["spins_file"]:
             raise ConfigError("system.spins_file: required with spins: file")
         run = {"system": system,
                "dynamics": DYNAMICS.validate(data["dynamics"], "dynamics", base_dir),
                "output": OUTPUT.validate(data.get("output"), "output", base_dir)}
-        run["hamiltonian"] = _hamiltonian(data["hamiltonian"], base_dir, {"a": system["a"]})
+        context = {"a": system["a"]}
+        if on_the_fly:
+            run["oracle"] = oracles.from_block(data["oracle"], "oracle", base_dir, context)
+            run["otf"] = OTF.validate(data["otf"], "otf", base_dir)
+            if run["dynamics"]["integrator"] == "mc":
+                raise ConfigError("dynamics.integrator: on-the-fly runs use an LLG integrator")
+            from otf_spin.io.config import validate_file
+            from otf_spin.model.config import MODEL
+
+            run["otf"]["model_settings"] = validate_file(run["otf"]["model_config"], MODEL) \
+                if run["otf"]["model_config"] else MODEL.validate({})
+        else:
+            run["hamiltonian"] = _hamiltonian(data["hamiltonian"], base_dir, context)
     except ConfigError as exc:
         raise ConfigError(f"{os.fspath(path)}: {exc}") from None
     return run

@@ -121,23 +121,30 @@ class TrainingStore:
             for k in _ATOM_KEYS:
                 a.create_dataset(k, data=np.concatenate(self._atoms[k]))
 
+    def lookup(self, system) -> Frame | None:
+        """The stored frame of this configuration (same uid), or None."""
+        uid = frame_uid(system)
+        if uid not in self._frames["uid"]:
+            return None
+        return self._frame(self._frames["uid"].index(uid))
+
     def frames(self) -> list[Frame]:
         """All stored frames as :class:`Frame` (labels that are NaN are absent)."""
-        out = []
-        for k in range(len(self)):
-            species = np.asarray(self._atoms["species"][k]).astype(str)
-            system = SpinSystem(self._frames["cell"][k], self._atoms["positions"][k], species,
-                                self._atoms["directions"][k], self._atoms["magnitudes"][k],
-                                self._frames["pbc"][k])
-            system.directions = np.array(self._atoms["directions"][k])   # exact bits
-            results = {}
-            if np.isfinite(self._frames["energy"][k]):
-                results["energy"] = float(self._frames["energy"][k])
-            for key in ("fields", "forces"):
-                value = np.asarray(self._atoms[key][k])
-                if np.isfinite(value).all():
-                    results[key] = value
-            prov = self._frames["provenance"][k]
-            out.append(Frame(system, results, {"provenance": json.loads(
-                prov.decode() if isinstance(prov, bytes) else prov)}))
-        return out
+        return [self._frame(k) for k in range(len(self))]
+
+    def _frame(self, k: int) -> Frame:
+        species = np.asarray(self._atoms["species"][k]).astype(str)
+        system = SpinSystem(self._frames["cell"][k], self._atoms["positions"][k], species,
+                            self._atoms["directions"][k], self._atoms["magnitudes"][k],
+                            self._frames["pbc"][k])
+        system.directions = np.array(self._atoms["directions"][k])   # exact bits
+        results = {}
+        if np.isfinite(self._frames["energy"][k]):
+            results["energy"] = float(self._frames["energy"][k])
+        for key in ("fields", "forces"):
+            value = np.asarray(self._atoms[key][k])
+            if np.isfinite(value).all():
+                results[key] = value
+        prov = self._frames["provenance"][k]
+        return Frame(system, results, {"provenance": json.loads(
+            prov.decode() if isinstance(prov, bytes) else prov)})

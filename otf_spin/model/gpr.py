@@ -298,10 +298,12 @@ class SparseGPR:
         return np.concatenate([np.full(len(S), hyper[f"delta_{k}"])
                                for k, S in enumerate(self.sparse)])
 
-    def optimise_hyperparameters(self):
-        """Maximise the marginal likelihood over log δ, log σ_e, log σ_b within BOUNDS.
+    def optimise_hyperparameters(self, bounds: dict | None = None):
+        """Maximise the marginal likelihood over log δ, log σ_e, log σ_b within BOUNDS
+        (updated by ``bounds``, e.g. noise floors of the on-the-fly loop).
 
         A noise level that has no data (no energies, or no fields) is left unchanged."""
+        limits = dict(BOUNDS, **(bounds or {}))
         names = [f"delta_{k}" for k, S in enumerate(self.sparse) if len(S)]
         if self._blocks["nE"]:
             names.append("sigma_energy")
@@ -312,7 +314,7 @@ class SparseGPR:
             return 1e300 if not np.isfinite(lml) else -lml
 
         def bound(name):
-            return BOUNDS["delta" if name.startswith("delta") else name]
+            return limits["delta" if name.startswith("delta") else name]
 
         x0 = np.log([np.clip(self.hyper[k], *bound(k)) for k in names])
         bounds = [tuple(np.log(bound(k))) for k in names]

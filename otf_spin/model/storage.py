@@ -42,69 +42,108 @@ def fingerprint(frames) -> str:
 
 def save(model, settings: dict, path) -> None:
     """Write ``model`` (a fitted SparseGPR) and its ``settings`` atomically."""
-    frames = model.frames
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs.update(format=FORMAT, format_version=FORMAT_VERSION,
-                        package_version=__version__, settings=json.dumps(settings),
-                        hyper=json.dumps(model.hyper), fingerprint=fingerprint(frames),
-                        n_frames=len(frames))
-        group = h5.create_group("sparse")
-        for k, S in enumerate(model.sparse):
-            group.create_dataset(str(k), data=S)
-        h5.create_dataset("alpha", data=model.alpha)
-        h5.create_dataset("posterior_R", data=model._R)
-        t = h5.create_group("training")
-        t.create_dataset("cell", data=np.array([f.system.cell for f in frames]))
-        t.create_dataset("pbc", data=np.array([f.system.pbc for f in frames]))
-        t.create_dataset("n_atoms", data=np.array([f.n_atoms for f in frames]))
-        for name in ("positions", "directions"):
-            t.create_dataset(name, data=np.concatenate([getattr(f.system, name)
+        write_group(h5, model, settings)
+
+
+def write_group(h5, model, settings: dict, with_rows: bool = False) -> None:
+    """Write the model into an open HDF5 file or group. ``with_rows`` also stores every
+    frame's descriptors and design rows, so that a model read back continues (refits
+    included) bit for bit — what checkpoints need."""
+    frames = model.frames
+    h5.attrs.update(format=FORMAT, format_version=FORMAT_VERSION,
+                    package_version=__version__, settings=json.dumps(settings),
+                    hyper=json.dumps(model.hyper), fingerprint=fingerprint(frames),
+                    n_frames=len(frames))
+    group = h5.create_group("sparse")
+    for k, S in enumerate(model.sparse):
+        group.create_dataset(str(k), data=S)
+    h5.create_dataset("alpha", data=model.alpha)
+    h5.create_dataset("posterior_R", data=model._R)
+    t = h5.create_group("training")
+    t.create_dataset("cell", data=np.array([f.system.cell for f in frames]))
+    t.create_dataset("pbc", data=np.array([f.system.pbc for f in frames]))
+    t.create_dataset("n_atoms", data=np.array([f.n_atoms for f in frames]))
+    for name in ("positions", "directions"):
+        t.create_dataset(name, data=np.concatenate([getattr(f.system, name)
+                                                    for f in frames]))
+    t.create_dataset("magnitudes", data=np.concatenate([f.system.magnitudes
                                                         for f in frames]))
-        t.create_dataset("magnitudes", data=np.concatenate([f.system.magnitudes
-                                                            for f in frames]))
-        t.create_dataset("species", data=np.concatenate([f.system.species for f in frames])
-                         .astype("S"))
-        t.create_dataset("energy", data=np.array([np.nan if f.energy is None else f.energy
-                                                  for f in frames]))
-        t.create_dataset("fields", data=np.concatenate(
-            [np.full((f.n_atoms, 3), np.nan) if f.fields is None else f.fields
-             for f in frames]))
+    t.create_dataset("species", data=np.concatenate([f.system.species for f in frames])
+                     .astype("S"))
+    t.create_dataset("energy", data=np.array([np.nan if f.energy is None else f.energy
+                                              for f in frames]))
+    t.create_dataset("fields", data=np.concatenate(
+        [np.full((f.n_atoms, 3), np.nan) if f.fields is None else f.fields
+         for f in frames]))
+    if with_rows:
+        rows = h5.create_group("rows")
+        for k, f in enumerate(frames):
+            g = rows.create_group(str(k))
+            g.create_dataset("d", data=f.d)
+            g.create_dataset("d_fm", data=f.d_fm)
+            for j, (phi_E, phi_B) in enumerate(f.blocks):
+                g.create_dataset(f"phi_E_{j}", data=phi_E)
+                if phi_B is not None:
+                    g.create_dataset(f"phi_B_{j}", data=phi_B)
 
 
 def load(path):
     """(model, settings) from a model file; predictions reproduce the saved model's."""
     from otf_spin.io.extxyz import DataFileError
-    from otf_spin.model.config import build_model
-    from otf_spin.model.gpr import TrainingFrame
-    from otf_spin.system import SpinSystem
 
     try:
         h5 = h5py.File(path, "r")
     except (OSError, FileNotFoundError) as exc:
         raise DataFileError(f"{path}: cannot open model file ({exc})") from None
     with h5:
-        if h5.attrs.get("format") != FORMAT:
-            raise DataFileError(f"{path}: not an otf-spin model file")
-        if int(h5.attrs["format_version"]) > FORMAT_VERSION:
-            raise DataFileError(f"{path}: model format {h5.attrs['format_version']} is newer "
-                                f"than this otf-spin ({__version__}) reads")
-        settings = json.loads(h5.attrs["settings"])
-        model = build_model(settings)
-        model.hyper = json.loads(h5.attrs["hyper"])
-        model.sparse = [h5["sparse"][str(k)][()] for k in range(len(model.kernels))]
-        model.alpha = h5["alpha"][()]
-        model._R = h5["posterior_R"][()]
-        t = h5["training"]
-        ends = np.cumsum(t["n_atoms"][()])
-        starts = ends - t["n_atoms"][()]
-        arrays = {k: t[k][()] for k in ("positions", "directions", "magnitudes", "fields",
-                                        "species")}
-        for k, (a, b) in enumerate(zip(starts, ends)):
-            system = SpinSystem(t["cell"][k], arrays["positions"][a:b],
-                                arrays["species"][a:b].astype(str), arrays["directions"][a:b],
-                                arrays["magnitudes"][a:b], t["pbc"][k])
-            energy = t["energy"][k]
-            fields = arrays["fields"][a:b]
-            model.frames.append(TrainingFrame(system, None if np.isnan(energy) else energy,
-                                              None if np.isnan(fields).all() else fields))
+        return read_group(h5, path)
+
+
+def read_group(h5, path="model"):
+    """(model, settings) from an open HDF5 file or group written by :func:`write_group`."""
+    from otf_spin.io.extxyz import DataFileError
+    from otf_spin.model.config import build_model
+    from otf_spin.model.gpr import TrainingFrame
+    from otf_spin.system import SpinSystem
+
+    if h5.attrs.get("format") != FORMAT:
+        raise DataFileError(f"{path}: not an otf-spin model file")
+    if int(h5.attrs["format_version"]) > FORMAT_VERSION:
+        raise DataFileError(f"{path}: model format {h5.attrs['format_version']} is newer "
+                            f"than this otf-spin ({__version__}) reads")
+    settings = json.loads(h5.attrs["settings"])
+    model = build_model(settings)
+    model.hyper = json.loads(h5.attrs["hyper"])
+    model.sparse = [h5["sparse"][str(k)][()] for k in range(len(model.kernels))]
+    model.alpha = h5["alpha"][()]
+    model._R = h5["posterior_R"][()]
+    t = h5["training"]
+    ends = np.cumsum(t["n_atoms"][()])
+    starts = ends - t["n_atoms"][()]
+    arrays = {k: t[k][()] for k in ("positions", "directions", "magnitudes", "fields",
+                                    "species")}
+    for k, (a, b) in enumerate(zip(starts, ends)):
+        system = SpinSystem(t["cell"][k], arrays["positions"][a:b],
+                            arrays["species"][a:b].astype(str), arrays["directions"][a:b],
+                            arrays["magnitudes"][a:b], t["pbc"][k])
+        energy = t["energy"][k]
+        fields = arrays["fields"][a:b]
+        frame = TrainingFrame(system, None if np.isnan(energy) else energy,
+                              None if np.isnan(fields).all() else fields)
+        frame.system.directions = np.array(arrays["directions"][a:b])  # exact bits
+        if fields is not None and not np.isnan(fields).all():
+            frame.fields = np.array(fields)                           # exact bits
+        if "rows" in h5:
+            g = h5["rows"][str(k)]
+            frame.d, frame.d_fm = g["d"][()], g["d_fm"][()]
+            frame.blocks = [(g[f"phi_E_{j}"][()], g[f"phi_B_{j}"][()]
+                             if f"phi_B_{j}" in g else None)
+                            for j in range(len(model.kernels))]
+            frame.phi_E = np.concatenate([b[0] for b in frame.blocks])
+            if frame.fields is not None:
+                frame.phi_B = np.concatenate([b[1] for b in frame.blocks], axis=1)
+        model.frames.append(frame)
+    if "rows" in h5:
+        model._gram()
     return model, settings

@@ -1,0 +1,45 @@
+"""Checkpoints of an on-the-fly run: one HDF5 file, written atomically.
+
+    /state     directions (N,3); attrs step, time, rng (JSON), bit_generator
+    /model     the model with its design rows (model.storage.write_group, with_rows)
+    /          attrs learner (JSON: threshold value and history, call counters),
+               store_frames (frames in the store at checkpoint time), package_version
+
+Everything the run needs to continue exactly as if it had not stopped.
+"""
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+
+from otf_spin import __version__
+from otf_spin.dynamics.llg import SpinState
+from otf_spin.io.atomic import atomic_path
+from otf_spin.model import storage
+
+
+def write(path, state: SpinState, learner, store_frames: int) -> None:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        g = h5.create_group("state")
+        g.create_dataset("directions", data=state.directions)
+        g.attrs.update(step=state.step, time=state.time,
+                       rng=json.dumps(state.rng.bit_generator.state),
+                       bit_generator=type(state.rng.bit_generator).__name__)
+        storage.write_group(h5.create_group("model"), learner.model, learner.model.settings,
+                            with_rows=True)
+        h5.attrs.update(learner=json.dumps(learner.state()), store_frames=store_frames,
+                        package_version=__version__)
+
+
+def read(path):
+    """(SpinState, model, learner state dict, store_frames)."""
+    with h5py.File(path, "r") as h5:
+        g = h5["state"]
+        bit_generator = getattr(np.random, str(g.attrs["bit_generator"]))()
+        bit_generator.state = json.loads(g.attrs["rng"])
+        state = SpinState(g["directions"][()], int(g.attrs["step"]), float(g.attrs["time"]),
+                          np.random.Generator(bit_generator))
+        model, _ = storage.read_group(h5["model"], f"{path}:/model")
+        return state, model, json.loads(h5.attrs["learner"]), int(h5.attrs["store_frames"])

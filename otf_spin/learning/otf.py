@@ -1,0 +1,241 @@
+"""On-the-fly learning: the model drives the spins; where it is unsure, the oracle labels.
+
+At every ``check_every``-th step (and not sooner than ``min_steps_between_calls`` after
+the last call) the model predicts the per-atom field standard deviations σ_a (norm of
+the three components, eV/μB) of the current configuration. If max σ_a exceeds the
+threshold, the oracle labels the configuration (spins constrained to the current
+directions), the frame joins the training store, atoms with σ_a above
+``lower_ratio`` × threshold become candidates for new sparse environments, the model
+is refit (incrementally; hyperparameters re-optimised every ``reoptimise_every`` calls
+within noise floors), and the step is taken with the new model.
+
+Threshold: ``absolute`` (fixed), or ``adaptive`` in the manner of VASP's ML_CTIFOR:
+after each call the triggering max σ joins a history of ``history`` values; once full,
+and if the history is quiet (relative std < ``noise_guard`` and relative slope per
+entry < ``slope_guard``), the threshold becomes mean(history)·(1 + ``scale``).
+
+A failing oracle job (exit, timeout, NaN, parse) is retried ``retries`` times, then
+skipped with a logged reason; the run continues with the current model.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from otf_spin.io.config import Key, Section
+from otf_spin.io.extxyz import Frame
+from otf_spin.oracles.base import OracleFailure
+from otf_spin.system import random_cone
+from otf_spin.units import MEV
+
+SCHEMA = Section({
+    "mode": Key("str", "threshold mode", "absolute", choices=("absolute", "adaptive")),
+    "threshold": Key("quantity", "threshold on the largest per-atom field std (initial "
+                     "value when adaptive)", 5.0 * MEV, unit="meV/μB", dimension="data_field",
+                     minimum=0.0),
+    "lower_ratio": Key("float", "atoms with σ above lower_ratio × threshold become sparse "
+                       "candidates", 0.5, minimum=0.0, maximum=1.0),
+    "check_every": Key("int", "check the uncertainty every N steps", 1, minimum=1),
+    "min_steps_between_calls": Key("int", "pace: no oracle call sooner than N steps after "
+                                   "the previous", 1, minimum=1),
+    "max_oracle_calls": Key("int", "stop calling the oracle after this many calls", 200,
+                            minimum=0),
+    "retries": Key("int", "retries of a failed oracle job before it is skipped", 1,
+                   minimum=0),
+    "initial_frames": Key("int", "random frames labelled before the run (cone around the "
+                          "initial spins)", 0, minimum=0),
+    "initial_cone": Key("quantity", "half-angle of the initial random frames", 0.5236,
+                        unit="deg", dimension="angle", minimum=0.0, maximum=3.1416),
+    "new_sparse_per_call": Key("int", "new sparse environments per kernel and call", 4,
+                               minimum=0),
+    "reoptimise_every": Key("int", "re-optimise hyperparameters every N calls (0: never)",
+                            5, minimum=0),
+    "noise_floor_energy": Key("quantity", "lower bound of σ_e when re-optimising", 0.1 * MEV,
+                              unit="meV", dimension="energy", minimum=0.0),
+    "noise_floor_field": Key("quantity", "lower bound of σ_b when re-optimising", 1.0 * MEV,
+                             unit="meV/μB", dimension="data_field", minimum=0.0),
+    "history": Key("int", "adaptive: number of Bayesian errors in the history", 10, minimum=2),
+    "noise_guard": Key("float", "adaptive: update only if std/mean of history < this", 0.4,
+                       minimum=0.0),
+    "slope_guard": Key("float", "adaptive: update only if |slope|/mean per entry < this", 0.2,
+                       minimum=0.0),
+    "scale": Key("float", "adaptive: threshold = mean(history)·(1 + scale)", 0.0,
+                 minimum=-0.9),
+    "store": Key("str", "training store (HDF5, append-only)", "training_store.h5"),
+    "model": Key("path", "start from this model file (else: fit on the store, or on new "
+                 "labels)", None),
+    "model_config": Key("path", "model YAML for fits from scratch (default: train's defaults)",
+                        None),
+    "save_model": Key("str", "write the final model here", "otf_model.h5"),
+    "checkpoint": Key("str", "checkpoint file (atomic); a run restarts from it", "checkpoint.h5"),
+    "checkpoint_every": Key("int", "checkpoint every N steps", 50, minimum=1),
+}, "on-the-fly learning")
+
+
+class Threshold:
+    """Absolute or adaptive threshold (eV/μB) with its history (checkpointable)."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.value = float(cfg["threshold"])
+        self.history: list[float] = []
+
+    def record(self, max_std: float) -> None:
+        if self.cfg["mode"] != "adaptive":
+            return
+        self.history = (self.history + [float(max_std)])[-self.cfg["history"]:]
+        if len(self.history) < self.cfg["history"]:
+            return
+        h = np.array(self.history)
+        mean = h.mean()
+        slope = np.polyfit(np.arange(len(h)), h, 1)[0]
+        if h.std() / mean < self.cfg["noise_guard"] and abs(slope) / mean < self.cfg["slope_guard"]:
+            self.value = float(mean * (1.0 + self.cfg["scale"]))
+
+    def state(self) -> dict:
+        return {"value": self.value, "history": self.history}
+
+    def restore(self, state: dict) -> None:
+        self.value, self.history = float(state["value"]), list(state["history"])
+
+
+class OnTheFly:
+    """The learner: model, oracle, store and threshold, consulted before each step."""
+
+    def __init__(self, cfg: dict, oracle, store, model, log):
+        self.cfg, self.oracle, self.store, self.model, self.log = cfg, oracle, store, model, log
+        self.threshold = Threshold(cfg)
+        self.calls = 0              # oracle labels taken (fresh or reused from the store)
+        self.failures = 0
+        self.reused = 0
+        self.last_call = -10**9
+        self.last_max_std = float("nan")
+        self.oracle_time = 0.0
+        self.on_refit = None        # callback (provider cache invalidation)
+
+    # --- labelling ------------------------------------------------------------------
+    def _label(self, system):
+        """(Frame, provenance) from the store if this configuration is there, else from
+        the oracle with retries; None when every attempt failed."""
+        probe = system.copy()                 # the labelled frame's exact directions
+        stored = self.store.lookup(probe)
+        if stored is not None:
+            self.reused += 1
+            return stored, None
+        for attempt in range(self.cfg["retries"] + 1):
+            start = time.perf_counter()
+            try:
+                results = self.oracle.compute(probe.copy())
+            except OracleFailure as exc:
+                self.oracle_time += time.perf_counter() - start
+                self.failures += 1
+                print(f"# oracle failure (attempt {attempt + 1}): {exc}", file=self.log,
+                      flush=True)
+                continue
+            wall = time.perf_counter() - start
+            self.oracle_time += wall
+            labelled = probe
+            if "magmoms" in results:
+                labelled.magnitudes = np.linalg.norm(results["magmoms"], axis=1)
+            labels = {k: results[k] for k in ("energy", "fields", "forces") if k in results}
+            info = results.get("info", {})
+            provenance = {"oracle": self.oracle.name,
+                          "settings": self.oracle.settings(),
+                          "job_directory": info.get("job_directory"),
+                          "wall_time": info.get("wall_time", wall)}
+            return Frame(labelled, labels), provenance
+        print("# oracle job skipped after retries; continuing with the current model",
+              file=self.log, flush=True)
+        return None
+
+    def initial(self, system, rng) -> None:
+        """Make sure a model exists: fit on the store, or label initial frames."""
+        from otf_spin.model import build_model
+
+        if self.model is not None:
+            return
+        frames = self.store.frames()
+        if not frames:
+            probes = [system.copy()]
+            for _ in range(self.cfg["initial_frames"]):
+                probe = system.copy()
+                cone = random_cone(len(system), [0, 0, 1], self.cfg["initial_cone"], rng)
+                axis_to = probe.directions      # cone around each spin's initial direction
+                probe.set_directions([_tilt(a, c) for a, c in zip(axis_to, cone)])
+                probes.append(probe)
+            for probe in probes:
+                labelled = self._label(probe)
+                if labelled is not None:
+                    self.store.append([labelled[0]], [labelled[1] or {}])
+                    self.calls += 1
+            frames = self.store.frames()
+        if not frames:
+            raise RuntimeError("no training data: the oracle failed on every initial frame")
+        self.model = build_model(self.cfg["model_settings"])
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.model.fit(frames)
+        print(f"# initial model: {len(frames)} frames, sparse "
+              f"{[len(S) for S in self.model.sparse]}", file=self.log, flush=True)
+
+    def check(self, system, step: int) -> bool:
+        """Before a step: maybe label and refit. Returns True if the model changed."""
+        cfg = self.cfg
+        if step % cfg["check_every"]:
+            return False
+        pred = self.model.predict(system, stds=True)
+        sigma = np.linalg.norm(pred["fields_std"], axis=1)
+        self.last_max_std = float(sigma.max())
+        if (self.last_max_std <= self.threshold.value or self.calls >= cfg["max_oracle_calls"]
+                or step - self.last_call < cfg["min_steps_between_calls"]):
+            return False
+        labelled = self._label(system)
+        self.last_call = step
+        if labelled is None:
+            return False
+        frame, provenance = labelled
+        if provenance is not None:
+            self.store.append([frame], [dict(provenance, step=step)])
+        self.calls += 1
+        candidates = np.flatnonzero(sigma > cfg["lower_ratio"] * self.threshold.value)
+        n_new = min(cfg["new_sparse_per_call"], len(candidates))
+        self.model.add_frames([frame], n_new_sparse=n_new, candidates=[candidates])
+        if cfg["reoptimise_every"] and self.calls % cfg["reoptimise_every"] == 0:
+            self.model.optimise_hyperparameters(
+                {"sigma_energy": (cfg["noise_floor_energy"], 1.0),
+                 "sigma_field": (cfg["noise_floor_field"], 1.0)})
+            self.model._solve()
+        self.threshold.record(self.last_max_std)
+        print(f"# step {step}: max σ {1e3 * self.last_max_std:.2f} meV/μB > threshold "
+              f"{1e3 * self.threshold.value:.2f}: {'reused stored label' if provenance is None else 'oracle'}"
+              f" ({self.oracle_time:.1f} s oracle so far), training set {self.model.n_frames} "
+              f"frames, sparse {[len(S) for S in self.model.sparse]}", file=self.log, flush=True)
+        if self.on_refit:
+            self.on_refit()
+        return True
+
+    # --- checkpoint state -------------------------------------------------------------
+    def state(self) -> dict:
+        return {"threshold": self.threshold.state(), "calls": self.calls,
+                "failures": self.failures, "last_call": self.last_call,
+                "last_max_std": self.last_max_std}
+
+    def restore(self, state: dict) -> None:
+        self.threshold.restore(state["threshold"])
+        self.calls, self.failures = int(state["calls"]), int(state["failures"])
+        self.last_call, self.last_max_std = int(state["last_call"]), float(state["last_max_std"])
+
+
+def _tilt(axis, local):
+    """Rotate ``local`` (a direction around +z) so that +z goes to ``axis``."""
+    from otf_spin.system import rotation_to
+
+    return rotation_to(axis) @ local
+
+
+def dumps(state: dict) -> str:
+    return json.dumps(state)

@@ -1,0 +1,133 @@
+"""On-the-fly learning: the loop, its output, oracle faults, kill-and-restart bit for bit."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from otf_spin.io.runconfig import load_run
+from otf_spin.learning.store import TrainingStore
+from otf_spin.runner import run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "input_examples", "bccFe_otf_heisenberg.yaml")
+FAKE_DFT = os.path.join(ROOT, "tests", "fixtures", "fake_dft", "heisenberg_dft.py")
+
+
+def config(folder, steps=300, **otf):
+    data = yaml.safe_load(open(EXAMPLE))
+    data["dynamics"]["steps"] = steps
+    data["otf"].update({"threshold": 2.0, "check_every": 5, "min_steps_between_calls": 5,
+                        "max_oracle_calls": 8, "checkpoint_every": 20}, **otf)
+    path = os.path.join(folder, "otf.yaml")
+    with open(path, "w") as handle:
+        yaml.safe_dump(data, handle)
+    return path
+
+
+def run_in(folder, path, **kwargs):
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        return run(load_run(path), progress=False, log=open(os.devnull, "w"), **kwargs)
+    finally:
+        os.chdir(cwd)
+
+
+def test_otf_run_learns_and_writes_everything(tmp_path):
+    result = run_in(tmp_path, config(tmp_path))
+    learner = result["learner"]
+    assert learner.calls >= 4                      # initial frames + triggered labels
+    store = TrainingStore(tmp_path / "otf_store.h5")
+    assert len(store) == learner.calls == learner.model.n_frames
+    provenance = store.frames()[-1].info["provenance"]
+    assert provenance["oracle"] == "heisenberg" and "step" in provenance
+    with h5py.File(tmp_path / "otf_run.h5") as f:
+        calls = f["observables/oracle_calls/value"][()]
+        assert calls[-1] == learner.calls and np.all(np.diff(calls) >= 0)
+        assert f["observables/max_field_std/value"].attrs["unit"] == "eV/mu_B"
+        assert np.nanmax(f["observables/max_field_std/value"][()]) > 0
+    assert os.path.exists(tmp_path / "otf_model.h5")
+
+
+def test_failing_oracle_is_retried_skipped_and_nothing_is_lost(tmp_path):
+    path = config(tmp_path, steps=60)
+    data = yaml.safe_load(open(path))
+    data["otf"]["initial_frames"] = 0
+    data["otf"]["retries"] = 1
+    # the first job (initial frame) succeeds; after it a marker file makes every job fail
+    data["oracle"] = {"type": "command", "timeout": 20, "workdir": "jobs",
+                      "command": f"test -e {tmp_path}/broken && exit 7; "
+                                 f"{sys.executable} {FAKE_DFT} ok"}
+    yaml.safe_dump(data, open(path, "w"))
+    cfg = load_run(path)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        from otf_spin.learning.otf import OnTheFly
+
+        original = OnTheFly.initial
+
+        def initial_then_break(self, system, rng):
+            original(self, system, rng)
+            open(tmp_path / "broken", "w").close()
+
+        OnTheFly.initial = initial_then_break
+        try:
+            result = run(cfg, progress=False, log=open(tmp_path / "log.txt", "w"))
+        finally:
+            OnTheFly.initial = original
+    finally:
+        os.chdir(cwd)
+    log = open(tmp_path / "log.txt").read()
+    assert "oracle failure (attempt 1)" in log and "oracle failure (attempt 2)" in log
+    assert "skipped after retries" in log
+    assert result["learner"].failures >= 2
+    assert len(TrainingStore(tmp_path / "otf_store.h5")) == 1     # the good frame only
+    assert result["state"].step == 60                              # the run went on
+
+
+def _trajectory(folder):
+    with h5py.File(os.path.join(folder, "otf_run.h5")) as f:
+        return (f["particles/all/spin/value"][()], f["particles/all/spin/step"][()],
+                f["observables/oracle_calls/value"][()], f["observables/energy/value"][()])
+
+
+def test_killed_and_restarted_run_reproduces_the_uninterrupted_run(tmp_path):
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    reference.mkdir()
+    killed.mkdir()
+    command = [os.path.join(os.path.dirname(sys.executable), "otf-spin"), "run", "otf.yaml",
+               "--quiet"]
+    config(reference, steps=400)
+    config(killed, steps=400)
+    subprocess.run(command, cwd=reference, check=True, capture_output=True)
+    rng = np.random.default_rng(7)
+    kills = 0
+    for attempt in range(6):
+        process = subprocess.Popen(command, cwd=killed, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            process.wait(timeout=rng.uniform(1.5, 3.0))
+            break                                   # finished before the kill
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+    else:
+        subprocess.run(command, cwd=killed, check=True, capture_output=True)
+    if process.returncode not in (0, -signal.SIGKILL):
+        pytest.fail(f"run exited with {process.returncode}")
+    if process.returncode != 0:
+        subprocess.run(command, cwd=killed, check=True, capture_output=True)
+    assert kills >= 1, "the run finished before it could be killed; make it longer"
+    a, b = _trajectory(reference), _trajectory(killed)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert len(TrainingStore(reference / "otf_store.h5")) == \
+        len(TrainingStore(killed / "otf_store.h5"))

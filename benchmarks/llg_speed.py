@@ -41,18 +41,21 @@ if "{integrator}" == "mc":
     mc = HeisenbergMonteCarlo(oracle, system)
     state = mc_state(system, 1)
     mc.sweep(state, 300.0)
-    start = time.perf_counter()
-    for _ in range({steps}):
-        mc.sweep(state, 300.0)
 else:
     provider = HeisenbergProvider(oracle, system)
     integrator = LLGIntegrator("{integrator}", 1e-3, 0.1)
     state = new_state(system.directions, 1)
     integrator.step(state, provider, 300.0)
+best = float("inf")
+for _ in range(3):                               # best of three, as for Spirit
     start = time.perf_counter()
     for _ in range({steps}):
-        integrator.step(state, provider, 300.0)
-print(len(system) * {steps} / (time.perf_counter() - start))
+        if "{integrator}" == "mc":
+            mc.sweep(state, 300.0)
+        else:
+            integrator.step(state, provider, 300.0)
+    best = min(best, time.perf_counter() - start)
+print(len(system) * {steps} / best)
 """
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,

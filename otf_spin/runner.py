@@ -89,10 +89,12 @@ def _setup_otf(cfg, system, dyn, log, fresh):
     return learner, provider, state, resume
 
 
-def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False) -> dict:
+def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
+        monitor=None) -> dict:
     """Run a validated run configuration (see :func:`otf_spin.io.runconfig.load_run`);
     log lines go to ``log`` (default: standard output). On-the-fly runs resume from
-    their checkpoint unless ``fresh``."""
+    their checkpoint unless ``fresh``. ``monitor(step, state, provider, observables)``
+    is called at every output step (benchmarks, analysis)."""
     log = log or sys.stdout
     dyn, out = cfg["dynamics"], cfg["output"]
     system = build_system(cfg["system"], dyn["seed"])
@@ -148,6 +150,8 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False) -> dict
             t = float(step) if is_mc else state.time
             obs = observe(step)
             writer.write(step, t, state.directions if step % out["every"] == 0 else None, obs)
+            if monitor:
+                monitor(step, state, provider, obs)
             return obs
 
         if not resume:

@@ -92,8 +92,19 @@ class Key:
     def describe(self) -> str:
         unit = f" [{self.unit}]" if self.unit else ""
         choices = f" one of {', '.join(map(str, self.choices))}." if self.choices else ""
-        default = "" if self.default is REQUIRED else f" Default: {self.default!r}."
+        default = "" if self.default is REQUIRED else f" Default: {self._shown_default()!r}."
         return f"{self.doc}{unit}{choices}{default}"
+
+    def _shown_default(self):
+        """The default in the key's documented unit (defaults are kept internally)."""
+        from otf_spin.units import UNITS
+
+        if self.kind in ("quantity", "ramp") and self.unit in UNITS and self.default is not None:
+            factor = UNITS[self.unit][1]
+            if self.kind == "ramp":
+                return [round(v / factor, 12) for v in self.default]
+            return round(self.default / factor, 12)
+        return self.default
 
 
 @dataclass

@@ -51,8 +51,12 @@ def describe(kind: str) -> str:
         for name, section in (("system", rc.SYSTEM), ("dynamics", rc.DYNAMICS),
                               ("output", rc.OUTPUT)):
             lines += [f"{name}:"] + section.describe("  ")
+        from otf_spin.learning.otf import SCHEMA as OTF
+
         lines += ["hamiltonian: an oracle block (validate --describe heisenberg) or "
-                  "{type: model, file: model.h5}"]
+                  "{type: model, file: model.h5}",
+                  "oracle: (on-the-fly runs, instead of hamiltonian) an oracle block",
+                  "otf:"] + OTF.describe("  ")
         return "\n".join(lines)
     cls = oracles.get_class(kind)
     lines = [f"# oracle file: type: {kind} — {cls.schema.doc}", "type: " + kind]

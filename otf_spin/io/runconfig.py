@@ -7,6 +7,7 @@ also accept "number unit" strings (``timestep: 0.1 fs``).
 """
 from __future__ import annotations
 
+import math
 import os
 
 from otf_spin.io.config import ConfigError, Key, Section, load_yaml
@@ -28,8 +29,8 @@ SYSTEM = Section({
     "spins": Key("str", "initial spins", "ferromagnetic", choices=SPIN_INIT),
     "axis": Key("list", "axis of ferromagnetic or cone spins", [0.0, 0.0, 1.0],
                 item=Key("float", "component"), length=3),
-    "cone_angle": Key("quantity", "half-angle of the cone for spins: cone", 0.5236,
-                      unit="deg", dimension="angle", minimum=0.0, maximum=3.1416),
+    "cone_angle": Key("quantity", "half-angle of the cone for spins: cone", math.radians(30.0),
+                      unit="deg", dimension="angle", minimum=0.0, maximum=math.pi),
     "spins_file": Key("path", "spins: file — extxyz (magmoms) or N×3 text table", None),
 }, "the spin system")
 

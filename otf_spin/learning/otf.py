@@ -20,6 +20,7 @@ skipped with a logged reason; the run continues with the current model.
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import numpy as np
@@ -46,8 +47,8 @@ SCHEMA = Section({
                    minimum=0),
     "initial_frames": Key("int", "random frames labelled before the run (cone around the "
                           "initial spins)", 0, minimum=0),
-    "initial_cone": Key("quantity", "half-angle of the initial random frames", 0.5236,
-                        unit="deg", dimension="angle", minimum=0.0, maximum=3.1416),
+    "initial_cone": Key("quantity", "half-angle of the initial random frames", math.radians(30.0),
+                        unit="deg", dimension="angle", minimum=0.0, maximum=math.pi),
     "new_sparse_per_call": Key("int", "new sparse environments per kernel and call", 4,
                                minimum=0),
     "reoptimise_every": Key("int", "re-optimise hyperparameters every N calls (0: never)",

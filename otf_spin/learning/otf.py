@@ -19,7 +19,6 @@ skipped with a logged reason; the run continues with the current model.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -163,8 +162,8 @@ class OnTheFly:
             for _ in range(self.cfg["initial_frames"]):
                 probe = system.copy()
                 cone = random_cone(len(system), [0, 0, 1], self.cfg["initial_cone"], rng)
-                axis_to = probe.directions      # cone around each spin's initial direction
-                probe.set_directions([_tilt(a, c) for a, c in zip(axis_to, cone)])
+                # each spin drawn in a cone around its own initial direction
+                probe.set_directions([_tilt(a, c) for a, c in zip(probe.directions, cone)])
                 probes.append(probe)
             for probe in probes:
                 labelled = self._label(probe)
@@ -236,7 +235,3 @@ def _tilt(axis, local):
     from otf_spin.system import rotation_to
 
     return rotation_to(axis) @ local
-
-
-def dumps(state: dict) -> str:
-    return json.dumps(state)

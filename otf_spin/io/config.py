@@ -70,6 +70,7 @@ class Key:
     kind: 'float', 'int', 'bool', 'str', 'quantity' (number or "number unit" of
     ``dimension``, default unit ``unit``), 'path' (file, must exist, relative to
     the YAML file), 'ramp' (a quantity or [start, end], returned as a pair),
+    'mapping' (free-form names to scalars),
     'list' (of ``item``), 'row' (fixed-length list whose entries
     follow ``columns``), 'section' (``section``). Defaults are internal-unit values.
     """
@@ -190,6 +191,14 @@ def _validate(key: Key, value, path: str, base_dir: str):
         if key.minimum is not None and min(result) < key.minimum:
             raise ConfigError(f"{path}: {value!r} is below the minimum {key.minimum}")
         return result
+    elif kind == "mapping":     # free-form name -> scalar (e.g. extra INCAR tags)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping of names to values, got {value!r}")
+        for name, item in value.items():
+            if not isinstance(name, str) or isinstance(item, (dict, list)) or item is None:
+                raise ConfigError(f"{path}.{name}: expected a number, string or boolean, got "
+                                  f"{item!r}")
+        result = dict(value)
     elif kind in ("float", "int"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                 kind == "int" and not float(value).is_integer()):

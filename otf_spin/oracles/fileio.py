@@ -77,16 +77,19 @@ class FileOracle(Oracle):
         self._counter += 1
         return os.path.join(self.workdir, f"{self.name}-{self._counter:06d}")
 
-    def compute(self, system) -> dict:
+    def run_job(self, system, write=None, read=None) -> dict:
+        """One job in a fresh directory: write inputs, launch, parse; typed failures.
+        ``write``/``read`` default to :meth:`write_inputs`/:meth:`read_outputs`."""
+        write, read = write or self.write_inputs, read or self.read_outputs
         directory = self._next_job()
         os.makedirs(directory)
         job = os.path.basename(directory)
-        substitutions = self.write_inputs(system, directory)
+        substitutions = write(system, directory)
         wall = self.profile.run(directory, job, substitutions)
         from otf_spin.io.extxyz import NonFiniteError
 
         try:
-            results = self.read_outputs(system, directory)
+            results = read(system, directory)
         except OracleFailure:
             raise
         except NonFiniteError as exc:
@@ -97,5 +100,8 @@ class FileOracle(Oracle):
             if key in results and not np.all(np.isfinite(results[key])):
                 raise OracleFailure(job, "nan", f"'{key}' is not finite")
         results.setdefault("info", {}).update(job_directory=os.path.abspath(directory),
-                                              wall_time=wall)
+                                              wall_time=wall, job=job)
         return results
+
+    def compute(self, system) -> dict:
+        return self.run_job(system)

@@ -131,3 +131,14 @@ def test_killed_and_restarted_run_reproduces_the_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(x, y)
     assert len(TrainingStore(reference / "otf_store.h5")) == \
         len(TrainingStore(killed / "otf_store.h5"))
+
+
+def test_batched_labelling(tmp_path):
+    result = run_in(tmp_path, config(tmp_path, steps=200, batch_size=3))
+    learner = result["learner"]
+    assert len(learner.queue) < 3                     # a partial batch may remain
+    store = TrainingStore(tmp_path / "otf_store.h5")
+    steps = [f.info["provenance"].get("step") for f in store.frames()]
+    assert len(store) == learner.calls
+    labelled_steps = [s for s in steps if s is not None]
+    assert len(labelled_steps) >= 3 and len(labelled_steps) % 3 == 0

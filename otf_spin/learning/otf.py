@@ -40,6 +40,9 @@ SCHEMA = Section({
     "check_every": Key("int", "check the uncertainty every N steps", 1, minimum=1),
     "min_steps_between_calls": Key("int", "pace: no oracle call sooner than N steps after "
                                    "the previous", 1, minimum=1),
+    "batch_size": Key("int", "label uncertain configurations in batches of N (one refit per "
+                      "batch; the run continues with the current model meanwhile)", 1,
+                      minimum=1),
     "max_oracle_calls": Key("int", "stop calling the oracle after this many calls", 200,
                             minimum=0),
     "retries": Key("int", "retries of a failed oracle job before it is skipped", 1,
@@ -114,6 +117,7 @@ class OnTheFly:
         self.last_max_std = float("nan")
         self.oracle_time = 0.0
         self.on_refit = None        # callback (provider cache invalidation)
+        self.queue = []             # (step, directions, sparse candidates, max σ) to label
 
     # --- labelling ------------------------------------------------------------------
     def _label(self, system):
@@ -183,36 +187,52 @@ class OnTheFly:
               f"{[len(S) for S in self.model.sparse]}", file=self.log, flush=True)
 
     def check(self, system, step: int) -> bool:
-        """Before a step: maybe label and refit. Returns True if the model changed."""
+        """Before a step: maybe label and refit. Returns True if the model changed.
+
+        With ``batch_size`` > 1 uncertain configurations are queued (the run goes on with
+        the current model) and labelled together, with one refit, when the queue is full."""
         cfg = self.cfg
         if step % cfg["check_every"]:
             return False
         pred = self.model.predict(system, stds=True)
         sigma = np.linalg.norm(pred["fields_std"], axis=1)
         self.last_max_std = float(sigma.max())
-        if (self.last_max_std <= self.threshold.value or self.calls >= cfg["max_oracle_calls"]
+        if (self.last_max_std <= self.threshold.value
+                or self.calls + len(self.queue) >= cfg["max_oracle_calls"]
                 or step - self.last_call < cfg["min_steps_between_calls"]):
             return False
-        labelled = self._label(system)
         self.last_call = step
-        if labelled is None:
-            return False
-        frame, provenance = labelled
-        if provenance is not None:
-            self.store.append([frame], [dict(provenance, step=step)])
-        self.calls += 1
         candidates = np.flatnonzero(sigma > cfg["lower_ratio"] * self.threshold.value)
-        n_new = min(cfg["new_sparse_per_call"], len(candidates))
-        self.model.add_frames([frame], n_new_sparse=n_new, candidates=[candidates])
-        if cfg["reoptimise_every"] and self.calls % cfg["reoptimise_every"] == 0:
+        self.queue.append((step, system.directions.copy(), candidates, self.last_max_std))
+        if len(self.queue) < cfg["batch_size"]:
+            return False
+        frames, pools = [], []
+        for queued_step, directions, pool, max_std in self.queue:
+            probe = system.copy()
+            probe.directions = directions
+            labelled = self._label(probe)
+            self.threshold.record(max_std)
+            if labelled is None:
+                continue
+            frame, provenance = labelled
+            if provenance is not None:
+                self.store.append([frame], [dict(provenance, step=queued_step)])
+            self.calls += 1
+            frames.append(frame)
+            pools.append(pool)
+        self.queue = []
+        if not frames:
+            return False
+        n_new = min(cfg["new_sparse_per_call"] * len(frames), sum(len(p) for p in pools))
+        self.model.add_frames(frames, n_new_sparse=n_new, candidates=pools)
+        if cfg["reoptimise_every"] and self.calls % cfg["reoptimise_every"] < len(frames):
             self.model.optimise_hyperparameters(
                 {"sigma_energy": (cfg["noise_floor_energy"], 1.0),
                  "sigma_field": (cfg["noise_floor_field"], 1.0)})
             self.model._solve()
-        self.threshold.record(self.last_max_std)
         print(f"# step {step}: max σ {1e3 * self.last_max_std:.2f} meV/μB > threshold "
-              f"{1e3 * self.threshold.value:.2f}: {'reused stored label' if provenance is None else 'oracle'}"
-              f" ({self.oracle_time:.1f} s oracle so far), training set {self.model.n_frames} "
+              f"{1e3 * self.threshold.value:.2f}: {len(frames)} label(s) "
+              f"({self.oracle_time:.1f} s oracle so far), training set {self.model.n_frames} "
               f"frames, sparse {[len(S) for S in self.model.sparse]}", file=self.log, flush=True)
         if self.on_refit:
             self.on_refit()
@@ -220,14 +240,19 @@ class OnTheFly:
 
     # --- checkpoint state -------------------------------------------------------------
     def state(self) -> dict:
+        """JSON-serialisable learner state (directions of queued frames as exact hex)."""
         return {"threshold": self.threshold.state(), "calls": self.calls,
                 "failures": self.failures, "last_call": self.last_call,
-                "last_max_std": self.last_max_std}
+                "last_max_std": self.last_max_std,
+                "queue": [[s, d.tobytes().hex(), list(map(int, c)), m]
+                          for s, d, c, m in self.queue]}
 
     def restore(self, state: dict) -> None:
         self.threshold.restore(state["threshold"])
         self.calls, self.failures = int(state["calls"]), int(state["failures"])
         self.last_call, self.last_max_std = int(state["last_call"]), float(state["last_max_std"])
+        self.queue = [(s, np.frombuffer(bytes.fromhex(d)).reshape(-1, 3).copy(),
+                       np.array(c, dtype=int), m) for s, d, c, m in state.get("queue", [])]
 
 
 def _tilt(axis, local):

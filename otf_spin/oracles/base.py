@@ -12,7 +12,11 @@ A failed job raises :class:`OracleFailure` (typed, with the job name and reason)
 """
 from __future__ import annotations
 
-from otf_spin.io.config import Section
+from otf_spin.io.config import Key, Section
+
+#: the ``moment:`` key every oracle block has (frames that give only spin directions)
+MOMENT_KEY = Key("quantity", "moment magnitude for frames giving only directions", 2.2,
+                 unit="μB", dimension="moment", minimum=0.0)
 
 
 class OracleFailure(RuntimeError):

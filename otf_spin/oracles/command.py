@@ -11,18 +11,16 @@ from __future__ import annotations
 import os
 
 from otf_spin.io.config import Key, Section
-from otf_spin.oracles.fileio import FileOracle, Profile
+from otf_spin.oracles.base import MOMENT_KEY
+from otf_spin.oracles.fileio import FileOracle, Profile, job_keys
 
 SCHEMA = Section({
     "command": Key("str", "command line run in each job directory ({input}, {output} are "
                    "replaced by the file names)"),
-    "timeout": Key("quantity", "wall-clock limit per job", 3600.0, unit="s",
-                   dimension="walltime", minimum=0.001),
-    "workdir": Key("str", "folder of the job directories (kept)", "oracle_jobs"),
+    **job_keys(3600.0),
     "input": Key("str", "input file name", "input.xyz"),
     "output": Key("str", "output file name", "output.xyz"),
-    "moment": Key("quantity", "moment magnitude for frames giving only directions", 2.2,
-                  unit="μB", dimension="moment", minimum=0.0),
+    "moment": MOMENT_KEY,
 }, "any command reading and writing extxyz")
 
 

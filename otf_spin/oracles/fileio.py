@@ -15,7 +15,15 @@ import time
 
 import numpy as np
 
+from otf_spin.io.config import Key
 from otf_spin.oracles.base import Oracle, OracleFailure
+
+
+def job_keys(timeout: float) -> dict:
+    """The schema keys every file-based oracle shares: timeout (s) and workdir."""
+    return {"timeout": Key("quantity", "wall-clock limit per job", timeout, unit="s",
+                           dimension="walltime", minimum=0.001),
+            "workdir": Key("str", "folder of the job directories (kept)", "oracle_jobs")}
 
 
 class Profile:

@@ -21,7 +21,7 @@ import numpy as np
 
 from otf_spin.io.config import ConfigError, Key, Section
 from otf_spin.kernels import load as load_kernel
-from otf_spin.oracles.base import Oracle
+from otf_spin.oracles.base import MOMENT_KEY, Oracle
 
 CONVENTIONS = ("double_counted", "per_pair")
 #: factor turning J of a convention into the weight of one directed pair entry
@@ -167,8 +167,7 @@ SCHEMA = Section({
     "formula": Key("section", "J(r) formula (paper Eq. 43)", None, section=FORMULA),
     "uppasd": Key("section", "exchange from UppASD files (J in mRy; UppASD counts each "
                   "bond twice: use convention double_counted)", None, section=UPPASD),
-    "moment": Key("quantity", "moment magnitude for frames giving only directions", 2.2,
-                  unit="μB", dimension="moment", minimum=0.0),
+    "moment": MOMENT_KEY,
     "moment_slaving": Key("section", "slave moments to spin angles (paper Eq. 41); energies "
                           "scale by M_i M_j / m0²", None, section=SLAVING),
 }, "Heisenberg exchange oracle", _one_source)

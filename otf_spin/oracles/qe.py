@@ -27,16 +27,15 @@ import numpy as np
 
 from otf_spin.io.config import Key, Section
 from otf_spin.oracles.base import OracleFailure
-from otf_spin.oracles.fileio import FileOracle, Profile
+from otf_spin.oracles.base import MOMENT_KEY
+from otf_spin.oracles.fileio import FileOracle, Profile, job_keys
 from otf_spin.units import BOHR, RYDBERG
 
 MAX_SPECIES_QE6 = 10
 SCHEMA = Section({
     "command": Key("str", "launch command run in each job directory",
                    "mpirun -np 2 pw.x -in pw.in"),
-    "timeout": Key("quantity", "wall-clock limit per job", 3600.0, unit="s",
-                   dimension="walltime", minimum=0.001),
-    "workdir": Key("str", "folder of the job directories (kept)", "oracle_jobs"),
+    **job_keys(3600.0),
     "pseudo_dir": Key("str", "pseudopotential folder", "/usr/share/espresso/pseudo"),
     "pseudopotentials": Key("mapping", "species -> UPF file", {"Fe": "Fe.pbe-nd-rrkjus.UPF"}),
     "ecutwfc": Key("float", "wave-function cutoff (Ry)", 30.0, minimum=1.0),
@@ -50,8 +49,7 @@ SCHEMA = Section({
     "mixing_beta": Key("float", "SCF mixing", 0.2, minimum=0.0, maximum=1.0),
     "volume_factor": Key("str", "λ_eff = λΩ/N_FFT: auto (by the pw.x version printed), "
                          "always, never", "auto", choices=("auto", "always", "never")),
-    "moment": Key("quantity", "moment magnitude for frames giving only directions", 2.2,
-                  unit="μB", dimension="moment", minimum=0.0),
+    "moment": MOMENT_KEY,
 }, "Quantum ESPRESSO pw.x, constrained noncollinear")
 
 MASSES = {"Fe": 55.845, "Co": 58.933, "Ni": 58.693, "Mn": 54.938, "Cr": 51.996}
@@ -90,6 +88,7 @@ class QEOracle(FileOracle):
     def __init__(self, profile, settings: dict, workdir="oracle_jobs"):
         super().__init__(profile, workdir)
         self.cfg = settings
+        self.moment = settings.get("moment", 2.2)   # μB for frames giving only directions
         self._fm = {}
 
     @classmethod

@@ -36,14 +36,13 @@ import numpy as np
 
 from otf_spin.io.config import ConfigError, Key, Section
 from otf_spin.oracles.base import OracleFailure
-from otf_spin.oracles.fileio import FileOracle, Profile
+from otf_spin.oracles.base import MOMENT_KEY
+from otf_spin.oracles.fileio import FileOracle, Profile, job_keys
 
 SCHEMA = Section({
     "command": Key("str", "launch command run in each job directory, e.g. 'mpirun -np 16 "
                    "vasp_ncl'"),
-    "timeout": Key("quantity", "wall-clock limit per job", 86400.0, unit="s",
-                   dimension="walltime", minimum=0.001),
-    "workdir": Key("str", "folder of the job directories (kept)", "oracle_jobs"),
+    **job_keys(86400.0),
     "potcar_dir": Key("str", "folder with <species>/POTCAR (e.g. .../potpaw_PBE)"),
     "potcar_variants": Key("mapping", "species -> POTCAR folder name, e.g. {Fe: Fe_pv}", {}),
     "kpoints": Key("list", "k-point mesh", [6, 6, 6], item=Key("int", "n", minimum=1),
@@ -60,8 +59,7 @@ SCHEMA = Section({
     "subtract_penalty": Key("bool", "remove E_p from the constrained energy", True),
     "incar": Key("mapping", "INCAR tags added to (or replacing) the defaults ENCUT 500, "
                  "EDIFF 1e-6, ISMEAR 1, SIGMA 0.1, NELM 200, PREC Accurate (the paper's)", {}),
-    "moment": Key("quantity", "moment magnitude for frames giving only directions", 2.2,
-                  unit="μB", dimension="moment", minimum=0.0),
+    "moment": MOMENT_KEY,
 }, "constrained noncollinear VASP")
 
 _FLOAT = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[EeDd][-+]?\d+)?"
@@ -114,6 +112,7 @@ class VaspOracle(FileOracle):
     def __init__(self, profile, settings: dict, workdir="oracle_jobs"):
         super().__init__(profile, workdir)
         self.cfg = settings
+        self.moment = settings.get("moment", 2.2)   # μB for frames giving only directions
         self._fm_energies = {}
 
     @classmethod

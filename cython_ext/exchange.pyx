@@ -82,3 +82,27 @@ def metropolis_sweep(double[:, ::1] e, const double[::1] s, const cnp.int64_t[::
             e[i, 2] = nz
             accepted += 1
     return accepted
+
+
+def exchange_field_plain(const double[:, ::1] e, const int[::1] offsets32,
+                         const int[::1] neigh32, const double[::1] J, const double[::1] h0,
+                         double[:, ::1] h):
+    """h_i = h0 + Σ_{p in row i} J_p e_{j_p} (no per-atom scale; h0 (3,) a uniform
+    field), int32 pair indices: the LLG hot path (moment factors folded into J)."""
+    cdef Py_ssize_t n = e.shape[0]
+    cdef Py_ssize_t i, p, j
+    cdef double hx, hy, hz, w
+    with nogil:
+        for i in prange(n, schedule="static"):
+            hx = h0[0]
+            hy = h0[1]
+            hz = h0[2]
+            for p in range(offsets32[i], offsets32[i + 1]):
+                j = neigh32[p]
+                w = J[p]
+                hx = hx + w * e[j, 0]
+                hy = hy + w * e[j, 1]
+                hz = hz + w * e[j, 2]
+            h[i, 0] = hx
+            h[i, 1] = hy
+            h[i, 2] = hz

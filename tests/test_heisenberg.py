@@ -154,6 +154,21 @@ def test_compiled_exchange_matches_twin(fe16, rng):
     np.testing.assert_allclose(out[0], out[1], rtol=1e-13, atol=1e-16)
 
 
+def test_compiled_plain_field_matches_twin(fe16, rng):
+    oracle = HeisenbergOracle(EQ43, "double_counted")
+    offsets, neigh, J, *_ = oracle.couplings(fe16)
+    h0 = np.array([0.1, -0.2, 0.3])
+    out = [np.empty((len(fe16), 3)) for _ in range(2)]
+    for k, module in enumerate((kernels.compiled("exchange"), kernels.twin("exchange"))):
+        module.exchange_field_plain(fe16.directions, offsets.astype(np.int32),
+                                    neigh.astype(np.int32), J, h0, out[k])
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-13, atol=1e-15)
+    full = np.empty_like(out[0])
+    kernels.compiled("exchange").exchange_field(fe16.directions, np.ones(len(fe16)), offsets,
+                                                neigh, J, full)
+    np.testing.assert_allclose(out[0], full + h0, rtol=1e-13, atol=1e-15)
+
+
 def test_compiled_metropolis_matches_twin(fe16, rng):
     oracle = HeisenbergOracle(EQ43, "double_counted")
     offsets, neigh, J, *_ = oracle.couplings(fe16)

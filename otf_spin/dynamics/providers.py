@@ -33,6 +33,10 @@ class HeisenbergProvider:
         self.moments = system.magnitudes.copy()
         rows = np.repeat(np.arange(len(system)), np.diff(self.offsets))
         self.J_tesla = np.ascontiguousarray(2.0 * self.J / (self.moments[rows] * MU_B))
+        if len(self.neigh) >= 2**31:
+            raise ValueError("more than 2^31 pairs: beyond the int32 LLG field kernel")
+        self.offsets32 = self.offsets.astype(np.int32)     # hot path: 4-byte indices
+        self.neigh32 = self.neigh.astype(np.int32)
         self.b_ext = np.asarray(field_tesla, float)
         self.ones = np.ones(len(system))
         self.zeeman = self.moments[:, None] * MU_B * self.b_ext[None, :]   # eV
@@ -41,9 +45,8 @@ class HeisenbergProvider:
         self._h = np.empty((len(system), 3))
 
     def field(self, directions, out):
-        self._kernel.exchange_field(directions, self.ones, self.offsets, self.neigh,
-                                    self.J_tesla, out)
-        out += self.b_ext
+        self._kernel.exchange_field_plain(directions, self.offsets32, self.neigh32,
+                                          self.J_tesla, self.b_ext, out)
 
     def _local(self, directions):
         self._kernel.exchange_field(directions, self.ones, self.offsets, self.neigh, self.J,

@@ -31,3 +31,9 @@ def metropolis_sweep(e, s, offsets, neigh, J, zeeman, beta, sigma, gauss, unifor
             e[i] = trial
             accepted += 1
     return accepted
+
+
+def exchange_field_plain(e, offsets32, neigh32, J, h0, h):
+    """h_i = h0 + Σ_{p in row i} J_p e_{j_p}; writes h (N, 3) in place."""
+    exchange_field(e, np.ones(len(e)), offsets32, neigh32, J, h)
+    h += h0

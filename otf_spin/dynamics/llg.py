@@ -3,7 +3,8 @@
     dm/dt = -γ/(1+α²)[m×B + α m×(m×B)],   B = B_eff(m) + B_th
     ⟨B_th,iμ(t) B_th,jν(t')⟩ = 2 α k_B T/(γ μ_i μB) δ_ij δ_μν δ(t-t')
 
-so per step B_th = sqrt(2 α k_B T/(γ μ_i μB Δt)) ξ, ξ ~ N(0, 1), held fixed over the
+so per step B_th = sqrt(2 α k_B T/(γ μ_i μB Δt)) ξ, ξ ~ N(0, 1) (compiled ziggurat on the
+run's Generator, otf_spin.dynamics.noise), held fixed over the
 two stages of a step (Stratonovich; Heun is the Stratonovich-consistent scheme for
 multiplicative noise, Depondt-Mertens and SIB are midpoint schemes of the same kind).
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from otf_spin.dynamics.noise import standard_normal
 from otf_spin.kernels import load as load_kernel
 from otf_spin.units import GAMMA, K_B, MU_B
 
@@ -55,7 +57,7 @@ def new_state(directions, seed) -> SpinState:
 class LLGIntegrator:
     """One integrator (name in INTEGRATORS) with damping α, time step dt (ps)."""
 
-    def __init__(self, name: str, dt: float, damping: float, kernel=None):
+    def __init__(self, name: str, dt: float, damping: float, kernel=None, noise_kernel=None):
         if name not in INTEGRATORS:
             raise ValueError(f"unknown integrator {name!r}; choose one of {INTEGRATORS}")
         if dt <= 0 or damping < 0:
@@ -63,6 +65,7 @@ class LLGIntegrator:
         self.name, self.dt, self.alpha = name, float(dt), float(damping)
         self.gp = GAMMA / (1.0 + self.alpha**2)
         self._k = kernel or load_kernel("llg")
+        self._noise = noise_kernel or load_kernel("noise")
         self._buffers = None
 
     def thermal_sigma(self, moments, temperature: float) -> np.ndarray:
@@ -80,7 +83,8 @@ class LLGIntegrator:
         B, aux, pred, out, bth = self._buffers
         sigma = self.thermal_sigma(provider.moments, temperature)
         if np.any(sigma):
-            bth[:] = state.rng.standard_normal((n, 3)) * sigma[:, None]
+            standard_normal(state.rng, bth, self._noise)
+            bth *= sigma[:, None]
         else:
             bth[:] = 0.0
         k, a, g, dt = self._k, self.alpha, self.gp, self.dt

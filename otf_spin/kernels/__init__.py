@@ -13,7 +13,7 @@ import os
 import warnings
 from types import ModuleType
 
-KERNELS = ("neighbours", "exchange", "soso", "llg")
+KERNELS = ("neighbours", "exchange", "soso", "llg", "noise")
 _warned: set[str] = set()
 
 

@@ -1,0 +1,123 @@
+# cython: language_level=3
+"""Standard normal variates from raw 64-bit draws: the 256-layer ziggurat of Marsaglia &
+Tsang (2000), in the 52-bit form numpy uses. The caller draws the raw integers from its
+numpy Generator (``bit_generator.random_raw``), so the stream stays seeded, saved and
+restored with the Generator. Pure-Python twin: :mod:`otf_spin.kernels.noise_py`.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.math cimport exp, log1p, sqrt, log
+from libc.stdint cimport uint64_t
+
+cnp.import_array()
+
+cdef double R_TAIL = 3.6541528853610088
+cdef double V_AREA = 0.00492867323399
+cdef double TWO52 = 4503599627370496.0
+cdef uint64_t KI[256]
+cdef double WI[256]
+cdef double FI[256]
+
+
+def tables():
+    """(ki, wi, fi) of the 256-layer ziggurat (52-bit integer comparisons)."""
+    ki = np.zeros(256, np.uint64)
+    wi = np.zeros(256)
+    fi = np.zeros(256)
+    dn = R_TAIL
+    tn = dn
+    q = V_AREA / np.exp(-0.5 * dn * dn)
+    ki[0] = np.uint64((dn / q) * TWO52)
+    ki[1] = 0
+    wi[0] = q / TWO52
+    wi[255] = dn / TWO52
+    fi[0] = 1.0
+    fi[255] = np.exp(-0.5 * dn * dn)
+    for i in range(254, 0, -1):
+        dn = np.sqrt(-2.0 * np.log(V_AREA / dn + np.exp(-0.5 * dn * dn)))
+        ki[i + 1] = np.uint64((dn / tn) * TWO52)
+        tn = dn
+        fi[i] = np.exp(-0.5 * dn * dn)
+        wi[i] = dn / TWO52
+    return ki, wi, fi
+
+
+_ki, _wi, _fi = tables()
+for _i in range(256):
+    KI[_i] = _ki[_i]
+    WI[_i] = _wi[_i]
+    FI[_i] = _fi[_i]
+
+
+cdef inline double _uniform(uint64_t r) noexcept nogil:
+    """(0, 1) from the top 53 bits."""
+    return ((r >> 11) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+def gaussian_fill(const uint64_t[::1] raw, const uint64_t[::1] reserve, double[::1] out):
+    """Fill ``out`` with N(0, 1) variates: one ``raw`` value each, plus ``reserve``
+    values for the rare rejections (about 1.2 %). Returns (filled, reserve_used); filled
+    < len(out) when the reserve ran out (draw more reserve and call again on the rest)."""
+    cdef Py_ssize_t used = 0
+    cdef Py_ssize_t filled
+    with nogil:
+        filled = _fill(raw, reserve, out, &used)
+    return filled, used
+
+
+cdef Py_ssize_t _fill(const uint64_t[::1] raw, const uint64_t[::1] reserve, double[::1] out,
+                      Py_ssize_t* used) noexcept nogil:
+    cdef Py_ssize_t n = out.shape[0], i, k = 0, m = reserve.shape[0]
+    cdef uint64_t r, rabs
+    cdef int idx, sign
+    cdef double x, xx, y, u
+    for i in range(n):
+        r = raw[i]
+        idx = <int>(r & 0xff)
+        r = r >> 8
+        sign = <int>(r & 1)
+        rabs = (r >> 1) & 0x000fffffffffffffULL
+        x = rabs * WI[idx]
+        if sign:
+            x = -x
+        if rabs < KI[idx]:
+            out[i] = x
+            continue
+        while True:                      # rejection: uses the reserve
+            if idx == 0:                 # the tail beyond R_TAIL
+                while True:
+                    if k + 2 > m:
+                        used[0] = k
+                        return i
+                    xx = -log1p(-_uniform(reserve[k])) / R_TAIL
+                    y = -log1p(-_uniform(reserve[k + 1]))
+                    k += 2
+                    if y + y > xx * xx:
+                        break
+                out[i] = -(R_TAIL + xx) if sign else R_TAIL + xx
+                break
+            if k + 1 > m:
+                used[0] = k
+                return i
+            u = _uniform(reserve[k])
+            k += 1
+            if (FI[idx - 1] - FI[idx]) * u + FI[idx] < exp(-0.5 * x * x):
+                out[i] = x
+                break
+            if k + 1 > m:
+                used[0] = k
+                return i
+            r = reserve[k]                # a fresh draw for this variate
+            k += 1
+            idx = <int>(r & 0xff)
+            r = r >> 8
+            sign = <int>(r & 1)
+            rabs = (r >> 1) & 0x000fffffffffffffULL
+            x = rabs * WI[idx]
+            if sign:
+                x = -x
+            if rabs < KI[idx]:
+                out[i] = x
+                break
+    used[0] = k
+    return n

@@ -113,3 +113,40 @@ class FileOracle(Oracle):
 
     def compute(self, system) -> dict:
         return self.run_job(system)
+
+
+class ConstrainedDFTOracle(FileOracle):
+    """A file-based constrained-DFT oracle configured by a validated settings dict, with
+    the energy of the collinear FM reference computed once per structure (paper Eq. 37)."""
+
+    def __init__(self, profile: Profile, settings: dict, workdir: str = "oracle_jobs"):
+        super().__init__(profile, workdir)
+        self.cfg = settings
+        self.moment = settings.get("moment", 2.2)   # μB for frames giving only directions
+        self._fm = {}
+
+    @classmethod
+    def check_config(cls, block: dict) -> None:
+        """Semantic checks beyond the schema (subclasses raise ConfigError)."""
+
+    @classmethod
+    def from_config(cls, block, context=None):
+        cls.check_config(block)
+        return cls(Profile(block["command"], block["timeout"]), dict(block), block["workdir"])
+
+    def settings(self):
+        return {"type": self.name, **self.cfg}
+
+    def fm_energy(self, system, run_reference) -> float:
+        """E of the FM reference of ``system``'s structure; ``run_reference()`` computes it
+        (once per cell, positions, species and moments)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for array in (system.cell, system.positions, system.magnitudes):
+            h.update(np.ascontiguousarray(array, float).tobytes())
+        h.update(" ".join(system.species).encode())
+        key = h.hexdigest()
+        if key not in self._fm:
+            self._fm[key] = float(run_reference())
+        return self._fm[key]

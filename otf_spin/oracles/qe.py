@@ -19,7 +19,6 @@ constraint (all e_i = ẑ), computed once per structure.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
@@ -28,7 +27,7 @@ import numpy as np
 from otf_spin.io.config import Key, Section
 from otf_spin.oracles.base import OracleFailure
 from otf_spin.oracles.base import MOMENT_KEY
-from otf_spin.oracles.fileio import FileOracle, Profile, job_keys
+from otf_spin.oracles.fileio import ConstrainedDFTOracle, job_keys
 from otf_spin.units import BOHR, RYDBERG
 
 MAX_SPECIES_QE6 = 10
@@ -80,23 +79,10 @@ def parse_pw_output(text: str, n_atoms: int) -> dict:
             "volume": float(volume.group(1)) if volume else None}
 
 
-class QEOracle(FileOracle):
+class QEOracle(ConstrainedDFTOracle):
     name = "qe"
     implemented_properties = ("energy", "fields", "magmoms")
     schema = SCHEMA
-
-    def __init__(self, profile, settings: dict, workdir="oracle_jobs"):
-        super().__init__(profile, workdir)
-        self.cfg = settings
-        self.moment = settings.get("moment", 2.2)   # μB for frames giving only directions
-        self._fm = {}
-
-    @classmethod
-    def from_config(cls, block, context=None):
-        return cls(Profile(block["command"], block["timeout"]), dict(block), block["workdir"])
-
-    def settings(self):
-        return {"type": self.name, **self.cfg}
 
     def _write(self, system, directory, directions):
         n = len(system)
@@ -159,17 +145,14 @@ class QEOracle(FileOracle):
         return self.cfg["lambda"]
 
     def compute(self, system):
-        key = hashlib.sha256(np.concatenate([system.cell.ravel(), system.positions.ravel(),
-                                             system.magnitudes]).tobytes()).hexdigest()
-        if key not in self._fm:
-            z = np.tile([0.0, 0.0, 1.0], (len(system), 1))
-            fm = self.run_job(system, lambda s, d: self._write(s, d, z), self._read)
-            self._fm[key] = fm["energy"]
+        z = np.tile([0.0, 0.0, 1.0], (len(system), 1))
+        e_fm = self.fm_energy(system, lambda: self.run_job(
+            system, lambda s, d: self._write(s, d, z), self._read)["energy"])
         out = self.run_job(system, lambda s, d: self._write(s, d, s.directions), self._read)
         e = system.directions
         field = 2.0 * self.lambda_eff(out) * (out["moments"] - out["targets"]) * RYDBERG
         field -= np.einsum("ik,ik->i", field, e)[:, None] * e
-        return {"energy": (out["energy"] - self._fm[key]) * RYDBERG, "fields": field,
+        return {"energy": (out["energy"] - e_fm) * RYDBERG, "fields": field,
                 "magmoms": out["moments"],
                 "info": dict(out["info"], lambda_eff=self.lambda_eff(out),
                              pw_version=".".join(map(str, out["version"] or ())))}

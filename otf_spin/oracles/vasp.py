@@ -28,7 +28,6 @@ stay below ``max_residual``; otherwise the job is repeated with LAMBDA × ``lamb
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
@@ -37,7 +36,7 @@ import numpy as np
 from otf_spin.io.config import ConfigError, Key, Section
 from otf_spin.oracles.base import OracleFailure
 from otf_spin.oracles.base import MOMENT_KEY
-from otf_spin.oracles.fileio import FileOracle, Profile, job_keys
+from otf_spin.oracles.fileio import ConstrainedDFTOracle, job_keys
 
 SCHEMA = Section({
     "command": Key("str", "launch command run in each job directory, e.g. 'mpirun -np 16 "
@@ -104,26 +103,15 @@ def parse_outcar(text: str, n_ions: int) -> dict:
             "converged": converged and not unconverged}
 
 
-class VaspOracle(FileOracle):
+class VaspOracle(ConstrainedDFTOracle):
     name = "vasp"
     implemented_properties = ("energy", "fields", "magmoms")
     schema = SCHEMA
 
-    def __init__(self, profile, settings: dict, workdir="oracle_jobs"):
-        super().__init__(profile, workdir)
-        self.cfg = settings
-        self.moment = settings.get("moment", 2.2)   # μB for frames giving only directions
-        self._fm_energies = {}
-
     @classmethod
-    def from_config(cls, block, context=None):
+    def check_config(cls, block):
         if not os.path.isdir(block["potcar_dir"]):
             raise ConfigError(f"potcar_dir: folder {block['potcar_dir']!r} not found")
-        return cls(Profile(block["command"], block["timeout"]), dict(block), block["workdir"])
-
-    def settings(self):
-        return {"type": self.name, **{k: v for k, v in self.cfg.items() if k != "command"},
-                "command": self.cfg["command"]}
 
     # --- template: what to write --------------------------------------------------
     def _write(self, system, directory, constrained: bool, lam: float):
@@ -185,19 +173,10 @@ class VaspOracle(FileOracle):
             results.update(penalty=e_p, lambda_=lam, rows=rows)
         return results
 
-    def _structure_key(self, system) -> str:
-        h = hashlib.sha256()
-        for a in (system.cell, system.positions, system.magnitudes):
-            h.update(np.ascontiguousarray(a, float).tobytes())
-        h.update(" ".join(system.species).encode())
-        return h.hexdigest()
-
     def compute(self, system):
-        key = self._structure_key(system)
-        if key not in self._fm_energies:        # collinear FM reference, once per structure
-            fm = self.run_job(system, lambda s, d: self._write(s, d, False, 0.0),
-                              lambda s, d: self._read(s, d, False))
-            self._fm_energies[key] = fm["energy_total"]
+        e_fm = self.fm_energy(system, lambda: self.run_job(
+            system, lambda s, d: self._write(s, d, False, 0.0),
+            lambda s, d: self._read(s, d, False))["energy_total"])
         lam = self.cfg["lambda"]
         while True:
             out = self.run_job(system, lambda s, d: self._write(s, d, True, lam),
@@ -217,7 +196,7 @@ class VaspOracle(FileOracle):
         fields -= np.einsum("ik,ik->i", fields, e)[:, None] * e
         energy = out["energy_total"] - (out["penalty"] if self.cfg["subtract_penalty"] else 0.0)
         magnitudes = np.linalg.norm(out["magmoms"], axis=1)
-        return {"energy": energy - self._fm_energies[key], "fields": fields,
+        return {"energy": energy - e_fm, "fields": fields,
                 "magmoms": e * magnitudes[:, None],
                 "info": dict(out["info"], lambda_used=lam, penalty=out["penalty"],
                              max_residual_moment=float(residual.max()))}

@@ -12,35 +12,12 @@ from libc.stdint cimport uint64_t
 cnp.import_array()
 
 cdef double R_TAIL = 3.6541528853610088
-cdef double V_AREA = 0.00492867323399
-cdef double TWO52 = 4503599627370496.0
 cdef uint64_t KI[256]
 cdef double WI[256]
 cdef double FI[256]
 
 
-def tables():
-    """(ki, wi, fi) of the 256-layer ziggurat (52-bit integer comparisons)."""
-    ki = np.zeros(256, np.uint64)
-    wi = np.zeros(256)
-    fi = np.zeros(256)
-    dn = R_TAIL
-    tn = dn
-    q = V_AREA / np.exp(-0.5 * dn * dn)
-    ki[0] = np.uint64((dn / q) * TWO52)
-    ki[1] = 0
-    wi[0] = q / TWO52
-    wi[255] = dn / TWO52
-    fi[0] = 1.0
-    fi[255] = np.exp(-0.5 * dn * dn)
-    for i in range(254, 0, -1):
-        dn = np.sqrt(-2.0 * np.log(V_AREA / dn + np.exp(-0.5 * dn * dn)))
-        ki[i + 1] = np.uint64((dn / tn) * TWO52)
-        tn = dn
-        fi[i] = np.exp(-0.5 * dn * dn)
-        wi[i] = dn / TWO52
-    return ki, wi, fi
-
+from otf_spin.kernels.noise_py import tables  # one definition of the tables
 
 _ki, _wi, _fi = tables()
 for _i in range(256):

@@ -11,6 +11,8 @@ TWO52 = 4503599627370496.0
 
 
 def tables():
+    """(ki, wi, fi) of the 256-layer ziggurat (Marsaglia & Tsang 2000's setup) with
+    52-bit integer comparisons; shared by the compiled kernel."""
     ki = np.zeros(256, np.uint64)
     wi = np.zeros(256)
     fi = np.zeros(256)

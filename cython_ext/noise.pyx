@@ -26,6 +26,17 @@ for _i in range(256):
     FI[_i] = _fi[_i]
 
 
+cdef inline bint _layer(uint64_t r, int* idx, int* sign, double* x) noexcept nogil:
+    """Split a raw draw into layer, sign and candidate x; True if x is accepted at once."""
+    cdef uint64_t rabs
+    idx[0] = <int>(r & 0xff)
+    r = r >> 8
+    sign[0] = <int>(r & 1)
+    rabs = (r >> 1) & 0x000fffffffffffffULL
+    x[0] = -rabs * WI[idx[0]] if sign[0] else rabs * WI[idx[0]]
+    return rabs < KI[idx[0]]
+
+
 cdef inline double _uniform(uint64_t r) noexcept nogil:
     """(0, 1) from the top 53 bits."""
     return ((r >> 11) + 0.5) * (1.0 / 9007199254740992.0)
@@ -45,19 +56,10 @@ def gaussian_fill(const uint64_t[::1] raw, const uint64_t[::1] reserve, double[:
 cdef Py_ssize_t _fill(const uint64_t[::1] raw, const uint64_t[::1] reserve, double[::1] out,
                       Py_ssize_t* used) noexcept nogil:
     cdef Py_ssize_t n = out.shape[0], i, k = 0, m = reserve.shape[0]
-    cdef uint64_t r, rabs
     cdef int idx, sign
     cdef double x, xx, y, u
     for i in range(n):
-        r = raw[i]
-        idx = <int>(r & 0xff)
-        r = r >> 8
-        sign = <int>(r & 1)
-        rabs = (r >> 1) & 0x000fffffffffffffULL
-        x = rabs * WI[idx]
-        if sign:
-            x = -x
-        if rabs < KI[idx]:
+        if _layer(raw[i], &idx, &sign, &x):
             out[i] = x
             continue
         while True:                      # rejection: uses the reserve
@@ -84,16 +86,8 @@ cdef Py_ssize_t _fill(const uint64_t[::1] raw, const uint64_t[::1] reserve, doub
             if k + 1 > m:
                 used[0] = k
                 return i
-            r = reserve[k]                # a fresh draw for this variate
-            k += 1
-            idx = <int>(r & 0xff)
-            r = r >> 8
-            sign = <int>(r & 1)
-            rabs = (r >> 1) & 0x000fffffffffffffULL
-            x = rabs * WI[idx]
-            if sign:
-                x = -x
-            if rabs < KI[idx]:
+            k += 1                        # a fresh draw for this variate
+            if _layer(reserve[k - 1], &idx, &sign, &x):
                 out[i] = x
                 break
     used[0] = k

@@ -33,7 +33,9 @@ cdef inline bint _layer(uint64_t r, int* idx, int* sign, double* x) noexcept nog
     r = r >> 8
     sign[0] = <int>(r & 1)
     rabs = (r >> 1) & 0x000fffffffffffffULL
-    x[0] = -rabs * WI[idx[0]] if sign[0] else rabs * WI[idx[0]]
+    x[0] = rabs * WI[idx[0]]          # double first: -rabs would wrap (unsigned)
+    if sign[0]:
+        x[0] = -x[0]
     return rabs < KI[idx[0]]
 
 

@@ -5,8 +5,11 @@ nothing of files, writers nothing of physics.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -51,145 +54,270 @@ def observables(provider, directions, temperature) -> dict:
             "temperature": temperature}
 
 
-def _setup_otf(cfg, system, dyn, log, fresh):
-    """Learner, provider and (possibly resumed) state of an on-the-fly run."""
-    import os
+@dataclass
+class Replica:
+    """One replica on this rank: its spec, system, field provider, state (LLG SpinState or
+    MCState), MC sampler (MC runs), trajectory writer and last field σ (eV/μB)."""
 
-    from otf_spin.dynamics.providers import ComputeProvider
+    spec: object
+    system: object
+    provider: object = None
+    state: object = None
+    sampler: object = None
+    writer: object = None
+    max_std: float = float("nan")
+
+    def temperature(self, step: int, steps: int) -> float:
+        t0, t1 = self.spec.temperature
+        return t0 + (t1 - t0) * step / max(steps, 1)
+
+
+def _mc_sampler(cfg, provider, system, field):
+    from otf_spin.dynamics import montecarlo
+
+    calculator = getattr(provider, "calculator", None)
+    if hasattr(calculator, "sparse"):                      # a fitted model
+        return montecarlo.ModelMonteCarlo(calculator, system, field)
+    if cfg["hamiltonian"]["kind"] == "oracle" and \
+            not getattr(cfg["hamiltonian"]["oracle"], "slaving", None):
+        return montecarlo.HeisenbergMonteCarlo(cfg["hamiltonian"]["oracle"], system, field)
+    raise ValueError("integrator mc runs on fixed-moment Heisenberg hamiltonians and "
+                     "fitted models")
+
+
+def _setup_learner(cfg, specs, comm, log, fresh):
+    """Collective: the learner and, when resuming, the checkpointed replica states and
+    tempering state."""
     from otf_spin.learning import checkpoint
     from otf_spin.learning.otf import OnTheFly
     from otf_spin.learning.store import TrainingStore
 
-    otf = cfg["otf"]
-    if fresh and os.path.exists(otf["checkpoint"]):
+    otf, dyn = cfg["otf"], cfg["dynamics"]
+    root = comm.rank == 0
+    if fresh and root and os.path.exists(otf["checkpoint"]):
         os.remove(otf["checkpoint"])
-    store = TrainingStore(otf["store"])
-    resume = os.path.exists(otf["checkpoint"])
-    if resume:
-        state, model, learner_state, _ = checkpoint.read(otf["checkpoint"])
-        learner = OnTheFly(otf, cfg["oracle"], store, model, log)
+    comm.barrier()
+    store = TrainingStore(otf["store"]) if root else None
+    ranks_per_job = (cfg.get("replicas") or {}).get("ranks_per_oracle_job", 1)
+    if os.path.exists(otf["checkpoint"]):
+        states, model, learner_state, _, tempering = checkpoint.read(otf["checkpoint"])
+        learner = OnTheFly(otf, cfg["oracle"], store, model, log, comm, ranks_per_job)
         learner.restore(learner_state)
-        print(f"# resuming from {otf['checkpoint']} at step {state.step}", file=log)
-    else:
-        model = None
-        if otf["model"]:
-            from otf_spin.model import load
+        print(f"# resuming from {otf['checkpoint']} at step {states[0].step}", file=log)
+        return learner, states, tempering
+    model = None
+    if otf["model"]:
+        from otf_spin.model import load
 
-            model = load(otf["model"])
-        learner = OnTheFly(otf, cfg["oracle"], store, model, log)
-        state = new_state(system.directions, dyn["seed"])
-        learner.initial(system, np.random.default_rng([dyn["seed"], 0x0F1]))
-    provider = ComputeProvider(learner.model, system, dyn["field"])
-
-    def refit():
-        provider.calculator = learner.model
-        provider._last = (None, None)
-
-    learner.on_refit = refit
-    return learner, provider, state, resume
+        model = load(otf["model"])
+    learner = OnTheFly(otf, cfg["oracle"], store, model, log, comm, ranks_per_job)
+    learner.initial(build_system(cfg["system"], specs[0].seed),
+                    np.random.default_rng([dyn["seed"], 0x0F1]))
+    return learner, None, None
 
 
 def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
-        monitor=None) -> dict:
-    """Run a validated run configuration (see :func:`otf_spin.io.runconfig.load_run`);
-    log lines go to ``log`` (default: standard output). On-the-fly runs resume from
-    their checkpoint unless ``fresh``. ``monitor(step, state, provider, observables)``
-    is called at every output step (benchmarks, analysis)."""
-    log = log or sys.stdout
+        monitor=None, comm=None) -> dict:
+    """Run a validated run configuration (see :func:`otf_spin.io.runconfig.load_run`):
+    one replica, or the ``replicas`` ensemble spread over the ranks of ``comm`` (default:
+    :func:`otf_spin.parallel.world`). Log lines go to ``log`` (default: standard output)
+    on rank 0. On-the-fly runs resume from their checkpoint unless ``fresh``.
+    ``monitor(step, state, provider, observables)`` is called at every output step of
+    every replica on this rank (benchmarks, analysis)."""
+    from otf_spin.parallel import owned, world
+    from otf_spin.parallel.replicas import layout
+
+    comm = comm or world()
+    root = comm.rank == 0
+    log = (log or sys.stdout) if root else open(os.devnull, "w")
     dyn, out = cfg["dynamics"], cfg["output"]
-    system = build_system(cfg["system"], dyn["seed"])
-    steps = dyn["steps"]
-    t0, t1 = dyn["temperature"]
-
-    def temperature(step):
-        return t0 + (t1 - t0) * step / max(steps, 1)
-
+    specs = layout(cfg)
+    ensemble = "replicas" in cfg
+    steps, is_mc = dyn["steps"], dyn["integrator"] == "mc"
     log_every = out["log_every"] or max(1, steps // 10)
-    is_mc = dyn["integrator"] == "mc"
-    learner, resume = None, False
+    learner, saved, tempering_state = None, None, None
     if cfg.get("otf"):
-        learner, provider, state, resume = _setup_otf(cfg, system, dyn, log, fresh)
-        integrator = LLGIntegrator(dyn["integrator"], dyn["timestep"], dyn["damping"])
-    else:
-        provider = build_provider(cfg["hamiltonian"], system, dyn["field"])
-    if is_mc:
-        from otf_spin.dynamics import montecarlo
+        learner, saved, tempering_state = _setup_learner(cfg, specs, comm, log, fresh)
+    resume = saved is not None
+    integrator = None if is_mc else LLGIntegrator(dyn["integrator"], dyn["timestep"],
+                                                  dyn["damping"])
+    replicas = []
+    for spec in (specs[r] for r in owned(len(specs), comm)):
+        rep = Replica(spec, build_system(cfg["system"], spec.seed))
+        if learner:
+            from otf_spin.dynamics.providers import ComputeProvider
 
-        calculator = getattr(provider, "calculator", None)
-        if hasattr(calculator, "sparse"):                      # a fitted model
-            sampler = montecarlo.ModelMonteCarlo(calculator, system, dyn["field"])
-        elif cfg["hamiltonian"]["kind"] == "oracle" and \
-                not getattr(cfg["hamiltonian"]["oracle"], "slaving", None):
-            sampler = montecarlo.HeisenbergMonteCarlo(cfg["hamiltonian"]["oracle"], system,
-                                                      dyn["field"])
+            rep.provider = ComputeProvider(learner.model, rep.system, dyn["field"])
+            rep.state = saved[spec.index] if resume else new_state(rep.system.directions,
+                                                                   spec.seed)
         else:
-            raise ValueError("integrator mc runs on fixed-moment Heisenberg hamiltonians and "
-                             "fitted models")
-        state = montecarlo.new_state(system, np.random.default_rng(dyn["seed"]))
-    elif learner is None:
-        integrator = LLGIntegrator(dyn["integrator"], dyn["timestep"], dyn["damping"])
-        state = new_state(system.directions, dyn["seed"])
-    first = state.step if resume else 0
-    print(f"# otf-spin run: {len(system)} spins, {dyn['integrator']}, {steps} "
-          f"{'sweeps' if is_mc else 'steps'}, T {t0:g}->{t1:g} K"
-          + (", on the fly" if learner else ""), file=log)
-    print(f"# {'step':>8s} {'time/ps':>10s} {'E/eV':>14s} {'|M|':>8s} {'T_spin/K':>9s}"
+            rep.provider = build_provider(cfg["hamiltonian"], rep.system, dyn["field"])
+            if is_mc:
+                from otf_spin.dynamics import montecarlo
+
+                rep.sampler = _mc_sampler(cfg, rep.provider, rep.system, dyn["field"])
+                rep.state = montecarlo.new_state(rep.system, np.random.default_rng(spec.seed))
+            else:
+                rep.state = new_state(rep.system.directions, spec.seed)
+        replicas.append(rep)
+    if learner:
+        def refit():
+            for rep in replicas:
+                rep.provider.calculator = learner.model
+                rep.provider._last = (None, None)
+
+        learner.on_refit = refit
+    tempering = None
+    if ensemble and cfg["replicas"]["exchange_every"]:
+        from otf_spin.parallel.tempering import Tempering
+
+        tempering = Tempering([s.temperature[0] for s in specs], dyn["seed"])
+        if tempering_state:
+            tempering.restore(tempering_state)
+    first = saved[0].step if resume else 0
+    t0, t1 = dyn["temperature"] if not (ensemble and cfg["replicas"]["temperatures"]) \
+        else (specs[0].temperature[0], specs[-1].temperature[0])
+    n_atoms = len(replicas[0].system) if replicas else len(build_system(cfg["system"], 0))
+    print(f"# otf-spin run: {n_atoms} spins, "
+          f"{dyn['integrator']}, {steps} {'sweeps' if is_mc else 'steps'}, T {t0:g}->{t1:g} K"
+          + (f", {len(specs)} replicas on {comm.size} rank(s)" if ensemble else "")
+          + (f", parallel tempering every {cfg['replicas']['exchange_every']}" if tempering
+             else "") + (", on the fly" if learner else ""), file=log)
+    print(f"# {'step':>8s} " + ("rep " if ensemble else "")
+          + f"{'time/ps':>10s} {'E/eV':>14s} {'|M|':>8s} {'T_spin/K':>9s}"
           + (f" {'maxσ meV/μB':>11s} {'calls':>5s}" if learner else ""), file=log)
-    start = time.perf_counter()
-    with H5MDWriter(out["trajectory"], system, "MC sweep" if is_mc else "ps", out["spins"],
-                    resume_step=first if resume else None) as writer:
-        def observe(step):
-            obs = observables(provider, state.directions, temperature(step))
-            if learner:
-                obs.update(max_field_std=learner.last_max_std, oracle_calls=learner.calls,
-                           threshold=learner.threshold.value,
-                           training_frames=learner.model.n_frames)
-            return obs
 
-        def record(step):
-            t = float(step) if is_mc else state.time
-            obs = observe(step)
-            writer.write(step, t, state.directions if step % out["every"] == 0 else None, obs)
+    def check(step):
+        """Collective: every replica's uncertainty to every rank, then the learner."""
+        if step % cfg["otf"]["check_every"]:
+            return
+        local = []
+        for rep in replicas:
+            rep.system.directions = rep.state.directions
+            rep.max_std, pool = learner.assess(rep.system)
+            above = rep.max_std > learner.threshold.value
+            local.append((rep.spec.index, rep.max_std,
+                          rep.state.directions if above else None, pool))
+        reports = sorted((r for part in comm.allgather(local) for r in part),
+                         key=lambda r: r[0])
+        learner.sync(step, [r[1:] for r in reports], replicas[0].system if replicas
+                     else build_system(cfg["system"], specs[0].seed))
+
+    def exchange():
+        """Collective: parallel-tempering swaps of configurations between temperatures."""
+        energies = dict(r for part in comm.allgather(
+            [(rep.spec.index, rep.provider.energy(rep.state.directions)) for rep in replicas])
+            for r in part)
+        accepted = tempering.swaps([energies[k] for k in range(len(specs))])
+        partner = {}
+        for i in accepted:
+            partner[i], partner[i + 1] = i + 1, i
+        wanted = set(partner.values())
+        moved = dict(r for part in comm.allgather(
+            [(rep.spec.index, rep.state.directions) for rep in replicas
+             if rep.spec.index in wanted]) for r in part)
+        for rep in replicas:
+            if rep.spec.index in partner:
+                rep.state.directions = np.array(moved[partner[rep.spec.index]])
+                if hasattr(rep.state, "_model_cache"):
+                    rep.state._model_cache = None
+
+    def observe(rep, step):
+        obs = observables(rep.provider, rep.state.directions, rep.temperature(step, steps))
+        if learner:
+            obs.update(max_field_std=rep.max_std, oracle_calls=learner.calls,
+                       threshold=learner.threshold.value,
+                       training_frames=learner.model.n_frames)
+        if tempering:
+            k = rep.spec.index
+            rates = tempering.acceptance()
+            obs.update(swap_acceptance=rates[k] if k < len(rates) else float("nan"),
+                       walker=tempering.walkers[k])
+        return obs
+
+    def record(step):
+        for rep in replicas:
+            obs = observe(rep, step)
+            t = float(step) if is_mc else rep.state.time
+            rep.writer.write(step, t, rep.state.directions if step % out["every"] == 0
+                             else None, obs)
             if monitor:
-                monitor(step, state, provider, obs)
-            return obs
+                monitor(step, rep.state, rep.provider, obs)
 
+    def log_lines(step):
+        lines = comm.gather([(rep.spec.index, step if is_mc else rep.state.time,
+                              observe(rep, step)) for rep in replicas], root=0)
+        if not root:
+            return
+        for index, t, obs in sorted((r for part in lines for r in part), key=lambda r: r[0]):
+            extra = (f" {1e3 * obs['max_field_std']:11.3f} {obs['oracle_calls']:5d}"
+                     if learner else "")
+            print(f"  {step:8d} " + (f"{index:3d} " if ensemble else "")
+                  + f"{t:10.4f} {obs['energy']:14.6f} "
+                  f"{np.linalg.norm(obs['magnetization']):8.5f} "
+                  f"{obs['spin_temperature']:9.2f}{extra}", file=log, flush=True)
+        if tempering:
+            rates = " ".join(f"{r:.3f}" for r in tempering.acceptance())
+            print(f"# swap acceptance (T_i, T_i+1): {rates}", file=log, flush=True)
+
+    def save_checkpoint():
+        from otf_spin.learning import checkpoint
+
+        states = comm.gather({rep.spec.index: rep.state for rep in replicas}, root=0)
+        if root:
+            checkpoint.write(cfg["otf"]["checkpoint"], {k: v for part in states
+                                                       for k, v in part.items()},
+                             learner, len(learner.store), tempering)
+        comm.barrier()
+
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        for rep in replicas:
+            rep.writer = stack.enter_context(H5MDWriter(
+                rep.spec.trajectory, rep.system, "MC sweep" if is_mc else "ps", out["spins"],
+                resume_step=first if resume else None))
         if not resume:
             if learner:
-                system.directions = state.directions
-                learner.check(system, 0)
-            obs = record(0)
-        for step in progress_bar(range(first + 1, steps + 1), "run", enabled=progress):
-            T = temperature(step - 1)
-            if is_mc:
-                sampler.sweep(state, T)
-            else:
-                if learner and step > 1:
-                    system.directions = state.directions
-                    learner.check(system, step - 1)
-                integrator.step(state, provider, T)
+                check(0)
+            record(0)
+        for step in progress_bar(range(first + 1, steps + 1), "run",
+                                 enabled=progress and root):
+            if learner and step > 1:
+                check(step - 1)
+            for rep in replicas:
+                T = rep.temperature(step - 1, steps)
+                if is_mc:
+                    rep.sampler.sweep(rep.state, T)
+                else:
+                    integrator.step(rep.state, rep.provider, T)
+            if tempering and step % cfg["replicas"]["exchange_every"] == 0:
+                exchange()
             if step % out["every"] == 0 or step == steps:
-                obs = record(step)
+                record(step)
             if step % log_every == 0 or step == steps:
-                if step % out["every"] and step != steps:
-                    obs = observe(step)
-                extra = (f" {1e3 * obs['max_field_std']:11.3f} {obs['oracle_calls']:5d}"
-                         if learner else "")
-                print(f"  {step:8d} {(step if is_mc else state.time):10.4f} "
-                      f"{obs['energy']:14.6f} {np.linalg.norm(obs['magnetization']):8.5f} "
-                      f"{obs['spin_temperature']:9.2f}{extra}", file=log, flush=True)
+                log_lines(step)
             if learner and (step % cfg["otf"]["checkpoint_every"] == 0 or step == steps):
-                from otf_spin.learning import checkpoint
-
-                checkpoint.write(cfg["otf"]["checkpoint"], state, learner, len(learner.store))
+                save_checkpoint()
     elapsed = time.perf_counter() - start
-    rate = len(system) * (steps - first) / elapsed if elapsed > 0 else float("nan")
-    print(f"# done: {elapsed:.2f} s, {rate:.3g} spin-updates/s -> {out['trajectory']}",
-          file=log)
+    n_spins = sum(len(rep.system) for rep in replicas)
+    updates = sum(comm.allgather(n_spins * (steps - first)))
+    rate = updates / elapsed if elapsed > 0 else float("nan")
+    where = out["trajectory"] if not ensemble else \
+        f"{specs[0].trajectory} ... {specs[-1].trajectory}"
+    print(f"# done: {elapsed:.2f} s, {rate:.3g} spin-updates/s -> {where}", file=log)
+    if tempering:
+        print("# swap acceptance (T_i, T_i+1): "
+              + " ".join(f"{r:.3f}" for r in tempering.acceptance()), file=log)
     if learner:
-        learner.model.save(cfg["otf"]["save_model"])
+        if root:
+            learner.model.save(cfg["otf"]["save_model"])
         print(f"# on the fly: {learner.calls} labels ({learner.reused} reused from the store), "
               f"{learner.failures} failed jobs, oracle time {learner.oracle_time:.1f} s, model "
               f"-> {cfg['otf']['save_model']}", file=log)
-    return {"system": system, "state": state, "elapsed": elapsed, "learner": learner,
-            "final": observables(provider, state.directions, t1)}
+    results = [{"spec": rep.spec, "state": rep.state, "system": rep.system,
+                "final": observables(rep.provider, rep.state.directions,
+                                     rep.temperature(steps, steps))} for rep in replicas]
+    head = results[0] if results else {}
+    return {"system": head.get("system"), "state": head.get("state"), "elapsed": elapsed,
+            "learner": learner, "final": head.get("final"), "replicas": results,
+            "tempering": tempering}

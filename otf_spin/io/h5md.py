@@ -22,7 +22,8 @@ from otf_spin import __version__
 
 UNITS = {"energy": "eV", "magnetization": "1", "spin_temperature": "K",
          "temperature": "K", "max_field_std": "eV/mu_B", "oracle_calls": "1",
-         "threshold": "eV/mu_B", "training_frames": "1"}
+         "threshold": "eV/mu_B", "training_frames": "1", "swap_acceptance": "1",
+         "walker": "1"}
 
 
 class H5MDWriter:

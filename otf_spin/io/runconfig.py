@@ -74,7 +74,7 @@ def _hamiltonian(block, base_dir, context):
                                                            context)}
 
 
-SECTIONS = ("system", "hamiltonian", "dynamics", "output", "oracle", "otf")
+SECTIONS = ("system", "hamiltonian", "dynamics", "output", "oracle", "otf", "replicas")
 
 
 def load_run(path) -> dict:
@@ -108,6 +108,13 @@ def load_run(path) -> dict:
         run = {"system": system,
                "dynamics": DYNAMICS.validate(data["dynamics"], "dynamics", base_dir),
                "output": OUTPUT.validate(data.get("output"), "output", base_dir)}
+        if "replicas" in data:
+            from otf_spin.parallel.replicas import SCHEMA as REPLICAS
+
+            run["replicas"] = REPLICAS.validate(data["replicas"], "replicas", base_dir)
+            if run["replicas"]["temperatures"] and "temperature" in (data["dynamics"] or {}):
+                raise ConfigError("dynamics.temperature: not used when replicas.temperatures "
+                                  "is given (one temperature per replica)")
         context = {"a": system["a"]}
         if on_the_fly:
             run["oracle"] = oracles.from_block(data["oracle"], "oracle", base_dir, context)

@@ -57,6 +57,9 @@ def describe(kind: str) -> str:
                   "{type: model, file: model.h5}",
                   "oracle: (on-the-fly runs, instead of hamiltonian) an oracle block",
                   "otf:"] + OTF.describe("  ")
+        from otf_spin.parallel.replicas import SCHEMA as REPLICAS
+
+        lines += ["replicas:"] + REPLICAS.describe("  ")
         return "\n".join(lines)
     cls = oracles.get_class(kind)
     lines = [f"# oracle file: type: {kind} — {cls.schema.doc}", "type: " + kind]

@@ -105,42 +105,47 @@ class Threshold:
 
 
 class OnTheFly:
-    """The learner: model, oracle, store and threshold, consulted before each step."""
+    """The learner: model, oracle, store and threshold, shared by all replicas.
 
-    def __init__(self, cfg: dict, oracle, store, model, log):
+    Collective methods (``initial``, ``sync``) are called on every rank of ``comm`` with
+    identical arguments; the store is read and written on rank 0 only (``store`` is None
+    elsewhere), the model is refit there and broadcast, and oracle jobs run on the rank
+    groups of :class:`~otf_spin.parallel.jobs.JobGroups`."""
+
+    def __init__(self, cfg: dict, oracle, store, model, log, comm=None, ranks_per_job: int = 1):
+        from otf_spin.parallel.comm import SerialComm
+        from otf_spin.parallel.jobs import JobGroups
+
         self.cfg, self.oracle, self.store, self.model, self.log = cfg, oracle, store, model, log
+        self.comm = comm or SerialComm()
+        self.jobs = JobGroups(self.comm, ranks_per_job, oracle)
         self.threshold = Threshold(cfg)
         self.calls = 0              # oracle labels taken (fresh or reused from the store)
         self.failures = 0
         self.reused = 0
         self.last_call = -10**9
-        self.last_max_std = float("nan")
+        self.last_max_std = float("nan")    # largest over all replicas at the last check
         self.oracle_time = 0.0
         self.on_refit = None        # callback (provider cache invalidation)
         self.queue = []             # (step, directions, sparse candidates, max σ) to label
 
     # --- labelling ------------------------------------------------------------------
-    def _label(self, system):
-        """(Frame, provenance) from the store if this configuration is there, else from
-        the oracle with retries; None when every attempt failed."""
-        probe = system.copy()                 # the labelled frame's exact directions
-        stored = self.store.lookup(probe)
-        if stored is not None:
-            self.reused += 1
-            return stored, None
+    def _run_oracle(self, probe):
+        """On a group leader: (labelled Frame and provenance, or None after every retry
+        failed; log messages; failures; oracle wall time)."""
+        messages, failures, oracle_time = [], 0, 0.0
         for attempt in range(self.cfg["retries"] + 1):
             start = time.perf_counter()
             try:
                 results = self.oracle.compute(probe.copy())
             except OracleFailure as exc:
-                self.oracle_time += time.perf_counter() - start
-                self.failures += 1
-                print(f"# oracle failure (attempt {attempt + 1}): {exc}", file=self.log,
-                      flush=True)
+                oracle_time += time.perf_counter() - start
+                failures += 1
+                messages.append(f"# oracle failure (attempt {attempt + 1}, rank "
+                                f"{self.comm.rank}): {exc}")
                 continue
             wall = time.perf_counter() - start
-            self.oracle_time += wall
-            labelled = probe
+            labelled = probe.copy()
             if "magmoms" in results:
                 labelled.magnitudes = np.linalg.norm(results["magmoms"], axis=1)
             labels = {k: results[k] for k in ("energy", "fields", "forces") if k in results}
@@ -149,19 +154,50 @@ class OnTheFly:
                           "settings": self.oracle.settings(),
                           "job_directory": info.get("job_directory"),
                           "wall_time": info.get("wall_time", wall)}
-            return Frame(labelled, labels), provenance
-        print("# oracle job skipped after retries; continuing with the current model",
-              file=self.log, flush=True)
-        return None
+            return (Frame(labelled, labels), provenance), messages, failures, \
+                oracle_time + wall
+        messages.append("# oracle job skipped after retries; continuing with the current model")
+        return None, messages, failures, oracle_time
+
+    def _label_all(self, probes) -> list | None:
+        """Collective. On rank 0: one (Frame, provenance) per probe — provenance None when
+        the configuration was already in the store — or None where the oracle failed."""
+        stored = [self.store.lookup(p) for p in probes] if self.comm.rank == 0 else None
+        known = self.comm.bcast(None if stored is None else [s is not None for s in stored])
+        pending = [k for k, hit in enumerate(known) if not hit]
+        outcomes = self.jobs.map(self._run_oracle, [probes[k] for k in pending])
+        if self.comm.rank != 0:
+            return None
+        results = [(s, None) if s is not None else None for s in stored]
+        self.reused += sum(known)
+        for k, (labelled, messages, failures, oracle_time) in zip(pending, outcomes):
+            for line in messages:
+                print(line, file=self.log, flush=True)
+            self.failures += failures
+            self.oracle_time += oracle_time
+            results[k] = labelled
+        return results
+
+    def _share(self, refit: bool) -> None:
+        """Collective: rank 0's model (if ``refit``) and counters to every rank. The model
+        travels as an HDF5 image that every rank, rank 0 included, loads: all ranks predict
+        bit for bit alike, whatever their number."""
+        from otf_spin.model import storage
+
+        payload = self.comm.bcast((storage.to_bytes(self.model) if refit else None,
+                                   self.state()) if self.comm.rank == 0 else None)
+        if refit:
+            self.model = storage.from_bytes(payload[0])
+        self.restore(payload[1])
 
     def initial(self, system, rng) -> None:
-        """Make sure a model exists: fit on the store, or label initial frames."""
+        """Collective. Make sure a model exists: fit on the store, or label initial frames."""
         from otf_spin.model import build_model
 
         if self.model is not None:
             return
-        frames = self.store.frames()
-        if not frames:
+        root = self.comm.rank == 0
+        if self.comm.bcast(len(self.store) == 0 if root else None):
             probes = [system.copy()]
             for _ in range(self.cfg["initial_frames"]):
                 probe = system.copy()
@@ -169,60 +205,84 @@ class OnTheFly:
                 # each spin drawn in a cone around its own initial direction
                 probe.set_directions([_tilt(a, c) for a, c in zip(probe.directions, cone)])
                 probes.append(probe)
-            for probe in probes:
-                labelled = self._label(probe)
+            for labelled in self._label_all(probes) or []:
                 if labelled is not None:
                     self.store.append([labelled[0]], [labelled[1] or {}])
                     self.calls += 1
-            frames = self.store.frames()
-        if not frames:
+        frames = self.store.frames() if root else None
+        if not self.comm.bcast(bool(frames)):
             raise RuntimeError("no training data: the oracle failed on every initial frame")
-        self.model = build_model(self.cfg["model_settings"])
-        import warnings
+        if root:
+            import warnings
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.model.fit(frames)
-        print(f"# initial model: {len(frames)} frames, sparse "
-              f"{[len(S) for S in self.model.sparse]}", file=self.log, flush=True)
+            self.model = build_model(self.cfg["model_settings"])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.model.fit(frames)
+            print(f"# initial model: {len(frames)} frames, sparse "
+                  f"{[len(S) for S in self.model.sparse]}", file=self.log, flush=True)
+        self._share(refit=True)
 
-    def check(self, system, step: int) -> bool:
-        """Before a step: maybe label and refit. Returns True if the model changed.
-
-        With ``batch_size`` > 1 uncertain configurations are queued (the run goes on with
-        the current model) and labelled together, with one refit, when the queue is full."""
-        cfg = self.cfg
-        if step % cfg["check_every"]:
-            return False
+    def assess(self, system) -> tuple[float, np.ndarray]:
+        """(largest per-atom field σ, indices of the atoms above the candidate level) of
+        one configuration under the current model (σ in eV/μB)."""
         pred = self.model.predict(system, stds=True)
         sigma = np.linalg.norm(pred["fields_std"], axis=1)
-        self.last_max_std = float(sigma.max())
-        if (self.last_max_std <= self.threshold.value
-                or self.calls + len(self.queue) >= cfg["max_oracle_calls"]
-                or step - self.last_call < cfg["min_steps_between_calls"]):
+        return float(sigma.max()), np.flatnonzero(
+            sigma > self.cfg["lower_ratio"] * self.threshold.value)
+
+    def sync(self, step: int, reports, system) -> bool:
+        """Collective, at a check step: maybe label and refit. Returns True if the model
+        changed. ``reports`` (the same on every rank) is one (max σ, directions, candidate
+        atoms) per replica in replica order, from :meth:`assess`; ``system`` the structure.
+
+        Configurations above threshold are queued in replica order (within
+        ``max_oracle_calls``); once ``batch_size`` are queued they are labelled together,
+        spread over the rank groups, with one refit on rank 0."""
+        cfg = self.cfg
+        self.last_max_std = max(r[0] for r in reports)
+        if step - self.last_call < cfg["min_steps_between_calls"]:
+            return False
+        queued = False
+        for max_std, directions, pool in reports:
+            if max_std > self.threshold.value and \
+                    self.calls + len(self.queue) < cfg["max_oracle_calls"]:
+                self.queue.append((step, directions.copy(), pool, max_std))
+                queued = True
+        if not queued:
             return False
         self.last_call = step
-        candidates = np.flatnonzero(sigma > cfg["lower_ratio"] * self.threshold.value)
-        self.queue.append((step, system.directions.copy(), candidates, self.last_max_std))
         if len(self.queue) < cfg["batch_size"]:
             return False
-        frames, pools = [], []
-        for queued_step, directions, pool, max_std in self.queue:
+        probes = []
+        for _, directions, _, _ in self.queue:
             probe = system.copy()
             probe.directions = directions
-            labelled = self._label(probe)
-            self.threshold.record(max_std)
-            if labelled is None:
-                continue
-            frame, provenance = labelled
-            if provenance is not None:
-                self.store.append([frame], [dict(provenance, step=queued_step)])
-            self.calls += 1
-            frames.append(frame)
-            pools.append(pool)
+            probes.append(probe)
+        results = self._label_all(probes)
+        frames, pools = [], []
+        if self.comm.rank == 0:
+            for (queued_step, _, pool, max_std), labelled in zip(self.queue, results):
+                self.threshold.record(max_std)
+                if labelled is None:
+                    continue
+                frame, provenance = labelled
+                if provenance is not None:
+                    self.store.append([frame], [dict(provenance, step=queued_step)])
+                self.calls += 1
+                frames.append(frame)
+                pools.append(pool)
+            if frames:
+                self._refit(frames, pools, step)
         self.queue = []
-        if not frames:
-            return False
+        refit = self.comm.bcast(bool(frames))
+        self._share(refit)
+        if refit and self.on_refit:
+            self.on_refit()
+        return refit
+
+    def _refit(self, frames, pools, step) -> None:
+        cfg = self.cfg
         n_new = min(cfg["new_sparse_per_call"] * len(frames), sum(len(p) for p in pools))
         self.model.add_frames(frames, n_new_sparse=n_new, candidates=pools)
         if cfg["reoptimise_every"] and self.calls % cfg["reoptimise_every"] < len(frames):
@@ -234,15 +294,13 @@ class OnTheFly:
               f"{1e3 * self.threshold.value:.2f}: {len(frames)} label(s) "
               f"({self.oracle_time:.1f} s oracle so far), training set {self.model.n_frames} "
               f"frames, sparse {[len(S) for S in self.model.sparse]}", file=self.log, flush=True)
-        if self.on_refit:
-            self.on_refit()
-        return True
 
     # --- checkpoint state -------------------------------------------------------------
     def state(self) -> dict:
         """JSON-serialisable learner state (directions of queued frames as exact hex)."""
         return {"threshold": self.threshold.state(), "calls": self.calls,
-                "failures": self.failures, "last_call": self.last_call,
+                "failures": self.failures, "reused": self.reused,
+                "oracle_time": self.oracle_time, "last_call": self.last_call,
                 "last_max_std": self.last_max_std,
                 "queue": [[s, d.tobytes().hex(), list(map(int, c)), m]
                           for s, d, c, m in self.queue]}
@@ -250,6 +308,8 @@ class OnTheFly:
     def restore(self, state: dict) -> None:
         self.threshold.restore(state["threshold"])
         self.calls, self.failures = int(state["calls"]), int(state["failures"])
+        self.reused = int(state.get("reused", 0))
+        self.oracle_time = float(state.get("oracle_time", 0.0))
         self.last_call, self.last_max_std = int(state["last_call"]), float(state["last_max_std"])
         self.queue = [(s, np.frombuffer(bytes.fromhex(d)).reshape(-1, 3).copy(),
                        np.array(c, dtype=int), m) for s, d, c, m in state.get("queue", [])]

@@ -100,6 +100,24 @@ def load(path):
         return read_group(h5, path)
 
 
+def to_bytes(model) -> bytes:
+    """The model with its design rows as an in-memory HDF5 image (for MPI broadcasts)."""
+    import io
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        write_group(h5, model, model.settings, with_rows=True)
+    return buffer.getvalue()
+
+
+def from_bytes(data: bytes):
+    """Inverse of :func:`to_bytes`: the model, predicting bit for bit as the original."""
+    import io
+
+    with h5py.File(io.BytesIO(data), "r") as h5:
+        return read_group(h5, "broadcast model")[0]
+
+
 def read_group(h5, path="model"):
     """(model, settings) from an open HDF5 file or group written by :func:`write_group`."""
     from otf_spin.io.extxyz import DataFileError

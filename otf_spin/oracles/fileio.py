@@ -2,6 +2,8 @@
 write and what to read) and a *profile* (how to launch, e.g. ``mpirun -np 16 vasp_ncl``).
 
 Every job runs in its own directory ``<workdir>/<name>-<NNNNNN>``, kept for inspection.
+Launch commands may use ``{ranks}``: the ranks of the job's group in an MPI ensemble
+(``replicas.ranks_per_oracle_job``, 1 otherwise).
 Failures are typed :class:`~otf_spin.oracles.base.OracleFailure` (exit, timeout, nan,
 parse, convergence) naming the job directory.
 """
@@ -92,7 +94,7 @@ class FileOracle(Oracle):
         directory = self._next_job()
         os.makedirs(directory)
         job = os.path.basename(directory)
-        substitutions = write(system, directory)
+        substitutions = {"ranks": getattr(self, "ranks", 1), **(write(system, directory) or {})}
         wall = self.profile.run(directory, job, substitutions)
         from otf_spin.io.extxyz import NonFiniteError
 

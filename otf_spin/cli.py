@@ -192,10 +192,37 @@ def main(argv=None) -> int:
         return args.func(args)
     except (ConfigError, DataFileError, OracleFailure, FileNotFoundError, ValueError) as exc:
         print(f"otf-spin: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _stop_all_ranks(EXIT_USAGE)
     except KeyboardInterrupt:
         print("otf-spin: interrupted", file=sys.stderr)
-        return 130
+        return _stop_all_ranks(130)
+    except Exception:
+        if _mpi_size() > 1:          # a rank that dies alone would leave the others waiting
+            import traceback
+
+            traceback.print_exc()
+            return _stop_all_ranks(1)
+        raise
+
+
+def _mpi_size() -> int:
+    from otf_spin.parallel import world
+
+    try:
+        return world().size
+    except RuntimeError:
+        return 1
+
+
+def _stop_all_ranks(code: int) -> int:
+    """Under MPI with several ranks, abort them all (an error seen by one rank must not
+    leave the others waiting in a collective); else return ``code``."""
+    if _mpi_size() > 1:
+        from otf_spin.parallel import world
+
+        sys.stderr.flush()
+        world().Abort(code)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -305,9 +305,6 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
     where = out["trajectory"] if not ensemble else \
         f"{specs[0].trajectory} ... {specs[-1].trajectory}"
     print(f"# done: {elapsed:.2f} s, {rate:.3g} spin-updates/s -> {where}", file=log)
-    if tempering:
-        print("# swap acceptance (T_i, T_i+1): "
-              + " ".join(f"{r:.3f}" for r in tempering.acceptance()), file=log)
     if learner:
         if root:
             learner.model.save(cfg["otf"]["save_model"])

@@ -153,7 +153,7 @@ class OnTheFly:
             provenance = {"oracle": self.oracle.name,
                           "settings": self.oracle.settings(),
                           "job_directory": info.get("job_directory"),
-                          "wall_time": info.get("wall_time", wall)}
+                          "wall_time": info.get("wall_time", wall), "rank": self.comm.rank}
             return (Frame(labelled, labels), provenance), messages, failures, \
                 oracle_time + wall
         messages.append("# oracle job skipped after retries; continuing with the current model")

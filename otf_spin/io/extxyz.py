@@ -106,7 +106,7 @@ def read_frames(path, index=":", moment: float | None = None) -> list[Frame]:
     if not os.path.isfile(path):
         raise DataFileError(f"{path}: no such file")
     try:
-        images = ase.io.read(path, index=index, format="extxyz")
+        images = ase.io.read(path, index=index, format="extxyz", parallel=False)
     except Exception as exc:  # ASE raises many types for malformed files
         raise DataFileError(f"{path}: not a readable extxyz file ({exc})") from None
     if not isinstance(images, list):
@@ -146,7 +146,7 @@ def write_frames(path, frames, append: bool = False) -> None:
         with atomic_path(path) as tmp:
             with open(path, "rb") as src, open(tmp, "wb") as dst:
                 dst.write(src.read())
-            ase.io.write(tmp, images, format="extxyz", append=True)
+            ase.io.write(tmp, images, format="extxyz", append=True, parallel=False)
         return
     with atomic_path(path) as tmp:
-        ase.io.write(tmp, images, format="extxyz")
+        ase.io.write(tmp, images, format="extxyz", parallel=False)

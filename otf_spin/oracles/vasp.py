@@ -120,7 +120,7 @@ class VaspOracle(ConstrainedDFTOracle):
         atoms = system.to_ase()
         del atoms.arrays["initial_magmoms"]
         ase.io.write(os.path.join(directory, "POSCAR"), atoms, format="vasp", direct=True,
-                     sort=False)
+                     sort=False, parallel=False)
         species = list(dict.fromkeys(system.species))
         if list(system.species) != sorted(system.species, key=species.index):
             raise OracleFailure(os.path.basename(directory), "other",

@@ -97,6 +97,13 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_generate(args) -> int:
+    from otf_spin.learning.generate import generate, load_generate
+
+    generate(load_generate(args.file), progress=not args.quiet)
+    return 0
+
+
 def _cmd_paper_sets(args) -> int:
     from otf_spin.learning.paper_sets import PAPER_SETS, write_paper_sets
 
@@ -163,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on-the-fly runs: ignore (delete) an existing checkpoint instead of "
                         "resuming from it")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("generate", help="generate and label a training set automatically",
+                       description="Pick training cells free of periodic-image ambiguity, "
+                                   "sample spin configurations by Monte Carlo on a cheap "
+                                   "provider, select a diverse subset, label it with the "
+                                   "oracle (over the MPI ranks) and write the training store "
+                                   "and an extxyz copy. A rerun resumes.")
+    p.add_argument("file", help="generate YAML (otf-spin validate --describe generate)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("paper-sets", help="generate and label the paper's bcc Fe test sets",
                        description="Generate the bcc Fe data sets of the paper's Sec. III B "

@@ -123,8 +123,11 @@ class SpinSystem:
         self.directions = _unit(np.asarray(directions, dtype=float).reshape(self.n_atoms, 3))
 
     def copy(self) -> "SpinSystem":
-        return SpinSystem(self.cell, self.positions, self.species, self.directions,
-                          self.magnitudes, self.pbc)
+        """An independent copy with the directions bit for bit (not renormalised)."""
+        new = SpinSystem(self.cell, self.positions, self.species, None, self.magnitudes,
+                         self.pbc)
+        new.directions = self.directions.copy()
+        return new
 
     def __repr__(self) -> str:
         return (f"SpinSystem(n_atoms={self.n_atoms}, species={sorted(set(self.species))}, "

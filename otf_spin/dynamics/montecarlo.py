@@ -29,15 +29,18 @@ class HeisenbergMonteCarlo:
     """Metropolis sampler for a :class:`~otf_spin.oracles.heisenberg.HeisenbergOracle`.
 
     Moments are held fixed (slaving is ignored while sampling, as in a spin
-    dynamics code feeding a DFT labeller).
+    dynamics code feeding a DFT labeller). ``inverted`` samples exp(+βE) instead (a
+    negative temperature: the high-energy, antiparallel side of configuration space).
     """
 
-    def __init__(self, oracle, system, field_tesla=(0.0, 0.0, 0.0)):
+    def __init__(self, oracle, system, field_tesla=(0.0, 0.0, 0.0), inverted: bool = False):
         self.system = system
-        self.offsets, self.neigh, self.J, *_ = oracle.couplings(system)
+        sign = -1.0 if inverted else 1.0
+        offsets, neigh, J, *_ = oracle.couplings(system)
+        self.offsets, self.neigh, self.J = offsets, neigh, np.ascontiguousarray(sign * J)
         self.scale = np.ones(len(system))
         self.zeeman = np.ascontiguousarray(
-            system.magnitudes[:, None] * MU_B * np.asarray(field_tesla, float)[None, :])
+            sign * system.magnitudes[:, None] * MU_B * np.asarray(field_tesla, float)[None, :])
         self._kernel = load_kernel("exchange")
 
     def sweep(self, state: MCState, temperature: float) -> float:

@@ -62,16 +62,17 @@ MODEL_HAMILTONIAN = Section({
 }, "fitted model")
 
 
-def _hamiltonian(block, base_dir, context):
+def hamiltonian_block(block, base_dir, context, where="hamiltonian"):
+    """A validated hamiltonian: {"kind": "model", "file": ...} or {"kind": "oracle",
+    "oracle": Oracle}."""
     from otf_spin import oracles
 
     if not isinstance(block, dict):
-        raise ConfigError("hamiltonian: expected a mapping with 'type'")
+        raise ConfigError(f"{where}: expected a mapping with 'type'")
     if block.get("type") == "model":
-        values = MODEL_HAMILTONIAN.validate(block, "hamiltonian", base_dir)
+        values = MODEL_HAMILTONIAN.validate(block, where, base_dir)
         return {"kind": "model", **values}
-    return {"kind": "oracle", "oracle": oracles.from_block(block, "hamiltonian", base_dir,
-                                                           context)}
+    return {"kind": "oracle", "oracle": oracles.from_block(block, where, base_dir, context)}
 
 
 SECTIONS = ("system", "hamiltonian", "dynamics", "output", "oracle", "otf", "replicas")
@@ -127,7 +128,7 @@ def load_run(path) -> dict:
             run["otf"]["model_settings"] = validate_file(run["otf"]["model_config"], MODEL) \
                 if run["otf"]["model_config"] else MODEL.validate({})
         else:
-            run["hamiltonian"] = _hamiltonian(data["hamiltonian"], base_dir, context)
+            run["hamiltonian"] = hamiltonian_block(data["hamiltonian"], base_dir, context)
     except ConfigError as exc:
         raise ConfigError(f"{os.fspath(path)}: {exc}") from None
     return run

@@ -1,7 +1,8 @@
 """Which schema a YAML file follows, for ``otf-spin validate``.
 
 Kinds: ``oracle`` (a top-level ``type:`` naming an oracle plug-in), ``model``
-(descriptor/kernels/noise sections), ``run`` (system/hamiltonian/dynamics/output).
+(descriptor/kernels/noise sections), ``generate`` (cells/sampler/select), ``run``
+(system/hamiltonian/dynamics/output).
 """
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ def validate_any(path) -> tuple[str, dict]:
 
     data = load_yaml(path)
     base_dir = os.path.dirname(os.path.abspath(path))
+    if set(data) & {"cells", "sampler", "select"}:
+        from otf_spin.learning.generate import load_generate
+
+        return "generate", load_generate(path)
     if "dynamics" in data or "system" in data:
         from otf_spin.io.runconfig import load_run
 
@@ -44,6 +49,12 @@ def describe(kind: str) -> str:
         from otf_spin.model.config import MODEL
 
         return "\n".join([f"# model file — {MODEL.doc}"] + MODEL.describe())
+    if kind == "generate":
+        from otf_spin.learning.generate import GENERATE, SAMPLER
+
+        return "\n".join([f"# generate file — {GENERATE.doc}"] + GENERATE.describe()
+                         + ["sampler.hamiltonian: " + SAMPLER.doc.split("(plus ")[1][:-1],
+                            "oracle: an oracle block (validate --describe heisenberg)"])
     if kind == "run":
         from otf_spin.io import runconfig as rc
 

@@ -20,13 +20,10 @@ skipped with a logged reason; the run continues with the current model.
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
 from otf_spin.io.config import Key, Section
-from otf_spin.io.extxyz import Frame
-from otf_spin.oracles.base import OracleFailure
 from otf_spin.system import random_cone
 from otf_spin.units import MEV
 
@@ -130,53 +127,24 @@ class OnTheFly:
         self.queue = []             # (step, directions, sparse candidates, max σ) to label
 
     # --- labelling ------------------------------------------------------------------
-    def _run_oracle(self, probe):
-        """On a group leader: (labelled Frame and provenance, or None after every retry
-        failed; log messages; failures; oracle wall time)."""
-        messages, failures, oracle_time = [], 0, 0.0
-        for attempt in range(self.cfg["retries"] + 1):
-            start = time.perf_counter()
-            try:
-                results = self.oracle.compute(probe.copy())
-            except OracleFailure as exc:
-                oracle_time += time.perf_counter() - start
-                failures += 1
-                messages.append(f"# oracle failure (attempt {attempt + 1}, rank "
-                                f"{self.comm.rank}): {exc}")
-                continue
-            wall = time.perf_counter() - start
-            labelled = probe.copy()
-            if "magmoms" in results:
-                labelled.magnitudes = np.linalg.norm(results["magmoms"], axis=1)
-            labels = {k: results[k] for k in ("energy", "fields", "forces") if k in results}
-            info = results.get("info", {})
-            provenance = {"oracle": self.oracle.name,
-                          "settings": self.oracle.settings(),
-                          "job_directory": info.get("job_directory"),
-                          "wall_time": info.get("wall_time", wall), "rank": self.comm.rank}
-            return (Frame(labelled, labels), provenance), messages, failures, \
-                oracle_time + wall
-        messages.append("# oracle job skipped after retries; continuing with the current model")
-        return None, messages, failures, oracle_time
-
     def _label_all(self, probes) -> list | None:
         """Collective. On rank 0: one (Frame, provenance) per probe — provenance None when
         the configuration was already in the store — or None where the oracle failed."""
-        stored = [self.store.lookup(p) for p in probes] if self.comm.rank == 0 else None
-        known = self.comm.bcast(None if stored is None else [s is not None for s in stored])
-        pending = [k for k, hit in enumerate(known) if not hit]
-        outcomes = self.jobs.map(self._run_oracle, [probes[k] for k in pending])
-        if self.comm.rank != 0:
+        from otf_spin.learning.labelling import label_collective
+
+        outcomes = label_collective(probes, self.oracle, self.store, self.jobs,
+                                    self.cfg["retries"])
+        if outcomes is None:
             return None
-        results = [(s, None) if s is not None else None for s in stored]
-        self.reused += sum(known)
-        for k, (labelled, messages, failures, oracle_time) in zip(pending, outcomes):
-            for line in messages:
-                print(line, file=self.log, flush=True)
-            self.failures += failures
-            self.oracle_time += oracle_time
-            results[k] = labelled
-        return results
+        for outcome in outcomes:
+            for line in outcome.messages:
+                print(line + ("; continuing with the current model"
+                              if line.endswith("after retries") else ""),
+                      file=self.log, flush=True)
+            self.failures += outcome.failures
+            self.oracle_time += outcome.seconds
+            self.reused += outcome.labelled is not None and outcome.labelled[1] is None
+        return [outcome.labelled for outcome in outcomes]
 
     def _share(self, refit: bool) -> None:
         """Collective: rank 0's model (if ``refit``) and counters to every rank. The model

@@ -1,0 +1,76 @@
+"""Labelling configurations with an oracle, over the rank groups, reusing the store.
+
+Shared by the on-the-fly learner and ``otf-spin generate``: a job is retried on
+:class:`~otf_spin.oracles.base.OracleFailure` (exit status, timeout, NaN, parse error) and
+skipped with a logged reason after the last retry; the labelled frame keeps the probe's
+directions exactly (the oracle's moment magnitudes are adopted) and carries its provenance.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from otf_spin.io.extxyz import Frame
+from otf_spin.oracles.base import OracleFailure
+
+
+@dataclass
+class Outcome:
+    """What labelling one probe produced: ``labelled`` is (Frame, provenance) or None when
+    every attempt failed; ``messages`` are log lines; ``seconds`` is oracle wall time."""
+
+    labelled: tuple | None
+    messages: list = field(default_factory=list)
+    failures: int = 0
+    seconds: float = 0.0
+
+
+def label_with_retries(oracle, probe, retries: int, rank: int = 0) -> Outcome:
+    """Run ``oracle`` on ``probe`` (a SpinSystem), at most ``retries + 1`` times."""
+    outcome = Outcome(None)
+    for attempt in range(retries + 1):
+        start = time.perf_counter()
+        try:
+            results = oracle.compute(probe.copy())
+        except OracleFailure as exc:
+            outcome.seconds += time.perf_counter() - start
+            outcome.failures += 1
+            outcome.messages.append(f"# oracle failure (attempt {attempt + 1}, rank {rank}): "
+                                    f"{exc}")
+            continue
+        wall = time.perf_counter() - start
+        outcome.seconds += wall
+        labelled = probe.copy()
+        if "magmoms" in results:
+            labelled.magnitudes = np.linalg.norm(results["magmoms"], axis=1)
+        labels = {k: results[k] for k in ("energy", "fields", "forces") if k in results}
+        info = results.get("info", {})
+        provenance = {"oracle": oracle.name, "settings": oracle.settings(),
+                      "job_directory": info.get("job_directory"),
+                      "wall_time": info.get("wall_time", wall), "rank": rank}
+        outcome.labelled = (Frame(labelled, labels), provenance)
+        return outcome
+    outcome.messages.append("# oracle job skipped after retries")
+    return outcome
+
+
+def label_collective(probes, oracle, store, jobs, retries: int) -> list | None:
+    """Collective over ``jobs.comm``: label every probe not already in ``store`` (read on
+    rank 0 only) on the rank groups of ``jobs``
+    (:class:`~otf_spin.parallel.jobs.JobGroups`). Returns on rank 0 one :class:`Outcome`
+    per probe — a stored configuration comes back as (stored Frame, None) without an
+    oracle call — and None on the other ranks."""
+    comm = jobs.comm
+    stored = [store.lookup(p) for p in probes] if comm.rank == 0 else None
+    known = comm.bcast(None if stored is None else [s is not None for s in stored])
+    pending = [k for k, hit in enumerate(known) if not hit]
+    outcomes = jobs.map(lambda probe: label_with_retries(oracle, probe, retries, comm.rank),
+                        [probes[k] for k in pending])
+    if comm.rank != 0:
+        return None
+    results = [Outcome((s, None)) if s is not None else None for s in stored]
+    for k, outcome in zip(pending, outcomes):
+        results[k] = outcome
+    return results

@@ -13,6 +13,7 @@ import yaml
 from otf_spin.io.runconfig import load_run
 from otf_spin.learning.store import TrainingStore
 from otf_spin.runner import run
+from helpers import run_in
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "input_examples", "bccFe_otf_heisenberg.yaml")
@@ -28,15 +29,6 @@ def config(folder, steps=300, **otf):
     with open(path, "w") as handle:
         yaml.safe_dump(data, handle)
     return path
-
-
-def run_in(folder, path, **kwargs):
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        return run(load_run(path), progress=False, log=open(os.devnull, "w"), **kwargs)
-    finally:
-        os.chdir(cwd)
 
 
 def test_otf_run_learns_and_writes_everything(tmp_path):

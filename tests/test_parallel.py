@@ -10,8 +10,8 @@ import yaml
 from otf_spin.io.config import ConfigError
 from otf_spin.io.runconfig import load_run
 from otf_spin.parallel.tempering import Tempering
-from otf_spin.runner import run
 from otf_spin.units import K_B, MU_B
+from helpers import run_in
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENSEMBLE = os.path.join(ROOT, "input_examples", "bccFe_ensemble_otf.yaml")
@@ -23,15 +23,6 @@ def write(folder, data, name="run.yaml"):
     with open(path, "w") as handle:
         yaml.safe_dump(data, handle)
     return path
-
-
-def run_in(folder, path, **kwargs):
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        return run(load_run(path), progress=False, log=open(os.devnull, "w"), **kwargs)
-    finally:
-        os.chdir(cwd)
 
 
 def heisenberg_run(**changes):

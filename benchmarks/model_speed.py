@@ -1,5 +1,5 @@
 """Speed of the GAP-SOSO model with the defaults of `otf-spin train` (paper settings:
-r_cut 7 Å, n_max 12, l_max 6, 150 + ≤84 sparse points).
+r_cut 7 Å, n_max 12, l_max 6, ≤12 + ≤60 + 150 sparse points).
 
     python benchmarks/model_speed.py [--large 20]
 

@@ -38,8 +38,10 @@ CASES = [  # key, label, train set, test set
 
 def variants():
     defaults = default_settings()
-    linear = default_settings()          # plain linear fit: fixed noise, no likelihood
-    linear["kernels"] = [dict(defaults["kernels"][0])]
+    linear = default_settings()          # plain linear fit, all orders: fixed noise, no likelihood
+    d = defaults["descriptor"]
+    linear["kernels"] = [dict(defaults["kernels"][0], orders=None,
+                              n_sparse=d["n_max"] * (d["l_max"] + 1))]
     linear["optimise"] = False
     no_scaling = default_settings()
     no_scaling["descriptor"]["radial_scaling"] = None

@@ -64,6 +64,10 @@ class SOSODescriptor:
         """Descriptor length per atom, n_max × (l_max + 1)."""
         return self.n_max * (self.l_max + 1)
 
+    def order_mask(self, orders) -> np.ndarray:
+        """(D,) 1 on the components of Legendre order l in ``orders``, 0 elsewhere."""
+        return np.isin(np.arange(self.size) % (self.l_max + 1), list(orders)).astype(float)
+
     def settings(self) -> dict:
         return {"type": "soso_exchange_2b", "r_cut": self.r_cut, "n_max": self.n_max,
                 "l_max": self.l_max, "sigma_s": self.sigma_s,

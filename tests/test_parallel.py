@@ -94,15 +94,21 @@ def test_swap_rule_keeps_the_product_of_boltzmann_distributions():
             assert rate == pytest.approx(expected, abs=4 * np.sqrt(expected / samples))
 
 
+def free_spins_tempering(temperatures, steps):
+    """MC run file: free spins in FIELD, a swap attempt every sweep, observables every
+    step to pt.h5 (pt.rNNN.h5)."""
+    return heisenberg_run(
+        hamiltonian={"shells": [[0.866, 0.0]]},
+        dynamics={"integrator": "mc", "steps": steps, "field": [0.0, 0.0, FIELD]},
+        replicas={"temperatures": temperatures, "exchange_every": 1},
+        output={"trajectory": "pt.h5", "every": 1, "spins": False})
+
+
 def test_parallel_tempering_run_samples_the_langevin_function(tmp_path):
     """MC + swaps every sweep on free spins in a field: ⟨m_z⟩ at each temperature is the
     Langevin function L(x) = coth x - 1/x, and the acceptance rates are written."""
     temperatures = [40.0, 80.0, 160.0]
-    data = heisenberg_run(
-        hamiltonian={"shells": [[0.866, 0.0]]},
-        dynamics={"integrator": "mc", "steps": 3000, "field": [0.0, 0.0, FIELD]},
-        replicas={"temperatures": temperatures, "exchange_every": 1},
-        output={"trajectory": "pt.h5", "every": 1, "spins": False})
+    data = free_spins_tempering(temperatures, 3000)
     result = run_in(tmp_path, write(tmp_path, data))
     rates = result["tempering"].acceptance()
     assert np.all((rates > 0.05) & (rates < 0.95))

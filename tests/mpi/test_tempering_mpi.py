@@ -9,7 +9,7 @@ from mpi4py import MPI
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from helpers import run_in  # noqa: E402
-from test_parallel import FIELD, MOMENT, heisenberg_run, write  # noqa: E402
+from test_parallel import FIELD, MOMENT, free_spins_tempering, write  # noqa: E402
 
 from otf_spin.parallel import SerialComm  # noqa: E402
 from otf_spin.units import K_B, MU_B  # noqa: E402
@@ -23,11 +23,7 @@ def test_tempering_over_ranks_samples_langevin_and_equals_serial(mpi_tmp_path):
     boundary): every temperature samples the Langevin function, and the trajectories and
     swap statistics are those of the one-rank run, bit for bit."""
     temperatures = [40.0, 80.0, 160.0]
-    data = heisenberg_run(
-        hamiltonian={"shells": [[0.866, 0.0]]},
-        dynamics={"integrator": "mc", "steps": 2000, "field": [0.0, 0.0, FIELD]},
-        replicas={"temperatures": temperatures, "exchange_every": 1},
-        output={"trajectory": "pt.h5", "every": 1, "spins": False})
+    data = free_spins_tempering(temperatures, 2000)
     serial, parallel = mpi_tmp_path / "serial", mpi_tmp_path / "parallel"
     if COMM.rank == 0:
         serial.mkdir()

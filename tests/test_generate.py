@@ -61,9 +61,11 @@ def test_farthest_point_takes_one_frame_per_cluster_first(rng):
     frames = [centres[k % 4] + 0.1 * rng.standard_normal((3, 4)) for k in range(20)]
     chosen, covered = farthest_point_frames(frames, 4)
     assert sorted(k % 4 for k in chosen) == [0, 1, 2, 3]
-    radii = [farthest_point_frames(frames, n)[1] for n in (1, 2, 4, 8)]
+    radii = [farthest_point_frames(frames, n)[1][-1] for n in (1, 2, 4, 8)]
     assert all(b <= a for a, b in zip(radii, radii[1:])) and radii[2] < 0.2 * radii[0]
-    assert farthest_point_frames(frames, 20)[1] == 0.0 and \
+    history = farthest_point_frames(frames, 8)[1]                # greedy: prefixes agree
+    assert [history[n - 1] for n in (1, 2, 4, 8)] == radii
+    assert farthest_point_frames(frames, 20)[1][-1] == 0.0 and \
         len(set(farthest_point_frames(frames, 20)[0])) == 20
 
 

@@ -252,13 +252,14 @@ def sample_cell(name: str, cell, temperature: float, sampler_cfg: dict, stream) 
 
 
 # --- selection ----------------------------------------------------------------------------
-def farthest_point_frames(features, count: int) -> tuple[list[int], float]:
+def farthest_point_frames(features, count: int) -> tuple[list[int], list[float]]:
     """Greedy farthest-point selection of frames by their atomic environments.
 
     ``features``: one (N_f, D) array per frame. Each step takes the frame holding the
     environment farthest from all environments chosen so far (the first: farthest from
     the mean); columns are standardised first. Returns (frame indices in selection order,
-    coverage radius: the largest distance of any environment to the chosen ones)."""
+    coverage radius after each choice: the largest distance of any environment to the
+    frames chosen so far)."""
     X = np.concatenate(features)
     owner = np.repeat(np.arange(len(features)), [len(f) for f in features])
     X = X - X.mean(axis=0)
@@ -266,7 +267,7 @@ def farthest_point_frames(features, count: int) -> tuple[list[int], float]:
     X = X[:, std > 1e-12 * max(std.max(), 1e-300)] / std[std > 1e-12 * max(std.max(), 1e-300)]
     distance = np.linalg.norm(X, axis=1)      # to the mean, before anything is chosen
     chosen: list[int] = []
-    covered = np.inf
+    covered: list[float] = []
     while len(chosen) < min(count, len(features)):
         k = int(owner[np.argmax(distance)])
         if chosen and distance.max() <= 1e-9:
@@ -277,7 +278,7 @@ def farthest_point_frames(features, count: int) -> tuple[list[int], float]:
             (X * X).sum(1)[:, None] - 2 * X @ new.T + (new * new).sum(1)[None, :], 0.0))
         distance = np.minimum(distance if len(chosen) > 1 else np.inf, to_new.min(axis=1))
         distance[owner == k] = 0.0                # exactly, whatever the round-off
-        covered = float(distance.max())
+        covered.append(float(distance.max()))
     return chosen, covered
 
 
@@ -304,10 +305,10 @@ def select(frames, select_cfg: dict, model_settings: dict, seed: int):
     descriptor = build_model(model_settings).descriptor
     features = [descriptor.compute(f.system) for f in frames]
     chosen, covered = farthest_point_frames(features, count)
-    _, everything = farthest_point_frames(features, 1)
     return chosen, (f"{len(chosen)} of {len(frames)} candidates by farthest-point sampling "
                     f"of their {sum(map(len, features))} environments (coverage radius "
-                    f"{covered:.2f} of {everything:.2f} with one frame, standardised units)")
+                    f"{covered[-1]:.2f} of {covered[0]:.2f} with one frame, standardised "
+                    "units)")
 
 
 # --- the command ------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def label_with_retries(oracle, probe, retries: int, rank: int = 0) -> Outcome:
                       "wall_time": info.get("wall_time", wall), "rank": rank}
         outcome.labelled = (Frame(labelled, labels), provenance)
         return outcome
-    outcome.messages.append("# oracle job skipped after retries")
+    outcome.messages.append("# oracle job skipped after retries; continuing without its label")
     return outcome
 
 

@@ -138,9 +138,7 @@ class OnTheFly:
             return None
         for outcome in outcomes:
             for line in outcome.messages:
-                print(line + ("; continuing with the current model"
-                              if line.endswith("after retries") else ""),
-                      file=self.log, flush=True)
+                print(line, file=self.log, flush=True)
             self.failures += outcome.failures
             self.oracle_time += outcome.seconds
             self.reused += outcome.labelled is not None and outcome.labelled[1] is None

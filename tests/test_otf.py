@@ -125,6 +125,21 @@ def test_killed_and_restarted_run_reproduces_the_uninterrupted_run(tmp_path):
         len(TrainingStore(killed / "otf_store.h5"))
 
 
+def test_run_killed_before_its_first_checkpoint_resumes_exactly(tmp_path):
+    """A kill after the initial labels were stored but before any checkpoint leaves a
+    store and no checkpoint: the rerun fits on the store and must count those frames as
+    the labels taken (re-optimisation and the call budget depend on the count)."""
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    reference.mkdir()
+    killed.mkdir()
+    run_in(reference, config(reference, steps=240))
+    initial = TrainingStore(reference / "otf_store.h5").frames()[:3]   # 2 cones + start
+    TrainingStore(killed / "otf_store.h5").append(initial)
+    run_in(killed, config(killed, steps=240))
+    for x, y in zip(_trajectory(reference), _trajectory(killed)):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_batched_labelling(tmp_path):
     result = run_in(tmp_path, config(tmp_path, steps=200, batch_size=3))
     learner = result["learner"]

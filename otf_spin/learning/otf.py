@@ -174,13 +174,15 @@ class OnTheFly:
             for labelled in self._label_all(probes) or []:
                 if labelled is not None:
                     self.store.append([labelled[0]], [labelled[1] or {}])
-                    self.calls += 1
         frames = self.store.frames() if root else None
         if not self.comm.bcast(bool(frames)):
             raise RuntimeError("no training data: the oracle failed on every initial frame")
         if root:
             import warnings
 
+            # the store's frames count as labels taken, whether labelled just now or by a
+            # run killed before its first checkpoint: such a run then resumes exactly
+            self.calls = len(frames)
             self.model = build_model(self.cfg["model_settings"])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

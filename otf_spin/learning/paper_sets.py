@@ -9,7 +9,7 @@ set                 train  test   configurations / labels
 ==================  =====  =====  ==============================================
 random              50     2500   16 atoms, random noncollinear, fixed 2.2 μB
 eq41                50     2500   same spins, moments slaved by Eq. 41
-displaced_0.07      50     2500   random spins, Gaussian displacements σ=0.07 Å
+displaced_0.07      50     2500   random spins, Eq. 42 displacements σ=0.07 Å
 displaced_0.25      50     2500   same with σ = 0.25 Å
 thermal_300K        25     25     16 atoms, Metropolis MC at 300 K, Eq. 41 labels
 thermal_1000K       25     25     same at 1000 K
@@ -21,6 +21,12 @@ with the body-centre sublattice reversed, each with probability 1/2) around a
 random axis, every spin then drawn uniformly in a cone of half-angle θ_c ~
 U[0, π] around its base direction, so that the mean nearest-neighbour angle
 spans 0…π as in the paper (stored per frame as ``mean_nn_angle``, rad).
+
+Displacements follow Eq. 42 as written: the Gaussian P(Δr) of width σ is the
+distribution of each atom's displacement *length* Δr (|N(0, σ²)|), along a direction
+uniform on the sphere (``displacement_law="eq42"``). ``"cartesian"`` draws every
+Cartesian coordinate from N(0, σ²) instead (ASE's ``rattle``; lengths √3 σ rms with a
+Maxwell distribution), the law of otf-spin ≤ 0.1.0's sets, kept for comparison.
 """
 from __future__ import annotations
 
@@ -53,6 +59,20 @@ SETS = {
                                            "repeat": 3}),
 }
 PAPER_SETS = tuple(SETS)
+DISPLACEMENT_LAWS = ("eq42", "cartesian")
+
+
+def displacements(n: int, sigma: float, rng, law: str = "eq42") -> np.ndarray:
+    """(n, 3) atomic displacements (Å) of width ``sigma`` (Å).
+
+    ``eq42``: lengths |N(0, σ²)| (the paper's Eq. 42 is the distribution of the
+    displacement length) along directions uniform on the sphere; ``cartesian``: every
+    coordinate from N(0, σ²)."""
+    if law == "eq42":
+        return np.abs(rng.normal(scale=sigma, size=n))[:, None] * random_sphere(n, rng)
+    if law == "cartesian":
+        return rng.normal(scale=sigma, size=(n, 3))
+    raise ValueError(f"displacement law {law!r}: expected one of {DISPLACEMENT_LAWS}")
 
 
 def paper_oracle(slaving: bool = False) -> HeisenbergOracle:
@@ -89,8 +109,10 @@ def random_configuration(system, rng) -> tuple[np.ndarray, float]:
     return local @ rotation_to(axis).T, cone
 
 
-def generate_set(name: str, seed: int = 2024, scale: float = 1.0, progress: bool = False):
-    """(train, test) lists of labelled :class:`Frame` for set ``name``."""
+def generate_set(name: str, seed: int = 2024, scale: float = 1.0, progress: bool = False,
+                 displacement_law: str = "eq42"):
+    """(train, test) lists of labelled :class:`Frame` for set ``name`` (displaced sets:
+    ``displacement_law`` as :func:`displacements`)."""
     kind, n_train, n_test, options = SETS[name]
     n_test = max(1, int(round(n_test * scale))) if n_test else 0
     rng = np.random.default_rng([seed, PAPER_SETS.index(name)])
@@ -104,8 +126,8 @@ def generate_set(name: str, seed: int = 2024, scale: float = 1.0, progress: bool
             directions, cone = random_configuration(system, rng)
             system.set_directions(directions)
             if "displacement" in options:
-                system.positions += rng.normal(scale=options["displacement"],
-                                               size=system.positions.shape)
+                system.positions += displacements(len(system), options["displacement"], rng,
+                                                  displacement_law)
             frames.append(_label(oracle, system, {"set": name, "cone_angle": cone}))
     else:
         temperature = options["temperature"]
@@ -139,7 +161,7 @@ def write_paper_sets(folder, names=PAPER_SETS, seed: int = 2024, scale: float = 
     os.makedirs(folder, exist_ok=True)
     manifest = {"package_version": __version__, "seed": seed, "scale": scale,
                 "lattice_constant_angstrom": A, "exchange": "eq43", **EQ43,
-                "convention": "double_counted", "sets": {}}
+                "convention": "double_counted", "displacement_law": "eq42", "sets": {}}
     for name in names:
         train, test = generate_set(name, seed, scale, progress)
         entry = {"kind": SETS[name][0], "options": SETS[name][3]}

@@ -28,7 +28,7 @@ from otf_spin.units import MEV
 DESCRIPTOR = Section({
     "r_cut": Key("quantity", "cutoff radius", 7.0, unit="angstrom", dimension="length",
                  minimum=0.5),
-    "n_max": Key("int", "number of radial basis functions", 12, minimum=1, maximum=64),
+    "n_max": Key("int", "number of radial basis functions", 20, minimum=1, maximum=64),
     "l_max": Key("int", "largest Legendre order of the spin part", 6, minimum=0, maximum=32),
     "sigma_s": Key("float", "width of the spin Gaussians on the unit sphere (Eq. 14)", 0.3,
                    minimum=0.01),
@@ -42,7 +42,9 @@ KERNEL = Section({
     "normalize": Key("bool", "unit-normalise descriptors before the dot product", True),
     "orders": Key("list", "Legendre orders l of the descriptor this kernel sees; null = all",
                   None, item=Key("int", "l", minimum=0), nullable=True),
-    "n_sparse": Key("int", "number of sparse environments", 150, minimum=1),
+    "n_sparse": Key("int", "number of sparse environments; null = the number of descriptor "
+                    "components the kernel sees (a linear kernel then spans its whole "
+                    "weight space)", 150, minimum=1, nullable=True),
     "delta": Key("quantity", "prior amplitude δ of this kernel's local energies", 1.0,
                  unit="eV", dimension="energy", minimum=0.0),
 }, "one additive kernel")
@@ -54,8 +56,9 @@ NOISE = Section({
                  unit="meV/μB", dimension="data_field", minimum=1e-5 * MEV),
 }, "observation noise")
 
-DEFAULT_KERNELS = [{"zeta": 1, "normalize": False, "orders": [1], "n_sparse": 12, "delta": 1.0},
-                   {"zeta": 1, "normalize": False, "orders": [2, 3, 4, 5, 6], "n_sparse": 60,
+DEFAULT_KERNELS = [{"zeta": 1, "normalize": False, "orders": [1], "n_sparse": None,
+                    "delta": 1.0},
+                   {"zeta": 1, "normalize": False, "orders": [2, 3, 4, 5, 6], "n_sparse": None,
                     "delta": 1.0},
                    {"zeta": 4, "normalize": False, "orders": None, "n_sparse": 150,
                     "delta": 1.0}]
@@ -85,9 +88,14 @@ def build_model(settings: dict | None = None):
     d = s["descriptor"]
     descriptor = SOSODescriptor(d["r_cut"], d["n_max"], d["l_max"], d["sigma_s"],
                                 d["radial_scaling"])
-    kernels = [DotProductKernel(k["zeta"], k["normalize"], None if k.get("orders") is None
-                                else descriptor.order_mask(k["orders"])) for k in s["kernels"]]
-    model = SparseGPR(descriptor, kernels, [k["n_sparse"] for k in s["kernels"]],
+    masks = [None if k.get("orders") is None else descriptor.order_mask(k["orders"])
+             for k in s["kernels"]]
+    kernels = [DotProductKernel(k["zeta"], k["normalize"], mask)
+               for k, mask in zip(s["kernels"], masks)]
+    n_sparse = [k["n_sparse"] if k["n_sparse"] is not None else
+                descriptor.size if mask is None else int(mask.sum())
+                for k, mask in zip(s["kernels"], masks)]
+    model = SparseGPR(descriptor, kernels, n_sparse,
                       [k["delta"] for k in s["kernels"]], s["noise"]["energy"],
                       s["noise"]["field"], s["optimise"])
     model.settings = s

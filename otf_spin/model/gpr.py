@@ -298,17 +298,23 @@ class SparseGPR:
         return np.concatenate([np.full(len(S), hyper[f"delta_{k}"])
                                for k, S in enumerate(self.sparse)])
 
-    def optimise_hyperparameters(self, bounds: dict | None = None):
+    def optimise_hyperparameters(self, bounds: dict | None = None, screen: bool = True):
         """Maximise the marginal likelihood over log δ, log σ_e, log σ_b within BOUNDS
         (updated by ``bounds``, e.g. noise floors of the on-the-fly loop).
 
-        A noise level that has no data (no energies, or no fields) is left unchanged."""
+        L-BFGS-B from the current values and, with ``screen``, also from the best point
+        of a coarse grid (one δ for all kernels in {1e-3, 1e-2, 0.1, 1} eV × σ_e in
+        {1e-5, 1e-4, 1e-3} eV/atom, σ_b as now): the likelihood has separate optima where
+        the energies are explained by the model or by noise, and one local search from a
+        fixed start can end in the worse one. The better optimum is kept. A noise level
+        that has no data (no energies, or no fields) is left unchanged."""
         limits = dict(BOUNDS, **(bounds or {}))
         names = [f"delta_{k}" for k, S in enumerate(self.sparse) if len(S)]
         if self._blocks["nE"]:
             names.append("sigma_energy")
         if self._blocks["nB"]:
             names.append("sigma_field")
+
         def objective(x):
             lml = self.log_marginal_likelihood(**dict(zip(names, np.exp(x))))
             return 1e300 if not np.isfinite(lml) else -lml
@@ -316,12 +322,27 @@ class SparseGPR:
         def bound(name):
             return limits["delta" if name.startswith("delta") else name]
 
-        x0 = np.log([np.clip(self.hyper[k], *bound(k)) for k in names])
-        bounds = [tuple(np.log(bound(k))) for k in names]
+        def clipped(values):
+            return np.log([np.clip(values[k], *bound(k)) for k in names])
+
+        x0 = clipped(self.hyper)
+        starts = [x0]
+        if screen and names:
+            grid = [clipped(dict(self.hyper, sigma_energy=se, **{k: d for k in names
+                                                                 if k.startswith("delta")}))
+                    for d in (1e-3, 1e-2, 1e-1, 1.0) for se in (1e-5, 1e-4, 1e-3)]
+            best_grid = min(grid, key=objective)
+            if not np.allclose(best_grid, x0):
+                starts.append(best_grid)
+        log_bounds = [tuple(np.log(bound(k))) for k in names]
+        best = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            best = minimize(objective, x0, method="L-BFGS-B", bounds=bounds)
-        if np.isfinite(best.fun) and best.fun <= objective(x0):
+            for x in starts:
+                result = minimize(objective, x, method="L-BFGS-B", bounds=log_bounds)
+                if best is None or result.fun < best.fun:
+                    best = result
+        if best is not None and np.isfinite(best.fun) and best.fun <= objective(x0):
             self.hyper.update(zip(names, map(float, np.exp(best.x))))
         return self.hyper
 

@@ -233,6 +233,15 @@ def test_defaults_validate():
     assert [k["orders"] for k in s["kernels"]] == [[1], [2, 3, 4, 5, 6], None]
 
 
+def test_model_default_example_lists_the_defaults():
+    import os
+
+    from otf_spin.io.config import load_yaml
+
+    path = os.path.join(os.path.dirname(__file__), "..", "input_examples", "model_default.yaml")
+    assert MODEL.validate(load_yaml(path)) == default_settings()
+
+
 def test_linear_kernels_span_their_weight_space_by_default():
     """n_sparse: null = one sparse point per descriptor component the kernel sees."""
     n = default_settings()["descriptor"]["n_max"]

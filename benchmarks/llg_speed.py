@@ -7,7 +7,7 @@ Benchmark of issue 4: bcc Fe, 20×20×20 conventional cells (16 000 spins), J1 +
 (19.48, 11.09 meV, double counted), 300 K, α = 0.1, dt = 1 fs. One spin update = one
 spin advanced by one time step (two field evaluations for every scheme here). Spirit
 2.2.0 is installed into benchmarks/.spirit-venv (PyPI) and timed by
-benchmarks/spirit_speed.py with the same settings and one thread (SIB); the ratio is
+benchmarks/spirit_harness.py with the same settings and one thread (SIB); the ratio is
 printed. With --ml-steps the GAP-SOSO provider at the paper's settings is timed too.
 """
 from __future__ import annotations
@@ -86,15 +86,28 @@ def ml_provider_speed(cells: int, steps: int) -> float:
     return len(system) * steps / (time.perf_counter() - start)
 
 
-def spirit(cells: int, steps: int) -> dict | None:
-    """Install Spirit beside us (once) and time it; None if it cannot be installed."""
+def ensure_spirit() -> str | None:
+    """Python of benchmarks/.spirit-venv with Spirit 2.2.0 (installed once from PyPI);
+    None if it cannot be installed."""
     python = os.path.join(SPIRIT_VENV, "bin", "python")
     try:
         if not os.path.exists(python):
             subprocess.run([sys.executable, "-m", "venv", SPIRIT_VENV], check=True)
             subprocess.run([python, "-m", "pip", "install", "--quiet", "spirit==2.2.0", "numpy"],
                            check=True)
-        out = subprocess.run([python, os.path.join(HERE, "spirit_speed.py"), "--cells",
+    except (subprocess.CalledProcessError, OSError) as exc:
+        print(f"# Spirit could not be installed: {exc}", file=sys.stderr)
+        return None
+    return python
+
+
+def spirit(cells: int, steps: int) -> dict | None:
+    """Time Spirit beside us; None if it cannot be installed or run."""
+    python = ensure_spirit()
+    if python is None:
+        return None
+    try:
+        out = subprocess.run([python, os.path.join(HERE, "spirit_harness.py"), "--cells",
                               str(cells), "--steps", str(steps), "--json"],
                              env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True,
                              text=True, check=True)

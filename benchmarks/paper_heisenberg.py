@@ -13,7 +13,7 @@ than in the training set, "out" counts the others), field RMSE (meV/μB), field 
 
 Cases c1/c2 use the paper's Eq. 42 (Gaussian displacement lengths, isotropic
 directions); c1x/c2x repeat them with every Cartesian coordinate drawn from N(0, σ²),
-the law of otf-spin ≤ 0.1.0's sets, whose √3 larger displacements put pairs far below
+the law of these sets until 2026-12-01, whose √3 larger displacements put pairs far below
 the training range into the test set (``--no-cartesian`` skips them).
 """
 from __future__ import annotations

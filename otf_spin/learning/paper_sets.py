@@ -26,7 +26,7 @@ Displacements follow Eq. 42 as written: the Gaussian P(Δr) of width σ is the
 distribution of each atom's displacement *length* Δr (|N(0, σ²)|), along a direction
 uniform on the sphere (``displacement_law="eq42"``). ``"cartesian"`` draws every
 Cartesian coordinate from N(0, σ²) instead (ASE's ``rattle``; lengths √3 σ rms with a
-Maxwell distribution), the law of otf-spin ≤ 0.1.0's sets, kept for comparison.
+Maxwell distribution), the law of these sets until 2026-12-01, kept for comparison.
 """
 from __future__ import annotations
 

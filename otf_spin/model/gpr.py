@@ -327,17 +327,17 @@ class SparseGPR:
 
         x0 = clipped(self.hyper)
         starts = [x0]
-        if screen and names:
-            grid = [clipped(dict(self.hyper, sigma_energy=se, **{k: d for k in names
-                                                                 if k.startswith("delta")}))
-                    for d in (1e-3, 1e-2, 1e-1, 1.0) for se in (1e-5, 1e-4, 1e-3)]
-            best_grid = min(grid, key=objective)
-            if not np.allclose(best_grid, x0):
-                starts.append(best_grid)
         log_bounds = [tuple(np.log(bound(k))) for k in names]
         best = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
+            if screen and names:
+                grid = [clipped(dict(self.hyper, sigma_energy=se,
+                                     **{k: d for k in names if k.startswith("delta")}))
+                        for d in (1e-3, 1e-2, 1e-1, 1.0) for se in (1e-5, 1e-4, 1e-3)]
+                best_grid = min(grid, key=objective)
+                if not np.allclose(best_grid, x0):
+                    starts.append(best_grid)
             for x in starts:
                 result = minimize(objective, x, method="L-BFGS-B", bounds=log_bounds)
                 if best is None or result.fun < best.fun:

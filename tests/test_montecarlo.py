@@ -1,10 +1,11 @@
-"""Metropolis sampler: Langevin function for free spins, ordering of bcc Fe."""
+"""Metropolis sampler: Langevin function for free spins and for coupled dimers, ordering
+of bcc Fe."""
 import numpy as np
 import pytest
 
 from otf_spin.dynamics.montecarlo import HeisenbergMonteCarlo, new_state
 from otf_spin.oracles.heisenberg import FormulaExchange, HeisenbergOracle, ShellExchange
-from otf_spin.system import bulk
+from otf_spin.system import SpinSystem, bulk
 from otf_spin.units import K_B, MU_B
 
 
@@ -20,6 +21,31 @@ def test_free_spins_follow_langevin_function():
     langevin = 1 / np.tanh(x) - 1 / x
     error = mz.std() / np.sqrt(len(mz)) * 3  # samples 2 sweeps apart are nearly independent
     assert abs(mz.mean() - langevin) < max(4 * error, 0.01)
+
+
+def test_coupled_dimers_follow_langevin_function():
+    """216 independent dimers, H = -K e_1·e_2 each: the relative angle has the weight
+    exp(βK cos θ), so ⟨e_1·e_2⟩ = coth(βK) - 1/(βK) exactly. Sequential sweeps update the
+    first spin of a dimer and then the second, so a ΔE taken against the neighbour's
+    state at the start of the sweep (not its current one) fails this."""
+    n, gap, K = 6, 2.45, 20.0e-3                            # cells, Å, eV per pair
+    corners = 10.0 * np.array([[i, j, k] for i in range(n) for j in range(n)
+                               for k in range(n)], float)
+    positions = np.concatenate([corners, corners + [gap, 0, 0]])
+    positions = positions.reshape(2, -1, 3).transpose(1, 0, 2).reshape(-1, 3)  # 0,1 | 2,3 …
+    system = SpinSystem(np.eye(3) * 10.0 * n, positions, "Fe")
+    oracle = HeisenbergOracle(ShellExchange([gap], [K], 0.05), "per_pair")
+    temperature = K / (2.0 * K_B)                           # βK = 2
+    mc = HeisenbergMonteCarlo(oracle, system)
+    state = new_state(system, 11)
+    mc.equilibrate(state, temperature, 300)
+    c = np.array([np.einsum("ik,ik->i", e[0::2], e[1::2]).mean()
+                  for e in mc.sample(state, temperature, 3000, 1)])
+    blocks = c.reshape(30, -1).mean(axis=1)                 # 30 blocks of 100 sweeps
+    error = blocks.std(ddof=1) / np.sqrt(len(blocks))
+    exact = 1 / np.tanh(2.0) - 1 / 2.0                      # 0.5373
+    assert abs(c.mean() - exact) < 5 * error + 1e-3
+    assert error < 2e-3
 
 
 def test_bcc_fe_orders_at_low_and_disorders_at_high_temperature():

@@ -55,15 +55,16 @@ def bcc_pairs(shells):
     ``shells``: [(r²/a², J)] with J already in Spirit's once-per-pair convention.
     (NN: 8 bonds 0->1 to the translations {0,-1}^3 and their images 1->0, i.e. 4 per spin.)"""
     reach = int(np.ceil(np.sqrt(max(r2 for r2, _ in shells)))) + 1
-    pairs = []
+    pairs, listed = [], set()
     for i, j in itertools.product((0, 1), repeat=2):
         for t in itertools.product(range(-reach, reach + 1), repeat=3):
-            if (j, i, *(-x for x in t)) in [p[:5] for p in pairs]:
+            if (j, i, *(-x for x in t)) in listed:
                 continue                                  # the reverse bond is listed
             d2 = float(np.sum((BASIS[j] + t - BASIS[i]) ** 2))
             for r2, J in shells:
                 if abs(d2 - r2) < 1e-9:
                     pairs.append((i, j, *t, J))
+                    listed.add((i, j, *t))
     return pairs
 
 

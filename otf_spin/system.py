@@ -184,12 +184,13 @@ class SpinSystem:
 
 # --- builders ----------------------------------------------------------------
 def bulk(lattice: str, a: float, repeat=(1, 1, 1), species: str = "Fe", moment: float = 2.2,
-         c: float | None = None) -> SpinSystem:
+         c: float | None = None, primitive: bool = False) -> SpinSystem:
     """Supercell of a cubic (bcc, fcc, sc) or hcp crystal; ferromagnetic along +z.
 
     Cubic lattices use the conventional cubic cell (bcc: 2 atoms, fcc: 4), so
     ``bulk('bcc', 2.83, (2, 2, 2))`` is the paper's 16-atom Fe cell. hcp uses the
-    orthorhombic 4-atom cell with ``c`` (Å; default ideal c/a). a, c in Å, moment in μB.
+    orthorhombic 4-atom cell with ``c`` (Å; default ideal c/a). ``primitive``: the
+    primitive cell instead (cubic lattices: 1 atom; hcp: 2). a, c in Å, moment in μB.
     """
     from ase.build import bulk as ase_bulk
 
@@ -203,9 +204,9 @@ def bulk(lattice: str, a: float, repeat=(1, 1, 1), species: str = "Fe", moment: 
         raise ValueError(f"repeat must be positive integers, got {repeat}")
     if lattice == "hcp":
         atoms = ase_bulk(species, "hcp", a=a, c=c if c else a * np.sqrt(8.0 / 3.0),
-                         orthorhombic=True)
+                         orthorhombic=not primitive)
     else:
-        atoms = ase_bulk(species, lattice, a=a, cubic=True)
+        atoms = ase_bulk(species, lattice, a=a, cubic=not primitive)
     atoms = atoms.repeat(repeat)
     return SpinSystem(atoms.cell.array, atoms.positions, species, magnitudes=moment)
 

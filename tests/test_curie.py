@@ -4,13 +4,12 @@ import os
 
 import numpy as np
 import pytest
-from ase.build import bulk as ase_bulk
 
 from otf_spin import oracles
 from otf_spin.dynamics.curie import (binder_crossing, binder_scan, mean_field_curie,
                                      rpa_curie)
 from otf_spin.oracles.heisenberg import HeisenbergOracle, ShellExchange
-from otf_spin.system import SpinSystem, bulk
+from otf_spin.system import bulk
 from otf_spin.units import K_B, MEV
 
 PAJDA = os.path.join(os.path.dirname(__file__), "..", "input_examples",
@@ -18,11 +17,6 @@ PAJDA = os.path.join(os.path.dirname(__file__), "..", "input_examples",
 # bcc, Watson's integral W = (1/N) Σ_q 1/(1 - γ_q), γ_q = cos(qx/2)cos(qy/2)cos(qz/2)
 # (G. N. Watson, Q. J. Math. 10, 266 (1939)): RPA/MFA = 1/W for nearest neighbours
 WATSON_BCC = 1.393203929685676
-
-
-def primitive_bcc(a=2.83):
-    atoms = ase_bulk("Fe", "bcc", a=a)
-    return SpinSystem(atoms.cell.array, atoms.positions, "Fe")
 
 
 def nearest_neighbour_oracle(J=10.0 * MEV, a=2.83):
@@ -33,11 +27,11 @@ def test_mean_field_and_rpa_of_nearest_neighbour_bcc():
     """k_B T^MFA = z J/3 per pair (z = 8); T^RPA = T^MFA / W (Watson's integral)."""
     J = 10.0 * MEV
     oracle = nearest_neighbour_oracle(J)
-    mfa = mean_field_curie(oracle, primitive_bcc())
+    primitive = bulk("bcc", 2.83, primitive=True)
+    mfa = mean_field_curie(oracle, primitive)
     assert mfa == pytest.approx(8 * J / 3 / K_B, rel=1e-12)
     assert mean_field_curie(oracle, bulk("bcc", 2.83, (2, 2, 2))) == pytest.approx(mfa)
-    assert mfa / rpa_curie(oracle, primitive_bcc(), (32, 64)) == pytest.approx(WATSON_BCC,
-                                                                              rel=2e-4)
+    assert mfa / rpa_curie(oracle, primitive, (32, 64)) == pytest.approx(WATSON_BCC, rel=2e-4)
     with pytest.raises(ValueError, match="one-atom primitive cell"):
         rpa_curie(oracle, bulk("bcc", 2.83))
 
@@ -45,7 +39,7 @@ def test_mean_field_and_rpa_of_nearest_neighbour_bcc():
 def test_rpa_rejects_a_non_ferromagnetic_ground_state():
     oracle = nearest_neighbour_oracle(-10.0 * MEV)       # antiferromagnetic bcc
     with pytest.raises(ValueError, match="not the ground state"):
-        rpa_curie(oracle, primitive_bcc(), 8)
+        rpa_curie(oracle, bulk("bcc", 2.83, primitive=True), 8)
 
 
 def test_curie_estimates_need_one_sublattice():
@@ -90,6 +84,6 @@ def test_pajda_eight_shell_curie_temperature_of_bcc_fe():
     small = binder_scan(oracle, bulk("bcc", a, (6,) * 3), temperatures, 20000, seed=[1, 6])
     large = binder_scan(oracle, bulk("bcc", a, (10,) * 3), temperatures, 20000, seed=[1, 10])
     tc = binder_crossing(temperatures, small, large)
-    primitive = primitive_bcc(a)
+    primitive = bulk("bcc", a, primitive=True)
     assert rpa_curie(oracle, primitive) < tc < mean_field_curie(oracle, primitive)
     assert tc == pytest.approx(897.0, rel=0.03)

@@ -19,6 +19,15 @@ def test_builders(lattice, atoms_per_cell, nn):
     assert nl.distances.min() == pytest.approx(2.5 * nn)
 
 
+@pytest.mark.parametrize("lattice, atoms", [("bcc", 1), ("fcc", 1), ("sc", 1), ("hcp", 2)])
+def test_primitive_cells(lattice, atoms):
+    primitive = bulk(lattice, 2.5, primitive=True)
+    conventional = bulk(lattice, 2.5)
+    assert len(primitive) == atoms
+    assert abs(np.linalg.det(primitive.cell)) / len(primitive) == pytest.approx(
+        abs(np.linalg.det(conventional.cell)) / len(conventional))
+
+
 def test_builder_errors():
     with pytest.raises(ValueError, match="unknown lattice"):
         bulk("diamondish", 3.0)

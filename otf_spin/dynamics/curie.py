@@ -80,8 +80,9 @@ def rpa_curie(oracle, primitive, grid=(32, 64)) -> float:
     R, J = _site_couplings(oracle, primitive)
     B = 2.0 * np.pi * np.linalg.inv(primitive.cell).T          # rows: reciprocal vectors
     J0 = J.sum()
+    grids = np.atleast_1d(grid)
     values = []
-    for n in np.atleast_1d(grid):
+    for n in grids:
         f = (np.arange(n) + 0.5) / n
         q = np.stack(np.meshgrid(f, f, f, indexing="ij"), -1).reshape(-1, 3) @ B
         mean = 0.0
@@ -91,7 +92,7 @@ def rpa_curie(oracle, primitive, grid=(32, 64)) -> float:
                 raise ValueError("J_0 - J(q) ≤ 0: the ferromagnet is not the ground state")
             mean += np.sum(1.0 / gap)
         values.append(1.0 / (1.5 * mean / len(q)) / K_B)
-    n = np.atleast_1d(grid).astype(float)
     if len(values) == 1:
         return float(values[0])
-    return float((n[-1] * values[-1] - n[-2] * values[-2]) / (n[-1] - n[-2]))
+    n1, n2 = grids[-2:].astype(float)
+    return float((n2 * values[-1] - n1 * values[-2]) / (n2 - n1))

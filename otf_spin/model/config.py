@@ -5,7 +5,7 @@ paper's bcc Fe sets (benchmarks/paper_heisenberg.py, docs/model.md):
 
 - descriptor: r_cut 7 Å, l_max 6 (paper), n_max 20 (the paper's 12 resolve J(r) only
   to r_cut/12 = 0.58 Å, coarser than the bcc shell spacings; with 20, 0.35 Å, the
-  displaced sets gain 10-20 % and their marginal likelihood rises), spin width σ_s 0.3
+  displaced sets gain 9-18 % and their marginal likelihood rises), spin width σ_s 0.3
   (resolves the angle dependence of moment-slaved energies better than 0.5), radial
   scaling u(r) = 1/(1 + (r/2.5 Å)^4) (transfer from aliased 16-atom cells to 54-atom
   cells);

@@ -342,7 +342,7 @@ class SparseGPR:
                 result = minimize(objective, x, method="L-BFGS-B", bounds=log_bounds)
                 if best is None or result.fun < best.fun:
                     best = result
-        if best is not None and np.isfinite(best.fun) and best.fun <= objective(x0):
+        if np.isfinite(best.fun) and best.fun <= objective(x0):
             self.hyper.update(zip(names, map(float, np.exp(best.x))))
         return self.hyper
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from otf_spin import oracles
 from otf_spin.dynamics.curie import binder_crossing, binder_scan, mean_field_curie, rpa_curie
+from otf_spin.kernels import refuse_twins
 from otf_spin.oracles.heisenberg import HeisenbergOracle, ShellExchange
 from otf_spin.system import bulk
 from otf_spin.units import K_B, MEV
@@ -86,7 +87,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--seeds", type=int, default=1, help="otf-spin runs (seeds)")
     parser.add_argument("--no-spirit", action="store_true")
+    parser.add_argument("--allow-twins", action="store_true",
+                        help="run (and time) the pure-Python twins of kernels not built")
     args = parser.parse_args(argv)
+    refuse_twins(args.allow_twins)
     oracle, a, shells, literature = model(args.model)
     primitive = bulk("bcc", a, primitive=True)
     T = np.array(args.temperatures or TEMPERATURES[args.model], float)

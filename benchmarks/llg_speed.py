@@ -25,10 +25,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SPIRIT_VENV = os.path.join(HERE, ".spirit-venv")
 
 
-def ours(integrator: str, cells: int, steps: int, threads: int) -> float:
-    """Spin-updates/s of one integrator, measured in a subprocess with OMP_NUM_THREADS."""
+def ours(integrator: str, cells: int, steps: int, threads: int,
+         allow_twins: bool = False) -> float:
+    """Spin-updates/s of one integrator, measured in a subprocess with OMP_NUM_THREADS
+    (which refuses to time pure-Python twins unless ``allow_twins``)."""
     code = f"""
 import time, numpy as np
+from otf_spin.kernels import refuse_twins
+refuse_twins({allow_twins})
 from otf_spin.system import bulk
 from otf_spin.oracles.heisenberg import HeisenbergOracle, ShellExchange
 from otf_spin.dynamics.providers import HeisenbergProvider
@@ -60,8 +64,9 @@ for _ in range(3):                               # best of three, as for Spirit
 print(len(system) * {steps} / best)
 """
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit((out.stderr.strip().splitlines() or ["timing run failed"])[-1])
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -130,7 +135,12 @@ def main(argv=None):
     parser.add_argument("--no-spirit", action="store_true")
     parser.add_argument("--ml-steps", type=int, default=0,
                         help="also time the GAP-SOSO provider for this many steps")
+    parser.add_argument("--allow-twins", action="store_true",
+                        help="time the pure-Python twins of kernels that are not built")
     args = parser.parse_args(argv)
+    from otf_spin.kernels import refuse_twins
+
+    refuse_twins(args.allow_twins)
     n = 2 * args.cells**3
     print(f"bcc Fe {args.cells}³ cells = {n} spins, J1+J2, 300 K, α 0.1, dt 1 fs, "
           f"{args.steps} steps")
@@ -143,7 +153,7 @@ def main(argv=None):
               f"{1:7d} {reference['spin_updates_per_s']:15.3e} {1.0:9.2f}")
     for integrator in ("depondt", "sib", "heun", "mc"):
         for threads in args.threads:
-            rate = ours(integrator, args.cells, args.steps, threads)
+            rate = ours(integrator, args.cells, args.steps, threads, args.allow_twins)
             ratio = f"{rate / reference['spin_updates_per_s']:9.2f}" if reference else f"{'-':>9s}"
             label = f"otf-spin {integrator}" + (" (sweeps)" if integrator == "mc" else "")
             print(f"{label:28s} {threads:7d} {rate:15.3e} {ratio}", flush=True)

@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from otf_spin.kernels import refuse_twins
 from otf_spin.learning.paper_sets import generate_set
 from otf_spin.model import build_model
 from otf_spin.system import bulk, random_cone
@@ -33,7 +34,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", type=int, default=20,
                         help="repeat of the large cell (20 -> 16 000 atoms)")
+    parser.add_argument("--allow-twins", action="store_true",
+                        help="time the pure-Python twins of kernels that are not built")
     args = parser.parse_args(argv)
+    refuse_twins(args.allow_twins)
     warnings.simplefilter("ignore")
     train, test = generate_set("thermal_1000K", 2024)
     frames = train + test                       # 50 frames of 16 atoms

@@ -75,7 +75,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=3000, help="LLG steps of case 1")
+    parser.add_argument("--allow-twins", action="store_true",
+                        help="time the pure-Python twins of kernels that are not built")
     args = parser.parse_args()
+    from otf_spin.kernels import refuse_twins
+
+    refuse_twins(args.allow_twins)
     cases = []
     with tempfile.TemporaryDirectory() as folder:
         replicas = write(folder, "replicas.yaml", replica_case(args.steps))

@@ -102,7 +102,8 @@ def test_position_gradient_finite_differences(fe16, desc, rng):
 
 
 def test_compiled_matches_twin(fe16, rng):
-    compiled = SOSODescriptor(7.0, 12, 6, 0.5, kernel=kernels.compiled("soso"))
+    # required: without the extension, kernel=None would compare the twin with itself
+    compiled = SOSODescriptor(7.0, 12, 6, 0.5, kernel=kernels.compiled("soso", required=True))
     twin = SOSODescriptor(7.0, 12, 6, 0.5, kernel=kernels.twin("soso"))
     np.testing.assert_allclose(compiled.compute(fe16), twin.compute(fe16), rtol=1e-12,
                                atol=1e-14)

@@ -5,6 +5,7 @@ directions (N, 3) unit vectors, magnitudes (N,) μB. Moments = directions × mag
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,107 @@ import numpy as np
 from otf_spin.kernels import load as _load_kernel
 
 LATTICES = ("bcc", "fcc", "sc", "hcp")
+#: atoms in the cell :func:`bulk` repeats: (conventional, primitive)
+ATOMS_PER_CELL = {"bcc": (2, 1), "fcc": (4, 1), "sc": (1, 1), "hcp": (4, 2)}
+
+# --- sane ranges of any structure entering otf-spin (files, YAML, builders) -----
+#: closest approach of two atoms, Å (the shortest bond, H₂, is 0.74 Å; metals > 2 Å)
+MIN_DISTANCE = 0.5
+#: largest magnitude of a coordinate or cell-vector component, Å (10 μm)
+MAX_COORDINATE = 1e5
+#: largest moment magnitude, μB (atomic moments stay below ~11 μB)
+MAX_MOMENT = 100.0
+#: memory :func:`bulk` needs per atom while building (ASE Atoms, repeat copies), bytes
+BUILD_BYTES_PER_ATOM = 512
+
+
+class InvalidSystemError(ValueError):
+    """A structure or its moments are unphysical; the message names the place and atom."""
+
+
+class MemoryLimitError(ValueError):
+    """A requested size does not fit the available memory (checked before allocating)."""
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable, else free pages)."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):   # pragma: no cover - exotic platforms
+        return 2**62
+
+
+def require_memory(n_bytes: float, what: str) -> None:
+    """Raise :class:`MemoryLimitError` if ``n_bytes`` exceed the available memory."""
+    free = available_memory()
+    if n_bytes > free:
+        raise MemoryLimitError(f"{what} needs about {_size(n_bytes)} of memory, "
+                               f"{_size(free)} available")
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n_bytes < 1024 or unit == "PiB":
+            return f"{n_bytes:.3g} {unit}"
+        n_bytes /= 1024
+    return ""  # pragma: no cover
+
+
+def check_system(system, where: str = "structure") -> None:
+    """Refuse unphysical input structures before anything is computed on them.
+
+    At least one atom; finite cell, positions and moments; coordinates and cell
+    components within ±MAX_COORDINATE Å; moment magnitudes in (0, MAX_MOMENT] μB; a
+    periodic cell with volume and every periodic width ≥ MIN_DISTANCE; no two atoms
+    (periodic images included) closer than MIN_DISTANCE Å. Raises
+    :class:`InvalidSystemError` as "<where>: atom k: ...".
+    """
+    n = system.n_atoms
+    if n == 0:
+        raise InvalidSystemError(f"{where}: no atoms")
+    for name, array in (("cell", system.cell), ("positions", system.positions)):
+        bad = ~np.isfinite(array).all(axis=1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            place = f"cell vector {row + 1}" if name == "cell" else f"atom {row}: position"
+            raise InvalidSystemError(f"{where}: {place} is not finite ({array[row].tolist()})")
+        big = np.abs(array).max(axis=1) > MAX_COORDINATE
+        if big.any():
+            row = int(np.flatnonzero(big)[0])
+            place = f"cell vector {row + 1}" if name == "cell" else f"atom {row}: position"
+            raise InvalidSystemError(f"{where}: {place} {array[row].tolist()} Å lies beyond "
+                                     f"±{MAX_COORDINATE:g} Å")
+    m = system.magnitudes
+    ok = np.isfinite(m) & (m > 0) & (m <= MAX_MOMENT) & np.isfinite(system.directions).all(1)
+    if not ok.all():
+        k = int(np.flatnonzero(~ok)[0])
+        raise InvalidSystemError(f"{where}: atom {k}: moment {system.moments[k].tolist()} μB "
+                                 f"(magnitude must lie in (0, {MAX_MOMENT:g}] μB)")
+    if system.pbc.any():
+        volume = abs(np.linalg.det(system.cell))
+        if volume < MIN_DISTANCE**3 * 1e-6:
+            raise InvalidSystemError(f"{where}: periodic cell has no volume ({volume:.3g} Å³)")
+        widths = 1.0 / np.linalg.norm(np.linalg.inv(system.cell), axis=0)
+        for k in np.flatnonzero(system.pbc):
+            if widths[k] < MIN_DISTANCE:
+                raise InvalidSystemError(
+                    f"{where}: periodic cell is {widths[k]:.3g} Å wide along a{k + 1}, below "
+                    f"the minimum distance between atoms {MIN_DISTANCE:g} Å")
+    nl = system.neighbours(MIN_DISTANCE)
+    if len(nl):
+        p = int(np.argmin(nl.distances))
+        i, j = int(nl.i[p]), int(nl.j[p])
+        image = " (periodic image)" if nl.shifts[p].any() else ""
+        raise InvalidSystemError(f"{where}: atoms {min(i, j)} and {max(i, j)}{image} are "
+                                 f"{nl.distances[p]:.3g} Å apart, closer than the minimum "
+                                 f"distance {MIN_DISTANCE:g} Å")
 
 
 @dataclass(frozen=True)
@@ -202,6 +304,9 @@ def bulk(lattice: str, a: float, repeat=(1, 1, 1), species: str = "Fe", moment: 
     repeat = tuple(int(r) for r in np.broadcast_to(repeat, (3,)))
     if min(repeat) < 1:
         raise ValueError(f"repeat must be positive integers, got {repeat}")
+    n_atoms = ATOMS_PER_CELL[lattice][primitive] * float(np.prod(repeat, dtype=float))
+    require_memory(n_atoms * BUILD_BYTES_PER_ATOM, f"a {lattice} cell repeated {list(repeat)} "
+                   f"({n_atoms:.3g} atoms)")
     if lattice == "hcp":
         atoms = ase_bulk(species, "hcp", a=a, c=c if c else a * np.sqrt(8.0 / 3.0),
                          orthorhombic=not primitive)
@@ -257,4 +362,10 @@ def directions_from_file(path, n: int) -> np.ndarray:
     if table.shape != (n, 3):
         raise ValueError(f"{path}: expected {n} spin vectors, found an array of shape "
                          f"{table.shape}")
+    norms = np.linalg.norm(table, axis=1)
+    bad = ~(np.isfinite(norms) & (norms > 0))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise InvalidSystemError(f"{path}: row {k + 1}: spin vector {table[k].tolist()} is "
+                                 "zero or not finite")
     return _unit(table)

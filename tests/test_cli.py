@@ -27,23 +27,29 @@ def test_examples_validate(name, capsys):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("type: heisenberg\nconvention: double_counted\nshells: [[2.45, 19.48]]\nmomnet: 2\n",
+    ("type: heisenberg\nconvention: double_counted\ndistance_unit: angstrom\n"
+     "shells: [[2.45, 19.48]]\nmomnet: 2\n",
      "momnet: unknown key"),
-    ("type: heisenberg\nconvention: double_counted\nshells: [[2.45, 19.48]]\n"
+    ("type: heisenberg\nconvention: double_counted\ndistance_unit: angstrom\n"
+     "shells: [[2.45, 19.48]]\n"
      "convention: per_pair\n", "duplicate key 'convention'"),
     ("type: heisenberg\nconvention: both\nshells: [[2.45, 19.48]]\n",
      "convention: 'both' is not one of"),
-    ("type: heisenberg\nconvention: per_pair\nshells: [[2.45, 19.48 K]]\n",
+    ("type: heisenberg\nconvention: per_pair\ndistance_unit: angstrom\n"
+     "shells: [[2.45, 19.48 K]]\n",
      r"shells\[0\]\[1\]: unit 'K' is a temperature unit, expected energy"),
-    ("type: heisenberg\nconvention: per_pair\nshells: [[2.45, 19.48], [2.47, 1.0]]\n",
+    ("type: heisenberg\nconvention: per_pair\ndistance_unit: angstrom\n"
+     "shells: [[2.45, 19.48], [2.47, 1.0]]\n",
      "overlap within shell_tolerance"),
     ("type: heisenberg\nconvention: per_pair\n", "exactly one exchange source"),
     ("type: heisenberg\nconvention: per_pair\nuppasd: {jfile: nothere}\n",
      "uppasd.jfile: file 'nothere' not found"),
     ("type: dft9000\n", "unknown oracle 'dft9000'"),
-    ("type: heisenberg\nconvention: per_pair\nshells: [[2.45, 19.48]]\nmoment: -1\n",
+    ("type: heisenberg\nconvention: per_pair\ndistance_unit: angstrom\n"
+     "shells: [[2.45, 19.48]]\nmoment: -1\n",
      "moment: -1 is below the minimum"),
-    ("type: heisenberg\nconvention: per_pair\nshells: [[2.45, 19.48]\n", "invalid YAML"),
+    ("type: heisenberg\nconvention: per_pair\ndistance_unit: angstrom\n"
+     "shells: [[2.45, 19.48]\n", "invalid YAML"),
 ])
 def test_bad_yaml_one_line_error_exit_2(tmp_path, capsys, text, message):
     path = tmp_path / "oracle.yaml"

@@ -63,8 +63,14 @@ def test_extxyz_errors(tmp_path, fe16):
     with pytest.raises(DataFileError, match="frame 0: no 'magmoms'"):
         read_frames(nomag)
     nan = tmp_path / "nan.xyz"
-    write_frames(nan, [Frame(fe16, {"energy": float("nan")})])
-    with pytest.raises(DataFileError, match="NaN"):
+    with pytest.raises(DataFileError, match="nan.xyz: frame 0 \\(not written\\): 'energy' is "
+                                            "not finite"):
+        write_frames(nan, [Frame(fe16, {"energy": float("nan")})])
+    assert not nan.exists()
+    atoms = fe16.to_ase()
+    atoms.info["energy"] = float("nan")
+    ase.io.write(nan, atoms, format="extxyz")
+    with pytest.raises(DataFileError, match="nan.xyz: frame 0: 'energy' is not finite"):
         read_frames(nan)
 
 

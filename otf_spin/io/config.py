@@ -5,11 +5,17 @@ keys (``Section``). Validation returns plain dicts of internal-unit values with
 defaults filled in, and raises :class:`ConfigError` whose message names the
 file and the dotted key, one line, e.g.
 ``run.yaml: dynamics.timestep: unit 'K' is a temperature unit, expected time``.
+
+Numbers: YAML 1.2 floats (``1e-3``, which YAML 1.1 reads as a string) are numbers; every
+number must be finite, floats and quantities at most :data:`MAX_NUMBER` in magnitude (in
+internal units) and integers within the 64-bit range; keys add their physical bounds.
 """
 from __future__ import annotations
 
 import copy
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -18,6 +24,12 @@ import yaml
 from otf_spin.units import INTERNAL, UnitError, parse_quantity
 
 REQUIRED = object()
+
+#: largest magnitude of any float or quantity (internal units: Å, eV, ps, K, μB, T, s);
+#: larger values are typos or overflows, never physics
+MAX_NUMBER = 1e12
+#: integers must fit a signed 64-bit integer (seeds, counts reach numpy as int64)
+MAX_INT = 2**63 - 1
 
 
 class ConfigError(ValueError):
@@ -42,6 +54,19 @@ def _construct_mapping(loader, node, deep=False):
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
                               _construct_mapping)
 
+#: YAML 1.2 floats: 1e-3, 1E5, -.5, 1.e3 are numbers (YAML 1.1 needs a dot and a signed
+#: exponent, so PyYAML reads ``1e-3`` as a string); .inf/.nan parse and are rejected later
+_FLOAT = re.compile(r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+                    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X)
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, _FLOAT if tag == "tag:yaml.org,2002:float" else regexp)
+            for tag, regexp in resolvers]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
 
 def load_yaml(path) -> dict:
     """Parse a YAML file strictly; errors are :class:`ConfigError` naming the file."""
@@ -49,8 +74,18 @@ def load_yaml(path) -> dict:
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such file")
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=_StrictLoader)
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte "
+                          f"0x{exc.object[exc.start]:02x})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML (nested too deeply)") from None
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
@@ -176,20 +211,14 @@ def _validate(key: Key, value, path: str, base_dir: str):
         result = [_validate(c, v, f"{path}[{k}]", base_dir)
                   for k, (c, v) in enumerate(zip(key.columns, value))]
     elif kind == "quantity":
-        try:
-            result = parse_quantity(value, key.dimension, key.unit)
-        except UnitError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+        result = _quantity(key, value, path)
     elif kind == "ramp":        # a quantity, or [start, end] linearly over the run
         values = value if isinstance(value, list) else [value, value]
         if len(values) != 2:
             raise ConfigError(f"{path}: expected a value or [start, end], got {value!r}")
-        try:
-            result = tuple(parse_quantity(v, key.dimension, key.unit) for v in values)
-        except UnitError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        if key.minimum is not None and min(result) < key.minimum:
-            raise ConfigError(f"{path}: {value!r} is below the minimum {key.minimum}")
+        result = tuple(_quantity(key, v, path) for v in values)
+        for v in result:
+            _bounds(key, v, value, path)
         return result
     elif kind == "mapping":     # free-form name -> scalar (e.g. extra INCAR tags)
         if not isinstance(value, dict):
@@ -198,12 +227,16 @@ def _validate(key: Key, value, path: str, base_dir: str):
             if not isinstance(name, str) or isinstance(item, (dict, list)) or item is None:
                 raise ConfigError(f"{path}.{name}: expected a number, string or boolean, got "
                                   f"{item!r}")
+            if isinstance(item, (int, float)) and not isinstance(item, bool):
+                _finite(item, f"{path}.{name}", MAX_INT if isinstance(item, int)
+                        else MAX_NUMBER)
         result = dict(value)
     elif kind in ("float", "int"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                kind == "int" and not float(value).is_integer()):
+                kind == "int" and isinstance(value, float) and not value.is_integer()):
             raise ConfigError(f"{path}: expected {'an integer' if kind == 'int' else 'a number'},"
                               f" got {value!r}")
+        _finite(value, path, MAX_INT if kind == "int" else MAX_NUMBER)
         result = int(value) if kind == "int" else float(value)
     elif kind == "bool":
         if not isinstance(value, bool):
@@ -212,6 +245,10 @@ def _validate(key: Key, value, path: str, base_dir: str):
     elif kind in ("str", "path"):
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected a string, got {value!r}")
+        if not value.strip():
+            raise ConfigError(f"{path}: empty string ({key.doc})")
+        if "\0" in value:
+            raise ConfigError(f"{path}: contains a NUL character")
         result = value
         if kind == "path":
             result = value if os.path.isabs(value) else os.path.join(base_dir, value)
@@ -221,16 +258,43 @@ def _validate(key: Key, value, path: str, base_dir: str):
         raise TypeError(f"unknown key kind {kind!r}")
     if key.choices is not None and result not in key.choices:
         raise ConfigError(f"{path}: {value!r} is not one of {', '.join(map(str, key.choices))}")
-    if key.minimum is not None and result < key.minimum:
-        raise ConfigError(f"{path}: {value!r} is below the minimum {key.minimum}"
-                          f"{' ' + INTERNAL.get(key.dimension, '') if key.dimension else ''}")
-    if key.maximum is not None and result > key.maximum:
-        raise ConfigError(f"{path}: {value!r} is above the maximum {key.maximum}")
+    _bounds(key, result, value, path)
     if key.check is not None:
         message = key.check(result)
         if message:
             raise ConfigError(f"{path}: {message}")
     return result
+
+
+def _finite(value, path: str, limit) -> None:
+    """Reject NaN, ±inf and magnitudes above ``limit`` (``value`` an int or float)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{path}: {value!r} is not a finite number")
+    if abs(value) > limit:
+        raise ConfigError(f"{path}: {value!r} is out of range (magnitude at most {limit:.3g})")
+
+
+def _quantity(key: Key, value, path: str) -> float:
+    """A quantity in internal units, finite and at most MAX_NUMBER in magnitude."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        _finite(value, path, MAX_NUMBER)      # before float(): huge ints overflow
+    try:
+        result = parse_quantity(value, key.dimension, key.unit)
+    except UnitError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except OverflowError:
+        raise ConfigError(f"{path}: {value!r} is out of range") from None
+    _finite(result, path, MAX_NUMBER)
+    return result
+
+
+def _bounds(key: Key, result, value, path: str) -> None:
+    """The key's own minimum and maximum (internal units)."""
+    unit = f" {INTERNAL.get(key.dimension, '')}" if key.dimension else ""
+    if key.minimum is not None and result < key.minimum:
+        raise ConfigError(f"{path}: {value!r} is below the minimum {key.minimum:g}{unit}")
+    if key.maximum is not None and result > key.maximum:
+        raise ConfigError(f"{path}: {value!r} is above the maximum {key.maximum:g}{unit}")
 
 
 def validate_file(path, schema: Section) -> dict:

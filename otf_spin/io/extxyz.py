@@ -4,6 +4,12 @@ Per atom: ``magmoms`` (N×3, μB), ``fields`` (N×3, eV/μB, transverse effectiv
 field), optional ``forces`` (N×3, eV/Å), ``fields_std`` (N×3 or N). Per frame
 (info): ``energy`` (eV, relative to the collinear FM state), optional
 ``energy_std``. Frames may carry energies only, fields only, or both.
+
+Reading refuses, with the file and frame/atom/line named: rows whose column count
+differs from the frame's ``Properties`` header, files that are not UTF-8, empty files,
+frames without atoms, non-finite numbers, labels beyond :data:`LABEL_BOUNDS` and the
+structures :func:`otf_spin.system.check_system` refuses (atoms closer than 0.5 Å, ...).
+Writing refuses non-finite labels (nothing is written).
 """
 from __future__ import annotations
 
@@ -13,11 +19,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from otf_spin.io.atomic import atomic_path
-from otf_spin.system import SpinSystem
+from otf_spin.system import SpinSystem, check_system
 
 #: label keys a frame may carry: name -> per-atom?
 LABELS = {"energy": False, "energy_std": False, "fields": True, "fields_std": True,
           "forces": True}
+#: largest magnitude of a label: energy per atom (eV), fields and their std (eV/μB),
+#: forces (eV/Å); beyond these a value is an overflow or a unit error, not physics
+LABEL_BOUNDS = {"energy": 1e3, "energy_std": 1e3, "fields": 1e3, "fields_std": 1e3,
+                "forces": 1e4}
+_LABEL_UNITS = {"energy": "eV/atom", "energy_std": "eV/atom", "fields": "eV/μB",
+                "fields_std": "eV/μB", "forces": "eV/Å"}
 
 
 class DataFileError(ValueError):
@@ -54,6 +66,8 @@ def _frame_from_atoms(atoms, path: str, index: int, moment: float | None) -> Fra
              and key != "energy" else info)[key] = value
     where = f"{path}: frame {index}"
     n = len(atoms)
+    if n == 0:
+        raise DataFileError(f"{where}: no atoms")
     moments = arrays.pop("magmoms", None)
     initial = arrays.pop("initial_magmoms", None)
     if moments is None and initial is not None and np.ndim(initial) == 2:
@@ -66,6 +80,7 @@ def _frame_from_atoms(atoms, path: str, index: int, moment: float | None) -> Fra
         if moments.shape != (n, 3):
             raise DataFileError(f"{where}: 'magmoms' must be N×3 moment vectors (μB), got "
                                 f"shape {moments.shape}")
+        _check_finite(moments, "magmoms", where)
         if np.any(np.linalg.norm(moments, axis=1) == 0):
             raise DataFileError(f"{where}: 'magmoms' has zero vectors; spin direction undefined")
         system.moments = moments
@@ -73,6 +88,10 @@ def _frame_from_atoms(atoms, path: str, index: int, moment: float | None) -> Fra
         if moment is None:
             raise DataFileError(f"{where}: has 'directions' but no 'magmoms' magnitudes and "
                                 "no default moment (μB) was given")
+        directions = np.asarray(directions, dtype=float)
+        _check_finite(directions, "directions", where)
+        if np.any(np.linalg.norm(directions, axis=1) == 0):
+            raise DataFileError(f"{where}: 'directions' has zero vectors")
         system.set_directions(directions)
         system.magnitudes[:] = moment
     else:
@@ -89,10 +108,91 @@ def _frame_from_atoms(atoms, path: str, index: int, moment: float | None) -> Fra
     if "fields" in results and results["fields"].shape != (n, 3):
         raise DataFileError(f"{where}: 'fields' must be N×3 (eV/μB), got "
                             f"{results['fields'].shape}")
-    for key in ("energy", "fields", "forces"):
-        if key in results and not np.all(np.isfinite(results[key])):
-            raise NonFiniteError(f"{where}: '{key}' contains NaN or infinite values")
+    check_labels(results, n, where)
+    try:
+        check_system(system, where)
+    except ValueError as exc:
+        raise DataFileError(str(exc)) from None
     return Frame(system, results, info)
+
+
+def _check_finite(array, name: str, where: str) -> None:
+    bad = ~np.isfinite(array)
+    if bad.any():
+        atom = int(np.flatnonzero(bad.reshape(len(array), -1).any(axis=1))[0])
+        raise NonFiniteError(f"{where}: atom {atom}: '{name}' is not finite "
+                             f"({np.asarray(array)[atom].tolist()})")
+
+
+def check_labels(results: dict, n_atoms: int, where: str) -> None:
+    """Labels finite and within :data:`LABEL_BOUNDS`; :class:`NonFiniteError` otherwise."""
+    for key, bound in LABEL_BOUNDS.items():
+        if results.get(key) is None:
+            continue
+        value = np.asarray(results[key], dtype=float)
+        scale = n_atoms if key in ("energy", "energy_std") else 1
+        if value.ndim == 0:
+            if not np.isfinite(value):
+                raise NonFiniteError(f"{where}: '{key}' is not finite ({float(value)})")
+            if abs(value) > bound * scale:
+                raise DataFileError(f"{where}: '{key}' {float(value):.6g} is beyond "
+                                    f"±{bound:g} {_LABEL_UNITS[key]}")
+            continue
+        _check_finite(value, key, where)
+        big = np.abs(value).reshape(len(value), -1).max(axis=1) > bound
+        if big.any():
+            atom = int(np.flatnonzero(big)[0])
+            raise DataFileError(f"{where}: atom {atom}: '{key}' {value[atom].tolist()} is "
+                                f"beyond ±{bound:g} {_LABEL_UNITS[key]}")
+
+
+def _check_rows(path: str) -> None:
+    """Every frame of an extxyz file is complete and every atom row has exactly the
+    columns its ``Properties`` header declares (ASE ignores extra columns silently)."""
+    from ase.io.extxyz import key_val_str_to_dict, parse_properties
+
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DataFileError(f"{path}: line {line}: not UTF-8 text") from None
+    k, frame = 0, 0
+    while k < len(lines) and lines[k].strip():
+        try:
+            natoms = int(lines[k])
+        except ValueError:
+            raise DataFileError(f"{path}: line {k + 1}: expected the atom count of frame "
+                                f"{frame}, got {lines[k].strip()[:40]!r}") from None
+        if natoms < 0 or k + 1 >= len(lines):
+            raise DataFileError(f"{path}: line {k + 1}: frame {frame} has no valid header")
+        try:
+            info = key_val_str_to_dict(lines[k + 1].strip())
+            columns = len(parse_properties(info.get("Properties",
+                                                    "species:S:1:pos:R:3"))[3])
+        except Exception as exc:  # ASE raises many types for malformed headers
+            raise DataFileError(f"{path}: line {k + 2}: frame {frame}: unreadable header "
+                                f"({exc})") from None
+        for atom in range(natoms):
+            row = k + 2 + atom
+            if row >= len(lines):
+                raise DataFileError(f"{path}: frame {frame}: ends after {atom} of {natoms} "
+                                    "atom rows (truncated file?)")
+            found = len(lines[row].split())
+            if found != columns:
+                raise DataFileError(f"{path}: line {row + 1}: frame {frame}, atom {atom}: "
+                                    f"{found} columns, the header declares {columns}")
+        k += 2 + natoms
+        while k < len(lines) and lines[k].lstrip().startswith("VEC"):
+            k += 1
+        frame += 1
+    rest = next((j for j in range(k, len(lines)) if lines[j].strip()), None)
+    if rest is not None:
+        raise DataFileError(f"{path}: line {rest + 1}: text after a blank line (extxyz "
+                            "readers stop at the first blank line)")
+    if frame == 0:
+        raise DataFileError(f"{path}: no frames (empty file)")
 
 
 def read_frames(path, index=":", moment: float | None = None) -> list[Frame]:
@@ -105,6 +205,7 @@ def read_frames(path, index=":", moment: float | None = None) -> list[Frame]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataFileError(f"{path}: no such file")
+    _check_rows(path)
     try:
         images = ase.io.read(path, index=index, format="extxyz", parallel=False)
     except Exception as exc:  # ASE raises many types for malformed files
@@ -140,8 +241,12 @@ def write_frames(path, frames, append: bool = False) -> None:
     """Write frames to extxyz; the file is replaced atomically (or appended to)."""
     import ase.io
 
-    images = [frame_to_atoms(f) for f in frames]
     path = os.fspath(path)
+    for k, frame in enumerate(frames):
+        if isinstance(frame, Frame):
+            check_labels(frame.results, frame.system.n_atoms,
+                         f"{path}: frame {k} (not written)")
+    images = [frame_to_atoms(f) for f in frames]
     if append and os.path.exists(path):
         with atomic_path(path) as tmp:
             with open(path, "rb") as src, open(tmp, "wb") as dst:

@@ -1,4 +1,10 @@
-"""Spin descriptors: exchange-2b SOSO (paper Sec. II C) with analytic derivatives."""
-from otf_spin.descriptors.soso import SOSODescriptor, spin_weights
+"""Spin descriptors (paper Table II) with analytic spin and position derivatives:
+exchange-2b SOSO (Sec. II C), exchange-3b (Appendix A), dipole-2b (Sec. II D), and their
+concatenation."""
+from otf_spin.descriptors.composite import CompositeDescriptor
+from otf_spin.descriptors.dipole2b import Dipole2BDescriptor
+from otf_spin.descriptors.exchange3b import Exchange3BDescriptor
+from otf_spin.descriptors.soso import RadialPairs, SOSODescriptor, spin_weights
 
-__all__ = ["SOSODescriptor", "spin_weights"]
+__all__ = ["SOSODescriptor", "Exchange3BDescriptor", "Dipole2BDescriptor",
+           "CompositeDescriptor", "RadialPairs", "spin_weights"]

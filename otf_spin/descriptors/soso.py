@@ -38,40 +38,18 @@ def spin_weights(l_max: int, sigma_s: float) -> np.ndarray:
     return ratio**2 * np.sqrt(2 * l + 1)
 
 
-class SOSODescriptor:
-    """Exchange-2b SOSO descriptor with analytic spin (and position) derivatives.
+class RadialPairs:
+    """Pair list within ``r_cut`` (Å) and radial basis R_n(r) = f_cut u g_n, n < n_max,
+    cached while positions are unchanged; shared by the pair-based descriptors.
+    ``radial_scaling``: (r_s in Å, m) or None."""
 
-    Parameters: r_cut (Å), n_max, l_max, sigma_s (spin Gaussian width, dimensionless),
-    radial_scaling: (r_s in Å, m) or None.
-    """
-
-    def __init__(self, r_cut: float = 7.0, n_max: int = 12, l_max: int = 6,
-                 sigma_s: float = 0.5, radial_scaling=(2.5, 4.0), kernel=None):
-        if r_cut <= 0 or n_max < 1 or l_max < 0 or sigma_s <= 0:
-            raise ValueError("descriptor needs r_cut > 0, n_max ≥ 1, l_max ≥ 0, sigma_s > 0")
-        self.r_cut, self.n_max, self.l_max = float(r_cut), int(n_max), int(l_max)
-        self.sigma_s = float(sigma_s)
+    def __init__(self, r_cut: float, n_max: int, radial_scaling=None):
+        self.r_cut, self.n_max = float(r_cut), int(n_max)
         self.radial_scaling = None if radial_scaling is None else \
             (float(radial_scaling[0]), float(radial_scaling[1]))
-        self.w = spin_weights(self.l_max, self.sigma_s)
-        self._kernel = kernel or load_kernel("soso")
         self._cache_key = None
         self._cache = None
         self._fm = None
-
-    @property
-    def size(self) -> int:
-        """Descriptor length per atom, n_max × (l_max + 1)."""
-        return self.n_max * (self.l_max + 1)
-
-    def order_mask(self, orders) -> np.ndarray:
-        """(D,) 1 on the components of Legendre order l in ``orders``, 0 elsewhere."""
-        return np.isin(np.arange(self.size) % (self.l_max + 1), list(orders)).astype(float)
-
-    def settings(self) -> dict:
-        return {"type": "soso_exchange_2b", "r_cut": self.r_cut, "n_max": self.n_max,
-                "l_max": self.l_max, "sigma_s": self.sigma_s,
-                "radial_scaling": list(self.radial_scaling) if self.radial_scaling else None}
 
     # --- radial part --------------------------------------------------------------
     def radial(self, r) -> tuple[np.ndarray, np.ndarray]:
@@ -107,6 +85,49 @@ class SOSODescriptor:
             self._cache_key = key
             self._fm = None
         return self._cache
+
+    def pair_gradient_to_atoms(self, system, g) -> np.ndarray:
+        """∂E/∂r_a (N, 3) from ∂E/∂D_p (P, 3), D_p = r_j + S - r_i the pair vectors."""
+        offsets, neigh = self.geometry(system)[:2]
+        rows = np.repeat(np.arange(len(system)), np.diff(offsets))
+        out = np.zeros((len(system), 3))
+        np.add.at(out, neigh, g)
+        np.add.at(out, rows, -g)
+        return out
+
+
+class SOSODescriptor(RadialPairs):
+    """Exchange-2b SOSO descriptor with analytic spin (and position) derivatives.
+
+    Parameters: r_cut (Å), n_max, l_max, sigma_s (spin Gaussian width, dimensionless),
+    radial_scaling: (r_s in Å, m) or None.
+    """
+
+    kind = "exchange_2b"
+
+    def __init__(self, r_cut: float = 7.0, n_max: int = 12, l_max: int = 6,
+                 sigma_s: float = 0.5, radial_scaling=(2.5, 4.0), kernel=None):
+        if r_cut <= 0 or n_max < 1 or l_max < 0 or sigma_s <= 0:
+            raise ValueError("descriptor needs r_cut > 0, n_max ≥ 1, l_max ≥ 0, sigma_s > 0")
+        super().__init__(r_cut, n_max, radial_scaling)
+        self.l_max = int(l_max)
+        self.sigma_s = float(sigma_s)
+        self.w = spin_weights(self.l_max, self.sigma_s)
+        self._kernel = kernel or load_kernel("soso")
+
+    @property
+    def size(self) -> int:
+        """Descriptor length per atom, n_max × (l_max + 1)."""
+        return self.n_max * (self.l_max + 1)
+
+    def order_mask(self, orders) -> np.ndarray:
+        """(D,) 1 on the components of Legendre order l in ``orders``, 0 elsewhere."""
+        return np.isin(np.arange(self.size) % (self.l_max + 1), list(orders)).astype(float)
+
+    def settings(self) -> dict:
+        return {"type": "soso_exchange_2b", "r_cut": self.r_cut, "n_max": self.n_max,
+                "l_max": self.l_max, "sigma_s": self.sigma_s,
+                "radial_scaling": list(self.radial_scaling) if self.radial_scaling else None}
 
     # --- descriptor and derivatives ---------------------------------------------------
     def compute(self, system, directions=None) -> np.ndarray:
@@ -155,7 +176,4 @@ class SOSODescriptor:
         # ∂E/∂r_p for pair p in row i: G_i·(dR_n w_l P_l)
         dE_dr = np.einsum("pnl,pn,pl->p", Gr[rows], dR, P * self.w)
         g = (dE_dr / distances)[:, None] * vectors          # ∂E/∂D_p, D_p = r_j + S - r_i
-        out = np.zeros((n, 3))
-        np.add.at(out, neigh, g)
-        np.add.at(out, rows, -g)
-        return out
+        return self.pair_gradient_to_atoms(system, g)

@@ -1,0 +1,175 @@
+"""Exchange-3b and dipole-2b descriptor terms (paper Table II, Sec. II D, Appendix A):
+analytic derivatives against finite differences, the symmetry each term must (and must
+not) have, compiled kernels against their twins, and a model with the terms combined."""
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from otf_spin import kernels
+from otf_spin.descriptors import (CompositeDescriptor, Dipole2BDescriptor,
+                                  Exchange3BDescriptor, SOSODescriptor)
+from otf_spin.descriptors.dipole2b import exponents
+from otf_spin.system import bulk, random_sphere
+
+
+def make_terms():
+    return {"exchange_3b": Exchange3BDescriptor(r_cut=4.2, n_max=2, l_max=2, sigma_s=0.6),
+            "dipole_2b": Dipole2BDescriptor(r_cut=4.5, n_max=3, degree=4),
+            "composite": CompositeDescriptor([SOSODescriptor(5.0, 4, 3, 0.6),
+                                              Exchange3BDescriptor(4.2, 2, 1),
+                                              Dipole2BDescriptor(4.5, 3, 2)])}
+
+
+@pytest.fixture
+def small(rng):
+    """A displaced, noncollinear 16-atom bcc cell."""
+    system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
+    system.positions = system.positions + 0.08 * rng.standard_normal(system.positions.shape)
+    system.set_directions(random_sphere(len(system), rng))
+    return system
+
+
+def energy(desc, system, G, directions=None):
+    return float(np.sum(G * desc.compute(system, directions)))
+
+
+@pytest.mark.parametrize("name", ["exchange_3b", "dipole_2b", "composite"])
+def test_spin_gradient_matches_finite_differences(name, small, rng):
+    """Σ_i G_i·d_i differentiated by each spin vector (unnormalised: the full chain rule,
+    including self-image and same-atom pairs), for two weight sets at once."""
+    desc = make_terms()[name]
+    G = rng.standard_normal((2, len(small), desc.size))
+    grad = desc.spin_gradient(small, G)
+    e0, h = small.directions.copy(), 1e-6
+    for a in (0, 5):
+        for x in range(3):
+            step = np.zeros_like(e0)
+            step[a, x] = h
+            for m in range(2):
+                fd = (energy(desc, small, G[m], e0 + step)
+                      - energy(desc, small, G[m], e0 - step)) / (2 * h)
+                assert grad[m, a, x] == pytest.approx(fd, rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize("name", ["exchange_3b", "dipole_2b", "composite"])
+def test_position_gradient_matches_finite_differences(name, small, rng):
+    desc = make_terms()[name]
+    G = rng.standard_normal((len(small), desc.size))
+    grad = desc.position_gradient(small, G)
+    h = 1e-6
+    for a in (0, 7):
+        for x in range(3):
+            values = []
+            for sign in (1, -1):
+                moved = small.copy()
+                moved.positions = small.positions.copy()
+                moved.positions[a, x] += sign * h
+                values.append(energy(desc, moved, G))
+            assert grad[a, x] == pytest.approx((values[0] - values[1]) / (2 * h),
+                                               rel=1e-6, abs=1e-7)
+
+
+def rotated_spins(system, R):
+    out = system.copy()
+    out.set_directions(system.directions @ R.T)
+    return out
+
+
+def rotated_crystal(system, Q, shift=(0.3, -1.2, 4.0)):
+    out = system.copy()
+    out.cell = system.cell @ Q.T
+    out.positions = system.positions @ Q.T + np.asarray(shift)
+    return out
+
+
+def test_exchange3b_invariances_and_triangle(small, rng):
+    desc = Exchange3BDescriptor(4.2, 2, 2)
+    d0 = desc.compute(small)
+    R = Rotation.random(random_state=3).as_matrix()
+    np.testing.assert_allclose(desc.compute(rotated_spins(small, R)), d0, atol=1e-12)
+    Q = Rotation.random(random_state=4).as_matrix()
+    np.testing.assert_allclose(Exchange3BDescriptor(4.2, 2, 2).compute(
+        rotated_crystal(small, Q)), d0, atol=1e-10)
+    flipped = small.copy()
+    flipped.set_directions(-small.directions)          # time reversal
+    np.testing.assert_allclose(desc.compute(flipped), d0, atol=1e-12)
+    perm = rng.permutation(len(small))
+    shuffled = small.copy()
+    shuffled.positions = small.positions[perm]
+    shuffled.set_directions(small.directions[perm])
+    np.testing.assert_allclose(Exchange3BDescriptor(4.2, 2, 2).compute(shuffled), d0[perm],
+                               atol=1e-12)
+    # e_j·e_k enters: turning spin k about the axis of e_i keeps every e_i·e_x of atom i
+    # (so its exchange-2b descriptor) unless the triangle invariant is there
+    i = 0
+    offsets, neigh, *_ = desc.geometry(small)
+    axis = small.directions[i]
+    k = int(neigh[offsets[i]])
+    turned = small.directions.copy()
+    turned[k] = Rotation.from_rotvec(1.0 * axis).apply(turned[k])
+    two_body = SOSODescriptor(4.2, 2, 2)
+    np.testing.assert_allclose(two_body.compute(small, turned)[i],
+                               two_body.compute(small)[i], atol=1e-12)
+    assert np.abs(desc.compute(small, turned)[i] - d0[i]).max() > 1e-3
+
+
+def test_dipole2b_joint_rotation_only(small, rng):
+    desc = Dipole2BDescriptor(4.5, 3, 4)
+    d0 = desc.compute(small)
+    Q = Rotation.random(random_state=5).as_matrix()
+    both = rotated_spins(rotated_crystal(small, Q), Q)
+    np.testing.assert_allclose(Dipole2BDescriptor(4.5, 3, 4).compute(both), d0, atol=1e-11)
+    spins_only = rotated_spins(small, Q)
+    assert np.abs(desc.compute(spins_only) - d0).max() > 1e-2 * np.abs(d0).max()
+    flipped = small.copy()
+    flipped.set_directions(-small.directions)
+    np.testing.assert_allclose(desc.compute(flipped), d0, atol=1e-12)
+    perm = rng.permutation(len(small))
+    shuffled = small.copy()
+    shuffled.positions = small.positions[perm]
+    shuffled.set_directions(small.directions[perm])
+    np.testing.assert_allclose(Dipole2BDescriptor(4.5, 3, 4).compute(shuffled), d0[perm],
+                               atol=1e-12)
+
+
+def test_dipole2b_features_and_fm_reference():
+    assert exponents(2).tolist() == [[0, 0, 1], [1, 1, 0], [2, 0, 0], [0, 2, 0]]
+    assert len(exponents(4)) == 13
+    # perfect bcc, FM along z: a = b = cos(bond, z), c = 1; a² summed over a cubic shell
+    # is 1/3 of the plain shell sum
+    system = bulk("bcc", 2.83, (2, 2, 2))
+    desc = Dipole2BDescriptor(2.6, 1, 2)          # the 8 nearest neighbours only
+    d = desc.compute_fm(system).reshape(len(system), 1, 4)
+    np.testing.assert_allclose(d[:, 0, 2], d[:, 0, 0] / 3, rtol=1e-12)
+    np.testing.assert_allclose(d[:, 0, 1], d[:, 0, 0] / 3, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["exchange3b", "dipole2b"])
+def test_compiled_kernels_match_twins(name, small, rng):
+    if kernels.compiled(name) is None:
+        pytest.fail(f"compiled kernel {name} is not built")
+    cls = {"exchange3b": lambda k: Exchange3BDescriptor(4.2, 2, 2, kernel=k),
+           "dipole2b": lambda k: Dipole2BDescriptor(4.5, 3, 4, kernel=k)}[name]
+    fast, slow = cls(kernels.compiled(name)), cls(kernels.twin(name))
+    np.testing.assert_allclose(fast.compute(small), slow.compute(small), rtol=1e-12,
+                               atol=1e-14)
+    G = rng.standard_normal((3, len(small), fast.size))
+    np.testing.assert_allclose(fast.spin_gradient(small, G), slow.spin_gradient(small, G),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fast.position_gradient(small, G[0]),
+                               slow.position_gradient(small, G[0]), rtol=1e-10, atol=1e-12)
+
+
+def test_composite_blocks_and_masks(small, rng):
+    two, three = SOSODescriptor(5.0, 4, 3), Exchange3BDescriptor(4.2, 2, 1)
+    desc = CompositeDescriptor([two, three])
+    assert desc.size == two.size + three.size and desc.r_cut == 5.0
+    np.testing.assert_array_equal(desc.compute(small)[:, :two.size], two.compute(small))
+    mask = desc.term_mask("exchange_2b", two.order_mask([1]))
+    assert mask.sum() == two.order_mask([1]).sum() and not mask[two.size:].any()
+    G = np.zeros((1, len(small), desc.size))
+    G[0, :, two.size:] = rng.standard_normal((len(small), three.size))
+    np.testing.assert_allclose(desc.spin_gradient(small, G)[0],
+                               three.spin_gradient(small, G[:, :, two.size:])[0])
+    with pytest.raises(KeyError, match="dipole_2b"):
+        desc.term_mask("dipole_2b")

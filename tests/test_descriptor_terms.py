@@ -173,3 +173,146 @@ def test_composite_blocks_and_masks(small, rng):
                                three.spin_gradient(small, G[:, :, two.size:])[0])
     with pytest.raises(KeyError, match="dipole_2b"):
         desc.term_mask("dipole_2b")
+
+
+# --- the terms in a model ----------------------------------------------------------------
+def composite_settings(**changes):
+    from otf_spin.model.config import MODEL
+
+    settings = MODEL.validate({
+        "descriptor": {"r_cut": 5.0, "n_max": 6, "l_max": 3,
+                       "exchange_3b": {"r_cut": 4.0, "n_max": 2, "l_max": 2},
+                       "dipole_2b": {"r_cut": 4.5, "n_max": 3}},
+        "kernels": [{"zeta": 1, "normalize": False, "orders": [1], "n_sparse": None},
+                    {"zeta": 2, "normalize": False, "term": "exchange_3b", "n_sparse": 20},
+                    {"zeta": 1, "normalize": False, "term": "dipole_2b", "n_sparse": None}]})
+    settings.update(changes)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def composite_model():
+    import warnings
+
+    from otf_spin.io.extxyz import Frame
+    from otf_spin.learning.paper_sets import paper_oracle
+    from otf_spin.model import build_model
+    from otf_spin.system import random_cone
+
+    rng = np.random.default_rng(11)
+    oracle, frames = paper_oracle(), []
+    for _ in range(6):
+        system = bulk("bcc", 2.83, (2, 2, 2))
+        system.positions = system.positions + 0.05 * rng.standard_normal((16, 3))
+        system.set_directions(random_cone(16, [0, 0, 1], 0.9, rng))
+        r = oracle.compute(system)
+        frames.append(Frame(system, {"energy": r["energy"], "fields": r["fields"]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_model(composite_settings()).fit(frames)
+
+
+def test_composite_model_fields_are_the_energy_gradient(composite_model, rng):
+    """B_a = -(1/m_a)(1 - e_a e_aᵀ) ∂E/∂e_a: the energy change on turning spin a by a
+    small angle about each transverse axis."""
+    from otf_spin.descriptors import CompositeDescriptor
+
+    model = composite_model
+    assert isinstance(model.descriptor, CompositeDescriptor)
+    assert model.descriptor.kinds == ["exchange_2b", "exchange_3b", "dipole_2b"]
+    assert all(len(S) for S in model.sparse)
+    system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
+    system.set_directions(random_sphere(16, rng))
+    fields = model.predict(system, stds=False)["fields"]
+    h = 1e-5
+    for a in (0, 9):
+        e = system.directions[a]
+        t1 = np.cross(e, [1.0, 0, 0])
+        t1 /= np.linalg.norm(t1)
+        for t in (t1, np.cross(e, t1)):
+            values = []
+            for sign in (1, -1):
+                turned = system.copy()
+                dirs = system.directions.copy()
+                dirs[a] = np.cos(h) * e + sign * np.sin(h) * t
+                turned.set_directions(dirs)
+                values.append(model.predict(turned, stds=False)["energy"])
+            dE = (values[0] - values[1]) / (2 * h)
+            assert -system.magnitudes[a] * fields[a] @ t == pytest.approx(dE, rel=1e-5,
+                                                                           abs=1e-9)
+
+
+def test_composite_model_file_round_trip(composite_model, tmp_path, rng):
+    from otf_spin.model.storage import load
+
+    path = tmp_path / "model.h5"
+    composite_model.save(path)
+    model, settings = load(path)
+    assert settings["descriptor"]["exchange_3b"]["r_cut"] == 4.0
+    assert [k["term"] for k in settings["kernels"]] == ["exchange_2b", "exchange_3b",
+                                                         "dipole_2b"]
+    system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
+    system.set_directions(random_sphere(16, rng))
+    a, b = composite_model.predict(system), model.predict(system)
+    for key in ("energy", "energies", "fields", "energy_std", "fields_std"):
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_model_file_without_terms_predicts_bit_for_bit():
+    """A model file written before descriptor terms existed (tests/fixtures, made by
+    make_model_exchange2b_v1.py) loads as the plain exchange-2b model and predicts
+    exactly what it predicted then."""
+    from pathlib import Path
+
+    from otf_spin.model.storage import load
+
+    folder = Path(__file__).parent / "fixtures"
+    model, _ = load(folder / "model_exchange2b_v1.h5")
+    assert isinstance(model.descriptor, SOSODescriptor)
+    saved = np.load(folder / "model_exchange2b_v1_pred.npz")
+    system = bulk("bcc", 2.83, (2, 2, 2))
+    system.set_directions(saved["directions"])
+    system.directions = saved["directions"].copy()
+    p = model.predict(system)
+    for key in ("energy", "energies", "fields", "energy_std", "fields_std"):
+        np.testing.assert_array_equal(p[key], saved[key])
+
+
+def test_unknown_term_in_kernels_is_a_config_error():
+    from otf_spin.io.config import ConfigError
+    from otf_spin.model.config import MODEL
+
+    with pytest.raises(ConfigError, match="kernels.0..term: dipole_2b is not in the "):
+        MODEL.validate({"kernels": [{"zeta": 1, "term": "dipole_2b"}]})
+    with pytest.raises(ConfigError, match="orders"):
+        MODEL.validate({"descriptor": {"exchange_3b": {}},
+                        "kernels": [{"zeta": 1, "term": "exchange_3b", "orders": [1]}]})
+
+
+def test_calculator_and_llg_on_composite_model(composite_model, rng):
+    """The ASE calculator returns the model's prediction; LLG at α = 0 conserves the
+    model's energy (drift shrinking with the time step)."""
+    from otf_spin.dynamics.llg import LLGIntegrator, new_state
+    from otf_spin.dynamics.providers import make_provider
+    from otf_spin.model.calculator import SOSOCalculator
+    from otf_spin.system import random_cone
+
+    system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
+    system.set_directions(random_cone(16, [0, 0, 1], 0.5, rng))
+    atoms = system.to_ase()
+    atoms.calc = SOSOCalculator(composite_model)
+    assert atoms.get_potential_energy() == pytest.approx(
+        composite_model.predict(system, stds=False)["energy"], abs=1e-12)
+    provider = make_provider(composite_model, system)
+    e0 = provider.energy(system.directions)
+    drifts = []
+    for dt in (4e-5, 2e-5):                          # ps
+        state = new_state(system.directions, 1)
+        integrator = LLGIntegrator("depondt", dt, 0.0)
+        drift = 0.0
+        for _ in range(int(round(0.004 / dt))):
+            integrator.step(state, provider)
+            drift = max(drift, abs(provider.energy(state.directions) - e0))
+        drifts.append(drift)
+    assert np.abs(state.directions - system.directions).max() > 1e-3
+    assert drifts[1] < 1e-4 * max(abs(e0), 1e-3) and drifts[0] / drifts[1] > 3.0

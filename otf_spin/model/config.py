@@ -31,6 +31,31 @@ from __future__ import annotations
 from otf_spin.io.config import Key, Section
 from otf_spin.units import MEV
 
+EXCHANGE_3B = Section({
+    "r_cut": Key("quantity", "cutoff radius of the triplets (keep short: cost grows with the "
+                 "square of the neighbour count; 4 Å = first two bcc Fe shells)", 4.0,
+                 unit="angstrom", dimension="length", minimum=0.5),
+    "n_max": Key("int", "number of radial basis functions per leg", 2, minimum=1, maximum=8),
+    "l_max": Key("int", "largest Legendre order of each spin dot product", 2, minimum=0,
+                 maximum=8),
+    "sigma_s": Key("float", "width of the spin Gaussians on the unit sphere", 0.5,
+                   minimum=0.01),
+    "radial_scaling": Key("list", "[r_s (Å), m]: weight u(r) = 1/(1+(r/r_s)^m); null = off",
+                          None, item=Key("float", "r_s or m", minimum=0.0), length=2,
+                          nullable=True),
+}, "exchange-3b descriptor term (spins i, j, k rotated together; paper Appendix A)")
+
+DIPOLE_2B = Section({
+    "r_cut": Key("quantity", "cutoff radius", 4.5, unit="angstrom", dimension="length",
+                 minimum=0.5),
+    "n_max": Key("int", "number of radial basis functions", 4, minimum=1, maximum=32),
+    "degree": Key("int", "spin degree of the features (2: e_i·e_j, (e_i·r̂)(e_j·r̂), "
+                  "(e_i·r̂)², (e_j·r̂)²; 4 adds the quartic ones)", 2, choices=(2, 4, 6)),
+    "radial_scaling": Key("list", "[r_s (Å), m]: weight u(r) = 1/(1+(r/r_s)^m); null = off",
+                          None, item=Key("float", "r_s or m", minimum=0.0), length=2,
+                          nullable=True),
+}, "dipole-2b descriptor term (s_i, s_j, r_ij rotated together; paper Sec. II D)")
+
 DESCRIPTOR = Section({
     "r_cut": Key("quantity", "cutoff radius", 7.0, unit="angstrom", dimension="length",
                  minimum=0.5),
@@ -41,12 +66,22 @@ DESCRIPTOR = Section({
     "radial_scaling": Key("list", "[r_s (Å), m]: weight u(r) = 1/(1+(r/r_s)^m); null = off",
                           [2.5, 4.0], item=Key("float", "r_s or m", minimum=0.0), length=2,
                           nullable=True),
-}, "SOSO exchange-2b descriptor")
+    "exchange_3b": Key("section", "add the exchange-3b term ({} = its defaults); null = off",
+                       None, section=EXCHANGE_3B, nullable=True),
+    "dipole_2b": Key("section", "add the dipole-2b term ({} = its defaults); null = off",
+                     None, section=DIPOLE_2B, nullable=True),
+}, "SOSO exchange-2b descriptor (the keys above) and optional further terms")
+
+#: descriptor terms a kernel can see (``term:``), in the order of the model's descriptor
+TERMS = ("exchange_2b", "exchange_3b", "dipole_2b")
 
 KERNEL = Section({
     "zeta": Key("int", "power of the dot-product kernel", minimum=1, maximum=12),
     "normalize": Key("bool", "unit-normalise descriptors before the dot product", True),
-    "orders": Key("list", "Legendre orders l of the descriptor this kernel sees; null = all",
+    "term": Key("str", "descriptor term this kernel sees (it must be in the descriptor)",
+                "exchange_2b", choices=TERMS),
+    "orders": Key("list", "Legendre orders l of the exchange-2b descriptor this kernel sees; "
+                  "null = all",
                   None, item=Key("int", "l", minimum=0), nullable=True),
     "n_sparse": Key("int", "number of sparse environments; null = the number of descriptor "
                     "components the kernel sees (a linear kernel then spans its whole "
@@ -76,7 +111,18 @@ MODEL = Section({
     "noise": Key("section", "observation noise", {}, section=NOISE),
     "optimise": Key("bool", "maximise the marginal likelihood over δ and noise (bounded); "
                     "false: use the given values", True),
-}, "GAP-SOSO model")
+}, "GAP-SOSO model", check=lambda s: _check_terms(s))
+
+
+def _check_terms(settings: dict):
+    """Every kernel's term is in the descriptor; orders only for exchange_2b."""
+    for k, kernel in enumerate(settings["kernels"]):
+        term = kernel.get("term", "exchange_2b")      # the defaults' list has no term key
+        if term != "exchange_2b" and settings["descriptor"].get(term) is None:
+            return f"kernels[{k}].term: {term} is not in the descriptor (add descriptor.{term})"
+        if term != "exchange_2b" and kernel.get("orders") is not None:
+            return f"kernels[{k}].orders: Legendre orders select exchange_2b components only"
+    return None
 
 
 def default_settings() -> dict:
@@ -86,16 +132,12 @@ def default_settings() -> dict:
 
 def build_model(settings: dict | None = None):
     """A :class:`~otf_spin.model.gpr.SparseGPR` from validated settings (default: defaults)."""
-    from otf_spin.descriptors import SOSODescriptor
     from otf_spin.model.gpr import SparseGPR
     from otf_spin.model.kernels import DotProductKernel
 
     s = settings or default_settings()
-    d = s["descriptor"]
-    descriptor = SOSODescriptor(d["r_cut"], d["n_max"], d["l_max"], d["sigma_s"],
-                                d["radial_scaling"])
-    masks = [None if k.get("orders") is None else descriptor.order_mask(k["orders"])
-             for k in s["kernels"]]
+    descriptor = build_descriptor(s["descriptor"])
+    masks = [kernel_mask(descriptor, k) for k in s["kernels"]]
     kernels = [DotProductKernel(k["zeta"], k["normalize"], mask)
                for k, mask in zip(s["kernels"], masks)]
     n_sparse = [k["n_sparse"] if k["n_sparse"] is not None else
@@ -106,3 +148,47 @@ def build_model(settings: dict | None = None):
                       s["noise"]["field"], s["optimise"])
     model.settings = s
     return model
+
+
+def build_descriptor(d: dict):
+    """The descriptor of validated ``descriptor`` settings: the exchange-2b
+    :class:`~otf_spin.descriptors.SOSODescriptor` alone (no further terms: exactly the
+    exchange-2b-only model, also for settings stored before the terms existed), else a
+    :class:`~otf_spin.descriptors.CompositeDescriptor` of exchange-2b and the terms
+    given, in the order of ``TERMS``."""
+    from otf_spin.descriptors import (CompositeDescriptor, Dipole2BDescriptor,
+                                      Exchange3BDescriptor, SOSODescriptor)
+
+    two_body = SOSODescriptor(d["r_cut"], d["n_max"], d["l_max"], d["sigma_s"],
+                              d["radial_scaling"])
+    terms = [two_body]
+    if d.get("exchange_3b") is not None:
+        t = d["exchange_3b"]
+        terms.append(Exchange3BDescriptor(t["r_cut"], t["n_max"], t["l_max"], t["sigma_s"],
+                                          t["radial_scaling"]))
+    if d.get("dipole_2b") is not None:
+        t = d["dipole_2b"]
+        terms.append(Dipole2BDescriptor(t["r_cut"], t["n_max"], t["degree"],
+                                        t["radial_scaling"]))
+    return two_body if len(terms) == 1 else CompositeDescriptor(terms)
+
+
+def kernel_mask(descriptor, kernel: dict):
+    """(D,) 0/1 mask of the components kernel settings ``kernel`` see (``term``, and
+    ``orders`` of exchange-2b), or None for the whole descriptor."""
+    from otf_spin.io.config import ConfigError
+
+    term = kernel.get("term", "exchange_2b")
+    orders = kernel.get("orders")
+    terms = getattr(descriptor, "terms", [descriptor])
+    kinds = [t.kind for t in terms]
+    if term not in kinds:
+        raise ConfigError(f"kernels: term {term!r} is not in the descriptor (it has "
+                          f"{', '.join(kinds)}; add descriptor.{term})")
+    if orders is not None and term != "exchange_2b":
+        raise ConfigError(f"kernels: orders select Legendre orders of exchange_2b, not of "
+                          f"{term}")
+    inner = None if orders is None else terms[0].order_mask(orders)
+    if len(terms) == 1:
+        return inner
+    return descriptor.term_mask(term, inner)

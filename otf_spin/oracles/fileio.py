@@ -9,6 +9,7 @@ parse, convergence) naming the job directory.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import signal
@@ -19,6 +20,8 @@ import numpy as np
 
 from otf_spin.io.config import Key
 from otf_spin.oracles.base import Oracle, OracleFailure
+
+LOG = logging.getLogger("otf_spin.oracles")
 
 
 def job_keys(timeout: float) -> dict:
@@ -87,12 +90,21 @@ class FileOracle(Oracle):
         self._counter += 1
         return os.path.join(self.workdir, f"{self.name}-{self._counter:06d}")
 
-    def run_job(self, system, write=None, read=None) -> dict:
-        """One job in a fresh directory: write inputs, launch, parse; typed failures.
-        ``write``/``read`` default to :meth:`write_inputs`/:meth:`read_outputs`."""
+    #: files a rerun in the same job directory keeps as ``<name>.<k>`` (k = earlier run)
+    kept_outputs: tuple[str, ...] = ("job.out", "job.err")
+
+    def run_job(self, system, write=None, read=None, directory: str | None = None) -> dict:
+        """One job: write inputs, launch, parse; typed failures. ``write``/``read``
+        default to :meth:`write_inputs`/:meth:`read_outputs`. A fresh directory unless
+        ``directory`` (an earlier job's) is given: then the job is rerun there (a restart
+        from that run's files), the earlier run's :attr:`kept_outputs` copied to
+        ``<name>.<k>`` first (k = 1, 2, ... in order of the runs)."""
         write, read = write or self.write_inputs, read or self.read_outputs
-        directory = self._next_job()
-        os.makedirs(directory)
+        if directory is None:
+            directory = self._next_job()
+            os.makedirs(directory)
+        else:
+            self._keep_outputs(directory)
         job = os.path.basename(directory)
         substitutions = {"ranks": getattr(self, "ranks", 1), **(write(system, directory) or {})}
         wall = self.profile.run(directory, job, substitutions)
@@ -113,8 +125,37 @@ class FileOracle(Oracle):
                                               wall_time=wall, job=job)
         return results
 
+    def _keep_outputs(self, directory: str) -> int:
+        """Copy the last run's :attr:`kept_outputs` to ``<name>.<k>``; returns k."""
+        import shutil
+
+        k = 1
+        while any(os.path.exists(os.path.join(directory, f"{name}.{k}"))
+                  for name in self.kept_outputs):
+            k += 1
+        for name in self.kept_outputs:
+            path = os.path.join(directory, name)
+            if os.path.exists(path):
+                shutil.copy2(path, f"{path}.{k}")
+        return k
+
     def compute(self, system) -> dict:
         return self.run_job(system)
+
+
+def ramp_keys(lam: float, lam_max: float, unit: str, residual: float) -> dict:
+    """Schema keys of the penalty weight λ and its ramp (shared by the DFT backends):
+    initial λ, factor, largest λ (in the code's ``unit``) and the largest accepted
+    residual perpendicular moment (μB)."""
+    return {
+        "lambda": Key("float", f"initial penalty weight λ ({unit})", lam, minimum=0.0),
+        "lambda_factor": Key("float", "λ multiplier when the constraint is poor (1: no ramp)",
+                             2.0, minimum=1.0),
+        "lambda_max": Key("float", f"largest λ tried ({unit})", lam_max, minimum=0.0),
+        "max_residual": Key("quantity", "largest accepted residual moment perpendicular "
+                            "to its target direction", residual, unit="μB",
+                            dimension="moment", minimum=0.0),
+    }
 
 
 class ConstrainedDFTOracle(FileOracle):
@@ -152,3 +193,38 @@ class ConstrainedDFTOracle(FileOracle):
         if key not in self._fm:
             self._fm[key] = float(run_reference())
         return self._fm[key]
+
+    def constrained_run(self, system, write, read, residual) -> dict:
+        """The constrained job with the λ ramp: ``write(system, directory, lam, restart)``
+        writes the inputs (``restart``: reuse the previous run's wavefunctions and
+        density, found in the same directory), ``read(system, directory)`` parses,
+        ``residual(out)`` is the largest perpendicular moment (μB) left. While it exceeds
+        ``max_residual``, λ × ``lambda_factor`` (≤ ``lambda_max``) is rerun in the same
+        job directory; every step is logged and appended to ``ramp.log`` there. Returns
+        the last results, with info ``lambda_used`` and ``ramp`` [(λ, residual), ...]."""
+        cfg, lam, directory, history = self.cfg, self.cfg["lambda"], None, []
+        while True:
+            restart = directory is not None
+            out = self.run_job(system, lambda s, d: write(s, d, lam, restart), read, directory)
+            directory = out["info"]["job_directory"]
+            res = float(residual(out))
+            history.append((lam, res))
+            ok = res <= cfg["max_residual"]
+            nxt = lam * cfg["lambda_factor"]
+            stop = ok or cfg["lambda_factor"] == 1.0 or nxt > cfg["lambda_max"]
+            line = (f"lambda {lam:g}{' (restart)' if restart else ''}: residual "
+                    f"{res:.5f} μB, limit {cfg['max_residual']:g} μB: "
+                    + ("accepted" if ok else "failed" if stop else f"rerun with {nxt:g}"))
+            LOG.info("%s: %s", out["info"]["job"], line)
+            with open(os.path.join(directory, "ramp.log"), "a") as handle:
+                handle.write(line + "\n")
+            if ok:
+                break
+            if stop:
+                raise OracleFailure(out["info"]["job"], "convergence",
+                                    f"constraint not reached: residual moment {res:.4f} μB > "
+                                    f"{cfg['max_residual']:g} μB at lambda {lam:g} "
+                                    f"(lambda_max {cfg['lambda_max']:g})")
+            lam = nxt
+        out["info"].update(lambda_used=lam, ramp=history)
+        return out

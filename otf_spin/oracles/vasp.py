@@ -1,30 +1,34 @@
 """``type: vasp`` — constrained noncollinear VASP (I_CONSTRAINED_M = 1) as the oracle.
 
-What is written (template): POSCAR (ASE), KPOINTS (Γ-centred or Monkhorst-Pack mesh),
-POTCAR (concatenated from ``potcar_dir/<species>/POTCAR``), INCAR with LNONCOLLINEAR,
-ISPIN 2, MAGMOM = |m_i| e_i, M_CONSTR = e_i, I_CONSTRAINED_M = 1, LAMBDA, RWIGS, plus the
-user's tags. How it is launched (profile): ``command`` (e.g. ``mpirun -np 16 vasp_ncl``).
+What is written (template; docs/oracles.md lists every tag with the VASP wiki's reason):
+POSCAR (ASE), KPOINTS (Γ-centred or Monkhorst-Pack mesh), POTCAR (concatenated from
+``potcar_dir/<species>/POTCAR``), INCAR with LNONCOLLINEAR (no ISPIN: VASP ≥ 6.5 stops on
+ISPIN = 2 with LNONCOLLINEAR), ISYM = -1, LASPH, LORBIT 11, MAGMOM = |m_i| e_i,
+M_CONSTR = e_i, I_CONSTRAINED_M = 1, LAMBDA, RWIGS per species, plus the user's tags.
+How it is launched (profile): ``command`` (e.g. ``mpirun -np 16 vasp_ncl``).
 
-What is read (VASP 6.x formats, VASP wiki I_CONSTRAINED_M / OSZICAR):
-- OSZICAR, last block after the final ionic step::
+What is read (VASP 6.x formats; layout checked on real VASP 6 OSZICARs in
+tests/fixtures/vasp_real/):
+- OSZICAR: the last ``E_p = ... lambda = ...`` / ``lambda*MW_perp`` block after the final
+  ionic step, one row per constrained ion::
 
      E_p =  0.36600E-07  lambda =  0.500E+02
      ion             lambda*MW_perp
       1  -0.67580E-03  -0.12424E-22  -0.88276E-23
 
-  rows are listed by ion index (unconstrained ions may be absent). With
-  E_p = λ Σ_I |ΔM_I|² (ΔM_I the part of the integrated moment perpendicular to its
-  target) a row is λΔM_I; the constraining field is -∂E_p/∂M = -2λΔM = -2·row, and the
-  internal transverse field — the label — is its negative, +2·row (eV/μB).
-- OUTCAR: ``energy(sigma->0)`` (eV), the ``magnetization (x)/(y)/(z)`` tables (μB, ``tot``
-  column), convergence ("aborting loop because EDIFF is reached").
+  and the last ``ion  MW_int  M_int`` table (the smoothed integrated moment MW, on which
+  the penalty E_p = λ Σ_I |MW_I⊥|² acts, and the plain integrated moment M_int, μB).
+  A row is λ MW_I⊥ (eV/μB).
+- OUTCAR: ``energy(sigma->0)`` (eV, includes E_p as TOTEN does), the
+  ``magnetization (x)/(y)/(z)`` tables (μB, ``tot`` column), convergence.
 
-Energy label: E(constrained) - E(collinear FM) of the same structure (paper Eq. 37),
-the FM reference computed once per structure (unconstrained, MAGMOM along z), and with
-``subtract_penalty`` the penalty E_p removed from the constrained energy.
-Constraint quality: the residual perpendicular moment |row|/λ (μB) of every atom must
-stay below ``max_residual``; otherwise the job is repeated with LAMBDA × ``lambda_factor``
-(up to ``lambda_max``) and finally fails with kind 'convergence'.
+Labels (derivation in docs/oracles.md): with |m_i| the returned moment magnitude,
+    fields_i = (2 |MW_i| / |m_i|) row_i, projected perpendicular to e_i (eV/μB),
+since -∂E/∂e_i = 2 |MW_i| row_i; energy = E(sigma->0) + E_p (the constrained energy at
+the target directions to O(λ⁻²)) minus the same for the collinear FM reference of the
+structure (unconstrained, E_p = 0). The residual perpendicular moment |row|/λ (μB) must
+stay below ``max_residual``; otherwise LAMBDA × ``lambda_factor`` (≤ ``lambda_max``) is
+rerun in the same job folder, restarting from that run's WAVECAR/CHGCAR.
 """
 from __future__ import annotations
 
@@ -34,9 +38,21 @@ import re
 import numpy as np
 
 from otf_spin.io.config import ConfigError, Key, Section
-from otf_spin.oracles.base import OracleFailure
-from otf_spin.oracles.base import MOMENT_KEY
-from otf_spin.oracles.fileio import ConstrainedDFTOracle, job_keys
+from otf_spin.oracles.base import MOMENT_KEY, OracleFailure
+from otf_spin.oracles.fileio import ConstrainedDFTOracle, job_keys, ramp_keys
+
+#: fraction of half the shortest interatomic distance used as the default RWIGS
+RWIGS_FRACTION = 0.95
+#: INCAR tags the backend sets itself (refused in ``incar``), and tags it refuses
+MANAGED_TAGS = ("LNONCOLLINEAR", "MAGMOM", "M_CONSTR", "I_CONSTRAINED_M", "LAMBDA", "RWIGS",
+                "ISTART", "ICHARG")
+REFUSED_TAGS = {
+    "ISPIN": "VASP >= 6.5 stops when ISPIN = 2 is combined with LNONCOLLINEAR; noncollinear "
+             "runs need no ISPIN",
+    "SAXIS": "MAGMOM, M_CONSTR and the lambda*MW_perp rows would then be in the SAXIS frame; "
+             "without spin-orbit coupling the axis has no physical effect, so leave the "
+             "default (0, 0, 1)",
+}
 
 SCHEMA = Section({
     "command": Key("str", "launch command run in each job directory, e.g. 'mpirun -np 16 "
@@ -47,26 +63,29 @@ SCHEMA = Section({
     "kpoints": Key("list", "k-point mesh", [6, 6, 6], item=Key("int", "n", minimum=1),
                    length=3),
     "gamma_centred": Key("bool", "Γ-centred mesh (else Monkhorst-Pack)", True),
-    "rwigs": Key("quantity", "Wigner-Seitz radius of the moment integration (RWIGS)", 1.3,
-                 unit="angstrom", dimension="length", minimum=0.01),
-    "lambda": Key("float", "initial LAMBDA (eV/μB²)", 10.0, minimum=0.0),
-    "lambda_factor": Key("float", "LAMBDA multiplier when the constraint is poor", 2.0,
-                         minimum=1.0),
-    "lambda_max": Key("float", "largest LAMBDA tried (eV/μB²)", 100.0, minimum=0.0),
-    "max_residual": Key("quantity", "largest allowed residual perpendicular moment |row|/λ",
-                        0.01, unit="μB", dimension="moment", minimum=0.0),
-    "subtract_penalty": Key("bool", "remove E_p from the constrained energy", True),
+    "rwigs": Key("quantity", "radius of the moment-integration spheres (RWIGS, all species); "
+                 "null: 0.95 × half the shortest interatomic distance of each species in the "
+                 "first structure labelled", None, unit="angstrom", dimension="length",
+                 minimum=0.01, nullable=True),
+    **ramp_keys(10.0, 100.0, "eV/μB²", 0.01),
+    "restart": Key("bool", "a LAMBDA ramp restarts from the previous run's WAVECAR/CHGCAR "
+                   "(written with LWAVE/LCHARG)", True),
     "incar": Key("mapping", "INCAR tags added to (or replacing) the defaults ENCUT 500, "
-                 "EDIFF 1e-6, ISMEAR 1, SIGMA 0.1, NELM 200, PREC Accurate (the paper's)", {}),
+                 "EDIFF 1e-6, ISMEAR 1, SIGMA 0.1, NELM 200, PREC Accurate (the paper's), "
+                 "ISYM -1, LASPH .TRUE.", {}),
     "moment": MOMENT_KEY,
 }, "constrained noncollinear VASP")
 
 _FLOAT = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[EeDd][-+]?\d+)?"
 
 
+def _number(text: str) -> float:
+    return float(text.replace("D", "E").replace("d", "e"))
+
+
 def parse_oszicar_constraint(text: str, n_ions: int):
     """(E_p in eV, lambda, rows (n_ions, 3) eV/μB with NaN for absent ions) of the last
-    constraint block of an OSZICAR."""
+    ``lambda*MW_perp`` block of an OSZICAR."""
     blocks = list(re.finditer(rf"E_p\s*=\s*({_FLOAT})\s+lambda\s*=\s*({_FLOAT})\s*\n"
                               rf"\s*ion\s+lambda\*MW_perp\s*\n((?:\s*\d+(?:\s+{_FLOAT}){{3}}\s*\n?)+)",
                               text))
@@ -77,8 +96,30 @@ def parse_oszicar_constraint(text: str, n_ions: int):
     rows = np.full((n_ions, 3), np.nan)
     for line in last.group(3).strip().splitlines():
         parts = line.split()
-        rows[int(parts[0]) - 1] = [float(x.replace("D", "E")) for x in parts[1:4]]
-    return float(last.group(1)), float(last.group(2)), rows
+        rows[int(parts[0]) - 1] = [_number(x) for x in parts[1:4]]
+    return _number(last.group(1)), _number(last.group(2)), rows
+
+
+def parse_oszicar_moments(text: str, n_ions: int) -> dict:
+    """The last electronic step's constraint block of an OSZICAR: E_p, <lVp>, DBL (eV) and
+    the ``MW_int`` / ``M_int`` table as arrays (n_ions, 3) in μB (NaN for absent ions)."""
+    blocks = list(re.finditer(
+        rf"E_p\s*=\s*({_FLOAT})\s+lambda\s*=\s*({_FLOAT})\s*\n\s*<lVp>\s*=\s*({_FLOAT})\s*\n"
+        rf"\s*DBL\s*=\s*({_FLOAT})\s*\n\s*ion\s+MW_int\s+M_int\s*\n"
+        rf"((?:\s*\d+(?:\s+{_FLOAT}){{6}}\s*\n?)+)", text))
+    if not blocks:
+        raise ValueError("no 'ion  MW_int  M_int' table in OSZICAR (is I_CONSTRAINED_M set?)")
+    last = blocks[-1]
+    mw, m_int = np.full((n_ions, 3), np.nan), np.full((n_ions, 3), np.nan)
+    for line in last.group(5).strip().splitlines():
+        parts = line.split()
+        k = int(parts[0]) - 1
+        if k < n_ions:
+            mw[k] = [_number(x) for x in parts[1:4]]
+            m_int[k] = [_number(x) for x in parts[4:7]]
+    return {"penalty": _number(last.group(1)), "lambda": _number(last.group(2)),
+            "lvp": _number(last.group(3)), "dbl": _number(last.group(4)),
+            "mw": mw, "m_int": m_int}
 
 
 def parse_outcar(text: str, n_ions: int) -> dict:
@@ -103,18 +144,63 @@ def parse_outcar(text: str, n_ions: int) -> dict:
             "converged": converged and not unconverged}
 
 
+def default_rwigs(system) -> dict:
+    """species -> RWIGS (Å): :data:`RWIGS_FRACTION` × half the shortest distance from an
+    atom of that species to any other atom (periodic images included), so that no two
+    integration spheres overlap."""
+    shortest, cutoff = np.full(len(system), np.inf), 3.0
+    while not np.isfinite(shortest).all():
+        nl = system.neighbours(cutoff)
+        np.minimum.at(shortest, nl.i, nl.distances)
+        cutoff *= 2.0
+    species = np.asarray(system.species)
+    return {str(s): RWIGS_FRACTION * float(shortest[species == s].min()) / 2.0
+            for s in dict.fromkeys(system.species)}
+
+
 class VaspOracle(ConstrainedDFTOracle):
     name = "vasp"
     implemented_properties = ("energy", "fields", "magmoms")
     schema = SCHEMA
+    kept_outputs = ("INCAR", "OSZICAR", "OUTCAR", "job.out", "job.err")
+
+    def __init__(self, profile, settings, workdir="oracle_jobs"):
+        super().__init__(profile, settings, workdir)
+        self._rwigs = None
 
     @classmethod
     def check_config(cls, block):
         if not os.path.isdir(block["potcar_dir"]):
             raise ConfigError(f"potcar_dir: folder {block['potcar_dir']!r} not found")
+        for tag in block["incar"]:
+            if tag.upper() in REFUSED_TAGS:
+                raise ConfigError(f"incar.{tag}: not supported ({REFUSED_TAGS[tag.upper()]})")
+            if tag.upper() in MANAGED_TAGS:
+                raise ConfigError(f"incar.{tag}: set by the backend (use the oracle keys "
+                                  f"rwigs, lambda, restart)")
+
+    def rwigs(self, system, job: str = "rwigs") -> dict:
+        """species -> RWIGS (Å) for ``system``: the ``rwigs`` key, or the default fixed
+        on the first structure; fails (naming ``job``) if spheres of this structure would
+        overlap."""
+        species = list(dict.fromkeys(system.species))
+        if self._rwigs is None:
+            given = self.cfg.get("rwigs")
+            self._rwigs = {s: given for s in species} if given else default_rwigs(system)
+        missing = [s for s in species if s not in self._rwigs]
+        if missing:
+            self._rwigs.update({s: r for s, r in default_rwigs(system).items() if s in missing})
+        limit = default_rwigs(system)
+        for s in species:
+            if self._rwigs[s] > limit[s] / RWIGS_FRACTION + 1e-9:
+                raise OracleFailure(job, "other",
+                                    f"rwigs {self._rwigs[s]:.4f} Å for {s} exceeds half its "
+                                    f"shortest interatomic distance "
+                                    f"({limit[s] / RWIGS_FRACTION:.4f} Å): spheres overlap")
+        return {s: self._rwigs[s] for s in species}
 
     # --- template: what to write --------------------------------------------------
-    def _write(self, system, directory, constrained: bool, lam: float):
+    def _write(self, system, directory, constrained: bool, lam: float, restart: bool = False):
         import ase.io
 
         atoms = system.to_ase()
@@ -139,16 +225,25 @@ class VaspOracle(ConstrainedDFTOracle):
         e = system.directions
         moments = e * system.magnitudes[:, None] if constrained else \
             np.tile([0.0, 0.0, 1.0], (len(system), 1)) * system.magnitudes[:, None]
-        tags = {"SYSTEM": "otf-spin", "LNONCOLLINEAR": ".TRUE.", "ISPIN": 2, "LORBIT": 11,
-                "LWAVE": ".FALSE.", "LCHARG": ".FALSE.", "ISYM": 0,
+        rwigs = self.rwigs(system, os.path.basename(directory))
+        keep = constrained and self.cfg["restart"]
+        tags = {"SYSTEM": "otf-spin", "LNONCOLLINEAR": ".TRUE.", "LORBIT": 11,
+                "LWAVE": keep, "LCHARG": keep, "ISYM": -1, "LASPH": True,
                 "MAGMOM": " ".join(f"{x:.8f}" for x in moments.ravel()),
-                "RWIGS": " ".join(f"{self.cfg['rwigs']:.4f}" for _ in species)}
+                "RWIGS": " ".join(f"{rwigs[s]:.4f}" for s in species)}
         tags.update({"ENCUT": 500, "EDIFF": 1e-6, "ISMEAR": 1, "SIGMA": 0.1, "NELM": 200,
                      "PREC": "Accurate"})
         tags.update(self.cfg["incar"])
         if constrained:
             tags.update({"I_CONSTRAINED_M": 1, "LAMBDA": f"{lam:g}",
                          "M_CONSTR": " ".join(f"{x:.10f}" for x in e.ravel())})
+        if restart:
+            def present(name):
+                path = os.path.join(directory, name)
+                return os.path.exists(path) and os.path.getsize(path) > 0
+
+            tags["ISTART"] = 1 if present("WAVECAR") else 0
+            tags["ICHARG"] = 1 if present("CHGCAR") else 0 if tags["ISTART"] else 2
         with open(os.path.join(directory, "INCAR"), "w") as handle:
             for key, value in tags.items():
                 if isinstance(value, bool):
@@ -163,40 +258,39 @@ class VaspOracle(ConstrainedDFTOracle):
         job = os.path.basename(directory)
         if not outcar["converged"]:
             raise OracleFailure(job, "convergence", "electronic loop did not reach EDIFF")
-        results = {"energy_total": outcar["energy"], "magmoms": outcar["moments"]}
+        results = {"energy_total": outcar["energy"], "magmoms": outcar["moments"],
+                   "penalty": 0.0}
         if constrained:
-            e_p, lam, rows = parse_oszicar_constraint(
-                open(os.path.join(directory, "OSZICAR")).read(), n)
-            missing = np.flatnonzero(np.isnan(rows).any(axis=1))
+            text = open(os.path.join(directory, "OSZICAR")).read()
+            e_p, lam, rows = parse_oszicar_constraint(text, n)
+            table = parse_oszicar_moments(text, n)
+            missing = np.flatnonzero(np.isnan(rows).any(axis=1) | np.isnan(table["mw"]).any(axis=1))
             if len(missing):
-                raise ValueError(f"no lambda*MW_perp row for ions {(missing + 1).tolist()}")
-            results.update(penalty=e_p, lambda_=lam, rows=rows)
+                raise ValueError(f"no lambda*MW_perp row or MW_int for ions "
+                                 f"{(missing + 1).tolist()}")
+            results.update(penalty=e_p, lambda_=lam, rows=rows, mw=table["mw"])
         return results
 
     def compute(self, system):
-        e_fm = self.fm_energy(system, lambda: self.run_job(
-            system, lambda s, d: self._write(s, d, False, 0.0),
-            lambda s, d: self._read(s, d, False))["energy_total"])
-        lam = self.cfg["lambda"]
-        while True:
-            out = self.run_job(system, lambda s, d: self._write(s, d, True, lam),
-                               lambda s, d: self._read(s, d, True))
-            residual = np.linalg.norm(out["rows"], axis=1) / max(out["lambda_"], 1e-300)
-            if residual.max() <= self.cfg["max_residual"]:
-                break
-            if lam * self.cfg["lambda_factor"] > self.cfg["lambda_max"] or \
-                    self.cfg["lambda_factor"] == 1.0:
-                raise OracleFailure(out["info"]["job"], "convergence",
-                                    f"constraint not reached: residual moment "
-                                    f"{residual.max():.4f} μB > {self.cfg['max_residual']} μB at "
-                                    f"LAMBDA {lam:g} (lambda_max {self.cfg['lambda_max']:g})")
-            lam *= self.cfg["lambda_factor"]
+        def reference():                   # unconstrained FM: E_p = 0, labelled alike
+            out = self.run_job(system, lambda s, d: self._write(s, d, False, 0.0),
+                               lambda s, d: self._read(s, d, False))
+            return out["energy_total"] + out["penalty"]
+
+        fm = self.fm_energy(system, reference)
+        out = self.constrained_run(
+            system, lambda s, d, lam, restart: self._write(s, d, True, lam, restart),
+            lambda s, d: self._read(s, d, True),
+            lambda o: np.max(np.linalg.norm(o["rows"], axis=1)) / max(o["lambda_"], 1e-300))
         e = system.directions
-        fields = 2.0 * out["rows"]                          # internal = -constraining field
-        fields -= np.einsum("ik,ik->i", fields, e)[:, None] * e
-        energy = out["energy_total"] - (out["penalty"] if self.cfg["subtract_penalty"] else 0.0)
         magnitudes = np.linalg.norm(out["magmoms"], axis=1)
-        return {"energy": energy - e_fm, "fields": fields,
+        scale = 2.0 * np.linalg.norm(out["mw"], axis=1) / magnitudes      # 2|MW|/|m|
+        fields = scale[:, None] * out["rows"]                # internal = -constraining field
+        fields -= np.einsum("ik,ik->i", fields, e)[:, None] * e
+        energy = out["energy_total"] + out["penalty"]
+        rows = np.linalg.norm(out["rows"], axis=1)
+        return {"energy": energy - fm, "fields": fields,
                 "magmoms": e * magnitudes[:, None],
-                "info": dict(out["info"], lambda_used=lam, penalty=out["penalty"],
-                             max_residual_moment=float(residual.max()))}
+                "info": dict(out["info"], penalty=out["penalty"],
+                             max_residual_moment=float(rows.max() / out["lambda_"]),
+                             rwigs=self.rwigs(system))}

@@ -310,9 +310,30 @@ def test_calculator_and_llg_on_composite_model(composite_model, rng):
         state = new_state(system.directions, 1)
         integrator = LLGIntegrator("depondt", dt, 0.0)
         drift = 0.0
-        for _ in range(int(round(0.004 / dt))):
+        for _ in range(int(round(0.002 / dt))):
             integrator.step(state, provider)
             drift = max(drift, abs(provider.energy(state.directions) - e0))
         drifts.append(drift)
     assert np.abs(state.directions - system.directions).max() > 1e-3
     assert drifts[1] < 1e-4 * max(abs(e0), 1e-3) and drifts[0] / drifts[1] > 3.0
+
+
+def test_monte_carlo_on_composite_model(composite_model, rng):
+    """Metropolis on a model with the extra terms: the kept descriptors and local
+    energies equal a full recomputation after a sweep."""
+    from otf_spin.dynamics.montecarlo import ModelMonteCarlo, new_state
+
+    model = composite_model
+    system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
+    mc = ModelMonteCarlo(model, system, field_tesla=(0, 0, 5.0))
+    state = new_state(system, rng)
+    start = model.predict(system, stds=False)["energy"]
+    assert mc.sweep(state, 3000.0) > 0
+    d_kept, e_kept = state._model_cache
+    probe = system.copy()
+    probe.directions = state.directions.copy()
+    np.testing.assert_allclose(d_kept, model.descriptor.compute(probe), atol=1e-12)
+    end = model.predict(probe, stds=False)["energy"]
+    fm = mc._local_energies(model.descriptor.compute_fm(probe)).sum()
+    assert e_kept.sum() - fm == pytest.approx(end, abs=1e-10)
+    assert abs(end - start) > 1e-4

@@ -68,6 +68,18 @@ class CompositeDescriptor:
                 out += t.spin_gradient(system, block)
         return out
 
+    def local_move(self, system, directions, k: int, trial):
+        """Descriptor rows after turning spin ``k`` of ``directions`` to ``trial``:
+        (affected atom indices, their new rows (A, size)). The affected atoms are k and
+        its neighbours within r_cut; the rows come from a full recomputation (O(N) per
+        move: exact for every term, meant for small and medium cells)."""
+        e = np.array(directions)
+        e[k] = trial
+        widest = max(self.terms, key=lambda t: t.r_cut)
+        offsets, neigh = widest.geometry(system)[:2]
+        affected = np.unique(np.append(neigh[offsets[k]:offsets[k + 1]], k))
+        return affected, self.compute(system, e)[affected]
+
     def position_gradient(self, system, G) -> np.ndarray:
         """∂E/∂r_a (N, 3) for G = ∂E/∂d (N, size)."""
         out = np.zeros((len(system), 3))

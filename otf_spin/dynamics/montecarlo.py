@@ -93,10 +93,11 @@ class ModelMonteCarlo:
 
         self.model, self.system = model, system.copy()
         self.desc = model.descriptor
-        self.offsets, self.neigh, self.R, *_ = self.desc.geometry(self.system)
+        self._move = getattr(self.desc, "local_move", None)   # descriptors with more terms
+        if self._move is None:
+            self.offsets, self.neigh, self.R, *_ = self.desc.geometry(self.system)
         self.zeeman = system.magnitudes[:, None] * MU_B * np.asarray(field_tesla, float)
         self._legendre = legendre
-        self.shape = (self.desc.n_max, self.desc.l_max + 1)
 
     def _local_energies(self, d):
         out = np.zeros(len(d))
@@ -119,7 +120,7 @@ class ModelMonteCarlo:
         uniform = state.rng.random(n)
         d, energies = self._prepare(state)
         e = state.directions
-        w = self.desc.w
+        w = getattr(self.desc, "w", None)
         accepted = 0
         for k in range(n):
             trial = e[k] + state.sigma * gauss[k]
@@ -127,18 +128,21 @@ class ModelMonteCarlo:
             if norm == 0.0:
                 continue
             trial /= norm
-            lo, hi = self.offsets[k], self.offsets[k + 1]
-            js, R = self.neigh[lo:hi], self.R[lo:hi]
-            other = js != k
-            P_old, _ = self._legendre(e[js] @ e[k], self.desc.l_max)
-            P_new, _ = self._legendre(np.where(other, e[js] @ trial, 1.0), self.desc.l_max)
-            delta = (R[:, :, None] * ((P_new - P_old) * w)[:, None, :]).reshape(len(js), -1)
-            affected = np.unique(np.append(js[other], k))
-            new_d = d[affected].copy()
-            index = np.searchsorted(affected, js)
-            np.add.at(new_d, index, delta)           # rows j: pairs (j -> k) mirror (k -> j)
-            kk = np.searchsorted(affected, k)
-            new_d[kk] = d[k] + delta.sum(axis=0)     # row k: all its pairs
+            if self._move is not None:
+                affected, new_d = self._move(self.system, e, k, trial)
+            else:
+                lo, hi = self.offsets[k], self.offsets[k + 1]
+                js, R = self.neigh[lo:hi], self.R[lo:hi]
+                other = js != k
+                P_old, _ = self._legendre(e[js] @ e[k], self.desc.l_max)
+                P_new, _ = self._legendre(np.where(other, e[js] @ trial, 1.0), self.desc.l_max)
+                delta = (R[:, :, None] * ((P_new - P_old) * w)[:, None, :]).reshape(len(js), -1)
+                affected = np.unique(np.append(js[other], k))
+                new_d = d[affected].copy()
+                index = np.searchsorted(affected, js)
+                np.add.at(new_d, index, delta)           # rows j: pairs (j -> k) mirror (k -> j)
+                kk = np.searchsorted(affected, k)
+                new_d[kk] = d[k] + delta.sum(axis=0)     # row k: all its pairs
             new_e = self._local_energies(new_d)
             dE = new_e.sum() - energies[affected].sum() - self.zeeman[k] @ (trial - e[k])
             if dE <= 0.0 or uniform[k] < np.exp(-beta * dE):

@@ -47,6 +47,11 @@ def build_provider(hamiltonian: dict, system, field):
     return make_provider(hamiltonian["oracle"], system, field)
 
 
+def _finite(value: float, width: int, digits: int) -> str:
+    """A log cell: the number, or '-' where it is undefined (never 'nan')."""
+    return f"{value:{width}.{digits}f}" if np.isfinite(value) else f"{'-':>{width}s}"
+
+
 def observables(provider, directions, temperature) -> dict:
     return {"energy": provider.energy(directions),
             "magnetization": directions.mean(axis=0),
@@ -250,12 +255,12 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
         if not root:
             return
         for index, t, obs in sorted((r for part in lines for r in part), key=lambda r: r[0]):
-            extra = (f" {1e3 * obs['max_field_std']:11.3f} {obs['oracle_calls']:5d}"
+            extra = (f" {_finite(1e3 * obs['max_field_std'], 11, 3)} {obs['oracle_calls']:5d}"
                      if learner else "")
             print(f"  {step:8d} " + (f"{index:3d} " if ensemble else "")
                   + f"{t:10.4f} {obs['energy']:14.6f} "
                   f"{np.linalg.norm(obs['magnetization']):8.5f} "
-                  f"{obs['spin_temperature']:9.2f}{extra}", file=log, flush=True)
+                  f"{_finite(obs['spin_temperature'], 9, 2)}{extra}", file=log, flush=True)
         if tempering:
             rates = " ".join(f"{r:.3f}" for r in tempering.acceptance())
             print(f"# swap acceptance (T_i, T_i+1): {rates}", file=log, flush=True)

@@ -4,7 +4,7 @@ Interface used by the integrators (directions (N, 3) unit vectors in, arrays out
 
     provider.field(directions, out)   -> writes B_eff (N, 3) in T (incl. external field)
     provider.energy(directions)       -> total energy (eV, rel. to FM, incl. Zeeman)
-    provider.spin_temperature(directions) -> K (NaN where the provider cannot tell)
+    provider.spin_temperature(directions) -> K (Nurdin et al. 2000)
     provider.moments                  -> (N,) μB
 
 B_i[T] = fields_i[eV/μB] / μB[eV/T] (+ external field). The compiled Heisenberg
@@ -96,9 +96,23 @@ class ComputeProvider:
                                                       self.b_ext))
 
     def spin_temperature(self, directions) -> float:
-        """Needs the longitudinal field (spherical Laplacian of E), which transverse-field
-        providers do not give: NaN."""
-        return float("nan")
+        """Nurdin et al. (2000), the Laplacian of E estimated from field differences
+        (:mod:`otf_spin.dynamics.spin_temperature`); the current fields stay cached."""
+        from otf_spin.dynamics.spin_temperature import spin_temperature
+
+        last = self._last
+        try:
+            return spin_temperature(self._torque, directions)
+        finally:
+            self._last = last
+
+    def _torque(self, directions):
+        """-(1 - e eᵀ) ∂E/∂e (N, 3) in eV (Zeeman included)."""
+        r = self._results(directions)
+        moments = np.linalg.norm(r["magmoms"], axis=1) if "magmoms" in r else self.moments
+        b = r["fields"] + MU_B * self.b_ext
+        b = b - np.einsum("ik,ik->i", b, directions)[:, None] * directions
+        return moments[:, None] * b
 
 
 def make_provider(calculator, system, field_tesla=(0.0, 0.0, 0.0)):

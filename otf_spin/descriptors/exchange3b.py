@@ -1,21 +1,28 @@
 """Exchange-3b descriptor: spins i, j, k rotated together, distances r_ij, r_ik (paper
 Table II, Appendix A Eqs. A1-A5).
 
-For atom i, over ordered pairs of distinct neighbour entries (j, k) within r_c::
+For atom i, over ordered pairs of distinct neighbour entries (j, k) within r_c whose
+third edge r_jk is within r_c too (the three atoms mutually within the cutoff, GAP's
+three-body convention)::
 
-    d_i[n1, n2, l1, l2, l3] = Σ_{j≠k} R_n1(r_ij) R_n2(r_ik)
+    d_i[n1, n2, l1, l2, l3] = Σ_{j≠k} R_n1(r_ij) R_n2(r_ik) f_cut(r_jk)
                                w_l1 P_l1(e_i·e_j) w_l2 P_l2(e_i·e_k) w_l3 P_l3(e_j·e_k)
 
-R_n: the exchange-2b radial basis (f_cut u g_n, own r_c and n_max); w_l: the spin-Gaussian
-weights of the exchange-2b descriptor (Eq. 26). Why this form: Eq. A5 couples
+R_n: the exchange-2b radial basis (f_cut u g_n, own r_c and n_max); f_cut: its cosine
+cutoff; w_l: the spin-Gaussian weights of the exchange-2b descriptor (Eq. 26). Why this
+form: Eq. A5 couples
 Y_l(e_i) Y_l1(e_j) Y_l2(e_k) to zero total angular momentum; the functions of three unit
 vectors invariant under one rotation of all three are the polynomials of the three dot
 products (time-reversal even) and the triple product e_i·(e_j×e_k) (odd under reversing
 every spin, so absent from an energy). Products of Legendre polynomials of the three dot
 products span those polynomials order by order, need no Clebsch-Gordan tables, and give
-the triangle invariant e_j·e_k that no single atom's exchange-2b descriptor holds. The
-in-between variant after Eq. A5 (independent rotations of (r_ij, r_ik) and of the spins)
-would add the bond angle; it is not included here (bcc shells fix most angles).
+the triangle invariant e_j·e_k that no single atom's exchange-2b descriptor holds.
+Eq. A1 weighs a triplet by r_ij and r_ik only; the factor f_cut(r_jk) adds the third
+distance (in effect the bond angle of the in-between variant after Eq. A5, whose
+positions rotate separately from the spins): without it, in bcc the two nearest
+neighbours of an atom that are second neighbours of each other (a triangle) and those
+that are not could not be told apart, and a triangle term K (e_i·e_j)(e_j·e_k)(e_k·e_i)
+would not be linear in the descriptor; with it, it is (at r_c = 4 Å).
 
 Invariant under one rotation of all spins, under rotations/translations of the crystal
 (only distances enter) and under permutations of atoms. The collinear FM state's
@@ -69,10 +76,10 @@ class Exchange3BDescriptor(RadialPairs):
 
     def compute(self, system, directions=None) -> np.ndarray:
         """Descriptors (N, size) of ``system`` (or of other ``directions``)."""
-        offsets, neigh, R, *_ = self.geometry(system)
+        offsets, neigh, R, _, vectors, _ = self.geometry(system)
         e = np.ascontiguousarray(system.directions if directions is None else directions)
         d = np.empty((len(e),) + self.shape)
-        self._kernel.descriptor(e, offsets, neigh, R, self.w, d)
+        self._kernel.descriptor(e, offsets, neigh, R, vectors, self.r_cut, self.w, d)
         return d.reshape(len(e), -1)
 
     def compute_fm(self, system) -> np.ndarray:
@@ -84,18 +91,18 @@ class Exchange3BDescriptor(RadialPairs):
 
     def spin_gradient(self, system, G) -> np.ndarray:
         """Σ_i G[m, i]·∂d_i/∂e_a for weights G (M, N, size) -> (M, N, 3), unprojected."""
-        offsets, neigh, R, *_ = self.geometry(system)
+        offsets, neigh, R, _, vectors, _ = self.geometry(system)
         G = np.ascontiguousarray(G).reshape((G.shape[0], len(system)) + self.shape)
         out = np.empty((G.shape[0], len(system), 3))
         self._kernel.contract_gradient(np.ascontiguousarray(system.directions), offsets,
-                                       neigh, R, self.w, G, out)
+                                       neigh, R, vectors, self.r_cut, self.w, G, out)
         return out
 
     def position_gradient(self, system, G) -> np.ndarray:
         """∂E/∂r_a (N, 3) for E = Σ_i E_i(d_i) with G = ∂E/∂d (N, size)."""
-        offsets, neigh, R, dR, vectors, distances = self.geometry(system)
+        offsets, neigh, R, dR, vectors, _ = self.geometry(system)
         G = np.ascontiguousarray(G).reshape((len(system),) + self.shape)
-        gp = np.empty(len(neigh))
-        self._kernel.radial_gradient(np.ascontiguousarray(system.directions), offsets, neigh,
-                                     R, dR, self.w, G, gp)
-        return self.pair_gradient_to_atoms(system, (gp / distances)[:, None] * vectors)
+        g = np.empty((len(neigh), 3))
+        self._kernel.pair_gradient(np.ascontiguousarray(system.directions), offsets, neigh,
+                                   R, dR, vectors, self.r_cut, self.w, G, g)
+        return self.pair_gradient_to_atoms(system, g)

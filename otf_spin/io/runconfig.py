@@ -4,14 +4,37 @@ Input files named in a run file are found relative to the run file; output files
 written relative to the working directory. The ``hamiltonian`` section is an oracle block (``type: heisenberg`` ...) or a fitted
 model (``type: model``, ``file: model.h5``). Every key documents its unit; quantities
 also accept "number unit" strings (``timestep: 0.1 fs``).
+
+Bounds beyond the per-key ones: ``steps`` ≤ :data:`MAX_STEPS`; temperatures in
+[0, :data:`MAX_TEMPERATURE`] K; moments in (0, 100] μB; the crystal's primitive cell
+passes :func:`otf_spin.system.check_system` (atoms ≥ 0.5 Å apart); the system fits the
+available memory (:data:`RUN_BYTES_PER_ATOM` per atom and replica); the LLG time step
+keeps the precession per step γ·|B|·Δt ≤ :data:`MAX_PRECESSION` rad — checked here for
+the external field and by :func:`check_timestep` for the hamiltonian's fields.
 """
 from __future__ import annotations
 
 import math
 import os
 
+import numpy as np
+
 from otf_spin.io.config import ConfigError, Key, Section, load_yaml
-from otf_spin.system import LATTICES
+from otf_spin.system import ATOMS_PER_CELL, LATTICES, MAX_MOMENT
+from otf_spin.units import FS, GAMMA, MU_B
+
+#: longest run: 10⁹ steps (sweeps); longer runs are chained restarts
+MAX_STEPS = 10**9
+#: highest temperature, K (far above any Curie temperature)
+MAX_TEMPERATURE = 1e5
+#: largest external field component, T
+MAX_FIELD = 1e4
+#: largest precession angle per LLG step, rad: γ·max|B|·Δt ≤ 1 (beyond one radian per
+#: step the integrators no longer follow the precession; Heun's local error ~θ³/6)
+MAX_PRECESSION = 1.0
+#: memory a run needs per atom and replica (spins, fields, neighbour pairs, integrator
+#: work arrays, descriptors of a model), bytes — an estimate checked before building
+RUN_BYTES_PER_ATOM = 8192
 
 SPIN_INIT = ("ferromagnetic", "random", "cone", "file")
 
@@ -25,7 +48,7 @@ SYSTEM = Section({
                   item=Key("int", "repeat", minimum=1), length=3),
     "species": Key("str", "chemical symbol", "Fe"),
     "moment": Key("quantity", "moment magnitude", unit="μB", dimension="moment",
-                  minimum=1e-6),
+                  minimum=1e-6, maximum=MAX_MOMENT),
     "spins": Key("str", "initial spins", "ferromagnetic", choices=SPIN_INIT),
     "axis": Key("list", "axis of ferromagnetic or cone spins", [0.0, 0.0, 1.0],
                 item=Key("float", "component"), length=3),
@@ -38,15 +61,17 @@ DYNAMICS = Section({
     "integrator": Key("str", "depondt, sib, heun (stochastic LLG) or mc (Metropolis MC, "
                       "one step = one sweep)", "depondt",
                       choices=("depondt", "sib", "heun", "mc")),
-    "timestep": Key("quantity", "LLG time step", 0.1e-3, unit="fs", dimension="time",
-                    minimum=1e-12),
+    "timestep": Key("quantity", "LLG time step (γ·max|B|·Δt ≤ 1 rad)", 0.1e-3, unit="fs",
+                    dimension="time", minimum=1e-12, maximum=1.0),
     "damping": Key("float", "Gilbert damping α", 0.1, minimum=0.0),
     "temperature": Key("ramp", "temperature, or [T0, T1] ramped linearly over the run",
-                       (0.0, 0.0), unit="K", dimension="temperature", minimum=0.0),
-    "steps": Key("int", "number of steps (MC: sweeps)", minimum=1),
+                       (0.0, 0.0), unit="K", dimension="temperature", minimum=0.0,
+                       maximum=MAX_TEMPERATURE),
+    "steps": Key("int", "number of steps (MC: sweeps)", minimum=1, maximum=MAX_STEPS),
     "seed": Key("int", "seed of the random stream", 1, minimum=0),
     "field": Key("list", "external field", [0.0, 0.0, 0.0],
-                 item=Key("quantity", "component", unit="T", dimension="field"), length=3),
+                 item=Key("quantity", "component", unit="T", dimension="field",
+                          minimum=-MAX_FIELD, maximum=MAX_FIELD), length=3),
 }, "dynamics")
 
 OUTPUT = Section({
@@ -60,6 +85,66 @@ MODEL_HAMILTONIAN = Section({
     "type": Key("str", "fitted GAP-SOSO model", choices=("model",)),
     "file": Key("path", "model file from otf-spin train"),
 }, "fitted model")
+
+
+def check_crystal(system: dict) -> None:
+    """The ``system`` section builds a sane crystal: its primitive cell passes
+    :func:`otf_spin.system.check_system` (atoms ≥ 0.5 Å apart) and ``axis`` has a length."""
+    from otf_spin.system import bulk, check_system
+
+    if not np.linalg.norm(system["axis"]) > 0:
+        raise ConfigError("system.axis: the zero vector has no direction")
+    cell = bulk(system["lattice"], system["a"], (1, 1, 1), system["species"],
+                system["moment"], system["c"], primitive=True)
+    try:
+        check_system(cell, f"system ({system['lattice']}, a = {system['a']:g} Å"
+                     + (f", c = {system['c']:g} Å)" if system["c"] else ")"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def check_size(system: dict, replicas: int = 1) -> None:
+    """The crystal of ``system`` (× ``replicas``) fits the available memory."""
+    from otf_spin.system import require_memory
+
+    n_atoms = ATOMS_PER_CELL[system["lattice"]][0] * float(np.prod(system["repeat"],
+                                                                     dtype=float))
+    try:
+        require_memory(n_atoms * replicas * RUN_BYTES_PER_ATOM,
+                       f"{n_atoms:.3g} atoms" + (f" × {replicas} replicas" if replicas > 1
+                                                 else ""))
+    except ValueError as exc:
+        raise ConfigError(f"system.repeat: {system['repeat']}: {exc}") from None
+
+
+def check_timestep(dynamics: dict, max_field: float) -> None:
+    """Raise :class:`ConfigError` (``dynamics.timestep: ...``) if γ·max_field·Δt exceeds
+    :data:`MAX_PRECESSION` rad; ``max_field`` (T) bounds |B_eff| over the atoms."""
+    dt = dynamics["timestep"]
+    if not np.isfinite(max_field):
+        raise ConfigError(f"dynamics: the fields are not finite (|B| = {max_field} T)")
+    if GAMMA * max_field * dt > MAX_PRECESSION:
+        bound = MAX_PRECESSION / (GAMMA * max_field)
+        raise ConfigError(f"dynamics.timestep: {dt / FS:g} fs turns a spin by "
+                          f"{GAMMA * max_field * dt:.3g} rad per step in fields up to "
+                          f"{max_field:.4g} T; the bound γ·|B|·Δt ≤ {MAX_PRECESSION:g} rad "
+                          f"needs Δt ≤ {bound / FS:.4g} fs")
+
+
+def field_bound(provider, system) -> float:
+    """Upper bound (T) of |B_eff| over the atoms for the dynamics of ``provider``.
+
+    Compiled Heisenberg providers: Σ_j |J_ij|·2/(μ_i μB) + |B_ext| for any spins (exact
+    bound). Fitted models: the largest training field (eV/μB → T) + |B_ext|. Other
+    oracles: |B_ext| only (their fields are unknown before a step)."""
+    b_ext = float(np.linalg.norm(getattr(provider, "b_ext", np.zeros(3))))
+    J = getattr(provider, "J_tesla", None)
+    if J is not None:
+        rows = np.repeat(np.arange(len(system)), np.diff(provider.offsets))
+        return float(np.bincount(rows, np.abs(J), len(system)).max(initial=0.0)) + b_ext
+    frames = getattr(getattr(provider, "calculator", None), "frames", None) or []
+    fields = [np.abs(f.fields).max() for f in frames if getattr(f, "fields", None) is not None]
+    return float(max(fields, default=0.0)) / MU_B * np.sqrt(3.0) + b_ext
 
 
 def hamiltonian_block(block, base_dir, context, where="hamiltonian"):
@@ -106,9 +191,11 @@ def load_run(path) -> dict:
         system = SYSTEM.validate(data["system"], "system", base_dir)
         if system["spins"] == "file" and not system["spins_file"]:
             raise ConfigError("system.spins_file: required with spins: file")
+        check_crystal(system)
         run = {"system": system,
                "dynamics": DYNAMICS.validate(data["dynamics"], "dynamics", base_dir),
                "output": OUTPUT.validate(data.get("output"), "output", base_dir)}
+        replicas = 1
         if "replicas" in data:
             from otf_spin.parallel.replicas import SCHEMA as REPLICAS
 
@@ -116,6 +203,14 @@ def load_run(path) -> dict:
             if run["replicas"]["temperatures"] and "temperature" in (data["dynamics"] or {}):
                 raise ConfigError("dynamics.temperature: not used when replicas.temperatures "
                                   "is given (one temperature per replica)")
+            replicas = max(len(run["replicas"].get(k) or ()) for k in ("temperatures", "seeds"))
+            for k, T in enumerate(run["replicas"]["temperatures"] or ()):
+                if T > MAX_TEMPERATURE:
+                    raise ConfigError(f"replicas.temperatures[{k}]: {T:g} K is above the "
+                                      f"maximum {MAX_TEMPERATURE:g} K")
+        check_size(system, max(replicas, 1))
+        if run["dynamics"]["integrator"] != "mc":
+            check_timestep(run["dynamics"], np.linalg.norm(run["dynamics"]["field"]))
         context = {"a": system["a"]}
         if on_the_fly:
             run["oracle"] = oracles.from_block(data["oracle"], "oracle", base_dir, context)

@@ -41,7 +41,14 @@ def fingerprint(frames) -> str:
 
 
 def save(model, settings: dict, path) -> None:
-    """Write ``model`` (a fitted SparseGPR) and its ``settings`` atomically."""
+    """Write ``model`` (a fitted SparseGPR) and its ``settings`` atomically; a model with
+    non-finite weights is refused (DataFileError, nothing written)."""
+    from otf_spin.io.extxyz import DataFileError
+
+    for name, array in (("alpha", model.alpha), ("posterior_R", model._R)):
+        if array is None or not np.all(np.isfinite(array)):
+            raise DataFileError(f"{path}: the fitted model's {name} is not finite; not "
+                                "written")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         write_group(h5, model, settings)
 
@@ -97,7 +104,10 @@ def load(path):
     except (OSError, FileNotFoundError) as exc:
         raise DataFileError(f"{path}: cannot open model file ({exc})") from None
     with h5:
-        return read_group(h5, path)
+        try:
+            return read_group(h5, path)
+        except (OSError, KeyError) as exc:        # h5py on damaged files
+            raise DataFileError(f"{path}: damaged model file ({exc})") from None
 
 
 def to_bytes(model) -> bytes:
@@ -118,8 +128,60 @@ def from_bytes(data: bytes):
         return read_group(h5, "broadcast model")[0]
 
 
+def _dataset(h5, name: str, path, shape=None, nan_ok: bool = False):
+    """``h5[name]`` as an array; DataFileError naming the file and dataset when it is
+    missing, of another shape (``None`` entries: any length) or not finite (NaN allowed
+    where it marks "no label")."""
+    from otf_spin.io.extxyz import DataFileError
+
+    node = h5.get(name)
+    if not isinstance(node, h5py.Dataset):
+        raise DataFileError(f"{path}: dataset '{name}' is missing")
+    try:
+        data = node[()]
+    except (OSError, ValueError, TypeError) as exc:
+        raise DataFileError(f"{path}: dataset '{name}' is unreadable ({exc})") from None
+    data = np.asarray(data)
+    if shape is not None and (data.ndim != len(shape) or any(
+            want is not None and want != got for want, got in zip(shape, data.shape))):
+        raise DataFileError(f"{path}: dataset '{name}' has shape {data.shape}, expected "
+                            f"{tuple('any' if w is None else w for w in shape)}")
+    if data.dtype.kind in "fc":
+        bad = np.isinf(data) if nan_ok else ~np.isfinite(data)
+        if bad.any():
+            raise DataFileError(f"{path}: dataset '{name}' contains NaN or infinite values "
+                                f"(first at index {np.argwhere(bad)[0].tolist()})")
+    elif data.dtype.kind not in "iubS":
+        raise DataFileError(f"{path}: dataset '{name}' has type {data.dtype}, expected numbers")
+    return data
+
+
+def _header(h5, path):
+    """(settings, hyper) from the file's attributes; DataFileError naming a bad one."""
+    from otf_spin.io.extxyz import DataFileError
+
+    try:
+        version = int(h5.attrs["format_version"])
+        settings, hyper = json.loads(h5.attrs["settings"]), json.loads(h5.attrs["hyper"])
+    except KeyError as exc:
+        raise DataFileError(f"{path}: attribute {exc} is missing") from None
+    except (TypeError, ValueError) as exc:
+        raise DataFileError(f"{path}: unreadable header attribute ({exc})") from None
+    if version > FORMAT_VERSION:
+        raise DataFileError(f"{path}: model format {version} is newer than this otf-spin "
+                            f"({__version__}) reads")
+    if not isinstance(settings, dict) or not isinstance(hyper, dict) or not all(
+            isinstance(v, (int, float)) and np.isfinite(v) and v > 0 for v in hyper.values()):
+        raise DataFileError(f"{path}: attribute 'settings' or 'hyper' is malformed "
+                            "(hyperparameters must be positive finite numbers)")
+    return settings, hyper
+
+
 def read_group(h5, path="model"):
-    """(model, settings) from an open HDF5 file or group written by :func:`write_group`."""
+    """(model, settings) from an open HDF5 file or group written by :func:`write_group`.
+
+    Every dataset is checked (present, shape, finite; NaN only as "no label" in the
+    training energies and fields): a broken file is a DataFileError naming the dataset."""
     from otf_spin.io.extxyz import DataFileError
     from otf_spin.model.config import build_model
     from otf_spin.model.gpr import TrainingFrame
@@ -127,20 +189,31 @@ def read_group(h5, path="model"):
 
     if h5.attrs.get("format") != FORMAT:
         raise DataFileError(f"{path}: not an otf-spin model file")
-    if int(h5.attrs["format_version"]) > FORMAT_VERSION:
-        raise DataFileError(f"{path}: model format {h5.attrs['format_version']} is newer "
-                            f"than this otf-spin ({__version__}) reads")
-    settings = json.loads(h5.attrs["settings"])
-    model = build_model(settings)
-    model.hyper = json.loads(h5.attrs["hyper"])
-    model.sparse = [h5["sparse"][str(k)][()] for k in range(len(model.kernels))]
-    model.alpha = h5["alpha"][()]
-    model._R = h5["posterior_R"][()]
-    t = h5["training"]
-    ends = np.cumsum(t["n_atoms"][()])
-    starts = ends - t["n_atoms"][()]
-    arrays = {k: t[k][()] for k in ("positions", "directions", "magnitudes", "fields",
-                                    "species")}
+    settings, hyper = _header(h5, path)
+    try:
+        model = build_model(settings)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DataFileError(f"{path}: attribute 'settings' does not describe a model "
+                            f"({type(exc).__name__}: {exc})") from None
+    model.hyper = hyper
+    D = model.descriptor.size
+    model.sparse = [_dataset(h5, f"sparse/{k}", path, (None, D))
+                    for k in range(len(model.kernels))]
+    M = sum(len(S) for S in model.sparse)
+    model.alpha = _dataset(h5, "alpha", path, (M,))
+    model._R = _dataset(h5, "posterior_R", path, (M, M))
+    n_atoms = _dataset(h5, "training/n_atoms", path, (None,))
+    F, N = len(n_atoms), int(n_atoms.sum()) if len(n_atoms) else 0
+    if n_atoms.dtype.kind not in "iu" or (n_atoms < 1).any():
+        raise DataFileError(f"{path}: dataset 'training/n_atoms' must hold positive integers")
+    t = {"cell": _dataset(h5, "training/cell", path, (F, 3, 3)),
+         "pbc": _dataset(h5, "training/pbc", path, (F, 3)),
+         "energy": _dataset(h5, "training/energy", path, (F,), nan_ok=True)}
+    arrays = {k: _dataset(h5, f"training/{k}", path, shape, nan_ok=k == "fields")
+              for k, shape in (("positions", (N, 3)), ("directions", (N, 3)),
+                               ("magnitudes", (N,)), ("fields", (N, 3)), ("species", (N,)))}
+    ends = np.cumsum(n_atoms)
+    starts = ends - n_atoms
     for k, (a, b) in enumerate(zip(starts, ends)):
         system = SpinSystem(t["cell"][k], arrays["positions"][a:b],
                             arrays["species"][a:b].astype(str), arrays["directions"][a:b],
@@ -153,10 +226,11 @@ def read_group(h5, path="model"):
         if fields is not None and not np.isnan(fields).all():
             frame.fields = np.array(fields)                           # exact bits
         if "rows" in h5:
-            g = h5["rows"][str(k)]
-            frame.d, frame.d_fm = g["d"][()], g["d_fm"][()]
-            frame.blocks = [(g[f"phi_E_{j}"][()], g[f"phi_B_{j}"][()]
-                             if f"phi_B_{j}" in g else None)
+            g = f"rows/{k}"
+            frame.d, frame.d_fm = _dataset(h5, f"{g}/d", path), _dataset(h5, f"{g}/d_fm", path)
+            frame.blocks = [(_dataset(h5, f"{g}/phi_E_{j}", path),
+                             _dataset(h5, f"{g}/phi_B_{j}", path)
+                             if f"phi_B_{j}" in h5[g] else None)
                             for j in range(len(model.kernels))]
             frame.phi_E = np.concatenate([b[0] for b in frame.blocks])
             if frame.fields is not None:

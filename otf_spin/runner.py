@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from otf_spin.dynamics.llg import LLGIntegrator, new_state
+from otf_spin.io.atomic import kill_point
 from otf_spin.io.h5md import H5MDWriter
 from otf_spin.progress import progress_bar
 from otf_spin.system import (bulk, directions_from_file, ferromagnetic, random_cone,
@@ -90,32 +91,87 @@ def _mc_sampler(cfg, provider, system, field):
                      "fitted models")
 
 
-def _setup_learner(cfg, specs, comm, log, fresh):
+def _paths(cfg: dict, specs) -> list[tuple[str, str, str | None]]:
+    """(key, path, kind) of every file or folder a run writes — kind as
+    :func:`otf_spin.io.atomic.file_kind` names it — and, with kind None, of the input
+    files that no output may replace."""
+    many = len(specs) > 1
+    entries = [(f"output.trajectory (replica {s.index})" if many else "output.trajectory",
+                s.trajectory, "trajectory") for s in specs]
+    if cfg.get("otf"):
+        otf = cfg["otf"]
+        entries += [("otf.store", otf["store"], "training store"),
+                    ("otf.checkpoint", otf["checkpoint"], "checkpoint"),
+                    ("otf.save_model", otf["save_model"], "model"),
+                    ("otf.model", otf["model"], None)]
+        workdir = getattr(cfg["oracle"], "workdir", None)
+        if workdir is not None:
+            entries.append(("oracle.workdir", workdir, "folder"))
+    elif cfg["hamiltonian"]["kind"] == "model":
+        entries.append(("hamiltonian.file", cfg["hamiltonian"]["file"], None))
+    entries.append(("system.spins_file", cfg["system"].get("spins_file"), None))
+    return [(key, os.fspath(path), kind) for key, path, kind in entries
+            if path is not None]
+
+
+def check_paths(cfg: dict, specs) -> None:
+    """Raise ValueError (one line naming the keys) before anything is written if two
+    outputs, or an output and an input, are the same path, or if an existing file at an
+    output path is of another kind than the run would write there."""
+    from otf_spin.io.atomic import check_overwrite, file_kind
+
+    entries = _paths(cfg, specs)
+    for key, path, kind in entries:
+        if not path.strip():
+            raise ValueError(f"{key}: empty path")
+    seen = []
+    for key, path, kind in entries:
+        real = os.path.realpath(path)
+        for other_key, other_path, other_real, other_kind in seen:
+            same = real == other_real or (os.path.exists(path) and os.path.exists(other_path)
+                                          and os.path.samefile(path, other_path))
+            if same and (kind or other_kind):
+                raise ValueError(f"{other_key} and {key} are the same path ({path}); give "
+                                 "each its own")
+        seen.append((key, path, real, kind))
+    for key, path, kind in entries:
+        if kind == "folder":
+            if file_kind(path) not in (None, "folder"):
+                raise ValueError(f"{key}: {path} exists and is not a folder")
+        elif kind:
+            check_overwrite(path, kind, key)
+
+
+def _setup_learner(cfg, specs, comm, log, fresh, fingerprint):
     """Collective: the learner and, when resuming, the checkpointed replica states and
-    tempering state."""
+    tempering state. ``fingerprint``: the run's input fingerprint
+    (:func:`otf_spin.learning.checkpoint.input_fingerprint`)."""
     from otf_spin.learning import checkpoint
     from otf_spin.learning.otf import OnTheFly
     from otf_spin.learning.store import TrainingStore
 
     otf, dyn = cfg["otf"], cfg["dynamics"]
     root = comm.rank == 0
+    input_id = checkpoint.input_id(fingerprint)
     if fresh and root and os.path.exists(otf["checkpoint"]):
-        os.remove(otf["checkpoint"])
+        os.remove(otf["checkpoint"])        # check_paths made sure it is a checkpoint
     comm.barrier()
     store = TrainingStore(otf["store"]) if root else None
     ranks_per_job = (cfg.get("replicas") or {}).get("ranks_per_oracle_job", 1)
     if os.path.exists(otf["checkpoint"]):
-        states, model, learner_state, _, tempering = checkpoint.read(otf["checkpoint"])
-        learner = OnTheFly(otf, cfg["oracle"], store, model, log, comm, ranks_per_job)
-        learner.restore(learner_state)
-        print(f"# resuming from {otf['checkpoint']} at step {states[0].step}", file=log)
-        return learner, states, tempering
+        saved = checkpoint.read(otf["checkpoint"])
+        checkpoint.check_input(otf["checkpoint"], saved.input, fingerprint)
+        learner = OnTheFly(otf, cfg["oracle"], store, saved.model, log, comm, ranks_per_job,
+                           input_id)
+        learner.restore(saved.learner)
+        print(f"# resuming from {otf['checkpoint']} at step {saved.states[0].step}", file=log)
+        return learner, saved.states, saved.tempering
     model = None
     if otf["model"]:
         from otf_spin.model import load
 
         model = load(otf["model"])
-    learner = OnTheFly(otf, cfg["oracle"], store, model, log, comm, ranks_per_job)
+    learner = OnTheFly(otf, cfg["oracle"], store, model, log, comm, ranks_per_job, input_id)
     learner.initial(build_system(cfg["system"], specs[0].seed),
                     np.random.default_rng([dyn["seed"], 0x0F1]))
     return learner, None, None
@@ -140,9 +196,14 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
     ensemble = "replicas" in cfg
     steps, is_mc = dyn["steps"], dyn["integrator"] == "mc"
     log_every = out["log_every"] or max(1, steps // 10)
-    learner, saved, tempering_state = None, None, None
+    check_paths(cfg, specs)
+    learner, saved, tempering_state, fingerprint = None, None, None, None
     if cfg.get("otf"):
-        learner, saved, tempering_state = _setup_learner(cfg, specs, comm, log, fresh)
+        from otf_spin.learning.checkpoint import input_fingerprint
+
+        fingerprint = input_fingerprint(cfg)
+        learner, saved, tempering_state = _setup_learner(cfg, specs, comm, log, fresh,
+                                                         fingerprint)
     resume = saved is not None
     integrator = None if is_mc else LLGIntegrator(dyn["integrator"], dyn["timestep"],
                                                   dyn["damping"])
@@ -165,6 +226,10 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
             else:
                 rep.state = new_state(rep.system.directions, spec.seed)
         replicas.append(rep)
+    if not is_mc and replicas:          # the step must resolve the precession in B_eff
+        from otf_spin.io.runconfig import check_timestep, field_bound
+
+        check_timestep(dyn, max(field_bound(rep.provider, rep.system) for rep in replicas))
     if learner:
         def refit():
             for rep in replicas:
@@ -272,7 +337,7 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
         if root:
             checkpoint.write(cfg["otf"]["checkpoint"], {k: v for part in states
                                                        for k, v in part.items()},
-                             learner, len(learner.store), tempering)
+                             learner, len(learner.store), tempering, fingerprint)
         comm.barrier()
 
     start = time.perf_counter()
@@ -295,6 +360,7 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
                     rep.sampler.sweep(rep.state, T)
                 else:
                     integrator.step(rep.state, rep.provider, T)
+            kill_point("step")
             if tempering and step % cfg["replicas"]["exchange_every"] == 0:
                 exchange()
             if step % out["every"] == 0 or step == steps:
@@ -311,6 +377,7 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
         f"{specs[0].trajectory} ... {specs[-1].trajectory}"
     print(f"# done: {elapsed:.2f} s, {rate:.3g} spin-updates/s -> {where}", file=log)
     if learner:
+        kill_point("done")
         if root:
             learner.model.save(cfg["otf"]["save_model"])
         print(f"# on the fly: {learner.calls} labels ({learner.reused} reused from the store), "

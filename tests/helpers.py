@@ -1,8 +1,18 @@
 """Shared test helpers (imported by test modules; pytest puts tests/ on sys.path)."""
+import json
 import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import yaml
 
 from otf_spin.io.runconfig import load_run
 from otf_spin.runner import run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_in(folder, path, **kwargs):
@@ -13,3 +23,127 @@ def run_in(folder, path, **kwargs):
         return run(load_run(path), progress=False, log=open(os.devnull, "w"), **kwargs)
     finally:
         os.chdir(cwd)
+
+
+# --- MPI launcher ------------------------------------------------------------------------
+def mpiexec():
+    """The MPI launcher: the virtual environment's own (the ``mpich`` wheel of the test
+    extra puts ``mpiexec`` next to ``sys.executable``) first, then PATH; None if none."""
+    here = os.path.dirname(sys.executable)
+    for name in ("mpiexec", "mpirun"):
+        candidate = os.path.join(here, name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("mpiexec") or shutil.which("mpirun")
+
+
+def mpirun_command(n):
+    """``mpiexec -n N`` for the launcher of :func:`mpiexec` (Open MPI's needs
+    --oversubscribe where N exceeds the cores)."""
+    launcher = mpiexec()
+    assert launcher, ("no MPI launcher: the test extra installs one (pip install -e "
+                      "'.[test]' brings the mpich wheel's mpiexec), or put your MPI's "
+                      "mpiexec on PATH")
+    version = subprocess.run([launcher, "--version"], capture_output=True, text=True)
+    extra = ["--oversubscribe"] if "Open MPI" in version.stdout + version.stderr else []
+    return [launcher, "-n", str(n), *extra]
+
+
+def mpi_env():
+    return dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                OMP_NUM_THREADS="1")
+
+
+# --- kill points -------------------------------------------------------------------------
+# `otf-spin run FILE --quiet` that reports its kill-point counts on its last stderr line
+_RUN = ("import json, sys\n"
+        "from otf_spin.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "from otf_spin.io.atomic import KILL_COUNTS\n"
+        "print('KILL_COUNTS ' + json.dumps(KILL_COUNTS), file=sys.stderr)\n"
+        "sys.exit(code)\n")
+
+
+def small_otf_run(folder, steps=60, replicas=None, **otf):
+    """A quick on-the-fly run file (8 atoms, a small model, several in-run labels and
+    checkpoints) in ``folder``; returns its name."""
+    with open(os.path.join(folder, "model.yaml"), "w") as handle:
+        yaml.safe_dump({"descriptor": {"r_cut": 4.5, "n_max": 6, "l_max": 3},
+                        "kernels": [{"zeta": 1, "normalize": False, "orders": [1],
+                                     "n_sparse": None, "delta": 1.0},
+                                    {"zeta": 4, "normalize": False, "orders": None,
+                                     "n_sparse": 40, "delta": 1.0}]}, handle)
+    data = yaml.safe_load(open(os.path.join(ROOT, "input_examples",
+                                            "bccFe_otf_heisenberg.yaml")))
+    data["system"]["repeat"] = [2, 2, 1]
+    data["dynamics"]["steps"] = steps
+    data["otf"].update({"threshold": 1.0, "check_every": 3, "min_steps_between_calls": 3,
+                        "max_oracle_calls": 9, "checkpoint_every": 15, "reoptimise_every": 3,
+                        "model_config": "model.yaml"}, **otf)
+    if replicas:
+        del data["dynamics"]["temperature"]
+        data["replicas"] = replicas
+    with open(os.path.join(folder, "otf.yaml"), "w") as handle:
+        yaml.safe_dump(data, handle)
+    return "otf.yaml"
+
+
+def otf_process(folder, kill=None, launcher=(), serial=True):
+    """Run ``otf.yaml`` in ``folder`` in a new process (``launcher``: e.g. mpiexec -n 2),
+    SIGKILLed at ``kill`` ("phase:k", see otf_spin.io.atomic) if given. Returns (True if
+    it finished, False if it was killed; its kill-point counts if it finished)."""
+    env = mpi_env()
+    env.pop("OTF_SPIN_KILL_AT", None)
+    if serial:
+        env["OTF_SPIN_MPI"] = "0"
+    if kill:
+        env["OTF_SPIN_KILL_AT"] = kill
+    result = subprocess.run([*launcher, sys.executable, "-c", _RUN, "run", "otf.yaml",
+                             "--quiet"], cwd=folder, env=env, capture_output=True, text=True,
+                            timeout=600)
+    counts = [json.loads(line.split(" ", 1)[1]) for line in result.stderr.splitlines()
+              if line.startswith("KILL_COUNTS ")]
+    killed = result.returncode != 0 and kill and (launcher or result.returncode == -9)
+    if result.returncode != 0 and not killed:
+        raise AssertionError(f"otf-spin run exited with {result.returncode}: "
+                             f"{result.stderr[-2000:]}")
+    return result.returncode == 0, counts[0] if counts else None
+
+
+def _datasets(path):
+    out = {}
+    with h5py.File(path, "r") as h5:
+        h5.visititems(lambda name, obj: out.__setitem__(name, obj[()])
+                      if isinstance(obj, h5py.Dataset) else None)
+        out["/attrs"] = {k: (v.tolist() if hasattr(v, "tolist") else v)
+                         for k, v in h5.attrs.items() if k not in ("stored_at",)}
+    return out
+
+
+def differences(reference, other, files, volatile=("stored_at", "wall_time")):
+    """Names of the datasets (or files) of ``files`` that differ between the folders
+    ``reference`` and ``other``: every value bit for bit (NaN equal to NaN); in a
+    training store's provenance the ``volatile`` keys (time stamps) are ignored."""
+    found = []
+    for name in files:
+        a, b = _datasets(os.path.join(reference, name)), _datasets(os.path.join(other, name))
+        if set(a) != set(b):
+            found.append(f"{name}: datasets {sorted(set(a) ^ set(b))}")
+            continue
+        for key in a:
+            x, y = a[key], b[key]
+            if key == "frames/provenance":
+                x, y = ([{k: v for k, v in json.loads(p).items() if k not in volatile}
+                         for p in z] for z in (x, y))
+            if key == "/attrs":
+                same = x == y
+            elif key == "frames/provenance":
+                same = x == y
+            else:
+                x, y = np.asarray(x), np.asarray(y)
+                same = x.shape == y.shape and x.dtype == y.dtype and (
+                    np.array_equal(x, y, equal_nan=True) if x.dtype.kind in "fc"
+                    else np.array_equal(x, y))
+            if not same:
+                found.append(f"{name}:{key}")
+    return found

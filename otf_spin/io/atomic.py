@@ -1,21 +1,68 @@
-"""Atomic file replacement: write to a temporary file beside the target, then rename."""
+"""Safe output files: atomic replacement, a kind check before any overwrite, and the
+kill points that crash tests use.
+
+Every otf-spin output that may be overwritten carries a format marker (an HDF5 root
+attribute ``format``, or the ``/h5md`` group of a trajectory); :func:`check_overwrite`
+refuses to replace a file of another kind, so a path mix-up cannot destroy a training
+store, a checkpoint, a model or a trajectory.
+
+Kill points: with ``OTF_SPIN_KILL_AT="phase:k[,phase:k ...]"`` in the environment the
+process SIGKILLs itself at the k-th occurrence (from 1, counted per process) of a phase
+(:data:`PHASES`). Without the variable :func:`kill_point` only counts.
+"""
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
+import signal
 import tempfile
+
+#: phases of an on-the-fly run at which a crash test may kill the process
+PHASES = {
+    "label": "an oracle label came back, before it is stored",
+    "store": "mid store append: the new store written beside the old, not yet renamed",
+    "stored": "right after a store append (label stored, model not yet refit)",
+    "refit": "mid refit: new frames added to the model, hyperparameters not yet re-optimised",
+    "checkpoint": "mid checkpoint write: written beside the old one, not yet renamed",
+    "step": "after a dynamics step, before its output and checkpoint",
+    "done": "after the last step and checkpoint, before the final model is written",
+}
+#: occurrences of each phase in this process so far
+KILL_COUNTS: collections.Counter = collections.Counter()
+
+
+def _kill_plan() -> dict:
+    plan = {}
+    for item in filter(None, os.environ.get("OTF_SPIN_KILL_AT", "").split(",")):
+        phase, _, k = item.strip().partition(":")
+        if phase not in PHASES or not k.isdigit():
+            raise ValueError(f"OTF_SPIN_KILL_AT: {item!r} is not phase:k with phase one of "
+                             f"{', '.join(PHASES)}")
+        plan[phase] = int(k)
+    return plan
+
+
+def kill_point(phase: str) -> None:
+    """Count one occurrence of ``phase``; SIGKILL this process if OTF_SPIN_KILL_AT asks
+    for this occurrence."""
+    KILL_COUNTS[phase] += 1
+    if _kill_plan().get(phase) == KILL_COUNTS[phase]:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, phase: str | None = None):
     """Yield a temporary path in the target's folder; on success rename it onto ``path``.
 
     A crash or exception leaves ``path`` untouched (old content or absent) and
-    removes the temporary file. The rename is atomic on POSIX file systems.
+    removes the temporary file. The rename is atomic on POSIX file systems. ``phase``
+    names the kill point between the complete temporary file and the rename.
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
+    _remove_stale(folder, os.path.basename(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=folder)
     os.close(fd)
@@ -26,7 +73,71 @@ def atomic_path(path):
         yield tmp
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        if phase:
+            kill_point(phase)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _remove_stale(folder: str, name: str) -> None:
+    """Remove temporary files of ``name`` that a killed writer left behind (one writer
+    per file: rank 0)."""
+    import re
+
+    pattern = re.compile(r"\." + re.escape(name) + r"\.[A-Za-z0-9_]{8}\.tmp")
+    for entry in os.listdir(folder):
+        if pattern.fullmatch(entry):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, entry))
+
+
+# --- kinds of files -------------------------------------------------------------------
+#: HDF5 ``format`` attribute of each otf-spin file kind (trajectories: the /h5md group)
+MARKERS = {"otf-spin-store": "training store", "otf-spin-checkpoint": "checkpoint",
+           "otf-spin-model": "model"}
+
+
+def file_kind(path) -> str | None:
+    """What the file at ``path`` is: "training store", "checkpoint", "model",
+    "trajectory" (H5MD), "HDF5 file" (other), "folder", "file" (not HDF5); None if
+    absent. Checkpoints of otf-spin 0.x before the marker are recognised by their
+    layout."""
+    import h5py
+
+    path = os.fspath(path)
+    if not os.path.lexists(path):
+        return None
+    if os.path.isdir(path):
+        return "folder"
+    if not h5py.is_hdf5(path):
+        return "file"
+    try:
+        with h5py.File(path, "r") as h5:
+            marker = h5.attrs.get("format")
+            marker = marker.decode() if isinstance(marker, bytes) else marker
+            if marker in MARKERS:
+                return MARKERS[marker]
+            if "h5md" in h5:
+                return "trajectory"
+            if "learner" in h5.attrs and "replicas" in h5:
+                return "checkpoint"
+    except OSError:
+        # a trajectory left open by a killed SWMR writer opens in SWMR mode only
+        try:
+            with h5py.File(path, "r", libver="latest", swmr=True) as h5:
+                return "trajectory" if "h5md" in h5 else "HDF5 file"
+        except OSError:
+            pass
+    return "HDF5 file"
+
+
+def check_overwrite(path, kind: str, key: str) -> None:
+    """Raise ValueError unless ``path`` (the value of ``key``) is absent or already a
+    file of ``kind``: an output never replaces a file of another kind."""
+    found = file_kind(path)
+    if found is not None and found != kind:
+        article = "an" if found.startswith("HDF5") else "a"
+        raise ValueError(f"{key}: {os.fspath(path)} is {article} {found}, not a {kind}; "
+                         "refusing to overwrite it (choose another path)")

@@ -3,28 +3,104 @@ atomically by rank 0.
 
     /replicas/rNNN  directions (N,3); attrs step, time, rng (JSON), bit_generator
     /model          the model with its design rows (model.storage.write_group, with_rows)
-    /               attrs learner (JSON: threshold value and history, call counters,
-                    queue), tempering (JSON or ""), store_frames (frames in the store at
-                    checkpoint time), replicas, package_version
+    /               attrs format "otf-spin-checkpoint", learner (JSON: threshold value and
+                    history, call counters, queue), tempering (JSON or ""), store_frames
+                    (frames in the store at checkpoint time), replicas, package_version,
+                    input (JSON: sha256 of each physics-relevant section of the run file,
+                    :func:`input_fingerprint`)
 
-Everything the run needs to continue exactly as if it had not stopped.
+Everything the run needs to continue exactly as if it had not stopped. A run refuses a
+checkpoint whose input fingerprint differs from its own (:func:`check_input`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
 
 from otf_spin import __version__
 from otf_spin.dynamics.llg import SpinState
-from otf_spin.io.atomic import atomic_path
+from otf_spin.io.atomic import atomic_path, check_overwrite
 from otf_spin.model import storage
 
+FORMAT = "otf-spin-checkpoint"
 
-def write(path, states: dict, learner, store_frames: int, tempering=None) -> None:
+# keys that name files or pace bookkeeping, not physics: changing them keeps a checkpoint
+_NOT_PHYSICS = {"otf": ("store", "checkpoint", "checkpoint_every", "save_model",
+                        "model_config"),
+                "replicas": ("ranks_per_oracle_job",),
+                "oracle": ("workdir", "timeout")}
+# oracles whose ``command`` only launches the code (the physics is in their other keys)
+_LAUNCHER_COMMAND = ("vasp", "qe")
+
+
+def _digest_file(path) -> str | None:
+    if not path:
+        return None
+    with open(path, "rb") as handle:
+        return "sha256:" + hashlib.sha256(handle.read()).hexdigest()
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "settings"):
+        return value.settings()
+    return repr(value)
+
+
+def input_fingerprint(cfg: dict) -> dict:
+    """sha256 of each physics-relevant section of a validated on-the-fly run
+    configuration: system, dynamics, replicas, oracle, otf (file names, checkpoint pace,
+    output settings and the rank layout left out; input files by their content)."""
+    system = dict(cfg["system"], spins_file=_digest_file(cfg["system"].get("spins_file")))
+    oracle = dict(cfg["oracle"].settings())
+    dropped = _NOT_PHYSICS["oracle"] + (("command",) if oracle.get("type")
+                                        in _LAUNCHER_COMMAND else ())
+    sections = {
+        "system": system,
+        "dynamics": cfg["dynamics"],
+        "replicas": {k: v for k, v in (cfg.get("replicas") or {}).items()
+                     if k not in _NOT_PHYSICS["replicas"]},
+        "oracle": {k: v for k, v in oracle.items() if k not in dropped},
+        "otf": dict({k: v for k, v in cfg["otf"].items() if k not in _NOT_PHYSICS["otf"]},
+                    model=_digest_file(cfg["otf"].get("model"))),
+    }
+    return {name: hashlib.sha256(json.dumps(value, sort_keys=True, default=_plain)
+                                 .encode()).hexdigest()
+            for name, value in sections.items()}
+
+
+def input_id(fingerprint: dict) -> str:
+    """One short identifier of a whole input fingerprint (store provenance)."""
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`read` returns: replica states {index: SpinState}, the model, the
+    learner state, frames in the store when written, tempering state (or None) and the
+    input fingerprint of the run that wrote it ({} for checkpoints without one)."""
+
+    states: dict
+    model: object
+    learner: dict
+    store_frames: int
+    tempering: dict | None
+    input: dict
+
+
+def write(path, states: dict, learner, store_frames: int, tempering=None,
+          fingerprint: dict | None = None) -> None:
     """``states``: replica index -> SpinState (all replicas of the run)."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+    check_overwrite(path, "checkpoint", "otf.checkpoint")
+    with atomic_path(path, phase="checkpoint") as tmp, h5py.File(tmp, "w") as h5:
         for index, state in sorted(states.items()):
             g = h5.create_group(f"replicas/r{index:03d}")
             g.create_dataset("directions", data=state.directions)
@@ -33,14 +109,14 @@ def write(path, states: dict, learner, store_frames: int, tempering=None) -> Non
                            bit_generator=type(state.rng.bit_generator).__name__)
         storage.write_group(h5.create_group("model"), learner.model, learner.model.settings,
                             with_rows=True)
-        h5.attrs.update(learner=json.dumps(learner.state()), store_frames=store_frames,
-                        replicas=len(states), package_version=__version__,
-                        tempering=json.dumps(tempering.state()) if tempering else "")
+        h5.attrs.update(format=FORMAT, learner=json.dumps(learner.state()),
+                        store_frames=store_frames, replicas=len(states),
+                        package_version=__version__,
+                        tempering=json.dumps(tempering.state()) if tempering else "",
+                        input=json.dumps(fingerprint or {}))
 
 
-def read(path):
-    """(states {replica index: SpinState}, model, learner state, store_frames, tempering
-    state or None)."""
+def read(path) -> Checkpoint:
     with h5py.File(path, "r") as h5:
         states = {}
         for name, g in h5["replicas"].items():
@@ -51,5 +127,19 @@ def read(path):
                                               np.random.Generator(bit_generator))
         model, _ = storage.read_group(h5["model"], f"{path}:/model")
         tempering = h5.attrs.get("tempering", "")
-        return (states, model, json.loads(h5.attrs["learner"]), int(h5.attrs["store_frames"]),
-                json.loads(tempering) if tempering else None)
+        return Checkpoint(states, model, json.loads(h5.attrs["learner"]),
+                          int(h5.attrs["store_frames"]),
+                          json.loads(tempering) if tempering else None,
+                          json.loads(h5.attrs.get("input", "{}") or "{}"))
+
+
+def check_input(path, saved: dict, current: dict) -> None:
+    """Raise ValueError (one line) if the checkpoint at ``path`` was made by a different
+    input: its fingerprint ``saved`` differs from ``current``."""
+    if saved == current:
+        return
+    changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    what = (f"its sections {', '.join(changed)} differ from this run file's" if saved
+            else "it carries no input fingerprint")
+    raise ValueError(f"otf.checkpoint: {os.fspath(path)} was made by a different input "
+                     f"({what}); rerun with --fresh to discard it and start over")

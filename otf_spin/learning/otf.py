@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from otf_spin.io.atomic import kill_point
 from otf_spin.io.config import Key, Section
 from otf_spin.system import random_cone
 from otf_spin.units import MEV
@@ -109,7 +110,8 @@ class OnTheFly:
     elsewhere), the model is refit there and broadcast, and oracle jobs run on the rank
     groups of :class:`~otf_spin.parallel.jobs.JobGroups`."""
 
-    def __init__(self, cfg: dict, oracle, store, model, log, comm=None, ranks_per_job: int = 1):
+    def __init__(self, cfg: dict, oracle, store, model, log, comm=None, ranks_per_job: int = 1,
+                 input_id: str | None = None):
         from otf_spin.parallel.comm import SerialComm
         from otf_spin.parallel.jobs import JobGroups
 
@@ -117,6 +119,7 @@ class OnTheFly:
         self.comm = comm or SerialComm()
         self.jobs = JobGroups(self.comm, ranks_per_job, oracle)
         self.threshold = Threshold(cfg)
+        self.input_id = input_id    # identifies the run's input in the store's provenance
         self.calls = 0              # oracle labels taken (fresh or reused from the store)
         self.failures = 0
         self.reused = 0
@@ -124,7 +127,7 @@ class OnTheFly:
         self.last_max_std = float("nan")    # largest over all replicas at the last check
         self.oracle_time = 0.0
         self.on_refit = None        # callback (provider cache invalidation)
-        self.queue = []             # (step, directions, sparse candidates, max σ) to label
+        self.queue = []     # (step, directions, sparse candidates, max σ, replica) to label
 
     # --- labelling ------------------------------------------------------------------
     def _label_all(self, probes) -> list | None:
@@ -142,6 +145,8 @@ class OnTheFly:
             self.failures += outcome.failures
             self.oracle_time += outcome.seconds
             self.reused += outcome.labelled is not None and outcome.labelled[1] is None
+            if outcome.labelled is not None and outcome.labelled[1] is not None:
+                kill_point("label")
         return [outcome.labelled for outcome in outcomes]
 
     def _share(self, refit: bool) -> None:
@@ -157,13 +162,25 @@ class OnTheFly:
         self.restore(payload[1])
 
     def initial(self, system, rng) -> None:
-        """Collective. Make sure a model exists: fit on the store, or label initial frames."""
+        """Collective. Make sure a model exists: fit on the store's frames, or label the
+        initial frames and fit on them.
+
+        Frames this same input labelled (provenance ``input`` equal to ``self.input_id``:
+        left by a run killed before its first checkpoint, or by the same run before
+        ``--fresh``) are not fitted on here: the initial ones among them are reused when
+        the initial frames are labelled, the in-run ones when the run reaches them again,
+        so the run replays exactly. If the store holds other frames (other inputs,
+        ``otf-spin generate``), the model is fitted on those and no initial frames are
+        labelled."""
         from otf_spin.model import build_model
 
         if self.model is not None:
             return
-        root = self.comm.rank == 0
-        if self.comm.bcast(len(self.store) == 0 if root else None):
+        root, frames = self.comm.rank == 0, None
+        if root:
+            frames = [f for f in self.store.frames() if self.input_id is None
+                      or f.info["provenance"].get("input") != self.input_id]
+        if not self.comm.bcast(bool(frames) if root else None):
             probes = [system.copy()]
             for _ in range(self.cfg["initial_frames"]):
                 probe = system.copy()
@@ -171,18 +188,18 @@ class OnTheFly:
                 # each spin drawn in a cone around its own initial direction
                 probe.set_directions([_tilt(a, c) for a, c in zip(probe.directions, cone)])
                 probes.append(probe)
-            for labelled in self._label_all(probes) or []:
-                if labelled is not None:
-                    self.store.append([labelled[0]], [labelled[1] or {}])
-        frames = self.store.frames() if root else None
+            for k, labelled in enumerate(self._label_all(probes) or []):
+                if labelled is not None and labelled[1] is not None:
+                    self.store.append([labelled[0]], [dict(
+                        labelled[1], origin="initial", frame=k, input=self.input_id)])
+            frames = [f for f in map(self.store.lookup, probes) if f is not None] \
+                if root else None
         if not self.comm.bcast(bool(frames)):
             raise RuntimeError("no training data: the oracle failed on every initial frame")
         if root:
             import warnings
 
-            # the store's frames count as labels taken, whether labelled just now or by a
-            # run killed before its first checkpoint: such a run then resumes exactly
-            self.calls = len(frames)
+            self.calls = len(frames)        # labels taken before the run
             self.model = build_model(self.cfg["model_settings"])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -212,10 +229,10 @@ class OnTheFly:
         if step - self.last_call < cfg["min_steps_between_calls"]:
             return False
         queued = False
-        for max_std, directions, pool in reports:
+        for replica, (max_std, directions, pool) in enumerate(reports):
             if max_std > self.threshold.value and \
                     self.calls + len(self.queue) < cfg["max_oracle_calls"]:
-                self.queue.append((step, directions.copy(), pool, max_std))
+                self.queue.append((step, directions.copy(), pool, max_std, replica))
                 queued = True
         if not queued:
             return False
@@ -223,20 +240,21 @@ class OnTheFly:
         if len(self.queue) < cfg["batch_size"]:
             return False
         probes = []
-        for _, directions, _, _ in self.queue:
+        for _, directions, _, _, _ in self.queue:
             probe = system.copy()
             probe.directions = directions
             probes.append(probe)
         results = self._label_all(probes)
         frames, pools = [], []
         if self.comm.rank == 0:
-            for (queued_step, _, pool, max_std), labelled in zip(self.queue, results):
+            for (queued_step, _, pool, max_std, replica), labelled in zip(self.queue, results):
                 self.threshold.record(max_std)
                 if labelled is None:
                     continue
                 frame, provenance = labelled
                 if provenance is not None:
-                    self.store.append([frame], [dict(provenance, step=queued_step)])
+                    self.store.append([frame], [dict(provenance, origin="run", step=queued_step,
+                                                     replica=replica, input=self.input_id)])
                 self.calls += 1
                 frames.append(frame)
                 pools.append(pool)
@@ -253,6 +271,7 @@ class OnTheFly:
         cfg = self.cfg
         n_new = min(cfg["new_sparse_per_call"] * len(frames), sum(len(p) for p in pools))
         self.model.add_frames(frames, n_new_sparse=n_new, candidates=pools)
+        kill_point("refit")
         if cfg["reoptimise_every"] and self.calls % cfg["reoptimise_every"] < len(frames):
             self.model.optimise_hyperparameters(
                 {"sigma_energy": (cfg["noise_floor_energy"], 1.0),
@@ -270,8 +289,8 @@ class OnTheFly:
                 "failures": self.failures, "reused": self.reused,
                 "oracle_time": self.oracle_time, "last_call": self.last_call,
                 "last_max_std": self.last_max_std,
-                "queue": [[s, d.tobytes().hex(), list(map(int, c)), m]
-                          for s, d, c, m in self.queue]}
+                "queue": [[s, d.tobytes().hex(), list(map(int, c)), m, r]
+                          for s, d, c, m, r in self.queue]}
 
     def restore(self, state: dict) -> None:
         self.threshold.restore(state["threshold"])
@@ -279,8 +298,9 @@ class OnTheFly:
         self.reused = int(state.get("reused", 0))
         self.oracle_time = float(state.get("oracle_time", 0.0))
         self.last_call, self.last_max_std = int(state["last_call"]), float(state["last_max_std"])
-        self.queue = [(s, np.frombuffer(bytes.fromhex(d)).reshape(-1, 3).copy(),
-                       np.array(c, dtype=int), m) for s, d, c, m in state.get("queue", [])]
+        self.queue = [(q[0], np.frombuffer(bytes.fromhex(q[1])).reshape(-1, 3).copy(),
+                       np.array(q[2], dtype=int), q[3], q[4] if len(q) > 4 else None)
+                      for q in state.get("queue", [])]
 
 
 def _tilt(axis, local):

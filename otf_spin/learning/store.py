@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from otf_spin import __version__
-from otf_spin.io.atomic import atomic_path
+from otf_spin.io.atomic import atomic_path, check_overwrite, kill_point
 from otf_spin.io.extxyz import DataFileError, Frame
 from otf_spin.system import SpinSystem
 
@@ -103,10 +103,12 @@ class TrainingStore:
             added += 1
         if added:
             self._write()
+            kill_point("stored")
         return added
 
     def _write(self):
-        with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as h5:
+        check_overwrite(self.path, "training store", "store")
+        with atomic_path(self.path, phase="store") as tmp, h5py.File(tmp, "w") as h5:
             h5.attrs.update(format=FORMAT, format_version=FORMAT_VERSION,
                             package_version=__version__)
             g = h5.create_group("frames")

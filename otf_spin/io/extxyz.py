@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from otf_spin.io.atomic import atomic_path
-from otf_spin.system import SpinSystem, check_system
+from otf_spin.system import MAX_MOMENT, SpinSystem, check_system
 
 #: label keys a frame may carry: name -> per-atom?
 LABELS = {"energy": False, "energy_std": False, "fields": True, "fields_std": True,
@@ -81,6 +81,11 @@ def _frame_from_atoms(atoms, path: str, index: int, moment: float | None) -> Fra
             raise DataFileError(f"{where}: 'magmoms' must be N×3 moment vectors (μB), got "
                                 f"shape {moments.shape}")
         _check_finite(moments, "magmoms", where)
+        big = np.abs(moments).max(axis=1) > MAX_MOMENT
+        if big.any():
+            atom = int(np.flatnonzero(big)[0])
+            raise DataFileError(f"{where}: atom {atom}: 'magmoms' {moments[atom].tolist()} "
+                                f"beyond ±{MAX_MOMENT:g} μB")
         if np.any(np.linalg.norm(moments, axis=1) == 0):
             raise DataFileError(f"{where}: 'magmoms' has zero vectors; spin direction undefined")
         system.moments = moments

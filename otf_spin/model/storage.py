@@ -160,11 +160,12 @@ def _header(h5, path):
     """(settings, hyper) from the file's attributes; DataFileError naming a bad one."""
     from otf_spin.io.extxyz import DataFileError
 
+    for name in ("format_version", "settings", "hyper"):
+        if name not in h5.attrs:
+            raise DataFileError(f"{path}: attribute '{name}' is missing")
     try:
         version = int(h5.attrs["format_version"])
         settings, hyper = json.loads(h5.attrs["settings"]), json.loads(h5.attrs["hyper"])
-    except KeyError as exc:
-        raise DataFileError(f"{path}: attribute {exc} is missing") from None
     except (TypeError, ValueError) as exc:
         raise DataFileError(f"{path}: unreadable header attribute ({exc})") from None
     if version > FORMAT_VERSION:

@@ -25,6 +25,10 @@ K_B = 8.617333262e-5          #: Boltzmann constant, eV/K
 RYDBERG = 13.605693122994     #: Rydberg energy, eV
 HARTREE = 2 * RYDBERG         #: Hartree energy, eV
 BOHR = 0.529177210903         #: Bohr radius, Å
+ELEMENTARY_CHARGE = 1.602176634e-19   #: C (J per eV)
+MU0_OVER_4PI = 1.00000000055e-7       #: vacuum permeability / 4π, T·m/A
+#: dipolar energy scale (μ0/4π) μB² / Å³ in eV (≈ 5.37e-5 eV = 0.0537 meV)
+DIPOLAR_EV = MU0_OVER_4PI * MU_B**2 * ELEMENTARY_CHARGE * 1e30
 
 # --- conversion factors to internal units --------------------------------------
 MEV = 1e-3                    #: meV -> eV

@@ -23,6 +23,7 @@ EXAMPLE = os.path.join(ROOT, "input_examples", "bccFe_generate.yaml")
 def shell_oracle(shells, couplings):
     """Heisenberg oracle with one J (eV) per shell distance (Å)."""
     return oracles.from_block({"type": "heisenberg", "convention": "double_counted",
+                               "distance_unit": "angstrom",
                                "shell_tolerance": 1e-3, "moment": 2.2,
                                "shells": [[float(d), 1e3 * float(j)]
                                           for d, j in zip(shells, couplings)]})

@@ -119,6 +119,7 @@ def make_provider(calculator, system, field_tesla=(0.0, 0.0, 0.0)):
     """The fastest provider for ``calculator``: compiled Heisenberg when possible."""
     from otf_spin.oracles.heisenberg import HeisenbergOracle
 
-    if isinstance(calculator, HeisenbergOracle) and not calculator.slaving:
+    if isinstance(calculator, HeisenbergOracle) and not calculator.slaving \
+            and not calculator.terms:             # beyond-bilinear terms: compute() only
         return HeisenbergProvider(calculator, system, field_tesla)
     return ComputeProvider(calculator, system, field_tesla)

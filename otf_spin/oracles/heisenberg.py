@@ -35,27 +35,54 @@ def convert_convention(J, source: str, target: str):
 
 # --- exchange laws: pair list -> J (eV, in the oracle's convention) and dJ/dr ----------
 class ShellExchange:
-    """J constant on shells: pairs whose distance is within ``tolerance`` of a shell."""
+    """J constant on shells: pairs whose distance is within ``tolerance`` of a shell.
 
-    def __init__(self, distances, J, tolerance):
+    ``name`` is the YAML key the shells came from (for errors). A shell with a nonzero
+    value that matches no pair of a periodic structure is an error (usually shells
+    written in the wrong ``distance_unit``); in an open cluster only a term none of whose
+    shells matches any pair is.
+    """
+
+    def __init__(self, distances, J, tolerance, name: str = "shells"):
         order = np.argsort(distances)
         self.distances = np.asarray(distances, float)[order]
         self.J = np.asarray(J, float)[order]
         self.tolerance = float(tolerance)
+        self.name = name
         gaps = np.diff(self.distances)
         if np.any(gaps <= 2 * self.tolerance):
             k = int(np.argmin(gaps))
-            raise ConfigError(f"shells at {self.distances[k]:.4f} and {self.distances[k + 1]:.4f}"
-                              f" Å overlap within shell_tolerance {self.tolerance} Å")
+            raise ConfigError(f"{name}: shells at {self.distances[k]:.4f} and "
+                              f"{self.distances[k + 1]:.4f} Å overlap within shell_tolerance "
+                              f"{self.tolerance} Å")
         self.cutoff = self.distances[-1] + self.tolerance
 
+    def _nearest(self, distances):
+        """Index of the nearest shell (P,) and whether the distance lies on it (P,)."""
+        d = self.distances
+        k = np.clip(np.searchsorted(d, distances), 1, len(d) - 1) if len(d) > 1 \
+            else np.zeros(len(distances), int)
+        if len(d) > 1:
+            k = np.where(np.abs(d[k - 1] - distances) < np.abs(d[k] - distances), k - 1, k)
+        return k, np.abs(d[k] - distances) <= self.tolerance
+
+    def membership(self, distances):
+        """Whether each distance (Å) lies on one of the shells (bool array)."""
+        return self._nearest(np.asarray(distances, float))[1]
+
     def __call__(self, nl, system):
-        k = np.clip(np.searchsorted(self.distances, nl.distances), 1, len(self.distances) - 1) \
-            if len(self.distances) > 1 else np.zeros(len(nl.distances), int)
-        k = np.where(np.abs(self.distances[k - 1] - nl.distances)
-                     < np.abs(self.distances[k] - nl.distances), k - 1, k) \
-            if len(self.distances) > 1 else k
-        inside = np.abs(self.distances[k] - nl.distances) <= self.tolerance
+        k, inside = self._nearest(nl.distances)
+        matched = np.bincount(k[inside], minlength=len(self.distances)) > 0
+        missing = (~matched) & (self.J != 0.0)
+        if missing.any() and (system.pbc.any() or matched.sum() == 0) and len(system) > 0:
+            d = self.distances[np.flatnonzero(missing)[0]]
+            near = nl.distances[np.argmin(np.abs(nl.distances - d))] if len(nl.distances) \
+                else None
+            closest = f"closest pair {near:.4f} Å" if near is not None else \
+                f"no pair within {self.cutoff:.4f} Å"
+            raise ConfigError(f"{self.name}: the shell at {d:.4f} Å matches no pair of the "
+                              f"structure ({closest}, shell_tolerance {self.tolerance} Å); "
+                              f"are the distances in distance_unit?")
         return np.where(inside, self.J[k], 0.0), np.zeros(len(nl.distances))
 
 
@@ -135,30 +162,59 @@ UPPASD = Section({
 })
 
 
-def _one_source(block):
+#: keys whose values are distances in ``distance_unit``
+DISTANCE_KEYS = ("shells", "formula", "biquadratic", "pseudo_dipolar", "three_spin",
+                 "triangle", "dipolar")
+
+
+def _check_block(block):
     given = [k for k in ("shells", "pairs", "formula", "uppasd") if block.get(k) is not None]
     if len(given) != 1:
         return (f"give exactly one exchange source of shells, pairs, formula, uppasd "
                 f"(got {', '.join(given) or 'none'})")
+    uses = [k for k in DISTANCE_KEYS if block.get(k) is not None]
+    if uses and block.get("distance_unit") is None:
+        return (f"distance_unit: required with {', '.join(uses)} (angstrom: distances in Å; "
+                f"lattice: in units of the lattice constant a); there is no default")
+    if not np.linalg.norm(block["fm_direction"]) > 0:
+        return "fm_direction: must be a nonzero vector"
+    axis = (block.get("uniaxial_anisotropy") or {}).get("axis")
+    if axis is not None and not np.linalg.norm(axis) > 0:
+        return "uniaxial_anisotropy.axis: must be a nonzero vector"
     return None
 
 
+def _shell_rows(doc, symbol):
+    return Key("list", doc, None, item=Key("row", f"[distance, {symbol}]", columns=(
+        Key("float", "distance (distance_unit)", minimum=1e-6),
+        Key("quantity", symbol, unit="meV", dimension="energy"))))
+
+
+def _multi_spin(doc):
+    return Key("section", doc, None, section=Section({
+        "K": Key("quantity", "coupling K", unit="meV", dimension="energy"),
+        "shells": Key("list", "neighbour shells (distance_unit) that carry the term",
+                      item=Key("float", "distance (distance_unit)", minimum=1e-6)),
+    }))
+
+
+_VECTOR = dict(item=Key("float", "component"), length=3)
+
 SCHEMA = Section({
     "convention": Key("str", "exchange convention: double_counted H = -Σ_{i≠j} J e_i·e_j "
-                      "(Pajda, UppASD); per_pair H = -Σ_{i<j} J e_i·e_j (Spirit, VAMPIRE)",
+                      "(Pajda, UppASD); per_pair H = -Σ_{i<j} J e_i·e_j (Spirit, VAMPIRE); "
+                      "applies to biquadratic and pseudo_dipolar too",
                       choices=CONVENTIONS),
-    "distance_unit": Key("str", "unit of shell distances and formula cutoff: angstrom, or "
-                         "lattice = units of the lattice constant a", "angstrom",
+    "distance_unit": Key("str", "unit of every shell distance and cutoff: angstrom, or "
+                         "lattice = units of the lattice constant a; required with shells, "
+                         "formula or any shell term (no default)", None,
                          choices=("angstrom", "lattice")),
     "lattice_constant": Key("quantity", "lattice constant a for distance_unit: lattice when "
                             "no system section provides it", None, unit="angstrom",
                             dimension="length", minimum=1e-6),
     "shell_tolerance": Key("quantity", "a pair belongs to a shell within this distance", 0.05,
                            unit="angstrom", dimension="length", minimum=0.0),
-    "shells": Key("list", "exchange shells [distance (distance_unit), J (meV)]", None,
-                  item=Key("row", "[distance, J]", columns=(
-                      Key("float", "distance (distance_unit)", minimum=1e-6),
-                      Key("quantity", "J", unit="meV", dimension="energy")))),
+    "shells": _shell_rows("exchange shells [distance (distance_unit), J (meV)]", "J"),
     "pairs": Key("list", "explicit couplings [i, j, n1, n2, n3, J (meV)]: atom j shifted by "
                  "n·cell", None, item=Key("row", "[i, j, n1, n2, n3, J]", columns=(
                      Key("int", "i", minimum=0), Key("int", "j", minimum=0), Key("int", "n1"),
@@ -170,24 +226,55 @@ SCHEMA = Section({
     "moment": MOMENT_KEY,
     "moment_slaving": Key("section", "slave moments to spin angles (paper Eq. 41); energies "
                           "scale by M_i M_j / m0²", None, section=SLAVING),
-}, "Heisenberg exchange oracle", _one_source)
+    "biquadratic": _shell_rows("biquadratic shells [distance, B (meV)]: E = -Σ B (e_i·e_j)², "
+                               "pairs counted as convention", "B"),
+    "pseudo_dipolar": _shell_rows("pseudo-dipolar shells [distance, D (meV)]: E = -Σ D "
+                                  "[3(e_i·r̂)(e_j·r̂) - e_i·e_j], pairs counted as convention",
+                                  "D"),
+    "three_spin": _multi_spin("E = -K Σ_i Σ_{j<k} (e_i·e_j)(e_i·e_k), j, k neighbours of i "
+                              "on the shells; once per centre i and unordered pair {j, k}"),
+    "triangle": _multi_spin("E = -K Σ (e_i·e_j)(e_j·e_k)(e_k·e_i) over triangles whose three "
+                            "edges lie on the shells; each triangle once"),
+    "dipolar": Key("section", "magnetic dipole-dipole energy -(μ0/4π) μB² M_i M_j / r³ "
+                   "[3(e_i·r̂)(e_j·r̂) - e_i·e_j], each pair once, real-space sum to cutoff "
+                   "(no Ewald)", None, section=Section({
+                       "cutoff": Key("float", "real-space cutoff r_c (distance_unit)",
+                                     minimum=1e-6)})),
+    "uniaxial_anisotropy": Key("section", "E = -K Σ_i (e_i·n)² (K > 0: easy axis n)", None,
+                               section=Section({
+                                   "K": Key("quantity", "K_u per atom", unit="meV",
+                                            dimension="energy"),
+                                   "axis": Key("list", "axis n (normalised)", **_VECTOR)})),
+    "cubic_anisotropy": Key("section", "E = +K Σ_i (e_x²e_y² + e_y²e_z² + e_z²e_x²), "
+                            "Cartesian axes (K > 0: easy axes ⟨100⟩)", None,
+                            section=Section({"K": Key("quantity", "K_c per atom", unit="meV",
+                                                      dimension="energy")})),
+    "fm_direction": Key("list", "spin direction of the collinear FM reference state "
+                        "(energy = E - E_FM along it); matters for anisotropic terms only",
+                        [0.0, 0.0, 1.0], **_VECTOR),
+}, "Heisenberg exchange oracle", _check_block)
 
 
 class HeisenbergOracle(Oracle):
-    """Classical Heisenberg model with optional moment slaving (paper Sec. III B)."""
+    """Classical Heisenberg model with optional moment slaving (paper Sec. III B) and
+    optional beyond-Heisenberg ``terms`` (:mod:`otf_spin.oracles.terms`)."""
 
     name = "heisenberg"
     implemented_properties = ("energy", "fields", "magmoms", "forces")
     schema = SCHEMA
 
     def __init__(self, exchange, convention: str = "double_counted", moment: float = 2.2,
-                 slaving: dict | None = None, settings: dict | None = None):
+                 slaving: dict | None = None, settings: dict | None = None, terms=(),
+                 fm_direction=(0.0, 0.0, 1.0)):
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
         self.exchange = exchange
         self.convention = convention
         self.moment = float(moment)
         self.slaving = slaving
+        self.terms = tuple(terms)
+        fm = np.asarray(fm_direction, float)
+        self.fm_direction = fm / np.linalg.norm(fm)
         self._settings = settings or {}
         self._cache_key = None
         self._cache = None
@@ -204,10 +291,10 @@ class HeisenbergOracle(Oracle):
                 raise ConfigError("lattice_constant: required with distance_unit: lattice when "
                                   "no system section gives a")
             scale = float(a)
+        tolerance = block["shell_tolerance"]
         if block["shells"] is not None:
             rows = np.array(block["shells"], float)
-            exchange = ShellExchange(rows[:, 0] * scale, rows[:, 1],
-                                     block["shell_tolerance"])
+            exchange = ShellExchange(rows[:, 0] * scale, rows[:, 1], tolerance)
         elif block["pairs"] is not None:
             rows = block["pairs"]
             exchange = PairExchange([r[:5] for r in rows], [r[5] for r in rows])
@@ -222,11 +309,11 @@ class HeisenbergOracle(Oracle):
                 raise ConfigError("lattice_constant: required with uppasd exchange when no "
                                   "system section gives a")
             distances, J = read_jfile_shells(u["jfile"], float(a), u["maptype"], u["posfile"],
-                                             u["cell"], block["shell_tolerance"])
-            exchange = ShellExchange(distances, J, block["shell_tolerance"])
+                                             u["cell"], tolerance)
+            exchange = ShellExchange(distances, J, tolerance, name="uppasd")
         settings = {k: v for k, v in block.items() if v is not None}
         return cls(exchange, block["convention"], block["moment"], block["moment_slaving"],
-                   settings)
+                   settings, build_terms(block, scale), block["fm_direction"])
 
     def settings(self):
         return {"type": self.name, **self._settings}
@@ -236,7 +323,16 @@ class HeisenbergOracle(Oracle):
         """(offsets, neigh, J_dir, dJ_dir, vectors, distances) for ``system``.
 
         J_dir (eV) is the weight of one directed pair entry: E = -Σ_p J_dir s_i s_j c_ij.
+        Only for a purely bilinear oracle: compiled consumers (LLG provider, Monte Carlo,
+        Curie estimates) would silently drop any other term.
         """
+        if self.terms:
+            raise ValueError("this Heisenberg oracle has terms beyond bilinear exchange ("
+                             + ", ".join(t.key for t in self.terms) + "): pair couplings do "
+                             "not describe it; only compute() (ComputeProvider) does")
+        return self._pair_couplings(system)
+
+    def _pair_couplings(self, system):
         key = (system.positions.tobytes(), system.cell.tobytes(), system.pbc.tobytes())
         if key == self._cache_key:
             return self._cache
@@ -258,7 +354,7 @@ class HeisenbergOracle(Oracle):
     # --- the calculation --------------------------------------------------------
     def slaved_moments(self, system, couplings=None):
         """Moments M_i (N,) of paper Eq. 41 and the per-pair data needed for gradients."""
-        offsets, neigh, J, _, _, _ = couplings or self.couplings(system)
+        offsets, neigh, J, _, _, _ = couplings or self._pair_couplings(system)
         rows = np.repeat(np.arange(len(system)), np.diff(offsets))
         other = neigh != rows
         i, j = rows[other], neigh[other]
@@ -270,31 +366,26 @@ class HeisenbergOracle(Oracle):
         return self.slaving["m0"] - coef * theta_sum, (i, j, c, coef)
 
     def compute(self, system):
-        couplings = self.couplings(system)
+        couplings = self._pair_couplings(system)
         offsets, neigh, J, dJ, vectors, distances = couplings
         n = len(system)
         e = np.ascontiguousarray(system.directions)
         if self.slaving:
             M, (pi, pj, pc, coef) = self.slaved_moments(system, couplings)
             s = M / self.slaving["m0"]
+            M_fm = np.full(n, float(self.slaving["m0"]))
         else:
             M = system.magnitudes.copy()
             s = np.ones(n)
+            M_fm = M
         h = np.empty((n, 3))
         self._kernel.exchange_field(e, s, offsets, neigh, J, h)
         e_dot_h = np.einsum("ik,ik->i", e, h)
-        energy = -float(np.dot(s, e_dot_h)) + float(J.sum())  # E - E_FM (E_FM = -Σ J_dir)
-        # transverse gradient of E w.r.t. e_i (each bond appears in both rows)
-        grad = -2.0 * s[:, None] * (h - e_dot_h[:, None] * e)
-        if self.slaving:
-            dE_dM = -2.0 * e_dot_h / self.slaving["m0"]
-            sin = np.sqrt(np.clip(1.0 - pc**2, 0.0, None))
-            inv_sin = np.divide(1.0, sin, out=np.zeros_like(sin), where=sin > 1e-12)
-            # θ_ij enters M_i with weight -coef_i: ∂E/∂θ_ij = -coef_i dE/dM_i
-            t = (-coef[pi] * dE_dM[pi]) * (-inv_sin)   # times ∂θ/∂c · (transverse part)
-            np.add.at(grad, pi, t[:, None] * (e[pj] - pc[:, None] * e[pi]))
-            np.add.at(grad, pj, t[:, None] * (e[pi] - pc[:, None] * e[pj]))
-        fields = -grad / M[:, None]
+        energy_fm = -float(J.sum())                      # E_FM = -Σ J_dir (s = 1)
+        energy = -float(np.dot(s, e_dot_h)) - energy_fm
+        # gradient of E w.r.t. e_i (each bond appears in both rows)
+        grad = -2.0 * s[:, None] * h
+        dE_dM = -2.0 * e_dot_h / self.slaving["m0"] if self.slaving else np.zeros(n)
         # forces: E = -Σ_p J(r_p) s_i s_j c_p with r_p = |r_j + S - r_i|
         rows = np.repeat(np.arange(n), np.diff(offsets))
         c_all = np.einsum("pk,pk->p", e[rows], e[neigh])
@@ -302,5 +393,51 @@ class HeisenbergOracle(Oracle):
         forces = np.zeros((n, 3))
         np.add.at(forces, rows, g)
         np.add.at(forces, neigh, -g)
+        if self.terms:
+            fm = np.tile(self.fm_direction, (n, 1))
+            for term in self.terms:
+                e_t, grad_t, forces_t, dE_dM_t = term(system, e, M)
+                e_fm_t = term(system, fm, M_fm)[0]
+                energy += e_t - e_fm_t
+                energy_fm += e_fm_t
+                grad += grad_t
+                forces += forces_t
+                dE_dM += dE_dM_t
+        grad -= np.einsum("ik,ik->i", grad, e)[:, None] * e      # transverse part
+        if self.slaving:
+            sin = np.sqrt(np.clip(1.0 - pc**2, 0.0, None))
+            inv_sin = np.divide(1.0, sin, out=np.zeros_like(sin), where=sin > 1e-12)
+            # θ_ij enters M_i with weight -coef_i: ∂E/∂θ_ij = -coef_i dE/dM_i
+            t = (-coef[pi] * dE_dM[pi]) * (-inv_sin)   # times ∂θ/∂c · (transverse part)
+            np.add.at(grad, pi, t[:, None] * (e[pj] - pc[:, None] * e[pi]))
+            np.add.at(grad, pj, t[:, None] * (e[pi] - pc[:, None] * e[pj]))
+        fields = -grad / M[:, None]
         return {"energy": energy, "fields": fields, "magmoms": e * M[:, None],
-                "forces": forces, "energy_fm": -float(J.sum())}
+                "forces": forces, "energy_fm": energy_fm}
+
+
+def build_terms(block, scale: float = 1.0) -> list:
+    """Beyond-Heisenberg terms of a validated oracle block; distances times ``scale`` (Å)."""
+    from otf_spin.oracles import terms
+
+    weight = DIRECTED_WEIGHT[block["convention"]]
+    tolerance = block["shell_tolerance"]
+    out = []
+    for key, cls in (("biquadratic", terms.BiquadraticTerm),
+                     ("pseudo_dipolar", terms.PseudoDipolarTerm)):
+        if block.get(key) is not None:
+            rows = np.array(block[key], float)
+            out.append(cls(ShellExchange(rows[:, 0] * scale, rows[:, 1], tolerance, key),
+                           weight))
+    for key, cls in (("three_spin", terms.ThreeSpinTerm), ("triangle", terms.TriangleTerm)):
+        if block.get(key) is not None:
+            d = np.array(block[key]["shells"], float) * scale
+            out.append(cls(block[key]["K"], ShellExchange(d, np.ones(len(d)), tolerance, key)))
+    if block.get("dipolar") is not None:
+        out.append(terms.DipolarTerm(block["dipolar"]["cutoff"] * scale))
+    if block.get("uniaxial_anisotropy") is not None:
+        u = block["uniaxial_anisotropy"]
+        out.append(terms.UniaxialTerm(u["K"], u["axis"]))
+    if block.get("cubic_anisotropy") is not None:
+        out.append(terms.CubicTerm(block["cubic_anisotropy"]["K"]))
+    return out

@@ -1,14 +1,15 @@
 """Quantum ESPRESSO oracle: input/output handling, and (slow) a real pw.x run whose
 transverse field is checked against a finite difference of constrained energies."""
 import os
+import re
 import shutil
 
 import numpy as np
 import pytest
 
 from otf_spin.oracles import OracleFailure, from_block
-from otf_spin.oracles.qe import parse_pw_output
-from otf_spin.system import bulk
+from otf_spin.oracles.qe import parse_pw_output, species_labels
+from otf_spin.system import SpinSystem, bulk
 
 PW_OUT = """     Program PWSCF v.6.7MaX starts on 24Nov2026 at  2:56:36
      unit-cell volume          =      70.9958 (a.u.)^3
@@ -49,21 +50,66 @@ def test_input_has_one_species_per_atom_and_the_constraint(tmp_path):
     system = bulk("bcc", 2.83, (1, 1, 1))
     t = np.radians(30)
     system.set_directions([[0, 0, 1.0], [np.sin(t), 0, np.cos(t)]])
-    oracle._write(system, str(tmp_path), system.directions)
+    oracle._write(system, str(tmp_path), system.directions, 20.0)
     text = open(tmp_path / "pw.in").read()
     for needle in ("noncolin = .true.", "constrained_magnetization = 'atomic'", "ntyp = 2",
                    "angle1(2) = 30.00000000", "starting_magnetization(2) = 2.200000",
-                   "Fe2 55.845 Fe.pbe-nd-rrkjus.UPF", "K_POINTS automatic"):
+                   "Fe2 55.845 Fe.pbe-nd-rrkjus.UPF", "K_POINTS automatic", "lambda = 20"):
         assert needle in text
-    big = bulk("bcc", 2.83, (2, 2, 2))
-    with pytest.raises(OracleFailure, match="at most 10 species"):
-        oracle._write(big, str(tmp_path), big.directions)
+    assert "startingwfc" not in text
+    oracle._write(system, str(tmp_path), system.directions, 40.0, restart=True)
+    text = open(tmp_path / "pw.in").read()
+    assert "lambda = 40" in text and "startingwfc = 'file'" in text \
+        and "startingpot = 'file'" in text
+
+
+def test_labels_are_unique_in_the_three_characters_pw_x_reads():
+    labels = species_labels(["Fe"] * 12 + ["H"] * 12 + ["Co"] * 2)
+    assert labels[:10] == [f"Fe{d}" for d in "1234567890"] and labels[10:12] == ["FeA", "FeB"]
+    assert labels[12:24] == [f"H{k}" for k in range(1, 13)] and labels[24:] == ["Co1", "Co2"]
+    assert all(len(label) <= 3 for label in labels)
+    assert len({label[:3] for label in labels}) == len(labels)
+    with pytest.raises(ValueError, match="more than 36 Fe atoms"):
+        species_labels(["Fe"] * 37)
+
+
+def test_ten_atoms_are_written_eleven_fail_before_launch(tmp_path):
+    """Stock pw.x has ntypx = 10 species (Modules/parameters.f90), one per constrained
+    atom: a 10-atom cell is written (pw.x 6.7 runs it: fixtures/qe_recorded/
+    ten_species.out), an 11-atom cell fails with a one-line error before anything is
+    launched; max_species lifts the limit for a pw.x rebuilt with a larger ntypx."""
+    marker = tmp_path / "launched"
+    oracle = from_block({"type": "qe", "command": f"touch {marker}; false",
+                         "workdir": str(tmp_path / "jobs")})
+    for n in (9, 10):
+        system = bulk("bcc", 2.83, (n // 2, 1, 1)) if n % 2 == 0 else \
+            bulk("bcc", 2.83, (5, 1, 1))
+        if n == 9:
+            system = SpinSystem(system.cell, system.positions[:9], system.species[:9])
+        oracle._write(system, str(tmp_path), system.directions, 20.0)
+        text = open(tmp_path / "pw.in").read()
+        assert f"ntyp = {n}" in text and f"nat = {n}" in text
+        labels = re.findall(r"^  (Fe\w) 55.845", text, re.M)
+        assert len(labels) == n == len(set(labels))
+    eleven = SpinSystem(bulk("bcc", 2.83, (6, 1, 1)).cell,
+                        bulk("bcc", 2.83, (6, 1, 1)).positions[:11], ["Fe"] * 11)
+    with pytest.raises(OracleFailure) as info:
+        oracle.compute(eleven)
+    message = str(info.value)
+    assert "11 atoms" in message and "allows 10" in message and "ntypx" in message \
+        and "max_species" in message and "\n" not in message
+    assert not marker.exists() and not (tmp_path / "jobs").exists()
+    big = from_block({"type": "qe", "command": "true", "max_species": 16})
+    big._write(eleven, str(tmp_path), eleven.directions, 20.0)
+    assert "ntyp = 11" in open(tmp_path / "pw.in").read()
 
 
 def test_volume_factor_by_version():
     oracle = from_block({"type": "qe", "command": "true", "lambda": 10.0})
     old = {"version": (6, 7, 0), "fft": (24, 24, 24), "volume": 70.9958}
     assert oracle.lambda_eff(old) == pytest.approx(10.0 * 70.9958 / 24**3)
+    assert oracle.lambda_eff(dict(old, version=(7, 3, 1))) == pytest.approx(
+        10.0 * 70.9958 / 24**3)
     assert oracle.lambda_eff(dict(old, version=(7, 4, 0))) == 10.0
 
 
@@ -98,3 +144,19 @@ def test_real_pw_x_field_matches_finite_difference_of_constrained_energies(tmp_p
     assert abs(field) > 0.01                                        # eV/μB: a real field
     assert field == pytest.approx(field_fd, rel=0.15)
     assert len(os.listdir(tmp_path / "jobs")) == 4                  # FM reference once
+
+
+def test_recorded_pw_x_accepts_ten_species_with_three_character_labels():
+    """pw.x 6.7 (Debian) read a 10-species constrained input labelled as the backend
+    labels (fixtures/qe_recorded/ten_species.in/.out): its ntypx is 10, all 10 labels
+    are distinct species (Fe10 would have become a second 'Fe1')."""
+    here = os.path.join(os.path.dirname(__file__), "fixtures", "qe_recorded")
+    text = open(os.path.join(here, "ten_species.out")).read()
+    assert "Program PWSCF v.6.7" in text
+    assert re.search(r"Max number of different atomic species \(ntypx\) = 10", text)
+    read = re.findall(r"^\s+(Fe\w)\s+8\.00\s+55\.84500\s+Fe\( 1\.00\)", text, re.M)
+    assert read == species_labels(["Fe"] * 10) and len(set(read)) == 10
+    assert "two occurrences" not in text and "total energy" in text
+    given = re.findall(r"^(Fe\w) 55.845", open(os.path.join(here, "ten_species.in")).read(),
+                       re.M)
+    assert given == read

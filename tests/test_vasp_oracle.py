@@ -189,3 +189,15 @@ def test_vasp_manual_example_penalty_is_sum_of_rows_squared_over_lambda():
         parse_oszicar_constraint("DAV: 1 ...", 3)
     with pytest.raises(ValueError, match="MW_int"):
         parse_oszicar_moments(text, 4)
+
+
+def test_fd_check_script_runs_end_to_end_on_the_fake_vasp(tmp_path):
+    """benchmarks/vasp_fd_check.py, the first check for a VASP user, with --fake."""
+    import subprocess
+
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "vasp_fd_check.py")
+    run = subprocess.run([sys.executable, script, "--fake", "--workdir", str(tmp_path / "j")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "OK: the backend's field and energy labels agree" in run.stdout
+    assert len(os.listdir(tmp_path / "j")) == 4           # FM reference + θ-δ, θ, θ+δ

@@ -2,20 +2,26 @@
 
 Template (what is written): one pw.x input (``pw.in``) with ``noncolin = .true.`` and
 ``constrained_magnetization = 'atomic'``: pw.x constrains moments *per species*, so each
-atom becomes its own species (Fe1, Fe2, ...) with ``starting_magnetization`` = |m_i| (μB)
-and ``angle1``/``angle2`` = polar/azimuthal angles of e_i (degrees); the penalty is
-λ Σ_i |m_i - m_i^0|² (Ry). QE 6.7 (Debian bookworm) allows at most 10 species.
+atom becomes its own species, labelled element + one or two characters, unique within
+the 3 characters pw.x keeps (Fe1 … Fe9, Fe0, FeA, …; H1 … H99), with
+``starting_magnetization`` = |m_i| (μB) and ``angle1``/``angle2`` = polar/azimuthal angles
+of e_i (degrees); the penalty is λ Σ_i |m_i - m_i⁰|² (Ry). A stock pw.x has at most
+ntypx = 10 species (Modules/parameters.f90), so at most 10 atoms per job: larger cells
+fail before launch (``max_species`` for a pw.x rebuilt with a larger ntypx).
 Profile (how it is launched): ``command``, e.g. ``mpirun -np 2 pw.x -in pw.in``.
 
 Read: the last ``!    total energy`` (Ry; the penalty is *not* included), convergence,
-and the last per-atom block ("magnetization :" and "constrained moment :" in μB).
-pw.x prints no field. The internal transverse field is minus the constraining field:
-B_i = +2 λ_eff (m_i - m_i^0), projected perpendicular to e_i, in Ry/μB -> eV/μB, where
-λ_eff = λ Ω/(nr1 nr2 nr3) for pw.x ≤ 7.3.1 (its constraining potential carried that
-volume factor, removed after 7.3.1) and λ after. The field is checked against a finite
-difference of constrained energies in tests/test_qe_oracle.py (real pw.x, slow).
-Energies are relative to the collinear FM state of the same structure with the same
-constraint (all e_i = ẑ), computed once per structure.
+the last per-atom block ("magnetization :" and "constrained moment :" in μB), the
+version, cell volume and FFT grid. λ_eff = λ Ω/(nr1 nr2 nr3) for pw.x ≤ 7.3.1 (its
+constraining potential carried that volume factor, removed after 7.3.1; PW/src/add_bfield.f90)
+and λ after. With x_i = m_i - m_i⁰ (derivation in docs/oracles.md):
+    fields_i = 2 λ_eff x_i projected perpendicular to e_i (Ry/μB -> eV/μB),
+    energy   = E! + 2 λ_eff Σ_i |x_i|² (the constrained energy at m⁰ to O(λ⁻²)),
+relative to the FM state of the same structure constrained along z and labelled alike
+(once per structure); the labelled moments are the targets |m_i⁰| e_i. The residual
+perpendicular moment |x_i⊥| (μB) must stay below ``max_residual``; otherwise λ ×
+``lambda_factor`` (≤ ``lambda_max``) is rerun in the same job folder, restarting from its
+``outdir`` (startingwfc/startingpot = 'file').
 """
 from __future__ import annotations
 
@@ -25,12 +31,15 @@ import re
 import numpy as np
 
 from otf_spin.io.config import Key, Section
-from otf_spin.oracles.base import OracleFailure
-from otf_spin.oracles.base import MOMENT_KEY
-from otf_spin.oracles.fileio import ConstrainedDFTOracle, job_keys
-from otf_spin.units import BOHR, RYDBERG
+from otf_spin.oracles.base import MOMENT_KEY, OracleFailure
+from otf_spin.oracles.fileio import ConstrainedDFTOracle, job_keys, ramp_keys
+from otf_spin.units import RYDBERG
 
-MAX_SPECIES_QE6 = 10
+#: ntypx of a stock pw.x (Modules/parameters.f90): the most species, hence atoms, per job
+NTYPX = 10
+#: label suffixes after a one- or two-letter element symbol (3 characters in all)
+_SUFFIXES = "1234567890ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
 SCHEMA = Section({
     "command": Key("str", "launch command run in each job directory",
                    "mpirun -np 2 pw.x -in pw.in"),
@@ -42,17 +51,35 @@ SCHEMA = Section({
     "kpoints": Key("list", "Monkhorst-Pack mesh", [6, 6, 6], item=Key("int", "n", minimum=1),
                    length=3),
     "degauss": Key("float", "Marzari-Vanderbilt smearing width (Ry)", 0.02, minimum=0.0),
-    "lambda": Key("float", "penalty weight λ of constrained_magnetization (Ry/μB²)", 20.0,
-                  minimum=0.0),
+    **ramp_keys(20.0, 20000.0, "Ry/μB², as written to pw.in", 0.02),
     "conv_thr": Key("float", "SCF convergence threshold (Ry)", 1e-8, minimum=0.0),
     "mixing_beta": Key("float", "SCF mixing", 0.2, minimum=0.0, maximum=1.0),
     "volume_factor": Key("str", "λ_eff = λΩ/N_FFT: auto (by the pw.x version printed), "
                          "always, never", "auto", choices=("auto", "always", "never")),
+    "max_species": Key("int", "most species pw.x accepts (its compile-time ntypx; one per "
+                       "atom)", NTYPX, minimum=1),
     "moment": MOMENT_KEY,
 }, "Quantum ESPRESSO pw.x, constrained noncollinear")
 
 MASSES = {"Fe": 55.845, "Co": 58.933, "Ni": 58.693, "Mn": 54.938, "Cr": 51.996}
 _F = r"[-+]?\d+\.\d+(?:[Ee][-+]?\d+)?"
+
+
+def species_labels(species) -> list[str]:
+    """One pw.x species label per atom, unique within 3 characters: the element symbol
+    and a counter per element (Fe1 … Fe9, Fe0, FeA … FeZ; H1 … H99)."""
+    count, labels = {}, []
+    for s in map(str, species):
+        k = count.get(s, 0)
+        count[s] = k + 1
+        if len(s) == 1 and k < 99:
+            labels.append(f"{s}{k + 1}")
+        elif len(s) == 2 and k < len(_SUFFIXES):
+            labels.append(s + _SUFFIXES[k])
+        else:
+            raise ValueError(f"more than {99 if len(s) == 1 else len(_SUFFIXES)} {s} atoms "
+                             f"cannot get distinct 3-character pw.x labels")
+    return labels
 
 
 def parse_pw_output(text: str, n_atoms: int) -> dict:
@@ -79,20 +106,60 @@ def parse_pw_output(text: str, n_atoms: int) -> dict:
             "volume": float(volume.group(1)) if volume else None}
 
 
+def lambda_eff(lam: float, out: dict, mode: str = "auto") -> float:
+    """λ (Ry/μB²) of the constraining potential pw.x applied, from the λ written and its
+    output (``version``, ``volume`` bohr³, ``fft``): λΩ/N_FFT up to 7.3.1, λ after."""
+    old = out["version"] is not None and out["version"] <= (7, 3, 1)
+    if mode == "always" or (mode == "auto" and old):
+        if out["fft"] is None or out["volume"] is None:
+            raise ValueError("FFT grid or cell volume missing in the pw.x output")
+        return lam * out["volume"] / float(np.prod(out["fft"]))
+    return lam
+
+
+def constrained_labels(out: dict, lam_eff: float, directions) -> dict:
+    """Labels of one parsed constrained pw.x run (see the module doc): energy (eV, not
+    yet relative to FM), fields (N, 3) eV/μB, penalty E_p (eV) and the residual
+    perpendicular moments (N,) μB."""
+    e = np.asarray(directions, float)
+    x = out["moments"] - out["targets"]                         # μB
+    fields = 2.0 * lam_eff * x * RYDBERG                       # internal = -constraining
+    fields -= np.einsum("ik,ik->i", fields, e)[:, None] * e
+    penalty = lam_eff * float(np.sum(x**2)) * RYDBERG
+    x_perp = x - np.einsum("ik,ik->i", x, e)[:, None] * e
+    return {"energy": out["energy"] * RYDBERG + 2.0 * penalty, "fields": fields,
+            "penalty": penalty, "residual": np.linalg.norm(x_perp, axis=1)}
+
+
 class QEOracle(ConstrainedDFTOracle):
     name = "qe"
     implemented_properties = ("energy", "fields", "magmoms")
     schema = SCHEMA
+    kept_outputs = ("pw.in", "job.out", "job.err")
 
-    def _write(self, system, directory, directions):
+    def check_size(self, system, job: str = "qe") -> None:
+        """One-line failure, before any launch, for cells with more atoms than pw.x has
+        species (one species per constrained atom)."""
+        limit = self.cfg.get("max_species", NTYPX)
+        if len(system) > limit:
+            raise OracleFailure(job, "other",
+                                f"{len(system)} atoms need {len(system)} pw.x species (moments "
+                                f"are constrained per species) but pw.x allows {limit} "
+                                f"(ntypx in Modules/parameters.f90): label cells of at most "
+                                f"{limit} atoms, or rebuild pw.x with a larger ntypx and set "
+                                f"max_species")
+
+    def _write(self, system, directory, directions, lam, restart=False):
         n = len(system)
         job = os.path.basename(directory)
-        if n > MAX_SPECIES_QE6:
-            raise OracleFailure(job, "other", f"pw.x constrains moments per species and allows "
-                                f"at most {MAX_SPECIES_QE6} species; this structure has {n} atoms")
+        self.check_size(system, job)
         missing = sorted(set(system.species) - set(self.cfg["pseudopotentials"]))
         if missing:
             raise OracleFailure(job, "other", f"no pseudopotential given for {missing}")
+        try:
+            labels = species_labels(system.species)
+        except ValueError as exc:
+            raise OracleFailure(job, "other", str(exc)) from None
         theta = np.degrees(np.arccos(np.clip(directions[:, 2], -1, 1)))
         phi = np.degrees(np.arctan2(directions[:, 1], directions[:, 0]))
         c = self.cfg
@@ -102,25 +169,28 @@ class QEOracle(ConstrainedDFTOracle):
                  f"  ecutrho = {c['ecutrho']}", "  occupations = 'smearing'",
                  "  smearing = 'mv'", f"  degauss = {c['degauss']}", "  noncolin = .true.",
                  "  nosym = .true.", "  constrained_magnetization = 'atomic'",
-                 f"  lambda = {c['lambda']}", "  report = 1"]
+                 f"  lambda = {lam:g}", "  report = 1"]
         for i in range(n):
             lines += [f"  starting_magnetization({i + 1}) = {system.magnitudes[i]:.6f}",
                       f"  angle1({i + 1}) = {theta[i]:.8f}", f"  angle2({i + 1}) = {phi[i]:.8f}"]
         lines += ["/", "&ELECTRONS", f"  conv_thr = {c['conv_thr']}",
-                  f"  mixing_beta = {c['mixing_beta']}", "/", "ATOMIC_SPECIES"]
-        for i, s in enumerate(system.species):
-            lines.append(f"  {s}{i + 1} {MASSES.get(s, 1.0)} {c['pseudopotentials'][s]}")
+                  f"  mixing_beta = {c['mixing_beta']}"]
+        if restart:
+            lines += ["  startingwfc = 'file'", "  startingpot = 'file'"]
+        lines += ["/", "ATOMIC_SPECIES"]
+        for label, s in zip(labels, system.species):
+            lines.append(f"  {label} {MASSES.get(s, 1.0)} {c['pseudopotentials'][s]}")
         lines.append("CELL_PARAMETERS angstrom")
         lines += ["  " + " ".join(f"{x:.10f}" for x in row) for row in system.cell]
         lines.append("ATOMIC_POSITIONS angstrom")
-        lines += [f"  {s}{i + 1} " + " ".join(f"{x:.10f}" for x in p)
-                  for i, (s, p) in enumerate(zip(system.species, system.positions))]
+        lines += [f"  {label} " + " ".join(f"{x:.10f}" for x in p)
+                  for label, p in zip(labels, system.positions)]
         lines += ["K_POINTS automatic", " ".join(map(str, c["kpoints"])) + " 0 0 0", ""]
         with open(os.path.join(directory, "pw.in"), "w") as handle:
             handle.write("\n".join(lines))
         return {}
 
-    def _read(self, system, directory):
+    def _read(self, system, directory, lam):
         text = ""
         for name in ("job.out", "pw.out"):
             path = os.path.join(directory, name)
@@ -132,27 +202,40 @@ class QEOracle(ConstrainedDFTOracle):
                                 "pw.x SCF did not converge (see job.out)")
         if np.isnan(out["moments"]).any():
             raise ValueError("no per-atom 'magnetization'/'constrained moment' block")
+        out["lambda_eff"] = lambda_eff(lam, out, self.cfg["volume_factor"])
         return out
 
     def lambda_eff(self, out) -> float:
-        """λ of the constraining potential actually applied (Ry/μB²)."""
-        mode = self.cfg["volume_factor"]
-        old = out["version"] is not None and out["version"] <= (7, 3, 1)
-        if mode == "always" or (mode == "auto" and old):
-            if out["fft"] is None or out["volume"] is None:
-                raise ValueError("FFT grid or cell volume missing in the pw.x output")
-            return self.cfg["lambda"] * out["volume"] / float(np.prod(out["fft"]))
-        return self.cfg["lambda"]
+        """λ of the constraining potential actually applied (Ry/μB²) at the initial λ."""
+        return lambda_eff(self.cfg["lambda"], out, self.cfg["volume_factor"])
 
     def compute(self, system):
+        self.check_size(system)
         z = np.tile([0.0, 0.0, 1.0], (len(system), 1))
-        e_fm = self.fm_energy(system, lambda: self.run_job(
-            system, lambda s, d: self._write(s, d, z), self._read)["energy"])
-        out = self.run_job(system, lambda s, d: self._write(s, d, s.directions), self._read)
+        lam0 = self.cfg["lambda"]
+
+        def reference():                    # FM along z, same constraint, labelled alike
+            out = self.run_job(system, lambda s, d: self._write(s, d, z, lam0),
+                               lambda s, d: self._read(s, d, lam0))
+            return constrained_labels(out, out["lambda_eff"], z)["energy"]
+
+        e_fm = self.fm_energy(system, reference)
         e = system.directions
-        field = 2.0 * self.lambda_eff(out) * (out["moments"] - out["targets"]) * RYDBERG
-        field -= np.einsum("ik,ik->i", field, e)[:, None] * e
-        return {"energy": (out["energy"] - e_fm) * RYDBERG, "fields": field,
-                "magmoms": out["moments"],
-                "info": dict(out["info"], lambda_eff=self.lambda_eff(out),
+        lam_of = {}
+
+        def write(s, d, lam, restart):
+            lam_of[d] = lam
+            return self._write(s, d, e, lam, restart)
+
+        out = self.constrained_run(
+            system, write, lambda s, d: self._read(s, d, lam_of[d]),
+            lambda o: constrained_labels(o, o["lambda_eff"], e)["residual"].max())
+        labels = constrained_labels(out, out["lambda_eff"], e)
+        targets = np.linalg.norm(out["targets"], axis=1)
+        return {"energy": labels["energy"] - e_fm, "fields": labels["fields"],
+                "magmoms": e * targets[:, None],
+                "info": dict(out["info"], lambda_eff=out["lambda_eff"],
+                             penalty=labels["penalty"],
+                             max_residual_moment=float(labels["residual"].max()),
+                             achieved_moments=out["moments"].tolist(),
                              pw_version=".".join(map(str, out["version"] or ())))}

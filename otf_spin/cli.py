@@ -113,6 +113,26 @@ def _cmd_paper_sets(args) -> int:
     return 0
 
 
+def _cmd_info(args) -> int:
+    import json
+
+    from otf_spin.io.info import describe, format_info
+
+    for k, path in enumerate(args.files):
+        summary = describe(path)
+        print(json.dumps(summary, indent=1, default=str) if args.json
+              else ("\n" if k else "") + format_info(summary))
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from otf_spin.io.plot import plot_files
+
+    plot_files(args.files, args.out, kind=args.kind, reference=args.reference)
+    print(f"plot -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from otf_spin import __version__
 
@@ -192,6 +212,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scale the number of test frames (e.g. 0.1 for a quick look)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_paper_sets)
+
+    p = sub.add_parser("info", help="what an otf-spin file is and what it holds",
+                       description="Kind, format version, contents, provenance (oracle, "
+                                   "settings, versions) and size of trajectory, training "
+                                   "store, model, checkpoint or extxyz files.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="file(s) to describe")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("plot", help="plot runs, M(T), Binder cumulants, parity, stores",
+                       description="Plot otf-spin files (needs matplotlib: pip install "
+                                   "'otf-spin[plot]'); the format follows the suffix of "
+                                   "--out (.png, .svg, .pdf). One run file: |M|, E, T_spin "
+                                   "and, on the fly, σ with threshold and oracle calls; "
+                                   "several run files: M(T) and Binder U_L(T) of MC runs; "
+                                   "predict output with --reference: energy and field "
+                                   "parity; a training store: labels over time.")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="H5MD run file(s), a training store, or predict output (extxyz)")
+    p.add_argument("--out", required=True, help="image to write (.png, .svg or .pdf)")
+    p.add_argument("--reference", help="labelled extxyz that the predictions are compared "
+                                       "with (parity plot)")
+    p.add_argument("--kind", choices=("auto", "run", "temperature", "parity", "store"),
+                   default="auto", help="plot to make (default: from the files)")
+    p.set_defaults(func=_cmd_plot)
     return parser
 
 

@@ -19,8 +19,8 @@ E[z_i z_iᵀ] = 1 - e_i e_iᵀ), and
 (forward differences, ε = 1e-4 rad: bias O(ε)). The cross terms z_i·∂h_i/∂e_j·z_j
 (i ≠ j) average to zero; their scatter makes the estimate's relative error of order
 1/√(K N z) for N spins with z neighbours each — a few % for the 16-atom cell with
-K = 8 probes, below 1 % for thousands of spins (tests/test_llg.py compares it with the
-exact Heisenberg value). The probes come from a fixed seed, so the estimate is a
+K = 8 probes, below 1 % for thousands of spins (tests/test_spin_temperature.py
+compares it with the exact Heisenberg value). The probes come from a fixed seed, so the estimate is a
 deterministic function of the configuration and runs stay reproducible. Cost: K extra
 field evaluations per call.
 """

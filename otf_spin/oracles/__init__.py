@@ -28,7 +28,7 @@ def available() -> list[str]:
 
 def get_class(name: str) -> type[Oracle]:
     eps = _entry_points()
-    if name not in eps:
+    if not isinstance(name, str) or name not in eps:
         raise ConfigError(f"type: unknown oracle {name!r} (installed: {', '.join(sorted(eps))})")
     return eps[name].load()
 

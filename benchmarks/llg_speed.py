@@ -3,7 +3,7 @@
     python benchmarks/llg_speed.py [--cells 20] [--steps 200] [--threads 1 2] [--no-spirit]
                                    [--ml-steps 2]
 
-Benchmark of issue 4: bcc Fe, 20×20×20 conventional cells (16 000 spins), J1 + J2
+The benchmark: bcc Fe, 20×20×20 conventional cells (16 000 spins), J1 + J2
 (19.48, 11.09 meV, double counted), 300 K, α = 0.1, dt = 1 fs. One spin update = one
 spin advanced by one time step (two field evaluations for every scheme here). Spirit
 2.2.0 is installed into benchmarks/.spirit-venv (PyPI) and timed by

@@ -11,7 +11,7 @@ in a temporary folder and prints:
 3. the same number of random frames (paper set generator) fitted up front, evaluated
    on the same trajectory frames;
 4. a 54-atom production run (LLG, 1000 K) with the learned model, its field error.
-Target (issue 5): < 30 oracle calls with field RMSE along the trajectory < 5 meV/μB.
+Target: < 30 oracle calls with field RMSE along the trajectory < 5 meV/μB.
 """
 from __future__ import annotations
 

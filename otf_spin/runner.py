@@ -131,8 +131,8 @@ def check_paths(cfg: dict, specs) -> None:
             same = real == other_real or (os.path.exists(path) and os.path.exists(other_path)
                                           and os.path.samefile(path, other_path))
             if same and (kind or other_kind):
-                raise ValueError(f"{other_key} and {key} are the same path ({path}); give "
-                                 "each its own")
+                raise ValueError(f"{other_key} and {key} are the same path ({other_path}); "
+                                 "give each its own")
         seen.append((key, path, real, kind))
     for key, path, kind in entries:
         if kind == "folder":

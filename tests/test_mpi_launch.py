@@ -1,29 +1,64 @@
-"""The MPI suite (tests/mpi) under a real ``mpirun -n 2``, launched from the serial suite so
-that the README's one test command runs it (``.ci/run`` installs Open MPI)."""
+"""The MPI suite (tests/mpi) under a real ``mpiexec -n 2``, launched from the serial suite
+so that the README's one test command runs it, and an MPI ensemble killed at several
+points. The launcher is the virtual environment's own (the test extra installs the
+``mpich`` wheel, whose ``mpiexec`` lands next to ``sys.executable``), else the first on
+PATH."""
 import os
-import shutil
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def mpirun_command(n):
-    """``mpirun -n N`` for this machine's MPI (Open MPI needs --oversubscribe on 2 cores)."""
-    mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
-    assert mpirun, ("no mpirun on PATH: install an MPI (Debian: apt-get install "
-                    "openmpi-bin) to run the MPI tests")
-    version = subprocess.run([mpirun, "--version"], capture_output=True, text=True)
-    extra = ["--oversubscribe"] if "Open MPI" in version.stdout + version.stderr else []
-    return [mpirun, "-n", str(n), *extra]
+from helpers import ROOT, differences, mpi_env, mpirun_command, otf_process, small_otf_run
 
 
 def test_mpi_suite_on_two_ranks():
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-               OMP_NUM_THREADS="1")
     command = mpirun_command(2) + [sys.executable, "-m", "pytest", "--with-mpi", "-q",
                                    "-p", "no:cacheprovider", os.path.join(ROOT, "tests", "mpi")]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+    result = subprocess.run(command, cwd=ROOT, env=mpi_env(), capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+# three replicas on two ranks (uneven), parallel tempering, one shared learner
+ENSEMBLE = {"temperatures": [300.0, 600.0, 900.0], "exchange_every": 10}
+PLANS = [["stored:4"],            # an in-run label stored before the first checkpoint
+         ["label:5", "stored:2"],   # a label lost; then mid-batch: 1 of 3 labels stored
+         ["refit:2"],             # mid refit
+         ["checkpoint:2"],        # mid checkpoint write
+         ["step:40"]]             # every rank killed between checkpoints
+
+
+def test_mpi_ensemble_killed_at_several_points_restarts_exactly(tmp_path, capsys):
+    """Each plan: ``mpiexec -n 2 otf-spin run`` killed at the listed points (SIGKILL of
+    the rank where the point is reached; the launcher ends the others), rerun to the end:
+    trajectories, store and model equal the uninterrupted serial ensemble's bit for bit
+    (results do not depend on the number of ranks; which rank ran a label is ignored)."""
+    reference = tmp_path / "serial"
+    reference.mkdir()
+    small_otf_run(reference, replicas=ENSEMBLE)
+    finished, counts = otf_process(reference)
+    assert finished and counts["refit"] >= 2 and counts["checkpoint"] == 4
+    files = [f"otf_run.r{r:03d}.h5" for r in range(3)] + ["otf_store.h5", "otf_model.h5"]
+    launcher = mpirun_command(2)
+    kills, identical, problems = 0, 0, []
+    for plan in PLANS:
+        work = tmp_path / "_".join(k.replace(":", "") for k in plan)
+        work.mkdir()
+        small_otf_run(work, replicas=ENSEMBLE)
+        for kill in plan:
+            finished, _ = otf_process(work, kill, launcher, serial=False)
+            if finished:
+                problems.append(f"{plan}: {kill} was not reached")
+        finished, _ = otf_process(work, launcher=launcher, serial=False)
+        assert finished
+        diff = differences(reference, work, files,
+                           volatile=("stored_at", "wall_time", "rank"))
+        kills += len(plan)
+        identical += 0 if diff else len(plan)
+        if diff:
+            problems.append(f"{plan}: {diff}")
+    with capsys.disabled():
+        print(f"\nkill points (MPI ensemble, 2 ranks): {kills} kill points, "
+              f"{identical} identical")
+    assert not problems, problems
+    assert identical == kills

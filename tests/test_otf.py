@@ -149,3 +149,120 @@ def test_batched_labelling(tmp_path):
     assert len(store) == learner.calls
     labelled_steps = [s for s in steps if s is not None]
     assert len(labelled_steps) >= 3 and len(labelled_steps) % 3 == 0
+
+
+# --- outputs that cannot clobber each other -------------------------------------------
+def cli_run(folder, *extra):
+    """``otf-spin run otf.yaml --quiet`` in ``folder``: (exit status, stderr lines)."""
+    import contextlib
+    import io
+
+    from otf_spin.cli import main
+
+    cwd, err = os.getcwd(), io.StringIO()
+    os.chdir(folder)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main(["run", "otf.yaml", "--quiet", *extra])
+    finally:
+        os.chdir(cwd)
+    return code, [line for line in err.getvalue().splitlines() if "Warning" not in line
+                  and "_load_kernel" not in line]
+
+
+def snapshot(folder):
+    return {name: open(os.path.join(folder, name), "rb").read()
+            for name in sorted(os.listdir(folder)) if os.path.isfile(os.path.join(folder, name))}
+
+
+def edit(folder, **sections):
+    path = os.path.join(folder, "otf.yaml")
+    data = yaml.safe_load(open(path))
+    for section, values in sections.items():
+        data[section].update(values)
+    yaml.safe_dump(data, open(path, "w"))
+
+
+@pytest.mark.parametrize("first, second", [
+    ("otf.store", "otf.checkpoint"), ("otf.store", "otf.save_model"),
+    ("output.trajectory", "otf.store"), ("output.trajectory", "otf.checkpoint"),
+    ("otf.checkpoint", "otf.save_model"), ("otf.save_model", "otf.model"),
+])
+def test_outputs_that_share_a_path_are_refused_before_anything_is_written(tmp_path, first,
+                                                                          second):
+    from helpers import small_otf_run
+
+    small_otf_run(tmp_path, steps=6)
+    shared = "shared.h5"
+    changes = {}
+    for key in (first, second):
+        section, name = key.split(".")
+        changes.setdefault(section, {})[name] = shared
+    if "otf.model" in (first, second):
+        run_in(tmp_path, "otf.yaml")                 # a model file to start from
+        os.replace(tmp_path / "otf_model.h5", tmp_path / shared)
+        for name in os.listdir(tmp_path):
+            if name.startswith("otf_"):
+                os.remove(tmp_path / name)
+    edit(tmp_path, **changes)
+    before = snapshot(tmp_path)
+    code, lines = cli_run(tmp_path)
+    assert code == 2 and len(lines) == 1, lines
+    assert f"{first} and {second} are the same path (shared.h5)" in lines[0]
+    assert snapshot(tmp_path) == before                      # nothing written
+
+
+@pytest.mark.parametrize("key, kind, made_by", [
+    ("otf.store", "training store", "checkpoint"),
+    ("otf.checkpoint", "checkpoint", "training store"),
+    ("otf.save_model", "model", "trajectory"),
+    ("output.trajectory", "trajectory", "model"),
+    ("otf.checkpoint", "checkpoint", "file"),
+])
+def test_a_file_of_another_kind_is_never_overwritten(tmp_path, key, kind, made_by):
+    """Every output path is checked before the run starts: a file there must be of the
+    kind the run writes (format marker), else the run stops with one line, exit 2 —
+    also with --fresh, which would otherwise delete the checkpoint."""
+    from helpers import small_otf_run
+
+    source = tmp_path / "source"
+    source.mkdir()
+    small_otf_run(source, steps=6)
+    run_in(source, "otf.yaml")
+    files = {"checkpoint": "otf_checkpoint.h5", "training store": "otf_store.h5",
+             "trajectory": "otf_run.h5", "model": "otf_model.h5"}
+    folder = tmp_path / "run"
+    folder.mkdir()
+    small_otf_run(folder, steps=6)
+    if made_by == "file":
+        open(folder / "victim.h5", "w").write("my notes\n")
+    else:
+        os.replace(source / files[made_by], folder / "victim.h5")
+    section, name = key.split(".")
+    edit(folder, **{section: {name: "victim.h5"}})
+    before = snapshot(folder)
+    for extra in ((), ("--fresh",)):
+        code, lines = cli_run(folder, *extra)
+        assert code == 2 and len(lines) == 1, lines
+        assert f"{key}: victim.h5 is a {made_by}, not a {kind}; refusing to overwrite" \
+            in lines[0]
+        assert snapshot(folder) == before
+
+
+def test_a_checkpoint_of_another_input_is_refused_unless_fresh(tmp_path):
+    from helpers import small_otf_run
+
+    small_otf_run(tmp_path, steps=12, checkpoint_every=6)
+    assert cli_run(tmp_path)[0] == 0
+    edit(tmp_path, otf={"checkpoint_every": 4, "save_model": "other_model.h5"})
+    assert cli_run(tmp_path) == (0, [])         # file names and pace are not physics
+    for section, change in (("otf", {"threshold": 1.5}), ("dynamics", {"damping": 0.2}),
+                            ("oracle", {"shell_tolerance": 0.04})):
+        edit(tmp_path, **{section: change})
+        before = snapshot(tmp_path)
+        code, lines = cli_run(tmp_path)
+        assert code == 2 and len(lines) == 1, lines
+        assert "otf_checkpoint.h5 was made by a different input (its sections " \
+            f"{section} differ" in lines[0] and "--fresh" in lines[0]
+        assert snapshot(tmp_path) == before
+        assert cli_run(tmp_path, "--fresh") == (0, [])

@@ -74,15 +74,22 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from otf_spin.io.extxyz import Frame, read_frames, write_frames
+    import numpy as np
+
+    from otf_spin.io.extxyz import DataFileError, Frame, read_frames, write_frames
     from otf_spin.model import load
     from otf_spin.progress import progress_bar
 
     model = load(args.model)
     out = []
-    for frame in progress_bar(read_frames(args.data), "predicting", enabled=not args.quiet):
-        p = model.predict(frame.system, stds=not args.no_std)
+    frames = read_frames(args.data)
+    for index, frame in enumerate(progress_bar(frames, "predicting", enabled=not args.quiet)):
+        with np.errstate(over="ignore", invalid="ignore"):    # checked just below
+            p = model.predict(frame.system, stds=not args.no_std)
         labels = {k: p[k] for k in ("energy", "fields", "energy_std", "fields_std") if k in p}
+        if not all(np.isfinite(v).all() for v in labels.values()):
+            raise DataFileError(f"{args.model}: predictions for {args.data} frame {index} are "
+                                "not finite (the model's numbers overflow); nothing written")
         out.append(Frame(frame.system, labels, dict(frame.info)))
     write_frames(args.out, out)
     print(f"predicted {len(out)} frames -> {args.out}")
@@ -90,10 +97,15 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    from otf_spin.io.config import ConfigError
     from otf_spin.io.runconfig import load_run
     from otf_spin.runner import run
 
-    run(load_run(args.file), progress=not args.quiet, fresh=args.fresh)
+    cfg = load_run(args.file)
+    try:
+        run(cfg, progress=not args.quiet, fresh=args.fresh)
+    except ConfigError as exc:          # checks that need the built system (time step)
+        raise ConfigError(f"{args.file}: {exc}") from None
     return 0
 
 
@@ -252,8 +264,12 @@ def main(argv=None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, DataFileError, OracleFailure, FileNotFoundError, ValueError) as exc:
-        print(f"otf-spin: error: {exc}", file=sys.stderr)
+    except (ConfigError, DataFileError, OracleFailure, OSError, ValueError) as exc:
+        print(f"otf-spin: error: {_one_line(exc)}", file=sys.stderr)
+        return _stop_all_ranks(EXIT_USAGE)
+    except MemoryError as exc:
+        print(f"otf-spin: error: out of memory ({_one_line(exc) or 'allocation failed'})",
+              file=sys.stderr)
         return _stop_all_ranks(EXIT_USAGE)
     except KeyboardInterrupt:
         print("otf-spin: interrupted", file=sys.stderr)
@@ -265,6 +281,16 @@ def main(argv=None) -> int:
             traceback.print_exc()
             return _stop_all_ranks(1)
         raise
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (OSError: the file — the target of a rename —
+    and the reason)."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        text = f"{exc.filename2 or exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _mpi_size() -> int:

@@ -174,8 +174,9 @@ def _check_rows(path: str) -> None:
             raise DataFileError(f"{path}: line {k + 1}: frame {frame} has no valid header")
         try:
             info = key_val_str_to_dict(lines[k + 1].strip())
-            columns = len(parse_properties(info.get("Properties",
-                                                    "species:S:1:pos:R:3"))[3])
+            _, _, dtype, convs = parse_properties(info.get("Properties",
+                                                           "species:S:1:pos:R:3"))
+            columns = len(convs)
         except Exception as exc:  # ASE raises many types for malformed headers
             raise DataFileError(f"{path}: line {k + 2}: frame {frame}: unreadable header "
                                 f"({exc})") from None
@@ -184,10 +185,18 @@ def _check_rows(path: str) -> None:
             if row >= len(lines):
                 raise DataFileError(f"{path}: frame {frame}: ends after {atom} of {natoms} "
                                     "atom rows (truncated file?)")
-            found = len(lines[row].split())
-            if found != columns:
+            values = lines[row].split()
+            if len(values) != columns:
                 raise DataFileError(f"{path}: line {row + 1}: frame {frame}, atom {atom}: "
-                                    f"{found} columns, the header declares {columns}")
+                                    f"{len(values)} columns, the header declares {columns}")
+            for column, (convert, value) in enumerate(zip(convs, values)):
+                try:
+                    convert(value)
+                except Exception:  # ASE's converters raise ValueError, KeyError, ...
+                    raise DataFileError(
+                        f"{path}: line {row + 1}: frame {frame}, atom {atom}: column "
+                        f"{column + 1} ({dtype.names[column]}): cannot read {value[:20]!r}"
+                    ) from None
         k += 2 + natoms
         while k < len(lines) and lines[k].lstrip().startswith("VEC"):
             k += 1

@@ -86,7 +86,7 @@ def evaluate(settings, train, test):
     return {"E": 1e3 * np.sqrt(np.mean(dE**2)), "E_in": 1e3 * np.sqrt(np.mean(dE[inside]**2)),
             "n_out": int((~inside).sum()), "B": 1e3 * np.sqrt(np.mean((true - pred)**2)),
             "ang_med": np.median(angle), "ang_max": angle.max(), "fit": fit_time,
-            "pred": predict_time, "n_test": len(test)}
+            "pred": predict_time, "n_test": len(test), "model": model}
 
 
 def main(argv=None):

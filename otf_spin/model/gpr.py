@@ -14,10 +14,12 @@ transverse dof per field) the posterior precision is
 
     Λ = K_SS/δ² + Φ_Eᵀ W Φ_E / σ_e² + Φ_Bᵀ Φ_B / σ_b²,  W = diag(1/N_atoms)
 
-α = Λ⁻¹ (Φ_Eᵀ W y_E/σ_e² + Φ_Bᵀ y_B/σ_b²), and the std of any predicted quantity with
-row φ is sqrt(φᵀ Λ⁻¹ φ). δ, σ_e, σ_b maximise the marginal likelihood within bounds
+α = Λ⁻¹ (Φ_Eᵀ W y_E/σ_e² + Φ_Bᵀ y_B/σ_b²). The predictive std of a quantity with row
+φ is c sqrt(φᵀ Λ⁻¹ φ + noise²) (the learned noise is the model's misfit; c calibrated
+by cross-validation). δ, σ_b maximise the marginal likelihood within bounds, σ_e is then
+chosen by K-fold cross-validation among values up to the likelihood's
 (only M×M algebra per evaluation: each noise block of the design is compressed once to
-its QR factor); weights and likelihood come from a QR factorisation of the stacked,
+its QR factor, per fold); weights and likelihood come from a QR factorisation of the stacked,
 noise-scaled factors and prior (accurate for nearly noise-free reference data, where
 normal equations fail). Design rows are kept per
 frame, so adding frames computes only their rows, and adding sparse points only their
@@ -38,6 +40,28 @@ from otf_spin.model.sparse import pivoted_cholesky
 #: the noise from collapsing (and the on-the-fly loop from calling the oracle every step)
 BOUNDS = {"delta": (1e-5, 1e2), "sigma_energy": (1e-6, 1.0), "sigma_field": (1e-5, 1.0)}
 _CHUNK_DOUBLES = 2_000_000   # bound on the (chunk, N, D) kernel-gradient block (16 MB)
+#: cross-validation folds (frames assigned round-robin) of the energy-noise choice and
+#: of the calibration of the predictive stds
+CV_FOLDS = 5
+#: energy-noise candidates of the cross-validated choice: σ_e(max. likelihood) × 3^k
+CV_ENERGY_STEPS = tuple(range(-6, 2))
+
+
+def _compress(rows, targets, M):
+    """(R, Qᵀy, |y|² - |Qᵀy|²) of the QR factorisation of stacked ``rows`` (lists of
+    (n, M) arrays) with targets; an empty list gives a (0, M) factor."""
+    if not rows:
+        return np.zeros((0, M)), np.zeros(0), 0.0
+    A, y = np.concatenate(rows), np.concatenate(targets)
+    Q, R = np.linalg.qr(A)
+    qy = Q.T @ y
+    return R, qy, float(y @ y - qy @ qy)
+
+
+def _merge(parts, M):
+    """One compressed block (R, Qᵀy, residual) of the union of compressed blocks."""
+    R, qy, res = _compress([p[0] for p in parts], [p[1] for p in parts], M)
+    return R, qy, res + sum(p[2] for p in parts)
 
 
 class AliasingWarning(UserWarning):
@@ -230,42 +254,47 @@ class SparseGPR:
 
     def _gram(self):
         """Compress the data: QR of the energy rows (scaled by 1/√N_atoms) and of the
-        field rows, kept as R (M×M) factors, projected targets and residual norms. Every
-        later solve or likelihood evaluation works on these M×M blocks only, exactly
+        field rows, kept as R (M×M) factors, projected targets and residual norms, per
+        cross-validation fold (frames round-robin) and for all frames. Every later solve,
+        likelihood or cross-validation evaluation works on these M×M blocks only, exactly
         (an orthogonal transformation of each noise block)."""
         M = self.n_sparse_total
+        n_folds = max(1, min(CV_FOLDS, len(self.frames)))
+        rows = [{"E": ([], []), "B": ([], [])} for _ in range(n_folds)]
         blocks = {"nE": 0, "nB": 0, "logN": 0.0}
-        for kind in ("E", "B"):
-            rows, targets = [], []
-            for f in self.frames:
-                if kind == "E" and f.energy is not None:
-                    w = 1.0 / np.sqrt(f.n_atoms)
-                    rows.append(f.phi_E[None] * w)
-                    targets.append([f.energy * w])
-                    blocks["nE"] += 1
-                    blocks["logN"] += float(np.log(f.n_atoms))
-                elif kind == "B" and f.fields is not None:
-                    rows.append(f.phi_B)
-                    targets.append(f.fields.reshape(-1))
-                    blocks["nB"] += 2 * f.n_atoms      # two transverse dof per atom
-            if rows:
-                A, y = np.concatenate(rows), np.concatenate(targets)
-                Q, R = np.linalg.qr(A)
-                qy = Q.T @ y
-                blocks[kind] = (R, qy, float(y @ y - qy @ qy))
-            else:
-                blocks[kind] = (np.zeros((0, M)), np.zeros(0), 0.0)
+        counts = [{"nE": 0, "atoms": 0, "nB": 0} for _ in range(n_folds)]
+        for index, f in enumerate(self.frames):
+            fold, count = rows[index % n_folds], counts[index % n_folds]
+            if f.energy is not None:
+                w = 1.0 / np.sqrt(f.n_atoms)
+                fold["E"][0].append(f.phi_E[None] * w)
+                fold["E"][1].append([f.energy * w])
+                blocks["nE"] += 1
+                blocks["logN"] += float(np.log(f.n_atoms))
+                count["nE"] += 1
+                count["atoms"] += f.n_atoms
+            if f.fields is not None:
+                fold["B"][0].append(f.phi_B)
+                fold["B"][1].append(f.fields.reshape(-1))
+                blocks["nB"] += 2 * f.n_atoms      # two transverse dof per atom
+                count["nB"] += 3 * f.n_atoms       # Cartesian rows
         if blocks["nE"] + blocks["nB"] == 0:
             raise ValueError("no labels: training frames carry neither energies nor fields")
+        folds = [dict(count, **{kind: _compress(*fold[kind], M) for kind in ("E", "B")})
+                 for fold, count in zip(rows, counts)]
+        for kind in ("E", "B"):
+            blocks[kind] = _merge([fold[kind] for fold in folds], M)
         self._blocks = blocks
+        self._folds = folds
 
-    def _stacked(self, hyper):
+    def _stacked(self, hyper, blocks=None):
         """Compressed, noise-scaled design stacked on the prior factor, with targets:
         A = [R_E/σ_e; R_B/σ_b; L_Kᵀ/δ], AᵀA = Λ, and the residual that the compression
-        removed from |y|² (so that |y_s|² - |Qᵀy_s|² is the full quadratic form)."""
+        removed from |y|² (so that |y_s|² - |Qᵀy_s|² is the full quadratic form).
+        ``blocks``: compressed data (default: all frames)."""
         from scipy.linalg import block_diag
 
-        b = self._blocks
+        b = blocks or self._blocks
         se, sb = hyper["sigma_energy"], hyper["sigma_field"]
         LK = block_diag(*[np.linalg.cholesky(K) for K in self._prior_blocks()])
         A = np.concatenate([b["E"][0] / se, b["B"][0] / sb,
@@ -298,7 +327,8 @@ class SparseGPR:
         return np.concatenate([np.full(len(S), hyper[f"delta_{k}"])
                                for k, S in enumerate(self.sparse)])
 
-    def optimise_hyperparameters(self, bounds: dict | None = None, screen: bool = True):
+    def optimise_hyperparameters(self, bounds: dict | None = None, screen: bool = True,
+                                 cross_validate: bool = True):
         """Maximise the marginal likelihood over log δ, log σ_e, log σ_b within BOUNDS
         (updated by ``bounds``, e.g. noise floors of the on-the-fly loop).
 
@@ -307,7 +337,14 @@ class SparseGPR:
         {1e-5, 1e-4, 1e-3} eV/atom, σ_b as now): the likelihood has separate optima where
         the energies are explained by the model or by noise, and one local search from a
         fixed start can end in the worse one. The better optimum is kept. A noise level
-        that has no data (no energies, or no fields) is left unchanged."""
+        that has no data (no energies, or no fields) is left unchanged.
+
+        With ``cross_validate`` (and ≥ 3 frames) σ_e is then chosen by K-fold
+        cross-validation (:meth:`_cross_validated_energy_noise`): the likelihood counts
+        every field component as an independent label, and where the fields carry a
+        misfit the smooth model cannot follow, its optimum can trade the energies for an
+        in-sample field fit that does not carry over to new frames. Finally the
+        predictive stds are calibrated (:meth:`calibrate`)."""
         limits = dict(BOUNDS, **(bounds or {}))
         names = [f"delta_{k}" for k, S in enumerate(self.sparse) if len(S)]
         if self._blocks["nE"]:
@@ -344,7 +381,86 @@ class SparseGPR:
                     best = result
         if np.isfinite(best.fun) and best.fun <= objective(x0):
             self.hyper.update(zip(names, map(float, np.exp(best.x))))
+        if cross_validate and len(self._folds) >= 3:
+            if self._blocks["nE"]:
+                self.hyper["sigma_energy"] = self._cross_validated_energy_noise(
+                    bound("sigma_energy"))
+            self.calibrate()
         return self.hyper
+
+    def _fold_posterior(self, hyper, k):
+        """(R, α) of the posterior without fold ``k``."""
+        fold = self._folds[k]
+        if "rest" not in fold:      # compressed data of the other folds, once per _gram
+            M = self.n_sparse_total
+            others = [f for j, f in enumerate(self._folds) if j != k]
+            fold["rest"] = {kind: _merge([f[kind] for f in others], M) for kind in "EB"}
+        A, y, _, _ = self._stacked(hyper, fold["rest"])
+        Q, R = np.linalg.qr(A)
+        return R, solve_triangular(R, Q.T @ y)
+
+    def cross_validate(self, **hyper) -> dict:
+        """K-fold (frames round-robin, K = min(CV_FOLDS, frames)) cross-validated RMSE
+        of the energies per atom (eV/atom, Σ ΔE²/N over Σ N) and of the field
+        components (eV/μB) for the current hyperparameters updated by ``hyper``; NaN
+        for an observable without data. M×M work per fold (compressed blocks)."""
+        h = dict(self.hyper, **hyper)
+        sse = {"E": 0.0, "B": 0.0}
+        for k, fold in enumerate(self._folds):
+            if not (fold["nE"] or fold["nB"]):
+                continue
+            _, alpha = self._fold_posterior(h, k)
+            for kind in "EB":
+                R, qy, res = fold[kind]
+                sse[kind] += res + float(np.sum((qy - R @ alpha) ** 2))
+        atoms = sum(f["atoms"] for f in self._folds)
+        rows = sum(f["nB"] for f in self._folds)
+        return {"energy": np.sqrt(sse["E"] / atoms) if atoms else np.nan,
+                "field": np.sqrt(sse["B"] / rows) if rows else np.nan}
+
+    def _cross_validated_energy_noise(self, limits) -> float:
+        """σ_e (eV/atom) among σ_e(max. likelihood) × 3^k (CV_ENERGY_STEPS, within
+        ``limits``) that minimises log CV-RMSE(energies) + log CV-RMSE(fields): each
+        observable counts once, not once per label, so that thousands of field
+        components cannot buy a better in-sample field fit with the energies."""
+        se = self.hyper["sigma_energy"]
+        candidates = sorted({float(np.clip(se * 3.0 ** k, *limits)) for k in CV_ENERGY_STEPS})
+
+        def score(value):
+            cv = self.cross_validate(sigma_energy=value)
+            return sum(np.log(v) for v in cv.values() if np.isfinite(v) and v > 0)
+
+        return min(candidates, key=score)
+
+    def calibrate(self) -> dict:
+        """Scale factors of the predictive stds, by K-fold cross-validation: for the
+        held-out energies and field components, c² = Σ error² / Σ (φᵀΛ_k⁻¹φ + noise²)
+        (Λ_k: posterior precision without the fold; noise: σ_e² N per energy, σ_b²
+        (1 - e_c²) per field component c), so that RMS error / RMS std = 1 on held-out
+        frames. Stored as hyper ``std_scale_energy`` / ``std_scale_field`` (1 where an
+        observable has no data)."""
+        h = self.hyper
+        sums = {"E": [0.0, 0.0], "B": [0.0, 0.0]}
+        n_folds = len(self._folds)
+        for k in range(n_folds):
+            frames = self.frames[k::n_folds]
+            if not frames:
+                continue
+            R, alpha = self._fold_posterior(h, k)
+            for f in frames:
+                if f.energy is not None:
+                    v = solve_triangular(R, f.phi_E, trans="T")
+                    sums["E"][0] += (f.energy - f.phi_E @ alpha) ** 2
+                    sums["E"][1] += v @ v + h["sigma_energy"] ** 2 * f.n_atoms
+                if f.fields is not None:
+                    V = solve_triangular(R, f.phi_B.T, trans="T")
+                    e2 = f.system.directions.reshape(-1) ** 2
+                    sums["B"][0] += float(np.sum((f.fields.reshape(-1) - f.phi_B @ alpha) ** 2))
+                    sums["B"][1] += float(np.sum(V * V) + h["sigma_field"] ** 2 * np.sum(1 - e2))
+        for kind, name in (("E", "std_scale_energy"), ("B", "std_scale_field")):
+            error, variance = sums[kind]
+            h[name] = float(np.sqrt(error / variance)) if error > 0 and variance > 0 else 1.0
+        return {"energy": h["std_scale_energy"], "field": h["std_scale_field"]}
 
     def _solve(self):
         """Weights by QR of the stacked, noise-scaled design (no normal equations):
@@ -379,10 +495,22 @@ class SparseGPR:
             phi_E, phi_B = self._design_columns(system, d, d_fm, self.sparse)
             R = self._R
             vE = solve_triangular(R, phi_E, trans="T")
-            out["energy_std"] = float(np.sqrt(vE @ vE))
             vB = solve_triangular(R, phi_B.reshape(-1, self.n_sparse_total).T, trans="T")
-            out["fields_std"] = np.sqrt(np.einsum("mr,mr->r", vB, vB)).reshape(-1, 3)
+            out.update(self._predictive_stds(system, vE @ vE,
+                                             np.einsum("mr,mr->r", vB, vB).reshape(-1, 3)))
         return out
+
+    def _predictive_stds(self, system, var_energy, var_fields) -> dict:
+        """energy_std (eV) and fields_std (N, 3) eV/μB from the posterior variances of
+        the total energy (eV²) and field components (N, 3): the learned noise (model
+        misfit; σ_b on the transverse components only) added, times the calibration
+        scales of :meth:`calibrate`."""
+        h = self.hyper
+        e = system.directions
+        energy = h["sigma_energy"] ** 2 * len(system) + var_energy
+        fields = h["sigma_field"] ** 2 * (1.0 - e * e) + var_fields
+        return {"energy_std": float(h.get("std_scale_energy", 1.0) * np.sqrt(energy)),
+                "fields_std": h.get("std_scale_field", 1.0) * np.sqrt(fields)}
 
     def compute(self, system) -> dict:
         """Field-provider / oracle-style interface: predict with uncertainties."""

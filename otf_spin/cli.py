@@ -119,6 +119,10 @@ def _cmd_generate(args) -> int:
 def _cmd_paper_sets(args) -> int:
     from otf_spin.learning.paper_sets import PAPER_SETS, write_paper_sets
 
+    if not 0 < args.scale <= 100:           # NaN fails too
+        raise ValueError(f"--scale: {args.scale} is not in (0, 100]")
+    if args.seed < 0:
+        raise ValueError(f"--seed: {args.seed} is negative")
     names = PAPER_SETS if args.sets == "all" else args.sets.split(",")
     write_paper_sets(args.out, names, seed=args.seed, scale=args.scale,
                      progress=not args.quiet)

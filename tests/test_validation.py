@@ -3,6 +3,8 @@
 Each refusal is one line naming the file and the key, frame, atom, line or dataset, exit
 status 2, before anything is computed, and no output is written.
 """
+import re
+
 import h5py
 import numpy as np
 import pytest
@@ -318,3 +320,46 @@ def test_os_errors_are_one_line(base, tmp_path):  # noqa: F811
                              str(base["data"]), "--out", str(folder), "--quiet"])
     assert escaped is None
     _one_line_error(rc, err, str(folder))
+
+
+# --- other inputs: UppASD tables, spin files, command-line numbers --------------------------
+@pytest.mark.parametrize("row, message", [
+    ("1 1  0.5  0.5  0.5   nan", "line 2: a number is not finite or beyond ±1e+12"),
+    ("1 1  0.5  0.5  0.5   1e300", "line 2: a number is not finite or beyond ±1e+12"),
+    ("1 1  0.5  0.5  0.5   x", "line 2: not a number"),
+])
+def test_uppasd_tables_are_checked(tmp_path, row, message):
+    from otf_spin.io.uppasd import read_jfile_shells
+
+    path = tmp_path / "jfile"
+    path.write_text(f"# header\n{row}\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: {message}")):
+        read_jfile_shells(path, 2.83)
+    path.write_bytes(b"# header\n1 1 0.5 0.5 0.5 \xff\n")
+    with pytest.raises(ConfigError, match=f"{path}: line 2: not UTF-8 text"):
+        read_jfile_shells(path, 2.83)
+
+
+def test_spin_files_are_checked(tmp_path):
+    from otf_spin.system import directions_from_file
+
+    path = tmp_path / "spins.txt"
+    np.savetxt(path, [[0, 0, 1], [np.nan, 0, 1]])
+    with pytest.raises(InvalidSystemError, match=r"spins.txt: row 2: spin vector \[nan"):
+        directions_from_file(path, 2)
+    np.savetxt(path, [[0, 0, 1], [0, 0, 0]])
+    with pytest.raises(InvalidSystemError, match="row 2: spin vector .* is zero"):
+        directions_from_file(path, 2)
+
+
+@pytest.mark.parametrize("argument, message", [
+    (["--scale", "nan"], "--scale: nan is not in (0, 100]"),
+    (["--scale", "-1"], "--scale: -1.0 is not in (0, 100]"),
+    (["--seed", "-5"], "--seed: -5 is negative"),
+])
+def test_paper_sets_arguments(tmp_path, argument, message):
+    rc, err, escaped = call(["paper-sets", "--out", str(tmp_path / "sets"), "--sets",
+                             "random", "--quiet"] + argument)
+    assert escaped is None
+    _one_line_error(rc, err, message)
+    assert not (tmp_path / "sets").exists()

@@ -68,20 +68,28 @@ _StrictLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 
+def read_text(path, error: type = ConfigError) -> str:
+    """The UTF-8 text of ``path``; ``error`` (an exception class) names the file and the
+    line of a byte that is not UTF-8, or why the file cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise error(f"{path}: line {line}: not UTF-8 text (byte "
+                    f"0x{data[exc.start]:02x})") from None
+
+
 def load_yaml(path) -> dict:
     """Parse a YAML file strictly; errors are :class:`ConfigError` naming the file."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such file")
-    try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = exc.object[:exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte "
-                          f"0x{exc.object[exc.start]:02x})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    text = read_text(path)
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except RecursionError:

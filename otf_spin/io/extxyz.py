@@ -156,13 +156,9 @@ def _check_rows(path: str) -> None:
     columns its ``Properties`` header declares (ASE ignores extra columns silently)."""
     from ase.io.extxyz import key_val_str_to_dict, parse_properties
 
-    with open(path, "rb") as handle:
-        data = handle.read()
-    try:
-        lines = data.decode("utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise DataFileError(f"{path}: line {line}: not UTF-8 text") from None
+    from otf_spin.io.config import read_text
+
+    lines = read_text(path, DataFileError).splitlines()
     k, frame = 0, 0
     while k < len(lines) and lines[k].strip():
         try:

@@ -17,25 +17,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from otf_spin.io.config import ConfigError
+from otf_spin.io.config import MAX_NUMBER, ConfigError, read_text
 from otf_spin.units import MRY
 
 
 def _table(path, columns: int, what: str) -> np.ndarray:
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            text = line.split("#")[0].strip()
-            if not text:
-                continue
-            fields = text.split()
-            if len(fields) < columns:
-                raise ConfigError(f"{path}: line {number}: a {what} line needs {columns} "
-                                  f"columns, got {len(fields)}")
-            try:
-                rows.append([float(x) for x in fields[:columns]])
-            except ValueError:
-                raise ConfigError(f"{path}: line {number}: not a number in {text!r}") from None
+    for number, line in enumerate(read_text(path).splitlines(), 1):
+        text = line.split("#")[0].strip()
+        if not text:
+            continue
+        fields = text.split()
+        if len(fields) < columns:
+            raise ConfigError(f"{path}: line {number}: a {what} line needs {columns} "
+                              f"columns, got {len(fields)}")
+        try:
+            rows.append([float(x) for x in fields[:columns]])
+        except ValueError:
+            raise ConfigError(f"{path}: line {number}: not a number in {text!r}") from None
+        if not all(abs(x) <= MAX_NUMBER for x in rows[-1]):     # NaN fails too
+            raise ConfigError(f"{path}: line {number}: a number is not finite or beyond "
+                              f"±{MAX_NUMBER:g} in {text!r}")
     if not rows:
         raise ConfigError(f"{path}: empty {what}")
     return np.array(rows)

@@ -144,7 +144,7 @@ def _cmd_info(args) -> int:
 def _cmd_plot(args) -> int:
     from otf_spin.io.plot import plot_files
 
-    plot_files(args.files, args.out, kind=args.kind, reference=args.reference)
+    plot_files(args.files, args.out, kind=args.kind, reference=args.reference, dpi=args.dpi)
     print(f"plot -> {args.out}")
     return 0
 
@@ -252,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "with (parity plot)")
     p.add_argument("--kind", choices=("auto", "run", "temperature", "parity", "store"),
                    default="auto", help="plot to make (default: from the files)")
+    p.add_argument("--dpi", type=float, default=110, help="resolution of PNG output")
     p.set_defaults(func=_cmd_plot)
     return parser
 

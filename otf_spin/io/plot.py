@@ -58,12 +58,12 @@ def output_format(out) -> str:
     return suffix[1:]
 
 
-def save(figure, out) -> None:
-    """Write ``figure`` to ``out`` (format from the suffix) and close it."""
+def save(figure, out, dpi: float = 110) -> None:
+    """Write ``figure`` to ``out`` (format from the suffix; ``dpi`` for PNG) and close it."""
     output_format(out)
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
-    figure.savefig(out, dpi=110, bbox_inches="tight")
+    figure.savefig(out, dpi=dpi, bbox_inches="tight")
     pyplot().close(figure)
 
 
@@ -316,7 +316,7 @@ def detect(paths, reference=None) -> str:
     raise PlotError(f"{path}: not a run file (H5MD) or a training store")
 
 
-def plot_files(paths, out, kind: str = "auto", reference=None) -> None:
+def plot_files(paths, out, kind: str = "auto", reference=None, dpi: float = 110) -> None:
     """Make the plot ``kind`` (auto: :func:`detect`) of ``paths`` and write ``out``."""
     output_format(out)
     pyplot()
@@ -337,4 +337,4 @@ def plot_files(paths, out, kind: str = "auto", reference=None) -> None:
         if len(paths) != 1:
             raise PlotError("a run plot takes one run file (several: --kind temperature)")
         figure = figure_run(paths[0])
-    save(figure, out)
+    save(figure, out, dpi)

@@ -128,10 +128,11 @@ def from_bytes(data: bytes):
         return read_group(h5, "broadcast model")[0]
 
 
-def _dataset(h5, name: str, path, shape=None, nan_ok: bool = False):
+def _dataset(h5, name: str, path, shape=None, nan_ok: bool = False, kinds: str = "fiu"):
     """``h5[name]`` as an array; DataFileError naming the file and dataset when it is
-    missing, of another shape (``None`` entries: any length) or not finite (NaN allowed
-    where it marks "no label")."""
+    missing, of another shape (``None`` entries: any length), of a dtype kind not in
+    ``kinds`` (numbers by default) or not finite (NaN allowed where it marks "no
+    label")."""
     from otf_spin.io.extxyz import DataFileError
 
     node = h5.get(name)
@@ -146,13 +147,15 @@ def _dataset(h5, name: str, path, shape=None, nan_ok: bool = False):
             want is not None and want != got for want, got in zip(shape, data.shape))):
         raise DataFileError(f"{path}: dataset '{name}' has shape {data.shape}, expected "
                             f"{tuple('any' if w is None else w for w in shape)}")
-    if data.dtype.kind in "fc":
+    if data.dtype.kind not in kinds:
+        raise DataFileError(f"{path}: dataset '{name}' has type {data.dtype}, expected "
+                            + {"fiu": "numbers", "iu": "integers", "b": "booleans",
+                               "S": "strings"}.get(kinds, kinds))
+    if data.dtype.kind == "f":
         bad = np.isinf(data) if nan_ok else ~np.isfinite(data)
         if bad.any():
             raise DataFileError(f"{path}: dataset '{name}' contains NaN or infinite values "
                                 f"(first at index {np.argwhere(bad)[0].tolist()})")
-    elif data.dtype.kind not in "iubS":
-        raise DataFileError(f"{path}: dataset '{name}' has type {data.dtype}, expected numbers")
     return data
 
 
@@ -172,9 +175,9 @@ def _header(h5, path):
         raise DataFileError(f"{path}: model format {version} is newer than this otf-spin "
                             f"({__version__}) reads")
     if not isinstance(settings, dict) or not isinstance(hyper, dict) or not all(
-            isinstance(v, (int, float)) and np.isfinite(v) and v > 0 for v in hyper.values()):
+            isinstance(v, (int, float)) and np.isfinite(v) and v >= 0 for v in hyper.values()):
         raise DataFileError(f"{path}: attribute 'settings' or 'hyper' is malformed "
-                            "(hyperparameters must be positive finite numbers)")
+                            "(hyperparameters must be finite non-negative numbers)")
     return settings, hyper
 
 
@@ -203,14 +206,15 @@ def read_group(h5, path="model"):
     M = sum(len(S) for S in model.sparse)
     model.alpha = _dataset(h5, "alpha", path, (M,))
     model._R = _dataset(h5, "posterior_R", path, (M, M))
-    n_atoms = _dataset(h5, "training/n_atoms", path, (None,))
-    F, N = len(n_atoms), int(n_atoms.sum()) if len(n_atoms) else 0
-    if n_atoms.dtype.kind not in "iu" or (n_atoms < 1).any():
+    n_atoms = _dataset(h5, "training/n_atoms", path, (None,), kinds="iu")
+    if (n_atoms < 1).any():
         raise DataFileError(f"{path}: dataset 'training/n_atoms' must hold positive integers")
+    F, N = len(n_atoms), int(n_atoms.sum())
     t = {"cell": _dataset(h5, "training/cell", path, (F, 3, 3)),
-         "pbc": _dataset(h5, "training/pbc", path, (F, 3)),
+         "pbc": _dataset(h5, "training/pbc", path, (F, 3), kinds="b"),
          "energy": _dataset(h5, "training/energy", path, (F,), nan_ok=True)}
-    arrays = {k: _dataset(h5, f"training/{k}", path, shape, nan_ok=k == "fields")
+    arrays = {k: _dataset(h5, f"training/{k}", path, shape, nan_ok=k == "fields",
+                          kinds="S" if k == "species" else "fiu")
               for k, shape in (("positions", (N, 3)), ("directions", (N, 3)),
                                ("magnitudes", (N,)), ("fields", (N, 3)), ("species", (N,)))}
     ends = np.cumsum(n_atoms)

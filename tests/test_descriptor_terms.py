@@ -337,3 +337,36 @@ def test_monte_carlo_on_composite_model(composite_model, rng):
     fm = mc._local_energies(model.descriptor.compute_fm(probe)).sum()
     assert e_kept.sum() - fm == pytest.approx(end, abs=1e-10)
     assert abs(end - start) > 1e-4
+
+
+def test_on_the_fly_run_with_descriptor_terms(tmp_path):
+    """The on-the-fly loop learns a model whose descriptor has the extra terms (model
+    YAML with exchange_3b and dipole_2b) and saves it."""
+    import os
+
+    import yaml
+
+    from helpers import run_in
+    from otf_spin.model.storage import load
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    data = yaml.safe_load(open(os.path.join(root, "input_examples",
+                                            "bccFe_otf_heisenberg.yaml")))
+    model_yaml = {"descriptor": {"r_cut": 5.0, "n_max": 6, "l_max": 3, "exchange_3b": {},
+                                 "dipole_2b": {}},
+                  "kernels": [{"zeta": 1, "normalize": False, "orders": [1], "n_sparse": None},
+                              {"zeta": 1, "normalize": False, "term": "exchange_3b",
+                               "n_sparse": 30},
+                              {"zeta": 1, "normalize": False, "term": "dipole_2b",
+                               "n_sparse": None}]}
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(model_yaml))
+    data["dynamics"]["steps"] = 60
+    data["otf"].update({"threshold": 2.0, "check_every": 5, "min_steps_between_calls": 5,
+                        "max_oracle_calls": 4, "checkpoint_every": 20,
+                        "model_config": "model.yaml"})
+    (tmp_path / "otf.yaml").write_text(yaml.safe_dump(data))
+    result = run_in(tmp_path, str(tmp_path / "otf.yaml"))
+    assert result["learner"].calls >= 2
+    model, settings = load(tmp_path / "otf_model.h5")
+    assert model.descriptor.kinds == ["exchange_2b", "exchange_3b", "dipole_2b"]
+    assert settings["descriptor"]["dipole_2b"]["degree"] == 2

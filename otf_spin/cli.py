@@ -29,9 +29,15 @@ def _cmd_label(args) -> int:
     from otf_spin.io.extxyz import read_frames, write_frames
     from otf_spin.oracles import label_frames
 
+    from otf_spin.io.config import ConfigError
+
     oracle = oracles.load_file(args.oracle)
     frames = read_frames(args.data, moment=getattr(oracle, "moment", None))
-    labelled = label_frames(oracle, frames, progress=not args.quiet)
+    _check_output(args.out)
+    try:
+        labelled = label_frames(oracle, frames, progress=not args.quiet)
+    except ConfigError as exc:          # the oracle's settings do not fit these structures
+        raise ConfigError(f"{args.oracle}: {exc} (labelling {args.data})") from None
     write_frames(args.out, labelled)
     print(f"labelled {len(labelled)} frames with oracle '{oracle.name}' -> {args.out}")
     return 0
@@ -47,8 +53,14 @@ def _cmd_train(args) -> int:
     from otf_spin.io.extxyz import read_frames
     from otf_spin.model.config import MODEL, build_model
 
+    from otf_spin.io.extxyz import DataFileError
+
     settings = validate_file(args.config, MODEL) if args.config else MODEL.validate({})
     frames = read_frames(args.data)
+    if not any(f.energy is not None or f.fields is not None for f in frames):
+        raise DataFileError(f"{args.data}: no frame carries labels (energy or fields) to "
+                            "train on")
+    _check_output(args.out)
     model = build_model(settings)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -83,6 +95,7 @@ def _cmd_predict(args) -> int:
     model = load(args.model)
     out = []
     frames = read_frames(args.data)
+    _check_output(args.out)
     for index, frame in enumerate(progress_bar(frames, "predicting", enabled=not args.quiet)):
         with np.errstate(over="ignore", invalid="ignore"):    # checked just below
             p = model.predict(frame.system, stds=not args.no_std)
@@ -286,6 +299,21 @@ def main(argv=None) -> int:
             traceback.print_exc()
             return _stop_all_ranks(1)
         raise
+
+
+def _check_output(path) -> None:
+    """Before computing: ``path`` can be written (not a folder; its folder exists or can be
+    made, and is writable). Raises OSError naming the path."""
+    import errno
+    import os
+
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", path)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(errno.EACCES, "folder not writable", folder)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -313,13 +313,30 @@ def test_save_refuses_non_finite_weights(base, tmp_path):  # noqa: F811
     assert not (tmp_path / "nan.h5").exists()
 
 
-def test_os_errors_are_one_line(base, tmp_path):  # noqa: F811
+def test_outputs_are_checked_before_computing(base, tmp_path):  # noqa: F811
     folder = tmp_path / "a_folder"
     folder.mkdir()
+    for argv in (["predict", "--model", str(base["model"]), "--quiet"],
+                 ["train", "--config", str(base["model_yaml"])],
+                 ["label", "--oracle", str(base["oracle"]), "--quiet"]):
+        rc, err, escaped = call(argv + ["--data", str(base["data"]), "--out", str(folder)])
+        assert escaped is None
+        _one_line_error(rc, err, f"{folder}: is a folder, not a file")
+    unlabelled = tmp_path / "u.xyz"
+    write_frames(unlabelled, [Frame(bulk("bcc", 2.83, (1, 1, 1)))])
+    rc, err, escaped = call(["train", "--data", str(unlabelled), "--out",
+                             str(tmp_path / "m.h5")])
+    _one_line_error(rc, err, f"{unlabelled}: no frame carries labels")
+
+
+def test_model_datasets_are_checked_against_memory(base, tmp_path, monkeypatch):  # noqa: F811
+    import otf_spin.system
+
+    monkeypatch.setattr(otf_spin.system, "available_memory", lambda: 10)
     rc, err, escaped = call(["predict", "--model", str(base["model"]), "--data",
-                             str(base["data"]), "--out", str(folder), "--quiet"])
+                             str(base["data"]), "--out", str(tmp_path / "p.xyz")])
     assert escaped is None
-    _one_line_error(rc, err, str(folder))
+    _one_line_error(rc, err, f"{base['model']}: dataset 'sparse/0'", "of memory, 10 B available")
 
 
 # --- other inputs: UppASD tables, spin files, command-line numbers --------------------------

@@ -134,13 +134,15 @@ def _dataset(h5, name: str, path, shape=None, nan_ok: bool = False, kinds: str =
     ``kinds`` (numbers by default) or not finite (NaN allowed where it marks "no
     label")."""
     from otf_spin.io.extxyz import DataFileError
+    from otf_spin.system import require_memory
 
     node = h5.get(name)
     if not isinstance(node, h5py.Dataset):
         raise DataFileError(f"{path}: dataset '{name}' is missing")
     try:
+        require_memory(node.size * node.dtype.itemsize, f"dataset '{name}' {node.shape}")
         data = node[()]
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError) as exc:    # MemoryLimitError is a ValueError
         raise DataFileError(f"{path}: dataset '{name}' is unreadable ({exc})") from None
     data = np.asarray(data)
     if shape is not None and (data.ndim != len(shape) or any(

@@ -83,13 +83,17 @@ def species_labels(species) -> list[str]:
 
 
 def parse_pw_output(text: str, n_atoms: int) -> dict:
-    """Energy (Ry), moments and targets (n, 3) μB, volume (bohr³), FFT grid, version."""
+    """Energy (Ry), moments and targets (n, 3) μB, volume (bohr³), FFT grid, version, the
+    λ pw.x read (Ry/μB²) and its last printed "constraint energy" λ Σ|m - m⁰|² (Ry, with
+    the λ as read, no volume factor); None where not printed."""
     energies = re.findall(rf"^!\s+total energy\s+=\s+({_F}) Ry", text, re.M)
     if not energies:
         raise ValueError("no '!    total energy' line in the pw.x output")
     version = re.search(r"Program PWSCF v\.(\d+)\.(\d+)(?:\.(\d+))?", text)
     fft = re.search(r"Dense\s+grid:.*FFT dimensions:\s*\(\s*(\d+),\s*(\d+),\s*(\d+)\)", text)
     volume = re.search(rf"unit-cell volume\s+=\s+({_F}) \(a\.u\.\)\^3", text)
+    lam = re.findall(rf"^\s+lambda\s+=\s+({_F}) Ry", text, re.M)
+    penalty = re.findall(rf"constraint energy \(Ry\) =\s+({_F})", text)
     moments = np.full((n_atoms, 3), np.nan)
     targets = np.full((n_atoms, 3), np.nan)
     for match in re.finditer(rf"atom number\s+(\d+).*?\n(?:.*\n)*?\s+magnetization :\s+({_F})\s+"
@@ -103,7 +107,9 @@ def parse_pw_output(text: str, n_atoms: int) -> dict:
                          and "convergence NOT achieved" not in text,
             "version": tuple(int(v or 0) for v in version.groups()) if version else None,
             "fft": tuple(int(x) for x in fft.groups()) if fft else None,
-            "volume": float(volume.group(1)) if volume else None}
+            "volume": float(volume.group(1)) if volume else None,
+            "lambda": float(lam[-1]) if lam else None,
+            "constraint_energy": float(penalty[-1]) if penalty else None}
 
 
 def lambda_eff(lam: float, out: dict, mode: str = "auto") -> float:

@@ -41,6 +41,8 @@ from otf_spin.io.config import ConfigError, Key, Section
 from otf_spin.oracles.base import MOMENT_KEY, OracleFailure
 from otf_spin.oracles.fileio import ConstrainedDFTOracle, job_keys, ramp_keys
 
+#: version of the set of INCAR tags written (docs/oracles.md lists it), in the provenance
+INPUT_SET = "2026.12"
 #: fraction of half the shortest interatomic distance used as the default RWIGS
 RWIGS_FRACTION = 0.95
 #: INCAR tags the backend sets itself (refused in ``incar``), and tags it refuses
@@ -178,6 +180,9 @@ class VaspOracle(ConstrainedDFTOracle):
             if tag.upper() in MANAGED_TAGS:
                 raise ConfigError(f"incar.{tag}: set by the backend (use the oracle keys "
                                   f"rwigs, lambda, restart)")
+
+    def settings(self):
+        return {**super().settings(), "input_set": INPUT_SET}
 
     def rwigs(self, system, job: str = "rwigs") -> dict:
         """species -> RWIGS (Å) for ``system``: the ``rwigs`` key, or the default fixed

@@ -83,3 +83,13 @@ def test_directions_from_file(tmp_path, rng):
     np.testing.assert_allclose(directions_from_file(tmp_path / "spins.txt", 16), d)
     with pytest.raises(ValueError, match="expected 4 spin vectors"):
         directions_from_file(tmp_path / "spins.txt", 4)
+
+
+def test_atoms_per_cell_matches_the_builders():
+    """The memory check before building counts atoms with ATOMS_PER_CELL."""
+    from otf_spin.system import ATOMS_PER_CELL, LATTICES
+
+    for lattice in LATTICES:
+        conventional, primitive = ATOMS_PER_CELL[lattice]
+        assert len(bulk(lattice, 2.5, (2, 1, 3))) == 6 * conventional
+        assert len(bulk(lattice, 2.5, primitive=True)) == primitive

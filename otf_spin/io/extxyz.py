@@ -14,6 +14,7 @@ Writing refuses non-finite labels (nothing is written).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,15 +152,20 @@ def check_labels(results: dict, n_atoms: int, where: str) -> None:
                                 f"beyond ±{bound:g} {_LABEL_UNITS[key]}")
 
 
-def _check_rows(path: str) -> None:
+_PROPERTIES = re.compile(r'(?:^|\s)Properties=("?)([A-Za-z0-9_:]+)\1(?:\s|$)')
+
+
+def _check_rows(path: str, convert: bool = False) -> None:
     """Every frame of an extxyz file is complete and every atom row has exactly the
-    columns its ``Properties`` header declares (ASE ignores extra columns silently)."""
+    columns its ``Properties`` header declares (ASE ignores extra columns silently);
+    ``convert``: also that every cell reads as its column's type (to name the line of
+    a value ASE could not read)."""
     from ase.io.extxyz import key_val_str_to_dict, parse_properties
 
     from otf_spin.io.config import read_text
 
     lines = read_text(path, DataFileError).splitlines()
-    k, frame = 0, 0
+    k, frame, parsed = 0, 0, {}
     while k < len(lines) and lines[k].strip():
         try:
             natoms = int(lines[k])
@@ -169,9 +175,12 @@ def _check_rows(path: str) -> None:
         if natoms < 0 or k + 1 >= len(lines):
             raise DataFileError(f"{path}: line {k + 1}: frame {frame} has no valid header")
         try:
-            info = key_val_str_to_dict(lines[k + 1].strip())
-            _, _, dtype, convs = parse_properties(info.get("Properties",
-                                                           "species:S:1:pos:R:3"))
+            match = _PROPERTIES.search(lines[k + 1])    # ASE's full parser is slow
+            spec = match.group(2) if match else key_val_str_to_dict(
+                lines[k + 1].strip()).get("Properties", "species:S:1:pos:R:3")
+            if spec not in parsed:
+                parsed[spec] = parse_properties(spec)[2:]
+            dtype, convs = parsed[spec]
             columns = len(convs)
         except Exception as exc:  # ASE raises many types for malformed headers
             raise DataFileError(f"{path}: line {k + 2}: frame {frame}: unreadable header "
@@ -185,9 +194,9 @@ def _check_rows(path: str) -> None:
             if len(values) != columns:
                 raise DataFileError(f"{path}: line {row + 1}: frame {frame}, atom {atom}: "
                                     f"{len(values)} columns, the header declares {columns}")
-            for column, (convert, value) in enumerate(zip(convs, values)):
+            for column, (to_type, value) in enumerate(zip(convs, values) if convert else ()):
                 try:
-                    convert(value)
+                    to_type(value)
                 except Exception:  # ASE's converters raise ValueError, KeyError, ...
                     raise DataFileError(
                         f"{path}: line {row + 1}: frame {frame}, atom {atom}: column "
@@ -219,6 +228,7 @@ def read_frames(path, index=":", moment: float | None = None) -> list[Frame]:
     try:
         images = ase.io.read(path, index=index, format="extxyz", parallel=False)
     except Exception as exc:  # ASE raises many types for malformed files
+        _check_rows(path, convert=True)         # names the line where it can
         raise DataFileError(f"{path}: not a readable extxyz file ({exc})") from None
     if not isinstance(images, list):
         images = [images]

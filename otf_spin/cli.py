@@ -119,6 +119,10 @@ def _cmd_run(args) -> int:
         run(cfg, progress=not args.quiet, fresh=args.fresh)
     except ConfigError as exc:          # checks that need the built system (time step)
         raise ConfigError(f"{args.file}: {exc}") from None
+    except ValueError as exc:           # settings the run refuses (paths, integrator)
+        if type(exc) is not ValueError:     # data and model errors name their own file
+            raise
+        raise ValueError(f"{args.file}: {exc}") from None
     return 0
 
 

@@ -380,3 +380,16 @@ def test_paper_sets_arguments(tmp_path, argument, message):
     assert escaped is None
     _one_line_error(rc, err, message)
     assert not (tmp_path / "sets").exists()
+
+
+def test_run_time_refusals_name_the_run_file(tmp_path, monkeypatch):
+    """Settings the runner refuses (here: a trajectory path holding another kind of file)
+    come out as one line starting with the run file."""
+    (tmp_path / "notes.txt").write_text("keep me\n")
+    path = tmp_path / "run.yaml"
+    path.write_text(RUN.replace("trajectory: run.h5", "trajectory: notes.txt"))
+    monkeypatch.chdir(tmp_path)
+    rc, err, escaped = call(["run", str(path), "--quiet"])
+    assert escaped is None
+    _one_line_error(rc, err, f"{path}: output.trajectory")
+    assert (tmp_path / "notes.txt").read_text() == "keep me\n"

@@ -81,8 +81,8 @@ class ShellExchange:
             closest = f"closest pair {near:.4f} Å" if near is not None else \
                 f"no pair within {self.cutoff:.4f} Å"
             raise ConfigError(f"{self.name}: the shell at {d:.4f} Å matches no pair of the "
-                              f"structure ({closest}, shell_tolerance {self.tolerance} Å); "
-                              f"are the distances in distance_unit?")
+                              f"structure ({closest}, shell_tolerance {self.tolerance} Å); distances "
+                              f"in units of a need distance_unit: lattice")
         return np.where(inside, self.J[k], 0.0), np.zeros(len(nl.distances))
 
 
@@ -352,6 +352,16 @@ class HeisenbergOracle(Oracle):
         return self._cache
 
     # --- the calculation --------------------------------------------------------
+    def _terms_fm_energy(self, system, M_fm):
+        """Σ of the terms' energies (eV) with every spin along ``fm_direction``."""
+        key = (system.positions.tobytes(), system.cell.tobytes(), system.pbc.tobytes(),
+               M_fm.tobytes())
+        if getattr(self, "_fm_key", None) != key:
+            fm = np.tile(self.fm_direction, (len(system), 1))
+            self._fm_energy = sum(term(system, fm, M_fm)[0] for term in self.terms)
+            self._fm_key = key
+        return self._fm_energy
+
     def slaved_moments(self, system, couplings=None):
         """Moments M_i (N,) of paper Eq. 41 and the per-pair data needed for gradients."""
         offsets, neigh, J, _, _, _ = couplings or self._pair_couplings(system)
@@ -394,12 +404,12 @@ class HeisenbergOracle(Oracle):
         np.add.at(forces, rows, g)
         np.add.at(forces, neigh, -g)
         if self.terms:
-            fm = np.tile(self.fm_direction, (n, 1))
+            e_fm_terms = self._terms_fm_energy(system, M_fm)
+            energy -= e_fm_terms
+            energy_fm += e_fm_terms
             for term in self.terms:
                 e_t, grad_t, forces_t, dE_dM_t = term(system, e, M)
-                e_fm_t = term(system, fm, M_fm)[0]
-                energy += e_t - e_fm_t
-                energy_fm += e_fm_t
+                energy += e_t
                 grad += grad_t
                 forces += forces_t
                 dE_dM += dE_dM_t

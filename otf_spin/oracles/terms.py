@@ -39,9 +39,8 @@ class _StructureCache:
 
 def _scatter(n, index, values):
     """Σ of ``values`` (P, 3) into rows ``index`` (P,): an (n, 3) array."""
-    out = np.zeros((n, 3))
-    np.add.at(out, index, values)
-    return out
+    return np.stack([np.bincount(index, weights=values[:, k], minlength=n)
+                     for k in range(3)], axis=1)
 
 
 def _shell_pairs(law, system):
@@ -63,17 +62,26 @@ def _tensor_gradients(e, i, j, u, r):
     return f, df_di, df_dj, df_dD
 
 
-class BiquadraticTerm:
-    """E = -Σ_p w B_p (e_i·e_j)², B constant on shells (no forces)."""
-
-    key = "biquadratic"
+class _ShellPairTerm:
+    """A pair term whose constant comes from shells (``law``, a ShellExchange); ``weight``
+    is the factor of one directed entry (the oracle's convention)."""
 
     def __init__(self, law, weight):
         self.law, self.weight = law, float(weight)
         self._pairs = _StructureCache()
 
+    def pairs(self, system):
+        """(i, j, vectors, distances, constant) of the directed pairs on the shells."""
+        return self._pairs.get(system, lambda s: _shell_pairs(self.law, s))
+
+
+class BiquadraticTerm(_ShellPairTerm):
+    """E = -Σ_p w B_p (e_i·e_j)², B constant on shells (no forces)."""
+
+    key = "biquadratic"
+
     def __call__(self, system, e, M):
-        i, j, _, _, B = self._pairs.get(system, lambda s: _shell_pairs(self.law, s))
+        i, j, _, _, B = self.pairs(system)
         w = self.weight * B
         c = np.einsum("pk,pk->p", e[i], e[j])
         n = len(e)
@@ -82,17 +90,13 @@ class BiquadraticTerm:
         return -float(np.dot(w, c * c)), grad, np.zeros((n, 3)), np.zeros(n)
 
 
-class PseudoDipolarTerm:
+class PseudoDipolarTerm(_ShellPairTerm):
     """E = -Σ_p w D_p [3(e_i·r̂)(e_j·r̂) - e_i·e_j], D constant on shells; forces from r̂."""
 
     key = "pseudo_dipolar"
 
-    def __init__(self, law, weight):
-        self.law, self.weight = law, float(weight)
-        self._pairs = _StructureCache()
-
     def __call__(self, system, e, M):
-        i, j, D, r, value = self._pairs.get(system, lambda s: _shell_pairs(self.law, s))
+        i, j, D, r, value = self.pairs(system)
         w = self.weight * value
         f, df_di, df_dj, df_dD = _tensor_gradients(e, i, j, D / r[:, None], r)
         n = len(e)
@@ -135,7 +139,7 @@ class DipolarTerm:
         return -float(wf.sum()), grad, forces, dE_dM
 
 
-class ThreeSpinTerm:
+class ThreeSpinTerm(_ShellPairTerm):
     """E = -K Σ_i Σ_{a<b} (e_i·e_a)(e_i·e_b): a, b distinct neighbour entries of i on the
     shells (periodic images are distinct entries); each centre and unordered pair once.
 
@@ -145,11 +149,11 @@ class ThreeSpinTerm:
     key = "three_spin"
 
     def __init__(self, K, law):
-        self.K, self.law = float(K), law
-        self._pairs = _StructureCache()
+        super().__init__(law, 1.0)
+        self.K = float(K)
 
     def __call__(self, system, e, M):
-        i, j, *_ = self._pairs.get(system, lambda s: _shell_pairs(self.law, s))
+        i, j, *_ = self.pairs(system)
         n = len(e)
         x = np.einsum("pk,pk->p", e[i], e[j])
         S = np.bincount(i, weights=x, minlength=n)

@@ -5,8 +5,10 @@ real pw.x).
 2-atom cubic bcc Fe cell (a = 2.83 Å), spin 1 along z, spin 2 canted by θ in the xz
 plane. Through the backend (``type: vasp``): E(θ - δ), E(θ), E(θ + δ) and the field label
 B at θ. With e(θ) = (sin θ, 0, cos θ) and |m| the labelled moment of spin 2,
-B·∂e/∂θ = -(1/|m|) ∂E/∂θ ≈ -(E(θ+δ) - E(θ-δ)) / (2δ |m|). Prints a table; exits 1 when
-they disagree by more than --tolerance (relative).
+B·∂e/∂θ = -(1/|m|) ∂E/∂θ ≈ -(E(θ+δ) - E(θ-δ)) / (2δ |m|). Without spin-orbit coupling
+a global spin rotation costs nothing, so the torques cancel: Σ_i m_i × B_i = 0 (the
+"net torque" column, against the largest single torque). Prints a table; exits 1 when
+field and finite difference disagree by more than --tolerance (relative).
 
     python benchmarks/vasp_fd_check.py --potcar-dir /apps/vasp/potpaw_PBE \
         --command "mpirun -np 16 vasp_ncl" --kpoints 12 12 12
@@ -74,18 +76,23 @@ def main(argv=None) -> int:
     for angle in (theta - delta, theta, theta + delta):
         result = oracle.compute(canted(angle))
         tangent = np.array([np.cos(angle), 0.0, -np.sin(angle)])          # ∂e/∂θ
+        torques = np.cross(result["magmoms"], result["fields"])          # eV
         rows.append({"theta": np.degrees(angle), "energy": result["energy"],
+                     "net_torque": float(np.linalg.norm(torques.sum(axis=0))),
+                     "max_torque": float(np.linalg.norm(torques, axis=1).max()),
                      "field": float(result["fields"][1] @ tangent),
                      "moment": float(np.linalg.norm(result["magmoms"][1])),
                      "lambda": result["info"]["lambda_used"],
                      "residual": result["info"]["max_residual_moment"],
                      "penalty": result["info"]["penalty"], "job": result["info"]["job"]})
     print(f"{'theta (deg)':>11} {'E - E_FM (meV)':>15} {'B·de/dθ (meV/μB)':>17} "
-          f"{'|m| (μB)':>9} {'LAMBDA':>7} {'residual (μB)':>14} {'E_p (meV)':>10}  job")
+          f"{'|m| (μB)':>9} {'LAMBDA':>7} {'residual (μB)':>14} {'E_p (meV)':>10} "
+          f"{'net/max torque':>15}  job")
     for r in rows:
         print(f"{r['theta']:11.3f} {1e3 * r['energy']:15.4f} {1e3 * r['field']:17.4f} "
               f"{r['moment']:9.4f} {r['lambda']:7g} {r['residual']:14.2e} "
-              f"{1e3 * r['penalty']:10.4f}  {r['job']}")
+              f"{1e3 * r['penalty']:10.4f} {r['net_torque'] / max(r['max_torque'], 1e-300):15.2e}"
+              f"  {r['job']}")
     mid = rows[1]
     fd = -(rows[2]["energy"] - rows[0]["energy"]) / (2 * delta) / mid["moment"]
     error = abs(mid["field"] - fd) / max(abs(fd), 1e-12)

@@ -1,0 +1,133 @@
+"""Exchange-3b and dipole-2b descriptor terms against the exchange-2b-only model: accuracy
+on beyond-Heisenberg yardsticks, fit time and prediction speed.
+
+    python benchmarks/descriptor_terms.py [--seeds 101 102 103] [--train 50] [--test 25]
+
+Data: 16-atom bcc Fe (a = 2.83 Å), random-cone frames (cone axis uniform on the sphere,
+half-angle uniform in [0.3, 1.2] rad), labelled by the example oracles
+input_examples/oracle_bccFe_biquadratic_triangle.yaml (bilinear + biquadratic +
+triangle three-spin) and oracle_bccFe_pseudo_dipolar.yaml (bilinear + pseudo-dipolar).
+Models: the defaults of `otf-spin train` ("2b"), plus a linear kernel on the
+exchange-3b term ("2b+3b"), on the dipole-2b term ("2b+dip"), or both. Prints per seed
+and oracle: energy RMSE (meV/atom) and field RMSE (meV/μB, transverse components) on the
+held-out frames, fit time (s); then prediction throughput (atoms/s, energy + fields,
+no variance) on 16- and 432-atom cells. Timings on a shared machine are noisy.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import time
+import warnings
+
+import numpy as np
+
+from otf_spin.io.extxyz import Frame
+from otf_spin.kernels import refuse_twins
+from otf_spin.model import build_model
+from otf_spin.model.config import DEFAULT_KERNELS, MODEL, default_settings
+from otf_spin.oracles import load_file
+from otf_spin.system import bulk, random_cone, random_sphere
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ORACLES = {"triangle": "oracle_bccFe_biquadratic_triangle.yaml",
+           "pseudo_dipolar": "oracle_bccFe_pseudo_dipolar.yaml"}
+LINEAR = {"zeta": 1, "normalize": False, "orders": None, "n_sparse": None, "delta": 1.0}
+
+
+def variants() -> dict:
+    """Model settings by name: the defaults, and the defaults with the extra terms."""
+    out = {"2b": default_settings()}
+    for name, terms in (("2b+3b", ["exchange_3b"]), ("2b+dip", ["dipole_2b"]),
+                        ("2b+3b+dip", ["exchange_3b", "dipole_2b"])):
+        out[name] = MODEL.validate({"descriptor": {term: {} for term in terms},
+                                    "kernels": copy.deepcopy(DEFAULT_KERNELS)
+                                    + [dict(LINEAR, term=term) for term in terms]})
+    return out
+
+
+def frames(oracle, n, rng):
+    out = []
+    for _ in range(n):
+        system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
+        axis = random_sphere(1, rng)[0]
+        system.set_directions(random_cone(len(system), axis, rng.uniform(0.3, 1.2), rng))
+        r = oracle.compute(system)
+        out.append(Frame(system, {"energy": r["energy"], "fields": r["fields"]}))
+    return out
+
+
+def transverse(fields, e):
+    return fields - np.einsum("ik,ik->i", fields, e)[:, None] * e
+
+
+def evaluate(settings, train, test):
+    model = build_model(settings)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(train)
+    fit = time.perf_counter() - start
+    dE, dB = [], []
+    for f in test:
+        p = model.predict(f.system, stds=False)
+        e = f.system.directions
+        dE.append((p["energy"] - f.energy) / len(f.system))
+        dB.append(transverse(p["fields"], e) - transverse(f.fields, e))
+    return (1e3 * np.sqrt(np.mean(np.square(dE))), 1e3 * np.sqrt(np.mean(np.square(dB))),
+            fit, model)
+
+
+def throughput(model, repeat, rng, runs=3) -> float:
+    system = bulk("bcc", 2.83, (repeat,) * 3, moment=2.2)
+    system.set_directions(random_cone(len(system), [0, 0, 1], 0.8, rng))
+    model.predict(system, stds=False)                 # geometry cache, warm-up
+    best = np.inf
+    for _ in range(runs):
+        start = time.perf_counter()
+        model.predict(system, stds=False)
+        best = min(best, time.perf_counter() - start)
+    return len(system) / best
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
+    parser.add_argument("--train", type=int, default=50)
+    parser.add_argument("--test", type=int, default=25)
+    parser.add_argument("--models", nargs="+", default=list(variants()))
+    parser.add_argument("--oracles", nargs="+", default=list(ORACLES), choices=list(ORACLES))
+    parser.add_argument("--allow-twins", action="store_true",
+                        help="time the pure-Python twins of kernels that are not built")
+    args = parser.parse_args(argv)
+    refuse_twins(args.allow_twins)
+    settings = {k: v for k, v in variants().items() if k in args.models}
+    print("# energy RMSE meV/atom | field RMSE meV/μB | fit s  (held-out frames)")
+    print(f"{'oracle':15s} {'seed':>5s} " + " ".join(f"{m:>24s}" for m in settings))
+    table = {}
+    fitted = {}
+    for name in args.oracles:
+        oracle = load_file(os.path.join(HERE, "..", "input_examples", ORACLES[name]))
+        for seed in args.seeds:
+            rng = np.random.default_rng(seed)
+            train, test = frames(oracle, args.train, rng), frames(oracle, args.test, rng)
+            cells = []
+            for m, s in settings.items():
+                e, b, fit, model = evaluate(s, train, test)
+                table.setdefault((name, m), []).append((e, b))
+                fitted[m] = model
+                cells.append(f"{e:7.4f} {b:7.4f} {fit:6.1f}s")
+            print(f"{name:15s} {seed:5d} " + " ".join(f"{c:>24s}" for c in cells), flush=True)
+        worst = [f"{max(x[0] for x in table[name, m]):7.4f} "
+                 f"{max(x[1] for x in table[name, m]):7.4f}        " for m in settings]
+        print(f"{name:15s} {'worst':>5s} " + " ".join(f"{c:>24s}" for c in worst))
+    print("\n# prediction throughput, atoms/s (energy + fields, no variance)")
+    rng = np.random.default_rng(0)
+    for m, model in fitted.items():
+        print(f"{m:12s} 16 atoms: {throughput(model, 2, rng):9.0f}   "
+              f"432 atoms: {throughput(model, 6, rng):9.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -180,6 +180,15 @@ class ConstrainedDFTOracle(FileOracle):
     def settings(self):
         return {"type": self.name, **self.cfg}
 
+    @staticmethod
+    def net_torque(magmoms, fields) -> float:
+        """|Σ_i m_i × B_i| / max_i |m_i × B_i|: zero for exact labels without spin-orbit
+        coupling (a global spin rotation costs nothing); a few % or more flags an SCF
+        not converged tightly enough for the fields (magmoms μB, fields eV/μB, (N, 3))."""
+        torques = np.cross(magmoms, fields)
+        largest = float(np.linalg.norm(torques, axis=1).max())
+        return float(np.linalg.norm(torques.sum(axis=0))) / largest if largest > 0 else 0.0
+
     def fm_energy(self, system, run_reference) -> float:
         """E of the FM reference of ``system``'s structure; ``run_reference()`` computes it
         (once per cell, positions, species and moments)."""

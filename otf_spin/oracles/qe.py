@@ -237,11 +237,12 @@ class QEOracle(ConstrainedDFTOracle):
             system, write, lambda s, d: self._read(s, d, lam_of[d]),
             lambda o: constrained_labels(o, o["lambda_eff"], e)["residual"].max())
         labels = constrained_labels(out, out["lambda_eff"], e)
-        targets = np.linalg.norm(out["targets"], axis=1)
+        magmoms = e * np.linalg.norm(out["targets"], axis=1)[:, None]
         return {"energy": labels["energy"] - e_fm, "fields": labels["fields"],
-                "magmoms": e * targets[:, None],
+                "magmoms": magmoms,
                 "info": dict(out["info"], lambda_eff=out["lambda_eff"],
                              penalty=labels["penalty"],
                              max_residual_moment=float(labels["residual"].max()),
                              achieved_moments=out["moments"].tolist(),
+                             net_torque=self.net_torque(magmoms, labels["fields"]),
                              pw_version=".".join(map(str, out["version"] or ())))}

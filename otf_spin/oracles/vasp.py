@@ -294,8 +294,9 @@ class VaspOracle(ConstrainedDFTOracle):
         fields -= np.einsum("ik,ik->i", fields, e)[:, None] * e
         energy = out["energy_total"] + out["penalty"]
         rows = np.linalg.norm(out["rows"], axis=1)
-        return {"energy": energy - fm, "fields": fields,
-                "magmoms": e * magnitudes[:, None],
+        magmoms = e * magnitudes[:, None]
+        return {"energy": energy - fm, "fields": fields, "magmoms": magmoms,
                 "info": dict(out["info"], penalty=out["penalty"],
+                             net_torque=self.net_torque(magmoms, fields),
                              max_residual_moment=float(rows.max() / out["lambda_"]),
                              rwigs=self.rwigs(system))}

@@ -67,19 +67,46 @@ class HeisenbergProvider:
 
 
 class ComputeProvider:
-    """Wraps any oracle or model with ``compute(system)`` (energy, fields in eV/μB)."""
+    """Wraps any oracle or model with ``compute(system)`` (energy, fields in eV/μB).
+
+    A fitted GAP-SOSO model that :mod:`otf_spin.model.fast` supports runs on its
+    compiled engine (radial data prepared once for the fixed positions, no per-step
+    allocation); a refit (or a new ``calculator``) is picked up at the next call."""
 
     def __init__(self, calculator, system, field_tesla=(0.0, 0.0, 0.0)):
         self.calculator, self.system = calculator, system.copy()
         self.b_ext = np.asarray(field_tesla, float)
         self.moments = system.magnitudes.copy()
         self._last = (None, None)
+        self._tesla = -1.0 / (self.moments * MU_B)     # eV/μB per unit ∂E/∂e -> T
+        self._ev = -1.0 / self.moments
+        self._zero = np.zeros(3)
+        self._fast = (None, None, None)                # (calculator, FastPredictor, engine)
+
+    def _engine(self):
+        """The fast engine of the current calculator, or None (not a supported model)."""
+        calc, fp, engine = self._fast
+        if calc is self.calculator and (fp is None or fp.current()):
+            return engine
+        from otf_spin.model.fast import fast_predictor
+
+        fp = fast_predictor(self.calculator) if hasattr(self.calculator, "predict") else None
+        engine = None if fp is None else fp.engine(self.system)
+        self._fast = (self.calculator, fp, engine)
+        return engine
 
     def _results(self, directions):
         key = directions.tobytes()
         if self._last[0] != key:
             self.system.directions = np.array(directions)
-            if hasattr(self.calculator, "predict"):
+            engine = self._engine()
+            if engine is not None:
+                fields = np.empty((len(self.moments), 3))
+                energy = engine.field(np.ascontiguousarray(directions, dtype=float), self._ev,
+                                      self._zero, fields)
+                results = {"energy": energy, "energies": np.array(engine.energies),
+                           "fields": fields}
+            elif hasattr(self.calculator, "predict"):
                 results = self.calculator.predict(self.system, stds=False)
             else:
                 results = self.calculator.compute(self.system)
@@ -87,9 +114,18 @@ class ComputeProvider:
         return self._last[1]
 
     def field(self, directions, out):
+        engine = self._engine()
+        if engine is not None:      # hot path: straight into out, in tesla, B_ext added
+            engine.field(np.ascontiguousarray(directions, dtype=float), self._tesla,
+                         self.b_ext, out)
+            return
         out[:] = self._results(directions)["fields"] / MU_B + self.b_ext
 
     def energy(self, directions) -> float:
+        engine = self._engine()
+        if engine is not None:
+            return float(engine.compute(np.ascontiguousarray(directions, dtype=float), False)
+                         - MU_B * np.einsum("i,ik,k->", self.moments, directions, self.b_ext))
         r = self._results(directions)
         moments = np.linalg.norm(r["magmoms"], axis=1) if "magmoms" in r else self.moments
         return float(r["energy"] - MU_B * np.einsum("i,ik,k->", moments, directions,

@@ -15,7 +15,7 @@ import os
 import warnings
 from types import ModuleType
 
-KERNELS = ("neighbours", "exchange", "soso", "llg", "noise", "exchange3b", "dipole2b")
+KERNELS = ("neighbours", "exchange", "soso", "llg", "noise", "gap", "exchange3b", "dipole2b")
 _import_errors: dict[str, str] = {}
 
 

@@ -1,0 +1,462 @@
+# cython: language_level=3
+"""GAP-SOSO exchange-model evaluator for one fixed structure (energies and fields).
+
+Fused passes over atoms on OpenMP threads, BLAS (scipy's dgemm, looked up at import)
+for the kernel products, every buffer allocated once. Pure-Python twin and the
+formulas: :mod:`otf_spin.kernels.gap_py`.
+
+The radial rows of the pairs of atom i are grouped in "slots" (one per distinct radial
+row among its pairs; a lattice has one per shell), so that
+
+    d_i[l, n]  = dfm_i[l, n] + Σ_{s in i} w_l W_s[l] rtab[srid_s, n],  W_s[l] = Σ_{p in s} (P_l(c_p) - 1)
+    H_s[l]     = w_l Σ_n G_a[l, n] rtab[srid_s, n]                  (s a slot of atom a)
+    g_a        = Σ_{s in a} Σ_{p in s} Σ_l P_l'(c_p) (H_s[l] + H_{jslot_p}[l]) e_{j_p}
+
+cost per pair O(l_max), per slot O(l_max n_max).
+"""
+import numpy as np
+cimport numpy as cnp
+from cython.parallel cimport prange
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_GetName
+from libc.math cimport sqrt
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int gap_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int gap_max_threads(void) { return 1; }
+    #endif
+    """
+    int gap_max_threads() noexcept nogil
+
+ctypedef void (*dgemm_t)(char *transa, char *transb, int *m, int *n, int *k,
+                         double *alpha, double *a, int *lda, double *b, int *ldb,
+                         double *beta, double *c, int *ldc) noexcept nogil
+
+cdef dgemm_t _dgemm
+
+
+def _load_dgemm():
+    global _dgemm
+    from scipy.linalg import cython_blas
+
+    capsule = cython_blas.__pyx_capi__["dgemm"]
+    cdef const char* name = PyCapsule_GetName(capsule)
+    # the name spells scipy's typedef of double; check the shape of the signature
+    if name == NULL or not (<bytes>name).startswith(b"void (char *, char *, int *, int *, int *,"):
+        raise ImportError("scipy.linalg.cython_blas.dgemm has an unexpected signature")
+    _dgemm = <dgemm_t>PyCapsule_GetPointer(capsule, name)
+
+
+_load_dgemm()
+
+cdef enum:
+    LMAX_CAP = 32
+    SERIAL_BELOW = 512      # atoms: smaller structures run on one thread (no OpenMP startup)
+
+
+cdef inline void _legendre(double c, int lmax, const double* la, const double* lb,
+                           double* P) noexcept nogil:
+    """P_l(c), l ≤ lmax, by the three-term recursion with tabulated coefficients."""
+    cdef int l
+    P[0] = 1.0
+    if lmax >= 1:
+        P[1] = c
+    for l in range(2, lmax + 1):
+        P[l] = la[l] * c * P[l - 1] - lb[l] * P[l - 2]
+
+
+cdef inline void _legendre_d(double c, int lmax, const double* la, const double* lb,
+                             double* P, double* dP) noexcept nogil:
+    """P_l(c) and P_l'(c), l ≤ lmax."""
+    cdef int l
+    P[0] = 1.0
+    dP[0] = 0.0
+    if lmax >= 1:
+        P[1] = c
+        dP[1] = 1.0
+    for l in range(2, lmax + 1):
+        P[l] = la[l] * c * P[l - 1] - lb[l] * P[l - 2]
+        dP[l] = dP[l - 2] + (2 * l - 1) * P[l - 1]
+
+
+cdef inline double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+cdef inline double _ipow(double x, long k) noexcept nogil:
+    cdef double r = 1.0
+    cdef long q
+    for q in range(k):
+        r *= x
+    return r
+
+
+cdef class GapEngine:
+    """See :class:`otf_spin.kernels.gap_py.GapEngine` (same constructor and methods).
+
+    """
+    cdef readonly Py_ssize_t n_atoms, n_max, L, D, M, K, n_slots
+    cdef object _keep
+    cdef cnp.int64_t* soff
+    cdef cnp.int64_t* sp
+    cdef int* neigh
+    cdef int* jslot
+    cdef int* srid
+    cdef double* rtab
+    cdef double* w
+    cdef double* dfm
+    cdef double* v
+    cdef double* S
+    cdef double* alpha
+    cdef cnp.int64_t* kstart
+    cdef cnp.int64_t* zeta
+    cdef int* normalize
+    cdef double* masks
+    cdef double* e_ref
+    cdef double* d
+    cdef double* G
+    cdef double* C
+    cdef double* H
+    cdef double* norms
+    cdef double* xsum
+    cdef double* E
+    cdef double* g
+    cdef double la[LMAX_CAP + 1]
+    cdef double lb[LMAX_CAP + 1]
+    cdef double stage[5]        # seconds: descriptor, kernel, gradient, field, calls
+    cdef readonly object energies, grad, d_array, G_array
+
+    def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
+                 kstart, zeta, normalize, masks, e_ref):
+        cdef cnp.int64_t[::1] a_soff = np.ascontiguousarray(soff, dtype=np.int64)
+        cdef cnp.int64_t[::1] a_sp = np.ascontiguousarray(sp, dtype=np.int64)
+        cdef int[::1] a_neigh = np.ascontiguousarray(neigh, dtype=np.int32)
+        cdef int[::1] a_jslot = np.ascontiguousarray(jslot, dtype=np.int32)
+        cdef int[::1] a_srid = np.ascontiguousarray(srid, dtype=np.int32)
+        cdef double[:, ::1] a_rtab = np.ascontiguousarray(rtab, dtype=np.float64)
+        cdef double[::1] a_w = np.ascontiguousarray(w, dtype=np.float64)
+        cdef double[:, ::1] a_dfm = np.ascontiguousarray(d_fm, dtype=np.float64)
+        cdef double[::1] a_v = np.ascontiguousarray(v, dtype=np.float64)
+        cdef double[:, ::1] a_S = np.ascontiguousarray(S, dtype=np.float64)
+        cdef double[::1] a_alpha = np.ascontiguousarray(alpha, dtype=np.float64)
+        cdef cnp.int64_t[::1] a_kstart = np.ascontiguousarray(kstart, dtype=np.int64)
+        cdef cnp.int64_t[::1] a_zeta = np.ascontiguousarray(zeta, dtype=np.int64)
+        cdef int[::1] a_norm = np.ascontiguousarray(normalize, dtype=np.int32)
+        cdef double[:, ::1] a_masks = np.ascontiguousarray(
+            np.asarray(masks, dtype=np.float64).reshape(len(a_zeta), a_v.shape[0]))
+        cdef double[::1] a_eref = np.array(e_ref, dtype=np.float64)
+        self.n_atoms = a_soff.shape[0] - 1
+        self.n_max = a_rtab.shape[1]
+        self.L = a_w.shape[0]
+        self.D = self.L * self.n_max
+        self.M = a_S.shape[0]
+        self.K = a_zeta.shape[0]
+        self.n_slots = a_srid.shape[0]
+        if a_sp.shape[0] != self.n_slots + 1 or a_soff[self.n_atoms] != self.n_slots:
+            raise ValueError("slot ranges soff/sp do not match srid")
+        if a_jslot.shape[0] != a_neigh.shape[0] or a_sp[self.n_slots] != a_neigh.shape[0]:
+            raise ValueError("pair arrays neigh/jslot do not match the slot ranges")
+        if self.L - 1 > LMAX_CAP:
+            raise ValueError(f"l_max {self.L - 1} exceeds the compiled limit {LMAX_CAP}")
+        if a_v.shape[0] != self.D or a_S.shape[1] != self.D or a_dfm.shape[1] != self.D:
+            raise ValueError("descriptor length of v, S or d_fm is not L·n_max")
+        if a_kstart.shape[0] != self.K + 1 or a_kstart[self.K] != self.M:
+            raise ValueError("kstart does not partition the sparse points")
+        if self.n_atoms * max(self.M, self.D) >= 2**31:
+            raise ValueError("structure too large for 32-bit BLAS indices")
+        cdef Py_ssize_t n = self.n_atoms
+        d_arr = np.zeros((n, self.D))
+        G_arr = np.zeros((n, self.D))
+        C_arr = np.zeros(max(n * self.M, 1))
+        H_arr = np.zeros(max(self.n_slots * self.L, 1))
+        nrm = np.ones(max(n * self.K, 1))
+        xs = np.zeros(max(n * self.K, 1))
+        E_arr = np.zeros(n)
+        g_arr = np.zeros((n, 3))
+        self._keep = (a_soff, a_sp, a_neigh, a_jslot, a_srid, a_rtab, a_w, a_dfm,
+                      a_v, a_S, a_alpha, a_kstart, a_zeta, a_norm, a_masks, a_eref,
+                      d_arr, G_arr, C_arr, H_arr, nrm, xs)
+        self.energies, self.grad, self.d_array, self.G_array = E_arr, g_arr, d_arr, G_arr
+        self.soff = &a_soff[0]
+        self.sp = &a_sp[0]
+        self.neigh = &a_neigh[0] if a_neigh.shape[0] else NULL
+        self.jslot = &a_jslot[0] if a_jslot.shape[0] else NULL
+        cdef int l
+        for l in range(LMAX_CAP + 1):      # P_l = la_l c P_{l-1} - lb_l P_{l-2}
+            self.la[l] = (2.0 * l - 1.0) / l if l >= 2 else 0.0
+            self.lb[l] = (l - 1.0) / l if l >= 2 else 0.0
+        self.srid = &a_srid[0] if a_srid.shape[0] else NULL
+        self.rtab = &a_rtab[0, 0] if a_rtab.shape[0] else NULL
+        self.w = &a_w[0]
+        self.dfm = &a_dfm[0, 0] if n else NULL
+        self.v = &a_v[0]
+        self.S = &a_S[0, 0] if self.M else NULL
+        self.alpha = &a_alpha[0] if self.M else NULL
+        self.kstart = &a_kstart[0]
+        self.zeta = &a_zeta[0] if self.K else NULL
+        self.normalize = &a_norm[0] if self.K else NULL
+        self.masks = &a_masks[0, 0] if self.K else NULL
+        self.e_ref = &a_eref[0] if n else NULL
+        cdef double[:, ::1] vd = d_arr
+        cdef double[:, ::1] vG = G_arr
+        cdef double[::1] vC = C_arr
+        cdef double[::1] vH = H_arr
+        cdef double[::1] vn = nrm
+        cdef double[::1] vx = xs
+        cdef double[::1] vE = E_arr
+        cdef double[:, ::1] vg = g_arr
+        self.d = &vd[0, 0] if n else NULL
+        self.G = &vG[0, 0] if n else NULL
+        self.C = &vC[0]
+        self.H = &vH[0]
+        self.norms = &vn[0]
+        self.xsum = &vx[0]
+        self.E = &vE[0] if n else NULL
+        self.g = &vg[0, 0] if n else NULL
+
+    def set_reference(self, e_ref):
+        """Replace the energies subtracted per atom (N,) eV."""
+        cdef double[::1] a = np.ascontiguousarray(e_ref, dtype=np.float64)
+        cdef Py_ssize_t i
+        if a.shape[0] != self.n_atoms:
+            raise ValueError("reference energies: one per atom")
+        for i in range(self.n_atoms):
+            self.e_ref[i] = a[i]
+
+    @property
+    def profile(self) -> dict:
+        """Accumulated seconds per stage (descriptor, kernel: products and coefficients,
+        gradient: ∂E/∂d, field: contraction to ∂E/∂e) and the number of evaluations."""
+        return {"descriptor": self.stage[0], "kernel": self.stage[1],
+                "gradient": self.stage[2], "field": self.stage[3], "calls": int(self.stage[4])}
+
+    def reset_profile(self):
+        cdef int k
+        for k in range(5):
+            self.stage[k] = 0.0
+
+    cdef int _threads(self) noexcept nogil:
+        return 1 if self.n_atoms < SERIAL_BELOW else gap_max_threads()
+
+    cdef void _descriptors(self, const double* e, double* out) noexcept nogil:
+        """Pass 1: descriptors into out (N, D) and the linear kernels' energies into E:
+        the change from the FM state accumulated first (P_l - 1: no cancellation
+        against the FM reference), then the FM descriptor added."""
+        cdef Py_ssize_t i, p, j, s, l, n, q, nmax = self.n_max, L = self.L, D = self.D
+        cdef double c, coef, ex, ey, ez, lin
+        cdef double P[LMAX_CAP + 1]
+        cdef double W[LMAX_CAP + 1]
+        cdef double* di
+        cdef double* r
+        cdef int nt = self._threads()
+        for i in prange(self.n_atoms, schedule="static", num_threads=nt):
+            di = out + i * D
+            for q in range(D):
+                di[q] = 0.0
+            ex = e[3 * i]
+            ey = e[3 * i + 1]
+            ez = e[3 * i + 2]
+            for s in range(self.soff[i], self.soff[i + 1]):
+                for l in range(L):
+                    W[l] = 0.0
+                for p in range(self.sp[s], self.sp[s + 1]):
+                    j = self.neigh[p]
+                    c = ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]
+                    _legendre(c, L - 1, self.la, self.lb, P)
+                    for l in range(L):
+                        W[l] = W[l] + (P[l] - 1.0)
+                r = self.rtab + self.srid[s] * nmax
+                for l in range(L):
+                    coef = self.w[l] * W[l]
+                    for n in range(nmax):
+                        di[l * nmax + n] += coef * r[n]
+            lin = 0.0
+            for q in range(D):
+                lin = lin + di[q] * self.v[q]
+                di[q] += self.dfm[i * D + q]
+            self.E[i] = lin
+
+    cdef void _kernels(self, bint need_grad) noexcept nogil:
+        """Energies (E) and, with need_grad, G = ∂E/∂d, from self.d."""
+        cdef Py_ssize_t N = self.n_atoms, D = self.D, i, q, k, m, lo, hi, Mk
+        cdef double acc, c, cz, a, nrm, xs, x
+        cdef long z
+        cdef int nt = self._threads()
+        cdef int im, iN, iD, iM
+        cdef double one = 1.0, zero = 0.0
+        cdef double* di
+        cdef double* Ck
+        cdef double* mk
+        cdef double t0 = _now(), t1
+        for i in prange(N, schedule="static", num_threads=nt):
+            di = self.d + i * D
+            if need_grad:
+                for q in range(D):
+                    self.G[i * D + q] = self.v[q]
+            self.E[i] -= self.e_ref[i]
+            for k in range(self.K):
+                if self.normalize[k]:
+                    mk = self.masks + k * D
+                    acc = 0.0
+                    for q in range(D):
+                        acc = acc + mk[q] * di[q] * di[q]
+                    self.norms[i * self.K + k] = sqrt(acc)
+        iN = <int>N
+        iD = <int>D
+        t1 = _now()
+        self.stage[1] += t1 - t0
+        t0 = t1
+        for k in range(self.K):
+            lo = self.kstart[k]
+            hi = self.kstart[k + 1]
+            Mk = hi - lo
+            if Mk == 0 or N == 0:
+                continue
+            im = <int>Mk
+            Ck = self.C + N * lo
+            # C_k (N, Mk) = d (N, D) @ S_kᵀ   (column-major view: C_kᵀ = S_k dᵀ)
+            _dgemm(b"T", b"N", &im, &iN, &iD, &one, self.S + lo * D, &iD, self.d, &iD,
+                   &zero, Ck, &im)
+            z = self.zeta[k]
+            for i in prange(N, schedule="static", num_threads=nt):
+                nrm = self.norms[i * self.K + k] if self.normalize[k] else 1.0
+                if nrm == 0.0:
+                    nrm = 1.0
+                acc = 0.0
+                xs = 0.0
+                for m in range(Mk):
+                    c = Ck[i * Mk + m] / nrm
+                    a = self.alpha[lo + m]
+                    cz = _ipow(c, z - 1)
+                    acc = acc + a * cz * c
+                    Ck[i * Mk + m] = a * z * cz
+                    xs = xs + a * z * cz * c
+                self.E[i] += acc
+                if self.normalize[k]:
+                    nrm = self.norms[i * self.K + k]
+                    self.xsum[i * self.K + k] = xs / (nrm * nrm)
+                    for m in range(Mk):
+                        Ck[i * Mk + m] = Ck[i * Mk + m] / nrm
+            t1 = _now()
+            self.stage[1] += t1 - t0
+            t0 = t1
+            if not need_grad:
+                continue
+            # G (N, D) += coef (N, Mk) @ S_k   (column-major: Gᵀ += S_kᵀ coefᵀ)
+            _dgemm(b"N", b"N", &iD, &iN, &im, &one, self.S + lo * D, &iD, Ck, &im, &one,
+                   self.G, &iD)
+            if self.normalize[k]:
+                mk = self.masks + k * D
+                for i in prange(N, schedule="static", num_threads=nt):
+                    x = self.xsum[i * self.K + k]
+                    for q in range(D):
+                        self.G[i * D + q] -= x * mk[q] * self.d[i * D + q]
+            t1 = _now()
+            self.stage[2] += t1 - t0
+            t0 = t1
+
+    cdef void _contract(self, const double* e) noexcept nogil:
+        """∂E/∂e (unprojected) into g from G: H per slot, then the pair sums."""
+        cdef Py_ssize_t a, p, j, s, l, n, nmax = self.n_max, L = self.L, D = self.D
+        cdef double acc, c, t, gx, gy, gz, ex, ey, ez
+        cdef double P[LMAX_CAP + 1]
+        cdef double dP[LMAX_CAP + 1]
+        cdef double* Ga
+        cdef double* r
+        cdef double* Ha
+        cdef double* Hj
+        cdef int nt = self._threads()
+        for a in prange(self.n_atoms, schedule="static", num_threads=nt):
+            Ga = self.G + a * D
+            for s in range(self.soff[a], self.soff[a + 1]):
+                r = self.rtab + self.srid[s] * nmax
+                Ha = self.H + s * L
+                for l in range(L):          # L independent sums (no dependency chain)
+                    Ha[l] = 0.0
+                for n in range(nmax):
+                    for l in range(L):
+                        Ha[l] += Ga[l * nmax + n] * r[n]
+                for l in range(L):
+                    Ha[l] *= self.w[l]
+        for a in prange(self.n_atoms, schedule="static", num_threads=nt):
+            gx = 0.0
+            gy = 0.0
+            gz = 0.0
+            ex = e[3 * a]
+            ey = e[3 * a + 1]
+            ez = e[3 * a + 2]
+            for s in range(self.soff[a], self.soff[a + 1]):
+                Ha = self.H + s * L
+                for p in range(self.sp[s], self.sp[s + 1]):
+                    j = self.neigh[p]
+                    c = ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]
+                    _legendre_d(c, L - 1, self.la, self.lb, P, dP)
+                    Hj = self.H + (self.soff[j] + self.jslot[p]) * L
+                    t = 0.0
+                    for l in range(1, L):
+                        t = t + dP[l] * (Ha[l] + Hj[l])
+                    gx = gx + t * e[3 * j]
+                    gy = gy + t * e[3 * j + 1]
+                    gz = gz + t * e[3 * j + 2]
+            self.g[3 * a] = gx
+            self.g[3 * a + 1] = gy
+            self.g[3 * a + 2] = gz
+
+    def descriptors(self, const double[:, ::1] e, double[:, ::1] out):
+        """Write the descriptors (N, L·n_max) of directions e (N, 3) into out."""
+        if e.shape[0] != self.n_atoms or out.shape[0] != self.n_atoms or out.shape[1] != self.D:
+            raise ValueError("descriptors: e (N, 3) and out (N, L·n_max) expected")
+        if self.n_atoms == 0:
+            return
+        with nogil:
+            self._descriptors(&e[0, 0], &out[0, 0])
+
+    def compute(self, const double[:, ::1] e, bint need_grad=True):
+        """Energies (N,) into ``energies`` and, with need_grad, ∂E/∂e (N, 3) into
+        ``grad``; returns the total energy (eV)."""
+        cdef Py_ssize_t i
+        cdef double total = 0.0
+        if e.shape[0] != self.n_atoms or e.shape[1] != 3:
+            raise ValueError("compute: e must be (N, 3)")
+        if self.n_atoms == 0:
+            return 0.0
+        cdef double t0, t1
+        with nogil:
+            t0 = _now()
+            self._descriptors(&e[0, 0], self.d)
+            t1 = _now()
+            self.stage[0] += t1 - t0
+            self._kernels(need_grad)
+            if need_grad:
+                t0 = _now()
+                self._contract(&e[0, 0])
+                self.stage[3] += _now() - t0
+            for i in range(self.n_atoms):
+                total += self.E[i]
+            self.stage[4] += 1
+        return total
+
+    def field(self, const double[:, ::1] e, const double[::1] scale, const double[::1] b_ext,
+              double[:, ::1] out):
+        """out = scale_a (g_a - (g_a·e_a) e_a) + b_ext (N, 3); returns the total energy."""
+        cdef Py_ssize_t a, N = self.n_atoms
+        cdef double total, dot
+        if out.shape[0] != N or scale.shape[0] != N or b_ext.shape[0] != 3:
+            raise ValueError("field: scale (N,), b_ext (3,) and out (N, 3) expected")
+        total = self.compute(e, True)
+        with nogil:
+            for a in range(N):
+                dot = self.g[3 * a] * e[a, 0] + self.g[3 * a + 1] * e[a, 1] \
+                    + self.g[3 * a + 2] * e[a, 2]
+                out[a, 0] = scale[a] * (self.g[3 * a] - dot * e[a, 0]) + b_ext[0]
+                out[a, 1] = scale[a] * (self.g[3 * a + 1] - dot * e[a, 1]) + b_ext[1]
+                out[a, 2] = scale[a] * (self.g[3 * a + 2] - dot * e[a, 2]) + b_ext[2]
+        return total

@@ -1,0 +1,145 @@
+"""Pure-Python twin of cython_ext/gap.pyx (same class, same methods, same results).
+
+:class:`GapEngine` evaluates a GAP-SOSO exchange model (dot-product kernels) for one
+fixed structure. Everything radial is given once: a compressed pair list (self images
+removed, periodic images of one (i, j) merged, equal radial rows shared) and the
+per-structure constants. Descriptor layout inside the engine is (l, n) per atom
+(index l·n_max + n), the sparse points arrive permuted to it.
+
+Per evaluation, with c_p = e_i·e_j::
+
+    d_i[l, n] = dfm_i[l, n] + Σ_{p in row i} w_l (P_l(c_p) - 1) rtab[rid_p, n]
+    E_i       = (d_i - dfm_i)·v + Σ_k Σ_{m in k} α_m κ_k(d_i, s_m) - e_ref_i
+    G_i       = ∂E_i/∂d_i
+    g_a       = Σ_{p in row a} [Σ_{l,n} (G_a + G_j)[l, n] w_l P_l'(c_p) rtab[rid_p, n]] e_j
+
+κ_k = (d·s̃)^ζ (s̃ = mask ∘ s), or with ``normalize`` (d̂·ŝ)^ζ of the masked vectors.
+g_a = ∂E/∂e_a (unprojected); the field is scale_a (g_a - (g_a·e_a) e_a) + b_ext.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from otf_spin.kernels.soso_py import legendre
+
+
+class GapEngine:
+    """Model evaluator for one structure.
+
+    Pairs are grouped by atom, then by "slot" (the distinct radial rows among an
+    atom's pairs; one per shell in a lattice): soff (N+1,) int64 slot ranges per atom,
+    sp (S+1,) int64 pair ranges per slot, srid (S,) int32 radial row of each slot,
+    neigh (P,) int32 the neighbour of each pair and jslot (P,) int32 the slot of the
+    same radial row among the neighbour's slots (counted from soff[j]). rtab (U, n_max)
+    radial rows (Å^-3/2, summed over merged images); w (L,) spin weights; d_fm
+    (N, L·n_max) descriptors of the FM state (self images included); v (L·n_max,) the linear kernels' weight
+    vector; S (M, L·n_max) the other kernels' sparse points (masked; unit rows where
+    normalised); alpha (M,); kstart (K+1,) int64 row ranges of S per kernel; zeta (K,)
+    int64; normalize (K,) int32; masks (K, L·n_max) 0/1; e_ref (N,) energies
+    subtracted (eV; the FM reference).
+    """
+
+    def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
+                 kstart, zeta, normalize, masks, e_ref):
+        self.neigh = neigh
+        self.n_atoms, self.n_max = len(soff) - 1, rtab.shape[1]
+        slot = np.repeat(np.arange(len(srid)), np.diff(sp))
+        self.rows = np.repeat(np.arange(self.n_atoms), np.diff(soff))[slot]
+        self.rid = np.asarray(srid)[slot]
+        self.rtab, self.w, self.d_fm, self.v = rtab, w, d_fm, v
+        self.S, self.alpha, self.kstart = S, alpha, kstart
+        self.zeta, self.normalize = zeta, normalize
+        self.masks = np.asarray(masks, float).reshape(len(zeta), len(v))
+        self.e_ref = np.array(e_ref, float)
+        self.L = len(w)
+        self.d_array = np.zeros((self.n_atoms, self.L * self.n_max))
+        self.G_array = np.zeros_like(self.d_array)
+        self.energies = np.zeros(self.n_atoms)
+        self.grad = np.zeros((self.n_atoms, 3))
+        self.reset_profile()
+
+    @property
+    def profile(self) -> dict:
+        """Accumulated seconds per stage (descriptor, kernel, gradient, field) and the
+        number of evaluations."""
+        return dict(self._profile)
+
+    def reset_profile(self):
+        self._profile = {"descriptor": 0.0, "kernel": 0.0, "gradient": 0.0, "field": 0.0,
+                         "calls": 0}
+
+    def set_reference(self, e_ref):
+        """Replace the energies subtracted per atom (N,) eV."""
+        self.e_ref = np.array(e_ref, float)
+
+    def _cos(self, e):
+        return np.einsum("pk,pk->p", e[self.rows], e[self.neigh])
+
+    def descriptors(self, e, out):
+        """Write the descriptors (N, L·n_max) of directions ``e`` (N, 3) into ``out``."""
+        P, _ = legendre(self._cos(e), self.L - 1)
+        contrib = ((P - 1.0) * self.w)[:, :, None] * self.rtab[self.rid][:, None, :]
+        out[:] = 0.0
+        np.add.at(out.reshape(self.n_atoms, self.L, self.n_max), self.rows, contrib)
+        self.energies[:] = out @ self.v          # linear kernels: change from FM
+        out += self.d_fm
+
+    def _kernels(self, need_grad):
+        d = self.d_array
+        E = self.energies.copy()
+        G = np.broadcast_to(self.v, d.shape).copy() if need_grad else None
+        for k in range(len(self.zeta)):
+            lo, hi = self.kstart[k], self.kstart[k + 1]
+            S, a, z = self.S[lo:hi], self.alpha[lo:hi], int(self.zeta[k])
+            if self.normalize[k]:
+                x = d * self.masks[k]
+                norm = np.sqrt(np.einsum("ij,ij->i", x, x))
+                nz = np.where(norm > 0, norm, 1.0)
+                c = (d @ S.T) / nz[:, None]
+            else:
+                c = d @ S.T
+            E += (c ** z) @ a
+            if need_grad:
+                coef = z * c ** (z - 1) * a[None, :]
+                if self.normalize[k]:
+                    G += (coef @ S) / norm[:, None] \
+                        - ((coef * c).sum(axis=1) / norm**2)[:, None] * x
+                else:
+                    G += coef @ S
+        self.energies[:] = E - self.e_ref
+        if need_grad:
+            self.G_array[:] = G
+
+    def _contract(self, e):
+        rows, js = self.rows, self.neigh
+        _, dP = legendre(self._cos(e), self.L - 1)
+        G = self.G_array.reshape(self.n_atoms, self.L, self.n_max)
+        s = np.einsum("pln,pl,pn->p", G[rows] + G[js], dP * self.w, self.rtab[self.rid])
+        self.grad[:] = 0.0
+        np.add.at(self.grad, rows, s[:, None] * e[js])
+
+    def compute(self, e, need_grad=True) -> float:
+        """Energies (N,) into ``self.energies`` and, with ``need_grad``, ∂E/∂e (N, 3)
+        into ``self.grad``; returns the total energy (eV)."""
+        t0 = time.perf_counter()
+        self.descriptors(e, self.d_array)
+        t1 = time.perf_counter()
+        self._kernels(need_grad)
+        t2 = time.perf_counter()
+        if need_grad:
+            self._contract(e)
+        prof = self._profile
+        prof["descriptor"] += t1 - t0
+        prof["kernel"] += t2 - t1          # the twin does products and gradient together
+        prof["field"] += time.perf_counter() - t2
+        prof["calls"] += 1
+        return float(self.energies.sum())
+
+    def field(self, e, scale, b_ext, out) -> float:
+        """out = scale_a (g_a - (g_a·e_a) e_a) + b_ext (N, 3); returns the total energy."""
+        total = self.compute(e, True)
+        g = self.grad
+        out[:] = scale[:, None] * (g - np.einsum("ak,ak->a", g, e)[:, None] * e) + b_ext
+        return total

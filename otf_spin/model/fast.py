@@ -1,0 +1,246 @@
+"""Fast energies and transverse fields of a fitted GAP-SOSO model (no variances).
+
+Same numbers as :meth:`SparseGPR.predict` with ``stds=False`` (to rounding; parity is
+tested to 1e-10), for models whose descriptor is the plain exchange-2b SOSO descriptor
+and whose kernels are :class:`~otf_spin.model.kernels.DotProductKernel` with 0/1 masks.
+:func:`fast_predictor` returns None for any other model; callers then use
+``model.predict``.
+
+For fixed positions everything radial is constant, so it is prepared once per structure
+(:meth:`FastPredictor.engine`, cached on positions, cell and pbc):
+
+- the neighbour list, compressed: self images (constant, e_i·e_i = 1) go into a
+  per-atom constant d0; the periodic images of one (i, j) are merged (they share
+  e_i·e_j) into one pair whose radial row is the sum of theirs; pairs whose distances
+  agree to ``DISTANCE_TOL`` share one radial row (a lattice has a few dozen distinct
+  distances, so the rows fit in cache: memory per pair is two int32);
+- the FM reference: descriptors of the collinear state and their energies.
+
+Per model: the linear, unnormalised kernels (ζ = 1) collapse into one weight vector
+v = Σ_m α_m mask∘s_m, so their local energy is d_i·v, i.e. per-pair Legendre couplings
+Σ_l c_l(r_ij) P_l(e_i·e_j) with c_l(r) = w_l Σ_n R_n(r) v[n, l]; the other kernels keep
+their (masked, or unit) sparse points. The compiled :mod:`otf_spin._ext.gap` engine (twin
+:mod:`otf_spin.kernels.gap_py`) then evaluates descriptor → kernel → weighted gradient →
+field with preallocated buffers (OpenMP over atoms, BLAS for the kernel products).
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from otf_spin.kernels import load as load_kernel
+
+#: pairs whose distances differ by less than this (Å) share one radial row: far below
+#: any physical length; the radial functions then differ by < 1e-11 relative
+DISTANCE_TOL = 1e-12
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def supports(model) -> bool:
+    """True when the fast path reproduces ``model.predict`` (energies and fields)."""
+    from otf_spin.descriptors.soso import SOSODescriptor
+    from otf_spin.model.kernels import DotProductKernel
+
+    if type(model.descriptor) is not SOSODescriptor or model.descriptor.l_max > 32:
+        return False
+    if not getattr(model, "kernels", None) or len(model.kernels) != len(model.sparse):
+        return False
+    for kernel in model.kernels:
+        if type(kernel) is not DotProductKernel:
+            return False
+        if kernel.mask is not None and not np.all((kernel.mask == 0) | (kernel.mask == 1)):
+            return False
+    return getattr(model, "_R", None) is not None and \
+        len(model.alpha) == sum(len(S) for S in model.sparse)
+
+
+def fast_predictor(model) -> "FastPredictor | None":
+    """The (cached) :class:`FastPredictor` of ``model``, or None if not supported.
+
+    Refits replace ``model.alpha`` and the sparse arrays; the cache then rebuilds."""
+    if not supports(model):
+        return None
+    fp = _CACHE.get(model)
+    if fp is None or not fp.current():
+        fp = FastPredictor(model)
+        _CACHE[model] = fp
+    return fp
+
+
+def predict(model, system) -> dict:
+    """energy (eV), energies (N,), fields (N, 3) eV/μB: fast path, else model.predict."""
+    fp = fast_predictor(model)
+    return model.predict(system, stds=False) if fp is None else fp.predict(system)
+
+
+class FastPredictor:
+    """Model-side constants of the fast path, and per-structure engines."""
+
+    def __init__(self, model, kernel=None):
+        """``kernel``: the engine module (default: compiled, else the twin)."""
+        self.model = model
+        desc = model.descriptor
+        self.desc = desc
+        self.n_max, self.L = desc.n_max, desc.l_max + 1
+        D = self.n_max * self.L
+        # model layout index n·L + l  ->  engine layout l·n_max + n
+        self.perm = (np.arange(self.n_max)[None, :] * self.L
+                     + np.arange(self.L)[:, None]).ravel()
+        self._alpha = model.alpha
+        self._sparse = list(model.sparse)
+        v = np.zeros(D)
+        S, alpha, kstart, zeta, normalize, masks = [], [], [0], [], [], []
+        start = 0
+        for k, Sk in zip(model.kernels, model.sparse):
+            a = model.alpha[start:start + len(Sk)]
+            start += len(Sk)
+            mask = np.ones(D) if k.mask is None else k.mask
+            Sm = Sk * mask
+            if k.zeta == 1 and not k.normalize:
+                v += a @ Sm
+                continue
+            if k.normalize:
+                norm = np.linalg.norm(Sm, axis=1, keepdims=True)
+                Sm = Sm / np.where(norm > 0, norm, 1.0)
+            S.append(Sm[:, self.perm])
+            alpha.append(a)
+            kstart.append(kstart[-1] + len(Sk))
+            zeta.append(k.zeta)
+            normalize.append(k.normalize)
+            masks.append(mask[self.perm])
+        self.v = np.ascontiguousarray(v[self.perm])
+        self.S = np.ascontiguousarray(np.concatenate(S) if S else np.zeros((0, D)))
+        self.alpha = np.ascontiguousarray(np.concatenate(alpha) if alpha else np.zeros(0))
+        self.kstart = np.array(kstart, dtype=np.int64)
+        self.zeta = np.array(zeta, dtype=np.int64)
+        self.normalize = np.array(normalize, dtype=np.int32)
+        self.masks = np.ascontiguousarray(np.array(masks).reshape(len(zeta), D))
+        self._kernel = kernel or load_kernel("gap")
+        self._key = None
+        self._engine = None
+        self.timings: dict = {}
+
+    def current(self) -> bool:
+        """False once the model was refit (new weights or sparse points)."""
+        m = self.model
+        return m.alpha is self._alpha and len(m.sparse) == len(self._sparse) and \
+            all(a is b for a, b in zip(m.sparse, self._sparse))
+
+    # --- per structure ----------------------------------------------------------------
+    def pairs(self, system):
+        """Compressed pair list of ``system`` as the engine's arguments (soff, sp, srid,
+        neigh, jslot, rtab; see :class:`otf_spin.kernels.gap_py.GapEngine`)
+        and self_rows (N, n_max), the radial sum of each atom's self images."""
+        n = len(system)
+        nl = system.neighbours(self.desc.r_cut)
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(nl.offsets))
+        dist = nl.distances
+        # one radial row per group of equal distances (sorted, consecutive within tol)
+        order = np.argsort(dist, kind="stable")
+        new = np.empty(len(dist), bool)
+        new[:1] = True
+        np.greater(np.diff(dist[order]), DISTANCE_TOL, out=new[1:])
+        gid = np.empty(len(dist), np.int64)
+        gid[order] = np.cumsum(new) - 1
+        rg = self.desc.radial(dist[order][new])[0]            # (groups, n_max)
+        is_self = nl.j == rows
+        self_rows = np.zeros((n, self.n_max))
+        if is_self.any():
+            np.add.at(self_rows, rows[is_self], rg[gid[is_self]])
+        keep = ~is_self
+        rows, js, gid = rows[keep], nl.j[keep], gid[keep]
+        # merge the periodic images of one (i, j): pairs are sorted by i, then j
+        key = rows * n + js
+        first = np.empty(len(key), bool)
+        first[:1] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        counts = np.diff(np.append(starts, len(key)))
+        if np.all(counts == 1):
+            rid, rtab = gid, rg
+        else:
+            table = {(g,): g for g in range(len(rg))}
+            extra = []
+            rid = gid[starts].copy()
+            for index in np.flatnonzero(counts > 1):
+                images = tuple(sorted(gid[starts[index]:starts[index] + counts[index]]))
+                row = table.get(images)
+                if row is None:
+                    row = table[images] = len(rg) + len(extra)
+                    extra.append(rg[list(images)].sum(axis=0))
+                rid[index] = row
+            rtab = np.concatenate([rg, np.array(extra).reshape(-1, self.n_max)])
+        rows, js = rows[starts], js[starts]
+        if len(rows) >= 2**31:
+            raise ValueError("more than 2^31 pairs: beyond the int32 pair indices of the "
+                             "fast predictor")
+        # slots: the distinct radial rows among each atom's pairs (one per shell); pairs
+        # sorted by atom, then slot
+        U = len(rtab)
+        key = rows * U + rid
+        order = np.argsort(key, kind="stable")
+        key, js = key[order], js[order]
+        first = np.empty(len(key), bool)
+        first[:1] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        slots = key[first]
+        sp = np.append(np.flatnonzero(first), len(key)).astype(np.int64)
+        soff = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(slots // U, minlength=n), out=soff[1:])
+        partner = js * U + key % U
+        where = np.searchsorted(slots, partner)
+        if len(where) and (where.max() >= len(slots) or
+                           np.any(slots[np.minimum(where, len(slots) - 1)] != partner)):
+            raise RuntimeError("pair list is not symmetric in its radial rows")
+        return {"soff": soff, "sp": sp, "srid": (slots % U).astype(np.int32),
+                "neigh": js.astype(np.int32), "jslot": (where - soff[js]).astype(np.int32),
+                "rtab": np.ascontiguousarray(rtab), "self_rows": self_rows}
+
+    def engine(self, system):
+        """The compiled engine for ``system``'s structure (rebuilt when positions, cell
+        or pbc change)."""
+        key = (system.positions.tobytes(), system.cell.tobytes(), system.pbc.tobytes())
+        if key == self._key:
+            return self._engine
+        import time
+
+        t0 = time.perf_counter()
+        pairs = self.pairs(system)
+        t1 = time.perf_counter()
+        n, D = len(system), self.n_max * self.L
+        w = np.ascontiguousarray(self.desc.w)
+        # FM descriptors: every pair (and self image) with P_l(1) = 1
+        radial = pairs.pop("self_rows")
+        counts = np.diff(pairs["sp"]).astype(float)
+        slot_atom = np.repeat(np.arange(n), np.diff(pairs["soff"]))
+        for k in range(self.n_max):
+            radial[:, k] += np.bincount(slot_atom, counts * pairs["rtab"][pairs["srid"], k],
+                                        minlength=n)
+        d_fm = np.ascontiguousarray((w[None, :, None] * radial[:, None, :]).reshape(n, D))
+        engine = self._kernel.GapEngine(**pairs, w=w, d_fm=d_fm, v=self.v, S=self.S,
+                                        alpha=self.alpha, kstart=self.kstart, zeta=self.zeta,
+                                        normalize=self.normalize, masks=self.masks,
+                                        e_ref=np.zeros(n))
+        # FM reference energies by the engine itself: the FM state then gives 0 exactly
+        engine.compute(np.tile([0.0, 0.0, 1.0], (n, 1)), False)
+        engine.set_reference(np.array(engine.energies))
+        self.timings = {"neighbours+radial": t1 - t0, "fm_reference": time.perf_counter() - t1}
+        self._key, self._engine = key, engine
+        return engine
+
+    def predict(self, system) -> dict:
+        """energy (eV, rel. FM), energies (N,), fields (N, 3) eV/μB, as
+        ``model.predict(system, stds=False)``."""
+        engine = self.engine(system)
+        e = np.ascontiguousarray(system.directions, dtype=float)
+        fields = np.empty((len(system), 3))
+        total = engine.field(e, -1.0 / system.magnitudes, np.zeros(3), fields)
+        return {"energy": total, "energies": np.array(engine.energies), "fields": fields}
+
+    def descriptors(self, system) -> np.ndarray:
+        """(N, D) descriptors in the model's layout (for tests)."""
+        engine = self.engine(system)
+        out = np.empty((len(system), self.n_max * self.L))
+        engine.descriptors(np.ascontiguousarray(system.directions, dtype=float), out)
+        return out[:, np.argsort(self.perm)]

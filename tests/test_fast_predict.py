@@ -1,0 +1,210 @@
+"""Fast GAP-SOSO path (otf_spin.model.fast, kernel gap): equal to model.predict to 1e-10
+(several models, cells, displaced positions, positions changed between calls), compiled
+engine against its twin, cache invalidation on new positions and refits, fallback for
+unsupported models, the LLG provider and the model Monte Carlo on it."""
+import warnings
+
+import numpy as np
+import pytest
+
+from otf_spin import kernels
+from otf_spin.dynamics.providers import ComputeProvider, make_provider
+from otf_spin.learning.paper_sets import generate_set
+from otf_spin.model import build_model, default_settings
+from otf_spin.model import fast
+from otf_spin.model.config import MODEL
+from otf_spin.system import bulk, random_cone
+from otf_spin.units import MU_B
+
+
+def _fit(n_max=8, zeta=4, normalize=False, orders=None, n_sparse=30, frames=6):
+    settings = default_settings()
+    settings["descriptor"]["n_max"] = n_max
+    settings["kernels"][2].update(zeta=zeta, normalize=normalize, orders=orders,
+                                  n_sparse=n_sparse)
+    settings["optimise"] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_model(settings).fit(generate_set("thermal_300K", 7)[0][:frames])
+
+
+MODELS = {
+    "defaults n_max 20": dict(n_max=20),
+    "paper n_max 12": dict(n_max=12),
+    "normalised, masked": dict(normalize=True, orders=[0, 1, 2, 3]),
+    "zeta 2 masked": dict(zeta=2, orders=[1, 2]),
+}
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {name: _fit(**kw) for name, kw in MODELS.items()}
+
+
+def _system(repeat, rng, displaced=0.0, cone=0.8):
+    system = bulk("bcc", 2.83, (repeat,) * 3, moment=2.2)
+    system.set_directions(random_cone(len(system), [0, 0, 1], cone, rng))
+    system.positions += rng.normal(0.0, displaced, system.positions.shape)
+    return system
+
+
+def _extended(model, system):
+    """Local energies in extended precision (long double) from the reference descriptors,
+    and the rounding floor of the float64 reference, ε Σ_m |α_m| (|k(d_i, s_m)| +
+    |k(d_i^FM, s_m)|): linear kernels spanning their weight space have weights of 1e3
+    whose terms cancel by 1e6 (a reference energy is then only good to ~1e-10)."""
+    ld = np.longdouble
+    d = model.descriptor.compute(system).astype(ld)
+    d_fm = model.descriptor.compute_fm(system).astype(ld)
+    E = np.zeros(len(system), ld)
+    floor = np.zeros(len(system))
+    start = 0
+    for kernel, S in zip(model.kernels, model.sparse):
+        a = model.alpha[start:start + len(S)].astype(ld)
+        start += len(S)
+        mask = np.ones(d.shape[1], ld) if kernel.mask is None else kernel.mask.astype(ld)
+        X, X0, Sm = d * mask, d_fm * mask, S.astype(ld) * mask
+        if kernel.normalize:
+            X, X0, Sm = (A / np.linalg.norm(A.astype(float), axis=1, keepdims=True).astype(ld)
+                         for A in (X, X0, Sm))
+        K, K0 = (X @ Sm.T) ** kernel.zeta, (X0 @ Sm.T) ** kernel.zeta
+        E += (K - K0) @ a
+        floor += (np.abs(K).astype(float) + np.abs(K0).astype(float)) @ \
+            np.abs(a.astype(float))
+    return E.astype(float), np.finfo(float).eps * floor
+
+
+def _close(a, b, rel=1e-10):
+    scale = np.abs(b).max()
+    assert np.abs(np.asarray(a) - b).max() <= rel * scale, np.abs(np.asarray(a) - b).max() / scale
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_fast_equals_predict(models, name, rng):
+    model = models[name]
+    fp = fast.fast_predictor(model)
+    assert fp is not None
+    for repeat, displaced in ((2, 0.0), (3, 0.0), (3, 0.08), (2, 0.1)):
+        system = _system(repeat, rng, displaced)
+        ref = model.predict(system, stds=False)
+        out = fp.predict(system)
+        exact, floor = _extended(model, system)
+        # energies: 1e-10 relative above the float64 floor of the model's form, against
+        # the reference and against long double (the fast path is closer to the latter)
+        tol = 1e-10 * np.abs(exact).max() + 4 * floor
+        assert np.all(np.abs(out["energies"] - ref["energies"]) <= tol)
+        assert np.all(np.abs(out["energies"] - exact) <= tol)
+        _close(out["fields"], ref["fields"])
+        assert abs(out["energy"] - ref["energy"]) <= tol.sum()
+        # the FM state has zero energy (exactly: same arithmetic as its reference) and
+        # zero transverse field, in any direction
+        for axis in ([0.0, 0.0, 1.0], [0.3, -0.2, 0.9]):
+            fm = system.copy()
+            fm.set_directions(np.tile(axis, (len(fm), 1)))
+            zero = fp.predict(fm)
+            if axis[0] == 0.0:
+                assert np.all(zero["energies"] == 0.0)
+            assert np.abs(zero["energies"]).max() <= 1e-12 * np.abs(ref["energies"]).max()
+            assert np.abs(zero["fields"]).max() <= 1e-12 * np.abs(ref["fields"]).max()
+
+
+def test_descriptors_equal_reference(models, rng):
+    model = models["paper n_max 12"]
+    fp = fast.fast_predictor(model)
+    for displaced in (0.0, 0.1):
+        system = _system(2, rng, displaced)
+        _close(fp.descriptors(system), model.descriptor.compute(system), 1e-12)
+
+
+def test_compiled_engine_matches_twin(models, rng):
+    compiled = kernels.compiled("gap", required=True)
+    for name in ("paper n_max 12", "normalised, masked"):
+        model = models[name]
+        a = fast.FastPredictor(model, kernel=compiled)
+        b = fast.FastPredictor(model, kernel=kernels.twin("gap"))
+        for repeat, displaced in ((2, 0.0), (3, 0.1)):
+            system = _system(repeat, rng, displaced)
+            pa, pb = a.predict(system), b.predict(system)
+            floor = _extended(model, system)[1]
+            assert np.all(np.abs(pa["energies"] - pb["energies"]) <=
+                          1e-12 * np.abs(pb["energies"]).max() + 4 * floor)
+            _close(pa["fields"], pb["fields"])
+            _close(a.descriptors(system), b.descriptors(system), 1e-14)
+            ea, eb = a.engine(system), b.engine(system)
+            e = np.ascontiguousarray(system.directions)
+            assert ea.compute(e, False) == pytest.approx(eb.compute(e, False),
+                                                         abs=4 * floor.sum())
+            assert ea.profile["calls"] >= 2 and ea.profile["descriptor"] > 0
+
+
+def test_positions_changed_between_calls(models, rng):
+    """Radial data are reused while positions stay, rebuilt when they move."""
+    model = models["paper n_max 12"]
+    fp = fast.fast_predictor(model)
+    system = _system(3, rng)
+    engine = fp.engine(system)
+    system.set_directions(random_cone(len(system), [0, 0, 1], 0.5, rng))
+    assert fp.engine(system) is engine                         # spins moved: same engine
+    for step in range(3):                                      # spin-lattice-like moves
+        system.positions += rng.normal(0.0, 0.03, system.positions.shape)
+        out = fp.predict(system)
+        assert fp.engine(system) is not engine
+        engine = fp.engine(system)
+        exact, floor = _extended(model, system)
+        assert np.all(np.abs(out["energies"] - exact) <= 1e-10 * np.abs(exact).max() + 4 * floor)
+        _close(out["fields"], model.predict(system, stds=False)["fields"])
+    other = _system(2, rng)                                    # another structure
+    _close(fp.predict(other)["fields"], model.predict(other, stds=False)["fields"])
+
+
+def test_refit_invalidates(rng):
+    model = _fit(n_max=6, n_sparse=10, frames=3)
+    system = _system(2, rng)
+    before = fast.predict(model, system)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.add_frames(generate_set("thermal_1000K", 3)[0][:2], n_new_sparse=[0, 0, 4])
+    after = fast.predict(model, system)
+    ref = model.predict(system, stds=False)
+    assert np.abs(after["fields"] - before["fields"]).max() > 1e-8
+    _close(after["fields"], ref["fields"])
+
+
+def test_unsupported_models_fall_back(models, rng):
+    model = models["paper n_max 12"]
+    assert fast.supports(model)
+    settings = MODEL.validate({"descriptor": {"n_max": 4, "dipole_2b": {}},
+                               "optimise": False})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        composite = build_model(settings).fit(generate_set("thermal_300K", 7)[0][:3])
+    assert not fast.supports(composite) and fast.fast_predictor(composite) is None
+    system = _system(2, rng)
+    ref = composite.predict(system, stds=False)
+    np.testing.assert_array_equal(fast.predict(composite, system)["fields"], ref["fields"])
+    provider = make_provider(composite, system)
+    assert isinstance(provider, ComputeProvider) and provider._engine() is None
+    out = np.empty((len(system), 3))
+    provider.field(np.ascontiguousarray(system.directions), out)
+    np.testing.assert_array_equal(out, ref["fields"] / MU_B)
+
+
+def test_provider_fields_and_energy(models, rng):
+    """The LLG provider of a supported model runs the engine and equals model.predict
+    (fields in T with the external field, energy with Zeeman)."""
+    model = models["defaults n_max 20"]
+    system = _system(2, rng)
+    field = np.array([0.0, 0.5, 1.0])
+    provider = make_provider(model, system, field)
+    assert provider._engine() is not None
+    probe = system.copy()
+    for _ in range(3):
+        e = np.ascontiguousarray(random_cone(len(system), [0, 0, 1], 0.7, rng))
+        probe.directions = e
+        ref = model.predict(probe, stds=False)
+        out = np.empty((len(system), 3))
+        provider.field(e, out)
+        _close(out, ref["fields"] / MU_B + field)
+        zeeman = MU_B * np.einsum("i,ik,k->", system.magnitudes, e, field)
+        assert provider.energy(e) == pytest.approx(ref["energy"] - zeeman, rel=1e-10)
+        assert np.isfinite(provider.spin_temperature(e))

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import yaml
 
 from otf_spin.oracles import OracleFailure, from_block
 from otf_spin.oracles.qe import parse_pw_output, species_labels
@@ -160,3 +161,65 @@ def test_recorded_pw_x_accepts_ten_species_with_three_character_labels():
     given = re.findall(r"^(Fe\w) 55.845", open(os.path.join(here, "ten_species.in")).read(),
                        re.M)
     assert given == read
+
+
+def test_recorded_pw_x_field_agrees_with_the_finite_difference_of_its_energies():
+    """The sign is fixed by physics, not by the backend's convention: two real pw.x 6.7
+    runs (fixtures/qe_recorded/canted26.*, canted34.*; inputs written by this backend:
+    2-atom cubic bcc Fe, spin 2 canted by 26° and 34° in the xz plane, k 2×2×2, 20/160 Ry,
+    λ = 20, conv_thr 1e-9; outputs trimmed to the parsed parts). The finite difference of
+    the energy labels, -(E(34°) - E(26°))/(8° |m|), is the field along ∂e/∂θ at 30°; the
+    field labels at 26° and 34°, scaled to 30° as sin θ (two spins: E = -J cos θ), must
+    match it in sign and within 10 %. A flipped sign or a wrong λ_eff fails here."""
+    from otf_spin.oracles.qe import constrained_labels, lambda_eff
+
+    here = os.path.join(os.path.dirname(__file__), "fixtures", "qe_recorded")
+    energy, field = {}, {}
+    for theta in (26, 34):
+        out = parse_pw_output(open(os.path.join(here, f"canted{theta}.out")).read(), 2)
+        assert out["converged"] and out["version"] == (6, 7, 0) and out["lambda"] == 20.0
+        t = np.radians(theta)
+        e = np.array([[0.0, 0.0, 1.0], [np.sin(t), 0.0, np.cos(t)]])
+        np.testing.assert_allclose(out["targets"], 2.2 * e, atol=1e-6)
+        x = out["moments"] - out["targets"]
+        # the parsed moments give pw.x's own printed penalty λ Σ|m - m⁰|² (λ as read)
+        assert out["lambda"] * np.sum(x**2) == pytest.approx(out["constraint_energy"],
+                                                             rel=2e-3)
+        lam = lambda_eff(out["lambda"], out)                     # pw.x 6.7: λΩ/N_FFT
+        assert lam == pytest.approx(20.0 * out["volume"] / np.prod(out["fft"]))
+        labels = constrained_labels(out, lam, e)
+        assert labels["residual"].max() < 0.01                    # μB
+        fields = labels["fields"]
+        torques = np.cross(2.2 * e, fields)                       # Σ m×B = 0 (no SOC)
+        assert np.linalg.norm(torques.sum(axis=0)) < 0.1 * np.linalg.norm(torques[1])
+        energy[theta] = labels["energy"]
+        field[theta] = fields[1] @ np.array([np.cos(t), 0.0, -np.sin(t)])   # B·∂e/∂θ
+    fd = -(energy[34] - energy[26]) / np.radians(8.0) / 2.2       # eV/μB at 30°
+    at30 = [field[th] * np.sin(np.radians(30)) / np.sin(np.radians(th)) for th in (26, 34)]
+    assert abs(fd) > 0.005                                        # a real field, eV/μB
+    for value in at30:
+        assert np.sign(value) == np.sign(fd)
+        assert value == pytest.approx(fd, rel=0.10)
+
+
+def test_run_file_with_a_cell_larger_than_pw_x_allows_is_refused_at_validation(tmp_path):
+    from otf_spin.io.config import ConfigError
+    from otf_spin.io.runconfig import load_run
+
+    run = {"system": {"lattice": "bcc", "a": 2.83, "repeat": [2, 2, 2], "moment": 2.2,
+                      "spins": "ferromagnetic"},
+           "oracle": {"type": "qe"}, "otf": {"threshold": 4},
+           "dynamics": {"integrator": "depondt", "timestep": 0.5, "damping": 0.1,
+                        "temperature": 300, "steps": 10}}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(run))
+    with pytest.raises(ConfigError, match=r"oracle: the system has 16 atoms but pw.x allows "
+                                          r"10 species"):
+        load_run(path)
+    run["oracle"]["max_species"] = 16                        # a rebuilt pw.x
+    path.write_text(yaml.safe_dump(run))
+    assert load_run(path)["oracle"].cfg["max_species"] == 16
+    run["system"]["repeat"] = [2, 2, 1]                       # 8 atoms: stock pw.x
+    del run["oracle"]["max_species"]
+    path.write_text(yaml.safe_dump(run))
+    load_run(path)

@@ -211,7 +211,8 @@ def load_run(path) -> dict:
         check_size(system, max(replicas, 1))
         if run["dynamics"]["integrator"] != "mc":
             check_timestep(run["dynamics"], np.linalg.norm(run["dynamics"]["field"]))
-        context = {"a": system["a"]}
+        context = {"a": system["a"], "n_atoms": int(ATOMS_PER_CELL[system["lattice"]][0]
+                                                   * np.prod(system["repeat"]))}
         if on_the_fly:
             run["oracle"] = oracles.from_block(data["oracle"], "oracle", base_dir, context)
             run["otf"] = OTF.validate(data["otf"], "otf", base_dir)

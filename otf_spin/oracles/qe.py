@@ -30,7 +30,7 @@ import re
 
 import numpy as np
 
-from otf_spin.io.config import Key, Section
+from otf_spin.io.config import ConfigError, Key, Section
 from otf_spin.oracles.base import MOMENT_KEY, OracleFailure
 from otf_spin.oracles.fileio import ConstrainedDFTOracle, job_keys, ramp_keys
 from otf_spin.units import RYDBERG
@@ -142,6 +142,16 @@ class QEOracle(ConstrainedDFTOracle):
     implemented_properties = ("energy", "fields", "magmoms")
     schema = SCHEMA
     kept_outputs = ("pw.in", "job.out", "job.err")
+
+    @classmethod
+    def from_config(cls, block, context=None):
+        n, limit = (context or {}).get("n_atoms"), block["max_species"]
+        if n is not None and n > limit:
+            raise ConfigError(f"oracle: the system has {n} atoms but pw.x allows {limit} species "
+                              f"(one per constrained atom; ntypx in Modules/parameters.f90): use "
+                              f"a cell of at most {limit} atoms, or rebuild pw.x with a larger "
+                              f"ntypx and set oracle.max_species")
+        return super().from_config(block, context)
 
     def check_size(self, system, job: str = "qe") -> None:
         """One-line failure, before any launch, for cells with more atoms than pw.x has

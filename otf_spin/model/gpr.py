@@ -45,6 +45,8 @@ _CHUNK_DOUBLES = 2_000_000   # bound on the (chunk, N, D) kernel-gradient block 
 CV_FOLDS = 5
 #: energy-noise candidates of the cross-validated choice: σ_e(max. likelihood) × 3^k
 CV_ENERGY_STEPS = tuple(range(-6, 2))
+#: ridge penalty (per sample, standardised descriptor components) of the noise profile
+NOISE_RIDGE = 0.1
 
 
 def _compress(rows, targets, M):
@@ -56,6 +58,26 @@ def _compress(rows, targets, M):
     Q, R = np.linalg.qr(A)
     qy = Q.T @ y
     return R, qy, float(y @ y - qy @ qy)
+
+
+def fit_noise_profile(X, log_error, ridge: float | None = None) -> np.ndarray:
+    """(w, b, lo, hi) (D + 3,) of log h = clip(w·x + b, lo, hi) fitted to ``log_error``
+    (n,) of environments ``X`` (n, D) by ridge regression on standardised components
+    (penalty ``ridge`` × n, intercept free), for raw descriptors, with b shifted so that
+    h has RMS 1 over ``X`` and [lo, hi] the range of log h there (no extrapolation of
+    the profile: far from the data the posterior variance takes over)."""
+    ridge = NOISE_RIDGE if ridge is None else ridge
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    scale = np.where(scale > 1e-12 * max(scale.max(), 1e-300), scale, np.inf)
+    Z = np.concatenate([(X - mean) / scale, np.ones((len(X), 1))], axis=1)
+    penalty = ridge * len(X) * np.eye(Z.shape[1])
+    penalty[-1, -1] = 0.0
+    w = np.linalg.solve(Z.T @ Z + penalty, Z.T @ log_error)
+    weights = np.append(w[:-1] / scale, w[-1] - np.dot(w[:-1], mean / scale))
+    log_h = X @ weights[:-1] + weights[-1]
+    shift = 0.5 * np.log(np.mean(np.exp(2 * (log_h - log_h.max())))) + log_h.max()
+    weights[-1] -= shift
+    return np.append(weights, [log_h.min() - shift, log_h.max() - shift])
 
 
 def _merge(parts, M):
@@ -115,6 +137,7 @@ class SparseGPR:
         self.sparse = [np.zeros((0, descriptor.size)) for _ in range(nk)]
         self.alpha = np.zeros(0)
         self._R = None
+        self.noise_model = None   # (D + 3,) noise profile (w, b, lo, hi), see calibrate
         self.timings = {}
 
     # --- design rows ------------------------------------------------------------------
@@ -433,34 +456,74 @@ class SparseGPR:
         return min(candidates, key=score)
 
     def calibrate(self) -> dict:
-        """Scale factors of the predictive stds, by K-fold cross-validation: for the
-        held-out energies and field components, c² = Σ error² / Σ (φᵀΛ_k⁻¹φ + noise²)
-        (Λ_k: posterior precision without the fold; noise: σ_e² N per energy, σ_b²
-        (1 - e_c²) per field component c), so that RMS error / RMS std = 1 on held-out
-        frames. Stored as hyper ``std_scale_energy`` / ``std_scale_field`` (1 where an
-        observable has no data)."""
+        """Noise profile and calibration of the predictive stds, by K-fold
+        cross-validation (Λ_k: posterior precision without fold k; every training
+        frame is predicted once, by the model that did not see it).
+
+        1. Noise profile (:attr:`noise_model`): the misfit of a smooth model to its
+           reference is not uniform (cusps, cutoff steps, longitudinal physics live in
+           some environments), so log|held-out field error of atom i| is regressed on
+           its descriptor d_i (:func:`fit_noise_profile`): the relative hardness
+           h_i = exp(w·d_i + b), RMS 1 over the training atoms, log h clipped to its
+           training range.
+        2. Fields: the variance of atom i's field is c² (2 σ_b² h_i² + κ² v_i): the
+           learned noise on its two transverse components and v_i = k_iᵀΛ⁻¹k_i, the
+           posterior variance of its local energy (k_i its kernel row, which
+           prediction computes anyway), converted to the field's by κ² = Σ_i
+           (exact posterior variance of field i) / Σ_i v_i over the held-out atoms
+           (a property of the posterior, not fitted to errors: in-domain errors are
+           misfit and would switch the posterior term off where it matters, far from
+           the data); c² = Σ error² / Σ variance over held-out atoms, so that RMS
+           error / RMS std = 1. Stored as hyper ``std_field_noise`` = c √2 σ_b (eV/μB)
+           and ``std_field_local`` = c κ (1/μB).
+        3. Energies: c_E² = Σ error² / Σ (φ_EᵀΛ_k⁻¹φ_E + σ_e² Σ_i h_i²), hyper
+           ``std_scale_energy`` (1 without energies)."""
         h = self.hyper
-        sums = {"E": [0.0, 0.0], "B": [0.0, 0.0]}
         n_folds = len(self._folds)
+        energies, fields = [], []
         for k in range(n_folds):
             frames = self.frames[k::n_folds]
             if not frames:
                 continue
             R, alpha = self._fold_posterior(h, k)
             for f in frames:
+                rows = solve_triangular(R, self._local_rows(f.d, f.d_fm).T, trans="T")
                 if f.energy is not None:
-                    v = solve_triangular(R, f.phi_E, trans="T")
-                    sums["E"][0] += (f.energy - f.phi_E @ alpha) ** 2
-                    sums["E"][1] += v @ v + h["sigma_energy"] ** 2 * f.n_atoms
+                    v = rows.sum(axis=1)
+                    energies.append(((f.energy - f.phi_E @ alpha) ** 2, v @ v, f))
                 if f.fields is not None:
-                    V = solve_triangular(R, f.phi_B.T, trans="T")
-                    e2 = f.system.directions.reshape(-1) ** 2
-                    sums["B"][0] += float(np.sum((f.fields.reshape(-1) - f.phi_B @ alpha) ** 2))
-                    sums["B"][1] += float(np.sum(V * V) + h["sigma_field"] ** 2 * np.sum(1 - e2))
-        for kind, name in (("E", "std_scale_energy"), ("B", "std_scale_field")):
-            error, variance = sums[kind]
-            h[name] = float(np.sqrt(error / variance)) if error > 0 and variance > 0 else 1.0
-        return {"energy": h["std_scale_energy"], "field": h["std_scale_field"]}
+                    r = (f.fields.reshape(-1) - f.phi_B @ alpha).reshape(-1, 3)
+                    exact = solve_triangular(R, f.phi_B.T, trans="T")
+                    fields.append((np.sum(r * r, axis=1), np.einsum("mi,mi->i", rows, rows),
+                                   np.einsum("mr,mr->r", exact, exact).reshape(-1, 3).sum(1), f))
+        self.noise_model = None
+        if fields:
+            error2, local, exact = (np.concatenate([x[j] for x in fields]) for j in range(3))
+            if error2.max() > 0:
+                self.noise_model = fit_noise_profile(
+                    np.concatenate([x[3].d for x in fields]),
+                    0.5 * np.log(error2 + 1e-12 * error2.max()))
+                hard2 = np.concatenate([self._hardness(x[3].d) ** 2 for x in fields])
+                kappa2 = exact.sum() / local.sum() if local.sum() > 0 else 0.0
+                variance = 2 * h["sigma_field"] ** 2 * hard2 + kappa2 * local
+                c2 = error2.sum() / variance.sum()
+                h["std_field_noise"] = float(np.sqrt(2 * c2) * h["sigma_field"])
+                h["std_field_local"] = float(np.sqrt(c2 * kappa2))
+        error = sum(e for e, _, _ in energies)
+        variance = sum(v + h["sigma_energy"] ** 2 * np.sum(self._hardness(f.d) ** 2)
+                       for _, v, f in energies)
+        h["std_scale_energy"] = float(np.sqrt(error / variance)) if error > 0 and variance > 0 \
+            else 1.0
+        return {k: h[k] for k in ("std_scale_energy", "std_field_noise", "std_field_local")
+                if k in h}
+
+    def _hardness(self, d) -> np.ndarray:
+        """Relative noise h_i (N,) of environments with descriptors ``d`` (N, D): 1
+        without a noise profile."""
+        if self.noise_model is None:
+            return np.ones(len(d))
+        w = self.noise_model
+        return np.exp(np.clip(d @ w[:-3] + w[-3], w[-2], w[-1]))
 
     def _solve(self):
         """Weights by QR of the stacked, noise-scaled design (no normal equations):
@@ -473,18 +536,18 @@ class SparseGPR:
     # --- prediction -------------------------------------------------------------------
     def predict(self, system, stds: bool = True) -> dict:
         """energy (eV, rel. FM), energies (N,), fields (N, 3) eV/μB, and with ``stds``
-        energy_std (eV) and fields_std (N, 3) eV/μB."""
+        the predictive stds energy_std (eV) and fields_std (N, 3) eV/μB (see
+        :meth:`calibrate`; their cost is one (N, M) × (M, M) product)."""
         if self._R is None:
             raise RuntimeError("model is not fitted")
         d = self.descriptor.compute(system)
         d_fm = self.descriptor.compute_fm(system)
-        energies = np.zeros(len(system))
+        rows = self._local_rows(d, d_fm)
+        energies = rows @ self.alpha
         G = np.zeros_like(d)
         start = 0
         for kernel, S in zip(self.kernels, self.sparse):
-            a = self.alpha[start:start + len(S)]
-            energies += (kernel(d, S) - kernel(d_fm, S)) @ a
-            G += kernel.weighted_gradient(d, S, a)
+            G += kernel.weighted_gradient(d, S, self.alpha[start:start + len(S)])
             start += len(S)
         grad = self.descriptor.spin_gradient(system, G[None])[0]
         e = system.directions
@@ -492,25 +555,48 @@ class SparseGPR:
         out = {"energy": float(energies.sum()), "energies": energies,
                "fields": -grad / system.magnitudes[:, None]}
         if stds:
-            phi_E, phi_B = self._design_columns(system, d, d_fm, self.sparse)
-            R = self._R
-            vE = solve_triangular(R, phi_E, trans="T")
-            vB = solve_triangular(R, phi_B.reshape(-1, self.n_sparse_total).T, trans="T")
-            out.update(self._predictive_stds(system, vE @ vE,
-                                             np.einsum("mr,mr->r", vB, vB).reshape(-1, 3)))
+            out.update(self._predictive_stds(system, d, d_fm, rows))
         return out
 
-    def _predictive_stds(self, system, var_energy, var_fields) -> dict:
-        """energy_std (eV) and fields_std (N, 3) eV/μB from the posterior variances of
-        the total energy (eV²) and field components (N, 3): the learned noise (model
-        misfit; σ_b on the transverse components only) added, times the calibration
-        scales of :meth:`calibrate`."""
+    def _local_rows(self, d, d_fm) -> np.ndarray:
+        """Kernel rows k(d_i, S) - k(d_i^FM, S) of every atom's local energy (N, M)."""
+        return np.concatenate([kernel(d, S) - kernel(d_fm, S)
+                               for kernel, S in zip(self.kernels, self.sparse)], axis=1)
+
+    def _posterior_inverse(self) -> np.ndarray:
+        """R⁻¹ (M, M) of the posterior factor (Λ⁻¹ = R⁻¹R⁻ᵀ), cached per factor."""
+        cached = getattr(self, "_Rinv", None)
+        if cached is None or cached[0] is not self._R:
+            self._Rinv = (self._R, solve_triangular(self._R, np.eye(len(self._R))))
+        return self._Rinv[1]
+
+    def _predictive_stds(self, system, d, d_fm, rows) -> dict:
+        """energy_std (eV) and fields_std (N, 3) eV/μB (see :meth:`calibrate`).
+
+        energy: c_E sqrt(φ_EᵀΛ⁻¹φ_E + σ_e² Σ_i h_i²), φ_E = Σ_i rows_i (exact).
+        fields, calibrated model: per atom s_i² = a h_i² + b v_i with the local-energy
+        posterior variance v_i = rows_iᵀ Λ⁻¹ rows_i, spread over the transverse
+        components as s_i² (1 - e_c²)/2; uncalibrated (no ``std_field_local``): the
+        exact posterior variance of each field component plus σ_b² h_i² (1 - e_c²)."""
         h = self.hyper
         e = system.directions
-        energy = h["sigma_energy"] ** 2 * len(system) + var_energy
-        fields = h["sigma_field"] ** 2 * (1.0 - e * e) + var_fields
-        return {"energy_std": float(h.get("std_scale_energy", 1.0) * np.sqrt(energy)),
-                "fields_std": h.get("std_scale_field", 1.0) * np.sqrt(fields)}
+        hard2 = self._hardness(d) ** 2
+        Rinv = self._posterior_inverse()
+        vE = rows.sum(axis=0) @ Rinv
+        energy = h["sigma_energy"] ** 2 * hard2.sum() + vE @ vE
+        out = {"energy_std": float(h.get("std_scale_energy", 1.0) * np.sqrt(energy))}
+        if "std_field_local" in h:
+            V = rows @ Rinv
+            atom = h["std_field_noise"] ** 2 * hard2 + \
+                h["std_field_local"] ** 2 * np.einsum("im,im->i", V, V)
+            out["fields_std"] = np.sqrt(0.5 * atom[:, None] * (1.0 - e * e))
+        else:
+            _, phi_B = self._design_columns(system, d, d_fm, self.sparse)
+            vB = phi_B.reshape(-1, self.n_sparse_total) @ Rinv
+            var = np.einsum("rm,rm->r", vB, vB).reshape(-1, 3)
+            out["fields_std"] = np.sqrt(h["sigma_field"] ** 2 * hard2[:, None] * (1.0 - e * e)
+                                        + var)
+        return out
 
     def compute(self, system) -> dict:
         """Field-provider / oracle-style interface: predict with uncertainties."""

@@ -8,6 +8,7 @@ Layout::
     /sparse/<k>      (M_k, D) sparse environments of kernel k
     /alpha           (M,) weights
     /posterior_R     (M, M) upper-triangular factor, Λ = RᵀR (posterior precision)
+    /noise_model     (D + 3,) noise profile of the predictive stds (optional)
     /training/...    the training frames: cell (F,3,3), pbc (F,3), n_atoms (F,),
                      positions, directions (ΣN,3), magnitudes (ΣN,), energy (F, NaN =
                      none), fields (ΣN,3, NaN = none), species (ΣN,)
@@ -67,6 +68,8 @@ def write_group(h5, model, settings: dict, with_rows: bool = False) -> None:
         group.create_dataset(str(k), data=S)
     h5.create_dataset("alpha", data=model.alpha)
     h5.create_dataset("posterior_R", data=model._R)
+    if getattr(model, "noise_model", None) is not None:
+        h5.create_dataset("noise_model", data=model.noise_model)
     t = h5.create_group("training")
     t.create_dataset("cell", data=np.array([f.system.cell for f in frames]))
     t.create_dataset("pbc", data=np.array([f.system.pbc for f in frames]))
@@ -208,6 +211,8 @@ def read_group(h5, path="model"):
     M = sum(len(S) for S in model.sparse)
     model.alpha = _dataset(h5, "alpha", path, (M,))
     model._R = _dataset(h5, "posterior_R", path, (M, M))
+    if "noise_model" in h5:          # noise profile of the predictive stds, (D + 3,)
+        model.noise_model = _dataset(h5, "noise_model", path, (D + 3,))
     n_atoms = _dataset(h5, "training/n_atoms", path, (None,), kinds="iu")
     if (n_atoms < 1).any():
         raise DataFileError(f"{path}: dataset 'training/n_atoms' must hold positive integers")

@@ -1,0 +1,194 @@
+"""Calibration of the predictive stds (energy_std, fields_std) of the default model.
+
+    python benchmarks/uncertainty.py [--seeds 201-203] [--cases b50,b10,...] [--plot f.png]
+    python benchmarks/uncertainty.py --timing
+
+For each case (training set → held-out test frames, generated afresh per seed by
+otf_spin.learning.paper_sets) the default model of `otf-spin train` is fitted and one
+row printed: field RMSE (meV/μB), ratio RMS per-atom |field error| / RMS per-atom
+|fields_std| (target 0.7-1.5), Spearman rank correlation of per-atom |fields_std| with
+per-atom |field error| (target ≥ 0.5), the same ratio and rank correlation for frame
+energies, and the extra cost of the stds: predict(stds=True) / predict(stds=False) - 1
+(16-atom frames, noisy; ``--timing`` measures it at 16, 54 and 16 000 atoms).
+
+cases: b50 Eq. 41 set, 50 frames (in domain); b10 the same with 10 training frames;
+cone Eq. 41 training frames with cone angle < 90° only, tested on cones > 90°; T
+300 K training (25 frames), tested at 1000 K; c1 displaced σ = 0.07 Å (in domain); c2
+trained on σ = 0.07 Å, tested on σ = 0.25 Å; d54 300 K 16-atom training, 54-atom
+test cells. A calibration plot (|error| against |std| per atom, every case) is drawn
+with matplotlib (Agg) if installed.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from otf_spin.learning.paper_sets import generate_set
+from otf_spin.model import build_model
+
+N_TEST = 100     # test frames per case
+
+
+def _cone(frames, low: bool):
+    return [f for f in frames if (f.info["cone_angle"] < np.pi / 2) == low]
+
+
+def case_data(case: str, seed: int):
+    """(train, test) frame lists of ``case``."""
+    def load(name):
+        return generate_set(name, seed, 0.04)
+    if case == "b50":
+        train, test = load("eq41")
+    elif case == "b10":
+        train, test = load("eq41")
+        train = train[:10]
+    elif case == "cone":
+        train, test = load("eq41")
+        train, test = _cone(train, True), _cone(test, False)
+    elif case == "T":
+        train = generate_set("thermal_300K", seed)[0]
+        test = sum(generate_set("thermal_1000K", seed), [])
+    elif case == "c1":
+        train, test = load("displaced_0.07")
+    elif case == "c2":
+        train, test = load("displaced_0.07")[0], load("displaced_0.25")[1]
+    elif case == "d54":
+        train, test = generate_set("thermal_300K", seed)[0], load("thermal_300K_54")[1]
+    else:
+        raise SystemExit(f"unknown case {case!r}")
+    return train, test[:N_TEST]
+
+
+def evaluate(model, test):
+    """Per-atom field errors and stds (|·| of the 3-vectors), frame energy errors and
+    stds, and the time ratio of predict with and without stds."""
+    t0 = time.perf_counter()
+    for f in test:
+        model.predict(f.system, stds=False)
+    t1 = time.perf_counter()
+    predictions = [model.predict(f.system, stds=True) for f in test]
+    t2 = time.perf_counter()
+    err_b = np.concatenate([np.linalg.norm(p["fields"] - f.fields, axis=1)
+                            for p, f in zip(predictions, test)])
+    std_b = np.concatenate([np.linalg.norm(p["fields_std"], axis=1) for p in predictions])
+    err_e = np.array([abs(p["energy"] - f.energy) for p, f in zip(predictions, test)])
+    std_e = np.array([p["energy_std"] for p in predictions])
+    return err_b, std_b, err_e, std_e, (t2 - t1) / (t1 - t0) - 1
+
+
+def ratio(err, std) -> float:
+    return float(np.sqrt(np.mean(err**2) / np.mean(std**2)))
+
+
+def rank(a, b) -> float:
+    return float(spearmanr(a, b)[0]) if len(a) > 2 else np.nan
+
+
+def timing(repeats: int = 5, sizes=(16, 54, 16000)):
+    """Cost of the stds: median time of predict(stds=True) and predict(stds=False) of
+    the default model (Eq. 41 set, 50 frames, seed 1) on bcc Fe cells of ``sizes``
+    atoms; prints the extra fraction (target ≤ 0.2)."""
+    from otf_spin.learning.paper_sets import A, random_configuration
+    from otf_spin.system import bulk
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build_model().fit(generate_set("eq41", 1, 0.001)[0])
+    rng = np.random.default_rng(0)
+    print(f"{'atoms':>6s} {'E+B s':>9s} {'E+B+σ s':>9s} {'σ extra':>8s}")
+    for n in sizes:
+        repeat = round((n / 2) ** (1 / 3))
+        system = bulk("bcc", A, (repeat,) * 3, moment=2.2)
+        system.set_directions(random_configuration(system, rng)[0])
+        times = {}
+        model.predict(system, stds=True)          # warm-up (neighbour lists, caches)
+        for stds in (False, True, False, True):
+            runs = []
+            for _ in range(repeats if n < 1000 else 2):
+                t0 = time.perf_counter()
+                model.predict(system, stds=stds)
+                runs.append(time.perf_counter() - t0)
+            times.setdefault(stds, []).extend(runs)
+        plain, with_std = np.median(times[False]), np.median(times[True])
+        print(f"{len(system):6d} {plain:9.4f} {with_std:9.4f} {with_std / plain - 1:8.2f}",
+              flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="201-203", help="e.g. 201-203 or 1,2")
+    parser.add_argument("--cases", default="b50,b10,cone,T,c1,c2,d54")
+    parser.add_argument("--plot", default="uncertainty_calibration.png",
+                        help="calibration plot file ('' = none)")
+    parser.add_argument("--timing", action="store_true",
+                        help="only the cost table of the stds (16, 54, 16000 atoms)")
+    args = parser.parse_args(argv)
+    if args.timing:
+        timing()
+        return
+    if "-" in args.seeds:
+        first, last = map(int, args.seeds.split("-"))
+        seeds = range(first, last + 1)
+    else:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    header = (f"{'case':5s} {'seed':>4s} {'n_tr':>4s} {'B meV/μB':>9s} {'B err/std':>9s} "
+              f"{'B rank':>6s} {'E meV/at':>9s} {'E err/std':>9s} {'E rank':>6s} "
+              f"{'σ extra':>7s}")
+    print(header)
+    print("-" * len(header))
+    points = {}
+    summary = []
+    for case in args.cases.split(","):
+        for seed in seeds:
+            train, test = case_data(case, seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = build_model().fit(train)
+            err_b, std_b, err_e, std_e, cost = evaluate(model, test)
+            n = len(test[0].system)
+            row = (ratio(err_b, std_b), rank(std_b, err_b), ratio(err_e, std_e),
+                   rank(std_e, err_e))
+            summary.append((case, seed) + row)
+            ok = 0.7 <= row[0] <= 1.5 and row[1] >= 0.5 and 0.7 <= row[2] <= 1.5
+            print(f"{case:5s} {seed:4d} {len(train):4d} "
+                  f"{1e3 * np.sqrt(np.mean(err_b**2) / 3):9.3f} {row[0]:9.2f} {row[1]:6.2f} "
+                  f"{1e3 * np.sqrt(np.mean(err_e**2)) / n:9.4f} {row[2]:9.2f} {row[3]:6.2f} "
+                  f"{cost:7.2f}{'' if ok else '  (outside a target)'}", flush=True)
+            points.setdefault(case, []).append((std_b, err_b))
+    rows = np.array([s[2:] for s in summary], float)
+    print(f"field err/std {rows[:, 0].min():.2f}-{rows[:, 0].max():.2f} (target 0.7-1.5), "
+          f"worst field rank {np.nanmin(rows[:, 1]):.2f} (≥ 0.5), "
+          f"energy err/std {rows[:, 2].min():.2f}-{rows[:, 2].max():.2f}")
+    if args.plot:
+        plot(points, args.plot)
+
+
+def plot(points, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no calibration plot")
+        return
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for case, pairs in points.items():
+        std = 1e3 * np.concatenate([p[0] for p in pairs])
+        err = 1e3 * np.concatenate([p[1] for p in pairs])
+        ax.loglog(std, err, ".", ms=2, alpha=0.4, label=case)
+    lo, hi = ax.get_xlim()
+    ax.plot([lo, hi], [lo, hi], "k-", lw=1, label="error = σ")
+    ax.set_xlabel("per-atom |fields_std| (meV/μB)")
+    ax.set_ylabel("per-atom |field error| (meV/μB)")
+    ax.legend(markerscale=5, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"calibration plot: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -125,21 +125,6 @@ def test_killed_and_restarted_run_reproduces_the_uninterrupted_run(tmp_path):
         len(TrainingStore(killed / "otf_store.h5"))
 
 
-def test_run_killed_before_its_first_checkpoint_resumes_exactly(tmp_path):
-    """A kill after the initial labels were stored but before any checkpoint leaves a
-    store and no checkpoint: the rerun fits on the store and must count those frames as
-    the labels taken (re-optimisation and the call budget depend on the count)."""
-    reference, killed = tmp_path / "reference", tmp_path / "killed"
-    reference.mkdir()
-    killed.mkdir()
-    run_in(reference, config(reference, steps=240))
-    initial = TrainingStore(reference / "otf_store.h5").frames()[:3]   # 2 cones + start
-    TrainingStore(killed / "otf_store.h5").append(initial)
-    run_in(killed, config(killed, steps=240))
-    for x, y in zip(_trajectory(reference), _trajectory(killed)):
-        np.testing.assert_array_equal(x, y)
-
-
 def test_batched_labelling(tmp_path):
     result = run_in(tmp_path, config(tmp_path, steps=200, batch_size=3))
     learner = result["learner"]
@@ -266,3 +251,28 @@ def test_a_checkpoint_of_another_input_is_refused_unless_fresh(tmp_path):
             f"{section} differ" in lines[0] and "--fresh" in lines[0]
         assert snapshot(tmp_path) == before
         assert cli_run(tmp_path, "--fresh") == (0, [])
+
+
+def test_store_frames_of_another_input_start_the_model_and_own_frames_replay(tmp_path):
+    """Frames another input labelled are a start (fitted on, no initial frames labelled);
+    a rerun of the same input with --fresh replays its own labels without oracle jobs."""
+    from helpers import small_otf_run
+
+    small_otf_run(tmp_path, steps=12)
+    first = run_in(tmp_path, "otf.yaml")["learner"]
+    stored = len(TrainingStore(tmp_path / "otf_store.h5"))
+    assert stored == first.calls > 3
+    again = run_in(tmp_path, "otf.yaml", fresh=True)["learner"]
+    assert (again.calls, again.reused) == (first.calls, first.calls)
+    assert len(TrainingStore(tmp_path / "otf_store.h5")) == stored
+    edit(tmp_path, dynamics={"seed": 2})
+    log = tmp_path / "log.txt"
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        run(load_run("otf.yaml"), progress=False, log=open(log, "w"), fresh=True)
+    finally:
+        os.chdir(cwd)
+    assert f"# initial model: {stored} frames" in open(log).read()
+    frames = TrainingStore(tmp_path / "otf_store.h5").frames()
+    assert all(f.info["provenance"]["origin"] == "run" for f in frames[stored:])

@@ -1,12 +1,15 @@
 """Curie temperature of bcc Fe with Pajda's eight exchange shells: otf-spin MC beside Spirit.
 
-    python benchmarks/curie_pajda.py [--model pajda|nn] [--sizes 6 10] [--sweeps 7000]
-                                     [--seeds 1] [--no-spirit]
+    python benchmarks/curie_pajda.py [--model pajda|nn|uppasd] [--sizes 6 10]
+                                     [--sweeps 7000] [--seeds 1] [--no-spirit]
 
 ``--model pajda`` (default): the classical Heisenberg model of
 input_examples/oracle_bccFe_pajda.yaml (Pajda et al., PRB 64, 174402 (2001), shells 1-8);
 ``--model nn``: bcc nearest neighbours, J = 10 meV per pair, whose T_c is known from the
-literature (k_B T_c = 2.054 J). otf-spin's Metropolis MC samples it with ``--seeds``
+literature (k_B T_c = 2.054 J); ``--model uppasd``: the four shells of UppASD's own example
+examples/PhaseDiagrams/bccFe-Tsweep (input_examples/oracle_bccFe_uppasd.yaml), whose T_c
+and M(T) UppASD 6.1's heat-bath MC gives (printed beside ours, with M(300 K) and M(700 K)
+of UppASD's 2000-spin cell). otf-spin's Metropolis MC samples it with ``--seeds``
 independent seeds (mean ± standard error printed) and — in its own virtual environment,
 benchmarks/.spirit-venv, installed on first use — Spirit 2.2.0's Metropolis MC on the
 same cells, temperatures and sweep counts; T_c is the crossing of the Binder cumulants of
@@ -25,7 +28,8 @@ import time
 import numpy as np
 
 from otf_spin import oracles
-from otf_spin.dynamics.curie import binder_crossing, binder_scan, mean_field_curie, rpa_curie
+from otf_spin.dynamics.curie import (binder_crossing, binder_scan, magnetisation,
+                                     mean_field_curie, rpa_curie)
 from otf_spin.kernels import refuse_twins
 from otf_spin.oracles.heisenberg import HeisenbergOracle, ShellExchange
 from otf_spin.system import bulk
@@ -33,11 +37,16 @@ from otf_spin.units import K_B, MEV
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXAMPLE = os.path.join(HERE, "..", "input_examples", "oracle_bccFe_pajda.yaml")
+UPPASD = os.path.join(HERE, "..", "input_examples", "oracle_bccFe_uppasd.yaml")
+# UppASD 6.1 heat-bath MC, bccFe-Tsweep exchange: Binder crossings of L = 8/10/16 and
+# M = <|m|> of its L = 10 cell
+UPPASD_TC, UPPASD_M = "918 (915-925)", {300.0: 0.8770, 700.0: 0.6474}
 sys.path.insert(0, HERE)
 from llg_speed import ensure_spirit  # noqa: E402
 
 NN_J = 10.0            # meV per pair (Spirit's and VAMPIRE's convention)
 TEMPERATURES = {"pajda": [840, 860, 880, 900, 920, 940, 960],
+                "uppasd": [880, 900, 920, 940, 960],
                 "nn": list(np.round(2.054 * NN_J * MEV / K_B * np.array(
                     [0.96, 0.98, 1.0, 1.02, 1.04]), 1))}
 
@@ -49,6 +58,10 @@ def model(name):
         a = oracle.settings()["lattice_constant"]
         literature = [("Pajda et al. 2001, all shells: MFA / RPA", "1414 / 950"),
                       ("experiment", "1044")]
+    elif name == "uppasd":
+        oracle = oracles.load_file(UPPASD)
+        a = oracle.settings()["lattice_constant"]
+        literature = [("UppASD 6.1 heat-bath MC, Binder 8/10/16", UPPASD_TC)]
     else:
         a = 2.83
         oracle = HeisenbergOracle(ShellExchange([a * np.sqrt(3) / 2], [NN_J * MEV], 0.05),
@@ -147,6 +160,13 @@ def main(argv=None):
     print(f"{'RPA (Tyablikov), same couplings':44s} {rpa_curie(oracle, primitive, (48, 96)):8.1f}")
     for text, value in literature:
         print(f"{text:44s} {value:>8s}")
+    if args.model == "uppasd":
+        print()
+        print(f"{'M = <|m|>, 2000 spins':28s} {'otf-spin':>16s} {'UppASD 6.1':>10s}")
+        for temperature, reference in UPPASD_M.items():
+            m, error = magnetisation(oracle, bulk("bcc", a, (10,) * 3), temperature,
+                                     args.sweeps, seed=args.seed)
+            print(f"{f'T = {temperature:g} K':28s} {m:9.4f} ± {error:.4f} {reference:10.4f}")
 
 
 if __name__ == "__main__":

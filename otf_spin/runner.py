@@ -103,7 +103,8 @@ def _paths(cfg: dict, specs) -> list[tuple[str, str, str | None]]:
         entries += [("otf.store", otf["store"], "training store"),
                     ("otf.checkpoint", otf["checkpoint"], "checkpoint"),
                     ("otf.save_model", otf["save_model"], "model"),
-                    ("otf.model", otf["model"], None)]
+                    ("otf.model", otf["model"], None),
+                    ("otf.model_config", otf["model_config"], None)]
         workdir = getattr(cfg["oracle"], "workdir", None)
         if workdir is not None:
             entries.append(("oracle.workdir", workdir, "folder"))

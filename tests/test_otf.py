@@ -276,3 +276,24 @@ def test_store_frames_of_another_input_start_the_model_and_own_frames_replay(tmp
     assert f"# initial model: {stored} frames" in open(log).read()
     frames = TrainingStore(tmp_path / "otf_store.h5").frames()
     assert all(f.info["provenance"]["origin"] == "run" for f in frames[stored:])
+
+
+def test_a_plain_run_does_not_overwrite_a_store_with_its_trajectory(tmp_path):
+    from otf_spin.cli import main
+    from helpers import small_otf_run
+
+    small_otf_run(tmp_path, steps=3)
+    run_in(tmp_path, "otf.yaml")
+    plain = {"system": {"lattice": "bcc", "a": 2.83, "repeat": [2, 2, 2], "moment": 2.2},
+             "hamiltonian": {"type": "heisenberg", "convention": "double_counted",
+                             "distance_unit": "lattice", "shells": [[0.866, 19.48]]},
+             "dynamics": {"steps": 5}, "output": {"trajectory": "otf_store.h5"}}
+    yaml.safe_dump(plain, open(tmp_path / "plain.yaml", "w"))
+    before = snapshot(tmp_path)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["run", "plain.yaml", "--quiet"]) == 2
+    finally:
+        os.chdir(cwd)
+    assert snapshot(tmp_path) == before

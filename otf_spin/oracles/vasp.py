@@ -289,6 +289,10 @@ class VaspOracle(ConstrainedDFTOracle):
             lambda o: np.max(np.linalg.norm(o["rows"], axis=1)) / max(o["lambda_"], 1e-300))
         e = system.directions
         magnitudes = np.linalg.norm(out["magmoms"], axis=1)
+        if magnitudes.min() < 1e-3:
+            raise OracleFailure(out["info"]["job"], "nan",
+                                f"atom {int(np.argmin(magnitudes)) + 1} has no moment "
+                                f"({magnitudes.min():.2g} μB): its field is undefined")
         scale = 2.0 * np.linalg.norm(out["mw"], axis=1) / magnitudes      # 2|MW|/|m|
         fields = scale[:, None] * out["rows"]                # internal = -constraining field
         fields -= np.einsum("ik,ik->i", fields, e)[:, None] * e

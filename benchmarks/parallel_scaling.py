@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,12 +32,12 @@ EXAMPLES = os.path.join(ROOT, "input_examples")
 
 
 def mpirun(ranks: int) -> list[str]:
-    launcher = shutil.which("mpirun") or shutil.which("mpiexec")
-    if launcher is None:
-        sys.exit("parallel_scaling: no mpirun on PATH (Debian: apt-get install openmpi-bin)")
-    version = subprocess.run([launcher, "--version"], capture_output=True, text=True)
-    extra = ["--oversubscribe"] if "Open MPI" in version.stdout + version.stderr else []
-    return [launcher, "-n", str(ranks), *extra]
+    from otf_spin.parallel.comm import launcher_command
+
+    try:
+        return launcher_command(ranks)      # the venv's mpiexec first, then PATH
+    except RuntimeError as exc:
+        sys.exit(f"parallel_scaling: {exc}")
 
 
 def timed(ranks: int, args: list[str], folder: str) -> float:

@@ -1,7 +1,6 @@
 """Shared test helpers (imported by test modules; pytest puts tests/ on sys.path)."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -26,27 +25,12 @@ def run_in(folder, path, **kwargs):
 
 
 # --- MPI launcher ------------------------------------------------------------------------
-def mpiexec():
-    """The MPI launcher: the virtual environment's own (the ``mpich`` wheel of the test
-    extra puts ``mpiexec`` next to ``sys.executable``) first, then PATH; None if none."""
-    here = os.path.dirname(sys.executable)
-    for name in ("mpiexec", "mpirun"):
-        candidate = os.path.join(here, name)
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return shutil.which("mpiexec") or shutil.which("mpirun")
-
-
 def mpirun_command(n):
-    """``mpiexec -n N`` for the launcher of :func:`mpiexec` (Open MPI's needs
-    --oversubscribe where N exceeds the cores)."""
-    launcher = mpiexec()
-    assert launcher, ("no MPI launcher: the test extra installs one (pip install -e "
-                      "'.[test]' brings the mpich wheel's mpiexec), or put your MPI's "
-                      "mpiexec on PATH")
-    version = subprocess.run([launcher, "--version"], capture_output=True, text=True)
-    extra = ["--oversubscribe"] if "Open MPI" in version.stdout + version.stderr else []
-    return [launcher, "-n", str(n), *extra]
+    """``mpiexec -n N``: the virtual environment's launcher first, then PATH
+    (:func:`otf_spin.parallel.comm.launcher_command`)."""
+    from otf_spin.parallel.comm import launcher_command
+
+    return launcher_command(n)
 
 
 def mpi_env():

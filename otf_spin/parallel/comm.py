@@ -65,3 +65,24 @@ def owned(n_items: int, comm) -> range:
 def owner(item: int, n_items: int, size: int) -> int:
     """The rank owning ``item`` under :func:`owned`'s block layout."""
     return next(r for r in range(size) if r * n_items // size <= item < (r + 1) * n_items // size)
+
+
+def launcher_command(n: int) -> list[str]:
+    """``mpiexec -n N`` of the MPI that belongs to this Python: the virtual environment's
+    own launcher (the mpich wheel puts ``mpiexec`` next to ``sys.executable``) first, else
+    the first ``mpiexec``/``mpirun`` on PATH (Open MPI's gets --oversubscribe, for more
+    ranks than cores). Raises RuntimeError if there is none."""
+    import shutil
+    import subprocess
+    import sys
+
+    here = os.path.dirname(sys.executable)
+    found = next((os.path.join(here, name) for name in ("mpiexec", "mpirun")
+                  if os.access(os.path.join(here, name), os.X_OK)), None) \
+        or shutil.which("mpiexec") or shutil.which("mpirun")
+    if found is None:
+        raise RuntimeError("no MPI launcher: pip install mpich (PyPI's MPICH, mpiexec in "
+                           "the environment's bin) or put your MPI's mpiexec on PATH")
+    version = subprocess.run([found, "--version"], capture_output=True, text=True)
+    extra = ["--oversubscribe"] if "Open MPI" in version.stdout + version.stderr else []
+    return [found, "-n", str(n), *extra]

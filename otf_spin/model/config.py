@@ -31,6 +31,12 @@ from __future__ import annotations
 from otf_spin.io.config import Key, Section
 from otf_spin.units import MEV
 
+
+def _radial_scaling(default) -> Key:
+    return Key("list", "[r_s (Å), m]: weight u(r) = 1/(1+(r/r_s)^m); null = off", default,
+               item=Key("float", "r_s or m", minimum=0.0), length=2, nullable=True)
+
+
 EXCHANGE_3B = Section({
     "r_cut": Key("quantity", "cutoff radius of the triplets (keep short: cost grows with the "
                  "square of the neighbour count; 4 Å = first two bcc Fe shells)", 4.0,
@@ -40,9 +46,7 @@ EXCHANGE_3B = Section({
                  maximum=8),
     "sigma_s": Key("float", "width of the spin Gaussians on the unit sphere", 0.5,
                    minimum=0.01),
-    "radial_scaling": Key("list", "[r_s (Å), m]: weight u(r) = 1/(1+(r/r_s)^m); null = off",
-                          None, item=Key("float", "r_s or m", minimum=0.0), length=2,
-                          nullable=True),
+    "radial_scaling": _radial_scaling(None),
 }, "exchange-3b descriptor term (spins i, j, k rotated together; paper Appendix A)")
 
 DIPOLE_2B = Section({
@@ -51,9 +55,7 @@ DIPOLE_2B = Section({
     "n_max": Key("int", "number of radial basis functions", 4, minimum=1, maximum=32),
     "degree": Key("int", "spin degree of the features (2: e_i·e_j, (e_i·r̂)(e_j·r̂), "
                   "(e_i·r̂)², (e_j·r̂)²; 4 adds the quartic ones)", 2, choices=(2, 4, 6)),
-    "radial_scaling": Key("list", "[r_s (Å), m]: weight u(r) = 1/(1+(r/r_s)^m); null = off",
-                          None, item=Key("float", "r_s or m", minimum=0.0), length=2,
-                          nullable=True),
+    "radial_scaling": _radial_scaling(None),
 }, "dipole-2b descriptor term (s_i, s_j, r_ij rotated together; paper Sec. II D)")
 
 DESCRIPTOR = Section({
@@ -63,9 +65,7 @@ DESCRIPTOR = Section({
     "l_max": Key("int", "largest Legendre order of the spin part", 6, minimum=0, maximum=32),
     "sigma_s": Key("float", "width of the spin Gaussians on the unit sphere (Eq. 14)", 0.3,
                    minimum=0.01),
-    "radial_scaling": Key("list", "[r_s (Å), m]: weight u(r) = 1/(1+(r/r_s)^m); null = off",
-                          [2.5, 4.0], item=Key("float", "r_s or m", minimum=0.0), length=2,
-                          nullable=True),
+    "radial_scaling": _radial_scaling([2.5, 4.0]),
     "exchange_3b": Key("section", "add the exchange-3b term ({} = its defaults); null = off",
                        None, section=EXCHANGE_3B, nullable=True),
     "dipole_2b": Key("section", "add the dipole-2b term ({} = its defaults); null = off",
@@ -97,12 +97,12 @@ NOISE = Section({
                  unit="meV/μB", dimension="data_field", minimum=1e-5 * MEV),
 }, "observation noise")
 
-DEFAULT_KERNELS = [{"zeta": 1, "normalize": False, "orders": [1], "n_sparse": None,
-                    "delta": 1.0},
-                   {"zeta": 1, "normalize": False, "orders": [2, 3, 4, 5, 6], "n_sparse": None,
-                    "delta": 1.0},
-                   {"zeta": 4, "normalize": False, "orders": None, "n_sparse": 150,
-                    "delta": 1.0}]
+DEFAULT_KERNELS = [{"zeta": 1, "normalize": False, "term": "exchange_2b", "orders": [1],
+                    "n_sparse": None, "delta": 1.0},
+                   {"zeta": 1, "normalize": False, "term": "exchange_2b",
+                    "orders": [2, 3, 4, 5, 6], "n_sparse": None, "delta": 1.0},
+                   {"zeta": 4, "normalize": False, "term": "exchange_2b", "orders": None,
+                    "n_sparse": 150, "delta": 1.0}]
 
 MODEL = Section({
     "descriptor": Key("section", "descriptor settings", {}, section=DESCRIPTOR),
@@ -117,7 +117,7 @@ MODEL = Section({
 def _check_terms(settings: dict):
     """Every kernel's term is in the descriptor; orders only for exchange_2b."""
     for k, kernel in enumerate(settings["kernels"]):
-        term = kernel.get("term", "exchange_2b")      # the defaults' list has no term key
+        term = kernel.get("term", "exchange_2b")
         if term != "exchange_2b" and settings["descriptor"].get(term) is None:
             return f"kernels[{k}].term: {term} is not in the descriptor (add descriptor.{term})"
         if term != "exchange_2b" and kernel.get("orders") is not None:

@@ -3,7 +3,9 @@
 Layout::
 
     /                attrs: format "otf-spin-model", format_version, package_version,
-                     settings (JSON: descriptor, kernels, noise, optimise),
+                     settings (JSON: descriptor with its optional exchange_3b /
+                     dipole_2b terms, kernels with the term each sees, noise,
+                     optimise; settings without terms: an exchange-2b model),
                      hyper (JSON), fingerprint (sha256 of the training data), n_frames
     /sparse/<k>      (M_k, D) sparse environments of kernel k
     /alpha           (M,) weights

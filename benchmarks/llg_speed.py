@@ -1,16 +1,19 @@
 """Spin-updates per second of the LLG integrators (and MC), against Spirit in the same run.
 
     python benchmarks/llg_speed.py [--cells 20] [--steps 200] [--threads 1 2] [--no-spirit]
-                                   [--ml-steps 2]
+                                   [--ml-steps 10 [--ml-reference] [--ml-only]]
 
 The benchmark: bcc Fe, 20×20×20 conventional cells (16 000 spins), J1 + J2
 (19.48, 11.09 meV, double counted), 300 K, α = 0.1, dt = 1 fs. One spin update = one
 spin advanced by one time step (two field evaluations for every scheme here). Spirit
 2.2.0 is installed into benchmarks/.spirit-venv (PyPI) and timed by
 benchmarks/spirit_harness.py with the same settings and one thread (SIB); the ratio is
-printed. With --ml-steps the GAP-SOSO provider is timed too, at the paper's settings
-(r_c 7 Å, n_max 12, l_max 6, ζ = 4, 150 sparse points) and with the defaults of
-`otf-spin train` (n_max 20).
+printed. With --ml-steps the GAP-SOSO provider is timed too (its compiled path, and with
+--ml-reference the model.predict path), at the paper's settings (r_c 7 Å, n_max 12,
+l_max 6, ζ = 4, 150 sparse points) and with the defaults of `otf-spin train` (n_max 20):
+spin-updates/s per thread count, setup time of the structure, seconds per step in each
+stage, engine memory per atom, and on 16 and 54 atoms the ML step against the compiled
+Heisenberg step.
 """
 from __future__ import annotations
 
@@ -70,30 +73,161 @@ print(len(system) * {steps} / best)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def ml_provider_speed(cells: int, steps: int, n_max: int) -> float:
-    """Spin-updates/s of Depondt LLG on the GAP-SOSO provider (defaults, radial basis
-    size ``n_max``)."""
+ML_CODE = """
+import json, time, warnings, numpy as np
+from otf_spin.kernels import refuse_twins
+refuse_twins({allow_twins})
+from otf_spin.dynamics.llg import LLGIntegrator, new_state
+from otf_spin.dynamics.providers import ComputeProvider, HeisenbergProvider
+from otf_spin.model import SparseGPR
+from otf_spin.oracles.heisenberg import HeisenbergOracle, ShellExchange
+from otf_spin.system import bulk, random_cone
+from otf_spin.units import MEV
+warnings.simplefilter("ignore")
+model = SparseGPR.load({model!r})
+a = 2.83
+system = bulk("bcc", a, ({cells},) * 3, moment=2.2)
+system.set_directions(random_cone(len(system), [0, 0, 1], 0.5, np.random.default_rng(1)))
+stages = dict(descriptor=0.0, kernel=0.0, gradient=0.0, field=0.0)
+if {reference}:
+    # the reference path (model.predict per evaluation), its stages timed by wrappers
+    from otf_spin.model.kernels import DotProductKernel
+    def timed(cls, name, stage):
+        inner = getattr(cls, name)
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                stages[stage] += time.perf_counter() - t0
+        setattr(cls, name, wrapper)
+    for name, stage in (("compute", "descriptor"), ("compute_fm", "descriptor"),
+                        ("spin_gradient", "field")):
+        timed(type(model.descriptor), name, stage)
+    timed(DotProductKernel, "__call__", "kernel")
+    timed(DotProductKernel, "weighted_gradient", "gradient")
+    provider = ComputeProvider(model, system)
+    provider._engine = lambda: None
+else:
+    provider = ComputeProvider(model, system)
+t0 = time.perf_counter()
+engine = provider._engine()
+setup = time.perf_counter() - t0
+integrator = LLGIntegrator("depondt", 1e-3, 0.1)
+state = new_state(system.directions, 1)
+integrator.step(state, provider, 300.0)
+if engine is not None:
+    engine.reset_profile()
+for k in stages:
+    stages[k] = 0.0
+best = float("inf")
+for _ in range({repeats}):
+    start = time.perf_counter()
+    for _ in range({steps}):
+        integrator.step(state, provider, 300.0)
+    best = min(best, time.perf_counter() - start)
+step = best / {steps}
+if engine is not None:
+    profile = engine.profile
+    stages = {{k: profile[k] / profile["calls"] * 2 for k in stages}}
+else:
+    stages = {{k: v / ({steps} * {repeats}) for k, v in stages.items()}}
+heisenberg = None
+if {heisenberg}:
+    oracle = HeisenbergOracle(ShellExchange([a * 3**0.5 / 2, a], [19.48 * MEV, 11.09 * MEV],
+                                            0.05), "double_counted")
+    hp = HeisenbergProvider(oracle, system)
+    hstate = new_state(system.directions, 1)
+    integrator.step(hstate, hp, 300.0)
+    heisenberg = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(200):
+            integrator.step(hstate, hp, 300.0)
+        heisenberg = min(heisenberg, (time.perf_counter() - start) / 200)
+print(json.dumps(dict(rate=len(system) / step, step=step, setup=setup, stages=stages,
+                      bytes_per_atom=None if engine is None else engine.nbytes / len(system),
+                      heisenberg_step=heisenberg)))
+"""
+
+
+def ml_speed(model_file: str, cells: int, steps: int, threads: int, reference: bool = False,
+             heisenberg: bool = False, repeats: int = 2, allow_twins: bool = False) -> dict:
+    """Depondt LLG on the GAP-SOSO provider in a subprocess with OMP_NUM_THREADS:
+    spin-updates/s, step and setup time (s), per-stage seconds per step, engine bytes
+    per atom; ``reference``: the model.predict path instead of the compiled one;
+    ``heisenberg``: also the compiled Heisenberg step (s) on the same cell."""
+    code = ML_CODE.format(model=model_file, cells=cells, steps=steps, reference=reference,
+                          heisenberg=heisenberg, repeats=repeats, allow_twins=allow_twins)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit((out.stderr.strip().splitlines() or ["timing run failed"])[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def ml_models(folder: str) -> dict:
+    """Model files fitted on the 300 K paper set: paper settings (n_max 12) and the
+    defaults of `otf-spin train` (n_max 20)."""
     import warnings
 
-    from otf_spin.dynamics.llg import LLGIntegrator, new_state
-    from otf_spin.dynamics.providers import ComputeProvider
     from otf_spin.learning.paper_sets import generate_set
     from otf_spin.model import build_model, default_settings
-    from otf_spin.system import bulk
 
     warnings.simplefilter("ignore")
-    settings = default_settings()
-    settings["descriptor"]["n_max"] = n_max
-    model = build_model(settings).fit(generate_set("thermal_300K", 2024)[0])
-    system = bulk("bcc", 2.83, (cells,) * 3, moment=2.2)
-    provider = ComputeProvider(model, system)
-    integrator = LLGIntegrator("depondt", 1e-3, 0.1)
-    state = new_state(system.directions, 1)
-    integrator.step(state, provider, 300.0)
-    start = time.perf_counter()
-    for _ in range(steps):
-        integrator.step(state, provider, 300.0)
-    return len(system) * steps / (time.perf_counter() - start)
+    frames = generate_set("thermal_300K", 2024)[0]
+    files = {}
+    for label, n_max in (("n_max 12 (paper)", 12), ("n_max 20 (defaults)", 20)):
+        settings = default_settings()
+        settings["descriptor"]["n_max"] = n_max
+        path = os.path.join(folder, f"model_{n_max}.h5")
+        build_model(settings).fit(frames).save(path)
+        files[label] = path
+    return files
+
+
+def ml_tables(args) -> None:
+    """The ML rows: 16 000 spins (fast path per thread count, the reference path once,
+    per-stage profile and memory), then 16 and 54 atoms against the Heisenberg step."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        files = ml_models(folder)
+        print(f"\nGAP-SOSO provider, Depondt, {2 * args.cells**3} spins (best of 2 × "
+              f"{args.ml_steps} steps; reference path: model.predict per evaluation)")
+        header = (f"{'model':22s} {'path':>9s} {'thr':>3s} {'spin-upd/s':>10s} {'step s':>8s} "
+                  f"{'setup s':>7s} {'descr':>7s} {'kernel':>7s} {'grad':>7s} {'field':>7s} "
+                  f"{'integ+':>7s} {'kB/atom':>7s}")
+        print(header)
+        print("-" * len(header))
+        for label, path in files.items():
+            runs = [("fast", t, False) for t in args.threads]
+            if args.ml_reference:
+                runs.append(("reference", 1, True))
+            for name, threads, reference in runs:
+                steps = 1 if reference else args.ml_steps
+                r = ml_speed(path, args.cells, steps, threads, reference,
+                             allow_twins=args.allow_twins)
+                st = r["stages"]
+                rest = r["step"] - sum(st.values())
+                mem = f"{r['bytes_per_atom'] / 1e3:7.2f}" if r["bytes_per_atom"] else f"{'-':>7s}"
+                print(f"{label:22s} {name:>9s} {threads:3d} {r['rate']:10.3e} {r['step']:8.4f} "
+                      f"{r['setup']:7.3f} {st['descriptor']:7.4f} {st['kernel']:7.4f} "
+                      f"{st['gradient']:7.4f} {st['field']:7.4f} {rest:7.4f} {mem}", flush=True)
+        print("\nstage columns: seconds per Depondt step (two evaluations); integ+ = step "
+              "minus stages: integrator, noise, provider bookkeeping")
+        print(f"\nsmall cells, one thread: ML step against the compiled Heisenberg step "
+              f"(J1+J2) on the same cell")
+        header = f"{'model':22s} {'atoms':>6s} {'ML step ms':>10s} {'Heis. ms':>9s} {'ratio':>6s}"
+        print(header)
+        print("-" * len(header))
+        for label, path in files.items():
+            for cells in (2, 3):
+                r = ml_speed(path, cells, 400, 1, heisenberg=True, repeats=3,
+                             allow_twins=args.allow_twins)
+                print(f"{label:22s} {2 * cells**3:6d} {1e3 * r['step']:10.4f} "
+                      f"{1e3 * r['heisenberg_step']:9.4f} "
+                      f"{r['step'] / r['heisenberg_step']:6.1f}", flush=True)
 
 
 def ensure_spirit() -> str | None:
@@ -135,6 +269,10 @@ def main(argv=None):
     parser.add_argument("--no-spirit", action="store_true")
     parser.add_argument("--ml-steps", type=int, default=0,
                         help="also time the GAP-SOSO provider for this many steps")
+    parser.add_argument("--ml-reference", action="store_true",
+                        help="with --ml-steps: also time the model.predict path (slow)")
+    parser.add_argument("--ml-only", action="store_true",
+                        help="skip the Heisenberg and Spirit rows")
     parser.add_argument("--allow-twins", action="store_true",
                         help="time the pure-Python twins of kernels that are not built")
     args = parser.parse_args(argv)
@@ -144,6 +282,9 @@ def main(argv=None):
     n = 2 * args.cells**3
     print(f"bcc Fe {args.cells}³ cells = {n} spins, J1+J2, 300 K, α 0.1, dt 1 fs, "
           f"{args.steps} steps")
+    if args.ml_only:
+        ml_tables(args)
+        return
     reference = spirit(args.cells, args.steps) if not args.no_spirit else None
     header = f"{'code':28s} {'threads':>7s} {'spin-updates/s':>15s} {'vs Spirit':>9s}"
     print(header)
@@ -158,10 +299,7 @@ def main(argv=None):
             label = f"otf-spin {integrator}" + (" (sweeps)" if integrator == "mc" else "")
             print(f"{label:28s} {threads:7d} {rate:15.3e} {ratio}", flush=True)
     if args.ml_steps:
-        for label, n_max in (("n_max 12 (paper)", 12), ("n_max 20 (defaults)", 20)):
-            rate = ml_provider_speed(args.cells, args.ml_steps, n_max)
-            print(f"{'GAP-SOSO ' + label:28s} "
-                  f"{os.environ.get('OMP_NUM_THREADS', '-'):>7s} {rate:15.3e}", flush=True)
+        ml_tables(args)
 
 
 if __name__ == "__main__":

@@ -238,6 +238,11 @@ cdef class GapEngine:
         return {"descriptor": self.stage[0], "kernel": self.stage[1],
                 "gradient": self.stage[2], "field": self.stage[3], "calls": int(self.stage[4])}
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every array the engine holds (structure data and buffers)."""
+        return int(sum(np.asarray(a).nbytes for a in self._keep) + 8 * 4 * self.n_atoms)
+
     def reset_profile(self):
         cdef int k
         for k in range(5):
@@ -460,3 +465,112 @@ cdef class GapEngine:
                 out[a, 1] = scale[a] * (self.g[3 * a + 1] - dot * e[a, 1]) + b_ext[1]
                 out[a, 2] = scale[a] * (self.g[3 * a + 2] - dot * e[a, 2]) + b_ext[2]
         return total
+
+
+def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const double[::1] d,
+                   Py_ssize_t n_atoms, double tol):
+    """Slot structure of a pair list whose pairs are grouped by atom i (ascending).
+
+    Distances are grouped by q = round(d / tol) (first occurrence numbers the groups;
+    members of a group differ by less than tol). Self images (j == i) are set apart.
+    Returns (soff (N+1,) int64, sp (S+1,) int64, srid (S,) int32 group of each slot,
+    neigh (P',) int32, jslot (P',) int32, rep (G,) distance of each group's first
+    member, self_atom (Q,) int64, self_group (Q,) int64); pairs in a slot by ascending j.
+    """
+    cdef Py_ssize_t P = i.shape[0], cap = 1024, p, h, a, lo, hi, k, q, m, s, nself = 0
+    cdef int bits = 10
+    cdef cnp.int64_t key, g, G = 0, cur
+    cdef unsigned long long mult = 11400714819323198485ULL
+    cdef cnp.int64_t[::1] keys = np.full(cap, -1, dtype=np.int64)
+    cdef cnp.int64_t[::1] vals = np.empty(cap, dtype=np.int64)
+    cdef cnp.int64_t[::1] old_keys
+    cdef cnp.int64_t[::1] old_vals
+    cdef cnp.int64_t[::1] gid = np.empty(P, dtype=np.int64)
+    cdef double[::1] rep = np.empty(P + 1, dtype=np.float64)
+    for p in range(P):
+        if i[p] < 0 or i[p] >= n_atoms or (p > 0 and i[p] < i[p - 1]):
+            raise ValueError("pairs must be grouped by atom i in ascending order")
+        if 2 * (G + 1) > cap:          # grow the open-addressing table and rehash
+            old_keys, old_vals = keys, vals
+            cap *= 2
+            bits += 1
+            keys = np.full(cap, -1, dtype=np.int64)
+            vals = np.empty(cap, dtype=np.int64)
+            for m in range(cap // 2):
+                if old_keys[m] != -1:
+                    h = <Py_ssize_t>((<unsigned long long>old_keys[m] * mult) >> (64 - bits))
+                    while keys[h] != -1:
+                        h = (h + 1) & (cap - 1)
+                    keys[h] = old_keys[m]
+                    vals[h] = old_vals[m]
+        key = <cnp.int64_t>(d[p] / tol + 0.5)
+        h = <Py_ssize_t>((<unsigned long long>key * mult) >> (64 - bits))
+        while keys[h] != -1 and keys[h] != key:
+            h = (h + 1) & (cap - 1)
+        if keys[h] == -1:
+            keys[h] = key
+            vals[h] = G
+            rep[G] = d[p]
+            G += 1
+        gid[p] = vals[h]
+        if j[p] == i[p]:
+            nself += 1
+    cdef cnp.int64_t[::1] self_atom = np.empty(nself, dtype=np.int64)
+    cdef cnp.int64_t[::1] self_group = np.empty(nself, dtype=np.int64)
+    cdef cnp.int64_t[::1] packed = np.empty(P - nself, dtype=np.int64)
+    cdef cnp.int64_t[::1] soff = np.zeros(n_atoms + 1, dtype=np.int64)
+    cdef cnp.int64_t[::1] sp = np.empty(P - nself + 1, dtype=np.int64)
+    cdef int[::1] srid = np.empty(P - nself, dtype=np.int32)
+    cdef int[::1] neigh = np.empty(P - nself, dtype=np.int32)
+    cdef int[::1] jslot = np.empty(P - nself, dtype=np.int32)
+    # per atom: non-self pairs packed as (group << 32 | j), insertion-sorted, cut into slots
+    p = 0
+    q = 0          # next packed pair
+    s = 0          # next slot
+    nself = 0
+    for a in range(n_atoms):
+        soff[a] = s
+        lo = q
+        while p < P and i[p] == a:
+            if j[p] == a:
+                self_atom[nself] = a
+                self_group[nself] = gid[p]
+                nself += 1
+            else:
+                key = (gid[p] << 32) | j[p]
+                k = q
+                while k > lo and packed[k - 1] > key:
+                    packed[k] = packed[k - 1]
+                    k -= 1
+                packed[k] = key
+                q += 1
+            p += 1
+        cur = -1
+        for k in range(lo, q):
+            g = packed[k] >> 32
+            if g != cur:
+                sp[s] = k
+                srid[s] = <int>g
+                s += 1
+                cur = g
+            neigh[k] = <int>(packed[k] & 0xffffffff)
+    soff[n_atoms] = s
+    sp[s] = q
+    # jslot: the slot of the same group among the neighbour's slots (binary search)
+    for a in range(n_atoms):
+        for m in range(soff[a], soff[a + 1]):
+            for k in range(sp[m], sp[m + 1]):
+                lo = soff[neigh[k]]
+                hi = soff[neigh[k] + 1]
+                while lo < hi:
+                    h = (lo + hi) // 2
+                    if srid[h] < srid[m]:
+                        lo = h + 1
+                    else:
+                        hi = h
+                if lo >= soff[neigh[k] + 1] or srid[lo] != srid[m]:
+                    raise ValueError("pair list is not symmetric (no reverse pair)")
+                jslot[k] = <int>(lo - soff[neigh[k]])
+    return (np.asarray(soff), np.asarray(sp)[:s + 1].copy(), np.asarray(srid)[:s].copy(),
+            np.asarray(neigh), np.asarray(jslot), np.asarray(rep)[:G].copy(),
+            np.asarray(self_atom), np.asarray(self_group))

@@ -148,6 +148,19 @@ def neighbour_list(cell, pbc, positions, cutoff: float, kernel=None) -> Neighbou
 
     ``kernel`` selects an implementation module (default: compiled, else twin).
     """
+    i, j, S, D, d = neighbour_pairs(cell, pbc, positions, cutoff, kernel)
+    order = np.lexsort((S[:, 2], S[:, 1], S[:, 0], j, i))
+    i = i[order]
+    offsets = np.zeros(len(positions) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(i, minlength=len(positions)), out=offsets[1:])
+    return NeighbourList(float(cutoff), offsets, np.ascontiguousarray(j[order]),
+                         np.ascontiguousarray(S[order]), np.ascontiguousarray(D[order]),
+                         np.ascontiguousarray(d[order]))
+
+
+def neighbour_pairs(cell, pbc, positions, cutoff: float, kernel=None):
+    """The pairs of :func:`neighbour_list` unsorted (the compiled kernel groups them by
+    i): (i, j, shifts, vectors, distances) as in :class:`NeighbourList`."""
     if cutoff <= 0:
         raise ValueError(f"neighbour cutoff must be positive, got {cutoff} Å")
     kernel = kernel or _load_kernel("neighbours")
@@ -160,14 +173,7 @@ def neighbour_list(cell, pbc, positions, cutoff: float, kernel=None) -> Neighbou
         # open cluster: any box enclosing the atoms will do
         span = np.ptp(positions, axis=0) if len(positions) else np.zeros(3)
         cell = np.diag(span + 2 * cutoff + 1.0)
-    i, j, S, D, d = kernel.neighbour_pairs(cell, pbc, positions, float(cutoff))
-    order = np.lexsort((S[:, 2], S[:, 1], S[:, 0], j, i))
-    i = i[order]
-    offsets = np.zeros(len(positions) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(i, minlength=len(positions)), out=offsets[1:])
-    return NeighbourList(float(cutoff), offsets, np.ascontiguousarray(j[order]),
-                         np.ascontiguousarray(S[order]), np.ascontiguousarray(D[order]),
-                         np.ascontiguousarray(d[order]))
+    return kernel.neighbour_pairs(cell, pbc, positions, float(cutoff))
 
 
 def _unit(v) -> np.ndarray:

@@ -84,7 +84,8 @@ def test_fast_equals_predict(models, name, rng):
     model = models[name]
     fp = fast.fast_predictor(model)
     assert fp is not None
-    for repeat, displaced in ((2, 0.0), (3, 0.0), (3, 0.08), (2, 0.1)):
+    # 2, 3: cells narrower than 2 r_c (images merged); 6: the compiled compression
+    for repeat, displaced in ((2, 0.0), (3, 0.0), (3, 0.08), (2, 0.1), (6, 0.0), (6, 0.05)):
         system = _system(repeat, rng, displaced)
         ref = model.predict(system, stds=False)
         out = fp.predict(system)
@@ -137,11 +138,34 @@ def test_compiled_engine_matches_twin(models, rng):
             assert ea.profile["calls"] >= 2 and ea.profile["descriptor"] > 0
 
 
+def test_compress_pairs_compiled_matches_twin(rng):
+    from otf_spin.system import neighbour_pairs
+
+    compiled = kernels.compiled("gap", required=True)
+    for repeat, displaced in ((6, 0.0), (6, 0.05), (2, 0.0)):
+        system = _system(repeat, rng, displaced)
+        i, j, _, _, d = neighbour_pairs(system.cell, system.pbc, system.positions, 7.0)
+        a = compiled.compress_pairs(i, j, d, len(system), fast.DISTANCE_TOL)
+        b = kernels.twin("gap").compress_pairs(i, j, d, len(system), fast.DISTANCE_TOL)
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+        soff, sp, srid, neigh, jslot, rep, self_atom, _ = a
+        assert len(neigh) + len(self_atom) == len(i)
+        if displaced == 0.0 and repeat == 6:
+            assert len(rep) == 9 and np.all(np.diff(soff) == 9)   # bcc shells within 7 Å
+        # every pair's reverse sits in the neighbour's slot of the same distance
+        rows = np.repeat(np.arange(len(system)), np.diff(soff))
+        slot_of_pair = np.repeat(np.arange(len(srid)), np.diff(sp))
+        back = soff[neigh] + jslot
+        assert np.array_equal(srid[back], srid[slot_of_pair])
+        assert np.all(rows[back] == neigh)
+
+
 def test_positions_changed_between_calls(models, rng):
     """Radial data are reused while positions stay, rebuilt when they move."""
     model = models["paper n_max 12"]
     fp = fast.fast_predictor(model)
-    system = _system(3, rng)
+    system = _system(6, rng)
     engine = fp.engine(system)
     system.set_directions(random_cone(len(system), [0, 0, 1], 0.5, rng))
     assert fp.engine(system) is engine                         # spins moved: same engine

@@ -66,6 +66,11 @@ class GapEngine:
         number of evaluations."""
         return dict(self._profile)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every array the engine holds (structure data and buffers)."""
+        return int(sum(a.nbytes for a in vars(self).values() if isinstance(a, np.ndarray)))
+
     def reset_profile(self):
         self._profile = {"descriptor": 0.0, "kernel": 0.0, "gradient": 0.0, "field": 0.0,
                          "calls": 0}
@@ -143,3 +148,37 @@ class GapEngine:
         g = self.grad
         out[:] = scale[:, None] * (g - np.einsum("ak,ak->a", g, e)[:, None] * e) + b_ext
         return total
+
+
+def compress_pairs(i, j, d, n_atoms, tol):
+    """Slot structure of a pair list grouped by atom i (ascending); see the compiled
+    kernel: (soff, sp, srid, neigh, jslot, rep, self_atom, self_group)."""
+    i, j, d = np.asarray(i), np.asarray(j), np.asarray(d)
+    if len(i) and (np.any(np.diff(i) < 0) or i.min() < 0 or i.max() >= n_atoms):
+        raise ValueError("pairs must be grouped by atom i in ascending order")
+    q = (d / tol + 0.5).astype(np.int64)
+    _, first, inverse = np.unique(q, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    gid = rank[inverse.reshape(-1)]                 # groups numbered by first occurrence
+    rep = d[np.sort(first)]
+    is_self = j == i
+    keep = ~is_self
+    ii, jj, gg = i[keep], j[keep], gid[keep]
+    order = np.lexsort((jj, gg, ii))
+    ii, jj, gg = ii[order], jj[order], gg[order]
+    new = np.ones(len(ii), bool)
+    new[1:] = (ii[1:] != ii[:-1]) | (gg[1:] != gg[:-1])
+    starts = np.flatnonzero(new)
+    srid = gg[starts]
+    soff = np.zeros(n_atoms + 1, np.int64)
+    np.cumsum(np.bincount(ii[starts], minlength=n_atoms), out=soff[1:])
+    slot_keys = ii[starts] * (len(rep) + 1) + srid
+    where = np.searchsorted(slot_keys, jj * (len(rep) + 1) + gg)
+    if len(where) and (where.max() >= len(slot_keys) or
+                       np.any(slot_keys[np.minimum(where, len(slot_keys) - 1)]
+                              != jj * (len(rep) + 1) + gg)):
+        raise ValueError("pair list is not symmetric (no reverse pair)")
+    return (soff, np.append(starts, len(ii)).astype(np.int64), srid.astype(np.int32),
+            jj.astype(np.int32), (where - soff[jj]).astype(np.int32), rep,
+            i[is_self].astype(np.int64), gid[is_self].astype(np.int64))

@@ -9,12 +9,15 @@ and whose kernels are :class:`~otf_spin.model.kernels.DotProductKernel` with 0/1
 For fixed positions everything radial is constant, so it is prepared once per structure
 (:meth:`FastPredictor.engine`, cached on positions, cell and pbc):
 
-- the neighbour list, compressed: self images (constant, e_i·e_i = 1) go into a
-  per-atom constant d0; the periodic images of one (i, j) are merged (they share
-  e_i·e_j) into one pair whose radial row is the sum of theirs; pairs whose distances
-  agree to ``DISTANCE_TOL`` share one radial row (a lattice has a few dozen distinct
-  distances, so the rows fit in cache: memory per pair is two int32);
-- the FM reference: descriptors of the collinear state and their energies.
+- the neighbour list, compressed: pairs whose distances agree to ``DISTANCE_TOL``
+  share one radial row, and each atom's pairs are grouped in "slots" of equal radial
+  row (one per shell in a lattice: 9 within 7 Å in bcc Fe), so the radial part costs
+  O(slots·n_max·l_max) per atom and the per-pair work is O(l_max); memory per pair is
+  two int32. Self images (e_i·e_i = 1) are constant and go into the FM descriptor;
+  in cells narrower than 2 r_c the periodic images of one (i, j) are merged (they share
+  e_i·e_j) into one pair whose radial row is the sum of theirs;
+- the FM reference: descriptors of the collinear state and their energies (computed by
+  the same engine, so the FM state gives exactly 0).
 
 Per model: the linear, unnormalised kernels (ζ = 1) collapse into one weight vector
 v = Σ_m α_m mask∘s_m, so their local energy is d_i·v, i.e. per-pair Legendre couplings
@@ -25,11 +28,13 @@ field with preallocated buffers (OpenMP over atoms, BLAS for the kernel products
 """
 from __future__ import annotations
 
+import os
 import weakref
 
 import numpy as np
 
 from otf_spin.kernels import load as load_kernel
+from otf_spin.system import neighbour_pairs
 
 #: pairs whose distances differ by less than this (Å) share one radial row: far below
 #: any physical length; the radial functions then differ by < 1e-11 relative
@@ -58,8 +63,10 @@ def supports(model) -> bool:
 def fast_predictor(model) -> "FastPredictor | None":
     """The (cached) :class:`FastPredictor` of ``model``, or None if not supported.
 
-    Refits replace ``model.alpha`` and the sparse arrays; the cache then rebuilds."""
-    if not supports(model):
+    Refits replace ``model.alpha`` and the sparse arrays; the cache then rebuilds.
+    ``OTF_SPIN_FAST_MODEL=0`` in the environment turns the fast path off (timings of
+    the reference path)."""
+    if os.environ.get("OTF_SPIN_FAST_MODEL", "1") == "0" or not supports(model):
         return None
     fp = _CACHE.get(model)
     if fp is None or not fp.current():
@@ -133,7 +140,20 @@ class FastPredictor:
         neigh, jslot, rtab; see :class:`otf_spin.kernels.gap_py.GapEngine`)
         and self_rows (N, n_max), the radial sum of each atom's self images."""
         n = len(system)
-        nl = system.neighbours(self.desc.r_cut)
+        rc = self.desc.r_cut
+        periodic = np.asarray(system.pbc, bool)
+        if not periodic.any() or np.all(system.cell_widths()[periodic] > 2 * rc):
+            # no atom sees two images of another: the compiled compression, unsorted pairs
+            i, j, _, _, dist = neighbour_pairs(system.cell, system.pbc, system.positions, rc)
+            soff, sp, srid, neigh, jslot, rep, self_atom, self_group = \
+                self._kernel.compress_pairs(i, j, dist, n, DISTANCE_TOL)
+            rtab = np.ascontiguousarray(self.desc.radial(rep)[0])
+            self_rows = np.zeros((n, self.n_max))
+            np.add.at(self_rows, self_atom, rtab[self_group])
+            return {"soff": soff, "sp": sp, "srid": srid, "neigh": neigh, "jslot": jslot,
+                    "rtab": rtab, "self_rows": self_rows}
+        # small cells: the periodic images of one (i, j) are merged below
+        nl = system.neighbours(rc)
         rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(nl.offsets))
         dist = nl.distances
         # one radial row per group of equal distances (sorted, consecutive within tol)

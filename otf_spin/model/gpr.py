@@ -14,9 +14,9 @@ transverse dof per field) the posterior precision is
 
     Λ = K_SS/δ² + Φ_Eᵀ W Φ_E / σ_e² + Φ_Bᵀ Φ_B / σ_b²,  W = diag(1/N_atoms)
 
-α = Λ⁻¹ (Φ_Eᵀ W y_E/σ_e² + Φ_Bᵀ y_B/σ_b²). The predictive std of a quantity with row
-φ is c sqrt(φᵀ Λ⁻¹ φ + noise²) (the learned noise is the model's misfit; c calibrated
-by cross-validation). δ, σ_b maximise the marginal likelihood within bounds, σ_e is then
+α = Λ⁻¹ (Φ_Eᵀ W y_E/σ_e² + Φ_Bᵀ y_B/σ_b²). The predictive stds combine the posterior
+variance φᵀ Λ⁻¹ φ with the learned noise (the model's misfit, with a per-atom profile),
+calibrated by cross-validation (:meth:`SparseGPR.calibrate`). δ, σ_b maximise the marginal likelihood within bounds, σ_e is then
 chosen by K-fold cross-validation among values up to the likelihood's
 (only M×M algebra per evaluation: each noise block of the design is compressed once to
 its QR factor, per fold); weights and likelihood come from a QR factorisation of the stacked,
@@ -78,6 +78,14 @@ def fit_noise_profile(X, log_error, ridge: float | None = None) -> np.ndarray:
     shift = 0.5 * np.log(np.mean(np.exp(2 * (log_h - log_h.max())))) + log_h.max()
     weights[-1] -= shift
     return np.append(weights, [log_h.min() - shift, log_h.max() - shift])
+
+
+def _noise_variance(error2, posterior, weight, likelihood_noise2) -> float:
+    """Noise variance per unit ``weight`` that makes the held-out squared errors
+    ``error2`` (sum) equal their predictive variance ``posterior`` + noise × ``weight``
+    (sums); never below 1 % of the likelihood's noise variance."""
+    return max((error2 - posterior) / weight if weight > 0 else 0.0,
+               0.01 * likelihood_noise2)
 
 
 def _merge(parts, M):
@@ -205,7 +213,10 @@ class SparseGPR:
         self.aliasing = aliasing.check([f.system for f in frames], self.descriptor.r_cut)
         if self.aliasing:
             warnings.warn(self.aliasing, AliasingWarning, stacklevel=2)
-        return self.add_frames(frames, n_new_sparse=self.n_sparse, optimise=self.optimise)
+        self.add_frames(frames, n_new_sparse=self.n_sparse, optimise=self.optimise)
+        if not self.optimise and len(self._folds) >= 3:
+            self.calibrate()            # (optimise_hyperparameters calibrates otherwise)
+        return self
 
     def add_frames(self, frames, n_new_sparse=None, candidates=None,
                    optimise: bool = False) -> "SparseGPR":
@@ -476,8 +487,12 @@ class SparseGPR:
            the data); c² = Σ error² / Σ variance over held-out atoms, so that RMS
            error / RMS std = 1. Stored as hyper ``std_field_noise`` = c √2 σ_b (eV/μB)
            and ``std_field_local`` = c κ (1/μB).
-        3. Energies: c_E² = Σ error² / Σ (φ_EᵀΛ_k⁻¹φ_E + σ_e² Σ_i h_i²), hyper
-           ``std_scale_energy`` (1 without energies)."""
+        3. Energies: variance φ_EᵀΛ⁻¹φ_E + (c_E σ_e)² Σ_i h_i² — the posterior as it
+           is (with few frames the held-out posterior variance is large where the
+           fields pin the energies; scaling it would shrink the final std), the noise
+           per atom c_E σ_e such that the held-out squared errors equal their
+           predictive variance (:func:`_noise_variance`), hyper ``std_scale_energy``
+           = c_E."""
         h = self.hyper
         n_folds = len(self._folds)
         energies, fields = [], []
@@ -509,11 +524,12 @@ class SparseGPR:
                 c2 = error2.sum() / variance.sum()
                 h["std_field_noise"] = float(np.sqrt(2 * c2) * h["sigma_field"])
                 h["std_field_local"] = float(np.sqrt(c2 * kappa2))
-        error = sum(e for e, _, _ in energies)
-        variance = sum(v + h["sigma_energy"] ** 2 * np.sum(self._hardness(f.d) ** 2)
-                       for _, v, f in energies)
-        h["std_scale_energy"] = float(np.sqrt(error / variance)) if error > 0 and variance > 0 \
-            else 1.0
+        if energies:
+            noise2 = _noise_variance(sum(e for e, _, _ in energies),
+                                     sum(v for _, v, _ in energies),
+                                     sum(np.sum(self._hardness(f.d) ** 2) for _, _, f in energies),
+                                     h["sigma_energy"] ** 2)
+            h["std_scale_energy"] = float(np.sqrt(noise2) / h["sigma_energy"])
         return {k: h[k] for k in ("std_scale_energy", "std_field_noise", "std_field_local")
                 if k in h}
 
@@ -573,7 +589,7 @@ class SparseGPR:
     def _predictive_stds(self, system, d, d_fm, rows) -> dict:
         """energy_std (eV) and fields_std (N, 3) eV/μB (see :meth:`calibrate`).
 
-        energy: c_E sqrt(φ_EᵀΛ⁻¹φ_E + σ_e² Σ_i h_i²), φ_E = Σ_i rows_i (exact).
+        energy: sqrt(φ_EᵀΛ⁻¹φ_E + (c_E σ_e)² Σ_i h_i²), φ_E = Σ_i rows_i (exact).
         fields, calibrated model: per atom s_i² = a h_i² + b v_i with the local-energy
         posterior variance v_i = rows_iᵀ Λ⁻¹ rows_i, spread over the transverse
         components as s_i² (1 - e_c²)/2; uncalibrated (no ``std_field_local``): the
@@ -583,8 +599,8 @@ class SparseGPR:
         hard2 = self._hardness(d) ** 2
         Rinv = self._posterior_inverse()
         vE = rows.sum(axis=0) @ Rinv
-        energy = h["sigma_energy"] ** 2 * hard2.sum() + vE @ vE
-        out = {"energy_std": float(h.get("std_scale_energy", 1.0) * np.sqrt(energy))}
+        energy = (h.get("std_scale_energy", 1.0) * h["sigma_energy"]) ** 2 * hard2.sum() + vE @ vE
+        out = {"energy_std": float(np.sqrt(energy))}
         if "std_field_local" in h:
             V = rows @ Rinv
             atom = h["std_field_noise"] ** 2 * hard2 + \

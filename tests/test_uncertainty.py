@@ -101,3 +101,27 @@ def test_calibration_survives_the_model_file(case, tmp_path):
     a, b = model.predict(test[0].system), loaded.predict(test[0].system)
     np.testing.assert_array_equal(a["fields_std"], b["fields_std"])
     assert a["energy_std"] == b["energy_std"]
+
+
+def test_stds_follow_their_definition(case):
+    """Per-atom field variance a h_i² + b k_iᵀΛ⁻¹k_i and energy variance
+    φ_EᵀΛ⁻¹φ_E + (c_E σ_e)² Σ h_i², with Λ⁻¹ by a direct solve of Λ = RᵀR (the
+    prediction uses a cached R⁻¹ and the kernel rows of the energy evaluation)."""
+    model, test = case
+    system = test[1].system
+    out = model.predict(system)
+    d, d_fm = model.descriptor.compute(system), model.descriptor.compute_fm(system)
+    k = np.concatenate([K(d, S) - K(d_fm, S) for K, S in zip(model.kernels, model.sparse)],
+                       axis=1)
+    Lam = model._R.T @ model._R
+    local = np.einsum("im,im->i", k, np.linalg.solve(Lam, k.T).T)
+    h = model.hyper
+    hard2 = model._hardness(d) ** 2
+    expect = h["std_field_noise"] ** 2 * hard2 + h["std_field_local"] ** 2 * local
+    np.testing.assert_allclose((out["fields_std"] ** 2).sum(axis=1), expect, rtol=1e-6)
+    phi = k.sum(axis=0)
+    energy = phi @ np.linalg.solve(Lam, phi) + \
+        (h["std_scale_energy"] * h["sigma_energy"]) ** 2 * hard2.sum()
+    assert out["energy_std"] ** 2 == pytest.approx(energy, rel=1e-6)
+    # the energies come from the same rows
+    assert out["energy"] == pytest.approx(float((k @ model.alpha).sum()), rel=1e-10)

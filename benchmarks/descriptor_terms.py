@@ -10,7 +10,8 @@ triangle three-spin) and oracle_bccFe_pseudo_dipolar.yaml (bilinear + pseudo-dip
 Models: the defaults of `otf-spin train` ("2b"), plus a linear kernel on the
 exchange-3b term ("2b+3b"), on the dipole-2b term ("2b+dip"), or both. Prints per seed
 and oracle: energy RMSE (meV/atom) and field RMSE (meV/μB, transverse components) on the
-held-out frames, fit time (s); then prediction throughput (atoms/s, energy + fields,
+held-out frames, fit time (s, hyperparameters optimised); then (--speed-only: only) fit
+time with fixed hyperparameters and prediction throughput (atoms/s, energy + fields,
 no variance) on 16- and 432-atom cells. Timings on a shared machine are noisy.
 """
 from __future__ import annotations
@@ -85,9 +86,9 @@ def throughput(model, repeat, rng, runs=3) -> float:
     model.predict(system, stds=False)                 # geometry cache, warm-up
     best = np.inf
     for _ in range(runs):
-        start = time.perf_counter()
+        start = time.process_time()
         model.predict(system, stds=False)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return len(system) / best
 
 
@@ -98,15 +99,19 @@ def main(argv=None):
     parser.add_argument("--test", type=int, default=25)
     parser.add_argument("--models", nargs="+", default=list(variants()))
     parser.add_argument("--oracles", nargs="+", default=list(ORACLES), choices=list(ORACLES))
+    parser.add_argument("--no-speed", action="store_true", help="skip the speed table")
+    parser.add_argument("--speed-only", action="store_true", help="only the speed table")
     parser.add_argument("--allow-twins", action="store_true",
                         help="time the pure-Python twins of kernels that are not built")
     args = parser.parse_args(argv)
     refuse_twins(args.allow_twins)
     settings = {k: v for k, v in variants().items() if k in args.models}
+    if args.speed_only:
+        return speed(settings, load_file(os.path.join(HERE, "..", "input_examples",
+                                                      ORACLES["triangle"])))
     print("# energy RMSE meV/atom | field RMSE meV/μB | fit s  (held-out frames)")
     print(f"{'oracle':15s} {'seed':>5s} " + " ".join(f"{m:>24s}" for m in settings))
     table = {}
-    fitted = {}
     for name in args.oracles:
         oracle = load_file(os.path.join(HERE, "..", "input_examples", ORACLES[name]))
         for seed in args.seeds:
@@ -114,18 +119,32 @@ def main(argv=None):
             train, test = frames(oracle, args.train, rng), frames(oracle, args.test, rng)
             cells = []
             for m, s in settings.items():
-                e, b, fit, model = evaluate(s, train, test)
+                e, b, fit, _ = evaluate(s, train, test)
                 table.setdefault((name, m), []).append((e, b))
-                fitted[m] = model
                 cells.append(f"{e:7.4f} {b:7.4f} {fit:6.1f}s")
             print(f"{name:15s} {seed:5d} " + " ".join(f"{c:>24s}" for c in cells), flush=True)
         worst = [f"{max(x[0] for x in table[name, m]):7.4f} "
                  f"{max(x[1] for x in table[name, m]):7.4f}        " for m in settings]
         print(f"{name:15s} {'worst':>5s} " + " ".join(f"{c:>24s}" for c in worst))
-    print("\n# prediction throughput, atoms/s (energy + fields, no variance)")
+    if not args.no_speed:
+        speed(settings, load_file(os.path.join(HERE, "..", "input_examples",
+                                               ORACLES["triangle"])))
+
+
+def speed(settings, oracle, n_frames=20):
+    """Fit time (fixed hyperparameters: descriptors, sparse points, design rows, solve)
+    on ``n_frames`` 16-atom frames and prediction throughput of each model, in CPU time
+    of this process (less disturbed by a busy machine than wall time; run with
+    OMP_NUM_THREADS=1 so that it equals the wall time of one core)."""
+    print(f"\n# speed (CPU time): fit on {n_frames} frames with fixed hyperparameters (s); "
+          "prediction atoms/s (energy + fields, no variance)")
     rng = np.random.default_rng(0)
-    for m, model in fitted.items():
-        print(f"{m:12s} 16 atoms: {throughput(model, 2, rng):9.0f}   "
+    train = frames(oracle, n_frames, rng)
+    for m, s in settings.items():
+        start = time.process_time()
+        _, _, _, model = evaluate(dict(s, optimise=False), train, train[:1])
+        fit = time.process_time() - start
+        print(f"{m:12s} fit {fit:6.2f} s   16 atoms: {throughput(model, 2, rng):9.0f}   "
               f"432 atoms: {throughput(model, 6, rng):9.0f}", flush=True)
 
 

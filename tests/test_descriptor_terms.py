@@ -142,6 +142,15 @@ def test_dipole2b_features_and_fm_reference():
     d = desc.compute_fm(system).reshape(len(system), 1, 4)
     np.testing.assert_allclose(d[:, 0, 2], d[:, 0, 0] / 3, rtol=1e-12)
     np.testing.assert_allclose(d[:, 0, 1], d[:, 0, 0] / 3, rtol=1e-12)
+    # the reference state follows fm_direction; on a strained cell the direction matters
+    strained = bulk("bcc", 2.83, (2, 2, 2))
+    strained.cell = strained.cell @ np.diag([1.0, 1.0, 1.05])
+    strained.positions = strained.positions @ np.diag([1.0, 1.0, 1.05])
+    along_x = Dipole2BDescriptor(3.2, 2, 2, fm_direction=(2.0, 0, 0))
+    np.testing.assert_allclose(along_x.compute_fm(strained),
+                               along_x.compute(strained, np.tile([1.0, 0, 0], (16, 1))))
+    assert np.abs(along_x.compute_fm(strained)
+                  - Dipole2BDescriptor(3.2, 2, 2).compute_fm(strained)).max() > 1e-3
 
 
 @pytest.mark.parametrize("name", ["exchange3b", "dipole2b"])

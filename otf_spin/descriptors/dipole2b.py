@@ -19,9 +19,10 @@ is the cubic anisotropy).
 
 Invariant under one rotation applied to spins and positions together and under
 permutations of atoms; NOT invariant under a rotation of the spins alone. The FM
-reference is the collinear state along +z (``FM_DIRECTION``): for anisotropic terms
-E(FM) depends on the direction, and energies relative to FM along +z keep the
-anisotropy energy learnable.
+reference is the collinear state along ``fm_direction`` (default +z, as the embedded
+oracle's): for anisotropic terms E(FM) depends on the direction, and energies relative
+to one fixed FM direction keep the anisotropy energy learnable; reference data must use
+the same direction.
 """
 from __future__ import annotations
 
@@ -47,18 +48,21 @@ class Dipole2BDescriptor(RadialPairs):
     """Dipole-2b descriptor with analytic spin and position derivatives.
 
     Parameters: r_cut (Å), n_max, degree (spin degree of the features, even ≥ 2),
-    radial_scaling (r_s Å, m) or None. Length n_max × F.
+    radial_scaling (r_s Å, m) or None, fm_direction (spin direction of the collinear
+    reference state). Length n_max × F.
     """
 
     kind = "dipole_2b"
 
     def __init__(self, r_cut: float = 4.5, n_max: int = 4, degree: int = 2,
-                 radial_scaling=None, kernel=None):
-        if r_cut <= 0 or n_max < 1 or degree < 2 or degree % 2:
-            raise ValueError("dipole-2b descriptor needs r_cut > 0, n_max ≥ 1 and an even "
-                             "degree ≥ 2")
+                 radial_scaling=None, fm_direction=FM_DIRECTION, kernel=None):
+        fm = np.asarray(fm_direction, float)
+        if r_cut <= 0 or n_max < 1 or degree < 2 or degree % 2 or not np.linalg.norm(fm) > 0:
+            raise ValueError("dipole-2b descriptor needs r_cut > 0, n_max ≥ 1, an even "
+                             "degree ≥ 2 and a nonzero fm_direction")
         super().__init__(r_cut, n_max, radial_scaling)
         self.degree = int(degree)
+        self.fm_direction = fm / np.linalg.norm(fm)
         self.expo = exponents(self.degree)
         self._kernel = kernel or load_kernel("dipole2b")
 
@@ -73,7 +77,8 @@ class Dipole2BDescriptor(RadialPairs):
     def settings(self) -> dict:
         return {"type": self.kind, "r_cut": self.r_cut, "n_max": self.n_max,
                 "degree": self.degree,
-                "radial_scaling": list(self.radial_scaling) if self.radial_scaling else None}
+                "radial_scaling": list(self.radial_scaling) if self.radial_scaling else None,
+                "fm_direction": self.fm_direction.tolist()}
 
     def _pairs(self, system):
         offsets, neigh, R, dR, vectors, distances = self.geometry(system)
@@ -89,11 +94,11 @@ class Dipole2BDescriptor(RadialPairs):
         return d.reshape(len(e), -1)
 
     def compute_fm(self, system) -> np.ndarray:
-        """Descriptors (N, size) of the collinear FM state along ``FM_DIRECTION`` (cached
+        """Descriptors (N, size) of the collinear FM state along ``fm_direction`` (cached
         with the geometry)."""
         self.geometry(system)
         if self._fm is None:
-            self._fm = self.compute(system, np.tile(FM_DIRECTION, (len(system), 1)))
+            self._fm = self.compute(system, np.tile(self.fm_direction, (len(system), 1)))
         return self._fm
 
     def spin_gradient(self, system, G) -> np.ndarray:

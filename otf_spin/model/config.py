@@ -58,6 +58,10 @@ DIPOLE_2B = Section({
     "degree": Key("int", "spin degree of the features (2: e_i·e_j, (e_i·r̂)(e_j·r̂), "
                   "(e_i·r̂)², (e_j·r̂)²; 4 adds the quartic ones)", 2, choices=(2, 4, 6)),
     "radial_scaling": _radial_scaling(None),
+    "fm_direction": Key("list", "spin direction of the collinear FM reference state (as the "
+                        "reference data's; the energy of anisotropic terms depends on it)",
+                        [0.0, 0.0, 1.0], item=Key("float", "component"), length=3,
+                        check=lambda v: None if any(v) else "must be a nonzero vector"),
 }, "dipole-2b descriptor term (s_i, s_j, r_ij rotated together; paper Sec. II D)")
 
 DESCRIPTOR = Section({
@@ -171,7 +175,8 @@ def build_descriptor(d: dict):
     if d.get("dipole_2b") is not None:
         t = d["dipole_2b"]
         terms.append(Dipole2BDescriptor(t["r_cut"], t["n_max"], t["degree"],
-                                        t["radial_scaling"]))
+                                        t["radial_scaling"],
+                                        t.get("fm_direction", (0.0, 0.0, 1.0))))
     return two_body if len(terms) == 1 else CompositeDescriptor(terms)
 
 

@@ -23,7 +23,7 @@ from otf_spin.io.config import ConfigError, Key, Section, load_yaml
 from otf_spin.system import ATOMS_PER_CELL, LATTICES, MAX_MOMENT
 from otf_spin.units import FS, GAMMA, MU_B
 
-#: longest run: 10⁹ steps (sweeps); longer runs are chained restarts
+#: longest run: 10⁹ steps (sweeps) — days even for a few spins; catches typos such as 10²⁹
 MAX_STEPS = 10**9
 #: highest temperature, K (far above any Curie temperature)
 MAX_TEMPERATURE = 1e5

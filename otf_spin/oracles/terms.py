@@ -13,7 +13,7 @@ bond is counted twice, ``double_counted``; 1/2 when each bond counts once, ``per
     pseudo_dipolar    E = -Σ_p w D(r_p) [3(e_i·r̂)(e_j·r̂) - e_i·e_j]
     dipolar           E = -Σ_{i<j, r ≤ r_c} (μ0/4π) μB² M_i M_j / r³ [3(e_i·r̂)(e_j·r̂) - e_i·e_j]
     three_spin        E = -K Σ_i Σ_{j<k ∈ N(i)} (e_i·e_j)(e_i·e_k)   (once per centre i)
-    triangle          E = -K Σ_{i<j<k triangles} (e_i·e_j)(e_j·e_k)(e_k·e_i)   (each once)
+    triangle          E = -K Σ_triangles (e_i·e_j)(e_j·e_k)(e_k·e_i)   (each triangle once)
     uniaxial          E = -K_u Σ_i (e_i·n)²
     cubic             E = +K_c Σ_i (e_x²e_y² + e_y²e_z² + e_z²e_x²)   (Cartesian axes)
 """

@@ -18,7 +18,7 @@ import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_GetName
-from libc.math cimport sqrt
+from libc.math cimport sqrt, exp
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 cnp.import_array()
@@ -132,6 +132,12 @@ cdef class GapEngine:
     cdef double la[LMAX_CAP + 1]
     cdef double lb[LMAX_CAP + 1]
     cdef double stage[5]        # seconds: descriptor, kernel, gradient, field, calls
+    cdef double* Ep             # nonlinear kernels' local energies (N,)
+    cdef int* mark              # Monte Carlo: slot of an atom in the affected list, or -1
+    cdef int* aff
+    cdef double* dnew
+    cdef double* enew
+    cdef Py_ssize_t amax
     cdef readonly object energies, grad, d_array, G_array
 
     def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
@@ -181,9 +187,29 @@ cdef class GapEngine:
         xs = np.zeros(max(n * self.K, 1))
         E_arr = np.zeros(n)
         g_arr = np.zeros((n, 3))
+        cdef Py_ssize_t a, most = 0
+        for a in range(n):
+            most = max(most, a_sp[a_soff[a + 1]] - a_sp[a_soff[a]])
+        self.amax = most + 1
+        Ep_arr = np.zeros(max(n, 1))
+        mark_arr = np.full(max(n, 1), -1, dtype=np.int32)
+        aff_arr = np.zeros(self.amax, dtype=np.int32)
+        dnew_arr = np.zeros(self.amax * self.D)
+        enew_arr = np.zeros(self.amax)
+        cdef double[::1] vEp = Ep_arr
+        cdef int[::1] vmark = mark_arr
+        cdef int[::1] vaff = aff_arr
+        cdef double[::1] vdnew = dnew_arr
+        cdef double[::1] venew = enew_arr
+        self.Ep = &vEp[0]
+        self.mark = &vmark[0]
+        self.aff = &vaff[0]
+        self.dnew = &vdnew[0]
+        self.enew = &venew[0]
         self._keep = (a_soff, a_sp, a_neigh, a_jslot, a_srid, a_rtab, a_w, a_dfm,
                       a_v, a_S, a_alpha, a_kstart, a_zeta, a_norm, a_masks, a_eref,
-                      d_arr, G_arr, C_arr, H_arr, nrm, xs)
+                      d_arr, G_arr, C_arr, H_arr, nrm, xs, Ep_arr, mark_arr, aff_arr,
+                      dnew_arr, enew_arr)
         self.energies, self.grad, self.d_array, self.G_array = E_arr, g_arr, d_arr, G_arr
         self.soff = &a_soff[0]
         self.sp = &a_sp[0]
@@ -307,6 +333,7 @@ cdef class GapEngine:
                 for q in range(D):
                     self.G[i * D + q] = self.v[q]
             self.E[i] -= self.e_ref[i]
+            self.Ep[i] = 0.0
             for k in range(self.K):
                 if self.normalize[k]:
                     mk = self.masks + k * D
@@ -345,6 +372,7 @@ cdef class GapEngine:
                     Ck[i * Mk + m] = a * z * cz
                     xs = xs + a * z * cz * c
                 self.E[i] += acc
+                self.Ep[i] += acc
                 if self.normalize[k]:
                     nrm = self.norms[i * self.K + k]
                     self.xsum[i * self.K + k] = xs / (nrm * nrm)
@@ -414,6 +442,117 @@ cdef class GapEngine:
             self.g[3 * a] = gx
             self.g[3 * a + 1] = gy
             self.g[3 * a + 2] = gz
+
+    cdef double _poly(self, const double* x) noexcept nogil:
+        """Σ_k Σ_m α_m κ_k(x, s_m) of one descriptor x (D,): the nonlinear energy."""
+        cdef Py_ssize_t k, m, q, D = self.D
+        cdef double total = 0.0, nrm, c
+        cdef const double* Sm
+        cdef double* mk
+        for k in range(self.K):
+            nrm = 1.0
+            if self.normalize[k]:
+                mk = self.masks + k * D
+                nrm = 0.0
+                for q in range(D):
+                    nrm += mk[q] * x[q] * x[q]
+                nrm = sqrt(nrm)
+                if nrm == 0.0:
+                    nrm = 1.0
+            for m in range(self.kstart[k], self.kstart[k + 1]):
+                Sm = self.S + m * D
+                c = 0.0
+                for q in range(D):
+                    c += Sm[q] * x[q]
+                total += self.alpha[m] * _ipow(c / nrm, self.zeta[k])
+        return total
+
+    def metropolis_sweep(self, double[:, ::1] e, double beta, double sigma,
+                         const double[:, ::1] gauss, const double[::1] uniform,
+                         const double[:, ::1] zeeman):
+        """One sequential Metropolis sweep on the model's energy (eV) with Gaussian trial
+        moves e' = (e + σg)/|e + σg|; accepted if uniform_k < exp(-β ΔE) (ΔE: the change
+        of the local energies of k and its neighbours, minus zeeman_k·(e' - e)). e is
+        updated in place; returns the number accepted. Descriptors are recomputed at the
+        start of every sweep (no drift across sweeps)."""
+        cdef Py_ssize_t N = self.n_atoms, D = self.D, nmax = self.n_max, L = self.L
+        cdef Py_ssize_t k, s, p, j, l, n, q, na, a, accepted = 0
+        cdef double tx, ty, tz, norm, c0, c1, dE, coef, lin
+        cdef double P0[LMAX_CAP + 1]
+        cdef double P1[LMAX_CAP + 1]
+        cdef double W[LMAX_CAP + 1]
+        cdef double* r
+        cdef double* da
+        if e.shape[0] != N or gauss.shape[0] != N or uniform.shape[0] != N \
+                or zeeman.shape[0] != N:
+            raise ValueError("metropolis_sweep: e, gauss, uniform, zeeman need N rows")
+        if N == 0:
+            return 0
+        self.compute(e, False)
+        with nogil:
+            for k in range(N):
+                tx = e[k, 0] + sigma * gauss[k, 0]
+                ty = e[k, 1] + sigma * gauss[k, 1]
+                tz = e[k, 2] + sigma * gauss[k, 2]
+                norm = sqrt(tx * tx + ty * ty + tz * tz)
+                if norm == 0.0:
+                    continue
+                tx /= norm
+                ty /= norm
+                tz /= norm
+                self.aff[0] = <int>k
+                self.mark[k] = 0
+                na = 1
+                for q in range(D):
+                    self.dnew[q] = self.d[k * D + q]
+                for s in range(self.soff[k], self.soff[k + 1]):
+                    r = self.rtab + self.srid[s] * nmax
+                    for l in range(L):
+                        W[l] = 0.0
+                    for p in range(self.sp[s], self.sp[s + 1]):
+                        j = self.neigh[p]
+                        c0 = e[k, 0] * e[j, 0] + e[k, 1] * e[j, 1] + e[k, 2] * e[j, 2]
+                        c1 = tx * e[j, 0] + ty * e[j, 1] + tz * e[j, 2]
+                        _legendre(c0, L - 1, self.la, self.lb, P0)
+                        _legendre(c1, L - 1, self.la, self.lb, P1)
+                        if self.mark[j] < 0:
+                            self.mark[j] = <int>na
+                            self.aff[na] = <int>j
+                            for q in range(D):
+                                self.dnew[na * D + q] = self.d[j * D + q]
+                            na += 1
+                        da = self.dnew + self.mark[j] * D
+                        for l in range(L):      # pair (j -> k): same radial row
+                            W[l] += P1[l] - P0[l]
+                            coef = self.w[l] * (P1[l] - P0[l])
+                            for n in range(nmax):
+                                da[l * nmax + n] += coef * r[n]
+                    for l in range(L):          # pairs (k -> j) of this slot
+                        coef = self.w[l] * W[l]
+                        for n in range(nmax):
+                            self.dnew[l * nmax + n] += coef * r[n]
+                dE = -(zeeman[k, 0] * (tx - e[k, 0]) + zeeman[k, 1] * (ty - e[k, 1])
+                       + zeeman[k, 2] * (tz - e[k, 2]))
+                for a in range(na):
+                    lin = 0.0
+                    da = self.dnew + a * D
+                    for q in range(D):
+                        lin += (da[q] - self.d[self.aff[a] * D + q]) * self.v[q]
+                    self.enew[a] = self._poly(da)
+                    dE += lin + self.enew[a] - self.Ep[self.aff[a]]
+                if dE <= 0.0 or uniform[k] < exp(-beta * dE):
+                    e[k, 0] = tx
+                    e[k, 1] = ty
+                    e[k, 2] = tz
+                    for a in range(na):
+                        j = self.aff[a]
+                        for q in range(D):
+                            self.d[j * D + q] = self.dnew[a * D + q]
+                        self.Ep[j] = self.enew[a]
+                    accepted += 1
+                for a in range(na):
+                    self.mark[self.aff[a]] = -1
+        return accepted
 
     def descriptors(self, const double[:, ::1] e, double[:, ::1] out):
         """Write the descriptors (N, L·n_max) of directions e (N, 3) into out."""

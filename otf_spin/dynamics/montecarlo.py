@@ -84,19 +84,25 @@ class ModelMonteCarlo:
     Moving spin k changes the descriptor of k and, through the pairs (j→k), of its
     neighbours only; ΔE is the change of their local energies (the FM reference of the
     model cancels in differences). Same moves, adaptation and RNG use as
-    :class:`HeisenbergMonteCarlo`; numpy per move (about 1 ms), for sampling small and
-    medium cells on the learned energy surface.
+    :class:`HeisenbergMonteCarlo`. Models that :mod:`otf_spin.model.fast` supports sweep
+    in its compiled engine (descriptors recomputed at the start of each sweep, then
+    updated per accepted move); others (or ``fast=False``) use numpy per move (about
+    1 ms).
     """
 
-    def __init__(self, model, system, field_tesla=(0.0, 0.0, 0.0)):
+    def __init__(self, model, system, field_tesla=(0.0, 0.0, 0.0), fast: bool = True):
         from otf_spin.kernels.soso_py import legendre
+        from otf_spin.model.fast import fast_predictor
 
+        fp = fast_predictor(model) if fast else None
+        self.engine = None if fp is None else fp.engine(system)
         self.model, self.system = model, system.copy()
         self.desc = model.descriptor
         self._move = getattr(self.desc, "local_move", None)   # descriptors with more terms
         if self._move is None:
             self.offsets, self.neigh, self.R, *_ = self.desc.geometry(self.system)
-        self.zeeman = system.magnitudes[:, None] * MU_B * np.asarray(field_tesla, float)
+        self.zeeman = np.ascontiguousarray(
+            system.magnitudes[:, None] * MU_B * np.asarray(field_tesla, float))
         self._legendre = legendre
 
     def _local_energies(self, d):
@@ -118,6 +124,11 @@ class ModelMonteCarlo:
         beta = 1.0 / (K_B * max(temperature, 1e-12))
         gauss = state.rng.standard_normal((n, 3))
         uniform = state.rng.random(n)
+        if self.engine is not None:
+            accepted = self.engine.metropolis_sweep(state.directions, beta, state.sigma,
+                                                    gauss, uniform, self.zeeman)
+            state.sweep += 1
+            return accepted / n
         d, energies = self._prepare(state)
         e = state.directions
         w = getattr(self.desc, "w", None)

@@ -142,6 +142,25 @@ class GapEngine:
         prof["calls"] += 1
         return float(self.energies.sum())
 
+    def metropolis_sweep(self, e, beta, sigma, gauss, uniform, zeeman) -> int:
+        """One sequential Metropolis sweep (as the compiled kernel; here ΔE from two
+        total energies per move); e is updated in place, returns the number accepted."""
+        accepted = 0
+        for k in range(self.n_atoms):
+            trial = e[k] + sigma * gauss[k]
+            norm = np.sqrt(trial @ trial)
+            if norm == 0.0:
+                continue
+            trial = trial / norm
+            moved = e.copy()
+            moved[k] = trial
+            dE = self.compute(moved, False) - self.compute(e, False) \
+                - zeeman[k] @ (trial - e[k])
+            if dE <= 0.0 or uniform[k] < np.exp(-beta * dE):
+                e[k] = trial
+                accepted += 1
+        return accepted
+
     def field(self, e, scale, b_ext, out) -> float:
         """out = scale_a (g_a - (g_a·e_a) e_a) + b_ext (N, 3); returns the total energy."""
         total = self.compute(e, True)

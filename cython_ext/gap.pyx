@@ -103,7 +103,7 @@ cdef class GapEngine:
     """See :class:`otf_spin.kernels.gap_py.GapEngine` (same constructor and methods).
 
     """
-    cdef readonly Py_ssize_t n_atoms, n_max, L, D, M, K, n_slots
+    cdef readonly Py_ssize_t n_atoms, n_max, L, D, M, K, n_slots, HL
     cdef object _keep
     cdef cnp.int64_t* soff
     cdef cnp.int64_t* sp
@@ -182,7 +182,8 @@ cdef class GapEngine:
         d_arr = np.zeros((n, self.D))
         G_arr = np.zeros((n, self.D))
         C_arr = np.zeros(max(n * self.M, 1))
-        H_arr = np.zeros(max(self.n_slots * self.L, 1))
+        self.HL = (self.L + 7) // 8 * 8      # H rows padded to whole cache lines
+        H_arr = np.zeros(max(self.n_slots * self.HL, 1))
         nrm = np.ones(max(n * self.K, 1))
         xs = np.zeros(max(n * self.K, 1))
         E_arr = np.zeros(n)
@@ -411,7 +412,7 @@ cdef class GapEngine:
             Ga = self.G + a * D
             for s in range(self.soff[a], self.soff[a + 1]):
                 r = self.rtab + self.srid[s] * nmax
-                Ha = self.H + s * L
+                Ha = self.H + s * self.HL
                 for l in range(L):          # L independent sums (no dependency chain)
                     Ha[l] = 0.0
                 for n in range(nmax):
@@ -427,12 +428,12 @@ cdef class GapEngine:
             ey = e[3 * a + 1]
             ez = e[3 * a + 2]
             for s in range(self.soff[a], self.soff[a + 1]):
-                Ha = self.H + s * L
+                Ha = self.H + s * self.HL
                 for p in range(self.sp[s], self.sp[s + 1]):
                     j = self.neigh[p]
                     c = ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]
                     _legendre_d(c, L - 1, self.la, self.lb, P, dP)
-                    Hj = self.H + (self.soff[j] + self.jslot[p]) * L
+                    Hj = self.H + (self.soff[j] + self.jslot[p]) * self.HL
                     t = 0.0
                     for l in range(1, L):
                         t = t + dP[l] * (Ha[l] + Hj[l])

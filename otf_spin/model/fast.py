@@ -56,8 +56,8 @@ def supports(model) -> bool:
             return False
         if kernel.mask is not None and not np.all((kernel.mask == 0) | (kernel.mask == 1)):
             return False
-    return getattr(model, "_R", None) is not None and \
-        len(model.alpha) == sum(len(S) for S in model.sparse)
+    total = sum(len(S) for S in model.sparse)           # fitted: weights for every point
+    return total > 0 and len(getattr(model, "alpha", ())) == total
 
 
 def fast_predictor(model) -> "FastPredictor | None":

@@ -59,6 +59,7 @@ class Exchange3BDescriptor(RadialPairs):
         self.l_max, self.sigma_s = int(l_max), float(sigma_s)
         self.w = spin_weights(self.l_max, self.sigma_s)
         self._kernel = kernel or load_kernel("exchange3b")
+        self._triplets = None
 
     @property
     def shape(self) -> tuple:
@@ -74,12 +75,43 @@ class Exchange3BDescriptor(RadialPairs):
                 "l_max": self.l_max, "sigma_s": self.sigma_s,
                 "radial_scaling": list(self.radial_scaling) if self.radial_scaling else None}
 
+    def triplets(self, system):
+        """Triplet data of ``system`` (cached with the geometry): rows (P,) centre atom of
+        each pair, trip (T, 2) ordered pairs (p, q) of one row with r_jk < r_cut, fc (T,)
+        f_cut(r_jk), dfc (T, 3) its gradient by the third edge D_q - D_p, u (P, 3) unit
+        pair vectors."""
+        offsets, neigh, R, dR, vectors, distances = self.geometry(system)
+        if self._triplets is None or self._triplets[0] is not self._cache:
+            counts = np.diff(offsets)
+            rows = np.repeat(np.arange(len(counts)), counts)
+            squares = counts**2
+            first = np.repeat(offsets[:-1], squares)
+            width = np.repeat(counts, squares)
+            local = np.arange(int(squares.sum())) - np.repeat(np.cumsum(squares) - squares,
+                                                               squares)
+            p, q = first + local // np.maximum(width, 1), first + local % np.maximum(width, 1)
+            edge = vectors[q] - vectors[p]
+            r = np.linalg.norm(edge, axis=1)
+            keep = (p != q) & (r < self.r_cut)
+            p, q, edge, r = p[keep], q[keep], edge[keep], r[keep]
+            x = np.pi * r / self.r_cut
+            fc = 0.5 * (1.0 + np.cos(x))
+            dfc = (-0.5 * np.pi / self.r_cut * np.sin(x) / r)[:, None] * edge
+            u = vectors / distances[:, None]
+            self._triplets = (self._cache, (rows.astype(np.int64),
+                                            np.ascontiguousarray(np.stack([p, q], 1),
+                                                                 dtype=np.int64),
+                                            fc, np.ascontiguousarray(dfc),
+                                            np.ascontiguousarray(u)))
+        return self._triplets[1]
+
     def compute(self, system, directions=None) -> np.ndarray:
         """Descriptors (N, size) of ``system`` (or of other ``directions``)."""
-        offsets, neigh, R, _, vectors, _ = self.geometry(system)
+        neigh, R = self.geometry(system)[1:3]
+        rows, trip, fc, _, _ = self.triplets(system)
         e = np.ascontiguousarray(system.directions if directions is None else directions)
         d = np.empty((len(e),) + self.shape)
-        self._kernel.descriptor(e, offsets, neigh, R, vectors, self.r_cut, self.w, d)
+        self._kernel.descriptor(e, rows, neigh, R, self.w, trip, fc, d)
         return d.reshape(len(e), -1)
 
     def compute_fm(self, system) -> np.ndarray:
@@ -91,18 +123,20 @@ class Exchange3BDescriptor(RadialPairs):
 
     def spin_gradient(self, system, G) -> np.ndarray:
         """Σ_i G[m, i]·∂d_i/∂e_a for weights G (M, N, size) -> (M, N, 3), unprojected."""
-        offsets, neigh, R, _, vectors, _ = self.geometry(system)
+        neigh, R = self.geometry(system)[1:3]
+        rows, trip, fc, _, _ = self.triplets(system)
         G = np.ascontiguousarray(G).reshape((G.shape[0], len(system)) + self.shape)
         out = np.empty((G.shape[0], len(system), 3))
-        self._kernel.contract_gradient(np.ascontiguousarray(system.directions), offsets,
-                                       neigh, R, vectors, self.r_cut, self.w, G, out)
+        self._kernel.contract_gradient(np.ascontiguousarray(system.directions), rows, neigh,
+                                       R, self.w, trip, fc, G, out)
         return out
 
     def position_gradient(self, system, G) -> np.ndarray:
         """∂E/∂r_a (N, 3) for E = Σ_i E_i(d_i) with G = ∂E/∂d (N, size)."""
-        offsets, neigh, R, dR, vectors, _ = self.geometry(system)
+        neigh, R, dR = self.geometry(system)[1:4]
+        rows, trip, fc, dfc, u = self.triplets(system)
         G = np.ascontiguousarray(G).reshape((len(system),) + self.shape)
         g = np.empty((len(neigh), 3))
-        self._kernel.pair_gradient(np.ascontiguousarray(system.directions), offsets, neigh,
-                                   R, dR, vectors, self.r_cut, self.w, G, g)
+        self._kernel.pair_gradient(np.ascontiguousarray(system.directions), rows, neigh, R,
+                                   dR, u, self.w, trip, fc, dfc, G, g)
         return self.pair_gradient_to_atoms(system, g)

@@ -16,7 +16,7 @@ cost per pair O(l_max), per slot O(l_max n_max).
 """
 import numpy as np
 cimport numpy as cnp
-from cython.parallel cimport prange
+from cython.parallel cimport prange, parallel, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_GetName
 from libc.math cimport sqrt, exp
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -58,6 +58,7 @@ _load_dgemm()
 cdef enum:
     LMAX_CAP = 32
     SERIAL_BELOW = 512      # atoms: smaller structures run on one thread (no OpenMP startup)
+    SCRATCH = 4 * (LMAX_CAP + 1)   # per-thread scratch doubles (Legendre values, sums)
 
 
 cdef inline void _legendre(double c, int lmax, const double* la, const double* lb,
@@ -103,7 +104,7 @@ cdef class GapEngine:
     """See :class:`otf_spin.kernels.gap_py.GapEngine` (same constructor and methods).
 
     """
-    cdef readonly Py_ssize_t n_atoms, n_max, L, D, M, K, n_slots, HL
+    cdef readonly Py_ssize_t n_atoms, n_max, L, D, M, K, n_slots
     cdef object _keep
     cdef cnp.int64_t* soff
     cdef cnp.int64_t* sp
@@ -124,7 +125,9 @@ cdef class GapEngine:
     cdef double* d
     cdef double* G
     cdef double* C
-    cdef double* H
+    cdef double* scratch        # per-thread scratch (nt_alloc × SCRATCH)
+    cdef double* gbuf           # per-thread ∂E/∂e (nt_alloc × N × 3): pair scatter
+    cdef int nt_alloc
     cdef double* norms
     cdef double* xsum
     cdef double* E
@@ -182,8 +185,9 @@ cdef class GapEngine:
         d_arr = np.zeros((n, self.D))
         G_arr = np.zeros((n, self.D))
         C_arr = np.zeros(max(n * self.M, 1))
-        self.HL = (self.L + 7) // 8 * 8      # H rows padded to whole cache lines
-        H_arr = np.zeros(max(self.n_slots * self.HL, 1))
+        self.nt_alloc = max(gap_max_threads(), 1)
+        H_arr = np.zeros(self.nt_alloc * SCRATCH)
+        gbuf_arr = np.zeros(max(self.nt_alloc * n * 3, 1))
         nrm = np.ones(max(n * self.K, 1))
         xs = np.zeros(max(n * self.K, 1))
         E_arr = np.zeros(n)
@@ -209,7 +213,7 @@ cdef class GapEngine:
         self.enew = &venew[0]
         self._keep = (a_soff, a_sp, a_neigh, a_jslot, a_srid, a_rtab, a_w, a_dfm,
                       a_v, a_S, a_alpha, a_kstart, a_zeta, a_norm, a_masks, a_eref,
-                      d_arr, G_arr, C_arr, H_arr, nrm, xs, Ep_arr, mark_arr, aff_arr,
+                      d_arr, G_arr, C_arr, H_arr, gbuf_arr, nrm, xs, Ep_arr, mark_arr, aff_arr,
                       dnew_arr, enew_arr)
         self.energies, self.grad, self.d_array, self.G_array = E_arr, g_arr, d_arr, G_arr
         self.soff = &a_soff[0]
@@ -236,6 +240,7 @@ cdef class GapEngine:
         cdef double[:, ::1] vG = G_arr
         cdef double[::1] vC = C_arr
         cdef double[::1] vH = H_arr
+        cdef double[::1] vgb = gbuf_arr
         cdef double[::1] vn = nrm
         cdef double[::1] vx = xs
         cdef double[::1] vE = E_arr
@@ -243,7 +248,8 @@ cdef class GapEngine:
         self.d = &vd[0, 0] if n else NULL
         self.G = &vG[0, 0] if n else NULL
         self.C = &vC[0]
-        self.H = &vH[0]
+        self.scratch = &vH[0]
+        self.gbuf = &vgb[0]
         self.norms = &vn[0]
         self.xsum = &vx[0]
         self.E = &vE[0] if n else NULL
@@ -276,7 +282,10 @@ cdef class GapEngine:
             self.stage[k] = 0.0
 
     cdef int _threads(self) noexcept nogil:
-        return 1 if self.n_atoms < SERIAL_BELOW else gap_max_threads()
+        cdef int nt = gap_max_threads()
+        if self.n_atoms < SERIAL_BELOW:
+            return 1
+        return nt if nt < self.nt_alloc else self.nt_alloc
 
     cdef void _descriptors(self, const double* e, double* out) noexcept nogil:
         """Pass 1: descriptors into out (N, D) and the linear kernels' energies into E:
@@ -284,37 +293,41 @@ cdef class GapEngine:
         against the FM reference), then the FM descriptor added."""
         cdef Py_ssize_t i, p, j, s, l, n, q, nmax = self.n_max, L = self.L, D = self.D
         cdef double c, coef, ex, ey, ez, lin
-        cdef double P[LMAX_CAP + 1]
-        cdef double W[LMAX_CAP + 1]
+        cdef double* P
+        cdef double* W
         cdef double* di
         cdef double* r
-        cdef int nt = self._threads()
-        for i in prange(self.n_atoms, schedule="static", num_threads=nt):
-            di = out + i * D
-            for q in range(D):
-                di[q] = 0.0
-            ex = e[3 * i]
-            ey = e[3 * i + 1]
-            ez = e[3 * i + 2]
-            for s in range(self.soff[i], self.soff[i + 1]):
-                for l in range(L):
-                    W[l] = 0.0
-                for p in range(self.sp[s], self.sp[s + 1]):
-                    j = self.neigh[p]
-                    c = ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]
-                    _legendre(c, L - 1, self.la, self.lb, P)
+        cdef int nt = self._threads(), tid
+        with parallel(num_threads=nt):
+            tid = threadid()
+            P = self.scratch + tid * SCRATCH
+            W = P + (LMAX_CAP + 1)
+            for i in prange(self.n_atoms, schedule="static"):
+                di = out + i * D
+                for q in range(D):
+                    di[q] = 0.0
+                ex = e[3 * i]
+                ey = e[3 * i + 1]
+                ez = e[3 * i + 2]
+                for s in range(self.soff[i], self.soff[i + 1]):
                     for l in range(L):
-                        W[l] = W[l] + (P[l] - 1.0)
-                r = self.rtab + self.srid[s] * nmax
-                for l in range(L):
-                    coef = self.w[l] * W[l]
-                    for n in range(nmax):
-                        di[l * nmax + n] += coef * r[n]
-            lin = 0.0
-            for q in range(D):
-                lin = lin + di[q] * self.v[q]
-                di[q] += self.dfm[i * D + q]
-            self.E[i] = lin
+                        W[l] = 0.0
+                    for p in range(self.sp[s], self.sp[s + 1]):
+                        j = self.neigh[p]
+                        c = ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]
+                        _legendre(c, L - 1, self.la, self.lb, P)
+                        for l in range(L):
+                            W[l] = W[l] + (P[l] - 1.0)
+                    r = self.rtab + self.srid[s] * nmax
+                    for l in range(L):
+                        coef = self.w[l] * W[l]
+                        for n in range(nmax):
+                            di[l * nmax + n] += coef * r[n]
+                lin = 0.0
+                for q in range(D):
+                    lin = lin + di[q] * self.v[q]
+                    di[q] += self.dfm[i * D + q]
+                self.E[i] = lin
 
     cdef void _kernels(self, bint need_grad) noexcept nogil:
         """Energies (E) and, with need_grad, G = ∂E/∂d, from self.d."""
@@ -398,51 +411,59 @@ cdef class GapEngine:
             t0 = t1
 
     cdef void _contract(self, const double* e) noexcept nogil:
-        """∂E/∂e (unprojected) into g from G: H per slot, then the pair sums."""
-        cdef Py_ssize_t a, p, j, s, l, n, nmax = self.n_max, L = self.L, D = self.D
-        cdef double acc, c, t, gx, gy, gz, ex, ey, ez
-        cdef double P[LMAX_CAP + 1]
-        cdef double dP[LMAX_CAP + 1]
+        """∂E/∂e (unprojected) into g from G. Per slot s of atom a the row
+        H_s[l] = w_l Σ_n G_a[l, n] R_n; each pair (a -> j) of the slot contributes
+        u = Σ_l P_l'(c) H_s[l] to both ends: u e_j to a and u e_a to j (its reverse pair
+        carries the same radial row), so no other atom's G is read; the scatter goes
+        into per-thread buffers, summed at the end."""
+        cdef Py_ssize_t a, p, j, s, l, n, k, t, N = self.n_atoms
+        cdef Py_ssize_t nmax = self.n_max, L = self.L, D = self.D
+        cdef double c, u, ex, ey, ez, acc
+        cdef double* P
+        cdef double* dP
+        cdef double* Hs
+        cdef double* gb
         cdef double* Ga
         cdef double* r
-        cdef double* Ha
-        cdef double* Hj
-        cdef int nt = self._threads()
-        for a in prange(self.n_atoms, schedule="static", num_threads=nt):
-            Ga = self.G + a * D
-            for s in range(self.soff[a], self.soff[a + 1]):
-                r = self.rtab + self.srid[s] * nmax
-                Ha = self.H + s * self.HL
-                for l in range(L):          # L independent sums (no dependency chain)
-                    Ha[l] = 0.0
-                for n in range(nmax):
-                    for l in range(L):
-                        Ha[l] += Ga[l * nmax + n] * r[n]
-                for l in range(L):
-                    Ha[l] *= self.w[l]
-        for a in prange(self.n_atoms, schedule="static", num_threads=nt):
-            gx = 0.0
-            gy = 0.0
-            gz = 0.0
-            ex = e[3 * a]
-            ey = e[3 * a + 1]
-            ez = e[3 * a + 2]
-            for s in range(self.soff[a], self.soff[a + 1]):
-                Ha = self.H + s * self.HL
-                for p in range(self.sp[s], self.sp[s + 1]):
-                    j = self.neigh[p]
-                    c = ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]
-                    _legendre_d(c, L - 1, self.la, self.lb, P, dP)
-                    Hj = self.H + (self.soff[j] + self.jslot[p]) * self.HL
-                    t = 0.0
-                    for l in range(1, L):
-                        t = t + dP[l] * (Ha[l] + Hj[l])
-                    gx = gx + t * e[3 * j]
-                    gy = gy + t * e[3 * j + 1]
-                    gz = gz + t * e[3 * j + 2]
-            self.g[3 * a] = gx
-            self.g[3 * a + 1] = gy
-            self.g[3 * a + 2] = gz
+        cdef int nt = self._threads(), tid
+        for k in range(nt * N * 3):
+            self.gbuf[k] = 0.0
+        with parallel(num_threads=nt):
+            tid = threadid()
+            P = self.scratch + tid * SCRATCH
+            dP = P + (LMAX_CAP + 1)
+            Hs = dP + (LMAX_CAP + 1)
+            gb = self.gbuf + tid * N * 3
+            for a in prange(N, schedule="static"):
+                Ga = self.G + a * D
+                ex = e[3 * a]
+                ey = e[3 * a + 1]
+                ez = e[3 * a + 2]
+                for s in range(self.soff[a], self.soff[a + 1]):
+                    r = self.rtab + self.srid[s] * nmax
+                    for l in range(L):          # L independent sums (no dependency chain)
+                        Hs[l] = 0.0
+                    for n in range(nmax):
+                        for l in range(L):
+                            Hs[l] += Ga[l * nmax + n] * r[n]
+                    for p in range(self.sp[s], self.sp[s + 1]):
+                        j = self.neigh[p]
+                        c = ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]
+                        _legendre_d(c, L - 1, self.la, self.lb, P, dP)
+                        u = 0.0
+                        for l in range(1, L):
+                            u = u + dP[l] * self.w[l] * Hs[l]
+                        gb[3 * a] += u * e[3 * j]
+                        gb[3 * a + 1] += u * e[3 * j + 1]
+                        gb[3 * a + 2] += u * e[3 * j + 2]
+                        gb[3 * j] += u * ex
+                        gb[3 * j + 1] += u * ey
+                        gb[3 * j + 2] += u * ez
+        for a in prange(N * 3, schedule="static", num_threads=nt):
+            acc = 0.0
+            for t in range(nt):
+                acc = acc + self.gbuf[t * N * 3 + a]
+            self.g[a] = acc
 
     cdef double _poly(self, const double* x) noexcept nogil:
         """Σ_k Σ_m α_m κ_k(x, s_m) of one descriptor x (D,): the nonlinear energy."""

@@ -2,6 +2,7 @@
 (several models, cells, displaced positions, positions changed between calls), compiled
 engine against its twin, cache invalidation on new positions and refits, fallback for
 unsupported models, the LLG provider and the model Monte Carlo on it."""
+import os
 import warnings
 
 import numpy as np
@@ -269,3 +270,30 @@ def test_model_monte_carlo_on_the_engine(models, name, rng):
         b = twin.metropolis_sweep(e2, 1.0 / (8.617e-5 * 300), 0.6, gauss, uniform, zeeman)
         assert a == b
     np.testing.assert_allclose(e1, e2, atol=1e-12)
+
+
+def test_threads_give_the_same_numbers(tmp_path):
+    """686 atoms (above the serial threshold) on 1 and 2 OpenMP threads: the same fields
+    and energies as model.predict (per-thread scratch and scatter buffers)."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, warnings, sys, numpy as np\n"
+        "sys.path.insert(0, %r)\n"
+        "from test_fast_predict import _fit, _system\n"
+        "from otf_spin.model import fast\n"
+        "model = _fit(n_max=6, n_sparse=10, frames=3)\n"
+        "system = _system(7, np.random.default_rng(2), 0.03)\n"
+        "ref = model.predict(system, stds=False)\n"
+        "out = fast.predict(model, system)\n"
+        "print(json.dumps([float(np.abs(out[k] - ref[k]).max() / np.abs(ref[k]).max())"
+        " for k in ('fields', 'energies')]))\n") % os.path.dirname(os.path.abspath(__file__))
+    for threads in ("1", "2"):
+        env = dict(os.environ, OMP_NUM_THREADS=threads)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr[-2000:]
+        fields, energies = json.loads(out.stdout.strip().splitlines()[-1])
+        assert fields < 1e-10 and energies < 1e-8, (threads, fields, energies)

@@ -512,6 +512,8 @@ class SparseGPR:
                     fields.append((np.sum(r * r, axis=1), np.einsum("mi,mi->i", rows, rows),
                                    np.einsum("mr,mr->r", exact, exact).reshape(-1, 3).sum(1), f))
         self.noise_model = None
+        for key in ("std_field_noise", "std_field_local"):   # set again with a profile
+            h.pop(key, None)
         if fields:
             error2, local, exact = (np.concatenate([x[j] for x in fields]) for j in range(3))
             if error2.max() > 0:

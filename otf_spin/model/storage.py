@@ -10,7 +10,7 @@ Layout::
     /sparse/<k>      (M_k, D) sparse environments of kernel k
     /alpha           (M,) weights
     /posterior_R     (M, M) upper-triangular factor, Λ = RᵀR (posterior precision)
-    /noise_model     (D + 3,) noise profile of the predictive stds (optional)
+    /noise_model     (D + 3,) noise profile of the predictive stds (calibrated models)
     /training/...    the training frames: cell (F,3,3), pbc (F,3), n_atoms (F,),
                      positions, directions (ΣN,3), magnitudes (ΣN,), energy (F, NaN =
                      none), fields (ΣN,3, NaN = none), species (ΣN,)
@@ -213,7 +213,7 @@ def read_group(h5, path="model"):
     M = sum(len(S) for S in model.sparse)
     model.alpha = _dataset(h5, "alpha", path, (M,))
     model._R = _dataset(h5, "posterior_R", path, (M, M))
-    if "noise_model" in h5:          # noise profile of the predictive stds, (D + 3,)
+    if "noise_model" in h5 or "std_field_noise" in hyper:   # profile of calibrated stds
         model.noise_model = _dataset(h5, "noise_model", path, (D + 3,))
     n_atoms = _dataset(h5, "training/n_atoms", path, (None,), kinds="iu")
     if (n_atoms < 1).any():

@@ -96,8 +96,8 @@ def test_killed_and_restarted_run_reproduces_the_uninterrupted_run(tmp_path):
     killed.mkdir()
     command = [os.path.join(os.path.dirname(sys.executable), "otf-spin"), "run", "otf.yaml",
                "--quiet"]
-    config(reference, steps=400)
-    config(killed, steps=400)
+    config(reference, steps=3000)
+    config(killed, steps=3000)
     subprocess.run(command, cwd=reference, check=True, capture_output=True)
     rng = np.random.default_rng(7)
     kills = 0

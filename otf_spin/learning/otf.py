@@ -210,9 +210,14 @@ class OnTheFly:
 
     def assess(self, system) -> tuple[float, np.ndarray]:
         """(largest per-atom field σ, indices of the atoms above the candidate level) of
-        one configuration under the current model (σ in eV/μB)."""
+        one configuration under the current model (σ in eV/μB).
+
+        σ here is the epistemic part of the predictive field std (``fields_std_epistemic``:
+        the posterior variance without the learned noise): a label reduces it, whereas
+        the noise part (the misfit the model cannot express) stays whatever is labelled,
+        and a threshold below it would call the oracle at every check."""
         pred = self.model.predict(system, stds=True)
-        sigma = np.linalg.norm(pred["fields_std"], axis=1)
+        sigma = np.linalg.norm(pred["fields_std_epistemic"], axis=1)
         return float(sigma.max()), np.flatnonzero(
             sigma > self.cfg["lower_ratio"] * self.threshold.value)
 

@@ -595,7 +595,9 @@ class SparseGPR:
         fields, calibrated model: per atom s_i² = a h_i² + b v_i with the local-energy
         posterior variance v_i = rows_iᵀ Λ⁻¹ rows_i, spread over the transverse
         components as s_i² (1 - e_c²)/2; uncalibrated (no ``std_field_local``): the
-        exact posterior variance of each field component plus σ_b² h_i² (1 - e_c²)."""
+        exact posterior variance of each field component plus σ_b² h_i² (1 - e_c²).
+        fields_std_epistemic (N, 3): the posterior part alone, without the noise term —
+        the part a new label can reduce (the on-the-fly trigger)."""
         h = self.hyper
         e = system.directions
         hard2 = self._hardness(d) ** 2
@@ -605,15 +607,16 @@ class SparseGPR:
         out = {"energy_std": float(np.sqrt(energy))}
         if "std_field_local" in h:
             V = rows @ Rinv
-            atom = h["std_field_noise"] ** 2 * hard2 + \
-                h["std_field_local"] ** 2 * np.einsum("im,im->i", V, V)
-            out["fields_std"] = np.sqrt(0.5 * atom[:, None] * (1.0 - e * e))
+            model = h["std_field_local"] ** 2 * np.einsum("im,im->i", V, V)
+            var = 0.5 * model[:, None] * (1.0 - e * e)
+            noise = 0.5 * (h["std_field_noise"] ** 2 * hard2)[:, None] * (1.0 - e * e)
         else:
             _, phi_B = self._design_columns(system, d, d_fm, self.sparse)
             vB = phi_B.reshape(-1, self.n_sparse_total) @ Rinv
             var = np.einsum("rm,rm->r", vB, vB).reshape(-1, 3)
-            out["fields_std"] = np.sqrt(h["sigma_field"] ** 2 * hard2[:, None] * (1.0 - e * e)
-                                        + var)
+            noise = h["sigma_field"] ** 2 * hard2[:, None] * (1.0 - e * e)
+        out["fields_std"] = np.sqrt(noise + var)
+        out["fields_std_epistemic"] = np.sqrt(var)
         return out
 
     def compute(self, system) -> dict:

@@ -297,3 +297,41 @@ def test_a_plain_run_does_not_overwrite_a_store_with_its_trajectory(tmp_path):
     finally:
         os.chdir(cwd)
     assert snapshot(tmp_path) == before
+
+
+def test_labelled_configurations_are_exactly_those_above_threshold(tmp_path, monkeypatch):
+    """Checking every step with no pacing: a configuration is labelled if and only if the
+    σ of its check passed the threshold (fails for a loop that labels below it, skips
+    one above it, or labels some other configuration)."""
+    from otf_spin.learning.otf import OnTheFly
+
+    events = []
+    assess, label_all = OnTheFly.assess, OnTheFly._label_all
+
+    def recording_assess(self, system):
+        out = assess(self, system)
+        events.append(("check", out[0] > self.threshold.value, system.directions.copy()))
+        return out
+
+    def recording_label_all(self, probes):
+        events.extend(("label", None, probe.directions.copy()) for probe in probes)
+        return label_all(self, probes)
+
+    monkeypatch.setattr(OnTheFly, "assess", recording_assess)
+    monkeypatch.setattr(OnTheFly, "_label_all", recording_label_all)
+    run_in(tmp_path, config(tmp_path, steps=150, check_every=1, min_steps_between_calls=1,
+                            max_oracle_calls=1000))
+    first = next(k for k, event in enumerate(events) if event[0] == "check")
+    events = events[first:] + [("end", None, None)]
+    above = below = 0
+    for (kind, passed, directions), following in zip(events, events[1:]):
+        if kind != "check":
+            continue
+        if passed:
+            above += 1
+            assert following[0] == "label", "a check above threshold was not labelled"
+            np.testing.assert_array_equal(following[2], directions)
+        else:
+            below += 1
+            assert following[0] != "label", "a check below threshold was labelled"
+    assert above >= 2 and below >= 10

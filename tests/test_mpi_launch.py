@@ -7,12 +7,20 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from helpers import ROOT, differences, mpi_env, mpirun_command, otf_process, small_otf_run
 
 
-def test_mpi_suite_on_two_ranks():
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(os.path.join(ROOT, "tests", "mpi"))
+                                         if f.startswith("test_") and f.endswith(".py")))
+def test_mpi_suite_on_two_ranks(name):
+    """Each file of tests/mpi in its own ``mpiexec -n 2`` (in one launch for all files,
+    the tempering test hung after the ensemble tests in a fresh clone with the mpich
+    wheel — not root-caused; each file alone passes)."""
     command = mpirun_command(2) + [sys.executable, "-m", "pytest", "--with-mpi", "-q",
-                                   "-p", "no:cacheprovider", os.path.join(ROOT, "tests", "mpi")]
+                                   "-p", "no:cacheprovider",
+                                   os.path.join(ROOT, "tests", "mpi", name)]
     result = subprocess.run(command, cwd=ROOT, env=mpi_env(), capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -12,7 +12,13 @@ row among its pairs; a lattice has one per shell), so that
     H_s[l]     = w_l Σ_n G_a[l, n] rtab[srid_s, n]                  (s a slot of atom a)
     g_a        = Σ_{s in a} Σ_{p in s} Σ_l P_l'(c_p) (H_s[l] + H_{jslot_p}[l]) e_{j_p}
 
-cost per pair O(l_max), per slot O(l_max n_max).
+cost per pair O(l_max), per slot O(l_max n_max). For l_max ≤ 6 the pair loops work in
+the power basis of x = c - 1 (P_l(1 + x) - 1 = Σ_{k=1..l} b_lk x^k, b_lk = C(l+k, 2k)
+C(2k, k) / 2^k, exact in float64): per pair the sums M_k = Σ_p x_p^k (one multiply and
+one add per k) and u = Σ_k x^(k-1) Q_s[k] by Horner, with W_s = b M and
+Q_s[k] = k Σ_l b_lk H_s[l] per slot, instead of the three-term recursion (the terms
+b_lk x^k reach 3·10³ at x = -2: ~3e-13 relative rounding); x = 0 at FM, so the FM
+state stays exactly 0. Larger l_max use the recursion.
 """
 import numpy as np
 cimport numpy as cnp
@@ -59,6 +65,7 @@ cdef enum:
     LMAX_CAP = 32
     SERIAL_BELOW = 512      # atoms: smaller structures run on one thread (no OpenMP startup)
     SCRATCH = 4 * (LMAX_CAP + 1)   # per-thread scratch doubles (Legendre values, sums)
+    POLY_LMAX = 6           # l_max up to which the pair loops use the power basis of c - 1
 
 
 cdef inline void _legendre(double c, int lmax, const double* la, const double* lb,
@@ -134,6 +141,8 @@ cdef class GapEngine:
     cdef double* g
     cdef double la[LMAX_CAP + 1]
     cdef double lb[LMAX_CAP + 1]
+    cdef double bx[(POLY_LMAX + 1) * (POLY_LMAX + 1)]   # b_lk at l·(POLY_LMAX+1) + k
+    cdef bint poly              # pair loops in the power basis (L - 1 ≤ POLY_LMAX)
     cdef double stage[5]        # seconds: descriptor, kernel, gradient, field, calls
     cdef double* Ep             # nonlinear kernels' local energies (N,)
     cdef int* mark              # Monte Carlo: slot of an atom in the affected list, or -1
@@ -224,6 +233,13 @@ cdef class GapEngine:
         for l in range(LMAX_CAP + 1):      # P_l = la_l c P_{l-1} - lb_l P_{l-2}
             self.la[l] = (2.0 * l - 1.0) / l if l >= 2 else 0.0
             self.lb[l] = (l - 1.0) / l if l >= 2 else 0.0
+        cdef int k
+        from math import comb
+        for l in range(POLY_LMAX + 1):      # P_l(1 + x) = Σ_k b_lk x^k
+            for k in range(POLY_LMAX + 1):
+                self.bx[l * (POLY_LMAX + 1) + k] = \
+                    comb(l + k, 2 * k) * comb(2 * k, k) / 2.0**k if k <= l else 0.0
+        self.poly = 1 <= self.L - 1 <= POLY_LMAX
         self.srid = &a_srid[0] if a_srid.shape[0] else NULL
         self.rtab = &a_rtab[0, 0] if a_rtab.shape[0] else NULL
         self.w = &a_w[0]
@@ -291,8 +307,8 @@ cdef class GapEngine:
         """Pass 1: descriptors into out (N, D) and the linear kernels' energies into E:
         the change from the FM state accumulated first (P_l - 1: no cancellation
         against the FM reference), then the FM descriptor added."""
-        cdef Py_ssize_t i, p, j, s, l, n, q, nmax = self.n_max, L = self.L, D = self.D
-        cdef double c, coef, ex, ey, ez, lin
+        cdef Py_ssize_t i, p, j, s, l, n, q, k, nmax = self.n_max, L = self.L, D = self.D
+        cdef double c, coef, ex, ey, ez, lin, x, xk
         cdef double* P
         cdef double* W
         cdef double* di
@@ -312,12 +328,26 @@ cdef class GapEngine:
                 for s in range(self.soff[i], self.soff[i + 1]):
                     for l in range(L):
                         W[l] = 0.0
-                    for p in range(self.sp[s], self.sp[s + 1]):
-                        j = self.neigh[p]
-                        c = ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]
-                        _legendre(c, L - 1, self.la, self.lb, P)
-                        for l in range(L):
-                            W[l] = W[l] + (P[l] - 1.0)
+                    if self.poly:       # M_k = Σ_p x^k, then W_l = Σ_k b_lk M_k
+                        for k in range(L):
+                            P[k] = 0.0
+                        for p in range(self.sp[s], self.sp[s + 1]):
+                            j = self.neigh[p]
+                            x = (ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]) - 1.0
+                            xk = x
+                            for k in range(1, L):
+                                P[k] = P[k] + xk
+                                xk = xk * x
+                        for l in range(1, L):
+                            for k in range(1, l + 1):
+                                W[l] = W[l] + self.bx[l * (POLY_LMAX + 1) + k] * P[k]
+                    else:
+                        for p in range(self.sp[s], self.sp[s + 1]):
+                            j = self.neigh[p]
+                            c = ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]
+                            _legendre(c, L - 1, self.la, self.lb, P)
+                            for l in range(L):
+                                W[l] = W[l] + (P[l] - 1.0)
                     r = self.rtab + self.srid[s] * nmax
                     for l in range(L):
                         coef = self.w[l] * W[l]
@@ -418,7 +448,7 @@ cdef class GapEngine:
         into per-thread buffers, summed at the end."""
         cdef Py_ssize_t a, p, j, s, l, n, k, t, N = self.n_atoms
         cdef Py_ssize_t nmax = self.n_max, L = self.L, D = self.D
-        cdef double c, u, ex, ey, ez, acc
+        cdef double c, u, ex, ey, ez, acc, x
         cdef double* P
         cdef double* dP
         cdef double* Hs
@@ -446,13 +476,25 @@ cdef class GapEngine:
                     for n in range(nmax):
                         for l in range(L):
                             Hs[l] += Ga[l * nmax + n] * r[n]
+                    if self.poly:       # Q_k = k Σ_l b_lk w_l H_s[l]: u = Σ_k Q_k x^(k-1)
+                        for k in range(1, L):
+                            acc = 0.0
+                            for l in range(k, L):
+                                acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * self.w[l] * Hs[l]
+                            dP[k] = k * acc
                     for p in range(self.sp[s], self.sp[s + 1]):
                         j = self.neigh[p]
                         c = ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]
-                        _legendre_d(c, L - 1, self.la, self.lb, P, dP)
-                        u = 0.0
-                        for l in range(1, L):
-                            u = u + dP[l] * self.w[l] * Hs[l]
+                        if self.poly:
+                            x = c - 1.0
+                            u = dP[L - 1]
+                            for k in range(L - 2, 0, -1):
+                                u = u * x + dP[k]
+                        else:
+                            _legendre_d(c, L - 1, self.la, self.lb, P, dP)
+                            u = 0.0
+                            for l in range(1, L):
+                                u = u + dP[l] * self.w[l] * Hs[l]
                         gb[3 * a] += u * e[3 * j]
                         gb[3 * a + 1] += u * e[3 * j + 1]
                         gb[3 * a + 2] += u * e[3 * j + 2]

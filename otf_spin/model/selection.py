@@ -1,0 +1,172 @@
+"""Choice of the descriptor terms by cross-validation: the default of ``otf-spin train``.
+
+The exchange-2b model is exact for any Heisenberg J(r) and runs on the compiled LLG/MC
+path; exchange-3b (three-spin physics, e.g. the triangle term) and dipole-2b
+(anisotropic pair exchange) pay only where the data hold such physics, and cost
+prediction time (models with them use ``model.predict``). So, with ``select_terms: true``
+(the default) and a descriptor that names no further term, :meth:`TermSelectingGPR.fit`
+fits the candidates
+
+    exchange-2b alone, + dipole-2b, + exchange-3b (in this order of cost), and
+    + both when each single term beat exchange-2b,
+
+each added term with its default settings and one linear kernel (``n_sparse: null``),
+every candidate with its own hyperparameters (marginal likelihood, then σ_e by
+cross-validation, as any fit); it scores each by its K-fold cross-validated RMSEs,
+score = geometric mean of CV-RMSE(energy per atom) and CV-RMSE(field components)
+(an observable without data is left out), and keeps the cheapest candidate whose score
+is within ``TOLERANCE`` (10 %, about the sampling error of an RMSE over 50 frames) of
+the best. With fewer than ``MIN_FRAMES`` frames cross-validation cannot tell the terms
+apart, and where exchange-2b's CV errors are already at the noise floor (exact
+Heisenberg data) no term can improve them: exchange-2b alone is fitted then. The fitted model is a plain
+:class:`~otf_spin.model.gpr.SparseGPR` whose settings name the chosen terms
+(``select_terms: false``), so the model file reloads and refits exactly that model;
+``model.selection`` holds the table of candidates (not stored in the file).
+"""
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+
+import numpy as np
+
+from otf_spin.model.gpr import SparseGPR
+
+#: further descriptor terms the selection may add (exchange-2b is always there)
+EXTRA_TERMS = ("exchange_3b", "dipole_2b")
+#: candidates tried first, cheapest first (prediction cost; every extra term also leaves
+#: the compiled exchange-2b path)
+SINGLE_CANDIDATES = ((), ("dipole_2b",), ("exchange_3b",))
+#: a candidate whose CV score is within this factor of the best counts as equally good
+TOLERANCE = 1.10
+#: fewest frames for a selection (5-fold CV with two frames per fold)
+MIN_FRAMES = 10
+#: kernel given to an added term: linear (its features are the physics: the triangle
+#: product and the pseudo-dipolar pair form are linear in them), whole weight space
+TERM_KERNEL = {"zeta": 1, "normalize": False, "orders": None, "n_sparse": None,
+               "delta": 1.0}
+
+
+def names_extra_terms(settings: dict) -> bool:
+    """True if validated ``settings`` name a descriptor term beyond exchange-2b (in the
+    descriptor or as a kernel's ``term``): then the model is used as written."""
+    d = settings["descriptor"]
+    return (any(d.get(t) is not None for t in EXTRA_TERMS)
+            or any(k.get("term", "exchange_2b") != "exchange_2b" for k in settings["kernels"]))
+
+
+def selects(settings: dict) -> bool:
+    """Whether a model of validated ``settings`` chooses its terms when fitted."""
+    return bool(settings.get("select_terms")) and not names_extra_terms(settings)
+
+
+def candidate_settings(settings: dict, terms) -> dict:
+    """Validated settings of the candidate with the extra ``terms`` (iterable of names in
+    EXTRA_TERMS) added to the exchange-2b model of ``settings``: each with its default
+    section and a TERM_KERNEL; ``select_terms`` false (a fixed model)."""
+    from otf_spin.model.config import DIPOLE_2B, EXCHANGE_3B
+
+    sections = {"exchange_3b": EXCHANGE_3B, "dipole_2b": DIPOLE_2B}
+    s = copy.deepcopy(settings)
+    for term in EXTRA_TERMS:
+        s["descriptor"][term] = sections[term].validate({}) if term in terms else None
+    s["kernels"] = ([k for k in s["kernels"] if k.get("term", "exchange_2b") == "exchange_2b"]
+                    + [dict(TERM_KERNEL, term=term) for term in EXTRA_TERMS if term in terms])
+    s["select_terms"] = False
+    return s
+
+
+def score(cv: dict, keys=("energy", "field")) -> float:
+    """log of the geometric mean of the CV RMSEs ``keys`` of ``cv``
+    (:meth:`SparseGPR.cross_validate`); +inf if there are none."""
+    logs = [np.log(max(cv[k], 1e-300)) for k in keys]
+    return float(np.mean(logs)) if logs else np.inf
+
+
+def scores(rows: list[dict]) -> list[float]:
+    """Scores of candidate ``rows`` (dicts with ``cv``) over the observables that every
+    row measured (an RMSE of exact data can come out NaN from round-off in one candidate
+    and not in another; an observable without data is NaN in all)."""
+    keys = [k for k in ("energy", "field") if all(np.isfinite(r["cv"][k]) for r in rows)]
+    return [score(r["cv"], keys) for r in rows]
+
+
+def choose(rows: list[dict], tolerance: float = TOLERANCE) -> int:
+    """Index of the chosen row: the first (cheapest) whose score (:func:`scores`) is
+    within the factor ``tolerance`` of the best. ``rows`` in order of cost."""
+    values = scores(rows)
+    best = min(values)
+    return next(k for k, v in enumerate(values) if v <= best + np.log(tolerance))
+
+
+def at_noise_floor(row: dict) -> bool:
+    """True if the CV RMSEs of ``row`` are at the lower bounds of the noise (BOUNDS:
+    1e-6 eV/atom, 1e-5 eV/μB; exact data such as a Heisenberg reference): no term can
+    improve on them, so the others are not fitted."""
+    from otf_spin.model.gpr import BOUNDS
+
+    return all(not np.isfinite(v) or v <= BOUNDS[key][0] for v, key in
+               ((row["cv_energy"], "sigma_energy"), (row["cv_field"], "sigma_field")))
+
+
+def fit_candidate(settings: dict, terms, frames) -> dict:
+    """Fit the candidate with ``terms``; a row with terms, model, cv (and cv_energy in
+    eV/atom, cv_field in eV/μB), fit time (CPU s) and the warnings the fit raised."""
+    from otf_spin.model.config import build_model
+
+    model = build_model(candidate_settings(settings, terms))
+    start = time.process_time()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(frames)
+    cv = model.cross_validate()
+    return {"terms": tuple(terms), "model": model, "cv": cv,
+            "cv_energy": float(cv["energy"]), "cv_field": float(cv["field"]),
+            "fit_cpu_s": time.process_time() - start, "warnings": caught}
+
+
+def select(settings: dict, frames, tolerance: float = TOLERANCE,
+           keep_models: bool = False) -> tuple[SparseGPR, list]:
+    """(fitted model, table) of the term selection on ``frames`` (see module doc).
+    The table lists every candidate tried: terms, cv_energy (eV/atom), cv_field (eV/μB),
+    score, fit_cpu_s, chosen (and its fitted model with ``keep_models``)."""
+    frames = list(frames)
+    rows = [fit_candidate(settings, (), frames)]
+    if len(frames) >= MIN_FRAMES and not at_noise_floor(rows[0]):
+        rows += [fit_candidate(settings, terms, frames) for terms in SINGLE_CANDIDATES[1:]]
+        values = scores(rows)
+        if all(v < values[0] - np.log(tolerance) for v in values[1:]):
+            rows.append(fit_candidate(settings, EXTRA_TERMS, frames))
+    chosen = choose(rows, tolerance)
+    for w in rows[chosen]["warnings"]:          # the chosen fit's warnings, once
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    table = [{k: v for k, v in r.items() if k not in ("warnings", "cv")
+              and (keep_models or k != "model")} for r in rows]
+    for k, (r, value) in enumerate(zip(table, scores(rows))):
+        r["score"], r["chosen"] = value, k == chosen
+    return rows[chosen]["model"], table
+
+
+class TermSelectingGPR(SparseGPR):
+    """The exchange-2b model of ``settings`` until fitted; :meth:`fit` chooses the terms
+    (:func:`select`) and turns this object into the chosen plain SparseGPR (its settings
+    name the chosen terms), with ``selection`` the table of candidates."""
+
+    def fit(self, frames) -> SparseGPR:
+        model, table = select(self.settings, frames)
+        self.__dict__.update(model.__dict__)
+        self.__class__ = SparseGPR
+        self.selection = table
+        return self
+
+
+def describe(table: list[dict]) -> str:
+    """One line per candidate of a selection table (for logs)."""
+    out = []
+    for r in table:
+        name = "exchange_2b" + "".join(f" + {t}" for t in r["terms"])
+        out.append(f"{'*' if r['chosen'] else ' '} {name:38s} CV energy "
+                   f"{1e3 * r['cv_energy']:.4f} meV/atom, field {1e3 * r['cv_field']:.4f} "
+                   f"meV/μB, fit {r['fit_cpu_s']:.1f} CPU s")
+    return "\n".join(out)

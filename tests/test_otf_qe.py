@@ -1,16 +1,17 @@
 """The on-the-fly loop with real DFT (slow): ``otf-spin run`` with the Quantum ESPRESSO
 oracle and pw.x on the 2-atom cubic bcc Fe cell (within the 10-species limit of a stock
 pw.x), the cheapest settings that converge. Initial labels (the start and one random
-frame), one uncertainty-triggered label and refit, then a SIGKILL and a resume to the end
-that needs no new DFT job (the budget of labels is spent; a replayed trigger reuses the
-stored label). The budget is 4 calls: the first check, at step 0, finds the start
-configuration in the store and counts its reuse as a call."""
+frame), one uncertainty-triggered label, then a SIGKILL right after that label is stored
+(kill point ``stored:3``: before its refit and before the next checkpoint), and a resume
+to the end. The budget is 3 labels, all taken before the kill, so the resumed run must
+replay the trigger from its checkpoint, reuse the stored label and run no DFT job: a
+relabel shows as a new job directory and a reuse count of 0, a lost label as a short
+store or model."""
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import h5py
 import numpy as np
@@ -35,7 +36,7 @@ RUN = {
                "degauss": 0.05, "conv_thr": 1.0e-5, "mixing_beta": 0.3, "lambda": 20.0,
                "max_residual": 0.05},
     "otf": {"mode": "absolute", "threshold": 0.5, "check_every": 5,
-            "min_steps_between_calls": 15, "max_oracle_calls": 4, "initial_frames": 1,
+            "min_steps_between_calls": 15, "max_oracle_calls": 3, "initial_frames": 1,
             "store": "otf_store.h5", "checkpoint": "otf_checkpoint.h5",
             "checkpoint_every": 5, "save_model": "otf_model.h5"},
     "dynamics": {"integrator": "depondt", "timestep": 0.5, "damping": 0.1,
@@ -74,32 +75,29 @@ def test_on_the_fly_loop_with_real_pw_x_survives_a_kill(tmp_path):
         yaml.safe_dump(RUN, handle)
     command = [os.path.join(os.path.dirname(sys.executable), "otf-spin"), "run", "otf.yaml",
                "--quiet"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                               stderr=open(tmp_path / "first.err", "w"))
+    # SIGKILL right after the third label (the σ-triggered one) is stored
+    env = dict(os.environ, OTF_SPIN_KILL_AT="stored:3")
     try:
-        # wait for the initial labels (start + 1 random frame) and one triggered label
-        deadline = time.time() + 3600
-        while _labels(tmp_path) < 3 and process.poll() is None and time.time() < deadline:
-            time.sleep(2)
-        assert process.poll() is None, open(tmp_path / "first.err").read()[-2000:]
-        assert _labels(tmp_path) >= 3, "no uncertainty-triggered label within the hour"
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        first = subprocess.run(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=open(tmp_path / "first.err", "w"), env=env,
+                               timeout=3600)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
         for pid in _own_pw_x(tmp_path):          # pw.x jobs of the killed run
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    assert first.returncode == -signal.SIGKILL, \
+        f"no σ-triggered label (exit {first.returncode}): " + open(tmp_path / "first.err").read()[-2000:]
     labelled_before = _labels(tmp_path)
     jobs_before = sorted(os.listdir(tmp_path / "jobs"))
     second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
                             timeout=3600)
     assert second.returncode == 0, second.stderr[-2000:]
     assert sorted(os.listdir(tmp_path / "jobs")) == jobs_before       # no DFT rerun
+    # the replayed trigger took the stored label (the killed run never fitted it)
+    assert "# on the fly: 3 labels (1 reused from the store)" in second.stdout, \
+        second.stdout[-2000:]
 
     store = TrainingStore(tmp_path / "otf_store.h5")
     frames = store.frames()
@@ -115,10 +113,10 @@ def test_on_the_fly_loop_with_real_pw_x_survives_a_kill(tmp_path):
     with h5py.File(tmp_path / "otf_run.h5") as f:
         assert f["particles/all/spin/step"][-1] == STEPS
         calls = f["observables/oracle_calls/value"][()]
-        assert np.all(np.diff(calls) >= 0) and calls[-1] == 4
-    # refit after every call: the model holds each label it was given (the start frame
-    # twice: labelled initially, then reused from the store at the step-0 check)
-    assert load(tmp_path / "otf_model.h5").n_frames == calls[-1] == len(frames) + 1
+        assert np.all(np.diff(calls) >= 0) and calls[-1] == 3
+    # refit after every call: the model holds each label once (the start frame too: the
+    # step-0 check does not label a configuration the model was fitted on)
+    assert load(tmp_path / "otf_model.h5").n_frames == calls[-1] == len(frames)
     jobs = sorted(os.listdir(tmp_path / "jobs"))
     assert jobs and all(j.startswith("qe-") for j in jobs)
     text = open(tmp_path / "jobs" / jobs[-1] / "pw.in").read()

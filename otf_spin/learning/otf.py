@@ -236,7 +236,8 @@ class OnTheFly:
         queued = False
         for replica, (max_std, directions, pool) in enumerate(reports):
             if max_std > self.threshold.value and \
-                    self.calls + len(self.queue) < cfg["max_oracle_calls"]:
+                    self.calls + len(self.queue) < cfg["max_oracle_calls"] and \
+                    not self._fitted_on(system, directions):
                 self.queue.append((step, directions.copy(), pool, max_std, replica))
                 queued = True
         if not queued:
@@ -271,6 +272,16 @@ class OnTheFly:
         if refit and self.on_refit:
             self.on_refit()
         return refit
+
+    def _fitted_on(self, system, directions) -> bool:
+        """Whether the model was fitted on this configuration (the start frame at step
+        0): its label adds nothing, and fitting it twice would count it twice."""
+        from otf_spin.learning.store import frame_uid
+
+        probe = system.copy()
+        probe.directions = directions
+        uid = frame_uid(probe)
+        return any(frame_uid(f.system) == uid for f in self.model.frames)
 
     def _refit(self, frames, pools, step) -> None:
         cfg = self.cfg

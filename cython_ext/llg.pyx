@@ -3,7 +3,8 @@
 
 dm/dt = -γ/(1+α²)[m×B + α m×(m×B)] = Ω×m,  Ω = γ'(B + α m×B),  γ' = γ/(1+α²).
 B = B_eff + B_th (T) per spin; the thermal field is the same in both stages of a step
-(Stratonovich). Loops over spins run on OpenMP threads (OMP_NUM_THREADS); every spin
+(Stratonovich). Loops over spins run on OpenMP threads (OMP_NUM_THREADS) from
+SERIAL_BELOW spins up (smaller systems: one thread, no fork/join per stage); every spin
 is updated independently, so results do not depend on the thread count.
 Pure-Python twin: :mod:`otf_spin.kernels.llg_py`.
 """
@@ -14,6 +15,24 @@ from libc.math cimport sqrt, sin, cos
 from libc.stdlib cimport free, malloc
 
 cnp.import_array()
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int llg_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int llg_max_threads(void) { return 1; }
+    #endif
+    """
+    int llg_max_threads() noexcept nogil
+
+cdef enum:
+    SERIAL_BELOW = 512      # spins: smaller systems run on one thread
+
+
+cdef inline int _threads(Py_ssize_t n) noexcept nogil:
+    return 1 if n < SERIAL_BELOW else llg_max_threads()
 
 
 cdef inline void _omega(const double* m, const double* b, double alpha, double gp,
@@ -83,7 +102,7 @@ def depondt_predict(const double[:, ::1] m, const double[:, ::1] B, const double
     """Ω1 = Ω(m, B + B_th); m_pred = R(Ω1 dt) m."""
     cdef Py_ssize_t i
     cdef double* b
-    with nogil, parallel():
+    with nogil, parallel(num_threads=_threads(m.shape[0])):
         b = <double*> malloc(3 * sizeof(double))
         for i in prange(m.shape[0], schedule="static"):
             _total(B, bth, i, b)
@@ -98,7 +117,7 @@ def depondt_correct(const double[:, ::1] m, const double[:, ::1] omega, const do
     """m_out = R(½(Ω1 + Ω(m_pred, B + B_th)) dt) m."""
     cdef Py_ssize_t i
     cdef double* w      # b, Ω2, Ω per thread
-    with nogil, parallel():
+    with nogil, parallel(num_threads=_threads(m.shape[0])):
         w = <double*> malloc(9 * sizeof(double))
         for i in prange(m.shape[0], schedule="static"):
             _total(B, bth, i, w)
@@ -116,7 +135,7 @@ def sib_predict(const double[:, ::1] m, const double[:, ::1] B, const double[:, 
     cdef Py_ssize_t i
     cdef double* w      # b, a, m' per thread
     cdef double norm
-    with nogil, parallel():
+    with nogil, parallel(num_threads=_threads(m.shape[0])):
         w = <double*> malloc(9 * sizeof(double))
         for i in prange(m.shape[0], schedule="static"):
             _total(B, bth, i, w)
@@ -141,7 +160,7 @@ def sib_correct(const double[:, ::1] m, const double[:, ::1] mid, const double[:
     """Second SIB stage: m_out = Cayley(Ω(mid, B(mid) + B_th) dt/2, m)."""
     cdef Py_ssize_t i
     cdef double* w      # b, a per thread
-    with nogil, parallel():
+    with nogil, parallel(num_threads=_threads(m.shape[0])):
         w = <double*> malloc(6 * sizeof(double))
         for i in prange(m.shape[0], schedule="static"):
             _total(B, bth, i, w)
@@ -159,7 +178,7 @@ def heun_predict(const double[:, ::1] m, const double[:, ::1] B, const double[:,
     cdef Py_ssize_t i
     cdef double* b
     cdef double norm
-    with nogil, parallel():
+    with nogil, parallel(num_threads=_threads(m.shape[0])):
         b = <double*> malloc(3 * sizeof(double))
         for i in prange(m.shape[0], schedule="static"):
             _total(B, bth, i, b)
@@ -181,7 +200,7 @@ def heun_correct(const double[:, ::1] m, const double[:, ::1] f1, const double[:
     cdef Py_ssize_t i
     cdef double* w      # b, f2 per thread
     cdef double x, y, z, norm
-    with nogil, parallel():
+    with nogil, parallel(num_threads=_threads(m.shape[0])):
         w = <double*> malloc(6 * sizeof(double))
         for i in prange(m.shape[0], schedule="static"):
             _total(B, bth, i, w)

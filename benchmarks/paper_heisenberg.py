@@ -51,8 +51,10 @@ def variants():
     linear["kernels"] = [dict(defaults["kernels"][0], orders=None,
                               n_sparse=d["n_max"] * (d["l_max"] + 1))]
     linear["optimise"] = False
+    linear["select_terms"] = False       # the baseline is this one model, no term selection
     no_scaling = default_settings()
     no_scaling["descriptor"]["radial_scaling"] = None
+    no_scaling["select_terms"] = False   # exchange-2b alone, as the defaults choose on (d)
     return {"GAP-SOSO (defaults)": defaults, "generalised Heisenberg (linear)": linear,
             "defaults without radial scaling": no_scaling}
 

@@ -125,3 +125,48 @@ def test_stds_follow_their_definition(case):
     assert out["energy_std"] ** 2 == pytest.approx(energy, rel=1e-6)
     # the energies come from the same rows
     assert out["energy"] == pytest.approx(float((k @ model.alpha).sum()), rel=1e-10)
+
+
+def test_added_frames_are_calibrated_at_once():
+    """add_frames recalibrates on the frames it now holds (no calibration of fewer frames
+    outlives them): the stds after the addition are those a fresh calibration gives."""
+    rng = np.random.default_rng(5)
+    settings = MODEL.validate({"descriptor": {"r_cut": 5.0, "n_max": 4, "l_max": 2},
+                               "kernels": [{"zeta": 2, "n_sparse": 20}]})
+    frames = slaved_frames(12, rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build_model(settings).fit(frames[:4])
+        before = dict(model.hyper)
+        model.add_frames(frames[4:], n_new_sparse=2)
+    keys = ("std_field_noise", "std_field_local", "std_scale_energy")
+    assert any(model.hyper[k] != before[k] for k in keys)
+    after, profile = dict(model.hyper), model.noise_model.copy()
+    model.calibrate()                   # again, on the same frames: nothing changes
+    for k in keys:
+        assert model.hyper[k] == pytest.approx(after[k], rel=1e-12)
+    np.testing.assert_allclose(model.noise_model, profile, rtol=1e-12)
+
+
+def test_generate_ranks_by_the_trigger_quantity(monkeypatch):
+    """otf-spin generate's variance selection ranks candidates by the per-atom σ the
+    on-the-fly loop triggers on (the epistemic part), not by the total with its noise
+    floor: here the two orders are opposite."""
+    from otf_spin.learning import generate
+
+    class Fake:
+        """Candidate k: epistemic σ k, noise floor 10 - k (total largest for k = 0)."""
+        def predict(self, system, stds=True):
+            k = float(system.info["k"])
+            epi = np.full((2, 3), k)
+            return {"fields_std_epistemic": epi,
+                    "fields_std": np.sqrt(epi ** 2 + (10.0 - k) ** 2)}
+
+    class Candidate:
+        def __init__(self, k):
+            self.system = type("S", (), {"info": {"k": k}})()
+
+    monkeypatch.setattr("otf_spin.model.load", lambda path: Fake())
+    chosen, _ = generate.select([Candidate(k) for k in range(5)],
+                                {"method": "variance", "count": 2, "model": "m.h5"}, {}, 0)
+    assert chosen == [4, 3]

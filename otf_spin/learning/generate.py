@@ -14,7 +14,8 @@ The paper's pipeline (UppASD Monte Carlo -> pick configurations -> VASP) in one 
    candidates are written to an extxyz file (reused on restart when the settings match);
 3. **selection** — ``farthest_point``: frames chosen greedily so that the largest distance
    of any candidate atomic environment to the chosen ones (standardised SOSO descriptor
-   space) shrinks fastest; ``variance``: the largest predicted field σ of a model;
+   space) shrinks fastest; ``variance``: the largest per-atom field σ of a model (the
+   quantity the on-the-fly loop triggers on, :func:`otf_spin.learning.otf.field_uncertainty`);
    ``random``; ``all``;
 4. **labelling** — oracle jobs spread over the MPI rank groups (as in on-the-fly runs), in
    rounds of one job per group; each round is stored at once in the training store, so an
@@ -77,8 +78,9 @@ SAMPLER = Section({
    "heisenberg oracle)")
 
 SELECT = Section({
-    "method": Key("str", "farthest_point (SOSO descriptor space), variance (largest field σ "
-                  "of select.model), random, or all", "farthest_point",
+    "method": Key("str", "farthest_point (SOSO descriptor space), variance (largest per-atom "
+                  "field σ of select.model, as the on-the-fly trigger), random, or all",
+                  "farthest_point",
                   choices=("farthest_point", "variance", "random", "all")),
     "count": Key("int", "frames to label", 50, minimum=1),
     "model": Key("path", "model file (method: variance)", None),
@@ -292,11 +294,11 @@ def select(frames, select_cfg: dict, model_settings: dict, seed: int):
         return sorted(rng.choice(len(frames), count, replace=False).tolist()), \
             f"{count} of {len(frames)} candidates at random"
     if method == "variance":
+        from otf_spin.learning.otf import field_uncertainty
         from otf_spin.model import load
 
         model = load(select_cfg["model"])
-        sigma = np.array([np.linalg.norm(model.predict(f.system, stds=True)["fields_std"],
-                                         axis=1).max() for f in frames])
+        sigma = np.array([field_uncertainty(model, f.system).max() for f in frames])
         chosen = np.argsort(-sigma, kind="stable")[:count].tolist()
         return chosen, (f"{count} of {len(frames)} candidates with the largest field σ "
                         f"({1e3 * sigma[chosen[-1]]:.2f}–{1e3 * sigma[chosen[0]]:.2f} meV/μB)")

@@ -1,13 +1,16 @@
 """On-the-fly learning: the model drives the spins; where it is unsure, the oracle labels.
 
 At every ``check_every``-th step (and not sooner than ``min_steps_between_calls`` after
-the last call) the model predicts the per-atom field standard deviations σ_a (norm of
-the three components, eV/μB) of the current configuration. If max σ_a exceeds the
-threshold, the oracle labels the configuration (spins constrained to the current
-directions), the frame joins the training store, atoms with σ_a above
+the last call) the model predicts the per-atom field uncertainties σ_a of the current
+configuration (:func:`field_uncertainty`: the calibrated expected field error beyond the
+noise floor, norm of the three components, eV/μB). If max σ_a exceeds the threshold
+(and the model was not fitted on this configuration), the oracle labels the
+configuration (spins constrained to the current directions), the frame joins the
+training store, atoms with σ_a above
 ``lower_ratio`` × threshold become candidates for new sparse environments, the model
-is refit (incrementally; hyperparameters re-optimised every ``reoptimise_every`` calls
-within noise floors), and the step is taken with the new model.
+is refit (incrementally, stds recalibrated; hyperparameters re-optimised every
+``reoptimise_every`` calls within noise floors, as for the initial model), and the step
+is taken with the new model.
 
 Threshold: ``absolute`` (fixed), or ``adaptive`` in the manner of VASP's ML_CTIFOR:
 after each call the triggering max σ joins a history of ``history`` values; once full,
@@ -30,8 +33,9 @@ from otf_spin.units import MEV
 
 SCHEMA = Section({
     "mode": Key("str", "threshold mode", "absolute", choices=("absolute", "adaptive")),
-    "threshold": Key("quantity", "threshold on the largest per-atom field std (initial "
-                     "value when adaptive)", 5.0 * MEV, unit="meV/μB", dimension="data_field",
+    "threshold": Key("quantity", "threshold on the largest per-atom field uncertainty: the "
+                     "calibrated expected field error beyond the noise floor (initial value "
+                     "when adaptive)", 5.0 * MEV, unit="meV/μB", dimension="data_field",
                      minimum=0.0),
     "lower_ratio": Key("float", "atoms with σ above lower_ratio × threshold become sparse "
                        "candidates", 0.5, minimum=0.0, maximum=1.0),
@@ -201,9 +205,13 @@ class OnTheFly:
 
             self.calls = len(frames)        # labels taken before the run
             self.model = build_model(self.cfg["model_settings"])
+            optimise, self.model.optimise = self.model.optimise, False
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self.model.fit(frames)
+                if optimise:            # within the noise floors, as every re-optimisation
+                    self._reoptimise()
+            self.model.optimise = optimise
             print(f"# initial model: {len(frames)} frames, sparse "
                   f"{[len(S) for S in self.model.sparse]}", file=self.log, flush=True)
         self._share(refit=True)
@@ -216,8 +224,7 @@ class OnTheFly:
         the posterior variance without the learned noise): a label reduces it, whereas
         the noise part (the misfit the model cannot express) stays whatever is labelled,
         and a threshold below it would call the oracle at every check."""
-        pred = self.model.predict(system, stds=True)
-        sigma = np.linalg.norm(pred["fields_std_epistemic"], axis=1)
+        sigma = field_uncertainty(self.model, system)
         return float(sigma.max()), np.flatnonzero(
             sigma > self.cfg["lower_ratio"] * self.threshold.value)
 
@@ -283,16 +290,22 @@ class OnTheFly:
         uid = frame_uid(probe)
         return any(frame_uid(f.system) == uid for f in self.model.frames)
 
+    def _reoptimise(self) -> None:
+        """Hyperparameters by maximum likelihood with the noise floors (a model of a few
+        nearby frames would otherwise interpolate them noise-free and extrapolate
+        wildly), calibration, weights."""
+        self.model.optimise_hyperparameters(
+            {"sigma_energy": (self.cfg["noise_floor_energy"], 1.0),
+             "sigma_field": (self.cfg["noise_floor_field"], 1.0)})
+        self.model._solve()
+
     def _refit(self, frames, pools, step) -> None:
         cfg = self.cfg
         n_new = min(cfg["new_sparse_per_call"] * len(frames), sum(len(p) for p in pools))
         self.model.add_frames(frames, n_new_sparse=n_new, candidates=pools)
         kill_point("refit")
         if cfg["reoptimise_every"] and self.calls % cfg["reoptimise_every"] < len(frames):
-            self.model.optimise_hyperparameters(
-                {"sigma_energy": (cfg["noise_floor_energy"], 1.0),
-                 "sigma_field": (cfg["noise_floor_field"], 1.0)})
-            self.model._solve()
+            self._reoptimise()
         print(f"# step {step}: max σ {1e3 * self.last_max_std:.2f} meV/μB > threshold "
               f"{1e3 * self.threshold.value:.2f}: {len(frames)} label(s) "
               f"({self.oracle_time:.1f} s oracle so far), training set {self.model.n_frames} "
@@ -317,6 +330,14 @@ class OnTheFly:
         self.queue = [(q[0], np.frombuffer(bytes.fromhex(q[1])).reshape(-1, 3).copy(),
                        np.array(q[2], dtype=int), q[3], q[4] if len(q) > 4 else None)
                       for q in state.get("queue", [])]
+
+
+def field_uncertainty(model, system) -> np.ndarray:
+    """Per-atom field uncertainty (N,) eV/μB that a threshold is compared with: the norm
+    of ``fields_std_epistemic``, the calibrated expected field error of the atom without
+    its noise floor — sqrt(|fields_std|² - noise²), the part a label can remove (the
+    on-the-fly trigger and ``otf-spin generate``'s variance ranking)."""
+    return np.linalg.norm(model.predict(system, stds=True)["fields_std_epistemic"], axis=1)
 
 
 def _tilt(axis, local):

@@ -214,15 +214,14 @@ class SparseGPR:
         if self.aliasing:
             warnings.warn(self.aliasing, AliasingWarning, stacklevel=2)
         self.add_frames(frames, n_new_sparse=self.n_sparse, optimise=self.optimise)
-        if not self.optimise and len(self._folds) >= 3:
-            self.calibrate()            # (optimise_hyperparameters calibrates otherwise)
         return self
 
     def add_frames(self, frames, n_new_sparse=None, candidates=None,
                    optimise: bool = False) -> "SparseGPR":
         """Add labelled frames, choose up to ``n_new_sparse`` (per kernel) new sparse
         environments among their atoms (``candidates``: list of atom-index arrays per
-        frame, default all), compute only the new design rows/columns, and re-solve."""
+        frame, default all), compute only the new design rows/columns, recalibrate the
+        stds (hyperparameters kept unless ``optimise``) and re-solve."""
         t0 = time.perf_counter()
         for f in self.frames:   # frames loaded from a model file get their rows on demand
             if f.phi_E is None:
@@ -251,21 +250,30 @@ class SparseGPR:
         t2 = time.perf_counter()
         self._gram()
         if optimise:
-            self.optimise_hyperparameters()
+            self.optimise_hyperparameters()     # calibrates too
+        else:
+            self._recalibrate()
         self._solve()
         self.timings = {"select": t1 - t0, "design": t2 - t1,
                         "solve": time.perf_counter() - t2, "total": time.perf_counter() - t0}
         return self
 
     def refit_from_scratch(self) -> "SparseGPR":
-        """Recompute every design row for the current sparse set and re-solve (the
-        reference the incremental path is tested against)."""
+        """Recompute every design row for the current sparse set, recalibrate and re-solve
+        (the reference the incremental path is tested against)."""
         for f in self.frames:
             f.phi_E = f.phi_B = f.blocks = None
             self._extend_rows(f, self.sparse)
         self._gram()
+        self._recalibrate()
         self._solve()
         return self
+
+    def _recalibrate(self) -> None:
+        """Calibrate the stds on the current frames (:meth:`calibrate`; it needs 3
+        cross-validation folds), so that no calibration of fewer frames outlives them."""
+        if len(self._folds) >= 3:
+            self.calibrate()
 
     def _as_training(self, frame) -> TrainingFrame:
         if isinstance(frame, TrainingFrame):

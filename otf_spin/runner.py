@@ -341,6 +341,14 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
                              learner, len(learner.store), tempering, fingerprint)
         comm.barrier()
 
+    spent = {"checks": 0.0, "output": 0.0}      # s: uncertainty checks (with labels and
+    before = (learner.oracle_time, learner.refit_time) if learner else (0.0, 0.0)  # refits)
+
+    def timed(kind, fn, *args):
+        t = time.perf_counter()
+        fn(*args)
+        spent[kind] += time.perf_counter() - t
+
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         for rep in replicas:
@@ -349,12 +357,12 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
                 resume_step=first if resume else None))
         if not resume:
             if learner:
-                check(0)
-            record(0)
+                timed("checks", check, 0)
+            timed("output", record, 0)
         for step in progress_bar(range(first + 1, steps + 1), "run",
                                  enabled=progress and root):
             if learner and step > 1:
-                check(step - 1)
+                timed("checks", check, step - 1)
             for rep in replicas:
                 T = rep.temperature(step - 1, steps)
                 if is_mc:
@@ -365,24 +373,33 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
             if tempering and step % cfg["replicas"]["exchange_every"] == 0:
                 exchange()
             if step % out["every"] == 0 or step == steps:
-                record(step)
+                timed("output", record, step)
             if step % log_every == 0 or step == steps:
-                log_lines(step)
+                timed("output", log_lines, step)
             if learner and (step % cfg["otf"]["checkpoint_every"] == 0 or step == steps):
-                save_checkpoint()
+                timed("output", save_checkpoint)
     elapsed = time.perf_counter() - start
     n_spins = sum(len(rep.system) for rep in replicas)
     updates = sum(comm.allgather(n_spins * (steps - first)))
     rate = updates / elapsed if elapsed > 0 else float("nan")
     where = out["trajectory"] if not ensemble else \
         f"{specs[0].trajectory} ... {specs[-1].trajectory}"
-    print(f"# done: {elapsed:.2f} s, {rate:.3g} spin-updates/s -> {where}", file=log)
+    split = ""
+    if learner:     # the learner's parts apart from the dynamics (this run's steps)
+        oracle, refits = (now - then for now, then in
+                          zip((learner.oracle_time, learner.refit_time), before))
+        split = (f" (dynamics {elapsed - spent['checks'] - spent['output']:.2f} s, "
+                 f"uncertainty checks {spent['checks'] - oracle - refits:.2f} s, oracle "
+                 f"{oracle:.2f} s, refits {refits:.2f} s, output and checkpoints "
+                 f"{spent['output']:.2f} s)")
+    print(f"# done: {elapsed:.2f} s{split}, {rate:.3g} spin-updates/s -> {where}", file=log)
     if learner:
         kill_point("done")
         if root:
             learner.model.save(cfg["otf"]["save_model"])
         print(f"# on the fly: {learner.calls} labels ({learner.reused} reused from the store), "
-              f"{learner.failures} failed jobs, oracle time {learner.oracle_time:.1f} s, model "
+              f"{learner.failures} failed jobs, oracle time {learner.oracle_time:.1f} s, fit and "
+              f"refit time {learner.refit_time:.1f} s, model "
               f"-> {cfg['otf']['save_model']}", file=log)
     results = [{"spec": rep.spec, "state": rep.state, "system": rep.system,
                 "final": observables(rep.provider, rep.state.directions,

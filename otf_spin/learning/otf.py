@@ -23,6 +23,7 @@ skipped with a logged reason; the run continues with the current model.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -130,6 +131,7 @@ class OnTheFly:
         self.last_call = -10**9
         self.last_max_std = float("nan")    # largest over all replicas at the last check
         self.oracle_time = 0.0
+        self.refit_time = 0.0       # s: fits and refits (rank 0), model reloads (this rank)
         self.on_refit = None        # callback (provider cache invalidation)
         self.queue = []     # (step, directions, sparse candidates, max σ, replica) to label
 
@@ -159,11 +161,14 @@ class OnTheFly:
         bit for bit alike, whatever their number."""
         from otf_spin.model import storage
 
+        start = time.perf_counter()
         payload = self.comm.bcast((storage.to_bytes(self.model) if refit else None,
                                    self.state()) if self.comm.rank == 0 else None)
         if refit:
             self.model = storage.from_bytes(payload[0])
         self.restore(payload[1])
+        if refit:
+            self.refit_time += time.perf_counter() - start
 
     def initial(self, system, rng) -> None:
         """Collective. Make sure a model exists: fit on the store's frames, or label the
@@ -204,6 +209,7 @@ class OnTheFly:
             import warnings
 
             self.calls = len(frames)        # labels taken before the run
+            start = time.perf_counter()
             self.model = build_model(self.cfg["model_settings"])
             optimise, self.model.optimise = self.model.optimise, False
             with warnings.catch_warnings():
@@ -212,6 +218,7 @@ class OnTheFly:
                 if optimise:            # within the noise floors, as every re-optimisation
                     self._reoptimise()
             self.model.optimise = optimise
+            self.refit_time += time.perf_counter() - start
             print(f"# initial model: {len(frames)} frames, sparse "
                   f"{[len(S) for S in self.model.sparse]}", file=self.log, flush=True)
         self._share(refit=True)
@@ -300,12 +307,13 @@ class OnTheFly:
         self.model._solve()
 
     def _refit(self, frames, pools, step) -> None:
-        cfg = self.cfg
+        cfg, start = self.cfg, time.perf_counter()
         n_new = min(cfg["new_sparse_per_call"] * len(frames), sum(len(p) for p in pools))
         self.model.add_frames(frames, n_new_sparse=n_new, candidates=pools)
         kill_point("refit")
         if cfg["reoptimise_every"] and self.calls % cfg["reoptimise_every"] < len(frames):
             self._reoptimise()
+        self.refit_time += time.perf_counter() - start
         print(f"# step {step}: max σ {1e3 * self.last_max_std:.2f} meV/μB > threshold "
               f"{1e3 * self.threshold.value:.2f}: {len(frames)} label(s) "
               f"({self.oracle_time:.1f} s oracle so far), training set {self.model.n_frames} "
@@ -316,7 +324,8 @@ class OnTheFly:
         """JSON-serialisable learner state (directions of queued frames as exact hex)."""
         return {"threshold": self.threshold.state(), "calls": self.calls,
                 "failures": self.failures, "reused": self.reused,
-                "oracle_time": self.oracle_time, "last_call": self.last_call,
+                "oracle_time": self.oracle_time, "refit_time": self.refit_time,
+                "last_call": self.last_call,
                 "last_max_std": self.last_max_std,
                 "queue": [[s, d.tobytes().hex(), list(map(int, c)), m, r]
                           for s, d, c, m, r in self.queue]}
@@ -326,6 +335,7 @@ class OnTheFly:
         self.calls, self.failures = int(state["calls"]), int(state["failures"])
         self.reused = int(state.get("reused", 0))
         self.oracle_time = float(state.get("oracle_time", 0.0))
+        self.refit_time = float(state.get("refit_time", 0.0))
         self.last_call, self.last_max_std = int(state["last_call"]), float(state["last_max_std"])
         self.queue = [(q[0], np.frombuffer(bytes.fromhex(q[1])).reshape(-1, 3).copy(),
                        np.array(q[2], dtype=int), q[3], q[4] if len(q) > 4 else None)

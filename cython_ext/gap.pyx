@@ -66,25 +66,17 @@ _load_dgemm()
 
 
 def _load_blas_threads():
-    """Find openblas_set_num_threads_local in the OpenBLAS of scipy's wheel (the library
-    behind cython_blas): the engine runs its products on one BLAS thread where it runs
-    its own loops on one (below SERIAL_BELOW atoms; a threaded 54-atom product cost
-    2.5 ms of CPU instead of 0.08 on a busy 2-core machine). Other BLAS: not touched."""
+    """openblas_set_num_threads_local of scipy's OpenBLAS (the library behind
+    cython_blas; :mod:`otf_spin.kernels.blas_threads`): the engine runs its products on
+    one BLAS thread where it runs its own loops on one (below SERIAL_BELOW atoms; a
+    threaded 54-atom product cost 2.5 ms of CPU instead of 0.08 on a busy 2-core
+    machine). Other BLAS libraries: not touched."""
     global _blas_local
-    import ctypes
-    import glob
-    import os
+    from otf_spin.kernels.blas_threads import scipy_setter_address
 
-    import scipy
-
-    base = os.path.dirname(os.path.dirname(os.path.abspath(scipy.__file__)))
-    for path in sorted(glob.glob(os.path.join(base, "scipy.libs", "libscipy_openblas*.so*"))):
-        try:
-            fn = ctypes.CDLL(path).openblas_set_num_threads_local
-        except (OSError, AttributeError):
-            continue
-        _blas_local = <blas_local_t><size_t>ctypes.cast(fn, ctypes.c_void_p).value
-        return
+    cdef size_t address = scipy_setter_address()
+    if address:
+        _blas_local = <blas_local_t>address
 
 
 _load_blas_threads()

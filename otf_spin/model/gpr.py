@@ -34,6 +34,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.optimize import minimize
 
+from otf_spin.kernels.blas_threads import SERIAL_BELOW, one_thread, single_threaded
 from otf_spin.model.sparse import pivoted_cholesky
 
 #: bounds of the fitted hyperparameters (internal units); the lower noise bounds keep
@@ -216,6 +217,7 @@ class SparseGPR:
         self.add_frames(frames, n_new_sparse=self.n_sparse, optimise=self.optimise)
         return self
 
+    @single_threaded  # small matrices: one BLAS thread (kernels.blas_threads)
     def add_frames(self, frames, n_new_sparse=None, candidates=None,
                    optimise: bool = False) -> "SparseGPR":
         """Add labelled frames, choose up to ``n_new_sparse`` (per kernel) new sparse
@@ -258,6 +260,7 @@ class SparseGPR:
                         "solve": time.perf_counter() - t2, "total": time.perf_counter() - t0}
         return self
 
+    @single_threaded
     def refit_from_scratch(self) -> "SparseGPR":
         """Recompute every design row for the current sparse set, recalibrate and re-solve
         (the reference the incremental path is tested against)."""
@@ -294,6 +297,7 @@ class SparseGPR:
             blocks.append(K + 1e-10 * np.trace(K) / max(len(K), 1) * np.eye(len(K)))
         return blocks
 
+    @single_threaded
     def _gram(self):
         """Compress the data: QR of the energy rows (scaled by 1/√N_atoms) and of the
         field rows, kept as R (M×M) factors, projected targets and residual norms, per
@@ -345,6 +349,7 @@ class SparseGPR:
         residual = b["E"][2] / se**2 + b["B"][2] / sb**2
         return A, y, LK, residual
 
+    @single_threaded
     def log_marginal_likelihood(self, **hyper) -> float:
         """log p(y | δ_k, σ_e, σ_b) of the training labels (nats), for the current
         hyperparameters updated by ``hyper``. Evaluated from the QR factor of the
@@ -369,6 +374,7 @@ class SparseGPR:
         return np.concatenate([np.full(len(S), hyper[f"delta_{k}"])
                                for k, S in enumerate(self.sparse)])
 
+    @single_threaded
     def optimise_hyperparameters(self, bounds: dict | None = None, screen: bool = True,
                                  cross_validate: bool = True):
         """Maximise the marginal likelihood over log δ, log σ_e, log σ_b within BOUNDS
@@ -441,6 +447,7 @@ class SparseGPR:
         Q, R = np.linalg.qr(A)
         return R, solve_triangular(R, Q.T @ y)
 
+    @single_threaded
     def cross_validate(self, **hyper) -> dict:
         """K-fold (frames round-robin, K = min(CV_FOLDS, frames)) cross-validated RMSE
         of the energies per atom (eV/atom, Σ ΔE²/N over Σ N) and of the field
@@ -474,6 +481,7 @@ class SparseGPR:
 
         return min(candidates, key=score)
 
+    @single_threaded
     def calibrate(self) -> dict:
         """Noise profile and calibration of the predictive stds, by K-fold
         cross-validation (Λ_k: posterior precision without fold k; every training
@@ -551,6 +559,7 @@ class SparseGPR:
         w = self.noise_model
         return np.exp(np.clip(d @ w[:-3] + w[-3], w[-2], w[-1]))
 
+    @single_threaded
     def _solve(self):
         """Weights by QR of the stacked, noise-scaled design (no normal equations):
         A = Q R, α = R⁻¹ Qᵀ y; R is kept for variances (φᵀΛ⁻¹φ = |R⁻ᵀφ|²)."""
@@ -566,6 +575,11 @@ class SparseGPR:
         :meth:`calibrate`; their cost is one (N, M) × (M, M) product)."""
         if self._R is None:
             raise RuntimeError("model is not fitted")
+        with one_thread(len(system) < SERIAL_BELOW):
+            return self._predict(system, stds)
+
+    def _predict(self, system, stds: bool) -> dict:
+        """:meth:`predict` (BLAS threads already chosen)."""
         d = self.descriptor.compute(system)
         d_fm = self.descriptor.compute_fm(system)
         rows = self._local_rows(d, d_fm)

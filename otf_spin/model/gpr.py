@@ -342,7 +342,12 @@ class SparseGPR:
 
         b = blocks or self._blocks
         se, sb = hyper["sigma_energy"], hyper["sigma_field"]
-        LK = block_diag(*[np.linalg.cholesky(K) for K in self._prior_blocks()])
+        cached = getattr(self, "_prior_factor", None)    # the same arrays: the same factor
+        if cached is None or len(cached[0]) != len(self.sparse) or \
+                not all(a is c for a, c in zip(self.sparse, cached[0])):
+            cached = self._prior_factor = (list(self.sparse), block_diag(
+                *[np.linalg.cholesky(K) for K in self._prior_blocks()]))
+        LK = cached[1]
         A = np.concatenate([b["E"][0] / se, b["B"][0] / sb,
                             LK.T / self._delta_vector(hyper)[:, None]])
         y = np.concatenate([b["E"][1] / se, b["B"][1] / sb, np.zeros(len(LK))])

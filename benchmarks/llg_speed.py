@@ -95,11 +95,11 @@ if {reference}:
     def timed(cls, name, stage):
         inner = getattr(cls, name)
         def wrapper(*args, **kwargs):
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             try:
                 return inner(*args, **kwargs)
             finally:
-                stages[stage] += time.perf_counter() - t0
+                stages[stage] += time.process_time() - t0
         setattr(cls, name, wrapper)
     for name, stage in (("compute", "descriptor"), ("compute_fm", "descriptor"),
                         ("spin_gradient", "field")):
@@ -110,14 +110,14 @@ if {reference}:
     provider._engine = lambda: None
 else:
     provider = ComputeProvider(model, system)
-t0 = time.perf_counter()
+t0 = time.process_time()
 engine = provider._engine()
-setup = time.perf_counter() - t0
+setup = time.process_time() - t0
 integrator = LLGIntegrator("depondt", 1e-3, 0.1)
 state = new_state(system.directions, 1)
 integrator.step(state, provider, 300.0)
 if engine is not None:
-    engine.reset_profile()
+    engine.reset_profile(cpu=True)
 for k in stages:
     stages[k] = 0.0
 best = cpu = float("inf")
@@ -142,11 +142,12 @@ if {heisenberg}:
     integrator.step(hstate, hp, 300.0)
     heisenberg = float("inf")
     for _ in range(5):
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(200):
             integrator.step(hstate, hp, 300.0)
-        heisenberg = min(heisenberg, (time.perf_counter() - start) / 200)
+        heisenberg = min(heisenberg, (time.process_time() - start) / 200)
 print(json.dumps(dict(rate=len(system) / step, step=step, setup=setup, stages=stages,
+                      step_cpu=cpu / {steps},
                       rate_cpu=len(system) * {steps} / cpu,
                       bytes_per_atom=None if engine is None else engine.nbytes / len(system),
                       heisenberg_step=heisenberg)))
@@ -211,7 +212,8 @@ def ml_tables(args) -> None:
     with tempfile.TemporaryDirectory() as folder:
         files = ml_models(folder)
         print(f"\nGAP-SOSO provider, Depondt, {2 * args.cells**3} spins (best of 2 × "
-              f"{args.ml_steps} steps; reference path: model.predict per evaluation)")
+              f"{args.ml_steps} steps; reference path: model.predict per evaluation); "
+              f"load average {load_average()}")
         header = (f"{'model':22s} {'path':>9s} {'thr':>3s} {'spin-upd/s':>10s} {'per cpu-s':>10s} "
                   f"{'step s':>8s} "
                   f"{'setup s':>7s} {'descr':>7s} {'kernel':>7s} {'grad':>7s} {'field':>7s} "
@@ -227,7 +229,7 @@ def ml_tables(args) -> None:
                 r = ml_speed(path, args.cells, steps, threads, reference,
                              allow_twins=args.allow_twins)
                 st = r["stages"]
-                rest = r["step"] - sum(st.values())
+                rest = r["step_cpu"] - sum(st.values())
                 mem = f"{r['bytes_per_atom'] / 1e3:7.2f}" if r["bytes_per_atom"] else f"{'-':>7s}"
                 ms = [1e3 * x for x in (st["descriptor"], st["kernel"], st["gradient"],
                                          st["field"], rest)]
@@ -236,13 +238,14 @@ def ml_tables(args) -> None:
                       f"{r['setup']:7.3f} " + " ".join(f"{x:7.1f}" for x in ms) + f" {mem}",
                       flush=True)
         print("\nper cpu-s: spin updates per CPU second of the process (all threads; on a "
-              "busy machine the one-thread figure to quote); stage columns: ms per Depondt "
-              "step (two evaluations); integ+ = step minus stages: integrator, noise, "
-              "provider bookkeeping")
+              "busy machine the one-thread figure to quote); setup: CPU s of the structure's "
+              "preparation; stage columns: CPU ms per Depondt step (two evaluations); "
+              "integ+ = CPU per step minus stages: integrator, noise, provider bookkeeping")
         print(f"machine state: one-thread dgemm (16000×84 by 84×150) at {dgemm_rate():.1f} "
               "GFMA/s now")
         print(f"\nsmall cells, one thread: ML step against the compiled Heisenberg step "
-              f"(J1+J2) on the same cell")
+              f"(J1+J2) on the same cell, CPU ms per Depondt step (best of 3 × 400 and "
+              f"5 × 200 steps); load average {load_average()}")
         header = f"{'model':22s} {'atoms':>6s} {'ML step ms':>10s} {'Heis. ms':>9s} {'ratio':>6s}"
         print(header)
         print("-" * len(header))
@@ -250,9 +253,14 @@ def ml_tables(args) -> None:
             for cells in (2, 3):
                 r = ml_speed(path, cells, 400, 1, heisenberg=True, repeats=3,
                              allow_twins=args.allow_twins)
-                print(f"{label:22s} {2 * cells**3:6d} {1e3 * r['step']:10.4f} "
+                print(f"{label:22s} {2 * cells**3:6d} {1e3 * r['step_cpu']:10.4f} "
                       f"{1e3 * r['heisenberg_step']:9.4f} "
-                      f"{r['step'] / r['heisenberg_step']:6.1f}", flush=True)
+                      f"{r['step_cpu'] / r['heisenberg_step']:6.1f}", flush=True)
+
+
+def load_average() -> str:
+    """1-minute load average (the machine's business while the rows were timed)."""
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "unknown"
 
 
 def ensure_spirit() -> str | None:

@@ -6,8 +6,10 @@ Runs ``otf-spin run --fresh input_examples/bccFe_otf_heisenberg.yaml`` (on-the-f
 16 bcc Fe spins, 300 -> 1000 K, learning from the embedded Heisenberg oracle) in a fresh
 temporary folder each time, exactly as the README's command does (a new process: the
 import of the package is included), and prints every wall time and the CPU time the run
-used (user + system, all its threads), their best and median, and the machine: CPU
-model, logical cores available to this process, load average before and after the runs.
+used (user + system, all its threads), their best and median, the run's own final
+lines (its time split into dynamics, uncertainty checks, oracle, refits and output, and
+the fit and refit time), and the machine: CPU model, logical cores available to this
+process, load average before and after the runs.
 Other work on the machine stretches the wall time but hardly the CPU time: on a busy
 machine quote the CPU time, on an idle one the wall time.
 """
@@ -46,18 +48,22 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def run_once() -> tuple[float, float]:
-    """(wall, CPU) seconds of one fresh run of the example in a temporary folder."""
+def run_once() -> tuple[float, float, list]:
+    """(wall, CPU) seconds of one fresh run of the example in a temporary folder, and
+    the run's final lines (``# done`` and ``# on the fly``)."""
     with tempfile.TemporaryDirectory() as folder:
         shutil.copy(EXAMPLE, folder)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "otf_spin", "run", "--quiet", "--fresh",
-                        os.path.basename(EXAMPLE)], cwd=folder, check=True,
-                       stdout=subprocess.DEVNULL)
+        out = subprocess.run([sys.executable, "-m", "otf_spin", "run", "--quiet", "--fresh",
+                              os.path.basename(EXAMPLE)], cwd=folder, check=True,
+                             stdout=subprocess.PIPE, text=True)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        lines = [line for line in out.stdout.splitlines()
+                 if line.startswith(("# done", "# on the fly"))]
+        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), \
+            lines
 
 
 def main(argv=None):
@@ -76,17 +82,20 @@ def main(argv=None):
     print(f"load average before the runs: {load_average()}")
     walls, cpus = [], []
     for k in range(args.repeat):
-        wall, cpu = run_once()
+        wall, cpu, lines = run_once()
         walls.append(wall)
         cpus.append(cpu)
-        print(f"run {k + 1}: wall {wall:.1f} s, CPU {cpu:.1f} s", flush=True)
+        print(f"run {k + 1}: wall {wall:.2f} s, CPU {cpu:.2f} s, load {load_average()}",
+              flush=True)
+        for line in lines:
+            print(f"    {line}", flush=True)
     print(f"load average after the runs: {load_average()}")
     walls.sort()
     cpus.sort()
     print(f"README main example (otf-spin run input_examples/bccFe_otf_heisenberg.yaml), "
-          f"{len(walls)} run(s): wall best {walls[0]:.1f} s, median "
-          f"{walls[len(walls) // 2]:.1f} s; CPU best {cpus[0]:.1f} s, median "
-          f"{cpus[len(cpus) // 2]:.1f} s")
+          f"{len(walls)} run(s): wall best {walls[0]:.2f} s, median "
+          f"{walls[len(walls) // 2]:.2f} s; CPU best {cpus[0]:.2f} s, median "
+          f"{cpus[len(cpus) // 2]:.2f} s")
 
 
 def load_average() -> str:

@@ -25,7 +25,8 @@ cimport numpy as cnp
 from cython.parallel cimport prange, parallel, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_GetName
 from libc.math cimport sqrt, exp
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from posix.time cimport clock_gettime, timespec, clockid_t, CLOCK_MONOTONIC, \
+    CLOCK_PROCESS_CPUTIME_ID
 
 cnp.import_array()
 
@@ -113,9 +114,9 @@ cdef inline void _legendre_d(double c, int lmax, const double* la, const double*
         dP[l] = dP[l - 2] + (2 * l - 1) * P[l - 1]
 
 
-cdef inline double _now() noexcept nogil:
+cdef inline double _now(clockid_t clock) noexcept nogil:
     cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
+    clock_gettime(clock, &ts)
     return ts.tv_sec + 1e-9 * ts.tv_nsec
 
 
@@ -164,6 +165,7 @@ cdef class GapEngine:
     cdef double bx[(POLY_LMAX + 1) * (POLY_LMAX + 1)]   # b_lk at l·(POLY_LMAX+1) + k
     cdef bint poly              # pair loops in the power basis (L - 1 ≤ POLY_LMAX)
     cdef double stage[5]        # seconds: descriptor, kernel, gradient, field, calls
+    cdef clockid_t clock        # of the stage timers: wall (default) or process CPU
     cdef double* Ep             # nonlinear kernels' local energies (N,)
     cdef int* mark              # Monte Carlo: slot of an atom in the affected list, or -1
     cdef int* aff
@@ -260,6 +262,7 @@ cdef class GapEngine:
                 self.bx[l * (POLY_LMAX + 1) + k] = \
                     comb(l + k, 2 * k) * comb(2 * k, k) / 2.0**k if k <= l else 0.0
         self.poly = 1 <= self.L - 1 <= POLY_LMAX
+        self.clock = CLOCK_MONOTONIC
         self.srid = &a_srid[0] if a_srid.shape[0] else NULL
         self.rtab = &a_rtab[0, 0] if a_rtab.shape[0] else NULL
         self.w = &a_w[0]
@@ -312,8 +315,11 @@ cdef class GapEngine:
         """Bytes of every array the engine holds (structure data and buffers)."""
         return int(sum(np.asarray(a).nbytes for a in self._keep) + 8 * 4 * self.n_atoms)
 
-    def reset_profile(self):
+    def reset_profile(self, bint cpu=False):
+        """Zero the stage timers; ``cpu``: time the stages in CPU seconds of the process
+        (all threads) instead of wall seconds."""
         cdef int k
+        self.clock = CLOCK_PROCESS_CPUTIME_ID if cpu else CLOCK_MONOTONIC
         for k in range(5):
             self.stage[k] = 0.0
 
@@ -390,7 +396,7 @@ cdef class GapEngine:
         cdef double* di
         cdef double* Ck
         cdef double* mk
-        cdef double t0 = _now(), t1
+        cdef double t0 = _now(self.clock), t1
         cdef int blas_prev = 0
         cdef bint blas_one = nt == 1 and _blas_local != NULL
         for i in prange(N, schedule="static", num_threads=nt):
@@ -411,7 +417,7 @@ cdef class GapEngine:
         iD = <int>D
         if blas_one:
             blas_prev = _blas_local(1)
-        t1 = _now()
+        t1 = _now(self.clock)
         self.stage[1] += t1 - t0
         t0 = t1
         for k in range(self.K):
@@ -446,7 +452,7 @@ cdef class GapEngine:
                     self.xsum[i * self.K + k] = xs / (nrm * nrm)
                     for m in range(Mk):
                         Ck[i * Mk + m] = Ck[i * Mk + m] / nrm
-            t1 = _now()
+            t1 = _now(self.clock)
             self.stage[1] += t1 - t0
             t0 = t1
             if not need_grad:
@@ -460,7 +466,7 @@ cdef class GapEngine:
                     x = self.xsum[i * self.K + k]
                     for q in range(D):
                         self.G[i * D + q] -= x * mk[q] * self.d[i * D + q]
-            t1 = _now()
+            t1 = _now(self.clock)
             self.stage[2] += t1 - t0
             t0 = t1
         if blas_one:
@@ -664,15 +670,15 @@ cdef class GapEngine:
             return 0.0
         cdef double t0, t1
         with nogil:
-            t0 = _now()
+            t0 = _now(self.clock)
             self._descriptors(&e[0, 0], self.d)
-            t1 = _now()
+            t1 = _now(self.clock)
             self.stage[0] += t1 - t0
             self._kernels(need_grad)
             if need_grad:
-                t0 = _now()
+                t0 = _now(self.clock)
                 self._contract(&e[0, 0])
-                self.stage[3] += _now() - t0
+                self.stage[3] += _now(self.clock) - t0
             for i in range(self.n_atoms):
                 total += self.E[i]
             self.stage[4] += 1

@@ -1,0 +1,33 @@
+"""The on-the-fly trigger: what is labelled, and each label fitted once."""
+import os
+
+import yaml
+
+from otf_spin.learning.store import TrainingStore, frame_uid
+from helpers import run_in
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "input_examples", "bccFe_otf_heisenberg.yaml")
+
+
+def test_a_configuration_the_model_was_fitted_on_is_not_labelled_again(tmp_path):
+    """Threshold 0: every allowed check is above it, the first (step 0) on the start
+    configuration (random spins: at the ferromagnetic start σ is exactly 0, no local
+    energy differs from its FM reference), which the initial model was fitted on. It is not labelled again (a
+    loop that does reuses its stored label and fits the start frame twice), and every
+    label is in the model once."""
+    data = yaml.safe_load(open(EXAMPLE))
+    data["dynamics"]["steps"] = 20
+    data["system"]["spins"] = "random"
+    data["otf"].update(threshold=0.0, check_every=5, min_steps_between_calls=5,
+                       max_oracle_calls=10, initial_frames=1, checkpoint_every=20)
+    path = tmp_path / "otf.yaml"
+    path.write_text(yaml.safe_dump(data))
+    learner = run_in(tmp_path, str(path))["learner"]
+    store = TrainingStore(tmp_path / "otf_store.h5")
+    uids = [frame_uid(f.system) for f in learner.model.frames]
+    assert len(set(uids)) == len(uids) == learner.model.n_frames == len(store)
+    assert learner.reused == 0
+    steps = [f.info["provenance"].get("step") for f in store.frames()]
+    assert 0 not in steps and steps.count(None) == 2        # start + 1 initial frame
+    assert learner.calls == len(store) == 2 + 3          # checks at 0 (skipped), 5, 10, 15

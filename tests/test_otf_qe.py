@@ -114,8 +114,8 @@ def test_on_the_fly_loop_with_real_pw_x_survives_a_kill(tmp_path):
         assert f["particles/all/spin/step"][-1] == STEPS
         calls = f["observables/oracle_calls/value"][()]
         assert np.all(np.diff(calls) >= 0) and calls[-1] == 3
-    # refit after every call: the model holds each label once (the start frame too: the
-    # step-0 check does not label a configuration the model was fitted on)
+    # refit after every call: the model holds each label once (a configuration it was
+    # fitted on is not labelled again; tests/test_otf_trigger.py)
     assert load(tmp_path / "otf_model.h5").n_frames == calls[-1] == len(frames)
     jobs = sorted(os.listdir(tmp_path / "jobs"))
     assert jobs and all(j.startswith("qe-") for j in jobs)

@@ -70,7 +70,7 @@ def displace_lattice(sigma: float, seed: int) -> None:
 def _run(folder, name, data, monitor):
     """Run the run-file ``data`` (a dict) in ``folder`` with the real runner (log:
     ``<folder>/<name>.log``)."""
-    from otf_spin.io.runconfig import load_run
+    from otf_spin.factory import load_run
     from otf_spin.runner import run
 
     path = os.path.join(folder, f"{name}.yaml")
@@ -87,7 +87,7 @@ def _run(folder, name, data, monitor):
 
 def oracle_trajectory(folder, name, seed, steps, every, repeat):
     """Labelled frames (Frame list) every ``every`` steps of an LLG run on the oracle."""
-    from otf_spin.io.runconfig import load_run
+    from otf_spin.factory import load_run
     from otf_spin.learning.labelling import label_with_retries
     from otf_spin.runner import build_system
 
@@ -143,7 +143,8 @@ def otf_curve(folder, seed, steps, repeat, threshold=None):
 def generated_frames(folder, seed, count, displacement):
     """The frames ``otf-spin generate`` selects and labels, in selection order."""
     from otf_spin.io.extxyz import read_frames
-    from otf_spin.learning.generate import generate, load_generate
+    from otf_spin.factory import load_generate
+    from otf_spin.learning.generate import generate
 
     data = _yaml("bccFe_generate.yaml")
     data["sampler"].update(seed=seed, displacement=displacement)

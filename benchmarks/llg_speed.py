@@ -91,7 +91,7 @@ system.set_directions(random_cone(len(system), [0, 0, 1], 0.5, np.random.default
 stages = dict(descriptor=0.0, kernel=0.0, gradient=0.0, field=0.0)
 if {reference}:
     # the reference path (model.predict per evaluation), its stages timed by wrappers
-    from otf_spin.model.kernels import DotProductKernel
+    from otf_spin.model.covariance import DotProductKernel
     def timed(cls, name, stage):
         inner = getattr(cls, name)
         def wrapper(*args, **kwargs):

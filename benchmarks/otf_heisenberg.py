@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main(argv=None):
     from otf_spin.dynamics.llg import LLGIntegrator, new_state
     from otf_spin.dynamics.providers import ComputeProvider
-    from otf_spin.io.runconfig import load_run
+    from otf_spin.factory import load_run
     from otf_spin.learning.paper_sets import generate_set, paper_oracle
     from otf_spin.model import build_model
     from otf_spin.runner import run

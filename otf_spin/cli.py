@@ -12,7 +12,7 @@ EXIT_USAGE = 2
 
 
 def _cmd_validate(args) -> int:
-    from otf_spin.io.schemas import describe, validate_any
+    from otf_spin.yaml_kind import describe, validate_any
 
     if args.describe:
         print(describe(args.describe))
@@ -29,7 +29,7 @@ def _cmd_label(args) -> int:
     from otf_spin.io.extxyz import read_frames, write_frames
     from otf_spin.oracles import label_frames
 
-    from otf_spin.io.config import ConfigError
+    from otf_spin.core import ConfigError
 
     oracle = oracles.load_file(args.oracle)
     frames = read_frames(args.data, moment=getattr(oracle, "moment", None))
@@ -49,11 +49,12 @@ def _cmd_train(args) -> int:
 
     import numpy as np
 
-    from otf_spin.io.config import validate_file
+    from otf_spin.config.engine import validate_file
     from otf_spin.io.extxyz import read_frames
-    from otf_spin.model.config import MODEL, build_model
+    from otf_spin.config.model import MODEL
+    from otf_spin.model.factory import build_model
 
-    from otf_spin.io.extxyz import DataFileError
+    from otf_spin.core import DataFileError
 
     settings = validate_file(args.config, MODEL) if args.config else MODEL.validate({})
     frames = read_frames(args.data)
@@ -88,7 +89,8 @@ def _cmd_train(args) -> int:
 def _cmd_predict(args) -> int:
     import numpy as np
 
-    from otf_spin.io.extxyz import DataFileError, Frame, read_frames, write_frames
+    from otf_spin.core import DataFileError, Frame
+    from otf_spin.io.extxyz import read_frames, write_frames
     from otf_spin.model import load
     from otf_spin.progress import progress_bar
 
@@ -110,8 +112,8 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from otf_spin.io.config import ConfigError
-    from otf_spin.io.runconfig import load_run
+    from otf_spin.core import ConfigError
+    from otf_spin.factory import load_run
     from otf_spin.runner import run
 
     cfg = load_run(args.file)
@@ -127,7 +129,8 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    from otf_spin.learning.generate import generate, load_generate
+    from otf_spin.factory import load_generate
+    from otf_spin.learning.generate import generate
 
     generate(load_generate(args.file), progress=not args.quiet)
     return 0
@@ -280,9 +283,7 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    from otf_spin.io.config import ConfigError
-    from otf_spin.io.extxyz import DataFileError
-    from otf_spin.oracles.base import OracleFailure
+    from otf_spin.core import ConfigError, DataFileError, OracleFailure
 
     try:
         return args.func(args)

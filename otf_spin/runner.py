@@ -180,7 +180,7 @@ def _setup_learner(cfg, specs, comm, log, fresh, fingerprint):
 
 def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
         monitor=None, comm=None) -> dict:
-    """Run a validated run configuration (see :func:`otf_spin.io.runconfig.load_run`):
+    """Run a validated run configuration (see :func:`otf_spin.factory.load_run`):
     one replica, or the ``replicas`` ensemble spread over the ranks of ``comm`` (default:
     :func:`otf_spin.parallel.world`). Log lines go to ``log`` (default: standard output)
     on rank 0. On-the-fly runs resume from their checkpoint unless ``fresh``.
@@ -228,7 +228,8 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
                 rep.state = new_state(rep.system.directions, spec.seed)
         replicas.append(rep)
     if not is_mc and replicas:          # the step must resolve the precession in B_eff
-        from otf_spin.io.runconfig import check_timestep, field_bound
+        from otf_spin.config.run import check_timestep
+        from otf_spin.dynamics.llg import field_bound
 
         check_timestep(dyn, max(field_bound(rep.provider, rep.system) for rep in replicas))
     if learner:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from otf_spin.core import InvalidSystemError, MemoryLimitError
 from otf_spin.kernels import load as _load_kernel
 
 LATTICES = ("bcc", "fcc", "sc", "hcp")
@@ -25,14 +26,6 @@ MAX_COORDINATE = 1e5
 MAX_MOMENT = 100.0
 #: memory :func:`bulk` needs per atom while building (ASE Atoms, repeat copies), bytes
 BUILD_BYTES_PER_ATOM = 512
-
-
-class InvalidSystemError(ValueError):
-    """A structure or its moments are unphysical; the message names the place and atom."""
-
-
-class MemoryLimitError(ValueError):
-    """A requested size does not fit the available memory (checked before allocating)."""
 
 
 def available_memory() -> int:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from otf_spin.core import UnitError
+
 # --- constants (CODATA 2018) -------------------------------------------------
 MU_B = 5.7883818060e-5        #: Bohr magneton, eV/T
 GAMMA = 0.1760859630          #: electron gyromagnetic ratio, rad/(ps·T)
@@ -83,10 +85,6 @@ INTERNAL = {
 }
 
 _QUANTITY = re.compile(r"^\s*([-+0-9.eE]+)\s*([^\s].*?)?\s*$")
-
-
-class UnitError(ValueError):
-    """A quantity carries an unknown unit or a unit of the wrong dimension."""
 
 
 def parse_quantity(value, dimension: str, default_unit: str):

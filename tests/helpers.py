@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import yaml
 
-from otf_spin.io.runconfig import load_run
+from otf_spin.factory import load_run
 from otf_spin.runner import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from otf_spin.cli import main
-from otf_spin.io.extxyz import Frame, read_frames, write_frames
+from otf_spin.core import Frame
+from otf_spin.io.extxyz import read_frames, write_frames
 from otf_spin.oracles import load_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -186,7 +186,7 @@ def test_composite_blocks_and_masks(small, rng):
 
 # --- the terms in a model ----------------------------------------------------------------
 def composite_settings(**changes):
-    from otf_spin.model.config import MODEL
+    from otf_spin.config.model import MODEL
 
     settings = MODEL.validate({
         "descriptor": {"r_cut": 5.0, "n_max": 6, "l_max": 3,
@@ -203,7 +203,7 @@ def composite_settings(**changes):
 def composite_model():
     import warnings
 
-    from otf_spin.io.extxyz import Frame
+    from otf_spin.core import Frame
     from otf_spin.learning.paper_sets import paper_oracle
     from otf_spin.model import build_model
     from otf_spin.system import random_cone
@@ -289,8 +289,8 @@ def test_model_file_without_terms_predicts_bit_for_bit():
 
 
 def test_unknown_term_in_kernels_is_a_config_error():
-    from otf_spin.io.config import ConfigError
-    from otf_spin.model.config import MODEL
+    from otf_spin.core import ConfigError
+    from otf_spin.config.model import MODEL
 
     with pytest.raises(ConfigError, match="kernels.0..term: dipole_2b is not in the "):
         MODEL.validate({"kernels": [{"zeta": 1, "term": "dipole_2b"}]})
@@ -406,9 +406,9 @@ def test_triangle_term_is_linear_in_exchange3b():
     linear kernel on all exchange-2b orders misses it."""
     import warnings
 
-    from otf_spin.io.extxyz import Frame
+    from otf_spin.core import Frame
     from otf_spin.model import build_model
-    from otf_spin.model.config import MODEL
+    from otf_spin.config.model import MODEL
     from otf_spin.system import random_cone
 
     rng = np.random.default_rng(21)

@@ -26,7 +26,8 @@ import pytest
 import yaml
 
 from otf_spin.cli import main
-from otf_spin.io.extxyz import Frame, read_frames, write_frames
+from otf_spin.core import Frame
+from otf_spin.io.extxyz import read_frames, write_frames
 from otf_spin.system import SpinSystem, bulk, random_cone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -5,9 +5,10 @@ import ase.io
 import numpy as np
 import pytest
 
-from otf_spin.io.config import ConfigError, Key, Section, load_yaml
-from otf_spin.io.extxyz import DataFileError, Frame, read_frames, write_frames
-from otf_spin.units import MEV, MRY, parse_quantity, UnitError
+from otf_spin.config.engine import Key, Section, load_yaml
+from otf_spin.core import ConfigError, DataFileError, Frame, UnitError
+from otf_spin.io.extxyz import read_frames, write_frames
+from otf_spin.units import MEV, MRY, parse_quantity
 
 
 def test_extxyz_round_trip_through_ase(fe16, rng, tmp_path):

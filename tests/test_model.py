@@ -7,11 +7,12 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from otf_spin.cli import main
-from otf_spin.io.extxyz import Frame, read_frames, write_frames
+from otf_spin.core import Frame
+from otf_spin.io.extxyz import read_frames, write_frames
 from otf_spin.learning.paper_sets import paper_oracle, random_configuration
 from otf_spin.model import AliasingWarning, build_model, default_settings, load
-from otf_spin.model.config import MODEL
-from otf_spin.model.kernels import DotProductKernel
+from otf_spin.config.model import MODEL
+from otf_spin.model.covariance import DotProductKernel
 from otf_spin.system import bulk, random_cone
 
 
@@ -236,7 +237,7 @@ def test_defaults_validate():
 def test_model_default_example_lists_the_defaults():
     import os
 
-    from otf_spin.io.config import load_yaml
+    from otf_spin.config.engine import load_yaml
 
     path = os.path.join(os.path.dirname(__file__), "..", "input_examples", "model_default.yaml")
     assert MODEL.validate(load_yaml(path)) == default_settings()

@@ -68,7 +68,7 @@ def test_model_monte_carlo_local_updates_are_exact(rng):
 
     from otf_spin.learning.paper_sets import generate_set
     from otf_spin.model import build_model
-    from otf_spin.model.config import MODEL
+    from otf_spin.config.model import MODEL
 
     from otf_spin.dynamics.montecarlo import ModelMonteCarlo
 

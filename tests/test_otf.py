@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from otf_spin.io.runconfig import load_run
+from otf_spin.factory import load_run
 from otf_spin.learning.store import TrainingStore
 from otf_spin.runner import run
 from helpers import run_in

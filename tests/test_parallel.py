@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
-from otf_spin.io.config import ConfigError
-from otf_spin.io.runconfig import load_run
+from otf_spin.core import ConfigError
+from otf_spin.factory import load_run
 from otf_spin.parallel.tempering import Tempering
 from otf_spin.units import K_B, MU_B
 from helpers import run_in

@@ -203,8 +203,8 @@ def test_recorded_pw_x_field_agrees_with_the_finite_difference_of_its_energies()
 
 
 def test_run_file_with_a_cell_larger_than_pw_x_allows_is_refused_at_validation(tmp_path):
-    from otf_spin.io.config import ConfigError
-    from otf_spin.io.runconfig import load_run
+    from otf_spin.core import ConfigError
+    from otf_spin.factory import load_run
 
     run = {"system": {"lattice": "bcc", "a": 2.83, "repeat": [2, 2, 2], "moment": 2.2,
                       "spins": "ferromagnetic"},

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from otf_spin.cli import main
-from otf_spin.io.runconfig import load_run
+from otf_spin.factory import load_run
 from otf_spin.runner import run
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

@@ -80,7 +80,7 @@ def test_on_the_fly_log_and_trajectory_have_a_spin_temperature(tmp_path, monkeyp
     import h5py
 
     from helpers import small_otf_run
-    from otf_spin.io.runconfig import load_run
+    from otf_spin.factory import load_run
     from otf_spin.runner import run
 
     monkeypatch.chdir(tmp_path)

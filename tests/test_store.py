@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from otf_spin.io.extxyz import Frame
+from otf_spin.core import Frame
 from otf_spin.learning.paper_sets import paper_oracle
 from otf_spin.learning.store import TrainingStore
 from otf_spin.system import bulk, random_sphere
@@ -69,7 +69,7 @@ def test_killed_writer_leaves_a_readable_store(tmp_path, rng):
 
 
 def test_not_a_store(tmp_path):
-    from otf_spin.io.extxyz import DataFileError
+    from otf_spin.core import DataFileError
 
     path = tmp_path / "x.h5"
     with h5py.File(path, "w") as h5:

@@ -9,11 +9,12 @@ import h5py
 import numpy as np
 import pytest
 
-from otf_spin.io.config import ConfigError, Key, Section, load_yaml
-from otf_spin.io.extxyz import DataFileError, Frame, write_frames
-from otf_spin.io.runconfig import field_bound, load_run
-from otf_spin.system import (InvalidSystemError, MemoryLimitError, SpinSystem, bulk,
-                             check_system, random_sphere, require_memory)
+from otf_spin.config.engine import Key, Section, load_yaml
+from otf_spin.core import (ConfigError, DataFileError, Frame, InvalidSystemError, MemoryLimitError)
+from otf_spin.io.extxyz import write_frames
+from otf_spin.dynamics.llg import field_bound
+from otf_spin.factory import load_run
+from otf_spin.system import SpinSystem, bulk, check_system, random_sphere, require_memory
 from otf_spin.units import FS, GAMMA, MU_B
 from test_fuzz import RUN, base, call  # noqa: F401  (base is a fixture)
 

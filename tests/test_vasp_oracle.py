@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from otf_spin.io.config import ConfigError
+from otf_spin.core import ConfigError
 from otf_spin.learning.paper_sets import paper_oracle
 from otf_spin.oracles import OracleFailure, from_block
 from otf_spin.oracles.vasp import (default_rwigs, parse_oszicar_constraint,

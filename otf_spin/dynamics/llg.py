@@ -133,3 +133,19 @@ def load_state(path) -> SpinState:
         bit_generator.state = json.loads(h5.attrs["rng"])
         return SpinState(h5["directions"][()], int(h5.attrs["step"]), float(h5.attrs["time"]),
                          np.random.Generator(bit_generator))
+
+
+def field_bound(provider, system) -> float:
+    """Upper bound (T) of |B_eff| over the atoms for the dynamics of ``provider``.
+
+    Compiled Heisenberg providers: Σ_j |J_ij|·2/(μ_i μB) + |B_ext| for any spins (exact
+    bound). Fitted models: the largest training field (eV/μB → T) + |B_ext|. Other
+    oracles: |B_ext| only (their fields are unknown before a step)."""
+    b_ext = float(np.linalg.norm(getattr(provider, "b_ext", np.zeros(3))))
+    J = getattr(provider, "J_tesla", None)
+    if J is not None:
+        rows = np.repeat(np.arange(len(system)), np.diff(provider.offsets))
+        return float(np.bincount(rows, np.abs(J), len(system)).max(initial=0.0)) + b_ext
+    frames = getattr(getattr(provider, "calculator", None), "frames", None) or []
+    fields = [np.abs(f.fields).max() for f in frames if getattr(f, "fields", None) is not None]
+    return float(max(fields, default=0.0)) / MU_B * np.sqrt(3.0) + b_ext

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from otf_spin.core import DataFileError, Frame, NonFiniteError
 from otf_spin.io.atomic import atomic_path
 from otf_spin.system import MAX_MOMENT, SpinSystem, check_system
 
@@ -31,31 +31,6 @@ LABEL_BOUNDS = {"energy": 1e3, "energy_std": 1e3, "fields": 1e3, "fields_std": 1
                 "forces": 1e4}
 _LABEL_UNITS = {"energy": "eV/atom", "energy_std": "eV/atom", "fields": "eV/μB",
                 "fields_std": "eV/μB", "forces": "eV/Å"}
-
-
-class DataFileError(ValueError):
-    """A data file is missing, unreadable or breaks the data contract."""
-
-
-class NonFiniteError(DataFileError):
-    """A label (energy, fields, forces) is NaN or infinite."""
-
-
-@dataclass
-class Frame:
-    """One configuration and its labels (``results``: energy, fields, ... in internal units)."""
-
-    system: SpinSystem
-    results: dict = field(default_factory=dict)
-    info: dict = field(default_factory=dict)
-
-    @property
-    def energy(self):
-        return self.results.get("energy")
-
-    @property
-    def fields(self):
-        return self.results.get("fields")
 
 
 def _frame_from_atoms(atoms, path: str, index: int, moment: float | None) -> Frame:
@@ -162,7 +137,7 @@ def _check_rows(path: str, convert: bool = False) -> None:
     a value ASE could not read)."""
     from ase.io.extxyz import key_val_str_to_dict, parse_properties
 
-    from otf_spin.io.config import read_text
+    from otf_spin.config.engine import read_text
 
     lines = read_text(path, DataFileError).splitlines()
     k, frame, parsed = 0, 0, {}

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from otf_spin.io.extxyz import DataFileError
+from otf_spin.core import DataFileError
 
 
 def _text(value):

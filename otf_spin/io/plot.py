@@ -25,15 +25,11 @@ import os
 
 import numpy as np
 
-from otf_spin.io.extxyz import DataFileError
+from otf_spin.core import DataFileError, PlotError
 
 FORMATS = (".png", ".svg", ".pdf")
 EQUILIBRATION = 0.5          # fraction of each file's samples discarded in M(T), U_L(T)
 BLOCKS = 10                  # blocks for the standard errors of M(T)
-
-
-class PlotError(ValueError):
-    """A one-line reason why a plot cannot be made (missing matplotlib, wrong file)."""
 
 
 def pyplot():

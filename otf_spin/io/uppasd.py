@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from otf_spin.io.config import MAX_NUMBER, ConfigError, read_text
+from otf_spin.config.engine import MAX_NUMBER, read_text
+from otf_spin.core import ConfigError
 from otf_spin.units import MRY
 
 

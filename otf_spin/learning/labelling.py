@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from otf_spin.io.extxyz import Frame
-from otf_spin.oracles.base import OracleFailure
+from otf_spin.core import Frame, OracleFailure
 
 
 @dataclass

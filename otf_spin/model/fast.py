@@ -2,7 +2,7 @@
 
 Same numbers as :meth:`SparseGPR.predict` with ``stds=False`` (to rounding; parity is
 tested to 1e-10), for models whose descriptor is the plain exchange-2b SOSO descriptor
-and whose kernels are :class:`~otf_spin.model.kernels.DotProductKernel` with 0/1 masks.
+and whose kernels are :class:`~otf_spin.model.covariance.DotProductKernel` with 0/1 masks.
 :func:`fast_predictor` returns None for any other model; callers then use
 ``model.predict``.
 
@@ -45,7 +45,7 @@ _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def supports(model) -> bool:
     """True when the fast path reproduces ``model.predict`` (energies and fields)."""
     from otf_spin.descriptors.soso import SOSODescriptor
-    from otf_spin.model.kernels import DotProductKernel
+    from otf_spin.model.covariance import DotProductKernel
 
     if type(model.descriptor) is not SOSODescriptor or model.descriptor.l_max > 32:
         return False

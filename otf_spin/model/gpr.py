@@ -141,7 +141,7 @@ class SparseGPR:
         self.hyper.update(sigma_energy=float(sigma_energy), sigma_field=float(sigma_field))
         self.optimise = bool(optimise)
         self.frames: list[TrainingFrame] = []
-        self.settings: dict | None = None     # set by model.config.build_model
+        self.settings: dict | None = None     # set by model.factory.build_model
         self.aliasing: str | None = None
         self.sparse = [np.zeros((0, descriptor.size)) for _ in range(nk)]
         self.alpha = np.zeros(0)
@@ -659,7 +659,7 @@ class SparseGPR:
         from otf_spin.model.storage import save
 
         if self.settings is None:
-            raise ValueError("model has no settings; build it with model.config.build_model")
+            raise ValueError("model has no settings; build it with model.factory.build_model")
         save(self, self.settings, path)
 
     @staticmethod

@@ -2,62 +2,37 @@
 ``otf_spin.oracles`` (``importlib.metadata``), never by scanning modules.
 
 Each entry point names an :class:`~otf_spin.oracles.base.Oracle` subclass; an
-oracle YAML block is ``type: <entry-point name>`` plus that class's schema keys.
+oracle YAML block is ``type: <entry-point name>`` plus that class's schema keys
+(registry and block schema: :mod:`otf_spin.config.oracles`).
 """
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+import os
 
-from otf_spin.io.config import ConfigError, Key, Section, load_yaml
-from otf_spin.oracles.base import Oracle, OracleFailure
+from otf_spin.config.engine import load_yaml
+from otf_spin.config.oracles import available, block_schema, get_class, validate_block
+from otf_spin.core import ConfigError, Frame, OracleFailure
+from otf_spin.oracles.base import Oracle
+from otf_spin.progress import progress_bar
 
-__all__ = ["Oracle", "OracleFailure", "available", "get_class", "from_block", "load_file",
-           "block_schema"]
-
-GROUP = "otf_spin.oracles"
-
-
-def _entry_points() -> dict:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
+__all__ = ["Oracle", "OracleFailure", "available", "get_class", "from_block", "from_settings",
+           "load_file", "block_schema"]
 
 
-def available() -> list[str]:
-    """Names of the installed oracles."""
-    return sorted(_entry_points())
-
-
-def get_class(name: str) -> type[Oracle]:
-    eps = _entry_points()
-    if not isinstance(name, str) or name not in eps:
-        raise ConfigError(f"type: unknown oracle {name!r} (installed: {', '.join(sorted(eps))})")
-    return eps[name].load()
-
-
-def block_schema(block: dict, where: str = "") -> Section:
-    """Schema of an oracle block: ``type`` plus the keys of the named oracle."""
-    if not isinstance(block, dict):
-        raise ConfigError(f"{where or 'top level'}: expected a mapping with 'type'")
-    if "type" not in block:
-        raise ConfigError(f"{where + '.' if where else ''}type: required key is missing "
-                          f"(one of {', '.join(available())})")
-    cls = get_class(block["type"])
-    keys = {"type": Key("str", "oracle plug-in name", choices=tuple(available()))}
-    keys.update(cls.schema.keys)
-    return Section(keys, cls.schema.doc, cls.schema.check)
+def from_settings(settings: dict, context: dict | None = None) -> Oracle:
+    """Build the oracle of a validated oracle block (:func:`validate_block`)."""
+    values = dict(settings)
+    return get_class(values.pop("type")).from_config(values, context or {})
 
 
 def from_block(block: dict, where: str = "", base_dir: str = ".",
                context: dict | None = None) -> Oracle:
     """Validate an oracle block and build the oracle."""
-    schema = block_schema(block, where)
-    values = schema.validate(block, where, base_dir)
-    return get_class(values.pop("type")).from_config(values, context or {})
+    return from_settings(validate_block(block, where, base_dir), context)
 
 
 def load_file(path, context: dict | None = None) -> Oracle:
     """Build the oracle described by an oracle YAML file."""
-    import os
-
     data = load_yaml(path)
     try:
         return from_block(data, base_dir=os.path.dirname(os.path.abspath(path)), context=context)
@@ -66,14 +41,11 @@ def load_file(path, context: dict | None = None) -> Oracle:
 
 
 def label_frames(oracle: Oracle, frames, progress: bool = False) -> list:
-    """Label extxyz :class:`~otf_spin.io.extxyz.Frame` objects; returns new frames.
+    """Label extxyz :class:`~otf_spin.core.Frame` objects; returns new frames.
 
     Results replace the frames' labels; moments take the oracle's magnitudes.
     An :class:`OracleFailure` names the frame that failed.
     """
-    from otf_spin.io.extxyz import Frame
-    from otf_spin.progress import progress_bar
-
     out = []
     for k, frame in enumerate(progress_bar(frames, "labelling", enabled=progress)):
         system = frame.system.copy()

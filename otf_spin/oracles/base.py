@@ -12,22 +12,7 @@ A failed job raises :class:`OracleFailure` (typed, with the job name and reason)
 """
 from __future__ import annotations
 
-from otf_spin.io.config import Key, Section
-
-#: the ``moment:`` key every oracle block has (frames that give only spin directions)
-MOMENT_KEY = Key("quantity", "moment magnitude for frames giving only directions", 2.2,
-                 unit="μB", dimension="moment", minimum=0.0)
-
-
-class OracleFailure(RuntimeError):
-    """An oracle job failed: non-zero exit, timeout, NaN, no convergence, ...
-
-    ``kind`` is one of 'exit', 'timeout', 'nan', 'convergence', 'parse', 'other'.
-    """
-
-    def __init__(self, job: str, kind: str, reason: str):
-        super().__init__(f"oracle job {job}: {kind}: {reason}")
-        self.job, self.kind, self.reason = job, kind, reason
+from otf_spin.config.engine import Section
 
 
 class Oracle:

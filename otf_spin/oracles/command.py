@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 
-from otf_spin.io.config import Key, Section
-from otf_spin.oracles.base import MOMENT_KEY
+from otf_spin.config.engine import Key, Section
+from otf_spin.config.oracles import MOMENT_KEY
 from otf_spin.oracles.fileio import FileOracle, Profile, job_keys
 
 SCHEMA = Section({
@@ -44,7 +44,8 @@ class CommandOracle(FileOracle):
         return {"type": self.name, **self._settings}
 
     def write_inputs(self, system, directory):
-        from otf_spin.io.extxyz import Frame, write_frames
+        from otf_spin.core import Frame
+        from otf_spin.io.extxyz import write_frames
 
         write_frames(os.path.join(directory, self.input_name), [Frame(system)])
         return {"input": self.input_name, "output": self.output_name}

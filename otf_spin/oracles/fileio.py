@@ -18,8 +18,9 @@ import time
 
 import numpy as np
 
-from otf_spin.io.config import Key
-from otf_spin.oracles.base import Oracle, OracleFailure
+from otf_spin.config.engine import Key
+from otf_spin.core import OracleFailure
+from otf_spin.oracles.base import Oracle
 
 LOG = logging.getLogger("otf_spin.oracles")
 
@@ -108,7 +109,7 @@ class FileOracle(Oracle):
         job = os.path.basename(directory)
         substitutions = {"ranks": getattr(self, "ranks", 1), **(write(system, directory) or {})}
         wall = self.profile.run(directory, job, substitutions)
-        from otf_spin.io.extxyz import NonFiniteError
+        from otf_spin.core import NonFiniteError
 
         try:
             results = read(system, directory)

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from otf_spin.io.config import ConfigError, Key, Section
+from otf_spin.config.engine import Key, Section
+from otf_spin.core import ConfigError
 from otf_spin.kernels import load as load_kernel
-from otf_spin.oracles.base import MOMENT_KEY, Oracle
+from otf_spin.config.oracles import MOMENT_KEY
+from otf_spin.oracles.base import Oracle
 
 CONVENTIONS = ("double_counted", "per_pair")
 #: factor turning J of a convention into the weight of one directed pair entry

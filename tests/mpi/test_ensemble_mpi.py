@@ -11,7 +11,7 @@ import pytest
 import yaml
 from mpi4py import MPI
 
-from otf_spin.io.runconfig import load_run
+from otf_spin.factory import load_run
 from otf_spin.learning.store import TrainingStore
 from otf_spin.parallel import SerialComm
 from otf_spin.runner import run
@@ -157,7 +157,8 @@ def test_oracle_fault_on_one_rank_is_reported_without_deadlock(mpi_tmp_path, fau
 def test_structure_files_are_rank_local(mpi_tmp_path, fe16):
     """ASE's file I/O is MPI-aware by default (writes on rank 0 only, broadcasts reads);
     otf-spin's must not be: rank 1 alone writes and reads an extxyz file."""
-    from otf_spin.io.extxyz import Frame, read_frames, write_frames
+    from otf_spin.core import Frame
+    from otf_spin.io.extxyz import read_frames, write_frames
 
     ok = True
     if COMM.rank == 1:

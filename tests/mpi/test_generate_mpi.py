@@ -6,7 +6,8 @@ import pytest
 import yaml
 from mpi4py import MPI
 
-from otf_spin.learning.generate import generate, load_generate
+from otf_spin.factory import load_generate
+from otf_spin.learning.generate import generate
 from otf_spin.learning.store import TrainingStore
 from otf_spin.parallel import SerialComm
 

@@ -19,9 +19,15 @@ import os
 
 import numpy as np
 
-from otf_spin.io.config import ConfigError, Key, Section, load_yaml
-from otf_spin.system import ATOMS_PER_CELL, LATTICES, MAX_MOMENT
-from otf_spin.units import FS, GAMMA, MU_B
+from otf_spin.config.engine import Key, Section, load_yaml, validate_file
+from otf_spin.core import ConfigError
+from otf_spin.config.model import MODEL
+from otf_spin.config.oracles import validate_block
+from otf_spin.config.otf import OTF
+from otf_spin.config.replicas import REPLICAS
+from otf_spin.system import (ATOMS_PER_CELL, LATTICES, MAX_MOMENT, bulk, check_system,
+                             require_memory)
+from otf_spin.units import FS, GAMMA
 
 #: longest run: 10⁹ steps (sweeps) — days even for a few spins; catches typos such as 10²⁹
 MAX_STEPS = 10**9
@@ -90,8 +96,6 @@ MODEL_HAMILTONIAN = Section({
 def check_crystal(system: dict) -> None:
     """The ``system`` section builds a sane crystal: its primitive cell passes
     :func:`otf_spin.system.check_system` (atoms ≥ 0.5 Å apart) and ``axis`` has a length."""
-    from otf_spin.system import bulk, check_system
-
     if not np.linalg.norm(system["axis"]) > 0:
         raise ConfigError("system.axis: the zero vector has no direction")
     cell = bulk(system["lattice"], system["a"], (1, 1, 1), system["species"],
@@ -105,8 +109,6 @@ def check_crystal(system: dict) -> None:
 
 def check_size(system: dict, replicas: int = 1) -> None:
     """The crystal of ``system`` (× ``replicas``) fits the available memory."""
-    from otf_spin.system import require_memory
-
     n_atoms = ATOMS_PER_CELL[system["lattice"]][0] * float(np.prod(system["repeat"],
                                                                      dtype=float))
     try:
@@ -131,46 +133,33 @@ def check_timestep(dynamics: dict, max_field: float) -> None:
                           f"needs Δt ≤ {bound / FS:.4g} fs")
 
 
-def field_bound(provider, system) -> float:
-    """Upper bound (T) of |B_eff| over the atoms for the dynamics of ``provider``.
-
-    Compiled Heisenberg providers: Σ_j |J_ij|·2/(μ_i μB) + |B_ext| for any spins (exact
-    bound). Fitted models: the largest training field (eV/μB → T) + |B_ext|. Other
-    oracles: |B_ext| only (their fields are unknown before a step)."""
-    b_ext = float(np.linalg.norm(getattr(provider, "b_ext", np.zeros(3))))
-    J = getattr(provider, "J_tesla", None)
-    if J is not None:
-        rows = np.repeat(np.arange(len(system)), np.diff(provider.offsets))
-        return float(np.bincount(rows, np.abs(J), len(system)).max(initial=0.0)) + b_ext
-    frames = getattr(getattr(provider, "calculator", None), "frames", None) or []
-    fields = [np.abs(f.fields).max() for f in frames if getattr(f, "fields", None) is not None]
-    return float(max(fields, default=0.0)) / MU_B * np.sqrt(3.0) + b_ext
+SECTIONS = ("system", "hamiltonian", "dynamics", "output", "oracle", "otf", "replicas")
 
 
-def hamiltonian_block(block, base_dir, context, where="hamiltonian"):
-    """A validated hamiltonian: {"kind": "model", "file": ...} or {"kind": "oracle",
-    "oracle": Oracle}."""
-    from otf_spin import oracles
-
+def validate_hamiltonian(block, base_dir, where="hamiltonian") -> dict:
+    """A validated hamiltonian block: {"kind": "model", "type": "model", "file": ...} or
+    {"kind": "oracle", "oracle": <validated oracle block>}."""
     if not isinstance(block, dict):
         raise ConfigError(f"{where}: expected a mapping with 'type'")
     if block.get("type") == "model":
         values = MODEL_HAMILTONIAN.validate(block, where, base_dir)
         return {"kind": "model", **values}
-    return {"kind": "oracle", "oracle": oracles.from_block(block, where, base_dir, context)}
+    return {"kind": "oracle", "oracle": validate_block(block, where, base_dir)}
 
 
-SECTIONS = ("system", "hamiltonian", "dynamics", "output", "oracle", "otf", "replicas")
+def oracle_context(system: dict) -> dict:
+    """Run-level facts an oracle is built with: lattice constant ``a`` (Å) and the number
+    of atoms of the validated ``system`` section."""
+    return {"a": system["a"], "n_atoms": int(ATOMS_PER_CELL[system["lattice"]][0]
+                                             * np.prod(system["repeat"]))}
 
 
-def load_run(path) -> dict:
-    """Validate a run file; returns sections with internal units and built objects.
+def validate_run(path) -> dict:
+    """Validate a run file; returns its sections in internal units (oracle blocks as
+    validated settings, built by :func:`otf_spin.factory.load_run`).
 
     A plain run needs system, hamiltonian, dynamics; an on-the-fly run has oracle and
     otf instead of hamiltonian (the model it learns is the hamiltonian)."""
-    from otf_spin import oracles
-    from otf_spin.learning.otf import SCHEMA as OTF
-
     data = load_yaml(path)
     base_dir = os.path.dirname(os.path.abspath(path))
     try:
@@ -197,8 +186,6 @@ def load_run(path) -> dict:
                "output": OUTPUT.validate(data.get("output"), "output", base_dir)}
         replicas = 1
         if "replicas" in data:
-            from otf_spin.parallel.replicas import SCHEMA as REPLICAS
-
             run["replicas"] = REPLICAS.validate(data["replicas"], "replicas", base_dir)
             if run["replicas"]["temperatures"] and "temperature" in (data["dynamics"] or {}):
                 raise ConfigError("dynamics.temperature: not used when replicas.temperatures "
@@ -211,20 +198,15 @@ def load_run(path) -> dict:
         check_size(system, max(replicas, 1))
         if run["dynamics"]["integrator"] != "mc":
             check_timestep(run["dynamics"], np.linalg.norm(run["dynamics"]["field"]))
-        context = {"a": system["a"], "n_atoms": int(ATOMS_PER_CELL[system["lattice"]][0]
-                                                   * np.prod(system["repeat"]))}
         if on_the_fly:
-            run["oracle"] = oracles.from_block(data["oracle"], "oracle", base_dir, context)
+            run["oracle"] = validate_block(data["oracle"], "oracle", base_dir)
             run["otf"] = OTF.validate(data["otf"], "otf", base_dir)
             if run["dynamics"]["integrator"] == "mc":
                 raise ConfigError("dynamics.integrator: on-the-fly runs use an LLG integrator")
-            from otf_spin.io.config import validate_file
-            from otf_spin.model.config import MODEL
-
             run["otf"]["model_settings"] = validate_file(run["otf"]["model_config"], MODEL) \
                 if run["otf"]["model_config"] else MODEL.validate({})
         else:
-            run["hamiltonian"] = hamiltonian_block(data["hamiltonian"], base_dir, context)
+            run["hamiltonian"] = validate_hamiltonian(data["hamiltonian"], base_dir)
     except ConfigError as exc:
         raise ConfigError(f"{os.fspath(path)}: {exc}") from None
     return run

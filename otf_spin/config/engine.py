@@ -1,4 +1,4 @@
-"""Strict YAML configuration: duplicate/unknown keys, wrong types and units are errors.
+"""The schema engine. Strict YAML configuration: duplicate/unknown keys, wrong types and units are errors.
 
 Every key declares its type, unit and meaning (``Key``); a section is a dict of
 keys (``Section``). Validation returns plain dicts of internal-unit values with
@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 import yaml
 
-from otf_spin.units import INTERNAL, UnitError, parse_quantity
+from otf_spin.core import ConfigError, UnitError
+from otf_spin.units import INTERNAL, UNITS, parse_quantity
 
 REQUIRED = object()
 
@@ -30,10 +31,6 @@ REQUIRED = object()
 MAX_NUMBER = 1e12
 #: integers must fit a signed 64-bit integer (seeds, counts reach numpy as int64)
 MAX_INT = 2**63 - 1
-
-
-class ConfigError(ValueError):
-    """Invalid configuration; ``str(err)`` is a one-line message naming file and key."""
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -141,8 +138,6 @@ class Key:
 
     def _shown_default(self):
         """The default in the key's documented unit (defaults are kept internally)."""
-        from otf_spin.units import UNITS
-
         if self.kind in ("quantity", "ramp") and self.unit in UNITS and self.default is not None:
             factor = UNITS[self.unit][1]
             if self.kind == "ramp":

@@ -1,0 +1,54 @@
+"""Schema of the ``otf`` section of a run file (on-the-fly learning, :mod:`otf_spin.learning.otf`)."""
+from __future__ import annotations
+
+import math
+
+from otf_spin.config.engine import Key, Section
+from otf_spin.units import MEV
+
+OTF = Section({
+    "mode": Key("str", "threshold mode", "absolute", choices=("absolute", "adaptive")),
+    "threshold": Key("quantity", "threshold on the largest per-atom field uncertainty: the "
+                     "calibrated expected field error beyond the noise floor (initial value "
+                     "when adaptive)", 5.0 * MEV, unit="meV/μB", dimension="data_field",
+                     minimum=0.0),
+    "lower_ratio": Key("float", "atoms with σ above lower_ratio × threshold become sparse "
+                       "candidates", 0.5, minimum=0.0, maximum=1.0),
+    "check_every": Key("int", "check the uncertainty every N steps", 1, minimum=1),
+    "min_steps_between_calls": Key("int", "pace: no oracle call sooner than N steps after "
+                                   "the previous", 1, minimum=1),
+    "batch_size": Key("int", "label uncertain configurations in batches of N (one refit per "
+                      "batch; the run continues with the current model meanwhile)", 1,
+                      minimum=1),
+    "max_oracle_calls": Key("int", "stop calling the oracle after this many calls", 200,
+                            minimum=0),
+    "retries": Key("int", "retries of a failed oracle job before it is skipped", 1,
+                   minimum=0),
+    "initial_frames": Key("int", "random frames labelled before the run (cone around the "
+                          "initial spins)", 0, minimum=0),
+    "initial_cone": Key("quantity", "half-angle of the initial random frames", math.radians(30.0),
+                        unit="deg", dimension="angle", minimum=0.0, maximum=math.pi),
+    "new_sparse_per_call": Key("int", "new sparse environments per kernel and call", 4,
+                               minimum=0),
+    "reoptimise_every": Key("int", "re-optimise hyperparameters every N calls (0: never)",
+                            5, minimum=0),
+    "noise_floor_energy": Key("quantity", "lower bound of σ_e when re-optimising", 0.1 * MEV,
+                              unit="meV", dimension="energy", minimum=0.0),
+    "noise_floor_field": Key("quantity", "lower bound of σ_b when re-optimising", 1.0 * MEV,
+                             unit="meV/μB", dimension="data_field", minimum=0.0),
+    "history": Key("int", "adaptive: number of Bayesian errors in the history", 10, minimum=2),
+    "noise_guard": Key("float", "adaptive: update only if std/mean of history < this", 0.4,
+                       minimum=0.0),
+    "slope_guard": Key("float", "adaptive: update only if |slope|/mean per entry < this", 0.2,
+                       minimum=0.0),
+    "scale": Key("float", "adaptive: threshold = mean(history)·(1 + scale)", 0.0,
+                 minimum=-0.9),
+    "store": Key("str", "training store (HDF5, append-only)", "training_store.h5"),
+    "model": Key("path", "start from this model file (else: fit on the store, or on new "
+                 "labels)", None),
+    "model_config": Key("path", "model YAML for fits from scratch (default: train's defaults)",
+                        None),
+    "save_model": Key("str", "write the final model here", "otf_model.h5"),
+    "checkpoint": Key("str", "checkpoint file (atomic); a run restarts from it", "checkpoint.h5"),
+    "checkpoint_every": Key("int", "checkpoint every N steps", 50, minimum=1),
+}, "on-the-fly learning")

@@ -1,0 +1,66 @@
+"""Build a model from validated model settings (:mod:`otf_spin.config.model`)."""
+from __future__ import annotations
+
+from otf_spin.config.model import default_settings
+from otf_spin.core import ConfigError
+from otf_spin.descriptors import (CompositeDescriptor, Dipole2BDescriptor, Exchange3BDescriptor,
+                                  SOSODescriptor)
+from otf_spin.model.covariance import DotProductKernel
+from otf_spin.model.gpr import SparseGPR
+
+
+def build_model(settings: dict | None = None):
+    """A :class:`~otf_spin.model.gpr.SparseGPR` from validated settings (default: defaults)."""
+    s = settings or default_settings()
+    descriptor = build_descriptor(s["descriptor"])
+    masks = [kernel_mask(descriptor, k) for k in s["kernels"]]
+    kernels = [DotProductKernel(k["zeta"], k["normalize"], mask)
+               for k, mask in zip(s["kernels"], masks)]
+    n_sparse = [k["n_sparse"] if k["n_sparse"] is not None else
+                descriptor.size if mask is None else int(mask.sum())
+                for k, mask in zip(s["kernels"], masks)]
+    model = SparseGPR(descriptor, kernels, n_sparse,
+                      [k["delta"] for k in s["kernels"]], s["noise"]["energy"],
+                      s["noise"]["field"], s["optimise"])
+    model.settings = s
+    return model
+
+
+def build_descriptor(d: dict):
+    """The descriptor of validated ``descriptor`` settings: the exchange-2b
+    :class:`~otf_spin.descriptors.SOSODescriptor` alone (no further terms: exactly the
+    exchange-2b-only model, also for settings stored before the terms existed), else a
+    :class:`~otf_spin.descriptors.CompositeDescriptor` of exchange-2b and the terms
+    given, in the order of ``TERMS``."""
+    two_body = SOSODescriptor(d["r_cut"], d["n_max"], d["l_max"], d["sigma_s"],
+                              d["radial_scaling"])
+    terms = [two_body]
+    if d.get("exchange_3b") is not None:
+        t = d["exchange_3b"]
+        terms.append(Exchange3BDescriptor(t["r_cut"], t["n_max"], t["l_max"], t["sigma_s"],
+                                          t["radial_scaling"]))
+    if d.get("dipole_2b") is not None:
+        t = d["dipole_2b"]
+        terms.append(Dipole2BDescriptor(t["r_cut"], t["n_max"], t["degree"],
+                                        t["radial_scaling"],
+                                        t.get("fm_direction", (0.0, 0.0, 1.0))))
+    return two_body if len(terms) == 1 else CompositeDescriptor(terms)
+
+
+def kernel_mask(descriptor, kernel: dict):
+    """(D,) 0/1 mask of the components kernel settings ``kernel`` see (``term``, and
+    ``orders`` of exchange-2b), or None for the whole descriptor."""
+    term = kernel.get("term", "exchange_2b")
+    orders = kernel.get("orders")
+    terms = getattr(descriptor, "terms", [descriptor])
+    kinds = [t.kind for t in terms]
+    if term not in kinds:
+        raise ConfigError(f"kernels: term {term!r} is not in the descriptor (it has "
+                          f"{', '.join(kinds)}; add descriptor.{term})")
+    if orders is not None and term != "exchange_2b":
+        raise ConfigError(f"kernels: orders select Legendre orders of exchange_2b, not of "
+                          f"{term}")
+    inner = None if orders is None else terms[0].order_mask(orders)
+    if len(terms) == 1:
+        return inner
+    return descriptor.term_mask(term, inner)

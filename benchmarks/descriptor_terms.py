@@ -26,10 +26,10 @@ import warnings
 
 import numpy as np
 
+from otf_spin.config.model import DEFAULT_KERNELS, MODEL, default_settings
 from otf_spin.core import Frame
 from otf_spin.kernels import refuse_twins
 from otf_spin.model import build_model
-from otf_spin.config.model import DEFAULT_KERNELS, MODEL, default_settings
 from otf_spin.oracles import load_file
 from otf_spin.system import bulk, random_cone, random_sphere
 

@@ -22,8 +22,8 @@ import warnings
 import numpy as np
 import yaml
 
-from otf_spin.io.extxyz import read_frames
 from otf_spin.factory import load_generate
+from otf_spin.io.extxyz import read_frames
 from otf_spin.learning.generate import generate
 from otf_spin.learning.paper_sets import generate_set
 from otf_spin.model import build_model

@@ -6,14 +6,31 @@ Errors in user input (YAML, data files, units) print one line
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+from otf_spin import __version__, oracles
+from otf_spin.config.engine import validate_file
+from otf_spin.config.model import MODEL
+from otf_spin.core import ConfigError, DataFileError, Frame, OracleFailure
+from otf_spin.factory import load_generate, load_run
+from otf_spin.io import info
+from otf_spin.io.extxyz import read_frames, write_frames
+from otf_spin.io.plot import plot_files
+from otf_spin.learning.generate import generate
+from otf_spin.learning.paper_sets import PAPER_SETS, write_paper_sets
+from otf_spin.model import load
+from otf_spin.model.factory import build_model
+from otf_spin.oracles import label_frames
+from otf_spin.parallel import world
+from otf_spin.progress import progress_bar
+from otf_spin.runner import run
+from otf_spin.yaml_kind import describe, validate_any
 
 EXIT_USAGE = 2
 
 
 def _cmd_validate(args) -> int:
-    from otf_spin.yaml_kind import describe, validate_any
-
     if args.describe:
         print(describe(args.describe))
         return 0
@@ -25,12 +42,6 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_label(args) -> int:
-    from otf_spin import oracles
-    from otf_spin.io.extxyz import read_frames, write_frames
-    from otf_spin.oracles import label_frames
-
-    from otf_spin.core import ConfigError
-
     oracle = oracles.load_file(args.oracle)
     frames = read_frames(args.data, moment=getattr(oracle, "moment", None))
     _check_output(args.out)
@@ -48,13 +59,6 @@ def _cmd_train(args) -> int:
     import warnings
 
     import numpy as np
-
-    from otf_spin.config.engine import validate_file
-    from otf_spin.io.extxyz import read_frames
-    from otf_spin.config.model import MODEL
-    from otf_spin.model.factory import build_model
-
-    from otf_spin.core import DataFileError
 
     settings = validate_file(args.config, MODEL) if args.config else MODEL.validate({})
     frames = read_frames(args.data)
@@ -89,11 +93,6 @@ def _cmd_train(args) -> int:
 def _cmd_predict(args) -> int:
     import numpy as np
 
-    from otf_spin.core import DataFileError, Frame
-    from otf_spin.io.extxyz import read_frames, write_frames
-    from otf_spin.model import load
-    from otf_spin.progress import progress_bar
-
     model = load(args.model)
     out = []
     frames = read_frames(args.data)
@@ -112,10 +111,6 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from otf_spin.core import ConfigError
-    from otf_spin.factory import load_run
-    from otf_spin.runner import run
-
     cfg = load_run(args.file)
     try:
         run(cfg, progress=not args.quiet, fresh=args.fresh)
@@ -129,16 +124,11 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    from otf_spin.factory import load_generate
-    from otf_spin.learning.generate import generate
-
     generate(load_generate(args.file), progress=not args.quiet)
     return 0
 
 
 def _cmd_paper_sets(args) -> int:
-    from otf_spin.learning.paper_sets import PAPER_SETS, write_paper_sets
-
     if not 0 < args.scale <= 100:           # NaN fails too
         raise ValueError(f"--scale: {args.scale} is not in (0, 100]")
     if args.seed < 0:
@@ -150,28 +140,20 @@ def _cmd_paper_sets(args) -> int:
 
 
 def _cmd_info(args) -> int:
-    import json
-
-    from otf_spin.io.info import describe, format_info
-
     for k, path in enumerate(args.files):
-        summary = describe(path)
+        summary = info.describe(path)
         print(json.dumps(summary, indent=1, default=str) if args.json
-              else ("\n" if k else "") + format_info(summary))
+              else ("\n" if k else "") + info.format_info(summary))
     return 0
 
 
 def _cmd_plot(args) -> int:
-    from otf_spin.io.plot import plot_files
-
     plot_files(args.files, args.out, kind=args.kind, reference=args.reference, dpi=args.dpi)
     print(f"plot -> {args.out}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from otf_spin import __version__
-
     parser = argparse.ArgumentParser(
         prog="otf-spin",
         description="On-the-fly machine-learned atomistic spin dynamics. Internal units: "
@@ -283,8 +265,6 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    from otf_spin.core import ConfigError, DataFileError, OracleFailure
-
     try:
         return args.func(args)
     except (ConfigError, DataFileError, OracleFailure, OSError, ValueError) as exc:
@@ -332,8 +312,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _mpi_size() -> int:
-    from otf_spin.parallel import world
-
     try:
         return world().size
     except RuntimeError:
@@ -344,8 +322,6 @@ def _stop_all_ranks(code: int) -> int:
     """Under MPI with several ranks, abort them all (an error seen by one rank must not
     leave the others waiting in a collective); else return ``code``."""
     if _mpi_size() > 1:
-        from otf_spin.parallel import world
-
         sys.stderr.flush()
         world().Abort(code)
     return code

@@ -15,10 +15,10 @@ import numpy as np
 
 from otf_spin.dynamics.llg import LLGIntegrator, new_state
 from otf_spin.io.atomic import kill_point
+from otf_spin.io.extxyz import directions_from_file
 from otf_spin.io.h5md import H5MDWriter
 from otf_spin.progress import progress_bar
-from otf_spin.system import (bulk, directions_from_file, ferromagnetic, random_cone,
-                             random_sphere)
+from otf_spin.system import bulk, ferromagnetic, random_cone, random_sphere
 
 
 def build_system(cfg: dict, seed: int):

@@ -344,27 +344,3 @@ def rotation_to(axis) -> np.ndarray:
     x = _unit(np.cross(helper, z))
     y = np.cross(z, x)
     return np.stack([x, y, z], axis=1)
-
-
-def directions_from_file(path, n: int) -> np.ndarray:
-    """(n, 3) directions from an extxyz frame (``magmoms``) or a plain N×3 text table."""
-    from otf_spin.io.extxyz import read_frames
-
-    path = str(path)
-    try:
-        table = np.loadtxt(path, ndmin=2)
-    except (ValueError, UnicodeDecodeError):
-        table = None
-    if table is None or table.shape[1] != 3:
-        frames = read_frames(path)
-        table = frames[0].system.moments
-    if table.shape != (n, 3):
-        raise ValueError(f"{path}: expected {n} spin vectors, found an array of shape "
-                         f"{table.shape}")
-    norms = np.linalg.norm(table, axis=1)
-    bad = ~(np.isfinite(norms) & (norms > 0))
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise InvalidSystemError(f"{path}: row {k + 1}: spin vector {table[k].tolist()} is "
-                                 "zero or not finite")
-    return _unit(table)

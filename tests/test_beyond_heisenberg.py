@@ -11,10 +11,10 @@ from scipy.spatial.transform import Rotation
 from test_heisenberg import fd_forces, transverse_fd_gradient
 
 from otf_spin.cli import main
+from otf_spin.core import ConfigError, Frame
 from otf_spin.dynamics.llg import LLGIntegrator, new_state
 from otf_spin.dynamics.montecarlo import HeisenbergMonteCarlo
 from otf_spin.dynamics.providers import ComputeProvider, HeisenbergProvider, make_provider
-from otf_spin.core import ConfigError, Frame
 from otf_spin.io.extxyz import write_frames
 from otf_spin.oracles import from_block, load_file
 from otf_spin.system import SpinSystem, bulk, random_cone, random_sphere

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from otf_spin import kernels
+from otf_spin.config.model import MODEL
 from otf_spin.dynamics.providers import ComputeProvider, make_provider
 from otf_spin.learning.paper_sets import generate_set
 from otf_spin.model import build_model, default_settings
 from otf_spin.model import fast
-from otf_spin.config.model import MODEL
 from otf_spin.system import bulk, random_cone
 from otf_spin.units import MU_B
 

@@ -8,8 +8,8 @@ import yaml
 
 from otf_spin import oracles
 from otf_spin.cli import main
-from otf_spin.io.extxyz import read_frames
 from otf_spin.factory import load_generate
+from otf_spin.io.extxyz import read_frames
 from otf_spin.learning.generate import farthest_point_frames, generate
 from otf_spin.learning.store import TrainingStore
 from otf_spin.model.aliasing import pair_shell_counts, shell_rank

@@ -9,8 +9,8 @@ import pytest
 
 from helpers import small_otf_run
 from otf_spin.cli import main
-from otf_spin.io.info import describe, format_info
 from otf_spin.factory import load_run
+from otf_spin.io.info import describe, format_info
 from otf_spin.learning.store import TrainingStore
 from otf_spin.runner import run
 

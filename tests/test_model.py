@@ -7,11 +7,11 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from otf_spin.cli import main
+from otf_spin.config.model import MODEL
 from otf_spin.core import Frame
 from otf_spin.io.extxyz import read_frames, write_frames
 from otf_spin.learning.paper_sets import paper_oracle, random_configuration
 from otf_spin.model import AliasingWarning, build_model, default_settings, load
-from otf_spin.config.model import MODEL
 from otf_spin.model.covariance import DotProductKernel
 from otf_spin.system import bulk, random_cone
 

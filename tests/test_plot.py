@@ -13,8 +13,8 @@ pytest.importorskip("matplotlib", reason="the plot extra (matplotlib) is not ins
 
 from helpers import ROOT, small_otf_run  # noqa: E402
 from otf_spin.cli import main  # noqa: E402
-from otf_spin.io import plot  # noqa: E402
 from otf_spin.factory import load_run  # noqa: E402
+from otf_spin.io import plot  # noqa: E402
 from otf_spin.runner import run  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from scipy.stats import kstest
 
-from otf_spin.system import (SpinSystem, bulk, directions_from_file, ferromagnetic,
-                             random_cone, random_sphere)
+from otf_spin.io.extxyz import directions_from_file
+from otf_spin.system import SpinSystem, bulk, ferromagnetic, random_cone, random_sphere
 
 
 @pytest.mark.parametrize("lattice, atoms_per_cell, nn", [

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from otf_spin.config.model import MODEL
 from otf_spin.core import Frame
 from otf_spin.learning.paper_sets import paper_oracle, random_configuration
 from otf_spin.model import build_model
-from otf_spin.config.model import MODEL
 from otf_spin.model.gpr import fit_noise_profile
 from otf_spin.system import bulk
 

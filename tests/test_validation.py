@@ -11,9 +11,9 @@ import pytest
 
 from otf_spin.config.engine import Key, Section, load_yaml
 from otf_spin.core import (ConfigError, DataFileError, Frame, InvalidSystemError, MemoryLimitError)
-from otf_spin.io.extxyz import write_frames
 from otf_spin.dynamics.llg import field_bound
 from otf_spin.factory import load_run
+from otf_spin.io.extxyz import write_frames
 from otf_spin.system import SpinSystem, bulk, check_system, random_sphere, require_memory
 from otf_spin.units import FS, GAMMA, MU_B
 from test_fuzz import RUN, base, call  # noqa: F401  (base is a fixture)
@@ -359,7 +359,7 @@ def test_uppasd_tables_are_checked(tmp_path, row, message):
 
 
 def test_spin_files_are_checked(tmp_path):
-    from otf_spin.system import directions_from_file
+    from otf_spin.io.extxyz import directions_from_file
 
     path = tmp_path / "spins.txt"
     np.savetxt(path, [[0, 0, 1], [np.nan, 0, 1]])

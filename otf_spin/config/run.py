@@ -20,11 +20,11 @@ import os
 import numpy as np
 
 from otf_spin.config.engine import Key, Section, load_yaml, validate_file
-from otf_spin.core import ConfigError
 from otf_spin.config.model import MODEL
 from otf_spin.config.oracles import validate_block
 from otf_spin.config.otf import OTF
 from otf_spin.config.replicas import REPLICAS
+from otf_spin.core import ConfigError
 from otf_spin.system import (ATOMS_PER_CELL, LATTICES, MAX_MOMENT, bulk, check_system,
                              require_memory)
 from otf_spin.units import FS, GAMMA

@@ -26,6 +26,7 @@ import numpy as np
 from scipy.special import spherical_in
 
 from otf_spin.kernels import load as load_kernel
+from otf_spin.kernels.soso_py import legendre
 
 
 def spin_weights(l_max: int, sigma_s: float) -> np.ndarray:
@@ -169,7 +170,6 @@ class SOSODescriptor(RadialPairs):
         n = len(system)
         rows = np.repeat(np.arange(n), np.diff(offsets))
         e = system.directions
-        from otf_spin.kernels.soso_py import legendre
 
         P, _ = legendre(np.einsum("pk,pk->p", e[rows], e[neigh]), self.l_max)
         Gr = G.reshape(n, self.n_max, self.l_max + 1)

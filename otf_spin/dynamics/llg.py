@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from otf_spin.dynamics.noise import standard_normal
+from otf_spin.io.atomic import atomic_path
 from otf_spin.kernels import load as load_kernel
 from otf_spin.units import GAMMA, K_B, MU_B
 
@@ -112,8 +113,6 @@ def save_state(path, state: SpinState) -> None:
     import json
 
     import h5py
-
-    from otf_spin.io.atomic import atomic_path
 
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         h5.create_dataset("directions", data=state.directions)

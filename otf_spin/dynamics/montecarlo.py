@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from otf_spin.kernels import load as load_kernel
+from otf_spin.kernels.soso_py import legendre
+from otf_spin.model.fast import fast_predictor
 from otf_spin.units import K_B, MU_B
 
 
@@ -91,9 +93,6 @@ class ModelMonteCarlo:
     """
 
     def __init__(self, model, system, field_tesla=(0.0, 0.0, 0.0), fast: bool = True):
-        from otf_spin.kernels.soso_py import legendre
-        from otf_spin.model.fast import fast_predictor
-
         fp = fast_predictor(model) if fast else None
         self.engine = None if fp is None else fp.engine(system)
         self.model, self.system = model, system.copy()

@@ -18,7 +18,8 @@ import re
 
 import numpy as np
 
-from otf_spin.core import DataFileError, Frame, NonFiniteError
+from otf_spin.config.engine import read_text
+from otf_spin.core import DataFileError, Frame, InvalidSystemError, NonFiniteError
 from otf_spin.io.atomic import atomic_path
 from otf_spin.system import MAX_MOMENT, SpinSystem, check_system
 
@@ -137,8 +138,6 @@ def _check_rows(path: str, convert: bool = False) -> None:
     a value ASE could not read)."""
     from ase.io.extxyz import key_val_str_to_dict, parse_properties
 
-    from otf_spin.config.engine import read_text
-
     lines = read_text(path, DataFileError).splitlines()
     k, frame, parsed = 0, 0, {}
     while k < len(lines) and lines[k].strip():
@@ -250,3 +249,25 @@ def write_frames(path, frames, append: bool = False) -> None:
         return
     with atomic_path(path) as tmp:
         ase.io.write(tmp, images, format="extxyz", parallel=False)
+
+
+def directions_from_file(path, n: int) -> np.ndarray:
+    """(n, 3) directions from an extxyz frame (``magmoms``) or a plain N×3 text table."""
+    path = str(path)
+    try:
+        table = np.loadtxt(path, ndmin=2)
+    except (ValueError, UnicodeDecodeError):
+        table = None
+    if table is None or table.shape[1] != 3:
+        frames = read_frames(path)
+        table = frames[0].system.moments
+    if table.shape != (n, 3):
+        raise ValueError(f"{path}: expected {n} spin vectors, found an array of shape "
+                         f"{table.shape}")
+    norms = np.linalg.norm(table, axis=1)
+    bad = ~(np.isfinite(norms) & (norms > 0))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise InvalidSystemError(f"{path}: row {k + 1}: spin vector {table[k].tolist()} is "
+                                 "zero or not finite")
+    return table / norms[:, None]

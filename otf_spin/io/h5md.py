@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from otf_spin import __version__
+from otf_spin.io.atomic import atomic_path
 
 UNITS = {"energy": "eV", "magnetization": "1", "spin_temperature": "K",
          "temperature": "K", "max_field_std": "eV/mu_B", "oracle_calls": "1",
@@ -76,8 +77,6 @@ class H5MDWriter:
         # a writer killed in SWMR mode leaves the file readable by SWMR readers only:
         # copy it (atomically) into a fresh file, then cut it back and append
         import os
-
-        from otf_spin.io.atomic import atomic_path
 
         with atomic_path(path) as tmp:
             with h5py.File(path, "r", libver="latest", swmr=True) as old, \

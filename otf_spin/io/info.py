@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from otf_spin.core import DataFileError
+from otf_spin.io.extxyz import read_frames
 
 
 def _text(value):
@@ -167,7 +168,6 @@ def describe(path) -> dict:
             except KeyError as exc:
                 raise DataFileError(f"{path}: {kind} without {exc}") from None
         return {"kind": kind, **head, **body}
-    from otf_spin.io.extxyz import read_frames
 
     try:
         frames = read_frames(path)

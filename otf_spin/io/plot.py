@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from otf_spin.core import DataFileError, PlotError
+from otf_spin.io.extxyz import read_frames
 
 FORMATS = (".png", ".svg", ".pdf")
 EQUILIBRATION = 0.5          # fraction of each file's samples discarded in M(T), U_L(T)
@@ -185,8 +186,6 @@ def figure_temperature(paths):
 def parity_data(predicted, reference) -> dict:
     """Arrays of a parity plot: energies per atom (meV/atom) and field components
     (meV/μB), reference and predicted, with σ where predicted (NaN otherwise)."""
-    from otf_spin.io.extxyz import read_frames
-
     pred, ref = read_frames(predicted), read_frames(reference)
     if len(pred) != len(ref):
         raise PlotError(f"{predicted}: {len(pred)} frames, but {reference} has {len(ref)}")

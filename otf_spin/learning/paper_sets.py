@@ -36,8 +36,8 @@ import os
 import numpy as np
 
 from otf_spin import __version__
+from otf_spin.core import ConfigError, Frame
 from otf_spin.dynamics.montecarlo import HeisenbergMonteCarlo, new_state
-from otf_spin.core import Frame
 from otf_spin.io.extxyz import write_frames
 from otf_spin.oracles.heisenberg import FormulaExchange, HeisenbergOracle
 from otf_spin.progress import progress_bar
@@ -156,8 +156,6 @@ def write_paper_sets(folder, names=PAPER_SETS, seed: int = 2024, scale: float = 
     """Write ``<folder>/<set>_{train,test}.xyz`` and ``manifest.json``; returns the manifest."""
     unknown = [n for n in names if n not in SETS]
     if unknown:
-        from otf_spin.core import ConfigError
-
         raise ConfigError(f"--sets: unknown set {unknown[0]!r} (known: {', '.join(SETS)})")
     os.makedirs(folder, exist_ok=True)
     manifest = {"package_version": __version__, "seed": seed, "scale": scale,

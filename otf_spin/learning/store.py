@@ -26,8 +26,8 @@ import h5py
 import numpy as np
 
 from otf_spin import __version__
-from otf_spin.io.atomic import atomic_path, check_overwrite, kill_point
 from otf_spin.core import DataFileError, Frame
+from otf_spin.io.atomic import atomic_path, check_overwrite, kill_point
 from otf_spin.system import SpinSystem
 
 FORMAT = "otf-spin-store"

@@ -24,7 +24,11 @@ import h5py
 import numpy as np
 
 from otf_spin import __version__
+from otf_spin.core import DataFileError
 from otf_spin.io.atomic import atomic_path
+from otf_spin.model.factory import build_model
+from otf_spin.model.gpr import TrainingFrame
+from otf_spin.system import SpinSystem, require_memory
 
 FORMAT = "otf-spin-model"
 FORMAT_VERSION = 1
@@ -46,8 +50,6 @@ def fingerprint(frames) -> str:
 def save(model, settings: dict, path) -> None:
     """Write ``model`` (a fitted SparseGPR) and its ``settings`` atomically; a model with
     non-finite weights is refused (DataFileError, nothing written)."""
-    from otf_spin.core import DataFileError
-
     for name, array in (("alpha", model.alpha), ("posterior_R", model._R)):
         if array is None or not np.all(np.isfinite(array)):
             raise DataFileError(f"{path}: the fitted model's {name} is not finite; not "
@@ -102,8 +104,6 @@ def write_group(h5, model, settings: dict, with_rows: bool = False) -> None:
 
 def load(path):
     """(model, settings) from a model file; predictions reproduce the saved model's."""
-    from otf_spin.core import DataFileError
-
     try:
         h5 = h5py.File(path, "r")
     except (OSError, FileNotFoundError) as exc:
@@ -138,9 +138,6 @@ def _dataset(h5, name: str, path, shape=None, nan_ok: bool = False, kinds: str =
     missing, of another shape (``None`` entries: any length), of a dtype kind not in
     ``kinds`` (numbers by default) or not finite (NaN allowed where it marks "no
     label")."""
-    from otf_spin.core import DataFileError
-    from otf_spin.system import require_memory
-
     node = h5.get(name)
     if not isinstance(node, h5py.Dataset):
         raise DataFileError(f"{path}: dataset '{name}' is missing")
@@ -168,8 +165,6 @@ def _dataset(h5, name: str, path, shape=None, nan_ok: bool = False, kinds: str =
 
 def _header(h5, path):
     """(settings, hyper) from the file's attributes; DataFileError naming a bad one."""
-    from otf_spin.core import DataFileError
-
     for name in ("format_version", "settings", "hyper"):
         if name not in h5.attrs:
             raise DataFileError(f"{path}: attribute '{name}' is missing")
@@ -193,11 +188,6 @@ def read_group(h5, path="model"):
 
     Every dataset is checked (present, shape, finite; NaN only as "no label" in the
     training energies and fields): a broken file is a DataFileError naming the dataset."""
-    from otf_spin.core import DataFileError
-    from otf_spin.model.factory import build_model
-    from otf_spin.model.gpr import TrainingFrame
-    from otf_spin.system import SpinSystem
-
     if h5.attrs.get("format") != FORMAT:
         raise DataFileError(f"{path}: not an otf-spin model file")
     settings, hyper = _header(h5, path)

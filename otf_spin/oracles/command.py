@@ -12,6 +12,8 @@ import os
 
 from otf_spin.config.engine import Key, Section
 from otf_spin.config.oracles import MOMENT_KEY
+from otf_spin.core import Frame
+from otf_spin.io.extxyz import read_frames, write_frames
 from otf_spin.oracles.fileio import FileOracle, Profile, job_keys
 
 SCHEMA = Section({
@@ -44,16 +46,11 @@ class CommandOracle(FileOracle):
         return {"type": self.name, **self._settings}
 
     def write_inputs(self, system, directory):
-        from otf_spin.core import Frame
-        from otf_spin.io.extxyz import write_frames
-
         write_frames(os.path.join(directory, self.input_name), [Frame(system)])
         return {"input": self.input_name, "output": self.output_name}
 
     def read_outputs(self, system, directory):
         import numpy as np
-
-        from otf_spin.io.extxyz import read_frames
 
         path = os.path.join(directory, self.output_name)
         if not os.path.exists(path):

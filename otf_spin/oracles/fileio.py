@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from otf_spin.config.engine import Key
-from otf_spin.core import OracleFailure
+from otf_spin.core import NonFiniteError, OracleFailure
 from otf_spin.oracles.base import Oracle
 
 LOG = logging.getLogger("otf_spin.oracles")
@@ -109,7 +109,6 @@ class FileOracle(Oracle):
         job = os.path.basename(directory)
         substitutions = {"ranks": getattr(self, "ranks", 1), **(write(system, directory) or {})}
         wall = self.profile.run(directory, job, substitutions)
-        from otf_spin.core import NonFiniteError
 
         try:
             results = read(system, directory)

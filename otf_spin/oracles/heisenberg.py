@@ -20,9 +20,11 @@ from __future__ import annotations
 import numpy as np
 
 from otf_spin.config.engine import Key, Section
-from otf_spin.core import ConfigError
-from otf_spin.kernels import load as load_kernel
 from otf_spin.config.oracles import MOMENT_KEY
+from otf_spin.core import ConfigError
+from otf_spin.io.uppasd import read_jfile_shells
+from otf_spin.kernels import load as load_kernel
+from otf_spin.oracles import terms
 from otf_spin.oracles.base import Oracle
 
 CONVENTIONS = ("double_counted", "per_pair")
@@ -304,8 +306,6 @@ class HeisenbergOracle(Oracle):
             f = block["formula"]
             exchange = FormulaExchange(f["c"], f["r0"], f["cutoff"] * scale)
         else:
-            from otf_spin.io.uppasd import read_jfile_shells
-
             u = block["uppasd"]
             if not a:
                 raise ConfigError("lattice_constant: required with uppasd exchange when no "
@@ -430,8 +430,6 @@ class HeisenbergOracle(Oracle):
 
 def build_terms(block, scale: float = 1.0) -> list:
     """Beyond-Heisenberg terms of a validated oracle block; distances times ``scale`` (Å)."""
-    from otf_spin.oracles import terms
-
     weight = DIRECTED_WEIGHT[block["convention"]]
     tolerance = block["shell_tolerance"]
     out = []

@@ -31,8 +31,8 @@ import re
 import numpy as np
 
 from otf_spin.config.engine import Key, Section
-from otf_spin.core import ConfigError, OracleFailure
 from otf_spin.config.oracles import MOMENT_KEY
+from otf_spin.core import ConfigError, OracleFailure
 from otf_spin.oracles.fileio import ConstrainedDFTOracle, job_keys, ramp_keys
 from otf_spin.units import RYDBERG
 

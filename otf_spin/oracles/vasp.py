@@ -38,8 +38,8 @@ import re
 import numpy as np
 
 from otf_spin.config.engine import Key, Section
-from otf_spin.core import ConfigError, OracleFailure
 from otf_spin.config.oracles import MOMENT_KEY
+from otf_spin.core import ConfigError, OracleFailure
 from otf_spin.oracles.fileio import ConstrainedDFTOracle, job_keys, ramp_keys
 
 #: version of the set of INCAR tags written (docs/oracles.md lists it), in the provenance

@@ -79,12 +79,12 @@ from otf_spin.kernels import refuse_twins
 refuse_twins({allow_twins})
 from otf_spin.dynamics.llg import LLGIntegrator, new_state
 from otf_spin.dynamics.providers import ComputeProvider, HeisenbergProvider
-from otf_spin.model import SparseGPR
+from otf_spin.model import load
 from otf_spin.oracles.heisenberg import HeisenbergOracle, ShellExchange
 from otf_spin.system import bulk, random_cone
 from otf_spin.units import MEV
 warnings.simplefilter("ignore")
-model = SparseGPR.load({model!r})
+model = load({model!r})
 a = 2.83
 system = bulk("bcc", a, ({cells},) * 3, moment=2.2)
 system.set_directions(random_cone(len(system), [0, 0, 1], 0.5, np.random.default_rng(1)))
@@ -190,7 +190,7 @@ def ml_models(folder: str) -> dict:
     import warnings
 
     from otf_spin.learning.paper_sets import generate_set
-    from otf_spin.model import build_model, default_settings
+    from otf_spin.model import build_model, default_settings, save
 
     warnings.simplefilter("ignore")
     frames = generate_set("thermal_300K", 2024)[0]
@@ -199,7 +199,7 @@ def ml_models(folder: str) -> dict:
         settings = default_settings()
         settings["descriptor"]["n_max"] = n_max
         path = os.path.join(folder, f"model_{n_max}.h5")
-        build_model(settings).fit(frames).save(path)
+        save(build_model(settings).fit(frames), path)
         files[label] = path
     return files
 

@@ -19,7 +19,7 @@ from otf_spin.io.extxyz import read_frames, write_frames
 from otf_spin.io.plot import plot_files
 from otf_spin.learning.generate import generate
 from otf_spin.learning.paper_sets import PAPER_SETS, write_paper_sets
-from otf_spin.model import load
+from otf_spin.model import load, save
 from otf_spin.model.factory import build_model
 from otf_spin.oracles import label_frames
 from otf_spin.parallel import world
@@ -74,7 +74,7 @@ def _cmd_train(args) -> int:
     for w in caught:
         print(f"otf-spin: warning: {w.message}", file=sys.stderr)
     elapsed = time.perf_counter() - start
-    model.save(args.out)
+    save(model, args.out)
     e_err, b_err = [], []
     for f in frames:
         p = model.predict(f.system, stds=False)

@@ -12,6 +12,7 @@ from otf_spin import oracles
 from otf_spin.config.generate import validate_generate
 from otf_spin.config.run import oracle_context, validate_run
 from otf_spin.core import ConfigError
+from otf_spin.io.atomic import file_digest
 
 
 def build_hamiltonian(settings: dict, context: dict) -> dict:
@@ -61,9 +62,3 @@ def load_generate(path) -> dict:
                                         .encode()).hexdigest()[:16]
     cfg["fingerprint"] = "fp-" + cfg["fingerprint"]        # a string in extxyz, never a number
     return cfg
-
-
-def file_digest(path) -> str:
-    """SHA-256 hex digest of the bytes of the file at ``path``."""
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()

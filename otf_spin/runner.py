@@ -17,6 +17,7 @@ from otf_spin.dynamics.llg import LLGIntegrator, new_state
 from otf_spin.io.atomic import kill_point
 from otf_spin.io.extxyz import directions_from_file
 from otf_spin.io.h5md import H5MDWriter
+from otf_spin.model import storage
 from otf_spin.progress import progress_bar
 from otf_spin.system import bulk, ferromagnetic, random_cone, random_sphere
 
@@ -397,7 +398,7 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
     if learner:
         kill_point("done")
         if root:
-            learner.model.save(cfg["otf"]["save_model"])
+            storage.save(learner.model, cfg["otf"]["save_model"])
         print(f"# on the fly: {learner.calls} labels ({learner.reused} reused from the store), "
               f"{learner.failures} failed jobs, oracle time {learner.oracle_time:.1f} s, fit and "
               f"refit time {learner.refit_time:.1f} s, model "

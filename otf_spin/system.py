@@ -5,6 +5,7 @@ directions (N, 3) unit vectors, magnitudes (N,) μB. Moments = directions × mag
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -230,6 +231,14 @@ class SpinSystem:
         new.directions = self.directions.copy()
         return new
 
+    def digest(self, parts, h=None):
+        """sha256 (a ``hashlib`` object, ``h`` updated if given) over the float64 bytes of
+        the named arrays, in order: e.g. ("cell", "pbc", "positions", "directions")."""
+        h = hashlib.sha256() if h is None else h
+        for name in parts:
+            h.update(np.ascontiguousarray(getattr(self, name), float).tobytes())
+        return h
+
     def __repr__(self) -> str:
         return (f"SpinSystem(n_atoms={self.n_atoms}, species={sorted(set(self.species))}, "
                 f"cell_lengths={np.round(np.linalg.norm(self.cell, axis=1), 4).tolist()} Å, "
@@ -324,6 +333,15 @@ def ferromagnetic(n: int, axis=(0.0, 0.0, 1.0)) -> np.ndarray:
 def random_sphere(n: int, rng: np.random.Generator) -> np.ndarray:
     """(n, 3) directions uniform on the unit sphere."""
     return random_cone(n, (0.0, 0.0, 1.0), np.pi, rng)
+
+
+def transverse(vectors, directions) -> np.ndarray:
+    """``vectors`` without their components along the unit ``directions`` (N, 3):
+    v - (v·e) e, i.e. (1 - e eᵀ) v per atom; ``vectors`` (N, 3) or (M, N, 3), a new array."""
+    e = directions
+    if np.ndim(vectors) == 3:
+        return vectors - np.einsum("mak,ak->ma", vectors, e)[:, :, None] * e[None]
+    return vectors - np.einsum("ik,ik->i", vectors, e)[:, None] * e
 
 
 def random_cone(n: int, axis, half_angle: float, rng: np.random.Generator) -> np.ndarray:

@@ -252,10 +252,10 @@ def test_composite_model_fields_are_the_energy_gradient(composite_model, rng):
 
 
 def test_composite_model_file_round_trip(composite_model, tmp_path, rng):
-    from otf_spin.model.storage import load
+    from otf_spin.model.storage import load, save
 
     path = tmp_path / "model.h5"
-    composite_model.save(path)
+    save(composite_model, path)
     model, settings = load(path)
     assert settings["descriptor"]["exchange_3b"]["r_cut"] == 4.0
     assert [k["term"] for k in settings["kernels"]] == ["exchange_2b", "exchange_3b",
@@ -274,7 +274,7 @@ def test_model_file_without_terms_predicts_bit_for_bit():
     now to rounding; the stds are calibrated differently since, so not compared)."""
     from pathlib import Path
 
-    from otf_spin.model.storage import load
+    from otf_spin.model.storage import load, save
 
     folder = Path(__file__).parent / "fixtures"
     model, _ = load(folder / "model_exchange2b_v1.h5")
@@ -357,7 +357,7 @@ def test_on_the_fly_run_with_descriptor_terms(tmp_path):
     import yaml
 
     from helpers import run_in
-    from otf_spin.model.storage import load
+    from otf_spin.model.storage import load, save
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     data = yaml.safe_load(open(os.path.join(root, "input_examples",

@@ -11,7 +11,7 @@ from otf_spin.config.model import MODEL
 from otf_spin.core import Frame
 from otf_spin.io.extxyz import read_frames, write_frames
 from otf_spin.learning.paper_sets import paper_oracle, random_configuration
-from otf_spin.model import AliasingWarning, build_model, default_settings, load
+from otf_spin.model import AliasingWarning, build_model, default_settings, load, save
 from otf_spin.model.covariance import DotProductKernel
 from otf_spin.system import bulk, random_cone
 
@@ -194,7 +194,7 @@ def test_incremental_refit_equals_full_refit(data):
 
 def test_model_file_round_trip_bit_for_bit(fitted, data, tmp_path):
     path = tmp_path / "model.h5"
-    fitted.save(path)
+    save(fitted, path)
     loaded = load(path)
     for f in data[1][:3]:
         a, b = fitted.predict(f.system), loaded.predict(f.system)

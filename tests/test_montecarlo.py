@@ -89,6 +89,6 @@ def test_model_monte_carlo_local_updates_are_exact(rng):
     probe.directions = state.directions.copy()
     np.testing.assert_allclose(d_cached, model.descriptor.compute(probe), atol=1e-12)
     end = model.predict(probe, stds=False)["energy"]
-    assert e_cached.sum() - mc._local_energies(model.descriptor.compute_fm(probe)).sum() == \
+    assert e_cached.sum() - model.local_energies(model.descriptor.compute_fm(probe)).sum() == \
         pytest.approx(end, abs=1e-10)
     assert abs(end - start) > 1e-4       # spins did move

@@ -109,11 +109,11 @@ def test_run_on_a_fitted_model_llg_and_mc(tmp_path):
     import warnings
 
     from otf_spin.learning.paper_sets import generate_set
-    from otf_spin.model import build_model
+    from otf_spin.model import build_model, save
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        build_model().fit(generate_set("thermal_300K", 1)[0][:8]).save(tmp_path / "m.h5")
+        save(build_model().fit(generate_set("thermal_300K", 1)[0][:8]), tmp_path / "m.h5")
     for integrator in ("sib", "mc"):
         path = write_run(tmp_path, system={"repeat": [2, 2, 2]},
                          dynamics={"integrator": integrator, "steps": 6, "temperature": 300},

@@ -92,11 +92,11 @@ def test_noise_profile_recovers_a_log_linear_law():
 
 
 def test_calibration_survives_the_model_file(case, tmp_path):
-    from otf_spin.model import load
+    from otf_spin.model import load, save
 
     model, test = case
     path = tmp_path / "m.h5"
-    model.save(path)
+    save(model, path)
     loaded = load(path)
     a, b = model.predict(test[0].system), loaded.predict(test[0].system)
     np.testing.assert_array_equal(a["fields_std"], b["fields_std"])

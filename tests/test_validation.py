@@ -304,13 +304,13 @@ def test_non_finite_model_weights_are_refused(base, tmp_path, name, value, messa
 
 
 def test_save_refuses_non_finite_weights(base, tmp_path):  # noqa: F811
-    from otf_spin.model import load
+    from otf_spin.model import load, save
 
     model = load(base["model"])
     model.alpha = model.alpha.copy()
     model.alpha[0] = np.nan
     with pytest.raises(DataFileError, match="alpha is not finite; not written"):
-        model.save(tmp_path / "nan.h5")
+        save(model, tmp_path / "nan.h5")
     assert not (tmp_path / "nan.h5").exists()
 
 

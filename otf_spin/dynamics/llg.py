@@ -19,8 +19,10 @@ second order for deterministic dynamics. Each step evaluates the field twice.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
+import h5py
 import numpy as np
 
 from otf_spin.dynamics.noise import standard_normal
@@ -108,30 +110,33 @@ class LLGIntegrator:
         return state
 
 
+def write_state(group, state: SpinState) -> None:
+    """Write a state into an open HDF5 file or group: dataset ``directions`` (N, 3), attrs
+    step, time, rng (the bit generator's state, JSON) and bit_generator (its class)."""
+    group.create_dataset("directions", data=state.directions)
+    group.attrs.update(step=state.step, time=state.time,
+                       rng=json.dumps(state.rng.bit_generator.state),
+                       bit_generator=type(state.rng.bit_generator).__name__)
+
+
+def read_state(group) -> SpinState:
+    """The state :func:`write_state` wrote into ``group``; the run continues bit for bit."""
+    bit_generator = getattr(np.random, str(group.attrs["bit_generator"]))()
+    bit_generator.state = json.loads(group.attrs["rng"])
+    return SpinState(group["directions"][()], int(group.attrs["step"]),
+                     float(group.attrs["time"]), np.random.Generator(bit_generator))
+
+
 def save_state(path, state: SpinState) -> None:
     """Write a state (directions, step, time, RNG state) atomically to an HDF5 file."""
-    import json
-
-    import h5py
-
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.create_dataset("directions", data=state.directions)
-        h5.attrs.update(step=state.step, time=state.time,
-                        rng=json.dumps(state.rng.bit_generator.state),
-                        bit_generator=type(state.rng.bit_generator).__name__)
+        write_state(h5, state)
 
 
 def load_state(path) -> SpinState:
     """Read a state written by :func:`save_state`; the run continues bit for bit."""
-    import json
-
-    import h5py
-
     with h5py.File(path, "r") as h5:
-        bit_generator = getattr(np.random, str(h5.attrs["bit_generator"]))()
-        bit_generator.state = json.loads(h5.attrs["rng"])
-        return SpinState(h5["directions"][()], int(h5.attrs["step"]), float(h5.attrs["time"]),
-                         np.random.Generator(bit_generator))
+        return read_state(h5)
 
 
 def field_bound(provider, system) -> float:

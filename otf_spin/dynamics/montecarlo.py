@@ -104,18 +104,10 @@ class ModelMonteCarlo:
             system.magnitudes[:, None] * MU_B * np.asarray(field_tesla, float))
         self._legendre = legendre
 
-    def _local_energies(self, d):
-        out = np.zeros(len(d))
-        start = 0
-        for kernel, S in zip(self.model.kernels, self.model.sparse):
-            out += kernel(d, S) @ self.model.alpha[start:start + len(S)]
-            start += len(S)
-        return out
-
     def _prepare(self, state):
         if getattr(state, "_model_cache", None) is None:
             d = self.desc.compute(self.system, state.directions)
-            state._model_cache = (d, self._local_energies(d))
+            state._model_cache = (d, self.model.local_energies(d))
         return state._model_cache
 
     def sweep(self, state: MCState, temperature: float) -> float:
@@ -153,7 +145,7 @@ class ModelMonteCarlo:
                 np.add.at(new_d, index, delta)           # rows j: pairs (j -> k) mirror (k -> j)
                 kk = np.searchsorted(affected, k)
                 new_d[kk] = d[k] + delta.sum(axis=0)     # row k: all its pairs
-            new_e = self._local_energies(new_d)
+            new_e = self.model.local_energies(new_d)
             dE = new_e.sum() - energies[affected].sum() - self.zeeman[k] @ (trial - e[k])
             if dE <= 0.0 or uniform[k] < np.exp(-beta * dE):
                 e[k] = trial

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import os
 import signal
 import tempfile
@@ -99,6 +100,21 @@ MARKERS = {"otf-spin-store": "training store", "otf-spin-checkpoint": "checkpoin
            "otf-spin-model": "model"}
 
 
+def hdf5_kind(h5) -> str:
+    """What an open HDF5 file is: "training store", "checkpoint", "model", "trajectory"
+    (H5MD) or "HDF5 file" (other). Checkpoints of otf-spin 0.x before the marker are
+    recognised by their layout."""
+    marker = h5.attrs.get("format")
+    marker = marker.decode() if isinstance(marker, bytes) else marker
+    if marker in MARKERS:
+        return MARKERS[marker]
+    if "h5md" in h5:
+        return "trajectory"
+    if "replicas" in h5 and ("learner" in h5.attrs or "model" in h5):
+        return "checkpoint"
+    return "HDF5 file"
+
+
 def file_kind(path) -> str | None:
     """What the file at ``path`` is: "training store", "checkpoint", "model",
     "trajectory" (H5MD), "HDF5 file" (other), "folder", "file" (not HDF5); None if
@@ -115,14 +131,7 @@ def file_kind(path) -> str | None:
         return "file"
     try:
         with h5py.File(path, "r") as h5:
-            marker = h5.attrs.get("format")
-            marker = marker.decode() if isinstance(marker, bytes) else marker
-            if marker in MARKERS:
-                return MARKERS[marker]
-            if "h5md" in h5:
-                return "trajectory"
-            if "learner" in h5.attrs and "replicas" in h5:
-                return "checkpoint"
+            return hdf5_kind(h5)
     except OSError:
         # a trajectory left open by a killed SWMR writer opens in SWMR mode only
         try:
@@ -141,3 +150,9 @@ def check_overwrite(path, kind: str, key: str) -> None:
         article = "an" if found.startswith("HDF5") else "a"
         raise ValueError(f"{key}: {os.fspath(path)} is {article} {found}, not a {kind}; "
                          "refusing to overwrite it (choose another path)")
+
+
+def file_digest(path) -> str:
+    """SHA-256 hex digest of the bytes of the file at ``path``."""
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()

@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from otf_spin.core import DataFileError
+from otf_spin.io.atomic import hdf5_kind
 from otf_spin.io.extxyz import read_frames
 
 
@@ -28,20 +29,6 @@ def _json_attr(h5, key, default=None):
     if raw is None or _text(raw) == "":
         return default
     return json.loads(_text(raw))
-
-
-def kind_of(h5) -> str:
-    """"trajectory", "training store", "model", "checkpoint" or "HDF5 file"."""
-    fmt = _text(h5.attrs.get("format", ""))
-    if fmt == "otf-spin-store":
-        return "training store"
-    if fmt == "otf-spin-model":
-        return "model"
-    if fmt == "otf-spin-checkpoint" or ("replicas" in h5 and "model" in h5):
-        return "checkpoint"
-    if "h5md" in h5:
-        return "trajectory"
-    return "HDF5 file"
 
 
 def _model_summary(g) -> dict:
@@ -157,7 +144,7 @@ def describe(path) -> dict:
         except OSError:
             h5 = h5py.File(path, "r")
         with h5:
-            kind = kind_of(h5)
+            kind = hdf5_kind(h5)
             reader = {"trajectory": _trajectory, "training store": _store,
                       "model": _model_summary, "checkpoint": _checkpoint}.get(kind)
             if reader is None:

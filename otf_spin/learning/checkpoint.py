@@ -23,8 +23,8 @@ import h5py
 import numpy as np
 
 from otf_spin import __version__
-from otf_spin.dynamics.llg import SpinState
-from otf_spin.io.atomic import atomic_path, check_overwrite
+from otf_spin.dynamics.llg import read_state, write_state
+from otf_spin.io.atomic import atomic_path, check_overwrite, file_digest
 from otf_spin.model import storage
 
 FORMAT = "otf-spin-checkpoint"
@@ -41,8 +41,7 @@ _LAUNCHER_COMMAND = ("vasp", "qe")
 def _digest_file(path) -> str | None:
     if not path:
         return None
-    with open(path, "rb") as handle:
-        return "sha256:" + hashlib.sha256(handle.read()).hexdigest()
+    return "sha256:" + file_digest(path)
 
 
 def _plain(value):
@@ -102,11 +101,7 @@ def write(path, states: dict, learner, store_frames: int, tempering=None,
     check_overwrite(path, "checkpoint", "otf.checkpoint")
     with atomic_path(path, phase="checkpoint") as tmp, h5py.File(tmp, "w") as h5:
         for index, state in sorted(states.items()):
-            g = h5.create_group(f"replicas/r{index:03d}")
-            g.create_dataset("directions", data=state.directions)
-            g.attrs.update(step=state.step, time=state.time,
-                           rng=json.dumps(state.rng.bit_generator.state),
-                           bit_generator=type(state.rng.bit_generator).__name__)
+            write_state(h5.create_group(f"replicas/r{index:03d}"), state)
         storage.write_group(h5.create_group("model"), learner.model, learner.model.settings,
                             with_rows=True)
         h5.attrs.update(format=FORMAT, learner=json.dumps(learner.state()),
@@ -118,13 +113,7 @@ def write(path, states: dict, learner, store_frames: int, tempering=None,
 
 def read(path) -> Checkpoint:
     with h5py.File(path, "r") as h5:
-        states = {}
-        for name, g in h5["replicas"].items():
-            bit_generator = getattr(np.random, str(g.attrs["bit_generator"]))()
-            bit_generator.state = json.loads(g.attrs["rng"])
-            states[int(name[1:])] = SpinState(g["directions"][()], int(g.attrs["step"]),
-                                              float(g.attrs["time"]),
-                                              np.random.Generator(bit_generator))
+        states = {int(name[1:]): read_state(g) for name, g in h5["replicas"].items()}
         model, _ = storage.read_group(h5["model"], f"{path}:/model")
         tempering = h5.attrs.get("tempering", "")
         return Checkpoint(states, model, json.loads(h5.attrs["learner"]),

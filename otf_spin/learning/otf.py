@@ -254,7 +254,7 @@ class OnTheFly:
         self.model.optimise_hyperparameters(
             {"sigma_energy": (self.cfg["noise_floor_energy"], 1.0),
              "sigma_field": (self.cfg["noise_floor_field"], 1.0)})
-        self.model._solve()
+        self.model.solve()
 
     def _refit(self, frames, pools, step) -> None:
         cfg, start = self.cfg, time.perf_counter()

@@ -17,7 +17,6 @@ Layout::
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -38,10 +37,7 @@ _ATOM_KEYS = ("positions", "directions", "magnitudes", "species", "fields", "for
 
 def frame_uid(system) -> str:
     """Identity of a configuration: sha256 of cell, pbc, positions and directions."""
-    h = hashlib.sha256()
-    for array in (system.cell, system.pbc.astype(float), system.positions, system.directions):
-        h.update(np.ascontiguousarray(array, float).tobytes())
-    return h.hexdigest()
+    return system.digest(("cell", "pbc", "positions", "directions")).hexdigest()
 
 
 class TrainingStore:

@@ -35,7 +35,9 @@ from scipy.linalg import solve_triangular
 from scipy.optimize import minimize
 
 from otf_spin.kernels.blas_threads import SERIAL_BELOW, one_thread, single_threaded
+from otf_spin.model import aliasing
 from otf_spin.model.sparse import pivoted_cholesky
+from otf_spin.system import transverse
 
 #: bounds of the fitted hyperparameters (internal units); the lower noise bounds keep
 #: the noise from collapsing (and the on-the-fly loop from calling the oracle every step)
@@ -109,7 +111,7 @@ class TrainingFrame:
         e = self.system.directions
         if fields is not None:
             fields = np.asarray(fields, float)
-            fields = fields - np.einsum("ik,ik->i", fields, e)[:, None] * e   # transverse part
+            fields = transverse(fields, e)
         self.fields = fields
         self.d = None
         self.d_fm = None
@@ -171,7 +173,7 @@ class SparseGPR:
         start = 0
         for kernel, block in pieces:
             grad = self.descriptor.spin_gradient(system, kernel.gradient(d, block))
-            grad -= np.einsum("mak,ak->ma", grad, e)[:, :, None] * e[None]
+            grad = transverse(grad, e)
             phi_B[:, :, start:start + len(block)] = np.moveaxis(grad, 0, -1)
             start += len(block)
         phi_B *= -1.0 / system.magnitudes[:, None, None]
@@ -206,8 +208,6 @@ class SparseGPR:
     # --- training ---------------------------------------------------------------------
     def fit(self, frames) -> "SparseGPR":
         """Fit from scratch on ``frames`` (objects with system/energy/fields or Frame)."""
-        from otf_spin.model import aliasing
-
         self.frames = []
         self.sparse = [np.zeros((0, self.descriptor.size)) for _ in self.kernels]
         frames = [self._as_training(f) for f in frames]
@@ -296,6 +296,25 @@ class SparseGPR:
             K = kernel(S, S)
             blocks.append(K + 1e-10 * np.trace(K) / max(len(K), 1) * np.eye(len(K)))
         return blocks
+
+    # --- public access for storage and the learner ----------------------------------------
+    @property
+    def posterior_factor(self):
+        """(M, M) upper-triangular R of the posterior precision Λ = RᵀR; None unfitted."""
+        return self._R
+
+    @posterior_factor.setter
+    def posterior_factor(self, R) -> None:
+        self._R = R
+
+    def compress(self) -> None:
+        """Rebuild the compressed data (:meth:`_gram`) from the frames' design rows, e.g.
+        after they were read back from a file; weights are not re-solved."""
+        self._gram()
+
+    def solve(self) -> None:
+        """Weights and posterior factor at the current hyperparameters (:meth:`_solve`)."""
+        self._solve()
 
     @single_threaded
     def _gram(self):
@@ -590,17 +609,29 @@ class SparseGPR:
         rows = self._local_rows(d, d_fm)
         energies = rows @ self.alpha
         G = np.zeros_like(d)
-        start = 0
-        for kernel, S in zip(self.kernels, self.sparse):
-            G += kernel.weighted_gradient(d, S, self.alpha[start:start + len(S)])
-            start += len(S)
+        for kernel, S, alpha in self.weight_blocks():
+            G += kernel.weighted_gradient(d, S, alpha)
         grad = self.descriptor.spin_gradient(system, G[None])[0]
         e = system.directions
-        grad -= np.einsum("ak,ak->a", grad, e)[:, None] * e
+        grad = transverse(grad, e)
         out = {"energy": float(energies.sum()), "energies": energies,
                "fields": -grad / system.magnitudes[:, None]}
         if stds:
             out.update(self._predictive_stds(system, d, d_fm, rows))
+        return out
+
+    def weight_blocks(self):
+        """(kernel, sparse set S_k (M_k, D), weights α_k (M_k,)) of every kernel."""
+        start = 0
+        for kernel, S in zip(self.kernels, self.sparse):
+            yield kernel, S, self.alpha[start:start + len(S)]
+            start += len(S)
+
+    def local_energies(self, d) -> np.ndarray:
+        """Σ_k k(d, S_k) α_k (N,) eV for descriptors ``d`` (N, D), not referenced to FM."""
+        out = np.zeros(len(d))
+        for kernel, S, alpha in self.weight_blocks():
+            out += kernel(d, S) @ alpha
         return out
 
     def _local_rows(self, d, d_fm) -> np.ndarray:
@@ -653,17 +684,3 @@ class SparseGPR:
     @property
     def n_frames(self) -> int:
         return len(self.frames)
-
-    def save(self, path) -> None:
-        """Write the model file (HDF5, atomic); see :mod:`otf_spin.model.storage`."""
-        from otf_spin.model.storage import save
-
-        if self.settings is None:
-            raise ValueError("model has no settings; build it with model.factory.build_model")
-        save(self, self.settings, path)
-
-    @staticmethod
-    def load(path) -> "SparseGPR":
-        from otf_spin.model.storage import load
-
-        return load(path)[0]

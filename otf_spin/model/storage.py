@@ -38,24 +38,25 @@ def fingerprint(frames) -> str:
     """sha256 of the training data (structures, spins and labels)."""
     h = hashlib.sha256()
     for f in frames:
-        s = f.system
-        for array in (s.cell, s.positions, s.directions, s.magnitudes):
-            h.update(np.ascontiguousarray(array, float).tobytes())
+        f.system.digest(("cell", "positions", "directions", "magnitudes"), h)
         h.update(np.float64(np.nan if f.energy is None else f.energy).tobytes())
         if f.fields is not None:
             h.update(np.ascontiguousarray(f.fields, float).tobytes())
     return h.hexdigest()
 
 
-def save(model, settings: dict, path) -> None:
-    """Write ``model`` (a fitted SparseGPR) and its ``settings`` atomically; a model with
-    non-finite weights is refused (DataFileError, nothing written)."""
-    for name, array in (("alpha", model.alpha), ("posterior_R", model._R)):
+def save(model, path) -> None:
+    """Write ``model`` (a fitted SparseGPR built by :func:`otf_spin.model.factory.build_model`,
+    which records its settings) atomically; a model with non-finite weights is refused
+    (DataFileError, nothing written)."""
+    if model.settings is None:
+        raise ValueError("model has no settings; build it with model.factory.build_model")
+    for name, array in (("alpha", model.alpha), ("posterior_R", model.posterior_factor)):
         if array is None or not np.all(np.isfinite(array)):
             raise DataFileError(f"{path}: the fitted model's {name} is not finite; not "
                                 "written")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        write_group(h5, model, settings)
+        write_group(h5, model, model.settings)
 
 
 def write_group(h5, model, settings: dict, with_rows: bool = False) -> None:
@@ -71,7 +72,7 @@ def write_group(h5, model, settings: dict, with_rows: bool = False) -> None:
     for k, S in enumerate(model.sparse):
         group.create_dataset(str(k), data=S)
     h5.create_dataset("alpha", data=model.alpha)
-    h5.create_dataset("posterior_R", data=model._R)
+    h5.create_dataset("posterior_R", data=model.posterior_factor)
     if getattr(model, "noise_model", None) is not None:
         h5.create_dataset("noise_model", data=model.noise_model)
     t = h5.create_group("training")
@@ -202,7 +203,7 @@ def read_group(h5, path="model"):
                     for k in range(len(model.kernels))]
     M = sum(len(S) for S in model.sparse)
     model.alpha = _dataset(h5, "alpha", path, (M,))
-    model._R = _dataset(h5, "posterior_R", path, (M, M))
+    model.posterior_factor = _dataset(h5, "posterior_R", path, (M, M))
     if "noise_model" in h5 or "std_field_noise" in hyper:   # profile of calibrated stds
         model.noise_model = _dataset(h5, "noise_model", path, (D + 3,))
     n_atoms = _dataset(h5, "training/n_atoms", path, (None,), kinds="iu")
@@ -241,5 +242,5 @@ def read_group(h5, path="model"):
                 frame.phi_B = np.concatenate([b[1] for b in frame.blocks], axis=1)
         model.frames.append(frame)
     if "rows" in h5:
-        model._gram()
+        model.compress()
     return model, settings

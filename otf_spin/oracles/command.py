@@ -15,6 +15,7 @@ from otf_spin.config.oracles import MOMENT_KEY
 from otf_spin.core import Frame
 from otf_spin.io.extxyz import read_frames, write_frames
 from otf_spin.oracles.fileio import FileOracle, Profile, job_keys
+from otf_spin.system import transverse
 
 SCHEMA = Section({
     "command": Key("str", "command line run in each job directory ({input}, {output} are "
@@ -50,8 +51,6 @@ class CommandOracle(FileOracle):
         return {"input": self.input_name, "output": self.output_name}
 
     def read_outputs(self, system, directory):
-        import numpy as np
-
         path = os.path.join(directory, self.output_name)
         if not os.path.exists(path):
             raise FileNotFoundError(f"{self.output_name} was not written")
@@ -65,6 +64,6 @@ class CommandOracle(FileOracle):
         e = system.directions
         if "fields" in results:
             f = results["fields"]
-            results["fields"] = f - np.einsum("ik,ik->i", f, e)[:, None] * e
+            results["fields"] = transverse(f, e)
         results["magmoms"] = frame.system.moments
         return results

@@ -192,11 +192,7 @@ class ConstrainedDFTOracle(FileOracle):
     def fm_energy(self, system, run_reference) -> float:
         """E of the FM reference of ``system``'s structure; ``run_reference()`` computes it
         (once per cell, positions, species and moments)."""
-        import hashlib
-
-        h = hashlib.sha256()
-        for array in (system.cell, system.positions, system.magnitudes):
-            h.update(np.ascontiguousarray(array, float).tobytes())
+        h = system.digest(("cell", "positions", "magnitudes"))
         h.update(" ".join(system.species).encode())
         key = h.hexdigest()
         if key not in self._fm:

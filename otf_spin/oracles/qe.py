@@ -34,6 +34,7 @@ from otf_spin.config.engine import Key, Section
 from otf_spin.config.oracles import MOMENT_KEY
 from otf_spin.core import ConfigError, OracleFailure
 from otf_spin.oracles.fileio import ConstrainedDFTOracle, job_keys, ramp_keys
+from otf_spin.system import transverse
 from otf_spin.units import RYDBERG
 
 #: ntypx of a stock pw.x (Modules/parameters.f90): the most species, hence atoms, per job
@@ -131,9 +132,9 @@ def constrained_labels(out: dict, lam_eff: float, directions) -> dict:
     e = np.asarray(directions, float)
     x = out["moments"] - out["targets"]                         # μB
     fields = 2.0 * lam_eff * x * RYDBERG                       # internal = -constraining
-    fields -= np.einsum("ik,ik->i", fields, e)[:, None] * e
+    fields = transverse(fields, e)
     penalty = lam_eff * float(np.sum(x**2)) * RYDBERG
-    x_perp = x - np.einsum("ik,ik->i", x, e)[:, None] * e
+    x_perp = transverse(x, e)
     return {"energy": out["energy"] * RYDBERG + 2.0 * penalty, "fields": fields,
             "penalty": penalty, "residual": np.linalg.norm(x_perp, axis=1)}
 

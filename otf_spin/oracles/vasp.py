@@ -41,6 +41,7 @@ from otf_spin.config.engine import Key, Section
 from otf_spin.config.oracles import MOMENT_KEY
 from otf_spin.core import ConfigError, OracleFailure
 from otf_spin.oracles.fileio import ConstrainedDFTOracle, job_keys, ramp_keys
+from otf_spin.system import transverse
 
 #: version of the set of INCAR tags written (docs/oracles.md lists it), in the provenance
 INPUT_SET = "2026.12"
@@ -296,7 +297,7 @@ class VaspOracle(ConstrainedDFTOracle):
                                 f"({magnitudes.min():.2g} μB): its field is undefined")
         scale = 2.0 * np.linalg.norm(out["mw"], axis=1) / magnitudes      # 2|MW|/|m|
         fields = scale[:, None] * out["rows"]                # internal = -constraining field
-        fields -= np.einsum("ik,ik->i", fields, e)[:, None] * e
+        fields = transverse(fields, e)
         energy = out["energy_total"] + out["penalty"]
         rows = np.linalg.norm(out["rows"], axis=1)
         magmoms = e * magnitudes[:, None]

@@ -211,8 +211,8 @@ def load_settings(path):
         settings = default_settings()
         settings.setdefault("select_terms", True)   # TEMP until the config key lands
         return settings
-    from otf_spin.io.config import validate_file
-    from otf_spin.model.config import MODEL
+    from otf_spin.config.engine import validate_file
+    from otf_spin.config.model import MODEL
 
     settings = validate_file(path, MODEL)
     settings.setdefault("select_terms", True)   # TEMP until the config key lands

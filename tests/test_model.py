@@ -334,7 +334,7 @@ def test_energies_are_not_traded_for_an_in_sample_field_fit():
         model = build_model().fit(train)
         default = errors(model, test)
         model.optimise_hyperparameters(cross_validate=False)
-        model._solve()
+        model.solve()
         likelihood = errors(model, test)
     assert default[0] < 5e-4 and likelihood[0] > 1e-3          # eV/atom
     assert default[1] < 1.2 * likelihood[1]

@@ -31,7 +31,9 @@ import warnings
 
 import numpy as np
 
-from otf_spin.model.gpr import SparseGPR
+from otf_spin.config.model import DIPOLE_2B, EXCHANGE_3B
+from otf_spin.model.factory import build_model
+from otf_spin.model.gpr import BOUNDS, SparseGPR
 
 #: further descriptor terms the selection may add (exchange-2b is always there)
 EXTRA_TERMS = ("exchange_3b", "dipole_2b")
@@ -65,8 +67,6 @@ def candidate_settings(settings: dict, terms) -> dict:
     """Validated settings of the candidate with the extra ``terms`` (iterable of names in
     EXTRA_TERMS) added to the exchange-2b model of ``settings``: each with its default
     section and a TERM_KERNEL; ``select_terms`` false (a fixed model)."""
-    from otf_spin.model.config import DIPOLE_2B, EXCHANGE_3B
-
     sections = {"exchange_3b": EXCHANGE_3B, "dipole_2b": DIPOLE_2B}
     s = copy.deepcopy(settings)
     for term in EXTRA_TERMS:
@@ -104,8 +104,6 @@ def at_noise_floor(row: dict) -> bool:
     """True if the CV RMSEs of ``row`` are at the lower bounds of the noise (BOUNDS:
     1e-6 eV/atom, 1e-5 eV/μB; exact data such as a Heisenberg reference): no term can
     improve on them, so the others are not fitted."""
-    from otf_spin.model.gpr import BOUNDS
-
     return all(not np.isfinite(v) or v <= BOUNDS[key][0] for v, key in
                ((row["cv_energy"], "sigma_energy"), (row["cv_field"], "sigma_field")))
 
@@ -113,8 +111,6 @@ def at_noise_floor(row: dict) -> bool:
 def fit_candidate(settings: dict, terms, frames) -> dict:
     """Fit the candidate with ``terms``; a row with terms, model, cv (and cv_energy in
     eV/atom, cv_field in eV/μB), fit time (CPU s) and the warnings the fit raised."""
-    from otf_spin.model.config import build_model
-
     model = build_model(candidate_settings(settings, terms))
     start = time.process_time()
     with warnings.catch_warnings(record=True) as caught:

@@ -224,6 +224,14 @@ class SpinSystem:
         """Replace the spin directions (normalised on the way in)."""
         self.directions = _unit(np.asarray(directions, dtype=float).reshape(self.n_atoms, 3))
 
+    @classmethod
+    def from_arrays(cls, cell, positions, species, directions, magnitudes,
+                    pbc) -> "SpinSystem":
+        """A system from stored arrays, the directions kept bit for bit (not renormalised)."""
+        system = cls(cell, positions, species, directions, magnitudes, pbc)
+        system.directions = np.array(directions)
+        return system
+
     def copy(self) -> "SpinSystem":
         """An independent copy with the directions bit for bit (not renormalised)."""
         new = SpinSystem(self.cell, self.positions, self.species, None, self.magnitudes,

@@ -26,6 +26,7 @@ import numpy as np
 
 from otf_spin import __version__
 from otf_spin.core import DataFileError, Frame
+from otf_spin.io import ragged
 from otf_spin.io.atomic import atomic_path, check_overwrite, kill_point
 from otf_spin.system import SpinSystem
 
@@ -58,10 +59,7 @@ class TrainingStore:
                 for k in _FRAME_KEYS:
                     self._frames[k] = list(h5["frames"][k][()])
                 for k in _ATOM_KEYS:
-                    data = h5["atoms"][k][()]
-                    counts = np.asarray(self._frames["n_atoms"], int)
-                    self._atoms[k] = np.split(data, np.cumsum(counts)[:-1]) if len(counts) \
-                        else []
+                    self._atoms[k] = ragged.split(h5["atoms"][k][()], self._frames["n_atoms"])
         except OSError as exc:
             raise DataFileError(f"{self.path}: cannot read training store ({exc})") from None
         self._frames["uid"] = [u.decode() if isinstance(u, bytes) else u
@@ -117,7 +115,7 @@ class TrainingStore:
                                                          dtype=h5py.string_dtype()))
             a = h5.create_group("atoms")
             for k in _ATOM_KEYS:
-                a.create_dataset(k, data=np.concatenate(self._atoms[k]))
+                a.create_dataset(k, data=ragged.stack(self._atoms[k]))
 
     def lookup(self, system) -> Frame | None:
         """The stored frame of this configuration (same uid), or None."""
@@ -132,10 +130,9 @@ class TrainingStore:
 
     def _frame(self, k: int) -> Frame:
         species = np.asarray(self._atoms["species"][k]).astype(str)
-        system = SpinSystem(self._frames["cell"][k], self._atoms["positions"][k], species,
-                            self._atoms["directions"][k], self._atoms["magnitudes"][k],
-                            self._frames["pbc"][k])
-        system.directions = np.array(self._atoms["directions"][k])   # exact bits
+        system = SpinSystem.from_arrays(self._frames["cell"][k], self._atoms["positions"][k],
+                                        species, self._atoms["directions"][k],
+                                        self._atoms["magnitudes"][k], self._frames["pbc"][k])
         results = {}
         if np.isfinite(self._frames["energy"][k]):
             results["energy"] = float(self._frames["energy"][k])

@@ -25,6 +25,7 @@ import numpy as np
 
 from otf_spin import __version__
 from otf_spin.core import DataFileError
+from otf_spin.io import ragged
 from otf_spin.io.atomic import atomic_path
 from otf_spin.model.factory import build_model
 from otf_spin.model.gpr import TrainingFrame
@@ -79,18 +80,14 @@ def write_group(h5, model, settings: dict, with_rows: bool = False) -> None:
     t.create_dataset("cell", data=np.array([f.system.cell for f in frames]))
     t.create_dataset("pbc", data=np.array([f.system.pbc for f in frames]))
     t.create_dataset("n_atoms", data=np.array([f.n_atoms for f in frames]))
-    for name in ("positions", "directions"):
-        t.create_dataset(name, data=np.concatenate([getattr(f.system, name)
-                                                    for f in frames]))
-    t.create_dataset("magnitudes", data=np.concatenate([f.system.magnitudes
-                                                        for f in frames]))
-    t.create_dataset("species", data=np.concatenate([f.system.species for f in frames])
+    for name in ("positions", "directions", "magnitudes"):
+        t.create_dataset(name, data=ragged.stack(getattr(f.system, name) for f in frames))
+    t.create_dataset("species", data=ragged.stack(f.system.species for f in frames)
                      .astype("S"))
     t.create_dataset("energy", data=np.array([np.nan if f.energy is None else f.energy
                                               for f in frames]))
-    t.create_dataset("fields", data=np.concatenate(
-        [np.full((f.n_atoms, 3), np.nan) if f.fields is None else f.fields
-         for f in frames]))
+    t.create_dataset("fields", data=ragged.stack(
+        np.full((f.n_atoms, 3), np.nan) if f.fields is None else f.fields for f in frames))
     if with_rows:
         rows = h5.create_group("rows")
         for k, f in enumerate(frames):
@@ -217,17 +214,15 @@ def read_group(h5, path="model"):
                           kinds="S" if k == "species" else "fiu")
               for k, shape in (("positions", (N, 3)), ("directions", (N, 3)),
                                ("magnitudes", (N,)), ("fields", (N, 3)), ("species", (N,)))}
-    ends = np.cumsum(n_atoms)
-    starts = ends - n_atoms
-    for k, (a, b) in enumerate(zip(starts, ends)):
-        system = SpinSystem(t["cell"][k], arrays["positions"][a:b],
-                            arrays["species"][a:b].astype(str), arrays["directions"][a:b],
-                            arrays["magnitudes"][a:b], t["pbc"][k])
+    pieces = {key: ragged.split(value, n_atoms) for key, value in arrays.items()}
+    for k in range(F):
+        p = {key: value[k] for key, value in pieces.items()}
+        system = SpinSystem.from_arrays(t["cell"][k], p["positions"], p["species"].astype(str),
+                                        p["directions"], p["magnitudes"], t["pbc"][k])
         energy = t["energy"][k]
-        fields = arrays["fields"][a:b]
+        fields = p["fields"]
         frame = TrainingFrame(system, None if np.isnan(energy) else energy,
                               None if np.isnan(fields).all() else fields)
-        frame.system.directions = np.array(arrays["directions"][a:b])  # exact bits
         if fields is not None and not np.isnan(fields).all():
             frame.fields = np.array(fields)                           # exact bits
         if "rows" in h5:

@@ -31,6 +31,11 @@ EXIT_USAGE = 2
 
 
 def _cmd_validate(args) -> int:
+    """Check any otf-spin YAML file against its schema.
+
+    Check an oracle, run or model YAML file: unknown or duplicate keys, types, units and
+    files.
+    """
     if args.describe:
         print(describe(args.describe))
         return 0
@@ -42,6 +47,11 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_label(args) -> int:
+    """Label extxyz frames with an oracle.
+
+    Label every frame of an extxyz file with an oracle (energy relative to FM in eV,
+    transverse fields in eV/μB, moments in μB, forces in eV/Å).
+    """
     oracle = oracles.load_file(args.oracle)
     frames = read_frames(args.data, moment=getattr(oracle, "moment", None))
     _check_output(args.out)
@@ -55,6 +65,11 @@ def _cmd_label(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    """Fit a GAP-SOSO model to labelled extxyz frames.
+
+    Fit the GAP-SOSO exchange model (energies and transverse fields) and write the model
+    file (HDF5). Without --config the validated defaults are used.
+    """
     import time
     import warnings
 
@@ -91,6 +106,11 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_predict(args) -> int:
+    """Predict energies, fields and their uncertainty.
+
+    Predict energy (eV, rel. to FM), fields (eV/μB) and their standard deviations for
+    every frame.
+    """
     import numpy as np
 
     model = load(args.model)
@@ -111,6 +131,11 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    """Spin dynamics (LLG) or Monte Carlo from a run file.
+
+    Run stochastic LLG or Metropolis MC as configured in a YAML run file; writes an H5MD
+    trajectory.
+    """
     cfg = load_run(args.file)
     try:
         run(cfg, progress=not args.quiet, fresh=args.fresh)
@@ -124,11 +149,23 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_generate(args) -> int:
+    """Generate and label a training set automatically.
+
+    Pick training cells free of periodic-image ambiguity, sample spin configurations by
+    Monte Carlo on a cheap provider, select a diverse subset, label it with the oracle
+    (over the MPI ranks) and write the training store and an extxyz copy. A rerun
+    resumes.
+    """
     generate(load_generate(args.file), progress=not args.quiet)
     return 0
 
 
 def _cmd_paper_sets(args) -> int:
+    """Generate and label the paper's bcc Fe test sets.
+
+    Generate the bcc Fe data sets of the paper's Sec. III B (random, Eq. 41 moments,
+    displaced, thermal MC, 54-atom) and label them with the embedded Heisenberg oracle.
+    """
     if not 0 < args.scale <= 100:           # NaN fails too
         raise ValueError(f"--scale: {args.scale} is not in (0, 100]")
     if args.seed < 0:
@@ -140,6 +177,11 @@ def _cmd_paper_sets(args) -> int:
 
 
 def _cmd_info(args) -> int:
+    """What an otf-spin file is and what it holds.
+
+    Kind, format version, contents, provenance (oracle, settings, versions) and size of
+    trajectory, training store, model, checkpoint or extxyz files.
+    """
     for k, path in enumerate(args.files):
         summary = info.describe(path)
         print(json.dumps(summary, indent=1, default=str) if args.json
@@ -148,9 +190,37 @@ def _cmd_info(args) -> int:
 
 
 def _cmd_plot(args) -> int:
+    """Plot runs, M(T), Binder cumulants, parity, stores.
+
+    Plot otf-spin files (needs matplotlib: pip install 'otf-spin[plot]'); the format
+    follows the suffix of --out (.png, .svg, .pdf). One run file: |M|, E, T_spin and, on
+    the fly, σ with threshold and oracle calls; several run files: M(T) and Binder
+    U_L(T) of MC runs; predict output with --reference: energy and field parity; a
+    training store: labels over time.
+    """
     plot_files(args.files, args.out, kind=args.kind, reference=args.reference, dpi=args.dpi)
     print(f"plot -> {args.out}")
     return 0
+
+
+def _command(sub, func, name: str) -> argparse.ArgumentParser:
+    """The sub-command ``name`` that runs ``func(args)``; its help is the first line of
+    ``func``'s docstring (without the full stop), its description the rest."""
+    first, _, rest = func.__doc__.partition("\n\n")
+    p = sub.add_parser(name, help=first[0].lower() + first[1:].rstrip("."),
+                       description=" ".join(rest.split()))
+    p.set_defaults(func=func)
+    return p
+
+
+def _required(p, **helps) -> None:
+    """Required options ``--name`` with their help texts, in order."""
+    for name, text in helps.items():
+        p.add_argument(f"--{name}", required=True, help=text)
+
+
+def _quiet(p) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,92 +231,54 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"otf-spin {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("validate", help="check any otf-spin YAML file against its schema",
-                       description="Check an oracle, run or model YAML file: unknown or "
-                                   "duplicate keys, types, units and files.")
+    p = _command(sub, _cmd_validate, "validate")
     p.add_argument("file", nargs="?", help="YAML file")
     p.add_argument("--describe", metavar="KIND",
                    help="print the keys of a schema with units and defaults instead (an "
                         "oracle type such as 'heisenberg')")
-    p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("label", help="label extxyz frames with an oracle",
-                       description="Label every frame of an extxyz file with an oracle "
-                                   "(energy relative to FM in eV, transverse fields in eV/μB, "
-                                   "moments in μB, forces in eV/Å).")
-    p.add_argument("--oracle", required=True, help="oracle YAML file (one oracle block)")
-    p.add_argument("--data", required=True, help="input extxyz with per-atom magmoms (μB)")
-    p.add_argument("--out", required=True, help="output extxyz (written atomically)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_label)
+    p = _command(sub, _cmd_label, "label")
+    _required(p, oracle="oracle YAML file (one oracle block)",
+              data="input extxyz with per-atom magmoms (μB)",
+              out="output extxyz (written atomically)")
+    _quiet(p)
 
-    p = sub.add_parser("train", help="fit a GAP-SOSO model to labelled extxyz frames",
-                       description="Fit the GAP-SOSO exchange model (energies and transverse "
-                                   "fields) and write the model file (HDF5). Without "
-                                   "--config the validated defaults are used.")
-    p.add_argument("--data", required=True, help="training extxyz (energy and/or fields)")
-    p.add_argument("--out", required=True, help="model file to write (HDF5)")
+    p = _command(sub, _cmd_train, "train")
+    _required(p, data="training extxyz (energy and/or fields)",
+              out="model file to write (HDF5)")
     p.add_argument("--config", help="model YAML (otf-spin validate --describe model)")
-    p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("predict", help="predict energies, fields and their uncertainty",
-                       description="Predict energy (eV, rel. to FM), fields (eV/μB) and "
-                                   "their standard deviations for every frame.")
-    p.add_argument("--model", required=True, help="model file from otf-spin train")
-    p.add_argument("--data", required=True, help="input extxyz with magmoms (μB)")
-    p.add_argument("--out", required=True, help="output extxyz")
+    p = _command(sub, _cmd_predict, "predict")
+    _required(p, model="model file from otf-spin train",
+              data="input extxyz with magmoms (μB)",
+              out="output extxyz")
     p.add_argument("--no-std", action="store_true", help="skip the uncertainties (faster)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_predict)
+    _quiet(p)
 
-    p = sub.add_parser("run", help="spin dynamics (LLG) or Monte Carlo from a run file",
-                       description="Run stochastic LLG or Metropolis MC as configured in a "
-                                   "YAML run file; writes an H5MD trajectory.")
+    p = _command(sub, _cmd_run, "run")
     p.add_argument("file", help="run YAML (otf-spin validate checks it)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet(p)
     p.add_argument("--fresh", action="store_true",
                    help="on-the-fly runs: ignore (delete) an existing checkpoint instead of "
                         "resuming from it")
-    p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("generate", help="generate and label a training set automatically",
-                       description="Pick training cells free of periodic-image ambiguity, "
-                                   "sample spin configurations by Monte Carlo on a cheap "
-                                   "provider, select a diverse subset, label it with the "
-                                   "oracle (over the MPI ranks) and write the training store "
-                                   "and an extxyz copy. A rerun resumes.")
+    p = _command(sub, _cmd_generate, "generate")
     p.add_argument("file", help="generate YAML (otf-spin validate --describe generate)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_generate)
+    _quiet(p)
 
-    p = sub.add_parser("paper-sets", help="generate and label the paper's bcc Fe test sets",
-                       description="Generate the bcc Fe data sets of the paper's Sec. III B "
-                                   "(random, Eq. 41 moments, displaced, thermal MC, 54-atom) "
-                                   "and label them with the embedded Heisenberg oracle.")
+    p = _command(sub, _cmd_paper_sets, "paper-sets")
     p.add_argument("--out", default="data/paper", help="output folder (default: data/paper)")
     p.add_argument("--sets", default="all", help="comma-separated set names or 'all'")
     p.add_argument("--seed", type=int, default=2024, help="random seed (default 2024)")
     p.add_argument("--scale", type=float, default=1.0,
                    help="scale the number of test frames (e.g. 0.1 for a quick look)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_paper_sets)
+    _quiet(p)
 
-    p = sub.add_parser("info", help="what an otf-spin file is and what it holds",
-                       description="Kind, format version, contents, provenance (oracle, "
-                                   "settings, versions) and size of trajectory, training "
-                                   "store, model, checkpoint or extxyz files.")
+    p = _command(sub, _cmd_info, "info")
     p.add_argument("files", nargs="+", metavar="FILE", help="file(s) to describe")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("plot", help="plot runs, M(T), Binder cumulants, parity, stores",
-                       description="Plot otf-spin files (needs matplotlib: pip install "
-                                   "'otf-spin[plot]'); the format follows the suffix of "
-                                   "--out (.png, .svg, .pdf). One run file: |M|, E, T_spin "
-                                   "and, on the fly, σ with threshold and oracle calls; "
-                                   "several run files: M(T) and Binder U_L(T) of MC runs; "
-                                   "predict output with --reference: energy and field "
-                                   "parity; a training store: labels over time.")
+    p = _command(sub, _cmd_plot, "plot")
     p.add_argument("files", nargs="+", metavar="FILE",
                    help="H5MD run file(s), a training store, or predict output (extxyz)")
     p.add_argument("--out", required=True, help="image to write (.png, .svg or .pdf)")
@@ -255,7 +287,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=("auto", "run", "temperature", "parity", "store"),
                    default="auto", help="plot to make (default: from the files)")
     p.add_argument("--dpi", type=float, default=110, help="resolution of PNG output")
-    p.set_defaults(func=_cmd_plot)
     return parser
 
 

@@ -344,7 +344,7 @@ def test_monte_carlo_on_composite_model(composite_model, rng):
     probe.directions = state.directions.copy()
     np.testing.assert_allclose(d_kept, model.descriptor.compute(probe), atol=1e-12)
     end = model.predict(probe, stds=False)["energy"]
-    fm = mc._local_energies(model.descriptor.compute_fm(probe)).sum()
+    fm = model.local_energies(model.descriptor.compute_fm(probe)).sum()
     assert e_kept.sum() - fm == pytest.approx(end, abs=1e-10)
     assert abs(end - start) > 1e-4
 

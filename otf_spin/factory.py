@@ -9,6 +9,7 @@ import json
 import os
 
 from otf_spin import oracles
+from otf_spin.config.engine import Settings
 from otf_spin.config.generate import validate_generate
 from otf_spin.config.run import oracle_context, validate_run
 from otf_spin.core import ConfigError
@@ -48,8 +49,9 @@ def load_generate(path) -> dict:
     try:
         cfg["oracle"] = oracles.from_settings(cfg["oracle"], context)
         sampled = cfg["sampler"]["hamiltonian"]
-        cfg["sampler"]["hamiltonian"] = {"kind": "oracle", "oracle": cfg["oracle"]} \
-            if sampled is None else build_hamiltonian(sampled, context)
+        cfg["sampler"] = Settings({**cfg["sampler"], "hamiltonian": {
+            "kind": "oracle", "oracle": cfg["oracle"]} if sampled is None
+            else build_hamiltonian(sampled, context)})
     except ConfigError as exc:
         raise ConfigError(f"{os.fspath(path)}: {exc}") from None
     sampled = cfg["sampler"]["hamiltonian"]

@@ -143,3 +143,31 @@ def test_defaults_are_not_shared_between_validations():
     first = schema.validate({})
     first["items"].append(3)
     assert schema.validate({})["items"] == [1, 2]
+
+
+def test_validated_settings_are_read_only_and_thaw_to_plain_copies():
+    import json
+    import pickle
+
+    from otf_spin.config.engine import Settings, thaw
+    from otf_spin.config.model import MODEL
+
+    settings = MODEL.validate({})
+    assert isinstance(settings, Settings) and isinstance(settings["descriptor"], Settings)
+    assert all(isinstance(k, Settings) for k in settings["kernels"])
+    assert settings.descriptor.r_cut == settings["descriptor"]["r_cut"]
+    for edit in (lambda s: s.__setitem__("optimise", False), lambda s: s.update(optimise=0),
+                 lambda s: s["descriptor"].pop("r_cut"), lambda s: s.setdefault("x", 1),
+                 lambda s: s["kernels"][0].__setitem__("zeta", 2)):
+        with pytest.raises(TypeError, match="read-only"):
+            edit(settings)
+    plain = thaw(settings)
+    assert type(plain) is dict and type(plain["kernels"][0]) is dict and plain == settings
+    plain["descriptor"]["r_cut"] = 1.0                   # the copy is editable ...
+    assert settings["descriptor"]["r_cut"] == 7.0        # ... and independent
+    assert json.loads(json.dumps(settings)) == json.loads(json.dumps(plain | {
+        "descriptor": settings["descriptor"]}))
+    again = pickle.loads(pickle.dumps(settings))
+    assert again == settings and isinstance(again["noise"], Settings)
+    with pytest.raises(AttributeError):
+        settings.no_such_key

@@ -12,7 +12,6 @@ internal units) and integers within the 64-bit range; keys add their physical bo
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
 import re
@@ -103,6 +102,48 @@ def load_yaml(path) -> dict:
     return data
 
 
+class Settings(dict):
+    """Validated settings: a read-only mapping of values in internal units (as a frozen
+    dataclass: its lists keep their list type, so values print and compare as in the
+    YAML), keys also readable as attributes (``settings.timestep``). :func:`thaw` gives
+    an editable copy. JSON-serialisable and picklable as a dict."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args, **kwargs):
+        raise TypeError("validated settings are read-only (edit a copy: thaw(settings))")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __reduce__(self):
+        return (Settings, (dict(self),))
+
+
+def freeze(value):
+    """A copy of ``value`` with every mapping, also inside lists, a :class:`Settings`."""
+    if isinstance(value, dict):
+        return Settings({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [freeze(v) for v in value]
+    return value
+
+
+def thaw(value):
+    """An editable deep copy of settings: plain dicts and lists."""
+    if isinstance(value, dict):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [thaw(v) for v in value]
+    return value
+
+
 @dataclass
 class Key:
     """One configuration key.
@@ -172,14 +213,14 @@ class Section:
                     raise ConfigError(f"{path}: required key is missing ({key.describe()})")
                 out[name] = _validate(key, key.default, path, base_dir) \
                     if key.default is not None and key.kind == "section" \
-                    else copy.deepcopy(key.default)   # never hand out the shared default
+                    else freeze(key.default)
                 continue
             out[name] = _validate(key, data[name], path, base_dir)
         if self.check:
             message = self.check(out)
             if message:
                 raise ConfigError(f"{where or 'top level'}: {message}")
-        return out
+        return Settings(out)
 
     def describe(self, prefix: str = "") -> list[str]:
         """Lines "key: doc [unit]" for docs and ``otf-spin validate --describe``."""
@@ -233,7 +274,7 @@ def _validate(key: Key, value, path: str, base_dir: str):
             if isinstance(item, (int, float)) and not isinstance(item, bool):
                 _finite(item, f"{path}.{name}", MAX_INT if isinstance(item, int)
                         else MAX_NUMBER)
-        result = dict(value)
+        result = Settings(value)
     elif kind in ("float", "int"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                 kind == "int" and isinstance(value, float) and not value.is_integer()):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from otf_spin.config.engine import Key, Section, load_yaml, validate_file
+from otf_spin.config.engine import Key, Section, Settings, load_yaml, validate_file
 from otf_spin.config.model import MODEL
 from otf_spin.config.oracles import available, validate_block
 from otf_spin.config.run import SYSTEM as RUN_SYSTEM
@@ -98,17 +98,17 @@ def validate_generate(path) -> dict:
         sampler = dict(sampler)
         hamiltonian = sampler.pop("hamiltonian", None)
         data["sampler"] = sampler
-        cfg = GENERATE.validate(data, "", base_dir)
+        cfg = dict(GENERATE.validate(data, "", base_dir))      # sections: read-only
         cfg["oracle"] = validate_block(oracle_block, "oracle", base_dir)
         if hamiltonian is None:
             if cfg["oracle"]["type"] != "heisenberg":
                 raise ConfigError("sampler.hamiltonian: required unless the oracle is a "
                                   "heisenberg oracle (a cheap provider to sample with: a "
                                   "heisenberg block or {type: model, file: model.h5})")
-            cfg["sampler"]["hamiltonian"] = None         # the labeller samples
+            sampled = None                                # the labeller samples
         else:
-            cfg["sampler"]["hamiltonian"] = validate_hamiltonian(hamiltonian, base_dir,
-                                                                 "sampler.hamiltonian")
+            sampled = validate_hamiltonian(hamiltonian, base_dir, "sampler.hamiltonian")
+        cfg["sampler"] = Settings({**cfg["sampler"], "hamiltonian": sampled})
         if (cfg["sampler"]["hamiltonian"] or {}).get("kind") == "model" and \
                 min(cfg["sampler"]["temperatures"]) < 0:
             raise ConfigError("sampler.temperatures: negative temperatures need a heisenberg "

@@ -32,7 +32,7 @@ paper's bcc Fe sets (benchmarks/paper_heisenberg.py, docs/model.md):
 """
 from __future__ import annotations
 
-from otf_spin.config.engine import Key, Section
+from otf_spin.config.engine import Key, Section, thaw
 from otf_spin.units import MEV
 
 
@@ -134,5 +134,6 @@ def _check_terms(settings: dict):
 
 
 def default_settings() -> dict:
-    """The validated defaults, in internal units."""
-    return MODEL.validate({})
+    """The validated defaults, in internal units, as an editable copy (plain dicts and
+    lists; :meth:`MODEL.validate` gives the read-only :class:`Settings`)."""
+    return thaw(MODEL.validate({}))

@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from otf_spin.config.engine import Key, Section, load_yaml, validate_file
+from otf_spin.config.engine import Key, Section, Settings, load_yaml, validate_file
 from otf_spin.config.model import MODEL
 from otf_spin.config.oracles import validate_block
 from otf_spin.config.otf import OTF
@@ -143,8 +143,8 @@ def validate_hamiltonian(block, base_dir, where="hamiltonian") -> dict:
         raise ConfigError(f"{where}: expected a mapping with 'type'")
     if block.get("type") == "model":
         values = MODEL_HAMILTONIAN.validate(block, where, base_dir)
-        return {"kind": "model", **values}
-    return {"kind": "oracle", "oracle": validate_block(block, where, base_dir)}
+        return Settings({"kind": "model", **values})
+    return Settings({"kind": "oracle", "oracle": validate_block(block, where, base_dir)})
 
 
 def oracle_context(system: dict) -> dict:
@@ -200,11 +200,12 @@ def validate_run(path) -> dict:
             check_timestep(run["dynamics"], np.linalg.norm(run["dynamics"]["field"]))
         if on_the_fly:
             run["oracle"] = validate_block(data["oracle"], "oracle", base_dir)
-            run["otf"] = OTF.validate(data["otf"], "otf", base_dir)
+            otf = OTF.validate(data["otf"], "otf", base_dir)
             if run["dynamics"]["integrator"] == "mc":
                 raise ConfigError("dynamics.integrator: on-the-fly runs use an LLG integrator")
-            run["otf"]["model_settings"] = validate_file(run["otf"]["model_config"], MODEL) \
-                if run["otf"]["model_config"] else MODEL.validate({})
+            model = validate_file(otf["model_config"], MODEL) if otf["model_config"] \
+                else MODEL.validate({})
+            run["otf"] = Settings({**otf, "model_settings": model})
         else:
             run["hamiltonian"] = validate_hamiltonian(data["hamiltonian"], base_dir)
     except ConfigError as exc:

@@ -25,12 +25,12 @@ Heisenberg data) no term can improve them: exchange-2b alone is fitted then. The
 """
 from __future__ import annotations
 
-import copy
 import time
 import warnings
 
 import numpy as np
 
+from otf_spin.config.engine import thaw
 from otf_spin.config.model import DIPOLE_2B, EXCHANGE_3B
 from otf_spin.model.factory import build_model
 from otf_spin.model.gpr import BOUNDS, SparseGPR
@@ -68,7 +68,7 @@ def candidate_settings(settings: dict, terms) -> dict:
     EXTRA_TERMS) added to the exchange-2b model of ``settings``: each with its default
     section and a TERM_KERNEL; ``select_terms`` false (a fixed model)."""
     sections = {"exchange_3b": EXCHANGE_3B, "dipole_2b": DIPOLE_2B}
-    s = copy.deepcopy(settings)
+    s = thaw(settings)
     for term in EXTRA_TERMS:
         s["descriptor"][term] = sections[term].validate({}) if term in terms else None
     s["kernels"] = ([k for k in s["kernels"] if k.get("term", "exchange_2b") == "exchange_2b"]

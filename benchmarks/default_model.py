@@ -85,7 +85,7 @@ def data(name: str, seed: int, scale: float):
     if name == "c1":
         return generate_set("displaced_0.07", seed, scale)
     if name == "c1m":
-        from otf_spin.io.extxyz import Frame
+        from otf_spin.core import Frame
         from otf_spin.learning import paper_sets
         from otf_spin.oracles.heisenberg import FormulaExchange, HeisenbergOracle
 

@@ -33,7 +33,9 @@ import weakref
 
 import numpy as np
 
+from otf_spin.descriptors.soso import SOSODescriptor
 from otf_spin.kernels import load as load_kernel
+from otf_spin.model.covariance import DotProductKernel
 from otf_spin.system import neighbour_pairs
 
 #: pairs whose distances differ by less than this (Å) share one radial row: far below
@@ -44,9 +46,6 @@ _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def supports(model) -> bool:
     """True when the fast path reproduces ``model.predict`` (energies and fields)."""
-    from otf_spin.descriptors.soso import SOSODescriptor
-    from otf_spin.model.covariance import DotProductKernel
-
     if type(model.descriptor) is not SOSODescriptor or model.descriptor.l_max > 32:
         return False
     if not getattr(model, "kernels", None) or len(model.kernels) != len(model.sparse):

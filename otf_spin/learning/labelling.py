@@ -1,7 +1,7 @@
 """Labelling configurations with an oracle, over the rank groups, reusing the store.
 
 Shared by the on-the-fly learner and ``otf-spin generate``: a job is retried on
-:class:`~otf_spin.oracles.base.OracleFailure` (exit status, timeout, NaN, parse error) and
+:class:`~otf_spin.core.OracleFailure` (exit status, timeout, NaN, parse error) and
 skipped with a logged reason after the last retry; the labelled frame keeps the probe's
 directions exactly (the oracle's moment magnitudes are adopted) and carries its provenance.
 """

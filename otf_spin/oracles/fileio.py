@@ -4,7 +4,7 @@ write and what to read) and a *profile* (how to launch, e.g. ``mpirun -np 16 vas
 Every job runs in its own directory ``<workdir>/<name>-<NNNNNN>``, kept for inspection.
 Launch commands may use ``{ranks}``: the ranks of the job's group in an MPI ensemble
 (``replicas.ranks_per_oracle_job``, 1 otherwise).
-Failures are typed :class:`~otf_spin.oracles.base.OracleFailure` (exit, timeout, nan,
+Failures are typed :class:`~otf_spin.core.OracleFailure` (exit, timeout, nan,
 parse, convergence) naming the job directory.
 """
 from __future__ import annotations

@@ -211,10 +211,10 @@ def load_settings(path):
         settings = default_settings()
         settings.setdefault("select_terms", True)   # TEMP until the config key lands
         return settings
-    from otf_spin.config.engine import validate_file
+    from otf_spin.config.engine import thaw, validate_file
     from otf_spin.config.model import MODEL
 
-    settings = validate_file(path, MODEL)
+    settings = thaw(validate_file(path, MODEL))
     settings.setdefault("select_terms", True)   # TEMP until the config key lands
     return settings
 

@@ -186,15 +186,16 @@ def test_composite_blocks_and_masks(small, rng):
 
 # --- the terms in a model ----------------------------------------------------------------
 def composite_settings(**changes):
+    from otf_spin.config.engine import thaw
     from otf_spin.config.model import MODEL
 
-    settings = MODEL.validate({
+    settings = thaw(MODEL.validate({
         "descriptor": {"r_cut": 5.0, "n_max": 6, "l_max": 3,
                        "exchange_3b": {"r_cut": 4.0, "n_max": 2, "l_max": 2},
                        "dipole_2b": {"r_cut": 4.5, "n_max": 3}},
         "kernels": [{"zeta": 1, "normalize": False, "orders": [1], "n_sparse": None},
                     {"zeta": 2, "normalize": False, "term": "exchange_3b", "n_sparse": 20},
-                    {"zeta": 1, "normalize": False, "term": "dipole_2b", "n_sparse": None}]})
+                    {"zeta": 1, "normalize": False, "term": "dipole_2b", "n_sparse": None}]}))
     settings.update(changes)
     return settings
 

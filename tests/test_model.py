@@ -7,6 +7,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from otf_spin.cli import main
+from otf_spin.config.engine import thaw
 from otf_spin.config.model import MODEL
 from otf_spin.core import Frame
 from otf_spin.io.extxyz import read_frames, write_frames
@@ -31,9 +32,9 @@ def labelled(n, rng, oracle=None, repeat=2, cone=None):
 
 
 def small_settings(**changes):
-    s = MODEL.validate({"descriptor": {"r_cut": 5.0, "n_max": 6, "l_max": 4},
-                        "kernels": [{"zeta": 1, "normalize": False, "n_sparse": 30},
-                                    {"zeta": 4, "n_sparse": 40}]})
+    s = thaw(MODEL.validate({"descriptor": {"r_cut": 5.0, "n_max": 6, "l_max": 4},
+                              "kernels": [{"zeta": 1, "normalize": False, "n_sparse": 30},
+                                          {"zeta": 4, "n_sparse": 40}]}))
     s.update(changes)
     return s
 

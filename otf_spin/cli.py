@@ -1,4 +1,5 @@
-"""`otf-spin` command line: one entry point, lazily imported subcommands.
+"""`otf-spin` command line: one entry point, a sub-command per ``_cmd_*`` function (its
+docstring is the sub-command's help).
 
 Errors in user input (YAML, data files, units) print one line
 ``otf-spin: error: <file>: <key>: <reason>`` and exit with status 2.

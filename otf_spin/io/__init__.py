@@ -1,1 +1,1 @@
-"""File formats: YAML configuration, extxyz data, HDF5 (H5MD) output, foreign formats."""
+"""File formats: extxyz data, H5MD output, per-atom arrays in HDF5, safe writes, UppASD."""

@@ -45,6 +45,14 @@ cdef inline double _dot3(const double[:, ::1] x, Py_ssize_t a, const double[:, :
     return x[a, 0] * y[b, 0] + x[a, 1] * y[b, 1] + x[a, 2] * y[b, 2]
 
 
+cdef inline void _pair_features(const double[:, ::1] e, const double[:, ::1] u,
+                                const cnp.int64_t[:, ::1] expo, Py_ssize_t i, Py_ssize_t j,
+                                Py_ssize_t p, double* f, double* fa, double* fb,
+                                double* fc) noexcept nogil:
+    """The features of pair p = (i, j) (unit vector u[p]) and their derivatives."""
+    _features(_dot3(e, i, u, p), _dot3(e, j, u, p), _dot3(e, i, e, j), expo, f, fa, fb, fc)
+
+
 def _check(const cnp.int64_t[:, ::1] expo):
     if expo.shape[0] > F_CAP:
         raise ValueError(f"{expo.shape[0]} features exceed the compiled limit {F_CAP}")
@@ -65,8 +73,7 @@ def descriptor(const double[:, ::1] e, const cnp.int64_t[::1] offsets,
         for i in range(e.shape[0]):
             for p in range(offsets[i], offsets[i + 1]):
                 j = neigh[p]
-                _features(_dot3(e, i, u, p), _dot3(e, j, u, p), _dot3(e, i, e, j), expo,
-                          f, fa, fb, fc)
+                _pair_features(e, u, expo, i, j, p, f, fa, fb, fc)
                 for n in range(nmax):
                     for k in range(F):
                         d[i, n, k] += R[p, n] * f[k]
@@ -89,8 +96,7 @@ def contract_gradient(const double[:, ::1] e, const cnp.int64_t[::1] offsets,
         for i in range(e.shape[0]):
             for p in range(offsets[i], offsets[i + 1]):
                 j = neigh[p]
-                _features(_dot3(e, i, u, p), _dot3(e, j, u, p), _dot3(e, i, e, j), expo,
-                          f, fa, fb, fc)
+                _pair_features(e, u, expo, i, j, p, f, fa, fb, fc)
                 for m in range(M):
                     sa = 0.0
                     sb = 0.0

@@ -9,6 +9,8 @@ cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.math cimport sqrt, exp
 
+from spin_kernels cimport trial_move
+
 cnp.import_array()
 
 
@@ -60,19 +62,14 @@ def metropolis_sweep(double[:, ::1] e, const double[::1] s, const cnp.int64_t[::
     cdef Py_ssize_t n = e.shape[0]
     cdef Py_ssize_t i
     cdef double hl[3]
-    cdef double nx, ny, nz, norm, de
+    cdef double t[3]
+    cdef double nx, ny, nz, de
     cdef Py_ssize_t accepted = 0
     for i in range(n):
         _local_field(e, s, offsets, neigh, J, i, True, hl)
-        nx = e[i, 0] + sigma * gauss[i, 0]
-        ny = e[i, 1] + sigma * gauss[i, 1]
-        nz = e[i, 2] + sigma * gauss[i, 2]
-        norm = sqrt(nx * nx + ny * ny + nz * nz)
-        if norm == 0.0:
+        if not trial_move(e, i, sigma, gauss, t):
             continue
-        nx /= norm
-        ny /= norm
-        nz /= norm
+        nx, ny, nz = t[0], t[1], t[2]
         de = -(2.0 * s[i] * hl[0] + zeeman[i, 0]) * (nx - e[i, 0]) \
              - (2.0 * s[i] * hl[1] + zeeman[i, 1]) * (ny - e[i, 1]) \
              - (2.0 * s[i] * hl[2] + zeeman[i, 2]) * (nz - e[i, 2])

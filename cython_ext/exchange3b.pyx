@@ -14,6 +14,8 @@ R[p, n] = radial basis × cutoff of pair p. Pure-Python twin:
 import numpy as np
 cimport numpy as cnp
 
+from spin_kernels cimport legendre_d
+
 cnp.import_array()
 
 cdef enum:
@@ -26,14 +28,7 @@ cdef inline void _legendre(double c, int lmax, const double* w, double* P,
     cdef int l
     cdef double p[LMAX_CAP + 1]
     cdef double dp[LMAX_CAP + 1]
-    p[0] = 1.0
-    dp[0] = 0.0
-    if lmax >= 1:
-        p[1] = c
-        dp[1] = 1.0
-    for l in range(2, lmax + 1):
-        p[l] = ((2 * l - 1) * c * p[l - 1] - (l - 1) * p[l - 2]) / l
-        dp[l] = dp[l - 2] + (2 * l - 1) * p[l - 1]
+    legendre_d(c, lmax, p, dp)
     for l in range(lmax + 1):
         P[l] = w[l] * p[l]
         dP[l] = w[l] * dp[l]

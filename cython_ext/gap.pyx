@@ -28,6 +28,8 @@ from libc.math cimport sqrt, exp
 from posix.time cimport clock_gettime, timespec, clockid_t, CLOCK_MONOTONIC, \
     CLOCK_PROCESS_CPUTIME_ID
 
+from spin_kernels cimport trial_move
+
 cnp.import_array()
 
 cdef extern from *:
@@ -573,7 +575,8 @@ cdef class GapEngine:
         start of every sweep (no drift across sweeps)."""
         cdef Py_ssize_t N = self.n_atoms, D = self.D, nmax = self.n_max, L = self.L
         cdef Py_ssize_t k, s, p, j, l, n, q, na, a, accepted = 0
-        cdef double tx, ty, tz, norm, c0, c1, dE, coef, lin
+        cdef double trial[3]
+        cdef double tx, ty, tz, c0, c1, dE, coef, lin
         cdef double P0[LMAX_CAP + 1]
         cdef double P1[LMAX_CAP + 1]
         cdef double W[LMAX_CAP + 1]
@@ -587,15 +590,9 @@ cdef class GapEngine:
         self.compute(e, False)
         with nogil:
             for k in range(N):
-                tx = e[k, 0] + sigma * gauss[k, 0]
-                ty = e[k, 1] + sigma * gauss[k, 1]
-                tz = e[k, 2] + sigma * gauss[k, 2]
-                norm = sqrt(tx * tx + ty * ty + tz * tz)
-                if norm == 0.0:
+                if not trial_move(e, k, sigma, gauss, trial):
                     continue
-                tx /= norm
-                ty /= norm
-                tz /= norm
+                tx, ty, tz = trial[0], trial[1], trial[2]
                 self.aff[0] = <int>k
                 self.mark[k] = 0
                 na = 1

@@ -8,23 +8,12 @@ of pair p, precomputed (depends on positions only). Pure-Python twin:
 import numpy as np
 cimport numpy as cnp
 
+from spin_kernels cimport legendre_d
+
 cnp.import_array()
 
 cdef enum:
     LMAX_CAP = 32
-
-
-cdef inline void _legendre(double c, int lmax, double* P, double* dP) noexcept nogil:
-    """P_l(c) and P_l'(c) for l = 0..lmax by the three-term recursions."""
-    cdef int l
-    P[0] = 1.0
-    dP[0] = 0.0
-    if lmax >= 1:
-        P[1] = c
-        dP[1] = 1.0
-    for l in range(2, lmax + 1):
-        P[l] = ((2 * l - 1) * c * P[l - 1] - (l - 1) * P[l - 2]) / l
-        dP[l] = dP[l - 2] + (2 * l - 1) * P[l - 1]
 
 
 def descriptor(const double[:, ::1] e, const cnp.int64_t[::1] offsets,
@@ -47,7 +36,7 @@ def descriptor(const double[:, ::1] e, const cnp.int64_t[::1] offsets,
             for p in range(offsets[i], offsets[i + 1]):
                 j = neigh[p]
                 c = e[i, 0] * e[j, 0] + e[i, 1] * e[j, 1] + e[i, 2] * e[j, 2]
-                _legendre(c, lmax, P, dP)
+                legendre_d(c, lmax, P, dP)
                 for l in range(lmax + 1):
                     wp[l] = w[l] * P[l]
                 for n in range(nmax):
@@ -84,7 +73,7 @@ def contract_gradient(const double[:, ::1] e, const cnp.int64_t[::1] offsets,
                 if j == a:
                     continue
                 c = e[a, 0] * e[j, 0] + e[a, 1] * e[j, 1] + e[a, 2] * e[j, 2]
-                _legendre(c, lmax, P, dP)
+                legendre_d(c, lmax, P, dP)
                 for l in range(lmax + 1):
                     wd[l] = w[l] * dP[l]
                 for m in range(M):

@@ -208,15 +208,11 @@ def cli_rows(settings_file, train, test) -> list[dict]:
 
 def load_settings(path):
     if not path:
-        settings = default_settings()
-        settings.setdefault("select_terms", True)   # TEMP until the config key lands
-        return settings
+        return default_settings()
     from otf_spin.io.config import validate_file
     from otf_spin.model.config import MODEL
 
-    settings = validate_file(path, MODEL)
-    settings.setdefault("select_terms", True)   # TEMP until the config key lands
-    return settings
+    return validate_file(path, MODEL)
 
 
 def num(v) -> str:

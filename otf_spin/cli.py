@@ -69,6 +69,10 @@ def _cmd_train(args) -> int:
     for w in caught:
         print(f"otf-spin: warning: {w.message}", file=sys.stderr)
     elapsed = time.perf_counter() - start
+    if getattr(model, "selection", None):
+        from otf_spin.model.selection import describe
+
+        print(describe(model.selection))
     model.save(args.out)
     e_err, b_err = [], []
     for f in frames:

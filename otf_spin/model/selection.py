@@ -162,11 +162,15 @@ class TermSelectingGPR(SparseGPR):
 
 
 def describe(table: list[dict]) -> str:
-    """One line per candidate of a selection table (for logs)."""
-    out = []
+    """Lines for a log: the candidates of a selection table with their CV errors."""
+    if len(table) == 1:
+        return ("descriptor terms: exchange-2b alone (fewer than "
+                f"{MIN_FRAMES} frames, or its CV errors at the noise floor)")
+    out = ["descriptor terms chosen by 5-fold cross-validation (* = kept: the cheapest "
+           f"within {100 * (TOLERANCE - 1):.0f} % of the best):"]
     for r in table:
         name = "exchange_2b" + "".join(f" + {t}" for t in r["terms"])
-        out.append(f"{'*' if r['chosen'] else ' '} {name:38s} CV energy "
+        out.append(f"  {'*' if r['chosen'] else ' '} {name:36s} CV energy "
                    f"{1e3 * r['cv_energy']:.4f} meV/atom, field {1e3 * r['cv_field']:.4f} "
                    f"meV/μB, fit {r['fit_cpu_s']:.1f} CPU s")
     return "\n".join(out)

@@ -32,7 +32,7 @@ def _cmd_label(args) -> int:
     from otf_spin.io.config import ConfigError
 
     oracle = oracles.load_file(args.oracle)
-    frames = read_frames(args.data, moment=getattr(oracle, "moment", None))
+    frames = read_frames(args.data, moment=oracle.moment)
     _check_output(args.out)
     try:
         labelled = label_frames(oracle, frames, progress=not args.quiet)

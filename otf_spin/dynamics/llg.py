@@ -55,7 +55,12 @@ def new_state(directions, seed) -> SpinState:
 
 
 class LLGIntegrator:
-    """One integrator (name in INTEGRATORS) with damping α, time step dt (ps)."""
+    """One integrator (name in INTEGRATORS) with damping α, time step dt (ps).
+
+    A propagator (:mod:`otf_spin.driver`): :meth:`init` makes a :class:`SpinState`,
+    :meth:`advance` (= :meth:`step`) moves it by one step on a field provider."""
+
+    time_unit = "ps"
 
     def __init__(self, name: str, dt: float, damping: float, kernel=None, noise_kernel=None):
         if name not in INTEGRATORS:
@@ -73,6 +78,16 @@ class LLGIntegrator:
         if temperature <= 0 or self.alpha == 0:
             return np.zeros(len(moments))
         return np.sqrt(2.0 * self.alpha * K_B * temperature / (GAMMA * moments * MU_B * self.dt))
+
+    @staticmethod
+    def init(system, seed) -> SpinState:
+        """Fresh state from ``system``'s directions; ``seed`` as :func:`new_state`."""
+        return new_state(system.directions, seed)
+
+    @staticmethod
+    def time(state: SpinState) -> float:
+        """Time of ``state`` in :attr:`time_unit`."""
+        return state.time
 
     def step(self, state: SpinState, provider, temperature: float = 0.0) -> SpinState:
         """Advance ``state`` by one step in place and return it."""
@@ -105,6 +120,8 @@ class LLGIntegrator:
         state.step += 1
         state.time += dt
         return state
+
+    advance = step
 
 
 def save_state(path, state: SpinState) -> None:

@@ -132,7 +132,6 @@ class OnTheFly:
         self.last_max_std = float("nan")    # largest over all replicas at the last check
         self.oracle_time = 0.0
         self.refit_time = 0.0       # s: fits and refits (rank 0), model reloads (this rank)
-        self.on_refit = None        # callback (provider cache invalidation)
         self.queue = []     # (step, directions, sparse candidates, max σ, replica) to label
 
     # --- labelling ------------------------------------------------------------------
@@ -223,15 +222,22 @@ class OnTheFly:
                   f"{[len(S) for S in self.model.sparse]}", file=self.log, flush=True)
         self._share(refit=True)
 
-    def assess(self, system) -> tuple[float, np.ndarray]:
+    #: the prediction properties :meth:`assess` reads (asked of the provider in the same
+    #: call as the dynamics' prediction, :meth:`ComputeProvider.compute
+    #: <otf_spin.dynamics.providers.ComputeProvider.compute>`)
+    properties = ("fields_std_epistemic",)
+
+    def assess(self, results) -> tuple[float, np.ndarray]:
         """(largest per-atom field σ, indices of the atoms above the candidate level) of
-        one configuration under the current model (σ in eV/μB).
+        one prediction of the current model: ``results`` is the results dict of a
+        :meth:`~otf_spin.model.gpr.SparseGPR.compute` that asked for :attr:`properties`
+        (σ in eV/μB).
 
         σ here is the epistemic part of the predictive field std (``fields_std_epistemic``:
         the posterior variance without the learned noise): a label reduces it, whereas
         the noise part (the misfit the model cannot express) stays whatever is labelled,
         and a threshold below it would call the oracle at every check."""
-        sigma = field_uncertainty(self.model, system)
+        sigma = field_uncertainty(results)
         return float(sigma.max()), np.flatnonzero(
             sigma > self.cfg["lower_ratio"] * self.threshold.value)
 
@@ -283,8 +289,6 @@ class OnTheFly:
         self.queue = []
         refit = self.comm.bcast(bool(frames))
         self._share(refit)
-        if refit and self.on_refit:
-            self.on_refit()
         return refit
 
     def _fitted_on(self, system, directions) -> bool:
@@ -304,7 +308,7 @@ class OnTheFly:
         self.model.optimise_hyperparameters(
             {"sigma_energy": (self.cfg["noise_floor_energy"], 1.0),
              "sigma_field": (self.cfg["noise_floor_field"], 1.0)})
-        self.model._solve()
+        self.model.solve()
 
     def _refit(self, frames, pools, step) -> None:
         cfg, start = self.cfg, time.perf_counter()
@@ -342,12 +346,14 @@ class OnTheFly:
                       for q in state.get("queue", [])]
 
 
-def field_uncertainty(model, system) -> np.ndarray:
-    """Per-atom field uncertainty (N,) eV/μB that a threshold is compared with: the norm
-    of ``fields_std_epistemic``, the calibrated expected field error of the atom without
-    its noise floor — sqrt(|fields_std|² - noise²), the part a label can remove (the
-    on-the-fly trigger and ``otf-spin generate``'s variance ranking)."""
-    return np.linalg.norm(model.predict(system, stds=True)["fields_std_epistemic"], axis=1)
+def field_uncertainty(results) -> np.ndarray:
+    """Per-atom field uncertainty (N,) eV/μB that a threshold is compared with, from a
+    prediction's results dict (:mod:`otf_spin.calculator`; ask the model for
+    :attr:`OnTheFly.properties`): the norm of ``fields_std_epistemic``, the calibrated
+    expected field error of the atom without its noise floor — sqrt(|fields_std|² -
+    noise²), the part a label can remove (the on-the-fly trigger and ``otf-spin
+    generate``'s variance ranking)."""
+    return np.linalg.norm(results["fields_std_epistemic"], axis=1)
 
 
 def _tilt(axis, local):

@@ -6,7 +6,7 @@ environment. What is left out, because it records when, where or with which vers
 file was written rather than what was computed: the attributes ``package_version`` and
 ``/h5md/creator`` ``version``; in JSON (store provenance, checkpoint learner state,
 extxyz info) the keys ``stored_at``, ``wall_time``, ``job_directory``, ``oracle_time``,
-``package_version``; and the temporary folder's path anywhere in a string.
+``refit_time``, ``package_version``; and the temporary folder's path anywhere in a string.
 
     python benchmarks/example_fingerprints.py                 # all examples
     python benchmarks/example_fingerprints.py --only otf mc   # some
@@ -36,7 +36,7 @@ import yaml
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "input_examples")
 BIN = os.path.dirname(sys.executable)
-VOLATILE_KEYS = {"stored_at", "wall_time", "job_directory", "oracle_time",
+VOLATILE_KEYS = {"stored_at", "wall_time", "job_directory", "oracle_time", "refit_time",
                  "package_version"}
 VOLATILE_ATTRS = {"package_version"}
 

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 
 from otf_spin.io.atomic import kill_point
+from otf_spin.parallel import world
 from otf_spin.progress import progress_bar
 
 
@@ -45,8 +46,6 @@ class Session:
     @classmethod
     def open(cls, comm=None, log=None) -> "Session":
         """The session of ``comm`` (default :func:`otf_spin.parallel.world`)."""
-        from otf_spin.parallel import world
-
         comm = comm or world()
         root = comm.rank == 0
         return cls(comm, root, (log or sys.stdout) if root else open(os.devnull, "w"))

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from otf_spin.kernels import load as load_kernel
+from otf_spin.model.gpr import SparseGPR
+from otf_spin.oracles.heisenberg import HeisenbergHamiltonian, pair_hamiltonian
 from otf_spin.units import K_B, MU_B
 
 
@@ -37,8 +39,6 @@ class HeisenbergMonteCarlo:
 
     def __init__(self, hamiltonian, system, field_tesla=(0.0, 0.0, 0.0),
                  inverted: bool = False):
-        from otf_spin.oracles.heisenberg import pair_hamiltonian
-
         self.system = system
         sign = -1.0 if inverted else 1.0
         offsets, neigh, J, *_ = pair_hamiltonian(hamiltonian).couplings(system)
@@ -205,9 +205,6 @@ def sampler(calculator, system, field_tesla=(0.0, 0.0, 0.0)):
     :class:`~otf_spin.model.gpr.SparseGPR` (:class:`ModelMonteCarlo`) or a fixed-moment
     :class:`~otf_spin.oracles.heisenberg.HeisenbergHamiltonian`
     (:class:`HeisenbergMonteCarlo`); ValueError for anything else."""
-    from otf_spin.model.gpr import SparseGPR
-    from otf_spin.oracles.heisenberg import HeisenbergHamiltonian
-
     if isinstance(calculator, SparseGPR):
         return ModelMonteCarlo(calculator, system, field_tesla)
     if isinstance(calculator, HeisenbergHamiltonian) and not calculator.slaving:

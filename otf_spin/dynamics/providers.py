@@ -23,7 +23,11 @@ import numpy as np
 
 from otf_spin.calculator import ENERGIES, ENERGY, FIELDS, MAGMOMS
 from otf_spin.kernels import load as load_kernel
+from otf_spin.model.gpr import SparseGPR
+from otf_spin.oracles.base import Oracle
+from otf_spin.oracles.heisenberg import HeisenbergHamiltonian, pair_hamiltonian
 from otf_spin.units import K_B, MU_B
+
 
 class HeisenbergProvider:
     """Compiled Heisenberg fields for fixed positions and fixed moment magnitudes.
@@ -34,8 +38,6 @@ class HeisenbergProvider:
     """
 
     def __init__(self, hamiltonian, system, field_tesla=(0.0, 0.0, 0.0)):
-        from otf_spin.oracles.heisenberg import pair_hamiltonian
-
         self.calculator = hamiltonian = pair_hamiltonian(hamiltonian)
         if hamiltonian.slaving:
             raise ValueError("the compiled Heisenberg provider needs fixed moments; moment "
@@ -108,8 +110,6 @@ class ComputeProvider:
 
     def set_calculator(self, calculator) -> None:
         """Compute with ``calculator`` from now on (cached results are dropped)."""
-        from otf_spin.model.gpr import SparseGPR
-
         self.calculator = calculator
         self._model = isinstance(calculator, SparseGPR)
         self._properties = (ENERGY, FIELDS) + ((ENERGIES,) if self._model else ()) + \
@@ -213,9 +213,6 @@ def make_provider(calculator, system, field_tesla=(0.0, 0.0, 0.0)):
     """The fastest provider for ``calculator``: compiled Heisenberg for a bilinear
     Heisenberg Hamiltonian (an oracle runs on the Hamiltonian it declares, if any), else
     :class:`ComputeProvider`."""
-    from otf_spin.oracles.base import Oracle
-    from otf_spin.oracles.heisenberg import HeisenbergHamiltonian
-
     if isinstance(calculator, Oracle) and calculator.hamiltonian is not None:
         calculator = calculator.hamiltonian
     if isinstance(calculator, HeisenbergHamiltonian) and calculator.bilinear:

@@ -34,6 +34,7 @@ import os
 
 import numpy as np
 
+from otf_spin.driver import Observer, Replica, drive
 from otf_spin.io.config import ConfigError, Key, Section, load_yaml
 from otf_spin.io.runconfig import SYSTEM as RUN_SYSTEM
 
@@ -225,7 +226,6 @@ def sample_cell(name: str, cell, temperature: float, sampler_cfg: dict, stream) 
     (:func:`otf_spin.driver.drive`) with an observer that takes a sample every
     ``interval`` sweeps."""
     from otf_spin.dynamics import montecarlo
-    from otf_spin.driver import Replica, drive
     from otf_spin.system import random_sphere
 
     rng = np.random.default_rng(stream)
@@ -257,11 +257,9 @@ class _Job:
         self.index, self.temperature = name, temperature
 
 
-class _Samples:
-    """Observer (:mod:`otf_spin.driver`): every ``interval`` sweeps, the sampled
-    directions as a candidate frame of ``cell`` (displaced atoms with ``displacement``)."""
-
-    before_step = False
+class _Samples(Observer):
+    """Every ``interval`` sweeps, the sampled directions as a candidate frame of ``cell``
+    (displaced atoms with ``displacement``)."""
 
     def __init__(self, replica, cell, temperature, sampler_cfg, rng):
         self.replica, self.cell, self.temperature = replica, cell, temperature

@@ -11,7 +11,7 @@ import pytest
 
 from otf_spin.io.config import ConfigError, Key, Section, load_yaml
 from otf_spin.io.extxyz import DataFileError, Frame, write_frames
-from otf_spin.io.runconfig import field_bound, load_run
+from otf_spin.io.runconfig import load_run
 from otf_spin.system import (InvalidSystemError, MemoryLimitError, SpinSystem, bulk,
                              check_system, random_sphere, require_memory)
 from otf_spin.units import FS, GAMMA, MU_B
@@ -128,7 +128,7 @@ def test_timestep_bound_uses_the_hamiltonian_fields(tmp_path, monkeypatch):
     cfg = load_run(path)
     system = build_system(cfg["system"], 1)
     provider = build_provider(cfg["hamiltonian"], system, cfg["dynamics"]["field"])
-    bound = field_bound(provider, system)
+    bound = provider.field_bound()
     # ferromagnetic spins and ferromagnetic couplings reach the bound exactly
     fm = np.tile([0.0, 0.0, 1.0], (len(system), 1))
     B = np.empty_like(fm)

@@ -21,7 +21,7 @@ import numpy as np
 
 from otf_spin.io.config import ConfigError, Key, Section, load_yaml
 from otf_spin.system import ATOMS_PER_CELL, LATTICES, MAX_MOMENT
-from otf_spin.units import FS, GAMMA, MU_B
+from otf_spin.units import FS, GAMMA
 
 #: longest run: 10⁹ steps (sweeps) — days even for a few spins; catches typos such as 10²⁹
 MAX_STEPS = 10**9
@@ -129,22 +129,6 @@ def check_timestep(dynamics: dict, max_field: float) -> None:
                           f"{GAMMA * max_field * dt:.3g} rad per step in fields up to "
                           f"{max_field:.4g} T; the bound γ·|B|·Δt ≤ {MAX_PRECESSION:g} rad "
                           f"needs Δt ≤ {bound / FS:.4g} fs")
-
-
-def field_bound(provider, system) -> float:
-    """Upper bound (T) of |B_eff| over the atoms for the dynamics of ``provider``.
-
-    Compiled Heisenberg providers: Σ_j |J_ij|·2/(μ_i μB) + |B_ext| for any spins (exact
-    bound). Fitted models: the largest training field (eV/μB → T) + |B_ext|. Other
-    oracles: |B_ext| only (their fields are unknown before a step)."""
-    b_ext = float(np.linalg.norm(getattr(provider, "b_ext", np.zeros(3))))
-    J = getattr(provider, "J_tesla", None)
-    if J is not None:
-        rows = np.repeat(np.arange(len(system)), np.diff(provider.offsets))
-        return float(np.bincount(rows, np.abs(J), len(system)).max(initial=0.0)) + b_ext
-    frames = getattr(getattr(provider, "calculator", None), "frames", None) or []
-    fields = [np.abs(f.fields).max() for f in frames if getattr(f, "fields", None) is not None]
-    return float(max(fields, default=0.0)) / MU_B * np.sqrt(3.0) + b_ext
 
 
 def hamiltonian_block(block, base_dir, context, where="hamiltonian"):

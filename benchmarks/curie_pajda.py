@@ -67,7 +67,7 @@ def model(name):
         oracle = HeisenbergOracle(ShellExchange([a * np.sqrt(3) / 2], [NN_J * MEV], 0.05),
                                   "per_pair")
         literature = [("literature, k_B T_c = 2.054 J", f"{2.054 * NN_J * MEV / K_B:.1f}")]
-    offsets, _, J, _, vectors, distances = oracle.couplings(bulk("bcc", a, primitive=True))
+    offsets, _, J, _, vectors, distances = oracle.hamiltonian.couplings(bulk("bcc", a, primitive=True))
     shells = sorted({(float(np.round((r / a) ** 2, 4)), float(j / MEV))
                      for r, j in zip(distances, J)})
     return oracle, a, shells, literature

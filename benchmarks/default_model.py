@@ -148,13 +148,14 @@ def library_rows(settings, train, test) -> list[dict]:
     """Rows for the default model (and each candidate of its selection) and the linear
     baseline on one data set."""
     from otf_spin.model import selection
+    from otf_spin.model.factory import build_gpr
 
     rows = []
     if selection.selects(settings):
         start = time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            chosen, table = selection.select(settings, train, keep_models=True)
+            chosen, table = selection.select(settings, train, build_gpr, keep_models=True)
         fit_cpu = time.process_time() - start
         for r in table:
             pred, speed = predict_all(r["model"], test)
@@ -208,15 +209,11 @@ def cli_rows(settings_file, train, test) -> list[dict]:
 
 def load_settings(path):
     if not path:
-        settings = default_settings()
-        settings.setdefault("select_terms", True)   # TEMP until the config key lands
-        return settings
-    from otf_spin.config.engine import thaw, validate_file
+        return default_settings()
+    from otf_spin.config.engine import validate_file
     from otf_spin.config.model import MODEL
 
-    settings = thaw(validate_file(path, MODEL))
-    settings.setdefault("select_terms", True)   # TEMP until the config key lands
-    return settings
+    return validate_file(path, MODEL)
 
 
 def num(v) -> str:

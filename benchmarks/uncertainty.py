@@ -9,7 +9,9 @@ row printed: field RMSE (meV/μB), ratio RMS per-atom |field error| / RMS per-at
 |fields_std| (target 0.7-1.5), Spearman rank correlation of per-atom |fields_std| with
 per-atom |field error| (target ≥ 0.5), the same ratio and rank correlation for frame
 energies, and the extra cost of the stds: predict(stds=True) / predict(stds=False) - 1
-(16-atom frames, noisy; ``--timing`` measures it at 16, 54 and 16 000 atoms).
+(16-atom frames, noisy; ``--timing`` measures it at 16, 54 and 16 000 atoms), and
+epi/std: RMS of the epistemic part (``fields_std_epistemic``, what the on-the-fly
+trigger sees) over RMS of the total.
 
 cases: b50 Eq. 41 set, 50 frames (in domain); b10 the same with 10 training frames;
 cone Eq. 41 training frames with cone angle < 90° only, tested on cones > 90°; T
@@ -77,6 +79,8 @@ def evaluate(model, test):
     err_b = np.concatenate([np.linalg.norm(p["fields"] - f.fields, axis=1)
                             for p, f in zip(predictions, test)])
     std_b = np.concatenate([np.linalg.norm(p["fields_std"], axis=1) for p in predictions])
+    evaluate.epistemic = np.concatenate([np.linalg.norm(p["fields_std_epistemic"], axis=1)
+                                         for p in predictions])
     err_e = np.array([abs(p["energy"] - f.energy) for p, f in zip(predictions, test)])
     std_e = np.array([p["energy_std"] for p in predictions])
     return err_b, std_b, err_e, std_e, (t2 - t1) / (t1 - t0) - 1
@@ -139,7 +143,7 @@ def main(argv=None):
         seeds = [int(s) for s in args.seeds.split(",")]
     header = (f"{'case':5s} {'seed':>4s} {'n_tr':>4s} {'B meV/μB':>9s} {'B err/std':>9s} "
               f"{'B rank':>6s} {'E meV/at':>9s} {'E err/std':>9s} {'E rank':>6s} "
-              f"{'σ extra':>7s}")
+              f"{'σ extra':>7s} {'epi/std':>7s}")
     print(header)
     print("-" * len(header))
     points = {}
@@ -159,7 +163,8 @@ def main(argv=None):
             print(f"{case:5s} {seed:4d} {len(train):4d} "
                   f"{1e3 * np.sqrt(np.mean(err_b**2) / 3):9.3f} {row[0]:9.2f} {row[1]:6.2f} "
                   f"{1e3 * np.sqrt(np.mean(err_e**2)) / n:9.4f} {row[2]:9.2f} {row[3]:6.2f} "
-                  f"{cost:7.2f}{'' if ok else '  (outside a target)'}", flush=True)
+                  f"{cost:7.2f} {np.sqrt(np.mean(evaluate.epistemic**2) / np.mean(std_b**2)):7.2f}"
+                  f"{'' if ok else '  (outside a target)'}", flush=True)
             points.setdefault(case, []).append((std_b, err_b))
     rows = np.array([s[2:] for s in summary], float)
     print(f"field err/std {rows[:, 0].min():.2f}-{rows[:, 0].max():.2f} (target 0.7-1.5), "

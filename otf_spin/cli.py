@@ -20,7 +20,7 @@ from otf_spin.io.extxyz import read_frames, write_frames
 from otf_spin.io.plot import plot_files
 from otf_spin.learning.generate import generate
 from otf_spin.learning.paper_sets import PAPER_SETS, write_paper_sets
-from otf_spin.model import load, save
+from otf_spin.model import load, save, selection
 from otf_spin.model.factory import build_model
 from otf_spin.oracles import label_frames
 from otf_spin.parallel import world
@@ -54,7 +54,7 @@ def _cmd_label(args) -> int:
     transverse fields in eV/μB, moments in μB, forces in eV/Å).
     """
     oracle = oracles.load_file(args.oracle)
-    frames = read_frames(args.data, moment=getattr(oracle, "moment", None))
+    frames = read_frames(args.data, moment=oracle.moment)
     _check_output(args.out)
     try:
         labelled = label_frames(oracle, frames, progress=not args.quiet)
@@ -90,6 +90,8 @@ def _cmd_train(args) -> int:
     for w in caught:
         print(f"otf-spin: warning: {w.message}", file=sys.stderr)
     elapsed = time.perf_counter() - start
+    if getattr(model, "selection", None):
+        print(selection.describe(model.selection))
     save(model, args.out)
     e_err, b_err = [], []
     for f in frames:

@@ -330,7 +330,7 @@ def test_llg_conserves_energy_without_damping(rng):
     ("oracle_bccFe_pseudo_dipolar.yaml", ("pseudo_dipolar",))])
 def test_yardstick_examples(rng, name, terms):
     o = load_file(os.path.join(EXAMPLES, name))
-    assert [t.key for t in o.terms] == list(terms)
+    assert [t.key for t in o.hamiltonian.terms] == list(terms)
     bilinear = load_file(os.path.join(EXAMPLES, "oracle_bccFe_shells.yaml"))
     system = bulk("bcc", A, (2, 2, 2))
     system.set_directions(random_cone(16, [0, 0, 1], 1.2, rng))

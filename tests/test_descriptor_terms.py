@@ -340,7 +340,7 @@ def test_monte_carlo_on_composite_model(composite_model, rng):
     state = new_state(system, rng)
     start = model.predict(system, stds=False)["energy"]
     assert mc.sweep(state, 3000.0) > 0
-    d_kept, e_kept = state._model_cache
+    d_kept, e_kept = mc.kept(state)
     probe = system.copy()
     probe.directions = state.directions.copy()
     np.testing.assert_allclose(d_kept, model.descriptor.compute(probe), atol=1e-12)

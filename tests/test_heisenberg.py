@@ -151,7 +151,7 @@ def test_slaved_moments_follow_eq41(rng):
 
 def test_compiled_exchange_matches_twin(fe16, rng):
     oracle = HeisenbergOracle(EQ43, "double_counted")
-    offsets, neigh, J, *_ = oracle.couplings(fe16)
+    offsets, neigh, J, *_ = oracle.hamiltonian.couplings(fe16)
     s = rng.random(len(fe16)) + 0.5
     out = [np.empty((len(fe16), 3)) for _ in range(2)]
     kernels.compiled("exchange").exchange_field(fe16.directions, s, offsets, neigh, J, out[0])
@@ -161,7 +161,7 @@ def test_compiled_exchange_matches_twin(fe16, rng):
 
 def test_compiled_plain_field_matches_twin(fe16, rng):
     oracle = HeisenbergOracle(EQ43, "double_counted")
-    offsets, neigh, J, *_ = oracle.couplings(fe16)
+    offsets, neigh, J, *_ = oracle.hamiltonian.couplings(fe16)
     h0 = np.array([0.1, -0.2, 0.3])
     out = [np.empty((len(fe16), 3)) for _ in range(2)]
     for k, module in enumerate((kernels.compiled("exchange"), kernels.twin("exchange"))):
@@ -176,7 +176,7 @@ def test_compiled_plain_field_matches_twin(fe16, rng):
 
 def test_compiled_metropolis_matches_twin(fe16, rng):
     oracle = HeisenbergOracle(EQ43, "double_counted")
-    offsets, neigh, J, *_ = oracle.couplings(fe16)
+    offsets, neigh, J, *_ = oracle.hamiltonian.couplings(fe16)
     n = len(fe16)
     s, zeeman = np.ones(n), np.zeros((n, 3))
     zeeman[:, 2] = 0.01

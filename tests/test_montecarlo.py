@@ -84,7 +84,7 @@ def test_model_monte_carlo_local_updates_are_exact(rng):
     state = new_state(system, rng)
     start = model.predict(system, stds=False)["energy"]
     mc.sweep(state, 2000.0)
-    d_cached, e_cached = state._model_cache
+    d_cached, e_cached = mc.kept(state)
     probe = system.copy()
     probe.directions = state.directions.copy()
     np.testing.assert_allclose(d_cached, model.descriptor.compute(probe), atol=1e-12)

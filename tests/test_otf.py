@@ -306,18 +306,20 @@ def test_labelled_configurations_are_exactly_those_above_threshold(tmp_path, mon
     from otf_spin.learning.otf import OnTheFly
 
     events = []
-    assess, label_all = OnTheFly.assess, OnTheFly._label_all
+    sync, label_all = OnTheFly.sync, OnTheFly._label_all
 
-    def recording_assess(self, system):
-        out = assess(self, system)
-        events.append(("check", out[0] > self.threshold.value, system.directions.copy()))
-        return out
+    def recording_sync(self, step, reports, system):
+        # one report per replica: (max σ of the check, directions if above, candidates)
+        events.extend(("check", max_std > self.threshold.value,
+                       None if directions is None else directions.copy())
+                      for max_std, directions, _ in reports)
+        return sync(self, step, reports, system)
 
     def recording_label_all(self, probes):
         events.extend(("label", None, probe.directions.copy()) for probe in probes)
         return label_all(self, probes)
 
-    monkeypatch.setattr(OnTheFly, "assess", recording_assess)
+    monkeypatch.setattr(OnTheFly, "sync", recording_sync)
     monkeypatch.setattr(OnTheFly, "_label_all", recording_label_all)
     run_in(tmp_path, config(tmp_path, steps=150, check_every=1, min_steps_between_calls=1,
                             max_oracle_calls=1000))

@@ -156,7 +156,7 @@ def test_generate_ranks_by_the_trigger_quantity(monkeypatch):
 
     class Fake:
         """Candidate k: epistemic σ k, noise floor 10 - k (total largest for k = 0)."""
-        def predict(self, system, stds=True):
+        def compute(self, system, properties=None):      # the calculator contract
             k = float(system.info["k"])
             epi = np.full((2, 3), k)
             return {"fields_std_epistemic": epi,

@@ -11,7 +11,6 @@ import pytest
 
 from otf_spin.config.engine import Key, Section, load_yaml
 from otf_spin.core import (ConfigError, DataFileError, Frame, InvalidSystemError, MemoryLimitError)
-from otf_spin.dynamics.llg import field_bound
 from otf_spin.factory import load_run
 from otf_spin.io.extxyz import write_frames
 from otf_spin.system import SpinSystem, bulk, check_system, random_sphere, require_memory
@@ -129,7 +128,7 @@ def test_timestep_bound_uses_the_hamiltonian_fields(tmp_path, monkeypatch):
     cfg = load_run(path)
     system = build_system(cfg["system"], 1)
     provider = build_provider(cfg["hamiltonian"], system, cfg["dynamics"]["field"])
-    bound = field_bound(provider, system)
+    bound = provider.field_bound()
     # ferromagnetic spins and ferromagnetic couplings reach the bound exactly
     fm = np.tile([0.0, 0.0, 1.0], (len(system), 1))
     B = np.empty_like(fm)

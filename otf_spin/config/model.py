@@ -20,6 +20,13 @@ paper's bcc Fe sets (benchmarks/paper_heisenberg.py, docs/model.md):
   polynomial kernel (d·s)^ζ, ζ = 4, on raw (not unit-normalised) descriptors, 150
   sparse environments; all start from δ = 1 eV (normalised descriptors: Eq. 41 set
   0.43 instead of 0.30 meV/atom);
+- descriptor terms (``select_terms: true``): when fitted, exchange-2b alone, +
+  dipole-2b and + exchange-3b (+ both where each pays) are compared by 5-fold
+  cross-validation and the cheapest within 10 % of the best is kept
+  (otf_spin/model/selection.py); on 10 fresh seeds per set
+  (benchmarks/default_model.py) it keeps exchange-3b on the triangle yardstick,
+  dipole-2b on the pseudo-dipolar one and exchange-2b alone (the compiled
+  path) on the Heisenberg, Eq. 41, displaced and thermal sets;
 - hyperparameters δ_k, σ_e, σ_b: maximised marginal likelihood (bounded, L-BFGS-B in
   log space, from the starting values 1 eV, 0.3 meV/atom, 1 meV/μB and from the best
   point of a coarse grid: one start alone can end where energies are explained as
@@ -119,6 +126,12 @@ MODEL = Section({
     "noise": Key("section", "observation noise", {}, section=NOISE),
     "optimise": Key("bool", "maximise the marginal likelihood over δ and noise (bounded); "
                     "false: use the given values", True),
+    "select_terms": Key("bool", "when fitting, choose the descriptor terms by 5-fold "
+                        "cross-validation: exchange-2b alone, + dipole_2b, + exchange_3b (+ both "
+                        "if each pays), each added term with its defaults and a linear kernel; "
+                        "the cheapest within 10 % of the best CV error is kept (needs >= 10 "
+                        "frames; docs/model.md). Only if the descriptor names no further term "
+                        "(then the model is used as written); false: exchange-2b alone", True),
 }, "GAP-SOSO model", check=lambda s: _check_terms(s))
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from otf_spin.dynamics.montecarlo import HeisenbergMonteCarlo, new_state
+from otf_spin.oracles.heisenberg import pair_hamiltonian
 from otf_spin.units import K_B
 
 
@@ -68,7 +69,7 @@ def binder_crossing(temperatures, u_small, u_large) -> float:
 def _site_couplings(oracle, system):
     """Directed pair vectors (P, 3) Å and J (P,) eV of atom 0, checked equal on every atom
     (one magnetic sublattice), in the double-counted convention."""
-    offsets, neigh, J, _, vectors, _ = oracle.couplings(system)
+    offsets, neigh, J, _, vectors, _ = pair_hamiltonian(oracle).couplings(system)
     J0 = np.bincount(np.repeat(np.arange(len(system)), np.diff(offsets)), weights=J,
                      minlength=len(system))
     if not np.allclose(J0, J0[0], rtol=1e-9, atol=1e-12):

@@ -58,7 +58,12 @@ def new_state(directions, seed) -> SpinState:
 
 
 class LLGIntegrator:
-    """One integrator (name in INTEGRATORS) with damping α, time step dt (ps)."""
+    """One integrator (name in INTEGRATORS) with damping α, time step dt (ps).
+
+    A propagator (:mod:`otf_spin.driver`): :meth:`init` makes a :class:`SpinState`,
+    :meth:`advance` (= :meth:`step`) moves it by one step on a field provider."""
+
+    time_unit = "ps"
 
     def __init__(self, name: str, dt: float, damping: float, kernel=None, noise_kernel=None):
         if name not in INTEGRATORS:
@@ -76,6 +81,16 @@ class LLGIntegrator:
         if temperature <= 0 or self.alpha == 0:
             return np.zeros(len(moments))
         return np.sqrt(2.0 * self.alpha * K_B * temperature / (GAMMA * moments * MU_B * self.dt))
+
+    @staticmethod
+    def init(system, seed) -> SpinState:
+        """Fresh state from ``system``'s directions; ``seed`` as :func:`new_state`."""
+        return new_state(system.directions, seed)
+
+    @staticmethod
+    def time(state: SpinState) -> float:
+        """Time of ``state`` in :attr:`time_unit`."""
+        return state.time
 
     def step(self, state: SpinState, provider, temperature: float = 0.0) -> SpinState:
         """Advance ``state`` by one step in place and return it."""
@@ -109,6 +124,8 @@ class LLGIntegrator:
         state.time += dt
         return state
 
+    advance = step
+
 
 def write_state(group, state: SpinState) -> None:
     """Write a state into an open HDF5 file or group: dataset ``directions`` (N, 3), attrs
@@ -137,19 +154,3 @@ def load_state(path) -> SpinState:
     """Read a state written by :func:`save_state`; the run continues bit for bit."""
     with h5py.File(path, "r") as h5:
         return read_state(h5)
-
-
-def field_bound(provider, system) -> float:
-    """Upper bound (T) of |B_eff| over the atoms for the dynamics of ``provider``.
-
-    Compiled Heisenberg providers: Σ_j |J_ij|·2/(μ_i μB) + |B_ext| for any spins (exact
-    bound). Fitted models: the largest training field (eV/μB → T) + |B_ext|. Other
-    oracles: |B_ext| only (their fields are unknown before a step)."""
-    b_ext = float(np.linalg.norm(getattr(provider, "b_ext", np.zeros(3))))
-    J = getattr(provider, "J_tesla", None)
-    if J is not None:
-        rows = np.repeat(np.arange(len(system)), np.diff(provider.offsets))
-        return float(np.bincount(rows, np.abs(J), len(system)).max(initial=0.0)) + b_ext
-    frames = getattr(getattr(provider, "calculator", None), "frames", None) or []
-    fields = [np.abs(f.fields).max() for f in frames if getattr(f, "fields", None) is not None]
-    return float(max(fields, default=0.0)) / MU_B * np.sqrt(3.0) + b_ext

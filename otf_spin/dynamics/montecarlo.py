@@ -14,6 +14,8 @@ import numpy as np
 from otf_spin.kernels import load as load_kernel
 from otf_spin.kernels.soso_py import legendre
 from otf_spin.model.fast import fast_predictor
+from otf_spin.model.gpr import SparseGPR
+from otf_spin.oracles.heisenberg import HeisenbergHamiltonian, pair_hamiltonian
 from otf_spin.units import K_B, MU_B
 
 
@@ -28,22 +30,43 @@ class MCState:
 
 
 class HeisenbergMonteCarlo:
-    """Metropolis sampler for a :class:`~otf_spin.oracles.heisenberg.HeisenbergOracle`.
+    """Metropolis sampler for a bilinear
+    :class:`~otf_spin.oracles.heisenberg.HeisenbergHamiltonian` (or an oracle declaring
+    one, :func:`~otf_spin.oracles.heisenberg.pair_hamiltonian`).
 
     Moments are held fixed (slaving is ignored while sampling, as in a spin
     dynamics code feeding a DFT labeller). ``inverted`` samples exp(+βE) instead (a
     negative temperature: the high-energy, antiparallel side of configuration space).
     """
 
-    def __init__(self, oracle, system, field_tesla=(0.0, 0.0, 0.0), inverted: bool = False):
+    def __init__(self, hamiltonian, system, field_tesla=(0.0, 0.0, 0.0),
+                 inverted: bool = False):
         self.system = system
         sign = -1.0 if inverted else 1.0
-        offsets, neigh, J, *_ = oracle.couplings(system)
+        offsets, neigh, J, *_ = pair_hamiltonian(hamiltonian).couplings(system)
         self.offsets, self.neigh, self.J = offsets, neigh, np.ascontiguousarray(sign * J)
         self.scale = np.ones(len(system))
         self.zeeman = np.ascontiguousarray(
             sign * system.magnitudes[:, None] * MU_B * np.asarray(field_tesla, float)[None, :])
         self._kernel = load_kernel("exchange")
+
+    time_unit = "MC sweep"
+
+    @staticmethod
+    def init(system, seed) -> MCState:
+        """Fresh state from ``system``'s directions (a propagator, :mod:`otf_spin.driver`)."""
+        return new_state(system, np.random.default_rng(seed))
+
+    @staticmethod
+    def time(state: MCState) -> float:
+        """Sweeps done (:attr:`time_unit`)."""
+        return float(state.sweep)
+
+    def advance(self, state: MCState, provider, temperature: float) -> MCState:
+        """One sweep (the propagator interface; the sampler holds its own Hamiltonian,
+        ``provider`` is the replica's, for the observables)."""
+        self.sweep(state, temperature)
+        return state
 
     def sweep(self, state: MCState, temperature: float) -> float:
         """One sweep at ``temperature`` (K); returns the acceptance ratio."""
@@ -103,12 +126,17 @@ class ModelMonteCarlo:
         self.zeeman = np.ascontiguousarray(
             system.magnitudes[:, None] * MU_B * np.asarray(field_tesla, float))
         self._legendre = legendre
+        self._kept = None           # (directions array, descriptors, local energies)
 
-    def _prepare(self, state):
-        if getattr(state, "_model_cache", None) is None:
+    def kept(self, state):
+        """(descriptors (N, D), local energies (N,) eV) of ``state``'s directions, as the
+        numpy path keeps them up to date move by move. They belong to the directions
+        array itself: a state whose directions were replaced (``state.directions =
+        new``, as parallel tempering does) gets them recomputed."""
+        if self._kept is None or self._kept[0] is not state.directions:
             d = self.desc.compute(self.system, state.directions)
-            state._model_cache = (d, self.model.local_energies(d))
-        return state._model_cache
+            self._kept = (state.directions, d, self.model.local_energies(d))
+        return self._kept[1:]
 
     def sweep(self, state: MCState, temperature: float) -> float:
         n = len(state.directions)
@@ -120,7 +148,7 @@ class ModelMonteCarlo:
                                                     gauss, uniform, self.zeeman)
             state.sweep += 1
             return accepted / n
-        d, energies = self._prepare(state)
+        d, energies = self.kept(state)
         e = state.directions
         w = getattr(self.desc, "w", None)
         accepted = 0
@@ -157,3 +185,20 @@ class ModelMonteCarlo:
 
     equilibrate = HeisenbergMonteCarlo.equilibrate
     sample = HeisenbergMonteCarlo.sample
+    time_unit = HeisenbergMonteCarlo.time_unit
+    init = staticmethod(HeisenbergMonteCarlo.init)
+    time = staticmethod(HeisenbergMonteCarlo.time)
+    advance = HeisenbergMonteCarlo.advance
+
+
+def sampler(calculator, system, field_tesla=(0.0, 0.0, 0.0)):
+    """The Metropolis sampler of a calculator, by its declared type: a fitted
+    :class:`~otf_spin.model.gpr.SparseGPR` (:class:`ModelMonteCarlo`) or a fixed-moment
+    :class:`~otf_spin.oracles.heisenberg.HeisenbergHamiltonian`
+    (:class:`HeisenbergMonteCarlo`); ValueError for anything else."""
+    if isinstance(calculator, SparseGPR):
+        return ModelMonteCarlo(calculator, system, field_tesla)
+    if isinstance(calculator, HeisenbergHamiltonian) and not calculator.slaving:
+        return HeisenbergMonteCarlo(calculator, system, field_tesla)
+    raise ValueError("integrator mc runs on fixed-moment Heisenberg hamiltonians and "
+                     "fitted models")

@@ -1,21 +1,33 @@
-"""Field providers: anything that maps spin directions to LLG fields (T) and energies.
+"""Field providers: what the integrators and samplers run on — spin directions in,
+LLG fields (T) and energies out — over a :class:`~otf_spin.calculator.Calculator`.
 
 Interface used by the integrators (directions (N, 3) unit vectors in, arrays out)::
 
     provider.field(directions, out)   -> writes B_eff (N, 3) in T (incl. external field)
     provider.energy(directions)       -> total energy (eV, rel. to FM, incl. Zeeman)
     provider.spin_temperature(directions) -> K (Nurdin et al. 2000)
+    provider.compute(directions, properties) -> results dict of the calculator contract
+                                         (model σ included when asked), cached: a
+                                         following field() at the same directions reuses it
     provider.moments                  -> (N,) μB
+    provider.calculator               -> what it computes with (set_calculator replaces it)
 
-B_i[T] = fields_i[eV/μB] / μB[eV/T] (+ external field). The compiled Heisenberg
-provider uses sparse pair lists; any oracle or model with ``compute``/``predict``
-plugs in through :class:`ComputeProvider`.
+B_i[T] = fields_i[eV/μB] / μB[eV/T] (+ external field). :func:`make_provider` picks the
+compiled Heisenberg provider for a bilinear
+:class:`~otf_spin.oracles.heisenberg.HeisenbergHamiltonian` (sparse pair lists), else
+:class:`ComputeProvider` over the calculator's ``compute``.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from otf_spin.calculator import ENERGIES, ENERGY, FIELDS, MAGMOMS
+from otf_spin.dynamics.spin_temperature import spin_temperature
 from otf_spin.kernels import load as load_kernel
+from otf_spin.model.fast import fast_predictor
+from otf_spin.model.gpr import SparseGPR
+from otf_spin.oracles.base import Oracle
+from otf_spin.oracles.heisenberg import HeisenbergHamiltonian, pair_hamiltonian
 from otf_spin.units import K_B, MU_B
 
 
@@ -23,13 +35,16 @@ class HeisenbergProvider:
     """Compiled Heisenberg fields for fixed positions and fixed moment magnitudes.
 
     B_i = (2/(μ_i μB)) Σ_p J_p e_j + B_ext (T), from E = -Σ_p J_p e_i·e_j (full pair list).
+    ``hamiltonian``: a bilinear :class:`~otf_spin.oracles.heisenberg.HeisenbergHamiltonian`
+    (or an oracle that declares one, :func:`~otf_spin.oracles.heisenberg.pair_hamiltonian`).
     """
 
-    def __init__(self, oracle, system, field_tesla=(0.0, 0.0, 0.0)):
-        if getattr(oracle, "slaving", None):
+    def __init__(self, hamiltonian, system, field_tesla=(0.0, 0.0, 0.0)):
+        self.calculator = hamiltonian = pair_hamiltonian(hamiltonian)
+        if hamiltonian.slaving:
             raise ValueError("the compiled Heisenberg provider needs fixed moments; moment "
                              "slaving (Eq. 41) runs through ComputeProvider")
-        self.offsets, self.neigh, self.J, *_ = oracle.couplings(system)
+        self.offsets, self.neigh, self.J, *_ = hamiltonian.couplings(system)
         self.moments = system.magnitudes.copy()
         rows = np.repeat(np.arange(len(system)), np.diff(self.offsets))
         self.J_tesla = np.ascontiguousarray(2.0 * self.J / (self.moments[rows] * MU_B))
@@ -43,6 +58,14 @@ class HeisenbergProvider:
         self.e_fm = -float(self.J.sum())
         self._kernel = load_kernel("exchange")
         self._h = np.empty((len(system), 3))
+
+    def field_bound(self) -> float:
+        """Upper bound (T) of |B_eff| over the atoms for any spins (exact):
+        Σ_j |J_ij|·2/(μ_i μB) + |B_ext|."""
+        n = len(self.moments)
+        rows = np.repeat(np.arange(n), np.diff(self.offsets))
+        return float(np.bincount(rows, np.abs(self.J_tesla), n).max(initial=0.0)) + \
+            float(np.linalg.norm(self.b_ext))
 
     def field(self, directions, out):
         self._kernel.exchange_field_plain(directions, self.offsets32, self.neigh32,
@@ -67,20 +90,33 @@ class HeisenbergProvider:
 
 
 class ComputeProvider:
-    """Wraps any oracle or model with ``compute(system)`` (energy, fields in eV/μB).
+    """Runs any :class:`~otf_spin.calculator.Calculator` (energy, fields in eV/μB; the
+    model, a Hamiltonian, or an oracle whose jobs label every step).
 
-    A fitted GAP-SOSO model that :mod:`otf_spin.model.fast` supports runs on its
-    compiled engine (radial data prepared once for the fixed positions, no per-step
-    allocation); a refit (or a new ``calculator``) is picked up at the next call."""
+    A fitted :class:`~otf_spin.model.gpr.SparseGPR` that :mod:`otf_spin.model.fast`
+    supports runs on its compiled engine (radial data prepared once for the fixed
+    positions, no per-step allocation). :meth:`compute` returns the results dict of one
+    configuration — the model's σ included when asked — and keeps it: the field of the
+    following step at the same directions is that prediction, not a second one.
+    :meth:`set_calculator` replaces the calculator (a refit model) and forgets the
+    cached results."""
 
     def __init__(self, calculator, system, field_tesla=(0.0, 0.0, 0.0)):
-        self.calculator, self.system = calculator, system.copy()
+        self.system = system.copy()
         self.b_ext = np.asarray(field_tesla, float)
         self.moments = system.magnitudes.copy()
-        self._last = (None, None)
         self._tesla = -1.0 / (self.moments * MU_B)     # eV/μB per unit ∂E/∂e -> T
         self._ev = -1.0 / self.moments
         self._zero = np.zeros(3)
+        self.set_calculator(calculator)
+
+    def set_calculator(self, calculator) -> None:
+        """Compute with ``calculator`` from now on (cached results are dropped)."""
+        self.calculator = calculator
+        self._model = isinstance(calculator, SparseGPR)
+        self._properties = (ENERGY, FIELDS) + ((ENERGIES,) if self._model else ()) + \
+            ((MAGMOMS,) if MAGMOMS in calculator.implemented_properties else ())
+        self._last = (None, None)       # (directions bytes, results) of the last compute
         self._fast = (None, None, None)                # (calculator, FastPredictor, engine)
 
     def _engine(self):
@@ -88,38 +124,61 @@ class ComputeProvider:
         calc, fp, engine = self._fast
         if calc is self.calculator and (fp is None or fp.current()):
             return engine
-        from otf_spin.model.fast import fast_predictor
 
-        fp = fast_predictor(self.calculator) if hasattr(self.calculator, "predict") else None
+        fp = fast_predictor(self.calculator) if self._model else None
         engine = None if fp is None else fp.engine(self.system)
         self._fast = (self.calculator, fp, engine)
         return engine
 
-    def _results(self, directions):
+    def field_bound(self) -> float:
+        """Upper bound (T) of |B_eff| before any step: for a fitted model the largest
+        training field (eV/μB → T) + |B_ext|; for other calculators |B_ext| only (their
+        fields are unknown before a step)."""
+        frames = self.calculator.frames if self._model else []
+        fields = [np.abs(f.fields).max() for f in frames if f.fields is not None]
+        return float(max(fields, default=0.0)) / MU_B * np.sqrt(3.0) + \
+            float(np.linalg.norm(self.b_ext))
+
+    def compute(self, directions, properties=None) -> dict:
+        """Results dict (:mod:`otf_spin.calculator`) at ``directions`` (N, 3) with at least
+        ``properties`` (default: energy and fields). With the fast engine the fields are
+        also kept in tesla, B_ext included (``fields_tesla``), for the next :meth:`field`."""
+        wanted = self._properties if properties is None else tuple(properties)
         key = directions.tobytes()
-        if self._last[0] != key:
-            self.system.directions = np.array(directions)
-            engine = self._engine()
-            if engine is not None:
-                fields = np.empty((len(self.moments), 3))
-                energy = engine.field(np.ascontiguousarray(directions, dtype=float), self._ev,
-                                      self._zero, fields)
-                results = {"energy": energy, "energies": np.array(engine.energies),
-                           "fields": fields}
-            elif hasattr(self.calculator, "predict"):
-                results = self.calculator.predict(self.system, stds=False)
-            else:
-                results = self.calculator.compute(self.system)
-            self._last = (key, results)
-        return self._last[1]
+        if self._last[0] == key and all(p in self._last[1] for p in wanted):
+            return self._last[1]
+        self.system.directions = np.array(directions)
+        engine = self._engine()
+        extra = tuple(p for p in wanted if p not in self._properties)
+        if engine is not None:
+            e = np.ascontiguousarray(directions, dtype=float)
+            tesla = np.empty((len(self.moments), 3))
+            engine.field(e, self._tesla, self.b_ext, tesla)
+            fields = np.empty((len(self.moments), 3))
+            energy = engine.field(e, self._ev, self._zero, fields)
+            results = {"energy": energy, "energies": np.array(engine.energies),
+                       "fields": fields, "fields_tesla": tesla}
+            if extra:
+                results.update(self.calculator.compute(self.system, extra))
+        else:
+            results = dict(self.calculator.compute(self.system, self._properties + extra))
+        self._last = (key, results)
+        return results
 
     def field(self, directions, out):
+        last_key, last = self._last
+        if last_key is not None and "fields_tesla" in last and last_key == directions.tobytes():
+            out[:] = last["fields_tesla"]           # the prediction compute() just made
+            return
         engine = self._engine()
         if engine is not None:      # hot path: straight into out, in tesla, B_ext added
             engine.field(np.ascontiguousarray(directions, dtype=float), self._tesla,
                          self.b_ext, out)
             return
         out[:] = self._results(directions)["fields"] / MU_B + self.b_ext
+
+    def _results(self, directions):
+        return self.compute(directions, self._properties)
 
     def energy(self, directions) -> float:
         engine = self._engine()
@@ -134,8 +193,6 @@ class ComputeProvider:
     def spin_temperature(self, directions) -> float:
         """Nurdin et al. (2000), the Laplacian of E estimated from field differences
         (:mod:`otf_spin.dynamics.spin_temperature`); the current fields stay cached."""
-        from otf_spin.dynamics.spin_temperature import spin_temperature
-
         last = self._last
         try:
             return spin_temperature(self._torque, directions)
@@ -152,10 +209,11 @@ class ComputeProvider:
 
 
 def make_provider(calculator, system, field_tesla=(0.0, 0.0, 0.0)):
-    """The fastest provider for ``calculator``: compiled Heisenberg when possible."""
-    from otf_spin.oracles.heisenberg import HeisenbergOracle
-
-    if isinstance(calculator, HeisenbergOracle) and not calculator.slaving \
-            and not calculator.terms:             # beyond-bilinear terms: compute() only
+    """The fastest provider for ``calculator``: compiled Heisenberg for a bilinear
+    Heisenberg Hamiltonian (an oracle runs on the Hamiltonian it declares, if any), else
+    :class:`ComputeProvider`."""
+    if isinstance(calculator, Oracle) and calculator.hamiltonian is not None:
+        calculator = calculator.hamiltonian
+    if isinstance(calculator, HeisenbergHamiltonian) and calculator.bilinear:
         return HeisenbergProvider(calculator, system, field_tesla)
     return ComputeProvider(calculator, system, field_tesla)

@@ -26,6 +26,7 @@ from otf_spin import __version__
 from otf_spin.dynamics.llg import read_state, write_state
 from otf_spin.io.atomic import atomic_path, check_overwrite, file_digest
 from otf_spin.model import storage
+from otf_spin.oracles.base import Oracle
 
 FORMAT = "otf-spin-checkpoint"
 
@@ -49,7 +50,7 @@ def _plain(value):
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
-    if hasattr(value, "settings"):
+    if isinstance(value, Oracle):
         return value.settings()
     return repr(value)
 

@@ -30,20 +30,29 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 
 import numpy as np
 
-from otf_spin.core import ConfigError
+from otf_spin.core import ConfigError, Frame
+from otf_spin.driver import Observer, Replica, Session, drive
+from otf_spin.dynamics import montecarlo
+from otf_spin.io.extxyz import read_frames, write_frames
+from otf_spin.learning.labelling import label_collective
+from otf_spin.learning.otf import OnTheFly, field_uncertainty
+from otf_spin.learning.store import TrainingStore
+from otf_spin.model import load
+from otf_spin.model.aliasing import shell_rank, shortest_lattice_vector
+from otf_spin.model.factory import build_model
+from otf_spin.parallel import owned
+from otf_spin.parallel.jobs import JobGroups
+from otf_spin.progress import progress_bar
+from otf_spin.system import SpinSystem, bulk, random_sphere
 
 
 # --- cells ------------------------------------------------------------------------------
 def build_cells(system_cfg: dict, cells_cfg: dict, r_cut: float):
     """([(name, SpinSystem)], identifiable shells, all shells) of the cells section."""
     from ase.build import make_supercell
-
-    from otf_spin.model.aliasing import shell_rank, shortest_lattice_vector
-    from otf_spin.system import SpinSystem, bulk
 
     s = system_cfg
 
@@ -83,11 +92,10 @@ def build_cells(system_cfg: dict, cells_cfg: dict, r_cut: float):
 # --- sampling -----------------------------------------------------------------------------
 def sample_cell(name: str, cell, temperature: float, sampler_cfg: dict, stream) -> list:
     """Candidate frames (unlabelled :class:`Frame`) of one cell at one temperature (K;
-    negative: exp(+|β|E)). ``stream`` seeds the job's own generator."""
-    from otf_spin.dynamics import montecarlo
-    from otf_spin.core import Frame
-    from otf_spin.system import random_sphere
-
+    negative: exp(+|β|E)). ``stream`` seeds the job's own generator. After the
+    equilibration sweeps the sampler runs under the run driver
+    (:func:`otf_spin.driver.drive`) with an observer that takes a sample every
+    ``interval`` sweeps."""
     rng = np.random.default_rng(stream)
     system = cell.copy()
     if temperature < 0:
@@ -97,22 +105,43 @@ def sample_cell(name: str, cell, temperature: float, sampler_cfg: dict, stream) 
         mc = montecarlo.HeisenbergMonteCarlo(hamiltonian["oracle"], system,
                                              inverted=temperature < 0)
     else:
-        from otf_spin.model import load
-
         mc = montecarlo.ModelMonteCarlo(load(hamiltonian["file"]), system)
     state = montecarlo.new_state(system, rng)
     mc.equilibrate(state, abs(temperature), sampler_cfg["equilibrate"])
-    frames = []
-    for k, directions in enumerate(mc.sample(state, abs(temperature), sampler_cfg["samples"],
-                                             sampler_cfg["interval"])):
-        sample = cell.copy()
-        sample.set_directions(directions)
-        if sampler_cfg["displacement"]:
-            sample.positions = sample.positions + rng.normal(
-                scale=sampler_cfg["displacement"], size=sample.positions.shape)
-        frames.append(Frame(sample, {}, {"supercell": name, "sampler_temperature": temperature,
-                                         "sample": k}))
-    return frames
+    sampling = Replica(_Job(name, (abs(temperature), abs(temperature))), system,
+                       propagator=mc, state=state)
+    samples = _Samples(sampling, cell, temperature, sampler_cfg, rng)
+    drive([sampling], [samples], 0, sampler_cfg["samples"] * sampler_cfg["interval"],
+          initial=False)
+    return samples.frames
+
+
+class _Job:
+    """The spec of a sampling job as :class:`otf_spin.driver.Replica` reads it."""
+
+    def __init__(self, name, temperature):
+        self.index, self.temperature = name, temperature
+
+
+class _Samples(Observer):
+    """Every ``interval`` sweeps, the sampled directions as a candidate frame of ``cell``
+    (displaced atoms with ``displacement``)."""
+
+    def __init__(self, replica, cell, temperature, sampler_cfg, rng):
+        self.replica, self.cell, self.temperature = replica, cell, temperature
+        self.cfg, self.rng, self.frames = sampler_cfg, rng, []
+
+    def notify(self, step: int) -> None:
+        if step % self.cfg["interval"]:
+            return
+        sample = self.cell.copy()
+        sample.set_directions(self.replica.state.directions.copy())
+        if self.cfg["displacement"]:
+            sample.positions = sample.positions + self.rng.normal(
+                scale=self.cfg["displacement"], size=sample.positions.shape)
+        self.frames.append(Frame(sample, {}, {"supercell": self.replica.spec.index,
+                                              "sampler_temperature": self.temperature,
+                                              "sample": len(self.frames)}))
 
 
 # --- selection ----------------------------------------------------------------------------
@@ -156,15 +185,12 @@ def select(frames, select_cfg: dict, model_settings: dict, seed: int):
         return sorted(rng.choice(len(frames), count, replace=False).tolist()), \
             f"{count} of {len(frames)} candidates at random"
     if method == "variance":
-        from otf_spin.learning.otf import field_uncertainty
-        from otf_spin.model import load
-
         model = load(select_cfg["model"])
-        sigma = np.array([field_uncertainty(model, f.system).max() for f in frames])
+        sigma = np.array([field_uncertainty(model.compute(f.system, OnTheFly.properties))
+                          .max() for f in frames])
         chosen = np.argsort(-sigma, kind="stable")[:count].tolist()
         return chosen, (f"{count} of {len(frames)} candidates with the largest field σ "
                         f"({1e3 * sigma[chosen[-1]]:.2f}–{1e3 * sigma[chosen[0]]:.2f} meV/μB)")
-    from otf_spin.model.factory import build_model
 
     descriptor = build_model(model_settings).descriptor
     features = [descriptor.compute(f.system) for f in frames]
@@ -179,16 +205,8 @@ def select(frames, select_cfg: dict, model_settings: dict, seed: int):
 def generate(cfg: dict, progress: bool = True, log=None, comm=None) -> dict:
     """Run a validated generate configuration (:func:`load_generate`) on the ranks of
     ``comm`` (default :func:`otf_spin.parallel.world`). Returns a summary (rank 0)."""
-    from otf_spin.io.extxyz import read_frames, write_frames
-    from otf_spin.learning.labelling import label_collective
-    from otf_spin.learning.store import TrainingStore
-    from otf_spin.parallel import owned, world
-    from otf_spin.parallel.jobs import JobGroups
-    from otf_spin.progress import progress_bar
-
-    comm = comm or world()
-    root = comm.rank == 0
-    log = (log or sys.stdout) if root else open(os.devnull, "w")
+    session = Session.open(comm, log)
+    comm, root, log = session.comm, session.root, session.log
     out, sampler = cfg["output"], cfg["sampler"]
     r_cut = cfg["model_settings"]["descriptor"]["r_cut"]
 

@@ -27,7 +27,12 @@ import time
 import numpy as np
 
 from otf_spin.io.atomic import kill_point
-from otf_spin.system import random_cone
+from otf_spin.learning.labelling import label_collective
+from otf_spin.learning.store import frame_uid
+from otf_spin.model import build_model, storage
+from otf_spin.parallel.comm import SerialComm
+from otf_spin.parallel.jobs import JobGroups
+from otf_spin.system import random_cone, rotation_to
 
 
 class Threshold:
@@ -67,9 +72,6 @@ class OnTheFly:
 
     def __init__(self, cfg: dict, oracle, store, model, log, comm=None, ranks_per_job: int = 1,
                  input_id: str | None = None):
-        from otf_spin.parallel.comm import SerialComm
-        from otf_spin.parallel.jobs import JobGroups
-
         self.cfg, self.oracle, self.store, self.model, self.log = cfg, oracle, store, model, log
         self.comm = comm or SerialComm()
         self.jobs = JobGroups(self.comm, ranks_per_job, oracle)
@@ -82,15 +84,12 @@ class OnTheFly:
         self.last_max_std = float("nan")    # largest over all replicas at the last check
         self.oracle_time = 0.0
         self.refit_time = 0.0       # s: fits and refits (rank 0), model reloads (this rank)
-        self.on_refit = None        # callback (provider cache invalidation)
         self.queue = []     # (step, directions, sparse candidates, max σ, replica) to label
 
     # --- labelling ------------------------------------------------------------------
     def _label_all(self, probes) -> list | None:
         """Collective. On rank 0: one (Frame, provenance) per probe — provenance None when
         the configuration was already in the store — or None where the oracle failed."""
-        from otf_spin.learning.labelling import label_collective
-
         outcomes = label_collective(probes, self.oracle, self.store, self.jobs,
                                     self.cfg["retries"])
         if outcomes is None:
@@ -109,8 +108,6 @@ class OnTheFly:
         """Collective: rank 0's model (if ``refit``) and counters to every rank. The model
         travels as an HDF5 image that every rank, rank 0 included, loads: all ranks predict
         bit for bit alike, whatever their number."""
-        from otf_spin.model import storage
-
         start = time.perf_counter()
         payload = self.comm.bcast((storage.to_bytes(self.model) if refit else None,
                                    self.state()) if self.comm.rank == 0 else None)
@@ -131,8 +128,6 @@ class OnTheFly:
         so the run replays exactly. If the store holds other frames (other inputs,
         ``otf-spin generate``), the model is fitted on those and no initial frames are
         labelled."""
-        from otf_spin.model import build_model
-
         if self.model is not None:
             return
         root, frames = self.comm.rank == 0, None
@@ -173,15 +168,22 @@ class OnTheFly:
                   f"{[len(S) for S in self.model.sparse]}", file=self.log, flush=True)
         self._share(refit=True)
 
-    def assess(self, system) -> tuple[float, np.ndarray]:
+    #: the prediction properties :meth:`assess` reads (asked of the provider in the same
+    #: call as the dynamics' prediction, :meth:`ComputeProvider.compute
+    #: <otf_spin.dynamics.providers.ComputeProvider.compute>`)
+    properties = ("fields_std_epistemic",)
+
+    def assess(self, results) -> tuple[float, np.ndarray]:
         """(largest per-atom field σ, indices of the atoms above the candidate level) of
-        one configuration under the current model (σ in eV/μB).
+        one prediction of the current model: ``results`` is the results dict of a
+        :meth:`~otf_spin.model.gpr.SparseGPR.compute` that asked for :attr:`properties`
+        (σ in eV/μB).
 
         σ here is the epistemic part of the predictive field std (``fields_std_epistemic``:
         the posterior variance without the learned noise): a label reduces it, whereas
         the noise part (the misfit the model cannot express) stays whatever is labelled,
         and a threshold below it would call the oracle at every check."""
-        sigma = field_uncertainty(self.model, system)
+        sigma = field_uncertainty(results)
         return float(sigma.max()), np.flatnonzero(
             sigma > self.cfg["lower_ratio"] * self.threshold.value)
 
@@ -233,15 +235,11 @@ class OnTheFly:
         self.queue = []
         refit = self.comm.bcast(bool(frames))
         self._share(refit)
-        if refit and self.on_refit:
-            self.on_refit()
         return refit
 
     def _fitted_on(self, system, directions) -> bool:
         """Whether the model was fitted on this configuration (the start frame at step
         0): its label adds nothing, and fitting it twice would count it twice."""
-        from otf_spin.learning.store import frame_uid
-
         probe = system.copy()
         probe.directions = directions
         uid = frame_uid(probe)
@@ -292,16 +290,16 @@ class OnTheFly:
                       for q in state.get("queue", [])]
 
 
-def field_uncertainty(model, system) -> np.ndarray:
-    """Per-atom field uncertainty (N,) eV/μB that a threshold is compared with: the norm
-    of ``fields_std_epistemic``, the calibrated expected field error of the atom without
-    its noise floor — sqrt(|fields_std|² - noise²), the part a label can remove (the
-    on-the-fly trigger and ``otf-spin generate``'s variance ranking)."""
-    return np.linalg.norm(model.predict(system, stds=True)["fields_std_epistemic"], axis=1)
+def field_uncertainty(results) -> np.ndarray:
+    """Per-atom field uncertainty (N,) eV/μB that a threshold is compared with, from a
+    prediction's results dict (:mod:`otf_spin.calculator`; ask the model for
+    :attr:`OnTheFly.properties`): the norm of ``fields_std_epistemic``, the calibrated
+    expected field error of the atom without its noise floor — sqrt(|fields_std|² -
+    noise²), the part a label can remove (the on-the-fly trigger and ``otf-spin
+    generate``'s variance ranking)."""
+    return np.linalg.norm(results["fields_std_epistemic"], axis=1)
 
 
 def _tilt(axis, local):
     """Rotate ``local`` (a direction around +z) so that +z goes to ``axis``."""
-    from otf_spin.system import rotation_to
-
     return rotation_to(axis) @ local

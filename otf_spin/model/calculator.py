@@ -21,5 +21,4 @@ class SOSOCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         system = SpinSystem.from_ase(self.atoms)
-        want_stds = any(p.endswith("_std") for p in properties)
-        self.results = self.model.predict(system, stds=want_stds)
+        self.results = self.model.compute(system, properties)   # otf_spin.calculator contract

@@ -7,11 +7,27 @@ from otf_spin.descriptors import (CompositeDescriptor, Dipole2BDescriptor, Excha
                                   SOSODescriptor)
 from otf_spin.model.covariance import DotProductKernel
 from otf_spin.model.gpr import SparseGPR
+from otf_spin.model.selection import TermSelectingGPR, selects
 
 
 def build_model(settings: dict | None = None):
-    """A :class:`~otf_spin.model.gpr.SparseGPR` from validated settings (default: defaults)."""
+    """A :class:`~otf_spin.model.gpr.SparseGPR` from validated settings (default: defaults);
+    with ``select_terms`` (and no further term named) a
+    :class:`~otf_spin.model.selection.TermSelectingGPR` that chooses its terms when fitted."""
     s = settings or default_settings()
+    if not selects(s):
+        return build_gpr(s)
+    model = _assemble(s, TermSelectingGPR)
+    model.build_candidate = build_gpr
+    return model
+
+
+def build_gpr(settings: dict):
+    """The plain :class:`~otf_spin.model.gpr.SparseGPR` of ``settings`` (no selection)."""
+    return _assemble(settings, SparseGPR)
+
+
+def _assemble(s: dict, cls):
     descriptor = build_descriptor(s["descriptor"])
     masks = [kernel_mask(descriptor, k) for k in s["kernels"]]
     kernels = [DotProductKernel(k["zeta"], k["normalize"], mask)
@@ -19,9 +35,8 @@ def build_model(settings: dict | None = None):
     n_sparse = [k["n_sparse"] if k["n_sparse"] is not None else
                 descriptor.size if mask is None else int(mask.sum())
                 for k, mask in zip(s["kernels"], masks)]
-    model = SparseGPR(descriptor, kernels, n_sparse,
-                      [k["delta"] for k in s["kernels"]], s["noise"]["energy"],
-                      s["noise"]["field"], s["optimise"])
+    model = cls(descriptor, kernels, n_sparse, [k["delta"] for k in s["kernels"]],
+                s["noise"]["energy"], s["noise"]["field"], s["optimise"])
     model.settings = s
     return model
 

@@ -34,6 +34,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.optimize import minimize
 
+from otf_spin.calculator import STD_PROPERTIES, Calculator
 from otf_spin.kernels.blas_threads import SERIAL_BELOW, one_thread, single_threaded
 from otf_spin.model import aliasing
 from otf_spin.model.sparse import pivoted_cholesky
@@ -124,10 +125,13 @@ class TrainingFrame:
         return len(self.system)
 
 
-class SparseGPR:
-    """GAP-SOSO exchange model: fit, incremental refit, predict with uncertainty."""
+class SparseGPR(Calculator):
+    """GAP-SOSO exchange model: fit, incremental refit, predict with uncertainty (a
+    :class:`~otf_spin.calculator.Calculator`)."""
 
-    implemented_properties = ("energy", "energies", "fields", "energy_std", "fields_std")
+    implemented_properties = ("energy", "energies", "fields", "energy_std", "fields_std",
+                              "fields_std_epistemic")
+    default_properties = implemented_properties
 
     def __init__(self, descriptor, kernels, n_sparse=150, delta=1.0,
                  sigma_energy: float = 1e-3, sigma_field: float = 5e-3,
@@ -583,6 +587,12 @@ class SparseGPR:
         w = self.noise_model
         return np.exp(np.clip(d @ w[:-3] + w[-3], w[-2], w[-1]))
 
+    def solve(self) -> "SparseGPR":
+        """Weights and posterior factor for the current hyperparameters (after changing
+        them, e.g. :meth:`optimise_hyperparameters` within new bounds)."""
+        self._solve()
+        return self
+
     @single_threaded
     def _solve(self):
         """Weights by QR of the stacked, noise-scaled design (no normal equations):
@@ -677,9 +687,22 @@ class SparseGPR:
         out["fields_std_epistemic"] = np.sqrt(var)
         return out
 
-    def compute(self, system) -> dict:
-        """Field-provider / oracle-style interface: predict with uncertainties."""
-        return self.predict(system, stds=True)
+    def compute(self, system, properties=None) -> dict:
+        """The calculator contract (:mod:`otf_spin.calculator`): the predictions
+        ``properties`` asks for (default: all, as :meth:`predict` with ``stds``). The
+        stds are computed only when asked for; asked for alone, without energies or
+        fields, they cost no energy or gradient evaluation (same numbers as
+        :meth:`predict`)."""
+        wanted = set(self.check_properties(properties))
+        stds = bool(wanted & set(STD_PROPERTIES))
+        if wanted - set(STD_PROPERTIES):
+            return self.predict(system, stds=stds)
+        if self._R is None:
+            raise RuntimeError("model is not fitted")
+        with one_thread(len(system) < SERIAL_BELOW):       # as predict
+            d = self.descriptor.compute(system)
+            d_fm = self.descriptor.compute_fm(system)
+            return self._predictive_stds(system, d, d_fm, self._local_rows(d, d_fm))
 
     @property
     def n_frames(self) -> int:

@@ -32,7 +32,6 @@ import numpy as np
 
 from otf_spin.config.engine import thaw
 from otf_spin.config.model import DIPOLE_2B, EXCHANGE_3B
-from otf_spin.model.factory import build_model
 from otf_spin.model.gpr import BOUNDS, SparseGPR
 
 #: further descriptor terms the selection may add (exchange-2b is always there)
@@ -108,10 +107,11 @@ def at_noise_floor(row: dict) -> bool:
                ((row["cv_energy"], "sigma_energy"), (row["cv_field"], "sigma_field")))
 
 
-def fit_candidate(settings: dict, terms, frames) -> dict:
-    """Fit the candidate with ``terms``; a row with terms, model, cv (and cv_energy in
-    eV/atom, cv_field in eV/μB), fit time (CPU s) and the warnings the fit raised."""
-    model = build_model(candidate_settings(settings, terms))
+def fit_candidate(settings: dict, terms, frames, build) -> dict:
+    """Fit the candidate with ``terms`` (``build``: settings -> unfitted SparseGPR, e.g.
+    :func:`otf_spin.model.factory.build_gpr`); a row with terms, model, cv (and cv_energy
+    in eV/atom, cv_field in eV/μB), fit time (CPU s) and the warnings the fit raised."""
+    model = build(candidate_settings(settings, terms))
     start = time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -122,18 +122,19 @@ def fit_candidate(settings: dict, terms, frames) -> dict:
             "fit_cpu_s": time.process_time() - start, "warnings": caught}
 
 
-def select(settings: dict, frames, tolerance: float = TOLERANCE,
+def select(settings: dict, frames, build, tolerance: float = TOLERANCE,
            keep_models: bool = False) -> tuple[SparseGPR, list]:
     """(fitted model, table) of the term selection on ``frames`` (see module doc).
     The table lists every candidate tried: terms, cv_energy (eV/atom), cv_field (eV/μB),
     score, fit_cpu_s, chosen (and its fitted model with ``keep_models``)."""
     frames = list(frames)
-    rows = [fit_candidate(settings, (), frames)]
+    rows = [fit_candidate(settings, (), frames, build)]
     if len(frames) >= MIN_FRAMES and not at_noise_floor(rows[0]):
-        rows += [fit_candidate(settings, terms, frames) for terms in SINGLE_CANDIDATES[1:]]
+        rows += [fit_candidate(settings, terms, frames, build)
+                 for terms in SINGLE_CANDIDATES[1:]]
         values = scores(rows)
         if all(v < values[0] - np.log(tolerance) for v in values[1:]):
-            rows.append(fit_candidate(settings, EXTRA_TERMS, frames))
+            rows.append(fit_candidate(settings, EXTRA_TERMS, frames, build))
     chosen = choose(rows, tolerance)
     for w in rows[chosen]["warnings"]:          # the chosen fit's warnings, once
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -147,10 +148,13 @@ def select(settings: dict, frames, tolerance: float = TOLERANCE,
 class TermSelectingGPR(SparseGPR):
     """The exchange-2b model of ``settings`` until fitted; :meth:`fit` chooses the terms
     (:func:`select`) and turns this object into the chosen plain SparseGPR (its settings
-    name the chosen terms), with ``selection`` the table of candidates."""
+    name the chosen terms), with ``selection`` the table of candidates. ``build_candidate``
+    (settings -> unfitted SparseGPR) is set by :func:`otf_spin.model.factory.build_model`."""
+
+    build_candidate = None
 
     def fit(self, frames) -> SparseGPR:
-        model, table = select(self.settings, frames)
+        model, table = select(self.settings, frames, self.build_candidate)
         self.__dict__.update(model.__dict__)
         self.__class__ = SparseGPR
         self.selection = table
@@ -158,11 +162,15 @@ class TermSelectingGPR(SparseGPR):
 
 
 def describe(table: list[dict]) -> str:
-    """One line per candidate of a selection table (for logs)."""
-    out = []
+    """Lines for a log: the candidates of a selection table with their CV errors."""
+    if len(table) == 1:
+        return ("descriptor terms: exchange-2b alone (fewer than "
+                f"{MIN_FRAMES} frames, or its CV errors at the noise floor)")
+    out = ["descriptor terms chosen by 5-fold cross-validation (* = kept: the cheapest "
+           f"within {100 * (TOLERANCE - 1):.0f} % of the best):"]
     for r in table:
         name = "exchange_2b" + "".join(f" + {t}" for t in r["terms"])
-        out.append(f"{'*' if r['chosen'] else ' '} {name:38s} CV energy "
+        out.append(f"  {'*' if r['chosen'] else ' '} {name:36s} CV energy "
                    f"{1e3 * r['cv_energy']:.4f} meV/atom, field {1e3 * r['cv_field']:.4f} "
                    f"meV/μB, fit {r['fit_cpu_s']:.1f} CPU s")
     return "\n".join(out)

@@ -1,7 +1,9 @@
-"""The oracle (reference calculator) contract, after ASE's calculators.
+"""The oracle contract: a labeller, a :class:`~otf_spin.calculator.Calculator` that runs
+a reference calculation (an embedded Hamiltonian, or jobs it writes and reads back).
 
 An oracle labels a :class:`~otf_spin.system.SpinSystem` with its spin directions
-held fixed (constrained) and returns a results dict in internal units:
+held fixed (constrained); ``compute(system, properties=None)`` returns a results dict in
+internal units with every property it implements (labels are never partial):
 
     energy   float, eV, relative to the collinear FM state of the same structure
     fields   (N, 3) eV/μB, transverse effective field -(1/|m_i|)(1 - e_i e_iᵀ) ∂E/∂e_i
@@ -12,11 +14,14 @@ A failed job raises :class:`OracleFailure` (typed, with the job name and reason)
 """
 from __future__ import annotations
 
+from otf_spin.calculator import Calculator
 from otf_spin.config.engine import Section
 
 
-class Oracle:
-    """Base class of reference calculators; subclasses set the class attributes."""
+class Oracle(Calculator):
+    """Base class of reference calculators (labellers); subclasses set the class
+    attributes. The dynamics never run on an oracle itself but on its
+    :attr:`hamiltonian` where it has one."""
 
     #: entry-point name and ``type:`` value in YAML
     name: str = ""
@@ -31,7 +36,23 @@ class Oracle:
         run-level facts such as the system's lattice constant ``a`` (Å)."""
         raise NotImplementedError
 
-    def compute(self, system) -> dict:
+    @property
+    def default_properties(self) -> tuple[str, ...]:
+        return self.implemented_properties
+
+    #: moment magnitude (μB) given to frames that carry only directions, or None
+    moment: float | None = None
+    #: folder of the oracle's job directories (file-based oracles), or None
+    workdir: str | None = None
+    #: MPI ranks per job ({ranks} in a launch command), set by the job groups
+    ranks: int = 1
+
+    #: the Hamiltonian the dynamics can run on in place of this oracle's jobs (a
+    #: :class:`~otf_spin.calculator.Calculator`), or None: an external code (DFT) that
+    #: only labels
+    hamiltonian = None
+
+    def compute(self, system, properties=None) -> dict:
         """Label ``system``; returns the results dict described in the module doc."""
         raise NotImplementedError
 

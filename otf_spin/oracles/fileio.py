@@ -107,7 +107,7 @@ class FileOracle(Oracle):
         else:
             self._keep_outputs(directory)
         job = os.path.basename(directory)
-        substitutions = {"ranks": getattr(self, "ranks", 1), **(write(system, directory) or {})}
+        substitutions = {"ranks": self.ranks, **(write(system, directory) or {})}
         wall = self.profile.run(directory, job, substitutions)
 
         try:
@@ -139,7 +139,8 @@ class FileOracle(Oracle):
                 shutil.copy2(path, f"{path}.{k}")
         return k
 
-    def compute(self, system) -> dict:
+    def compute(self, system, properties=None) -> dict:
+        self.check_properties(properties)
         return self.run_job(system)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from otf_spin.calculator import Calculator
 from otf_spin.config.engine import Key, Section
 from otf_spin.config.oracles import MOMENT_KEY
 from otf_spin.core import ConfigError
@@ -259,17 +260,18 @@ SCHEMA = Section({
 }, "Heisenberg exchange oracle", _check_block)
 
 
-class HeisenbergOracle(Oracle):
-    """Classical Heisenberg model with optional moment slaving (paper Sec. III B) and
-    optional beyond-Heisenberg ``terms`` (:mod:`otf_spin.oracles.terms`)."""
+class HeisenbergHamiltonian(Calculator):
+    """The classical Heisenberg Hamiltonian: exchange J(r) with optional moment slaving
+    (paper Sec. III B) and optional beyond-Heisenberg ``terms``
+    (:mod:`otf_spin.oracles.terms`). A :class:`~otf_spin.calculator.Calculator`; the
+    dynamics run on it directly (:func:`otf_spin.dynamics.providers.make_provider`),
+    :class:`HeisenbergOracle` labels with it."""
 
-    name = "heisenberg"
     implemented_properties = ("energy", "fields", "magmoms", "forces")
-    schema = SCHEMA
+    default_properties = implemented_properties
 
     def __init__(self, exchange, convention: str = "double_counted", moment: float = 2.2,
-                 slaving: dict | None = None, settings: dict | None = None, terms=(),
-                 fm_direction=(0.0, 0.0, 1.0)):
+                 slaving: dict | None = None, terms=(), fm_direction=(0.0, 0.0, 1.0)):
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
         self.exchange = exchange
@@ -279,46 +281,17 @@ class HeisenbergOracle(Oracle):
         self.terms = tuple(terms)
         fm = np.asarray(fm_direction, float)
         self.fm_direction = fm / np.linalg.norm(fm)
-        self._settings = settings or {}
         self._cache_key = None
         self._cache = None
+        self._fm_key = None
         self._kernel = load_kernel("exchange")
 
-    # --- construction from YAML -------------------------------------------------
-    @classmethod
-    def from_config(cls, block, context=None):
-        context = context or {}
-        a = block.get("lattice_constant") or context.get("a")
-        scale = 1.0
-        if block["distance_unit"] == "lattice":
-            if not a:
-                raise ConfigError("lattice_constant: required with distance_unit: lattice when "
-                                  "no system section gives a")
-            scale = float(a)
-        tolerance = block["shell_tolerance"]
-        if block["shells"] is not None:
-            rows = np.array(block["shells"], float)
-            exchange = ShellExchange(rows[:, 0] * scale, rows[:, 1], tolerance)
-        elif block["pairs"] is not None:
-            rows = block["pairs"]
-            exchange = PairExchange([r[:5] for r in rows], [r[5] for r in rows])
-        elif block["formula"] is not None:
-            f = block["formula"]
-            exchange = FormulaExchange(f["c"], f["r0"], f["cutoff"] * scale)
-        else:
-            u = block["uppasd"]
-            if not a:
-                raise ConfigError("lattice_constant: required with uppasd exchange when no "
-                                  "system section gives a")
-            distances, J = read_jfile_shells(u["jfile"], float(a), u["maptype"], u["posfile"],
-                                             u["cell"], tolerance)
-            exchange = ShellExchange(distances, J, tolerance, name="uppasd")
-        settings = {k: v for k, v in block.items() if v is not None}
-        return cls(exchange, block["convention"], block["moment"], block["moment_slaving"],
-                   settings, build_terms(block, scale), block["fm_direction"])
-
-    def settings(self):
-        return {"type": self.name, **self._settings}
+    @property
+    def bilinear(self) -> bool:
+        """True when :meth:`couplings` describe this Hamiltonian completely (fixed
+        moments, no terms beyond bilinear exchange): the compiled LLG provider and the
+        Heisenberg Monte Carlo sampler run on it."""
+        return not self.slaving and not self.terms
 
     # --- pair list for a structure (cached while positions stay fixed) -------------
     def couplings(self, system):
@@ -328,10 +301,7 @@ class HeisenbergOracle(Oracle):
         Only for a purely bilinear oracle: compiled consumers (LLG provider, Monte Carlo,
         Curie estimates) would silently drop any other term.
         """
-        if self.terms:
-            raise ValueError("this Heisenberg oracle has terms beyond bilinear exchange ("
-                             + ", ".join(t.key for t in self.terms) + "): pair couplings do "
-                             "not describe it; only compute() (ComputeProvider) does")
+        pair_hamiltonian(self)              # refuses terms beyond bilinear exchange
         return self._pair_couplings(system)
 
     def _pair_couplings(self, system):
@@ -358,7 +328,7 @@ class HeisenbergOracle(Oracle):
         """Σ of the terms' energies (eV) with every spin along ``fm_direction``."""
         key = (system.positions.tobytes(), system.cell.tobytes(), system.pbc.tobytes(),
                M_fm.tobytes())
-        if getattr(self, "_fm_key", None) != key:
+        if self._fm_key != key:
             fm = np.tile(self.fm_direction, (len(system), 1))
             self._fm_energy = sum(term(system, fm, M_fm)[0] for term in self.terms)
             self._fm_key = key
@@ -377,7 +347,10 @@ class HeisenbergOracle(Oracle):
         theta_sum = np.bincount(i, weights=np.arccos(c), minlength=len(system))
         return self.slaving["m0"] - coef * theta_sum, (i, j, c, coef)
 
-    def compute(self, system):
+    def compute(self, system, properties=None):
+        """energy (eV, rel. FM), fields (N, 3) eV/μB, magmoms (N, 3) μB, forces (N, 3)
+        eV/Å, and ``energy_fm`` (eV), whatever ``properties`` asks for."""
+        self.check_properties(properties)
         couplings = self._pair_couplings(system)
         offsets, neigh, J, dJ, vectors, distances = couplings
         n = len(system)
@@ -426,6 +399,81 @@ class HeisenbergOracle(Oracle):
         fields = -grad / M[:, None]
         return {"energy": energy, "fields": fields, "magmoms": e * M[:, None],
                 "forces": forces, "energy_fm": energy_fm}
+
+
+
+
+class HeisenbergOracle(Oracle):
+    """The embedded labeller: labels are the results of its :attr:`hamiltonian`
+    (a :class:`HeisenbergHamiltonian`), so the dynamics can run on the very Hamiltonian
+    that labels."""
+
+    name = "heisenberg"
+    implemented_properties = HeisenbergHamiltonian.implemented_properties
+    schema = SCHEMA
+
+    def __init__(self, exchange, convention: str = "double_counted", moment: float = 2.2,
+                 slaving: dict | None = None, settings: dict | None = None, terms=(),
+                 fm_direction=(0.0, 0.0, 1.0)):
+        self.hamiltonian = HeisenbergHamiltonian(exchange, convention, moment, slaving,
+                                                 terms, fm_direction)
+        self.moment = self.hamiltonian.moment
+        self._settings = settings or {}
+
+    # --- construction from YAML -------------------------------------------------
+    @classmethod
+    def from_config(cls, block, context=None):
+        context = context or {}
+        a = block.get("lattice_constant") or context.get("a")
+        scale = 1.0
+        if block["distance_unit"] == "lattice":
+            if not a:
+                raise ConfigError("lattice_constant: required with distance_unit: lattice when "
+                                  "no system section gives a")
+            scale = float(a)
+        tolerance = block["shell_tolerance"]
+        if block["shells"] is not None:
+            rows = np.array(block["shells"], float)
+            exchange = ShellExchange(rows[:, 0] * scale, rows[:, 1], tolerance)
+        elif block["pairs"] is not None:
+            rows = block["pairs"]
+            exchange = PairExchange([r[:5] for r in rows], [r[5] for r in rows])
+        elif block["formula"] is not None:
+            f = block["formula"]
+            exchange = FormulaExchange(f["c"], f["r0"], f["cutoff"] * scale)
+        else:
+            u = block["uppasd"]
+            if not a:
+                raise ConfigError("lattice_constant: required with uppasd exchange when no "
+                                  "system section gives a")
+            distances, J = read_jfile_shells(u["jfile"], float(a), u["maptype"], u["posfile"],
+                                             u["cell"], tolerance)
+            exchange = ShellExchange(distances, J, tolerance, name="uppasd")
+        settings = {k: v for k, v in block.items() if v is not None}
+        return cls(exchange, block["convention"], block["moment"], block["moment_slaving"],
+                   settings, build_terms(block, scale), block["fm_direction"])
+
+    def settings(self):
+        return {"type": self.name, **self._settings}
+
+    def compute(self, system, properties=None):
+        self.check_properties(properties)
+        return self.hamiltonian.compute(system)
+
+
+def pair_hamiltonian(calculator) -> HeisenbergHamiltonian:
+    """The Heisenberg Hamiltonian whose pair couplings describe ``calculator``: the
+    calculator itself, or the declared :attr:`~otf_spin.oracles.base.Oracle.hamiltonian`
+    of an oracle. ValueError when there is none or when it has terms beyond bilinear
+    exchange (compiled pair consumers would silently drop them)."""
+    hamiltonian = calculator.hamiltonian if isinstance(calculator, Oracle) else calculator
+    if not isinstance(hamiltonian, HeisenbergHamiltonian):
+        raise ValueError(f"{type(calculator).__name__} has no Heisenberg pair couplings")
+    if hamiltonian.terms:
+        raise ValueError("this Heisenberg hamiltonian has terms beyond bilinear exchange ("
+                         + ", ".join(t.key for t in hamiltonian.terms) + "): pair couplings "
+                         "do not describe it; only compute() (ComputeProvider) does")
+    return hamiltonian
 
 
 def build_terms(block, scale: float = 1.0) -> list:

@@ -227,7 +227,8 @@ class QEOracle(ConstrainedDFTOracle):
         """λ of the constraining potential actually applied (Ry/μB²) at the initial λ."""
         return lambda_eff(self.cfg["lambda"], out, self.cfg["volume_factor"])
 
-    def compute(self, system):
+    def compute(self, system, properties=None):
+        self.check_properties(properties)
         self.check_size(system)
         z = np.tile([0.0, 0.0, 1.0], (len(system), 1))
         lam0 = self.cfg["lambda"]

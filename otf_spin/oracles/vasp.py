@@ -278,7 +278,9 @@ class VaspOracle(ConstrainedDFTOracle):
             results.update(penalty=e_p, lambda_=lam, rows=rows, mw=table["mw"])
         return results
 
-    def compute(self, system):
+    def compute(self, system, properties=None):
+        self.check_properties(properties)
+
         def reference():                   # unconstrained FM: E_p = 0, labelled alike
             out = self.run_job(system, lambda s, d: self._write(s, d, False, 0.0),
                                lambda s, d: self._read(s, d, False))

@@ -25,7 +25,7 @@ class JobGroups:
         self.leader = self.group.rank == 0
         if oracle is not None:
             oracle.ranks = self.group.size
-            if self.n_groups > 1 and hasattr(oracle, "workdir"):
+            if self.n_groups > 1 and oracle.workdir is not None:
                 oracle.workdir = os.path.join(oracle.workdir, f"group{self.color:03d}")
 
     def map(self, function, jobs: list) -> list | None:

@@ -166,7 +166,7 @@ def test_generate_ranks_by_the_trigger_quantity(monkeypatch):
         def __init__(self, k):
             self.system = type("S", (), {"info": {"k": k}})()
 
-    monkeypatch.setattr("otf_spin.model.load", lambda path: Fake())
+    monkeypatch.setattr(generate, "load", lambda path: Fake())   # the name generate uses
     chosen, _ = generate.select([Candidate(k) for k in range(5)],
                                 {"method": "variance", "count": 2, "model": "m.h5"}, {}, 0)
     assert chosen == [4, 3]

@@ -68,11 +68,12 @@ class CompositeDescriptor:
                 out += t.spin_gradient(system, block)
         return out
 
-    def local_move(self, system, directions, k: int, trial):
+    def local_move(self, system, directions, k: int, trial, rows=None):
         """Descriptor rows after turning spin ``k`` of ``directions`` to ``trial``:
         (affected atom indices, their new rows (A, size)). The affected atoms are k and
         its neighbours within r_cut; the rows come from a full recomputation (O(N) per
-        move: exact for every term, meant for small and medium cells)."""
+        move: exact for every term, meant for small and medium cells), so the current
+        ``rows`` are not needed (the argument is there for the common signature)."""
         e = np.array(directions)
         e[k] = trial
         widest = max(self.terms, key=lambda t: t.r_cut)

@@ -151,6 +151,25 @@ class SOSODescriptor(RadialPairs):
             self._fm = (sums[:, :, None] * self.w[None, None, :]).reshape(len(system), -1)
         return self._fm
 
+    def local_move(self, system, directions, k: int, trial, rows):
+        """Descriptor rows after turning spin ``k`` of ``directions`` (N, 3) to ``trial``
+        (3,), updated from the current ``rows`` (N, size) of ``directions``: (affected
+        atom indices (A,), their new rows (A, size)). Only the pairs of k change (j→k
+        mirrors k→j), so a move costs O(neighbours of k), not O(N)."""
+        offsets, neigh, R = self.geometry(system)[:3]
+        e = directions
+        lo, hi = offsets[k], offsets[k + 1]
+        js, R = neigh[lo:hi], R[lo:hi]
+        other = js != k
+        P_old, _ = legendre(e[js] @ e[k], self.l_max)
+        P_new, _ = legendre(np.where(other, e[js] @ trial, 1.0), self.l_max)
+        delta = (R[:, :, None] * ((P_new - P_old) * self.w)[:, None, :]).reshape(len(js), -1)
+        affected = np.unique(np.append(js[other], k))
+        new_rows = rows[affected].copy()
+        np.add.at(new_rows, np.searchsorted(affected, js), delta)   # rows j: pairs (j -> k)
+        new_rows[np.searchsorted(affected, k)] = rows[k] + delta.sum(axis=0)   # row k
+        return affected, new_rows
+
     def spin_gradient(self, system, G) -> np.ndarray:
         """Σ_i G[m, i]·∂d_i/∂e_a for weights G (M, N, D) -> (M, N, 3), unprojected.
 

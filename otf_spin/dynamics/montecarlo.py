@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from otf_spin.kernels import load as load_kernel
-from otf_spin.kernels.soso_py import legendre
 from otf_spin.model.fast import fast_predictor
 from otf_spin.model.gpr import SparseGPR
 from otf_spin.oracles.heisenberg import HeisenbergHamiltonian, pair_hamiltonian
@@ -120,12 +119,8 @@ class ModelMonteCarlo:
         self.engine = None if fp is None else fp.engine(system)
         self.model, self.system = model, system.copy()
         self.desc = model.descriptor
-        self._move = getattr(self.desc, "local_move", None)   # descriptors with more terms
-        if self._move is None:
-            self.offsets, self.neigh, self.R, *_ = self.desc.geometry(self.system)
         self.zeeman = np.ascontiguousarray(
             system.magnitudes[:, None] * MU_B * np.asarray(field_tesla, float))
-        self._legendre = legendre
         self._kept = None           # (directions array, descriptors, local energies)
 
     def kept(self, state):
@@ -150,7 +145,6 @@ class ModelMonteCarlo:
             return accepted / n
         d, energies = self.kept(state)
         e = state.directions
-        w = getattr(self.desc, "w", None)
         accepted = 0
         for k in range(n):
             trial = e[k] + state.sigma * gauss[k]
@@ -158,21 +152,7 @@ class ModelMonteCarlo:
             if norm == 0.0:
                 continue
             trial /= norm
-            if self._move is not None:
-                affected, new_d = self._move(self.system, e, k, trial)
-            else:
-                lo, hi = self.offsets[k], self.offsets[k + 1]
-                js, R = self.neigh[lo:hi], self.R[lo:hi]
-                other = js != k
-                P_old, _ = self._legendre(e[js] @ e[k], self.desc.l_max)
-                P_new, _ = self._legendre(np.where(other, e[js] @ trial, 1.0), self.desc.l_max)
-                delta = (R[:, :, None] * ((P_new - P_old) * w)[:, None, :]).reshape(len(js), -1)
-                affected = np.unique(np.append(js[other], k))
-                new_d = d[affected].copy()
-                index = np.searchsorted(affected, js)
-                np.add.at(new_d, index, delta)           # rows j: pairs (j -> k) mirror (k -> j)
-                kk = np.searchsorted(affected, k)
-                new_d[kk] = d[k] + delta.sum(axis=0)     # row k: all its pairs
+            affected, new_d = self.desc.local_move(self.system, e, k, trial, d)
             new_e = self.model.local_energies(new_d)
             dE = new_e.sum() - energies[affected].sum() - self.zeeman[k] @ (trial - e[k])
             if dE <= 0.0 or uniform[k] < np.exp(-beta * dE):

@@ -73,6 +73,24 @@ DIPOLE_2B = Section({
                         check=lambda v: None if any(v) else "must be a nonzero vector"),
 }, "dipole-2b descriptor term (s_i, s_j, r_ij rotated together; paper Sec. II D)")
 
+EXCHANGE_2B_SPLINE = Section({
+    "r_min": Key("quantity", "inner end of the spline range (pairs closer add nothing; bcc Fe "
+                 "nearest neighbours sit at 2.48 Å)", 1.8, unit="angstrom", dimension="length",
+                 minimum=0.0),
+    "r_max": Key("quantity", "outer end of the spline range, its cutoff (5 Å: bcc Fe shells "
+                 "1-5)", 5.0, unit="angstrom", dimension="length", minimum=0.5),
+    "spacing": Key("quantity", "largest knot spacing h of the cubic B-splines (the range is "
+                   "cut into ceil((r_max - r_min)/spacing) equal intervals)", 0.05,
+                   unit="angstrom", dimension="length", minimum=0.001),
+    "l_max": Key("int", "largest Legendre order (orders 1..l_max; l = 0 cancels against the "
+                 "FM reference)", 2, minimum=1, maximum=32),
+    "sigma_s": Key("float", "width of the spin Gaussians on the unit sphere (spin weights w_l, "
+                   "as exchange-2b's)", 0.3, minimum=0.01),
+}, "exchange-2b on a cubic B-spline radial basis (compact support: J_l(r) can follow a sharp "
+   "change where displaced pairs cross it)",
+    check=lambda s: None if s["r_max"] - s["r_min"] >= 4 * s["spacing"] else
+    "r_max - r_min must hold at least 4 knot spacings")
+
 DESCRIPTOR = Section({
     "r_cut": Key("quantity", "cutoff radius", 7.0, unit="angstrom", dimension="length",
                  minimum=0.5),
@@ -85,10 +103,12 @@ DESCRIPTOR = Section({
                        None, section=EXCHANGE_3B, nullable=True),
     "dipole_2b": Key("section", "add the dipole-2b term ({} = its defaults); null = off",
                      None, section=DIPOLE_2B, nullable=True),
+    "exchange_2b_spline": Key("section", "add the B-spline exchange term ({} = its defaults); "
+                              "null = off", None, section=EXCHANGE_2B_SPLINE, nullable=True),
 }, "SOSO exchange-2b descriptor (the keys above) and optional further terms")
 
 #: descriptor terms a kernel can see (``term:``), in the order of the model's descriptor
-TERMS = ("exchange_2b", "exchange_3b", "dipole_2b")
+TERMS = ("exchange_2b", "exchange_3b", "dipole_2b", "exchange_2b_spline")
 
 KERNEL = Section({
     "zeta": Key("int", "power of the dot-product kernel", minimum=1, maximum=12),

@@ -105,6 +105,9 @@ class SOSODescriptor(RadialPairs):
     """
 
     kind = "exchange_2b"
+    #: lowest Legendre order kept (the spline term drops l = 0: it cancels against the FM
+    #: reference); the compiled kernels always compute 0..l_max
+    l_min = 0
 
     def __init__(self, r_cut: float = 7.0, n_max: int = 12, l_max: int = 6,
                  sigma_s: float = 0.5, radial_scaling=(2.5, 4.0), kernel=None):
@@ -117,13 +120,19 @@ class SOSODescriptor(RadialPairs):
         self._kernel = kernel or load_kernel("soso")
 
     @property
+    def n_orders(self) -> int:
+        """Legendre orders kept per radial function, l_min..l_max."""
+        return self.l_max + 1 - self.l_min
+
+    @property
     def size(self) -> int:
-        """Descriptor length per atom, n_max × (l_max + 1)."""
-        return self.n_max * (self.l_max + 1)
+        """Descriptor length per atom, n_max × (l_max + 1 - l_min)."""
+        return self.n_max * self.n_orders
 
     def order_mask(self, orders) -> np.ndarray:
         """(D,) 1 on the components of Legendre order l in ``orders``, 0 elsewhere."""
-        return np.isin(np.arange(self.size) % (self.l_max + 1), list(orders)).astype(float)
+        l = np.arange(self.size) % self.n_orders + self.l_min
+        return np.isin(l, list(orders)).astype(float)
 
     def settings(self) -> dict:
         return {"type": "soso_exchange_2b", "r_cut": self.r_cut, "n_max": self.n_max,
@@ -132,11 +141,13 @@ class SOSODescriptor(RadialPairs):
 
     # --- descriptor and derivatives ---------------------------------------------------
     def compute(self, system, directions=None) -> np.ndarray:
-        """Descriptors (N, n_max·(l_max+1)) of ``system`` (or of other ``directions``)."""
+        """Descriptors (N, size) of ``system`` (or of other ``directions``)."""
         offsets, neigh, R, *_ = self.geometry(system)
         e = np.ascontiguousarray(system.directions if directions is None else directions)
         d = np.empty((len(e), self.n_max, self.l_max + 1))
         self._kernel.descriptor(e, offsets, neigh, R, self.w, d)
+        if self.l_min:
+            d = np.ascontiguousarray(d[:, :, self.l_min:])
         return d.reshape(len(e), -1)
 
     def compute_fm(self, system) -> np.ndarray:
@@ -148,7 +159,8 @@ class SOSODescriptor(RadialPairs):
             rows = np.repeat(np.arange(len(system)), np.diff(offsets))
             for n in range(self.n_max):
                 sums[:, n] = np.bincount(rows, weights=R[:, n], minlength=len(system))
-            self._fm = (sums[:, :, None] * self.w[None, None, :]).reshape(len(system), -1)
+            self._fm = (sums[:, :, None] * self.w[None, None, self.l_min:]).reshape(
+                len(system), -1)
         return self._fm
 
     def local_move(self, system, directions, k: int, trial, rows):
@@ -163,7 +175,8 @@ class SOSODescriptor(RadialPairs):
         other = js != k
         P_old, _ = legendre(e[js] @ e[k], self.l_max)
         P_new, _ = legendre(np.where(other, e[js] @ trial, 1.0), self.l_max)
-        delta = (R[:, :, None] * ((P_new - P_old) * self.w)[:, None, :]).reshape(len(js), -1)
+        dP = ((P_new - P_old) * self.w)[:, self.l_min:]
+        delta = (R[:, :, None] * dP[:, None, :]).reshape(len(js), -1)
         affected = np.unique(np.append(js[other], k))
         new_rows = rows[affected].copy()
         np.add.at(new_rows, np.searchsorted(affected, js), delta)   # rows j: pairs (j -> k)
@@ -176,8 +189,10 @@ class SOSODescriptor(RadialPairs):
         With G = ∂E/∂d (one set, M = 1) this is ∂E/∂e_a of E = Σ_i E_i(d_i).
         """
         offsets, neigh, R, *_ = self.geometry(system)
-        G = np.ascontiguousarray(G).reshape(G.shape[0], len(system), self.n_max,
-                                            self.l_max + 1)
+        G = np.asarray(G).reshape(G.shape[0], len(system), self.n_max, self.n_orders)
+        if self.l_min:            # orders below l_min: zero weight in the compiled kernel
+            G = np.concatenate([np.zeros(G.shape[:3] + (self.l_min,)), G], axis=3)
+        G = np.ascontiguousarray(G)
         out = np.empty((G.shape[0], len(system), 3))
         self._kernel.contract_gradient(np.ascontiguousarray(system.directions), offsets, neigh,
                                        R, self.w, G, out)
@@ -191,8 +206,8 @@ class SOSODescriptor(RadialPairs):
         e = system.directions
 
         P, _ = legendre(np.einsum("pk,pk->p", e[rows], e[neigh]), self.l_max)
-        Gr = G.reshape(n, self.n_max, self.l_max + 1)
+        Gr = G.reshape(n, self.n_max, self.n_orders)
         # ∂E/∂r_p for pair p in row i: G_i·(dR_n w_l P_l)
-        dE_dr = np.einsum("pnl,pn,pl->p", Gr[rows], dR, P * self.w)
+        dE_dr = np.einsum("pnl,pn,pl->p", Gr[rows], dR, (P * self.w)[:, self.l_min:])
         g = (dE_dr / distances)[:, None] * vectors          # ∂E/∂D_p, D_p = r_j + S - r_i
         return self.pair_gradient_to_atoms(system, g)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from otf_spin.config.model import default_settings
 from otf_spin.core import ConfigError
 from otf_spin.descriptors import (CompositeDescriptor, Dipole2BDescriptor, Exchange3BDescriptor,
-                                  SOSODescriptor)
+                                  SOSODescriptor, SplineExchangeDescriptor)
 from otf_spin.model.covariance import DotProductKernel
 from otf_spin.model.gpr import SparseGPR
 from otf_spin.model.selection import TermSelectingGPR, selects
@@ -59,6 +59,10 @@ def build_descriptor(d: dict):
         terms.append(Dipole2BDescriptor(t["r_cut"], t["n_max"], t["degree"],
                                         t["radial_scaling"],
                                         t.get("fm_direction", (0.0, 0.0, 1.0))))
+    if d.get("exchange_2b_spline") is not None:
+        t = d["exchange_2b_spline"]
+        terms.append(SplineExchangeDescriptor(t["r_min"], t["r_max"], t["spacing"], t["l_max"],
+                                              t["sigma_s"]))
     return two_body if len(terms) == 1 else CompositeDescriptor(terms)
 
 

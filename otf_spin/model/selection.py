@@ -31,14 +31,19 @@ import warnings
 import numpy as np
 
 from otf_spin.config.engine import thaw
-from otf_spin.config.model import DIPOLE_2B, EXCHANGE_3B
+from otf_spin.config.model import DIPOLE_2B, EXCHANGE_2B_SPLINE, EXCHANGE_3B
 from otf_spin.model.gpr import BOUNDS, SparseGPR
 
 #: further descriptor terms the selection may add (exchange-2b is always there)
-EXTRA_TERMS = ("exchange_3b", "dipole_2b")
+EXTRA_TERMS = ("exchange_3b", "dipole_2b", "exchange_2b_spline")
+SECTIONS = {"exchange_3b": EXCHANGE_3B, "dipole_2b": DIPOLE_2B,
+            "exchange_2b_spline": EXCHANGE_2B_SPLINE}
 #: candidates tried first, cheapest first (prediction cost; every extra term also leaves
-#: the compiled exchange-2b path)
-SINGLE_CANDIDATES = ((), ("dipole_2b",), ("exchange_3b",))
+#: the compiled exchange-2b path); the spline term only where pair distances vary
+#: (:func:`distances_vary`)
+SINGLE_CANDIDATES = ((), ("dipole_2b",), ("exchange_3b",), ("exchange_2b_spline",))
+#: pair distances closer than this (Å) count as one distance in :func:`distances_vary`
+DISTANCE_RESOLUTION = 1e-6
 #: a candidate whose CV score is within this factor of the best counts as equally good
 TOLERANCE = 1.10
 #: fewest frames for a selection (5-fold CV with two frames per fold)
@@ -66,10 +71,9 @@ def candidate_settings(settings: dict, terms) -> dict:
     """Validated settings of the candidate with the extra ``terms`` (iterable of names in
     EXTRA_TERMS) added to the exchange-2b model of ``settings``: each with its default
     section and a TERM_KERNEL; ``select_terms`` false (a fixed model)."""
-    sections = {"exchange_3b": EXCHANGE_3B, "dipole_2b": DIPOLE_2B}
     s = thaw(settings)
     for term in EXTRA_TERMS:
-        s["descriptor"][term] = sections[term].validate({}) if term in terms else None
+        s["descriptor"][term] = SECTIONS[term].validate({}) if term in terms else None
     s["kernels"] = ([k for k in s["kernels"] if k.get("term", "exchange_2b") == "exchange_2b"]
                     + [dict(TERM_KERNEL, term=term) for term in EXTRA_TERMS if term in terms])
     s["select_terms"] = False
@@ -107,6 +111,24 @@ def at_noise_floor(row: dict) -> bool:
                ((row["cv_energy"], "sigma_energy"), (row["cv_field"], "sigma_field")))
 
 
+def distances_vary(settings: dict, frames) -> bool:
+    """True if the ``frames`` hold more distinct pair distances within the spline term's
+    range [r_min, r_max) (its defaults; distances within DISTANCE_RESOLUTION count once)
+    than exchange-2b of ``settings`` has radial functions (n_max). Only then can the
+    spline term matter: at fewer distances (atoms on one lattice, whatever the cell or
+    the spins) exchange-2b's radial basis already holds a J(r) through every one of them,
+    so the spline candidate is not fitted (Heisenberg and lattice sets keep their speed)."""
+    term = SECTIONS["exchange_2b_spline"].validate({})
+    found = set()
+    for f in frames:
+        r = f.system.neighbours(term["r_max"]).distances
+        r = r[r >= term["r_min"]]
+        found.update(np.round(r / DISTANCE_RESOLUTION).astype(np.int64).tolist())
+        if len(found) > settings["descriptor"]["n_max"]:
+            return True
+    return False
+
+
 def fit_candidate(settings: dict, terms, frames, build) -> dict:
     """Fit the candidate with ``terms`` (``build``: settings -> unfitted SparseGPR, e.g.
     :func:`otf_spin.model.factory.build_gpr`); a row with terms, model, cv (and cv_energy
@@ -131,10 +153,14 @@ def select(settings: dict, frames, build, tolerance: float = TOLERANCE,
     rows = [fit_candidate(settings, (), frames, build)]
     if len(frames) >= MIN_FRAMES and not at_noise_floor(rows[0]):
         rows += [fit_candidate(settings, terms, frames, build)
-                 for terms in SINGLE_CANDIDATES[1:]]
+                 for terms in SINGLE_CANDIDATES[1:]
+                 if terms != ("exchange_2b_spline",) or distances_vary(settings, frames)]
         values = scores(rows)
-        if all(v < values[0] - np.log(tolerance) for v in values[1:]):
-            rows.append(fit_candidate(settings, EXTRA_TERMS, frames, build))
+        gains = [t for r, v in zip(rows[1:], values[1:]) for t in r["terms"]
+                 if v < values[0] - np.log(tolerance)]
+        if len(gains) > 1:
+            rows.append(fit_candidate(settings, [t for t in EXTRA_TERMS if t in gains],
+                                      frames, build))
     chosen = choose(rows, tolerance)
     for w in rows[chosen]["warnings"]:          # the chosen fit's warnings, once
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -287,7 +287,9 @@ class Logger(Observer):
 
 class Checkpointer(Observer):
     """Collective, every ``every`` steps and at the last: every replica state, the learner,
-    the tempering and the input fingerprint to the checkpoint (rank 0, atomically)."""
+    the tempering and the input fingerprint to the checkpoint (rank 0, atomically), after
+    each replica's trajectory writer flushed its buffered frames (a restart cuts the
+    trajectory back to the checkpointed step, so every frame up to it must be there)."""
 
     timing = "output"
 
@@ -301,6 +303,8 @@ class Checkpointer(Observer):
         if step == 0 or (step % self.every and step != self.steps):
             return
 
+        for rep in self.replicas:   # every frame up to the checkpointed step is in the file
+            rep.writer.flush()
         comm = self.session.comm
         states = comm.gather({rep.spec.index: rep.state for rep in self.replicas}, root=0)
         if self.session.root:

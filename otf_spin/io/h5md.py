@@ -10,10 +10,16 @@
                                    of unit vectors), spin_temperature (K), ...
 
 Every value dataset carries a ``unit`` attribute; time is in ps ("MC sweep" for Monte
-Carlo). The file is written in HDF5's SWMR mode and flushed after every frame: others
-can read it while it grows, and a killed run leaves a readable file.
+Carlo). The file is written in HDF5's SWMR mode: others can read it while it grows, and
+a killed run leaves a readable file. Frames are kept in memory and appended in one
+write per dataset (:meth:`H5MDWriter.flush`) at most ``flush_seconds`` after the first
+of them (default 1 s of wall time), when they reach ``flush_bytes``, on :meth:`flush`
+(the run calls it before every checkpoint, so a checkpointed step is always in the file)
+and on close; per-frame HDF5 calls cost more than the dynamics of a small cell.
 """
 from __future__ import annotations
+
+import time as clock
 
 import h5py
 import numpy as np
@@ -29,9 +35,15 @@ UNITS = {"energy": "eV", "magnetization": "1", "spin_temperature": "K",
 
 class H5MDWriter:
     def __init__(self, path, system, time_unit: str = "ps", write_spins: bool = True,
-                 author: str = "otf-spin user", resume_step: int | None = None):
+                 author: str = "otf-spin user", resume_step: int | None = None,
+                 flush_seconds: float = 1.0, flush_bytes: int = 2**26):
         """New file, or with ``resume_step`` the existing file cut back to the frames
-        with step ≤ resume_step (a restarted run continues it)."""
+        with step ≤ resume_step (a restarted run continues it). Buffered frames are
+        written at most ``flush_seconds`` (s, wall) after the first of them or once they
+        hold ``flush_bytes`` (0: every frame is written at once)."""
+        self.flush_seconds, self.flush_bytes = float(flush_seconds), int(flush_bytes)
+        self._pending = {}        # series name -> [(step, time, value), ...] not written
+        self._pending_bytes, self._since = 0, None
         if resume_step is not None:
             self._reopen(path, resume_step, time_unit)
             return
@@ -100,16 +112,16 @@ class H5MDWriter:
         self.file.flush()
         self.file.swmr_mode = True
 
-    @staticmethod
-    def _append(series, step, time, value):
-        for dataset, item in zip(series, (step, time, value)):
-            dataset.resize(dataset.shape[0] + 1, axis=0)
-            dataset[-1] = item
+    def _queue(self, name, step, time, value):
+        value = np.array(value, dtype=float)        # a copy: the caller's array moves on
+        self._pending.setdefault(name, []).append((step, time, value))
+        self._pending_bytes += value.nbytes + 16
 
     def write(self, step: int, time: float, directions=None, observables=None):
-        """Append one frame: spin directions (N, 3) and scalar/vector observables."""
+        """Append one frame: spin directions (N, 3) and scalar/vector observables (in
+        the file by the next :meth:`flush`; the first frame at once)."""
         if directions is not None and "spin" in self._series:
-            self._append(self._series["spin"], step, time, directions)
+            self._queue("spin", step, time, directions)
         for name, value in (observables or {}).items():
             value = np.asarray(value, dtype=float)
             if name not in self._series:
@@ -117,7 +129,23 @@ class H5MDWriter:
                     raise ValueError(f"observable {name!r} first appears after the first frame")
                 self._series[name] = self._group(self.file["observables"], name, value.shape,
                                                  UNITS.get(name, "1"))
-            self._append(self._series[name], step, time, value)
+            self._queue(name, step, time, value)
+        if self._since is None:
+            self._since = clock.monotonic()
+        if not self.file.swmr_mode or self._pending_bytes >= self.flush_bytes or \
+                clock.monotonic() - self._since >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered frames (one resize and one write per dataset) and flush
+        the file; the first call switches the file to SWMR mode."""
+        for name, frames in self._pending.items():
+            rows = len(frames)
+            for dataset, items in zip(self._series[name], zip(*frames)):
+                start = dataset.shape[0]
+                dataset.resize(start + rows, axis=0)
+                dataset[start:] = np.array(items)
+        self._pending, self._pending_bytes, self._since = {}, 0, None
         self.file.flush()
         if not self.file.swmr_mode:
             # all datasets exist now: single-writer/multiple-reader mode keeps the file
@@ -126,6 +154,7 @@ class H5MDWriter:
 
     def close(self):
         if self.file.id.valid:
+            self.flush()
             self.file.close()
 
     def __enter__(self):

@@ -1,0 +1,110 @@
+"""The faster paths of issue 17 give the answers of the slow ones: the analytic gradient of
+the log marginal likelihood equals its finite differences; the buffered H5MD writer
+writes what per-frame writes wrote, keeps a readable file between flushes and writes
+everything on flush and close."""
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+
+from otf_spin.config.engine import thaw
+from otf_spin.config.model import MODEL
+from otf_spin.core import Frame
+from otf_spin.io.h5md import H5MDWriter
+from otf_spin.kernels.blas_threads import one_thread
+from otf_spin.learning.paper_sets import paper_oracle, random_configuration
+from otf_spin.model import AliasingWarning, build_model
+from otf_spin.system import bulk, random_cone
+
+
+@pytest.fixture(scope="module")
+def model():
+    rng = np.random.default_rng(11)
+    oracle = paper_oracle()
+    frames = []
+    for _ in range(6):
+        system = bulk("bcc", 2.83, (2, 2, 2))
+        system.set_directions(random_configuration(system, rng)[0])
+        r = oracle.compute(system)
+        frames.append(Frame(system, {"energy": r["energy"], "fields": r["fields"]}))
+    settings = thaw(MODEL.validate({"descriptor": {"r_cut": 5.0, "n_max": 6, "l_max": 4},
+                                    "kernels": [{"zeta": 1, "normalize": False,
+                                                 "n_sparse": 12},
+                                                {"zeta": 4, "n_sparse": 20}]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AliasingWarning)
+        return build_model(dict(settings, optimise=False)).fit(frames)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_likelihood_gradient_equals_finite_differences(model, seed):
+    """d log p / d log h by the closed form = central differences (step 1e-3 in log h:
+    truncation ~1e-6 relative), at hyperparameters scattered around the fitted ones."""
+    rng = np.random.default_rng(seed)
+    names = ["delta_0", "delta_1", "sigma_energy", "sigma_field"]
+    h = dict(model.hyper)
+    for name in names:
+        h[name] *= np.exp(rng.normal(0.0, 1.0))
+    with one_thread():
+        _, grad = model._likelihood(h, names)
+        eps = 1e-3
+        fd = []
+        for name in names:
+            up, down = dict(h), dict(h)
+            up[name] *= np.exp(eps)
+            down[name] *= np.exp(-eps)
+            fd.append((model._likelihood(up)[0] - model._likelihood(down)[0]) / (2 * eps))
+    np.testing.assert_allclose(grad, fd, rtol=1e-4, atol=1e-3)
+
+
+def test_likelihood_value_is_unchanged_by_asking_for_the_gradient(model):
+    names = ["delta_0", "sigma_field"]
+    assert model._likelihood(model.hyper, names)[0] == model.log_marginal_likelihood()
+
+
+def _frames(n, rng):
+    return [(k, 0.1 * k, random_cone(16, [0, 0, 1], 0.5, rng),
+             {"energy": rng.normal(), "magnetization": rng.normal(size=3)}) for k in range(n)]
+
+
+def _read(path):
+    with h5py.File(path, "r", libver="latest", swmr=True) as h5:
+        return {name: (h5[f"{base}/step"][()], h5[f"{base}/time"][()], h5[f"{base}/value"][()])
+                for name, base in (("spin", "particles/all/spin"),
+                                   ("energy", "observables/energy"),
+                                   ("magnetization", "observables/magnetization"))}
+
+
+def test_buffered_writer_writes_what_per_frame_writes_wrote(tmp_path):
+    system = bulk("bcc", 2.83, (2, 2, 2))
+    files = {}
+    for label, seconds in (("each", 0.0), ("buffered", 3600.0)):
+        path = tmp_path / f"{label}.h5"
+        with H5MDWriter(path, system, flush_seconds=seconds) as writer:
+            for step, t, directions, obs in _frames(25, np.random.default_rng(3)):
+                writer.write(step, t, directions, obs)
+                directions[:] = 0.0          # the writer must have copied the frame
+        files[label] = _read(path)
+    expected_steps = np.arange(25)
+    for name in ("spin", "energy", "magnetization"):
+        for a, b in zip(files["each"][name], files["buffered"][name]):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+        assert np.array_equal(files["buffered"][name][0], expected_steps)
+    assert np.all(files["buffered"]["spin"][2] != 0.0)
+
+
+def test_buffered_frames_reach_the_file_on_flush_only(tmp_path):
+    """Between flushes the file stays readable (SWMR) with the frames of the last flush;
+    flush() writes the rest (the run flushes before every checkpoint)."""
+    rng = np.random.default_rng(4)
+    path = tmp_path / "t.h5"
+    writer = H5MDWriter(path, bulk("bcc", 2.83, (2, 2, 2)), flush_seconds=3600.0)
+    try:
+        for step, t, directions, obs in _frames(10, rng):
+            writer.write(step, t, directions, obs)
+        assert len(_read(path)["energy"][0]) == 1         # the first frame, at once
+        writer.flush()
+        assert list(_read(path)["spin"][0]) == list(range(10))
+    finally:
+        writer.close()

@@ -141,7 +141,8 @@ def fit(settings, train):
 
 
 def term_name(terms) -> str:
-    return "2b" + "".join({"exchange_3b": "+3b", "dipole_2b": "+dip"}[t] for t in terms)
+    return "2b" + "".join({"exchange_3b": "+3b", "dipole_2b": "+dip",
+                           "exchange_2b_spline": "+spl"}[t] for t in terms)
 
 
 def library_rows(settings, train, test) -> list[dict]:
@@ -197,8 +198,9 @@ def cli_rows(settings_file, train, test) -> list[dict]:
         test_back, train_back = read_frames(paths["test"]), read_frames(paths["train"])
         pred = [{"energy": f.energy, "fields": f.fields} for f in read_frames(paths["pred"])]
         from otf_spin.model import load
+        from otf_spin.model.selection import EXTRA_TERMS
 
-        terms = [t for t in ("exchange_3b", "dipole_2b")
+        terms = [t for t in EXTRA_TERMS
                  if load(model_path).settings["descriptor"].get(t) is not None]
         cli = dict(errors(pred, test_back), model="default CLI", chosen=term_name(terms),
                    fit=float("nan"), speed=float("nan"), fit_wall=fit_wall)

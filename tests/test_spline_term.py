@@ -156,7 +156,7 @@ def test_settings_section():
                                     {"zeta": 1, "term": "exchange_2b_spline",
                                      "n_sparse": None}]})
     assert dict(s["descriptor"]["exchange_2b_spline"]) == {
-        "r_min": 1.8, "r_max": 5.0, "spacing": 0.05, "l_max": 2, "sigma_s": 0.3}
+        "r_min": 1.8, "r_max": 5.0, "spacing": 0.025, "l_max": 2, "sigma_s": 0.3}
     with pytest.raises(ConfigError, match="4 knot spacings"):
         MODEL.validate({"descriptor": {"exchange_2b_spline": {"r_min": 3.0, "r_max": 3.1}}})
 

@@ -80,7 +80,7 @@ EXCHANGE_2B_SPLINE = Section({
     "r_max": Key("quantity", "outer end of the spline range, its cutoff (5 Å: bcc Fe shells "
                  "1-5)", 5.0, unit="angstrom", dimension="length", minimum=0.5),
     "spacing": Key("quantity", "largest knot spacing h of the cubic B-splines (the range is "
-                   "cut into ceil((r_max - r_min)/spacing) equal intervals)", 0.05,
+                   "cut into ceil((r_max - r_min)/spacing) equal intervals)", 0.025,
                    unit="angstrom", dimension="length", minimum=0.001),
     "l_max": Key("int", "largest Legendre order (orders 1..l_max; l = 0 cancels against the "
                  "FM reference)", 2, minimum=1, maximum=32),

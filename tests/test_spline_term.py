@@ -158,7 +158,7 @@ def test_settings_section():
     assert dict(s["descriptor"]["exchange_2b_spline"]) == {
         "r_min": 1.8, "r_max": 5.0, "spacing": 0.025, "l_max": 2, "sigma_s": 0.3}
     with pytest.raises(ConfigError, match="4 knot spacings"):
-        MODEL.validate({"descriptor": {"exchange_2b_spline": {"r_min": 3.0, "r_max": 3.1}}})
+        MODEL.validate({"descriptor": {"exchange_2b_spline": {"r_min": 3.0, "r_max": 3.05}}})
 
 
 # --- the term in a model ------------------------------------------------------------------

@@ -1,14 +1,16 @@
 """Choice of the descriptor terms by cross-validation: the default of ``otf-spin train``.
 
-The exchange-2b model is exact for any Heisenberg J(r) and runs on the compiled LLG/MC
-path; exchange-3b (three-spin physics, e.g. the triangle term) and dipole-2b
-(anisotropic pair exchange) pay only where the data hold such physics, and cost
-prediction time (models with them use ``model.predict``). So, with ``select_terms: true``
-(the default) and a descriptor that names no further term, :meth:`TermSelectingGPR.fit`
-fits the candidates
+The exchange-2b model is exact for any Heisenberg J(r) on a lattice and runs on the
+compiled LLG/MC path; exchange-3b (three-spin physics, e.g. the triangle term), dipole-2b
+(anisotropic pair exchange) and the B-spline exchange term (a J(r) finer than
+exchange-2b's radial basis: a sharp change that displaced pairs cross) pay only where the
+data hold such physics, and cost prediction time (models with them use
+``model.predict``). So, with ``select_terms: true`` (the default) and a descriptor that
+names no further term, :meth:`TermSelectingGPR.fit` fits the candidates
 
-    exchange-2b alone, + dipole-2b, + exchange-3b (in this order of cost), and
-    + both when each single term beat exchange-2b,
+    exchange-2b alone, + dipole-2b, + exchange-3b, + exchange_2b_spline (in this order;
+    the spline only where pair distances vary between frames: :func:`distances_vary`),
+    and + all the single terms that beat exchange-2b, when more than one did,
 
 each added term with its default settings and one linear kernel (``n_sparse: null``),
 every candidate with its own hyperparameters (marginal likelihood, then σ_e by

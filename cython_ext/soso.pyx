@@ -16,32 +16,94 @@ cdef enum:
     LMAX_CAP = 32
 
 
+cdef Py_ssize_t _partners(const cnp.int64_t[::1] offsets, const cnp.int64_t[::1] neigh,
+                          Py_ssize_t i, bint skip_self, unsigned char* seen,
+                          cnp.int64_t* touched) noexcept nogil:
+    """Distinct partners j of row i (first-seen order) into ``touched``; returns their
+    number. ``seen`` (N,) comes back cleared."""
+    cdef Py_ssize_t p, j, nt = 0
+    for p in range(offsets[i], offsets[i + 1]):
+        j = neigh[p]
+        if (skip_self and j == i) or seen[j]:
+            continue
+        seen[j] = 1
+        touched[nt] = j
+        nt += 1
+    for p in range(nt):
+        seen[touched[p]] = 0
+    return nt
+
+
+cdef Py_ssize_t _self_pairs(const cnp.int64_t[::1] offsets, const cnp.int64_t[::1] neigh,
+                            Py_ssize_t i) noexcept nogil:
+    """Pairs of row i with itself (self images)."""
+    cdef Py_ssize_t p, count = 0
+    for p in range(offsets[i], offsets[i + 1]):
+        count += neigh[p] == i
+    return count
+
+
+cdef void _summed_rows(const cnp.int64_t[::1] offsets, const cnp.int64_t[::1] neigh,
+                       const double[:, ::1] R, Py_ssize_t i, bint skip_self,
+                       double* Rs) noexcept nogil:
+    """Rs[j, :] += R[p, :] over the pairs p of row i (the periodic images of each
+    partner j summed; Rs is (N, n_max), zero on the partners before the call)."""
+    cdef Py_ssize_t p, j, n, nmax = R.shape[1]
+    for p in range(offsets[i], offsets[i + 1]):
+        j = neigh[p]
+        if skip_self and j == i:
+            continue
+        for n in range(nmax):
+            Rs[j * nmax + n] += R[p, n]
+
+
 def descriptor(const double[:, ::1] e, const cnp.int64_t[::1] offsets,
                const cnp.int64_t[::1] neigh, const double[:, ::1] R, const double[::1] w,
                double[:, :, ::1] d):
-    """Write d (N, n_max, l_max+1) in place."""
+    """Write d (N, n_max, l_max+1) in place. The periodic images of one partner j share
+    e_i·e_j: in rows where a partner appears more than once (cells narrower than 2 r_c)
+    their radial rows are summed first, so each distinct partner costs one Legendre
+    evaluation and one n_max × (l_max+1) update (equal to the per-pair sum to rounding)."""
     cdef Py_ssize_t n_atoms = e.shape[0], nmax = R.shape[1]
     cdef int lmax = w.shape[0] - 1
-    cdef Py_ssize_t i, p, j, n
+    cdef Py_ssize_t i, p, j, n, t, nt
     cdef int l
-    cdef double c
+    cdef double c, r
     cdef double P[LMAX_CAP + 1]
     cdef double dP[LMAX_CAP + 1]
     cdef double wp[LMAX_CAP + 1]
     if lmax > LMAX_CAP:
         raise ValueError(f"l_max {lmax} exceeds the compiled limit {LMAX_CAP}")
+    cdef double[::1] Rs = np.zeros(max(n_atoms, 1) * nmax)
+    cdef cnp.int64_t[::1] touched = np.empty(max(n_atoms, 1), np.int64)
+    cdef unsigned char[::1] seen = np.zeros(max(n_atoms, 1), np.uint8)
     d[:, :, :] = 0.0
     with nogil:
         for i in range(n_atoms):
-            for p in range(offsets[i], offsets[i + 1]):
-                j = neigh[p]
+            nt = _partners(offsets, neigh, i, False, &seen[0], &touched[0])
+            if nt == offsets[i + 1] - offsets[i]:      # no repeated partner: per pair
+                for p in range(offsets[i], offsets[i + 1]):
+                    j = neigh[p]
+                    c = e[i, 0] * e[j, 0] + e[i, 1] * e[j, 1] + e[i, 2] * e[j, 2]
+                    legendre_d(c, lmax, P, dP)
+                    for l in range(lmax + 1):
+                        wp[l] = w[l] * P[l]
+                    for n in range(nmax):
+                        for l in range(lmax + 1):
+                            d[i, n, l] += R[p, n] * wp[l]
+                continue
+            _summed_rows(offsets, neigh, R, i, False, &Rs[0])
+            for t in range(nt):
+                j = touched[t]
                 c = e[i, 0] * e[j, 0] + e[i, 1] * e[j, 1] + e[i, 2] * e[j, 2]
                 legendre_d(c, lmax, P, dP)
                 for l in range(lmax + 1):
                     wp[l] = w[l] * P[l]
                 for n in range(nmax):
+                    r = Rs[j * nmax + n]
+                    Rs[j * nmax + n] = 0.0
                     for l in range(lmax + 1):
-                        d[i, n, l] += R[p, n] * wp[l]
+                        d[i, n, l] += r * wp[l]
 
 
 def contract_gradient(const double[:, ::1] e, const cnp.int64_t[::1] offsets,
@@ -53,11 +115,14 @@ def contract_gradient(const double[:, ::1] e, const cnp.int64_t[::1] offsets,
     With G[m, i] = ∂E/∂d_i this is the (unprojected) ∂E/∂e_a, shape (M, N, 3).
     Uses the full pair list's symmetry: ∂E/∂e_a = Σ_{p in row a} (G_a + G_j)·T_p e_j,
     T_p[n, l] = R[p, n] w_l P_l'(e_a·e_j). Self-image pairs (j == a) are skipped
-    (their derivative is along e_a, which the transverse projection removes).
+    (their derivative is along e_a, which the transverse projection removes). The
+    periodic images of one partner share T_p up to R: their radial rows are summed
+    first (as in :func:`descriptor`), so the M × n_max × (l_max+1) contraction runs
+    once per distinct partner, not once per image.
     """
     cdef Py_ssize_t M = G.shape[0], n_atoms = e.shape[0], nmax = R.shape[1]
     cdef int lmax = w.shape[0] - 1
-    cdef Py_ssize_t a, p, j, n, m
+    cdef Py_ssize_t a, p, j, n, m, t, nt
     cdef int l
     cdef double c, s, r
     cdef double P[LMAX_CAP + 1]
@@ -65,13 +130,30 @@ def contract_gradient(const double[:, ::1] e, const cnp.int64_t[::1] offsets,
     cdef double wd[LMAX_CAP + 1]
     if lmax > LMAX_CAP:
         raise ValueError(f"l_max {lmax} exceeds the compiled limit {LMAX_CAP}")
+    cdef double[::1] Rs = np.zeros(max(n_atoms, 1) * nmax)
+    cdef cnp.int64_t[::1] touched = np.empty(max(n_atoms, 1), np.int64)
+    cdef unsigned char[::1] seen = np.zeros(max(n_atoms, 1), np.uint8)
+    cdef double* row
+    cdef bint summed
     grad[:, :, :] = 0.0
     with nogil:
         for a in range(n_atoms):
-            for p in range(offsets[a], offsets[a + 1]):
-                j = neigh[p]
-                if j == a:
-                    continue
+            nt = _partners(offsets, neigh, a, True, &seen[0], &touched[0])
+            summed = nt < offsets[a + 1] - offsets[a] - _self_pairs(offsets, neigh, a)
+            if summed:          # some partner repeats: sum its images' radial rows
+                _summed_rows(offsets, neigh, R, a, True, &Rs[0])
+            else:               # every partner once: walk the pairs themselves
+                nt = offsets[a + 1] - offsets[a]
+            for t in range(nt):
+                if summed:
+                    j = touched[t]
+                    row = &Rs[j * nmax]
+                else:
+                    p = offsets[a] + t
+                    j = neigh[p]
+                    if j == a:
+                        continue
+                    row = &R[p, 0]
                 c = e[a, 0] * e[j, 0] + e[a, 1] * e[j, 1] + e[a, 2] * e[j, 2]
                 legendre_d(c, lmax, P, dP)
                 for l in range(lmax + 1):
@@ -79,9 +161,12 @@ def contract_gradient(const double[:, ::1] e, const cnp.int64_t[::1] offsets,
                 for m in range(M):
                     s = 0.0
                     for n in range(nmax):
-                        r = R[p, n]
+                        r = row[n]
                         for l in range(lmax + 1):
                             s += (G[m, a, n, l] + G[m, j, n, l]) * r * wd[l]
                     grad[m, a, 0] += s * e[j, 0]
                     grad[m, a, 1] += s * e[j, 1]
                     grad[m, a, 2] += s * e[j, 2]
+                if summed:
+                    for n in range(nmax):
+                        row[n] = 0.0

@@ -108,3 +108,52 @@ def test_buffered_frames_reach_the_file_on_flush_only(tmp_path):
         assert list(_read(path)["spin"][0]) == list(range(10))
     finally:
         writer.close()
+
+
+class _Learner:
+    def __init__(self, model):
+        self.model = model
+
+    def state(self):
+        return {"calls": 0}
+
+
+def _model_group(path):
+    with h5py.File(path, "r") as h5:
+        out = {}
+        h5["model"].visititems(lambda name, node: out.__setitem__(
+            name, node[()] if isinstance(node, h5py.Dataset) else dict(node.attrs)))
+        return out, dict(h5["model"].attrs)
+
+
+def test_checkpoint_copies_an_unchanged_model_and_rewrites_a_changed_one(model, tmp_path,
+                                                                         monkeypatch):
+    """A second checkpoint of the same model copies the model group of the first (no
+    write_group call) and holds the same datasets and attributes; a re-solved model is
+    written again."""
+    from otf_spin.dynamics.llg import new_state
+    from otf_spin.learning import checkpoint
+
+    for f in model.frames:      # the fixture's rows, as a run's model has them
+        assert f.blocks is not None
+    calls = []
+    original = checkpoint.storage.write_group
+    monkeypatch.setattr(checkpoint.storage, "write_group",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
+    path = tmp_path / "ck.h5"
+    states = {0: new_state(model.frames[0].system.directions, 1)}
+    learner = _Learner(model)
+    checkpoint.write(path, states, learner, 6)
+    first = _model_group(path)
+    checkpoint.write(path, states, learner, 6)
+    assert len(calls) == 1
+    second = _model_group(path)
+    assert first[1] == second[1] and first[0].keys() == second[0].keys()
+    for name, value in first[0].items():
+        assert np.array_equal(value, second[0][name]) if isinstance(value, np.ndarray) \
+            else value == second[0][name]
+    back = checkpoint.read(path).model
+    assert np.array_equal(back.alpha, model.alpha) and back.hyper == model.hyper
+    model.solve()                 # new weight arrays: the group is written again
+    checkpoint.write(path, states, learner, 6)
+    assert len(calls) == 2

@@ -96,20 +96,65 @@ class Checkpoint:
     input: dict
 
 
+#: the last checkpoint this process wrote: its path, the identity of the file there and
+#: the state of the model in it (:func:`_model_state`)
+_LAST: dict = {}
+
+
+def _model_state(model) -> tuple:
+    """What a checkpoint's model group is made of. Fits, refits and solves replace these
+    arrays and lists rather than change them in place, so the same objects (and equal
+    hyperparameters and settings) mean the same group."""
+    return ((model, model.alpha, model.posterior_factor, model.noise_model,
+             *model.sparse, *model.frames, *(f.blocks for f in model.frames)),
+            json.dumps([model.hyper, model.settings], sort_keys=True, default=repr))
+
+
+def _file_identity(path) -> tuple:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _unchanged_model(path, state) -> bool:
+    """True if the checkpoint at ``path`` is the last one this process wrote and holds
+    the model ``state``: its model group can be copied as it is."""
+    try:
+        same_file = _LAST.get("path") == os.path.abspath(path) and \
+            _LAST.get("file") == _file_identity(path)
+    except OSError:
+        return False
+    if not same_file:
+        return False
+    objects, text = _LAST["state"]
+    return text == state[1] and len(objects) == len(state[0]) and \
+        all(a is b for a, b in zip(objects, state[0]))
+
+
 def write(path, states: dict, learner, store_frames: int, tempering=None,
           fingerprint: dict | None = None) -> None:
-    """``states``: replica index -> SpinState (all replicas of the run)."""
+    """``states``: replica index -> SpinState (all replicas of the run). When the model
+    is the one of the previous checkpoint this process wrote, its group is copied from
+    that file (HDF5's object copy: the same bytes, without writing every frame's design
+    rows again through h5py)."""
     check_overwrite(path, "checkpoint", "otf.checkpoint")
+    model_state = _model_state(learner.model)
+    reuse = _unchanged_model(path, model_state)
+    _LAST.clear()
     with atomic_path(path, phase="checkpoint") as tmp, h5py.File(tmp, "w") as h5:
         for index, state in sorted(states.items()):
             write_state(h5.create_group(f"replicas/r{index:03d}"), state)
-        storage.write_group(h5.create_group("model"), learner.model, learner.model.settings,
-                            with_rows=True)
+        if reuse:
+            with h5py.File(path, "r") as old:
+                old.copy(old["model"], h5, "model")
+        else:
+            storage.write_group(h5.create_group("model"), learner.model,
+                                learner.model.settings, with_rows=True)
         h5.attrs.update(format=FORMAT, learner=json.dumps(learner.state()),
                         store_frames=store_frames, replicas=len(states),
                         package_version=__version__,
                         tempering=json.dumps(tempering.state()) if tempering else "",
                         input=json.dumps(fingerprint or {}))
+    _LAST.update(path=os.path.abspath(path), file=_file_identity(path), state=model_state)
 
 
 def read(path) -> Checkpoint:

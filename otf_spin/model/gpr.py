@@ -52,9 +52,19 @@ CV_ENERGY_STEPS = tuple(range(-6, 2))
 #: L-BFGS-B stopping rule of the likelihood maximisation (with exact gradients a tight
 #: one costs a few iterations, and flat directions end at their optimum, not where the
 #: first short step stopped)
-OPTIMISER_OPTIONS = {"ftol": 1e-13, "gtol": 1e-9}
+OPTIMISER_OPTIONS = {"ftol": 1e-11, "gtol": 1e-7}
 #: ridge penalty (per sample, standardised descriptor components) of the noise profile
 NOISE_RIDGE = 0.1
+
+
+def _qr(A, y):
+    """(R, Qᵀy, |y|² - |Qᵀy|²) of A = QR (A (n, M), y (n,)), from the triangular factor
+    of [A | y] alone (Q is never formed): its last column is Qᵀy over the residual's
+    norm, which comes out as a square, free of the cancellation in |y|² - |Qᵀy|²."""
+    M = A.shape[1]
+    T = np.linalg.qr(np.concatenate([A, y[:, None]], axis=1), mode="r")
+    residual = float(T[M, M] ** 2) if len(T) > M else 0.0
+    return T[:M, :M], T[:M, M], residual
 
 
 def _compress(rows, targets, M):
@@ -62,10 +72,7 @@ def _compress(rows, targets, M):
     (n, M) arrays) with targets; an empty list gives a (0, M) factor."""
     if not rows:
         return np.zeros((0, M)), np.zeros(0), 0.0
-    A, y = np.concatenate(rows), np.concatenate(targets)
-    Q, R = np.linalg.qr(A)
-    qy = Q.T @ y
-    return R, qy, float(y @ y - qy @ qy)
+    return _qr(np.concatenate(rows), np.concatenate(targets))
 
 
 def fit_noise_profile(X, log_error, ridge: float | None = None) -> np.ndarray:
@@ -403,10 +410,9 @@ class SparseGPR(Calculator):
         (the same for σ_b with n_B; y_E the scaled compressed targets, res_E the residual
         the compression removed): the optimiser needs no finite differences."""
         A, y, LK, residual = self._stacked(h)
-        Q, R = np.linalg.qr(A)
-        qy = Q.T @ y
+        R, qy, rest = _qr(A, y)
         b = self._blocks
-        quad = residual + y @ y - qy @ qy
+        quad = residual + rest
         logdet = (2 * np.log(np.abs(np.diag(R))).sum()
                   + 2 * np.sum(np.log(self._delta_vector(h))) - 2 * np.log(np.diag(LK)).sum()
                   + b["nE"] * np.log(h["sigma_energy"]**2) + b["logN"]
@@ -518,8 +524,8 @@ class SparseGPR(Calculator):
             others = [f for j, f in enumerate(self._folds) if j != k]
             fold["rest"] = {kind: _merge([f[kind] for f in others], M) for kind in "EB"}
         A, y, _, _ = self._stacked(hyper, fold["rest"])
-        Q, R = np.linalg.qr(A)
-        return R, solve_triangular(R, Q.T @ y)
+        R, qy, _ = _qr(A, y)
+        return R, solve_triangular(R, qy)
 
     @single_threaded
     def cross_validate(self, **hyper) -> dict:
@@ -644,9 +650,9 @@ class SparseGPR(Calculator):
         """Weights by QR of the stacked, noise-scaled design (no normal equations):
         A = Q R, α = R⁻¹ Qᵀ y; R is kept for variances (φᵀΛ⁻¹φ = |R⁻ᵀφ|²)."""
         A, y, _, _ = self._stacked(self.hyper)
-        Q, R = np.linalg.qr(A)
+        R, qy, _ = _qr(A, y)
         self._R = R
-        self.alpha = solve_triangular(R, Q.T @ y)
+        self.alpha = solve_triangular(R, qy)
 
     # --- prediction -------------------------------------------------------------------
     def predict(self, system, stds: bool = True) -> dict:

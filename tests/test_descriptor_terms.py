@@ -7,7 +7,7 @@ from scipy.spatial.transform import Rotation
 
 from otf_spin import kernels
 from otf_spin.descriptors import (CompositeDescriptor, Dipole2BDescriptor,
-                                  Exchange3BDescriptor, SOSODescriptor)
+                                  Exchange3BDescriptor, SOSODescriptor, SplineExchangeDescriptor)
 from otf_spin.descriptors.dipole2b import exponents
 from otf_spin.system import bulk, random_sphere
 
@@ -15,9 +15,11 @@ from otf_spin.system import bulk, random_sphere
 def make_terms():
     return {"exchange_3b": Exchange3BDescriptor(r_cut=4.2, n_max=2, l_max=2, sigma_s=0.6),
             "dipole_2b": Dipole2BDescriptor(r_cut=4.5, n_max=3, degree=4),
+            "exchange_2b_spline": SplineExchangeDescriptor(2.0, 4.4, 0.1, 3, 0.5),
             "composite": CompositeDescriptor([SOSODescriptor(5.0, 4, 3, 0.6),
                                               Exchange3BDescriptor(4.2, 2, 1),
-                                              Dipole2BDescriptor(4.5, 3, 2)])}
+                                              Dipole2BDescriptor(4.5, 3, 2),
+                                              SplineExchangeDescriptor(2.0, 4.4, 0.1, 2)])}
 
 
 @pytest.fixture
@@ -33,7 +35,8 @@ def energy(desc, system, G, directions=None):
     return float(np.sum(G * desc.compute(system, directions)))
 
 
-@pytest.mark.parametrize("name", ["exchange_3b", "dipole_2b", "composite"])
+@pytest.mark.parametrize("name", ["exchange_3b", "dipole_2b", "exchange_2b_spline",
+                                  "composite"])
 def test_spin_gradient_matches_finite_differences(name, small, rng):
     """Σ_i G_i·d_i differentiated by each spin vector (unnormalised: the full chain rule,
     including self-image and same-atom pairs), for two weight sets at once."""
@@ -51,7 +54,8 @@ def test_spin_gradient_matches_finite_differences(name, small, rng):
                 assert grad[m, a, x] == pytest.approx(fd, rel=1e-6, abs=1e-7)
 
 
-@pytest.mark.parametrize("name", ["exchange_3b", "dipole_2b", "composite"])
+@pytest.mark.parametrize("name", ["exchange_3b", "dipole_2b", "exchange_2b_spline",
+                                  "composite"])
 def test_position_gradient_matches_finite_differences(name, small, rng):
     desc = make_terms()[name]
     G = rng.standard_normal((len(small), desc.size))
@@ -192,10 +196,13 @@ def composite_settings(**changes):
     settings = thaw(MODEL.validate({
         "descriptor": {"r_cut": 5.0, "n_max": 6, "l_max": 3,
                        "exchange_3b": {"r_cut": 4.0, "n_max": 2, "l_max": 2},
-                       "dipole_2b": {"r_cut": 4.5, "n_max": 3}},
+                       "dipole_2b": {"r_cut": 4.5, "n_max": 3},
+                       "exchange_2b_spline": {"r_min": 2.0, "r_max": 4.4, "spacing": 0.1}},
         "kernels": [{"zeta": 1, "normalize": False, "orders": [1], "n_sparse": None},
                     {"zeta": 2, "normalize": False, "term": "exchange_3b", "n_sparse": 20},
-                    {"zeta": 1, "normalize": False, "term": "dipole_2b", "n_sparse": None}]}))
+                    {"zeta": 1, "normalize": False, "term": "dipole_2b", "n_sparse": None},
+                    {"zeta": 1, "normalize": False, "term": "exchange_2b_spline",
+                     "n_sparse": None}]}))
     settings.update(changes)
     return settings
 
@@ -229,7 +236,8 @@ def test_composite_model_fields_are_the_energy_gradient(composite_model, rng):
 
     model = composite_model
     assert isinstance(model.descriptor, CompositeDescriptor)
-    assert model.descriptor.kinds == ["exchange_2b", "exchange_3b", "dipole_2b"]
+    assert model.descriptor.kinds == ["exchange_2b", "exchange_3b", "dipole_2b",
+                                      "exchange_2b_spline"]
     assert all(len(S) for S in model.sparse)
     system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
     system.set_directions(random_sphere(16, rng))
@@ -260,7 +268,8 @@ def test_composite_model_file_round_trip(composite_model, tmp_path, rng):
     model, settings = load(path)
     assert settings["descriptor"]["exchange_3b"]["r_cut"] == 4.0
     assert [k["term"] for k in settings["kernels"]] == ["exchange_2b", "exchange_3b",
-                                                         "dipole_2b"]
+                                                         "dipole_2b", "exchange_2b_spline"]
+    assert settings["descriptor"]["exchange_2b_spline"]["spacing"] == 0.1
     system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
     system.set_directions(random_sphere(16, rng))
     a, b = composite_model.predict(system), model.predict(system)

@@ -1,6 +1,8 @@
-"""The B-spline exchange term (otf_spin/descriptors/spline2b.py): basis, derivatives,
-symmetries, the term in a model (file, prediction, LLG, MC) and the selection rule that
-adds it where pair distances vary and only there."""
+"""The B-spline exchange term (otf_spin/descriptors/spline2b.py): basis, sparse sums
+against the dense exchange-2b kernels, symmetries, MC's local_move, and the selection rule
+that adds it where pair distances vary and only there.
+Spin and position derivatives by finite differences, and a model with every term (fields
+= energy gradient, model file bit for bit, LLG, Monte Carlo): tests/test_descriptor_terms.py."""
 import warnings
 
 import numpy as np
@@ -13,13 +15,11 @@ from otf_spin.config.model import MODEL
 from otf_spin.core import ConfigError, Frame
 from otf_spin.descriptors import CompositeDescriptor, SOSODescriptor, SplineExchangeDescriptor
 from otf_spin.learning.paper_sets import paper_oracle
-from otf_spin.dynamics.llg import LLGIntegrator, new_state
-from otf_spin.dynamics.montecarlo import ModelMonteCarlo, new_state as mc_state
-from otf_spin.dynamics.providers import make_provider
+from otf_spin.descriptors import spline2b
 from otf_spin.model import build_model, selection
 from otf_spin.model.factory import build_gpr
-from otf_spin.model.storage import load, save
 from otf_spin.system import bulk, random_cone, random_sphere
+from test_descriptor_terms import small  # noqa: F401  (fixture: a displaced, noncollinear cell)
 
 
 def cubic_bspline(t):
@@ -34,15 +34,6 @@ def cubic_bspline(t):
 def spline(**changes):
     return SplineExchangeDescriptor(**{"r_min": 2.0, "r_max": 4.4, "spacing": 0.1,
                                        "l_max": 3, "sigma_s": 0.5, **changes})
-
-
-@pytest.fixture
-def small(rng):
-    """A displaced, noncollinear 16-atom bcc cell."""
-    system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
-    system.positions = system.positions + 0.08 * rng.standard_normal(system.positions.shape)
-    system.set_directions(random_sphere(len(system), rng))
-    return system
 
 
 def test_basis_partition_of_unity_and_compact_support():
@@ -73,38 +64,6 @@ def test_basis_partition_of_unity_and_compact_support():
         SplineExchangeDescriptor(2.0, 2.2, 0.1)
 
 
-def energy(desc, system, G, directions=None):
-    return float(np.sum(G * desc.compute(system, directions)))
-
-
-@pytest.mark.parametrize("composite", [False, True])
-def test_spin_and_position_gradients_match_finite_differences(composite, small, rng):
-    desc = CompositeDescriptor([SOSODescriptor(4.5, 4, 2, 0.6), spline()]) if composite \
-        else spline()
-    G = rng.standard_normal((2, len(small), desc.size))
-    grad = desc.spin_gradient(small, G)
-    e0, h = small.directions.copy(), 1e-6
-    for a in (0, 5):
-        for x in range(3):
-            step = np.zeros_like(e0)
-            step[a, x] = h
-            for m in range(2):
-                fd = (energy(desc, small, G[m], e0 + step)
-                      - energy(desc, small, G[m], e0 - step)) / (2 * h)
-                assert grad[m, a, x] == pytest.approx(fd, rel=1e-6, abs=1e-7)
-    pgrad = desc.position_gradient(small, G[0])
-    for a in (0, 7):
-        for x in range(3):
-            values = []
-            for sign in (1, -1):
-                moved = small.copy()
-                moved.positions = small.positions.copy()
-                moved.positions[a, x] += sign * h
-                values.append(energy(desc, moved, G[0]))
-            assert pgrad[a, x] == pytest.approx((values[0] - values[1]) / (2 * h),
-                                                rel=1e-6, abs=1e-7)
-
-
 def test_invariances_fm_reference_and_local_move(small, rng):
     desc = spline()
     d0 = desc.compute(small)
@@ -122,11 +81,6 @@ def test_invariances_fm_reference_and_local_move(small, rng):
     shuffled.positions = small.positions[perm]
     shuffled.set_directions(small.directions[perm])
     np.testing.assert_allclose(spline().compute(shuffled), d0[perm], atol=1e-12)
-    # orders 1..l_max of the exchange-2b features of the same radial table; FM reference
-    full = SOSODescriptor(4.4, desc.n_max, 3, 0.5, None)
-    full.radial = desc.radial
-    np.testing.assert_allclose(d0, full.compute(small).reshape(16, -1, 4)[:, :, 1:]
-                               .reshape(16, -1), rtol=1e-14)
     np.testing.assert_allclose(desc.compute_fm(small),
                                desc.compute(small, np.tile([0.0, 0.0, 1.0], (16, 1))),
                                atol=1e-12)
@@ -138,16 +92,40 @@ def test_invariances_fm_reference_and_local_move(small, rng):
     np.testing.assert_allclose(rows, desc.compute(small, e)[affected], atol=1e-12)
 
 
-def test_compiled_kernel_serves_the_spline_term(small, rng):
-    """No new compiled kernel: the exchange-2b one (tested against its twin in
-    test_descriptor.py) gives the twin's results on the spline radial table too."""
-    if kernels.compiled("soso") is None:
+@pytest.mark.parametrize("kind", ["compiled", "twin"])
+def test_sparse_sums_match_the_dense_exchange2b_kernels(kind, small, rng, monkeypatch):
+    """compute, compute_fm and spin_gradient sum four splines per pair; the exchange-2b
+    kernels (compiled and twin) on the dense spline table, orders 1..l_max of theirs,
+    must give the same."""
+    if kind == "compiled" and kernels.compiled("soso") is None:
         pytest.fail("compiled kernel soso is not built")
-    fast, slow = spline(kernel=kernels.compiled("soso")), spline(kernel=kernels.twin("soso"))
-    np.testing.assert_allclose(fast.compute(small), slow.compute(small), rtol=1e-12, atol=1e-14)
-    G = rng.standard_normal((2, len(small), fast.size))
-    np.testing.assert_allclose(fast.spin_gradient(small, G), slow.spin_gradient(small, G),
+    desc = spline()
+    dense = SOSODescriptor(4.4, desc.n_max, 3, 0.5, None, kernel=getattr(kernels, kind)("soso"))
+    dense.radial = desc.radial
+    np.testing.assert_allclose(desc.compute(small), dense.compute(small).reshape(16, -1, 4)
+                               [:, :, 1:].reshape(16, -1), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(desc.compute_fm(small), dense.compute_fm(small).reshape(
+        16, -1, 4)[:, :, 1:].reshape(16, -1), rtol=1e-12, atol=1e-14)
+    G = rng.standard_normal((3, len(small), desc.n_max, 3))
+    padded = np.concatenate([np.zeros((3, len(small), desc.n_max, 1)), G], axis=3)
+    np.testing.assert_allclose(desc.spin_gradient(small, G.reshape(3, 16, -1)),
+                               dense.spin_gradient(small, padded.reshape(3, 16, -1)),
                                rtol=1e-10, atol=1e-12)
+
+    # chunks of weight sets, and atoms without a pair in range (r_max 2.3 Å < bcc 2.45 Å)
+    monkeypatch.setattr(spline2b, "CHUNK", 100)
+    short = spline(r_min=1.8, r_max=2.3, spacing=0.1)
+    counts = np.diff(short.geometry(small)[0])
+    assert (counts == 0).any() and (counts > 0).any()
+    dense = SOSODescriptor(2.3, short.n_max, 3, 0.5, None, kernel=getattr(kernels, kind)("soso"))
+    dense.radial = short.radial
+    G = rng.standard_normal((5, len(small), short.n_max, 3))
+    padded = np.concatenate([np.zeros((5, len(small), short.n_max, 1)), G], axis=3)
+    np.testing.assert_allclose(short.spin_gradient(small, G.reshape(5, 16, -1)),
+                               dense.spin_gradient(small, padded.reshape(5, 16, -1)),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(short.compute(small), dense.compute(small).reshape(16, -1, 4)
+                               [:, :, 1:].reshape(16, -1), rtol=1e-12, atol=1e-14)
 
 
 def test_settings_section():
@@ -187,56 +165,6 @@ def small_settings(**changes):
 def step_data():
     rng = np.random.default_rng(5)
     return displaced_frames(12, rng), displaced_frames(6, rng)
-
-
-@pytest.fixture(scope="module")
-def spline_model(step_data):
-    s = thaw(selection.candidate_settings(small_settings(), ("exchange_2b_spline",)))
-    s["descriptor"]["exchange_2b_spline"]["spacing"] = 0.1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return build_model(MODEL.validate(s)).fit(step_data[0])
-
-
-def test_model_file_round_trip_and_prediction(spline_model, tmp_path, rng):
-    assert spline_model.descriptor.kinds == ["exchange_2b", "exchange_2b_spline"]
-    path = tmp_path / "model.h5"
-    save(spline_model, path)
-    model, settings = load(path)
-    assert settings["descriptor"]["exchange_2b_spline"]["spacing"] == 0.1
-    system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
-    system.positions = system.positions + 0.05 * rng.standard_normal((16, 3))
-    system.set_directions(random_sphere(16, rng))
-    a, b = spline_model.predict(system), model.predict(system)
-    for key in ("energy", "energies", "fields", "energy_std", "fields_std"):
-        np.testing.assert_array_equal(a[key], b[key])
-
-
-def test_llg_and_monte_carlo_through_the_model(spline_model, rng):
-    """LLG at α = 0 conserves the model energy; Metropolis keeps descriptors and local
-    energies equal to a full recomputation (local_move)."""
-    system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
-    system.set_directions(random_cone(16, [0, 0, 1], 0.5, rng))
-    provider = make_provider(spline_model, system)
-    e0 = provider.energy(system.directions)
-    state = new_state(system.directions, 1)
-    integrator = LLGIntegrator("depondt", 2e-5, 0.0)
-    drift = 0.0
-    for _ in range(50):
-        integrator.step(state, provider)
-        drift = max(drift, abs(provider.energy(state.directions) - e0))
-    assert np.abs(state.directions - system.directions).max() > 1e-4
-    assert drift < 1e-4 * max(abs(e0), 1e-3)
-    mc = ModelMonteCarlo(spline_model, system, field_tesla=(0, 0, 5.0))
-    state = mc_state(system, rng)
-    assert mc.sweep(state, 3000.0) > 0
-    d_kept, e_kept = mc.kept(state)
-    probe = system.copy()
-    probe.directions = state.directions.copy()
-    np.testing.assert_allclose(d_kept, spline_model.descriptor.compute(probe), atol=1e-12)
-    end = spline_model.predict(probe, stds=False)["energy"]
-    fm = spline_model.local_energies(spline_model.descriptor.compute_fm(probe)).sum()
-    assert e_kept.sum() - fm == pytest.approx(end, abs=1e-10)
 
 
 def test_selection_adds_the_spline_where_distances_vary(step_data):

@@ -265,7 +265,9 @@ def test_screened_restart_finds_the_better_likelihood_optimum():
         single = build_model(dict(default_settings(), optimise=False)).fit(train)
         single.optimise_hyperparameters(screen=False)
         screened = build_model().fit(train)
-    assert screened.log_marginal_likelihood() >= single.log_marginal_likelihood() - 1e-6
+    # equal optima up to the optimiser's stopping rule (~1e-4 nats of 4e3 after the
+    # cross-validated σ_e); the worse optimum it guards against is nats below
+    assert screened.log_marginal_likelihood() >= single.log_marginal_likelihood() - 1e-3
     assert screened.hyper["sigma_energy"] < 1e-3
 
 

@@ -157,3 +157,18 @@ def test_checkpoint_copies_an_unchanged_model_and_rewrites_a_changed_one(model, 
     model.solve()                 # new weight arrays: the group is written again
     checkpoint.write(path, states, learner, 6)
     assert len(calls) == 2
+
+
+def test_structured_qr_equals_dense(model, monkeypatch):
+    """The likelihood and its gradient by LAPACK's triangular-pentagonal QR (large
+    sparse sets) equal those of the dense QR (small ones) to rounding."""
+    import otf_spin.model.gpr as gpr
+
+    names = ["delta_0", "delta_1", "sigma_energy", "sigma_field"]
+    with one_thread():
+        monkeypatch.setattr(gpr, "STRUCTURED_QR_FROM", 10**9)
+        dense = model._likelihood(model.hyper, names)
+        monkeypatch.setattr(gpr, "STRUCTURED_QR_FROM", 0)
+        structured = model._likelihood(model.hyper, names)
+    assert structured[0] == pytest.approx(dense[0], rel=1e-12)
+    np.testing.assert_allclose(structured[1], dense[1], rtol=1e-7, atol=1e-7)

@@ -102,3 +102,22 @@ def test_every_kill_point_restarts_bit_for_bit(tmp_path, capsys, batch_size):
               f"points, {identical} identical")
     assert not problems, problems
     assert identical == kills
+
+
+def test_a_run_that_chooses_its_terms_again_restarts_bit_for_bit(tmp_path, capsys):
+    """With 12 labels the loop refits from scratch at its 12th (the terms chosen again on
+    all labels, otf_spin.learning.otf.OnTheFly._reselect): killed just before that refit
+    (the 9th in-run one) and at the label before it, the rerun ends bit for bit as the
+    uninterrupted run."""
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    small_otf_run(folder, max_oracle_calls=12)
+    finished, counts = otf_process(folder)
+    assert finished and counts["label"] == 12 and counts["refit"] == 9
+    plans = [["refit:9"], ["label:12"], ["refit:8", "refit:1"]]
+    kills, identical, problems = kill_and_compare(folder, tmp_path, plans,
+                                                  max_oracle_calls=12)
+    with capsys.disabled():
+        print(f"\nkill points around a new choice of terms: {kills}, {identical} identical")
+    assert not problems, problems
+    assert identical == kills == 4

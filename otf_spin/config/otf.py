@@ -26,12 +26,18 @@ OTF = Section({
                    minimum=0),
     "initial_frames": Key("int", "random frames labelled before the run (cone around the "
                           "initial spins)", 0, minimum=0),
-    "initial_cone": Key("quantity", "half-angle of the initial random frames", math.radians(30.0),
+    "initial_cone": Key("quantity", "largest half-angle of the initial random frames: the "
+                        "k-th of n is drawn in a cone of k/n × this (cover the hottest "
+                        "temperature of the run)", math.radians(30.0),
                         unit="deg", dimension="angle", minimum=0.0, maximum=math.pi),
     "new_sparse_per_call": Key("int", "new sparse environments per kernel and call", 4,
                                minimum=0),
     "reoptimise_every": Key("int", "re-optimise hyperparameters every N calls (0: never)",
                             5, minimum=0),
+    "reselect_terms": Key("bool", "at a re-optimisation, once the training frames number 10 "
+                          "and each time they have doubled since, refit from scratch so that "
+                          "the model's descriptor terms are chosen again on all labels "
+                          "(where the model settings select terms)", True),
     "noise_floor_energy": Key("quantity", "lower bound of σ_e when re-optimising", 0.1 * MEV,
                               unit="meV", dimension="energy", minimum=0.0),
     "noise_floor_field": Key("quantity", "lower bound of σ_b when re-optimising", 1.0 * MEV,

@@ -29,7 +29,9 @@ import numpy as np
 from otf_spin.io.atomic import kill_point
 from otf_spin.learning.labelling import label_collective
 from otf_spin.learning.store import frame_uid
+from otf_spin.core import Frame
 from otf_spin.model import build_model, storage
+from otf_spin.model.selection import MIN_FRAMES, selects
 from otf_spin.parallel.comm import SerialComm
 from otf_spin.parallel.jobs import JobGroups
 from otf_spin.system import random_cone, rotation_to
@@ -85,6 +87,7 @@ class OnTheFly:
         self.oracle_time = 0.0
         self.refit_time = 0.0       # s: fits and refits (rank 0), model reloads (this rank)
         self.queue = []     # (step, directions, sparse candidates, max σ, replica) to label
+        self.selected_at = 0    # training frames at the last choice of terms (_reselect)
 
     # --- labelling ------------------------------------------------------------------
     def _label_all(self, probes) -> list | None:
@@ -136,9 +139,11 @@ class OnTheFly:
                       or f.info["provenance"].get("input") != self.input_id]
         if not self.comm.bcast(bool(frames) if root else None):
             probes = [system.copy()]
-            for _ in range(self.cfg["initial_frames"]):
+            n = self.cfg["initial_frames"]
+            for k in range(n):
                 probe = system.copy()
-                cone = random_cone(len(system), [0, 0, 1], self.cfg["initial_cone"], rng)
+                cone = random_cone(len(system), [0, 0, 1],
+                                   self.cfg["initial_cone"] * (k + 1) / n, rng)
                 # each spin drawn in a cone around its own initial direction
                 probe.set_directions([_tilt(a, c) for a, c in zip(probe.directions, cone)])
                 probes.append(probe)
@@ -151,18 +156,9 @@ class OnTheFly:
         if not self.comm.bcast(bool(frames)):
             raise RuntimeError("no training data: the oracle failed on every initial frame")
         if root:
-            import warnings
-
             self.calls = len(frames)        # labels taken before the run
             start = time.perf_counter()
-            self.model = build_model(self.cfg["model_settings"])
-            optimise, self.model.optimise = self.model.optimise, False
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.model.fit(frames)
-                if optimise:            # within the noise floors, as every re-optimisation
-                    self._reoptimise()
-            self.model.optimise = optimise
+            self._fit_from_scratch(frames)
             self.refit_time += time.perf_counter() - start
             print(f"# initial model: {len(frames)} frames, sparse "
                   f"{[len(S) for S in self.model.sparse]}", file=self.log, flush=True)
@@ -245,6 +241,38 @@ class OnTheFly:
         uid = frame_uid(probe)
         return any(frame_uid(f.system) == uid for f in self.model.frames)
 
+    def _fit_from_scratch(self, frames) -> None:
+        """Rank 0: a new model of ``model_settings`` fitted on ``frames`` as ``otf-spin
+        train`` would (descriptor terms chosen by cross-validation where the settings
+        select them and there are enough frames), then hyperparameters within the noise
+        floors (:meth:`_reoptimise`)."""
+        import warnings
+
+        self.model = build_model(self.cfg["model_settings"])
+        optimise, self.model.optimise = self.model.optimise, False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.model.fit(frames)
+            if optimise:            # within the noise floors, as every re-optimisation
+                self._reoptimise()
+        self.model.optimise = optimise
+
+    def _reselect(self) -> bool:
+        """Rank 0, at a re-optimisation: whether the model is refitted from scratch on its
+        frames (:meth:`_fit_from_scratch`) so that its descriptor terms are chosen again —
+        only where ``model_settings`` select terms and the frames are enough for a choice
+        (a model built on the first few labels keeps exchange-2b alone; uniformly random
+        or generated sets of the same size would be fitted with the chosen terms), and
+        the frames have doubled since the last choice (a choice costs a fit per candidate
+        and cross-validation; between choices the chosen model is refitted incrementally)."""
+        n = self.model.n_frames
+        if not selects(self.cfg["model_settings"]) or n < max(MIN_FRAMES, 2 * self.selected_at):
+            return False
+        self._fit_from_scratch([Frame(f.system, {"energy": f.energy, "fields": f.fields},
+                                      f.info) for f in self.model.frames])
+        self.selected_at = n
+        return True
+
     def _reoptimise(self) -> None:
         """Hyperparameters by maximum likelihood with the noise floors (a model of a few
         nearby frames would otherwise interpolate them noise-free and extrapolate
@@ -260,7 +288,8 @@ class OnTheFly:
         self.model.add_frames(frames, n_new_sparse=n_new, candidates=pools)
         kill_point("refit")
         if cfg["reoptimise_every"] and self.calls % cfg["reoptimise_every"] < len(frames):
-            self._reoptimise()
+            if not (cfg["reselect_terms"] and self._reselect()):
+                self._reoptimise()
         self.refit_time += time.perf_counter() - start
         print(f"# step {step}: max σ {1e3 * self.last_max_std:.2f} meV/μB > threshold "
               f"{1e3 * self.threshold.value:.2f}: {len(frames)} label(s) "
@@ -274,7 +303,7 @@ class OnTheFly:
                 "failures": self.failures, "reused": self.reused,
                 "oracle_time": self.oracle_time, "refit_time": self.refit_time,
                 "last_call": self.last_call,
-                "last_max_std": self.last_max_std,
+                "last_max_std": self.last_max_std, "selected_at": self.selected_at,
                 "queue": [[s, d.tobytes().hex(), list(map(int, c)), m, r]
                           for s, d, c, m, r in self.queue]}
 
@@ -285,6 +314,7 @@ class OnTheFly:
         self.oracle_time = float(state.get("oracle_time", 0.0))
         self.refit_time = float(state.get("refit_time", 0.0))
         self.last_call, self.last_max_std = int(state["last_call"]), float(state["last_max_std"])
+        self.selected_at = int(state.get("selected_at", 0))
         self.queue = [(q[0], np.frombuffer(bytes.fromhex(q[1])).reshape(-1, 3).copy(),
                        np.array(q[2], dtype=int), q[3], q[4] if len(q) > 4 else None)
                       for q in state.get("queue", [])]

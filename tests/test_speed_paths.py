@@ -172,3 +172,25 @@ def test_structured_qr_equals_dense(model, monkeypatch):
         structured = model._likelihood(model.hyper, names)
     assert structured[0] == pytest.approx(dense[0], rel=1e-12)
     np.testing.assert_allclose(structured[1], dense[1], rtol=1e-7, atol=1e-7)
+
+
+def test_cached_fm_rows_follow_structure_and_sparse_set(model):
+    """The kept k(d^FM, S) rows give the rows of the direct formula, bit for bit, for
+    one structure, then another (strained), then after new sparse points."""
+    def direct(d, d_fm):
+        return np.concatenate([k(d, S) - k(d_fm, S) for k, S in
+                               zip(model.kernels, model.sparse)], axis=1)
+
+    rng = np.random.default_rng(8)
+    for scale in (1.0, 1.02):
+        system = bulk("bcc", 2.83 * scale, (2, 2, 2))
+        system.set_directions(random_cone(16, [0, 0, 1], 0.7, rng))
+        d, d_fm = model.descriptor.compute(system), model.descriptor.compute_fm(system)
+        assert np.array_equal(model._local_rows(d, d_fm), direct(d, d_fm))
+    frame = model.frames[0]
+    model.sparse = [np.concatenate([S, S[:1]]) for S in model.sparse]   # new arrays
+    try:
+        assert np.array_equal(model._local_rows(frame.d, frame.d_fm),
+                              direct(frame.d, frame.d_fm))
+    finally:
+        model.sparse = [S[:-1] for S in model.sparse]

@@ -755,8 +755,22 @@ class SparseGPR(Calculator):
 
     def _local_rows(self, d, d_fm) -> np.ndarray:
         """Kernel rows k(d_i, S) - k(d_i^FM, S) of every atom's local energy (N, M)."""
-        return np.concatenate([kernel(d, S) - kernel(d_fm, S)
-                               for kernel, S in zip(self.kernels, self.sparse)], axis=1)
+        return np.concatenate([kernel(d, S) - fm for kernel, S, fm in
+                               zip(self.kernels, self.sparse, self._fm_rows(d_fm))], axis=1)
+
+    def _fm_rows(self, d_fm) -> list:
+        """k(d^FM, S_k) (N, M_k) per kernel: the FM reference depends on the positions
+        only, so the rows are kept while the FM descriptors are equal and the sparse
+        arrays the same objects (every step of a run, every frame of one structure)."""
+        cached = getattr(self, "_fm_cache", None)
+        if cached is None or cached[0].shape != d_fm.shape or \
+                len(cached[1]) != len(self.sparse) or \
+                not all(a is b for a, b in zip(cached[1], self.sparse)) or \
+                not np.array_equal(cached[0], d_fm):
+            cached = self._fm_cache = (np.array(d_fm), list(self.sparse),
+                                       [kernel(d_fm, S) for kernel, S in
+                                        zip(self.kernels, self.sparse)])
+        return cached[2]
 
     def _posterior_inverse(self) -> np.ndarray:
         """R⁻¹ (M, M) of the posterior factor (Λ⁻¹ = R⁻¹R⁻ᵀ), cached per factor."""

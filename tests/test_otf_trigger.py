@@ -1,6 +1,7 @@
 """The on-the-fly trigger: what is labelled, and each label fitted once."""
 import os
 
+import numpy as np
 import yaml
 
 from otf_spin.learning.store import TrainingStore, frame_uid
@@ -31,3 +32,25 @@ def test_a_configuration_the_model_was_fitted_on_is_not_labelled_again(tmp_path)
     steps = [f.info["provenance"].get("step") for f in store.frames()]
     assert 0 not in steps and steps.count(None) == 2        # start + 1 initial frame
     assert learner.calls == len(store) == 2 + 3          # checks at 0 (skipped), 5, 10, 15
+
+
+def test_initial_frames_spread_over_cones_up_to_initial_cone(tmp_path):
+    """The k-th of n initial frames is drawn in a cone of k/n × initial_cone around the
+    initial spins: with 3 frames and 60°, the first stays within 20°,
+    the second within 40°, and the third reaches beyond 40° (16 atoms uniform in a 60°
+    cap: all within 40° has probability (1 - cos 40°)^16 / (1 - cos 60°)^16 ≈ 1e-5)."""
+    data = yaml.safe_load(open(EXAMPLE))
+    data["dynamics"]["steps"] = 5
+    data["otf"].update(initial_frames=3, initial_cone=60, max_oracle_calls=4)
+    path = tmp_path / "otf.yaml"
+    path.write_text(yaml.safe_dump(data))
+    run_in(tmp_path, str(path))
+    frames = {f.info["provenance"]["frame"]: f for f in
+              TrainingStore(tmp_path / "otf_store.h5").frames()
+              if f.info["provenance"].get("origin") == "initial"}
+    start = frames[0].system.directions
+    angles = {k: np.degrees(np.arccos(np.clip(np.sum(f.system.directions * start, axis=1),
+                                              -1, 1))) for k, f in frames.items()}
+    assert sorted(angles) == [0, 1, 2, 3]           # the start and the 3 cone frames
+    assert angles[1].max() <= 20 + 1e-9 and angles[2].max() <= 40 + 1e-9
+    assert 40 < angles[3].max() <= 60 + 1e-9

@@ -35,7 +35,7 @@ OTF = Section({
     "reoptimise_every": Key("int", "re-optimise hyperparameters every N calls (0: never)",
                             5, minimum=0),
     "reselect_terms": Key("bool", "at a re-optimisation, once the training frames number 10 "
-                          "and each time they have doubled since, refit from scratch so that "
+                          "and each time they have grown by half since, refit from scratch so that "
                           "the model's descriptor terms are chosen again on all labels "
                           "(where the model settings select terms)", True),
     "noise_floor_energy": Key("quantity", "lower bound of σ_e when re-optimising", 0.1 * MEV,

@@ -1,7 +1,7 @@
 """Spin-updates per second of the LLG integrators (and MC), against Spirit in the same run.
 
     python benchmarks/llg_speed.py [--cells 20] [--steps 200] [--threads 1 2] [--no-spirit]
-                                   [--ml-steps 10 [--ml-reference] [--ml-only]]
+                                   [--ml-steps 10 [--ml-reference] [--ml-only [--ml-small-only]]]
 
 The benchmark: bcc Fe, 20×20×20 conventional cells (16 000 spins), J1 + J2
 (19.48, 11.09 meV, double counted), 300 K, α = 0.1, dt = 1 fs. One spin update = one
@@ -211,51 +211,68 @@ def ml_tables(args) -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         files = ml_models(folder)
-        print(f"\nGAP-SOSO provider, Depondt, {2 * args.cells**3} spins (best of 2 × "
-              f"{args.ml_steps} steps; reference path: model.predict per evaluation); "
-              f"load average {load_average()}")
-        header = (f"{'model':22s} {'path':>9s} {'thr':>3s} {'spin-upd/s':>10s} {'per cpu-s':>10s} "
-                  f"{'step s':>8s} "
-                  f"{'setup s':>7s} {'descr':>7s} {'kernel':>7s} {'grad':>7s} {'field':>7s} "
-                  f"{'integ+':>7s} {'kB/atom':>7s}")
-        print(header)
-        print("-" * len(header))
-        for label, path in files.items():
-            runs = [("fast", t, False) for t in args.threads]
-            if args.ml_reference:
-                runs.append(("reference", 1, True))
-            for name, threads, reference in runs:
-                steps = 1 if reference else args.ml_steps
-                r = ml_speed(path, args.cells, steps, threads, reference,
-                             allow_twins=args.allow_twins)
-                st = r["stages"]
-                rest = r["step_cpu"] - sum(st.values())
-                mem = f"{r['bytes_per_atom'] / 1e3:7.2f}" if r["bytes_per_atom"] else f"{'-':>7s}"
-                ms = [1e3 * x for x in (st["descriptor"], st["kernel"], st["gradient"],
-                                         st["field"], rest)]
-                print(f"{label:22s} {name:>9s} {threads:3d} {r['rate']:10.3e} "
-                      f"{r['rate_cpu']:10.3e} {r['step']:8.4f} "
-                      f"{r['setup']:7.3f} " + " ".join(f"{x:7.1f}" for x in ms) + f" {mem}",
-                      flush=True)
-        print("\nper cpu-s: spin updates per CPU second of the process (all threads; on a "
-              "busy machine the one-thread figure to quote); setup: CPU s of the structure's "
-              "preparation; stage columns: CPU ms per Depondt step (two evaluations); "
-              "integ+ = CPU per step minus stages: integrator, noise, provider bookkeeping")
-        print(f"machine state: one-thread dgemm (16000×84 by 84×150) at {dgemm_rate():.1f} "
-              "GFMA/s now")
-        print(f"\nsmall cells, one thread: ML step against the compiled Heisenberg step "
-              f"(J1+J2) on the same cell, CPU ms per Depondt step (best of 3 × 400 and "
-              f"5 × 200 steps); load average {load_average()}")
-        header = f"{'model':22s} {'atoms':>6s} {'ML step ms':>10s} {'Heis. ms':>9s} {'ratio':>6s}"
-        print(header)
-        print("-" * len(header))
-        for label, path in files.items():
-            for cells in (2, 3):
-                r = ml_speed(path, cells, 400, 1, heisenberg=True, repeats=3,
-                             allow_twins=args.allow_twins)
-                print(f"{label:22s} {2 * cells**3:6d} {1e3 * r['step_cpu']:10.4f} "
-                      f"{1e3 * r['heisenberg_step']:9.4f} "
-                      f"{r['step_cpu'] / r['heisenberg_step']:6.1f}", flush=True)
+        if not args.ml_small_only:
+            ml_large(args, files)
+        ml_small(args, files)
+
+
+def ml_large(args, files: dict) -> None:
+    """The 16 000-spin rows (fast path per thread count, optionally the reference)."""
+    print(f"\nGAP-SOSO provider, Depondt, {2 * args.cells**3} spins (best of 2 × "
+          f"{args.ml_steps} steps; reference path: model.predict per evaluation); "
+          f"load average {load_average()}")
+    header = (f"{'model':22s} {'path':>9s} {'thr':>3s} {'spin-upd/s':>10s} {'per cpu-s':>10s} "
+              f"{'step s':>8s} "
+              f"{'setup s':>7s} {'descr':>7s} {'kernel':>7s} {'grad':>7s} {'field':>7s} "
+              f"{'integ+':>7s} {'kB/atom':>7s}")
+    print(header)
+    print("-" * len(header))
+    for label, path in files.items():
+        runs = [("fast", t, False) for t in args.threads]
+        if args.ml_reference:
+            runs.append(("reference", 1, True))
+        for name, threads, reference in runs:
+            steps = 1 if reference else args.ml_steps
+            r = ml_speed(path, args.cells, steps, threads, reference,
+                         allow_twins=args.allow_twins)
+            st = r["stages"]
+            rest = r["step_cpu"] - sum(st.values())
+            mem = f"{r['bytes_per_atom'] / 1e3:7.2f}" if r["bytes_per_atom"] else f"{'-':>7s}"
+            ms = [1e3 * x for x in (st["descriptor"], st["kernel"], st["gradient"],
+                                     st["field"], rest)]
+            print(f"{label:22s} {name:>9s} {threads:3d} {r['rate']:10.3e} "
+                  f"{r['rate_cpu']:10.3e} {r['step']:8.4f} "
+                  f"{r['setup']:7.3f} " + " ".join(f"{x:7.1f}" for x in ms) + f" {mem}",
+                  flush=True)
+    print("\nper cpu-s: spin updates per CPU second of the process (all threads; on a "
+          "busy machine the one-thread figure to quote); setup: CPU s of the structure's "
+          "preparation; stage columns: CPU ms per Depondt step (two evaluations); "
+          "integ+ = CPU per step minus stages: integrator, noise, provider bookkeeping")
+    print(f"machine state: one-thread dgemm (16000×84 by 84×150) at {dgemm_rate():.1f} "
+          "GFMA/s now")
+
+
+def ml_small(args, files: dict) -> None:
+    """16 and 54 atoms: the ML step against the compiled Heisenberg step, per stage."""
+    print(f"\nsmall cells, one thread: ML step against the compiled Heisenberg step "
+          f"(J1+J2) on the same cell, CPU ms per Depondt step (best of 3 × 400 and "
+          f"5 × 200 steps); load average {load_average()}")
+    header = (f"{'model':22s} {'atoms':>6s} {'ML step ms':>10s} {'Heis. ms':>9s} "
+              f"{'ratio':>6s} {'descr':>7s} {'kernel':>7s} {'grad':>7s} {'field':>7s}")
+    print(header)
+    print("-" * len(header))
+    for label, path in files.items():
+        for cells in (2, 3):
+            r = ml_speed(path, cells, 400, 1, heisenberg=True, repeats=3,
+                         allow_twins=args.allow_twins)
+            st = r["stages"]
+            print(f"{label:22s} {2 * cells**3:6d} {1e3 * r['step_cpu']:10.4f} "
+                  f"{1e3 * r['heisenberg_step']:9.4f} "
+                  f"{r['step_cpu'] / r['heisenberg_step']:6.1f} "
+                  + " ".join(f"{1e3 * st[k]:7.4f}"
+                             for k in ("descriptor", "kernel", "gradient", "field")),
+                  flush=True)
+    print("stage columns: CPU ms per Depondt step (two evaluations)")
 
 
 def load_average() -> str:
@@ -306,6 +323,8 @@ def main(argv=None):
                         help="with --ml-steps: also time the model.predict path (slow)")
     parser.add_argument("--ml-only", action="store_true",
                         help="skip the Heisenberg and Spirit rows")
+    parser.add_argument("--ml-small-only", action="store_true",
+                        help="with --ml-only: only the 16- and 54-atom rows")
     parser.add_argument("--allow-twins", action="store_true",
                         help="time the pure-Python twins of kernels that are not built")
     args = parser.parse_args(argv)

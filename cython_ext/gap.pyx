@@ -19,6 +19,15 @@ one add per k) and u = Σ_k x^(k-1) Q_s[k] by Horner, with W_s = b M and
 Q_s[k] = k Σ_l b_lk H_s[l] per slot, instead of the three-term recursion (the terms
 b_lk x^k reach 3·10³ at x = -2: ~3e-13 relative rounding); x = 0 at FM, so the FM
 state stays exactly 0. Larger l_max use the recursion.
+
+Shell basis (``shell``; unnormalised kernels and fewer radial rows U than n_max, e.g. 6
+rows at 54 bcc atoms, 9 shells in wide cells): the change from FM lives in the U radial
+rows, d_i = dfm_i + Σ_u X_i[u, l] rtab[u, n] with X_i[u, l] = w_l W_s[l] (s: atom i's
+slot of row u), so the products run in L·U instead of L·n_max columns:
+d_i·s_m = (dfm_i·s_m) + X_i·Sr_m, Sr_m[u, l] = Σ_n s_m[l, n] rtab[u, n], with the FM
+products dfm·sᵀ kept per structure, and the field's rows H_s[l] = Σ_n G_a[l, n] rtab[u, n]
+come out of the gradient product directly (H = Hv + coef Sr). Equal to the full
+descriptor's arithmetic to rounding; the FM state still gives exactly 0 (X = 0).
 """
 import numpy as np
 cimport numpy as cnp
@@ -130,6 +139,12 @@ cdef inline double _ipow(double x, long k) noexcept nogil:
     return r
 
 
+cdef double* _dptr(object array):
+    """Data pointer of a C-contiguous float64 array (kept alive by its owner)."""
+    cdef double[::1] view = np.ravel(array)
+    return &view[0]
+
+
 cdef class GapEngine:
     """See :class:`otf_spin.kernels.gap_py.GapEngine` (same constructor and methods).
 
@@ -169,6 +184,13 @@ cdef class GapEngine:
     cdef double stage[5]        # seconds: descriptor, kernel, gradient, field, calls
     cdef clockid_t clock        # of the stage timers: wall (default) or process CPU
     cdef double* Ep             # nonlinear kernels' local energies (N,)
+    cdef readonly bint shell    # products in the shell basis (see the module docstring)
+    cdef Py_ssize_t U, LU       # radial rows, L·U
+    cdef double* Sr             # (M, U·L) sparse points projected on the radial rows
+    cdef double* Hv             # (U·L,) the linear weight vector projected likewise
+    cdef double* Cfm            # FM products dfm·sᵀ, laid out as C
+    cdef double* X              # (N, U·L) shell coordinates of d - dfm
+    cdef double* H              # (N, U·L) ∂E/∂d projected on the radial rows
     cdef int* mark              # Monte Carlo: slot of an atom in the affected list, or -1
     cdef int* aff
     cdef double* dnew
@@ -177,7 +199,7 @@ cdef class GapEngine:
     cdef readonly object energies, grad, d_array, G_array
 
     def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
-                 kstart, zeta, normalize, masks, e_ref):
+                 kstart, zeta, normalize, masks, e_ref, shell=None):
         cdef cnp.int64_t[::1] a_soff = np.ascontiguousarray(soff, dtype=np.int64)
         cdef cnp.int64_t[::1] a_sp = np.ascontiguousarray(sp, dtype=np.int64)
         cdef int[::1] a_neigh = np.ascontiguousarray(neigh, dtype=np.int32)
@@ -295,6 +317,34 @@ cdef class GapEngine:
         self.xsum = &vx[0]
         self.E = &vE[0] if n else NULL
         self.g = &vg[0, 0] if n else NULL
+        # shell basis: automatic where it has fewer columns and no kernel normalises
+        self.U = a_rtab.shape[0]
+        self.LU = self.L * self.U
+        if shell is None:
+            shell = self.U < self.n_max and not np.any(np.asarray(a_norm))
+        if shell and np.any(np.asarray(a_norm)):
+            raise ValueError("the shell basis needs unnormalised kernels")
+        self.shell = bool(shell) and n > 0
+        if self.shell:
+            R = np.asarray(a_rtab)
+            S3 = np.asarray(a_S).reshape(self.M, self.L, self.n_max)
+            Sr_arr = np.ascontiguousarray(np.einsum("mln,un->mul", S3, R).reshape(
+                self.M, self.LU))
+            Hv_arr = np.ascontiguousarray(np.einsum(
+                "ln,un->ul", np.asarray(a_v).reshape(self.L, self.n_max), R).ravel())
+            dfm_np, S_np, ks = np.asarray(a_dfm), np.asarray(a_S), np.asarray(a_kstart)
+            Cfm_arr = np.zeros(max(n * self.M, 1))
+            for k in range(self.K):
+                Cfm_arr[n * ks[k]:n * ks[k + 1]] = (dfm_np @ S_np[ks[k]:ks[k + 1]].T).ravel()
+            X_arr = np.zeros(n * self.LU)
+            Hs_arr = np.zeros(n * self.LU)
+            Sr_keep = Sr_arr if self.M else np.zeros(1)
+            self._keep = self._keep + (Sr_keep, Hv_arr, Cfm_arr, X_arr, Hs_arr)
+            self.Sr = _dptr(Sr_keep)
+            self.Hv = _dptr(Hv_arr)
+            self.Cfm = _dptr(Cfm_arr)
+            self.X = _dptr(X_arr)
+            self.H = _dptr(Hs_arr)
 
     def set_reference(self, e_ref):
         """Replace the energies subtracted per atom (N,) eV."""
@@ -331,12 +381,40 @@ cdef class GapEngine:
             return 1
         return nt if nt < self.nt_alloc else self.nt_alloc
 
+    cdef inline void _slot_sums(self, Py_ssize_t s, double ex, double ey, double ez,
+                                const double* e, double* P, double* W) noexcept nogil:
+        """W[l] = Σ_{p in slot s} (P_l(e_i·e_j) - 1), l < L (P: scratch)."""
+        cdef Py_ssize_t p, j, l, k, L = self.L
+        cdef double c, x, xk
+        for l in range(L):
+            W[l] = 0.0
+        if self.poly:       # M_k = Σ_p x^k, then W_l = Σ_k b_lk M_k
+            for k in range(L):
+                P[k] = 0.0
+            for p in range(self.sp[s], self.sp[s + 1]):
+                j = self.neigh[p]
+                x = (ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]) - 1.0
+                xk = x
+                for k in range(1, L):
+                    P[k] = P[k] + xk
+                    xk = xk * x
+            for l in range(1, L):
+                for k in range(1, l + 1):
+                    W[l] = W[l] + self.bx[l * (POLY_LMAX + 1) + k] * P[k]
+        else:
+            for p in range(self.sp[s], self.sp[s + 1]):
+                j = self.neigh[p]
+                c = ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]
+                _legendre(c, L - 1, self.la, self.lb, P)
+                for l in range(L):
+                    W[l] = W[l] + (P[l] - 1.0)
+
     cdef void _descriptors(self, const double* e, double* out) noexcept nogil:
         """Pass 1: descriptors into out (N, D) and the linear kernels' energies into E:
         the change from the FM state accumulated first (P_l - 1: no cancellation
         against the FM reference), then the FM descriptor added."""
-        cdef Py_ssize_t i, p, j, s, l, n, q, k, nmax = self.n_max, L = self.L, D = self.D
-        cdef double c, coef, ex, ey, ez, lin, x, xk
+        cdef Py_ssize_t i, s, l, n, q, nmax = self.n_max, L = self.L, D = self.D
+        cdef double coef, lin
         cdef double* P
         cdef double* W
         cdef double* di
@@ -350,32 +428,8 @@ cdef class GapEngine:
                 di = out + i * D
                 for q in range(D):
                     di[q] = 0.0
-                ex = e[3 * i]
-                ey = e[3 * i + 1]
-                ez = e[3 * i + 2]
                 for s in range(self.soff[i], self.soff[i + 1]):
-                    for l in range(L):
-                        W[l] = 0.0
-                    if self.poly:       # M_k = Σ_p x^k, then W_l = Σ_k b_lk M_k
-                        for k in range(L):
-                            P[k] = 0.0
-                        for p in range(self.sp[s], self.sp[s + 1]):
-                            j = self.neigh[p]
-                            x = (ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]) - 1.0
-                            xk = x
-                            for k in range(1, L):
-                                P[k] = P[k] + xk
-                                xk = xk * x
-                        for l in range(1, L):
-                            for k in range(1, l + 1):
-                                W[l] = W[l] + self.bx[l * (POLY_LMAX + 1) + k] * P[k]
-                    else:
-                        for p in range(self.sp[s], self.sp[s + 1]):
-                            j = self.neigh[p]
-                            c = ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]
-                            _legendre(c, L - 1, self.la, self.lb, P)
-                            for l in range(L):
-                                W[l] = W[l] + (P[l] - 1.0)
+                    self._slot_sums(s, e[3 * i], e[3 * i + 1], e[3 * i + 2], e, P, W)
                     r = self.rtab + self.srid[s] * nmax
                     for l in range(L):
                         coef = self.w[l] * W[l]
@@ -387,9 +441,46 @@ cdef class GapEngine:
                     di[q] += self.dfm[i * D + q]
                 self.E[i] = lin
 
+    cdef void _shell_descriptors(self, const double* e) noexcept nogil:
+        """Pass 1 in the shell basis: X_i[u, l] = w_l W_s[l] (s: atom i's slot of
+        radial row u) and the linear kernels' energies X_i·Hv into E."""
+        cdef Py_ssize_t i, s, l, q, L = self.L, LU = self.LU
+        cdef double lin
+        cdef double* P
+        cdef double* W
+        cdef double* xi
+        cdef double* hv
+        cdef int nt = self._threads(), tid
+        with parallel(num_threads=nt):
+            tid = threadid()
+            P = self.scratch + tid * SCRATCH
+            W = P + (LMAX_CAP + 1)
+            for i in prange(self.n_atoms, schedule="static"):
+                xi = self.X + i * LU
+                for q in range(LU):
+                    xi[q] = 0.0
+                lin = 0.0
+                for s in range(self.soff[i], self.soff[i + 1]):
+                    self._slot_sums(s, e[3 * i], e[3 * i + 1], e[3 * i + 2], e, P, W)
+                    hv = self.Hv + self.srid[s] * L
+                    for l in range(L):
+                        xi[self.srid[s] * L + l] += self.w[l] * W[l]
+                        lin = lin + self.w[l] * W[l] * hv[l]
+                self.E[i] = lin
+
     cdef void _kernels(self, bint need_grad) noexcept nogil:
-        """Energies (E) and, with need_grad, G = ∂E/∂d, from self.d."""
+        """Energies (E) and, with need_grad, G = ∂E/∂d, from self.d; in the shell basis
+        (``shell``) from X and Cfm, and H (the rows of G on the radial rows) instead
+        of G."""
         cdef Py_ssize_t N = self.n_atoms, D = self.D, i, q, k, m, lo, hi, Mk
+        cdef bint shell = self.shell
+        # the products' operands: full descriptors, or shell coordinates
+        cdef Py_ssize_t W = self.LU if shell else self.D
+        cdef double* dmat = self.X if shell else self.d
+        cdef double* Smat = self.Sr if shell else self.S
+        cdef double* Gmat = self.H if shell else self.G
+        cdef double* gvec = self.Hv if shell else self.v
+        cdef double beta
         cdef double acc, c, cz, a, nrm, xs, x
         cdef long z
         cdef int nt = self._threads()
@@ -404,8 +495,8 @@ cdef class GapEngine:
         for i in prange(N, schedule="static", num_threads=nt):
             di = self.d + i * D
             if need_grad:
-                for q in range(D):
-                    self.G[i * D + q] = self.v[q]
+                for q in range(W):
+                    Gmat[i * W + q] = gvec[q]
             self.E[i] -= self.e_ref[i]
             self.Ep[i] = 0.0
             for k in range(self.K):
@@ -416,7 +507,8 @@ cdef class GapEngine:
                         acc = acc + mk[q] * di[q] * di[q]
                     self.norms[i * self.K + k] = sqrt(acc)
         iN = <int>N
-        iD = <int>D
+        iD = <int>W
+        beta = one if shell else zero
         if blas_one:
             blas_prev = _blas_local(1)
         t1 = _now(self.clock)
@@ -430,9 +522,13 @@ cdef class GapEngine:
                 continue
             im = <int>Mk
             Ck = self.C + N * lo
-            # C_k (N, Mk) = d (N, D) @ S_kᵀ   (column-major view: C_kᵀ = S_k dᵀ)
-            _dgemm(b"T", b"N", &im, &iN, &iD, &one, self.S + lo * D, &iD, self.d, &iD,
-                   &zero, Ck, &im)
+            # C_k (N, Mk) = d (N, D) @ S_kᵀ   (column-major view: C_kᵀ = S_k dᵀ);
+            # shell basis: C_k = Cfm_k + X (N, U·L) @ Sr_kᵀ
+            if shell:
+                for q in range(N * Mk):
+                    Ck[q] = self.Cfm[N * lo + q]
+            _dgemm(b"T", b"N", &im, &iN, &iD, &one, Smat + lo * W, &iD, dmat, &iD,
+                   &beta, Ck, &im)
             z = self.zeta[k]
             for i in prange(N, schedule="static", num_threads=nt):
                 nrm = self.norms[i * self.K + k] if self.normalize[k] else 1.0
@@ -459,9 +555,10 @@ cdef class GapEngine:
             t0 = t1
             if not need_grad:
                 continue
-            # G (N, D) += coef (N, Mk) @ S_k   (column-major: Gᵀ += S_kᵀ coefᵀ)
-            _dgemm(b"N", b"N", &iD, &iN, &im, &one, self.S + lo * D, &iD, Ck, &im, &one,
-                   self.G, &iD)
+            # G (N, D) += coef (N, Mk) @ S_k   (column-major: Gᵀ += S_kᵀ coefᵀ);
+            # shell basis: H (N, U·L) += coef @ Sr_k
+            _dgemm(b"N", b"N", &iD, &iN, &im, &one, Smat + lo * W, &iD, Ck, &im, &one,
+                   Gmat, &iD)
             if self.normalize[k]:
                 mk = self.masks + k * D
                 for i in prange(N, schedule="static", num_threads=nt):
@@ -504,12 +601,16 @@ cdef class GapEngine:
                 ey = e[3 * a + 1]
                 ez = e[3 * a + 2]
                 for s in range(self.soff[a], self.soff[a + 1]):
-                    r = self.rtab + self.srid[s] * nmax
-                    for l in range(L):          # L independent sums (no dependency chain)
-                        Hs[l] = 0.0
-                    for n in range(nmax):
+                    if self.shell:              # from the gradient product: H[a, u, :]
                         for l in range(L):
-                            Hs[l] += Ga[l * nmax + n] * r[n]
+                            Hs[l] = self.H[a * self.LU + self.srid[s] * L + l]
+                    else:
+                        r = self.rtab + self.srid[s] * nmax
+                        for l in range(L):      # L independent sums (no dependency chain)
+                            Hs[l] = 0.0
+                        for n in range(nmax):
+                            for l in range(L):
+                                Hs[l] += Ga[l * nmax + n] * r[n]
                     if self.poly:       # Q_k = k Σ_l b_lk w_l H_s[l]: u = Σ_k Q_k x^(k-1)
                         for k in range(1, L):
                             acc = 0.0
@@ -587,7 +688,12 @@ cdef class GapEngine:
             raise ValueError("metropolis_sweep: e, gauss, uniform, zeeman need N rows")
         if N == 0:
             return 0
-        self.compute(e, False)
+        cdef bint shell = self.shell
+        self.shell = False          # the sweep updates full descriptors d and Ep
+        try:
+            self.compute(e, False)
+        finally:
+            self.shell = shell
         with nogil:
             for k in range(N):
                 if not trial_move(e, k, sigma, gauss, trial):
@@ -668,7 +774,10 @@ cdef class GapEngine:
         cdef double t0, t1
         with nogil:
             t0 = _now(self.clock)
-            self._descriptors(&e[0, 0], self.d)
+            if self.shell:
+                self._shell_descriptors(&e[0, 0])
+            else:
+                self._descriptors(&e[0, 0], self.d)
             t1 = _now(self.clock)
             self.stage[0] += t1 - t0
             self._kernels(need_grad)
@@ -684,11 +793,22 @@ cdef class GapEngine:
     def field(self, const double[:, ::1] e, const double[::1] scale, const double[::1] b_ext,
               double[:, ::1] out):
         """out = scale_a (g_a - (g_a·e_a) e_a) + b_ext (N, 3); returns the total energy."""
-        cdef Py_ssize_t a, N = self.n_atoms
-        cdef double total, dot
-        if out.shape[0] != N or scale.shape[0] != N or b_ext.shape[0] != 3:
+        if out.shape[0] != self.n_atoms or scale.shape[0] != self.n_atoms \
+                or b_ext.shape[0] != 3:
             raise ValueError("field: scale (N,), b_ext (3,) and out (N, 3) expected")
         total = self.compute(e, True)
+        self.project(e, scale, b_ext, out)
+        return total
+
+    def project(self, const double[:, ::1] e, const double[::1] scale,
+                const double[::1] b_ext, double[:, ::1] out):
+        """out = scale_a (g_a - (g_a·e_a) e_a) + b_ext (N, 3) from the ∂E/∂e of the last
+        :meth:`compute` with gradient (at directions e): a second field of the same
+        evaluation in other units, bit for bit what :meth:`field` gives."""
+        cdef Py_ssize_t a, N = self.n_atoms
+        cdef double dot
+        if out.shape[0] != N or e.shape[0] != N or scale.shape[0] != N or b_ext.shape[0] != 3:
+            raise ValueError("project: e (N, 3), scale (N,), b_ext (3,), out (N, 3) expected")
         with nogil:
             for a in range(N):
                 dot = self.g[3 * a] * e[a, 0] + self.g[3 * a + 1] * e[a, 1] \
@@ -696,7 +816,6 @@ cdef class GapEngine:
                 out[a, 0] = scale[a] * (self.g[3 * a] - dot * e[a, 0]) + b_ext[0]
                 out[a, 1] = scale[a] * (self.g[3 * a + 1] - dot * e[a, 1]) + b_ext[1]
                 out[a, 2] = scale[a] * (self.g[3 * a + 2] - dot * e[a, 2]) + b_ext[2]
-        return total
 
 
 def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const double[::1] d,

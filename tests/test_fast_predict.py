@@ -2,7 +2,9 @@
 (several models, cells, displaced positions, positions changed between calls), compiled
 engine against its twin, cache invalidation on new positions and refits, fallback for
 unsupported models, the LLG provider and the model Monte Carlo on it."""
+import functools
 import os
+import types
 import warnings
 
 import numpy as np
@@ -323,3 +325,46 @@ def test_threads_give_the_same_numbers(tmp_path):
         assert out.returncode == 0, out.stderr[-2000:]
         fields, energies = json.loads(out.stdout.strip().splitlines()[-1])
         assert fields < 1e-10 and energies < 1e-8, (threads, fields, energies)
+
+
+def _forced(model, shell):
+    """A FastPredictor whose compiled engines take the shell basis or not (``shell``)."""
+    compiled = kernels.compiled("gap", required=True)
+    return fast.FastPredictor(model, kernel=types.SimpleNamespace(
+        compress_pairs=compiled.compress_pairs,
+        GapEngine=functools.partial(compiled.GapEngine, shell=shell)))
+
+
+def test_shell_basis_equals_full_descriptors(models, rng):
+    """Products in the shell basis (X·Sr plus the kept FM products) and on the full
+    descriptors: both equal model.predict to 1e-10 (they differ by rounding, which
+    these models' cancelling linear weights amplify to ~1e-10 of the fields), FM
+    exactly 0, and the automatic choice (unnormalised kernels, fewer radial rows than
+    n_max)."""
+    # (the n_max 8 model at 6³ cells, 9 radial rows ≥ n_max, where the automatic choice
+    # takes the full descriptors, sits at that floor: 1.1e-10 forced, 0.6e-10 full)
+    cases = {"defaults n_max 20": ((2, 0.0), (3, 0.0), (3, 0.08), (6, 0.0)),
+             "zeta 2 masked": ((2, 0.0), (3, 0.0), (3, 0.08))}
+    for name, cells in cases.items():
+        model = models[name]
+        for repeat, displaced in cells:
+            system = _system(repeat, rng, displaced)
+            full, shell = _forced(model, False), _forced(model, True)
+            assert shell.engine(system).shell and not full.engine(system).shell
+            ref = model.predict(system, stds=False)
+            exact, floor = _extended(model, system)
+            tol = 1e-10 * np.abs(exact).max() + 4 * floor
+            for out in (full.predict(system), shell.predict(system)):   # both to 1e-10
+                assert np.all(np.abs(out["energies"] - exact) <= tol)
+                assert np.all(np.abs(out["energies"] - ref["energies"]) <= tol)
+                _close(out["fields"], ref["fields"])
+            fm = system.copy()
+            fm.set_directions(np.tile([0.0, 0.0, 1.0], (len(fm), 1)))
+            assert np.all(shell.predict(fm)["energies"] == 0.0)
+    automatic = fast.fast_predictor(models["defaults n_max 20"])
+    for repeat in (2, 3, 6):                  # 4, 6 and 9 radial rows < n_max 20
+        assert automatic.engine(_system(repeat, rng)).shell
+    assert not automatic.engine(_system(3, rng, 0.08)).shell   # displaced: rows > n_max
+    assert not fast.fast_predictor(models["normalised, masked"]).engine(_system(3, rng)).shell
+    with pytest.raises(ValueError, match="unnormalised"):
+        _forced(models["normalised, masked"], True).engine(_system(2, rng))

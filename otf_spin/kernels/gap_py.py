@@ -38,11 +38,16 @@ class GapEngine:
     vector; S (M, L·n_max) the other kernels' sparse points (masked; unit rows where
     normalised); alpha (M,); kstart (K+1,) int64 row ranges of S per kernel; zeta (K,)
     int64; normalize (K,) int32; masks (K, L·n_max) 0/1; e_ref (N,) energies
-    subtracted (eV; the FM reference).
+    subtracted (eV; the FM reference). ``shell``: the compiled engine's choice of the
+    shell basis for its products (None: automatic); the twin always evaluates the full
+    descriptors (the shell basis regroups the same sums), so ``shell`` is False here.
     """
 
     def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
-                 kstart, zeta, normalize, masks, e_ref):
+                 kstart, zeta, normalize, masks, e_ref, shell=None):
+        if shell and np.any(normalize):
+            raise ValueError("the shell basis needs unnormalised kernels")
+        self.shell = False
         self.neigh = neigh
         self.n_atoms, self.n_max = len(soff) - 1, rtab.shape[1]
         slot = np.repeat(np.arange(len(srid)), np.diff(sp))
@@ -167,9 +172,13 @@ class GapEngine:
     def field(self, e, scale, b_ext, out) -> float:
         """out = scale_a (g_a - (g_a·e_a) e_a) + b_ext (N, 3); returns the total energy."""
         total = self.compute(e, True)
+        self.project(e, scale, b_ext, out)
+        return total
+
+    def project(self, e, scale, b_ext, out) -> None:
+        """out = scale_a (g_a - (g_a·e_a) e_a) + b_ext from the last compute's ∂E/∂e."""
         g = self.grad
         out[:] = scale[:, None] * (g - np.einsum("ak,ak->a", g, e)[:, None] * e) + b_ext
-        return total
 
 
 def compress_pairs(i, j, d, n_atoms, tol):

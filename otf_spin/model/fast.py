@@ -226,6 +226,11 @@ class FastPredictor:
 
         t0 = time.perf_counter()
         pairs = self.pairs(system)
+        # keep only the radial rows some slot uses (the engine's shell basis has one
+        # column block per row; self images and unmerged image rows are not needed)
+        used, srid = np.unique(pairs["srid"], return_inverse=True)
+        pairs["rtab"] = np.ascontiguousarray(pairs["rtab"][used])
+        pairs["srid"] = srid.reshape(-1).astype(np.int32)
         t1 = time.perf_counter()
         n, D = len(system), self.n_max * self.L
         w = np.ascontiguousarray(self.desc.w)

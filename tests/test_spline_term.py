@@ -1,6 +1,6 @@
-"""The B-spline exchange term (otf_spin/descriptors/spline2b.py): basis, sparse sums
-against the dense exchange-2b kernels, symmetries, MC's local_move, and the selection rule
-that adds it where pair distances vary and only there.
+"""The B-spline exchange term (otf_spin/descriptors/spline2b.py): basis, the compiled
+exchange-2b kernel against its twin on the spline table, symmetries, MC's local_move, and
+the selection rule that adds it where pair distances vary and only there.
 Spin and position derivatives by finite differences, and a model with every term (fields
 = energy gradient, model file bit for bit, LLG, Monte Carlo): tests/test_descriptor_terms.py."""
 import warnings
@@ -15,7 +15,6 @@ from otf_spin.config.model import MODEL
 from otf_spin.core import ConfigError, Frame
 from otf_spin.descriptors import CompositeDescriptor, SOSODescriptor, SplineExchangeDescriptor
 from otf_spin.learning.paper_sets import paper_oracle
-from otf_spin.descriptors import spline2b
 from otf_spin.model import build_model, selection
 from otf_spin.model.factory import build_gpr
 from otf_spin.system import bulk, random_cone, random_sphere
@@ -81,6 +80,10 @@ def test_invariances_fm_reference_and_local_move(small, rng):
     shuffled.positions = small.positions[perm]
     shuffled.set_directions(small.directions[perm])
     np.testing.assert_allclose(spline().compute(shuffled), d0[perm], atol=1e-12)
+    full = SOSODescriptor(4.4, desc.n_max, 3, 0.5, None)          # all orders 0..l_max
+    full.radial = desc.radial
+    np.testing.assert_allclose(d0, full.compute(small).reshape(16, -1, 4)[:, :, 1:]
+                               .reshape(16, -1), rtol=1e-14)
     np.testing.assert_allclose(desc.compute_fm(small),
                                desc.compute(small, np.tile([0.0, 0.0, 1.0], (16, 1))),
                                atol=1e-12)
@@ -92,40 +95,22 @@ def test_invariances_fm_reference_and_local_move(small, rng):
     np.testing.assert_allclose(rows, desc.compute(small, e)[affected], atol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["compiled", "twin"])
-def test_sparse_sums_match_the_dense_exchange2b_kernels(kind, small, rng, monkeypatch):
-    """compute, compute_fm and spin_gradient sum four splines per pair; the exchange-2b
-    kernels (compiled and twin) on the dense spline table, orders 1..l_max of theirs,
-    must give the same."""
-    if kind == "compiled" and kernels.compiled("soso") is None:
+def test_compiled_kernel_serves_the_spline_term(small, rng):
+    """No new compiled kernel: the exchange-2b one (tested against its twin in
+    test_descriptor.py) gives the twin's results on the spline radial table too, also
+    with atoms that have no pair in range (r_max 2.3 Å < bcc 2.45 Å)."""
+    if kernels.compiled("soso") is None:
         pytest.fail("compiled kernel soso is not built")
-    desc = spline()
-    dense = SOSODescriptor(4.4, desc.n_max, 3, 0.5, None, kernel=getattr(kernels, kind)("soso"))
-    dense.radial = desc.radial
-    np.testing.assert_allclose(desc.compute(small), dense.compute(small).reshape(16, -1, 4)
-                               [:, :, 1:].reshape(16, -1), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(desc.compute_fm(small), dense.compute_fm(small).reshape(
-        16, -1, 4)[:, :, 1:].reshape(16, -1), rtol=1e-12, atol=1e-14)
-    G = rng.standard_normal((3, len(small), desc.n_max, 3))
-    padded = np.concatenate([np.zeros((3, len(small), desc.n_max, 1)), G], axis=3)
-    np.testing.assert_allclose(desc.spin_gradient(small, G.reshape(3, 16, -1)),
-                               dense.spin_gradient(small, padded.reshape(3, 16, -1)),
-                               rtol=1e-10, atol=1e-12)
-
-    # chunks of weight sets, and atoms without a pair in range (r_max 2.3 Å < bcc 2.45 Å)
-    monkeypatch.setattr(spline2b, "CHUNK", 100)
-    short = spline(r_min=1.8, r_max=2.3, spacing=0.1)
-    counts = np.diff(short.geometry(small)[0])
+    for changes in ({}, {"r_min": 1.8, "r_max": 2.3, "spacing": 0.1}):
+        fast = spline(kernel=kernels.compiled("soso"), **changes)
+        slow = spline(kernel=kernels.twin("soso"), **changes)
+        np.testing.assert_allclose(fast.compute(small), slow.compute(small), rtol=1e-12,
+                                   atol=1e-14)
+        G = rng.standard_normal((3, len(small), fast.size))
+        np.testing.assert_allclose(fast.spin_gradient(small, G),
+                                   slow.spin_gradient(small, G), rtol=1e-10, atol=1e-12)
+    counts = np.diff(fast.geometry(small)[0])
     assert (counts == 0).any() and (counts > 0).any()
-    dense = SOSODescriptor(2.3, short.n_max, 3, 0.5, None, kernel=getattr(kernels, kind)("soso"))
-    dense.radial = short.radial
-    G = rng.standard_normal((5, len(small), short.n_max, 3))
-    padded = np.concatenate([np.zeros((5, len(small), short.n_max, 1)), G], axis=3)
-    np.testing.assert_allclose(short.spin_gradient(small, G.reshape(5, 16, -1)),
-                               dense.spin_gradient(small, padded.reshape(5, 16, -1)),
-                               rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(short.compute(small), dense.compute(small).reshape(16, -1, 4)
-                               [:, :, 1:].reshape(16, -1), rtol=1e-12, atol=1e-14)
 
 
 def test_settings_section():

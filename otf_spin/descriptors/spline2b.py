@@ -13,20 +13,13 @@ For atom i, over neighbours j with r_ij < r_max (periodic images included)::
 - w_l: the spin weights of exchange-2b (σ_s); l = 0 is left out: Σ_j B_n(r_ij) depends on
   positions only and cancels against the FM reference of the same structure.
 
-Each pair touches four B-splines only, so the features and their spin derivatives are
-sums over (pair, 4 splines, orders) done with scatter/gather in NumPy
-(:meth:`SplineExchangeDescriptor.compute`, :meth:`~SplineExchangeDescriptor.spin_gradient`)
-instead of the dense per-pair loops of the compiled exchange-2b kernels (n_basis = 125 at
-the defaults: 30× fewer terms); tests check them against those kernels on the dense
-radial table.
-
 A linear kernel on these features is the pair model E = -½ Σ_ij Σ_l J_l(r_ij) P_l(e_i·e_j)
 with each J_l(r) a cubic spline of local support: it can follow a sharp change of J(r)
 where the data say so (a reference cutoff that displaced pairs cross, paper Eq. 43 at
 3.962 Å), and, unlike a global basis of high n_max, its weights stay at the prior where
-no pair distance falls (no wild extrapolation). The rest (pair list, dense radial tables
-R, dR for position derivatives and Monte Carlo's local_move, FM reference, order masks)
-comes from :class:`~otf_spin.descriptors.soso.SOSODescriptor`.
+no pair distance falls (no wild extrapolation). Everything but the radial table comes from
+:class:`~otf_spin.descriptors.soso.SOSODescriptor`, and the compiled exchange-2b kernels
+(cython_ext/soso.pyx: they take R and dR per pair) serve it unchanged.
 """
 from __future__ import annotations
 
@@ -35,10 +28,6 @@ import math
 import numpy as np
 
 from otf_spin.descriptors.soso import SOSODescriptor
-from otf_spin.kernels.soso_py import legendre
-
-#: largest gathered block (entries) in spin_gradient; weight sets are processed in chunks
-CHUNK = 4_000_000
 
 
 def bspline_pieces(u) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +55,7 @@ class SplineExchangeDescriptor(SOSODescriptor):
     l_min = 1
 
     def __init__(self, r_min: float = 1.8, r_max: float = 5.0, spacing: float = 0.05,
-                 l_max: int = 2, sigma_s: float = 0.3):
+                 l_max: int = 2, sigma_s: float = 0.3, kernel=None):
         if not 0 <= r_min < r_max or spacing <= 0 or l_max < 1:
             raise ValueError("spline exchange term needs 0 ≤ r_min < r_max, spacing > 0, "
                              "l_max ≥ 1")
@@ -76,8 +65,7 @@ class SplineExchangeDescriptor(SOSODescriptor):
                              f"knot intervals of {spacing} Å (no cubic B-spline fits)")
         self.r_min, self.spacing = float(r_min), float(spacing)
         self.h = (float(r_max) - self.r_min) / intervals
-        self._compact = None
-        super().__init__(r_max, intervals - 3, l_max, sigma_s, None)
+        super().__init__(r_max, intervals - 3, l_max, sigma_s, None, kernel)
 
     @property
     def r_max(self) -> float:
@@ -102,72 +90,3 @@ class SplineExchangeDescriptor(SOSODescriptor):
         B[rows, n[valid]] = B4[valid]
         dB[rows, n[valid]] = dB4[valid] / self.h
         return B, dB
-
-    # --- sparse evaluation: four splines per pair -------------------------------------
-    def compact(self, system):
-        """Per pair of ``system`` (cached with the geometry): rows (P,) centre atom, idx
-        (P, 4) indices of the four B-splines of its knot interval (0 where out of range),
-        B (P, 4) their values (0 where the index lies outside 0..n_basis-1)."""
-        offsets, neigh, R, dR, vectors, distances = self.geometry(system)
-        if self._compact is None or self._compact[0] is not self._cache:
-            t = (distances - self.r_min) / self.h
-            k = np.floor(t)
-            B, _ = bspline_pieces(t - k)
-            n = k.astype(np.int64)[:, None] - np.arange(4)[None, :]
-            valid = (n >= 0) & (n < self.n_max)
-            rows = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-            self._compact = (self._cache, rows, np.where(valid, n, 0), np.where(valid, B, 0.0))
-        return self._compact[1:]
-
-    def _spin_terms(self, system, e, derivative: bool) -> np.ndarray:
-        """(P, l_max) w_l P_l(e_i·e_j) (or w_l P_l'), l = 1..l_max, of every pair."""
-        neigh = self.geometry(system)[1]
-        rows = self.compact(system)[0]
-        P, dP = legendre(np.einsum("pk,pk->p", e[rows], e[neigh]), self.l_max)
-        return ((dP if derivative else P) * self.w)[:, self.l_min:]
-
-    def compute(self, system, directions=None) -> np.ndarray:
-        """Descriptors (N, n_basis·l_max) of ``system`` (or of other ``directions``)."""
-        e = system.directions if directions is None else np.asarray(directions)
-        rows, idx, B = self.compact(system)
-        Pw = self._spin_terms(system, e, False)
-        L = self.n_orders
-        slot = ((rows[:, None] * self.n_max + idx)[:, :, None] * L + np.arange(L)).ravel()
-        d = np.bincount(slot, weights=(B[:, :, None] * Pw[:, None, :]).ravel(),
-                        minlength=len(e) * self.size)
-        return d.reshape(len(e), self.size)
-
-    def compute_fm(self, system) -> np.ndarray:
-        """Descriptors (N, size) of the collinear FM state (cached with the geometry)."""
-        rows, idx, B = self.compact(system)
-        if self._fm is None:
-            sums = np.bincount((rows[:, None] * self.n_max + idx).ravel(), weights=B.ravel(),
-                               minlength=len(system) * self.n_max)
-            self._fm = (sums.reshape(-1, self.n_max, 1) * self.w[None, None, self.l_min:]
-                        ).reshape(len(system), -1)
-        return self._fm
-
-    def spin_gradient(self, system, G) -> np.ndarray:
-        """Σ_i G[m, i]·∂d_i/∂e_a for weights G (M, N, size) -> (M, N, 3), unprojected:
-        ∂/∂e_a = Σ_{p in row a, j ≠ a} (G_a + G_j)·T_p e_j, T_p[n, l] = B_n(r_p) w_l
-        P_l'(e_a·e_j) (the full pair list is symmetric), over the four splines of p."""
-        offsets, neigh = self.geometry(system)[:2]
-        rows, idx, B = self.compact(system)
-        e = system.directions
-        N, L = len(system), self.n_orders
-        T = B[:, :, None] * self._spin_terms(system, e, True)[:, None, :]     # (P, 4, L)
-        T[neigh == rows] = 0.0                  # self images: derivative along e_a
-        G = np.asarray(G).reshape(len(G), N * self.n_max, L)
-        at_i, at_j = rows[:, None] * self.n_max + idx, neigh[:, None] * self.n_max + idx
-        out = np.zeros((len(G), N, 3))
-        if not len(rows):
-            return out
-        step = max(1, CHUNK // max(1, T.size))
-        starts, empty = np.minimum(offsets[:-1], len(rows) - 1), np.diff(offsets) == 0
-        for m in range(0, len(G), step):
-            g = G[m:m + step]
-            s = np.einsum("mpql,pql->mp", g[:, at_i] + g[:, at_j], T)               # (M, P)
-            sums = np.add.reduceat(s[:, :, None] * e[neigh][None], starts, axis=1)
-            sums[:, empty] = 0.0
-            out[m:m + step] = sums
-        return out

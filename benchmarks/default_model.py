@@ -31,7 +31,8 @@ selection), prediction atoms/s (CPU time, energy + fields, no stds). With --cli-
 the same seed is also run through `otf-spin train` / `otf-spin predict` (subprocess, on
 the frames written to extxyz) next to the library on the frames read back from those
 files: the two rows must agree. Summary: median and worst per set and model, targets.
-Tune on seeds 301-305; report seeds never looked at (401-410).
+Tune on seeds 301-305; report seeds never looked at (401-410; 411-420 for the default
+with the spline exchange term, whose spacing was tuned on 301-303).
 """
 from __future__ import annotations
 

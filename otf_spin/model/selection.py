@@ -196,9 +196,10 @@ def describe(table: list[dict]) -> str:
                 f"{MIN_FRAMES} frames, or its CV errors at the noise floor)")
     out = ["descriptor terms chosen by 5-fold cross-validation (* = kept: the cheapest "
            f"within {100 * (TOLERANCE - 1):.0f} % of the best):"]
-    for r in table:
-        name = "exchange_2b" + "".join(f" + {t}" for t in r["terms"])
-        out.append(f"  {'*' if r['chosen'] else ' '} {name:36s} CV energy "
+    names = ["exchange_2b" + "".join(f" + {t}" for t in r["terms"]) for r in table]
+    width = max(len(n) for n in names)
+    for r, name in zip(table, names):
+        out.append(f"  {'*' if r['chosen'] else ' '} {name:{width}s} CV energy "
                    f"{1e3 * r['cv_energy']:.4f} meV/atom, field {1e3 * r['cv_field']:.4f} "
                    f"meV/μB, fit {r['fit_cpu_s']:.1f} CPU s")
     return "\n".join(out)

@@ -1,13 +1,14 @@
 """Spin temperature (Nurdin et al. 2000) from transverse fields alone: the Hutchinson
 estimate of Σ Δ_i E against the exact Heisenberg value, and a run log without NaN."""
 import io
+import warnings
 
 import numpy as np
 import pytest
 
 from otf_spin.dynamics.montecarlo import HeisenbergMonteCarlo, new_state
 from otf_spin.dynamics.providers import ComputeProvider, HeisenbergProvider
-from otf_spin.dynamics.spin_temperature import laplacian_sum, tangent_basis
+from otf_spin.dynamics.spin_temperature import laplacian_sum, probes_for, tangent_basis
 from otf_spin.oracles.heisenberg import FormulaExchange, HeisenbergOracle
 from otf_spin.system import bulk
 from otf_spin.units import K_B
@@ -92,3 +93,36 @@ def test_on_the_fly_log_and_trajectory_have_a_spin_temperature(tmp_path, monkeyp
         ts = f["observables/spin_temperature/value"][()]
     assert np.all(np.isfinite(ts)) and np.all(ts[1:] > 0)
     assert abs(ts[0]) < 1.0                # ferromagnetic start: no transverse field
+
+
+def test_model_provider_evaluations_per_output_frame():
+    """On the compiled model engine an output frame (energy, then T_s) costs one
+    evaluation without gradient plus 1 + K with (K probes), and the next step's first
+    field at the same directions is the one computed there, bit for bit."""
+    from otf_spin.learning.paper_sets import generate_set
+    from otf_spin.model import build_model, default_settings
+
+    settings = default_settings()
+    settings.update(optimise=False, select_terms=False)
+    settings["descriptor"]["n_max"] = 6
+    settings["kernels"][2]["n_sparse"] = 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # 16-atom training cells alias (expected)
+        model = build_model(settings).fit(generate_set("thermal_300K", 3)[0][:3])
+    system, e = thermal(2, 300.0)
+    provider = ComputeProvider(model, system, FIELD)
+    engine = provider._engine()
+    assert engine is not None
+    calls = engine.profile["calls"]
+    energy = provider.energy(e)
+    estimate = provider.spin_temperature(e)
+    assert np.isfinite(estimate)
+    assert engine.profile["calls"] - calls == 2 + probes_for(len(system))
+    out, fresh = np.empty((len(system), 3)), np.empty((len(system), 3))
+    provider.field(e, out)
+    assert engine.profile["calls"] - calls == 2 + probes_for(len(system))    # reused
+    other = ComputeProvider(model, system, FIELD)
+    other.field(e, fresh)
+    assert np.array_equal(out, fresh)
+    assert other.energy(e) == energy                  # from the cache: same number
+    assert provider.energy(e) == energy

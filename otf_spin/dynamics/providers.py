@@ -153,9 +153,9 @@ class ComputeProvider:
         if engine is not None:
             e = np.ascontiguousarray(directions, dtype=float)
             tesla = np.empty((len(self.moments), 3))
-            engine.field(e, self._tesla, self.b_ext, tesla)
+            energy = engine.field(e, self._tesla, self.b_ext, tesla)
             fields = np.empty((len(self.moments), 3))
-            energy = engine.field(e, self._ev, self._zero, fields)
+            engine.project(e, self._ev, self._zero, fields)     # same evaluation, eV/μB
             results = {"energy": energy, "energies": np.array(engine.energies),
                        "fields": fields, "fields_tesla": tesla}
             if extra:
@@ -183,8 +183,14 @@ class ComputeProvider:
     def energy(self, directions) -> float:
         engine = self._engine()
         if engine is not None:
-            return float(engine.compute(np.ascontiguousarray(directions, dtype=float), False)
-                         - MU_B * np.einsum("i,ik,k->", self.moments, directions, self.b_ext))
+            last_key, last = self._last
+            if last_key is not None and "fields_tesla" in last and \
+                    last_key == directions.tobytes():
+                total = last["energy"]      # the engine's energy of these directions
+            else:
+                total = engine.compute(np.ascontiguousarray(directions, dtype=float), False)
+            return float(total - MU_B * np.einsum("i,ik,k->", self.moments, directions,
+                                                  self.b_ext))
         r = self._results(directions)
         moments = np.linalg.norm(r["magmoms"], axis=1) if "magmoms" in r else self.moments
         return float(r["energy"] - MU_B * np.einsum("i,ik,k->", moments, directions,
@@ -192,12 +198,15 @@ class ComputeProvider:
 
     def spin_temperature(self, directions) -> float:
         """Nurdin et al. (2000), the Laplacian of E estimated from field differences
-        (:mod:`otf_spin.dynamics.spin_temperature`); the current fields stay cached."""
-        last = self._last
+        (:mod:`otf_spin.dynamics.spin_temperature`). The results at ``directions`` stay
+        cached afterwards (not those of the probes): the next step's first field at
+        these directions is the one computed here."""
+        self._results(directions)
+        here = self._last
         try:
             return spin_temperature(self._torque, directions)
         finally:
-            self._last = last
+            self._last = here
 
     def _torque(self, directions):
         """-(1 - e eᵀ) ∂E/∂e (N, 3) in eV (Zeeman included)."""

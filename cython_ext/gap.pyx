@@ -28,6 +28,10 @@ d_i·s_m = (dfm_i·s_m) + X_i·Sr_m, Sr_m[u, l] = Σ_n s_m[l, n] rtab[u, n], wit
 products dfm·sᵀ kept per structure, and the field's rows H_s[l] = Σ_n G_a[l, n] rtab[u, n]
 come out of the gradient product directly (H = Hv + coef Sr). Equal to the full
 descriptor's arithmetic to rounding; the FM state still gives exactly 0 (X = 0).
+On one thread with the power basis the shell passes visit each unordered pair once
+(j > i): its powers x^k go to both ends' sums M_k, and its field term
+u = Σ_k x^(k-1) (Q_s + Q_s')[k] (s' the partner's slot of the same row) to both ends —
+half the pair work of the directed passes.
 """
 import numpy as np
 cimport numpy as cnp
@@ -191,6 +195,7 @@ cdef class GapEngine:
     cdef double* Cfm            # FM products dfm·sᵀ, laid out as C
     cdef double* X              # (N, U·L) shell coordinates of d - dfm
     cdef double* H              # (N, U·L) ∂E/∂d projected on the radial rows
+    cdef double* Qb             # (N, U·L) the field's power-basis rows Q of each slot
     cdef int* mark              # Monte Carlo: slot of an atom in the affected list, or -1
     cdef int* aff
     cdef double* dnew
@@ -338,8 +343,10 @@ cdef class GapEngine:
                 Cfm_arr[n * ks[k]:n * ks[k + 1]] = (dfm_np @ S_np[ks[k]:ks[k + 1]].T).ravel()
             X_arr = np.zeros(n * self.LU)
             Hs_arr = np.zeros(n * self.LU)
+            Q_arr = np.zeros(n * self.LU)
             Sr_keep = Sr_arr if self.M else np.zeros(1)
-            self._keep = self._keep + (Sr_keep, Hv_arr, Cfm_arr, X_arr, Hs_arr)
+            self._keep = self._keep + (Sr_keep, Hv_arr, Cfm_arr, X_arr, Hs_arr, Q_arr)
+            self.Qb = _dptr(Q_arr)
             self.Sr = _dptr(Sr_keep)
             self.Hv = _dptr(Hv_arr)
             self.Cfm = _dptr(Cfm_arr)
@@ -444,6 +451,9 @@ cdef class GapEngine:
     cdef void _shell_descriptors(self, const double* e) noexcept nogil:
         """Pass 1 in the shell basis: X_i[u, l] = w_l W_s[l] (s: atom i's slot of
         radial row u) and the linear kernels' energies X_i·Hv into E."""
+        if self.poly and self._threads() == 1:
+            self._shell_descriptors_pairs(e)
+            return
         cdef Py_ssize_t i, s, l, q, L = self.L, LU = self.LU
         cdef double lin
         cdef double* P
@@ -467,6 +477,93 @@ cdef class GapEngine:
                         xi[self.srid[s] * L + l] += self.w[l] * W[l]
                         lin = lin + self.w[l] * W[l] * hv[l]
                 self.E[i] = lin
+
+    cdef void _shell_descriptors_pairs(self, const double* e) noexcept nogil:
+        """:meth:`_shell_descriptors` on one thread, power basis: each unordered pair
+        once, its powers x^k added to the sums M_k of both ends (kept in X itself:
+        X_i[u, k] = M_k of atom i's slot of row u), then W = b M per slot."""
+        cdef Py_ssize_t i, s, p, j, l, k, q, L = self.L, LU = self.LU
+        cdef double ex, ey, ez, x, xk, lin, acc
+        cdef double* Mi
+        cdef double* Mj
+        cdef double* hv
+        cdef double M[LMAX_CAP + 1]
+        for q in range(self.n_atoms * LU):
+            self.X[q] = 0.0
+        for i in range(self.n_atoms):
+            ex = e[3 * i]
+            ey = e[3 * i + 1]
+            ez = e[3 * i + 2]
+            for s in range(self.soff[i], self.soff[i + 1]):
+                Mi = self.X + i * LU + self.srid[s] * L
+                for p in range(self.sp[s], self.sp[s + 1]):
+                    j = self.neigh[p]
+                    if j < i:           # the pair was met from j (same radial row)
+                        continue
+                    Mj = self.X + j * LU + self.srid[s] * L
+                    x = (ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]) - 1.0
+                    xk = x
+                    for k in range(1, L):
+                        Mi[k] = Mi[k] + xk
+                        Mj[k] = Mj[k] + xk
+                        xk = xk * x
+        for i in range(self.n_atoms):
+            lin = 0.0
+            for s in range(self.soff[i], self.soff[i + 1]):
+                Mi = self.X + i * LU + self.srid[s] * L
+                hv = self.Hv + self.srid[s] * L
+                for k in range(L):
+                    M[k] = Mi[k]
+                Mi[0] = 0.0
+                for l in range(1, L):
+                    acc = 0.0
+                    for k in range(1, l + 1):
+                        acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * M[k]
+                    Mi[l] = self.w[l] * acc
+                    lin = lin + Mi[l] * hv[l]
+            self.E[i] = lin
+
+    cdef void _shell_contract_pairs(self, const double* e) noexcept nogil:
+        """:meth:`_contract` in the shell basis on one thread, power basis: Q of every
+        slot from H first, then each unordered pair once with the summed Q of its two
+        slots, its term added to both ends (straight into g)."""
+        cdef Py_ssize_t a, s, p, j, l, k, q, N = self.n_atoms, L = self.L, LU = self.LU
+        cdef double ex, ey, ez, x, u, acc
+        cdef double* h
+        cdef double* Qa
+        cdef double* Qj
+        for a in range(N):
+            for s in range(self.soff[a], self.soff[a + 1]):
+                h = self.H + a * LU + self.srid[s] * L
+                Qa = self.Qb + a * LU + self.srid[s] * L
+                for k in range(1, L):
+                    acc = 0.0
+                    for l in range(k, L):
+                        acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * self.w[l] * h[l]
+                    Qa[k] = k * acc
+        for q in range(3 * N):
+            self.g[q] = 0.0
+        for a in range(N):
+            ex = e[3 * a]
+            ey = e[3 * a + 1]
+            ez = e[3 * a + 2]
+            for s in range(self.soff[a], self.soff[a + 1]):
+                Qa = self.Qb + a * LU + self.srid[s] * L
+                for p in range(self.sp[s], self.sp[s + 1]):
+                    j = self.neigh[p]
+                    if j < a:
+                        continue
+                    Qj = self.Qb + j * LU + self.srid[s] * L
+                    x = (ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]) - 1.0
+                    u = Qa[L - 1] + Qj[L - 1]
+                    for k in range(L - 2, 0, -1):
+                        u = u * x + (Qa[k] + Qj[k])
+                    self.g[3 * a] += u * e[3 * j]
+                    self.g[3 * a + 1] += u * e[3 * j + 1]
+                    self.g[3 * a + 2] += u * e[3 * j + 2]
+                    self.g[3 * j] += u * ex
+                    self.g[3 * j + 1] += u * ey
+                    self.g[3 * j + 2] += u * ez
 
     cdef void _kernels(self, bint need_grad) noexcept nogil:
         """Energies (E) and, with need_grad, G = ∂E/∂d, from self.d; in the shell basis
@@ -577,6 +674,9 @@ cdef class GapEngine:
         u = Σ_l P_l'(c) H_s[l] to both ends: u e_j to a and u e_a to j (its reverse pair
         carries the same radial row), so no other atom's G is read; the scatter goes
         into per-thread buffers, summed at the end."""
+        if self.shell and self.poly and self._threads() == 1:
+            self._shell_contract_pairs(e)
+            return
         cdef Py_ssize_t a, p, j, s, l, n, k, t, N = self.n_atoms
         cdef Py_ssize_t nmax = self.n_max, L = self.L, D = self.D
         cdef double c, u, ex, ey, ez, acc, x

@@ -341,3 +341,27 @@ def test_energies_are_not_traded_for_an_in_sample_field_fit():
         likelihood = errors(model, test)
     assert default[0] < 5e-4 and likelihood[0] > 1e-3          # eV/atom
     assert default[1] < 1.2 * likelihood[1]
+
+
+def test_kernel_keeps_its_prepared_sparse_points():
+    """The masked (unit) sparse rows kept per S give the same bits as preparing them on
+    the spot; a new S array (a refit) is prepared anew; pickles drop them."""
+    import pickle
+
+    from otf_spin.model.covariance import DotProductKernel
+
+    rng = np.random.default_rng(5)
+    X, S = rng.normal(size=(5, 12)), rng.normal(size=(7, 12))
+    mask = (np.arange(12) % 3 != 0).astype(float)
+    alpha = rng.normal(size=7)
+    for normalize in (True, False):
+        for zeta in (1, 4):
+            kernel = DotProductKernel(zeta, normalize, mask)
+            for T in (S, S, S * 2.0):
+                fresh = DotProductKernel(zeta, normalize, mask)
+                assert np.array_equal(kernel(X, T), fresh(X, T))
+                assert np.array_equal(kernel.gradient(X, T), fresh.gradient(X, T))
+                assert np.array_equal(kernel.weighted_gradient(X, T, alpha),
+                                      fresh.weighted_gradient(X, T, alpha))
+            assert kernel._kept is not None
+            assert pickle.loads(pickle.dumps(kernel))._kept is None

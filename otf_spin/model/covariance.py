@@ -18,6 +18,10 @@ class DotProductKernel:
             raise ValueError(f"kernel power zeta must be a positive integer, got {zeta}")
         self.zeta, self.normalize = int(zeta), bool(normalize)
         self.mask = None if mask is None else np.asarray(mask, float)
+        self._kept = None       # (S, its masked (unit) rows, their norms): see _sparse
+
+    def __getstate__(self):
+        return {**self.__dict__, "_kept": None}
 
     def settings(self) -> dict:
         return {"type": "dot_product", "zeta": self.zeta, "normalize": self.normalize,
@@ -30,20 +34,34 @@ class DotProductKernel:
         norm = np.linalg.norm(X, axis=-1, keepdims=True)
         return X / np.where(norm > 0, norm, 1.0), norm
 
+    def _sparse(self, S):
+        """S (M, D) masked and, with ``normalize``, unit rows: the same arrays as
+        masking and normalising on the spot, kept for the last S given (the model
+        passes its sparse arrays, which a refit replaces and nothing edits in place)."""
+        kept = self._kept
+        if kept is not None and kept[0] is S:
+            return kept[1]
+        Sm = S if self.mask is None else S * self.mask
+        if self.normalize:
+            Sm, _ = self._unit(Sm)
+        self._kept = (S, Sm)
+        return Sm
+
     def __call__(self, X, S) -> np.ndarray:
         """k(X_i, S_m), (N, M)."""
-        X, S = self._masked(X, S)
+        S = self._sparse(S)
+        (X,) = self._masked(X)
         if self.normalize:
             X, _ = self._unit(X)
-            S, _ = self._unit(S)
         return (X @ S.T) ** self.zeta
 
     def gradient(self, X, S) -> np.ndarray:
         """∇_x k(X_i, S_m), shape (M, N, D)."""
-        X, S = self._masked(X, S)   # ∇ of k(x·m) is m·∇k: S is masked, so is every term
+        (X,) = self._masked(X)      # ∇ of k(x·m) is m·∇k: S is masked, so is every term
+        S = self._sparse(S)
         if self.normalize:
             Xu, norm = self._unit(X)
-            Su, _ = self._unit(S)
+            Su = S
             c = Xu @ Su.T                                              # (N, M)
             coef = self.zeta * c ** (self.zeta - 1)                    # (N, M)
             out = (coef.T[:, :, None] * (Su[:, None, :] - c.T[:, :, None] * Xu[None]))
@@ -55,10 +73,11 @@ class DotProductKernel:
 
     def weighted_gradient(self, X, S, alpha) -> np.ndarray:
         """Σ_m alpha_m ∇_x k(X_i, S_m), shape (N, D) (no (M, N, D) intermediate)."""
-        X, S = self._masked(X, S)
+        (X,) = self._masked(X)
+        S = self._sparse(S)
         if self.normalize:
             Xu, norm = self._unit(X)
-            Su, _ = self._unit(S)
+            Su = S
             c = Xu @ Su.T
             coef = self.zeta * c ** (self.zeta - 1) * alpha[None, :]   # (N, M)
             return (coef @ Su - (coef * c).sum(axis=1, keepdims=True) * Xu) / norm

@@ -242,8 +242,19 @@ cdef class GapEngine:
         if self.n_atoms * max(self.M, self.D) >= 2**31:
             raise ValueError("structure too large for 32-bit BLAS indices")
         cdef Py_ssize_t n = self.n_atoms
-        d_arr = np.zeros((n, self.D))
-        G_arr = np.zeros((n, self.D))
+        # shell basis: automatic where it has fewer columns and no kernel normalises
+        self.U = a_rtab.shape[0]
+        self.LU = self.L * self.U
+        if shell is None:
+            shell = self.U < self.n_max and not np.any(np.asarray(a_norm))
+        if shell and np.any(np.asarray(a_norm)):
+            raise ValueError("the shell basis needs unnormalised kernels")
+        self.shell = bool(shell) and n > 0
+        # full descriptors and ∂E/∂d: not used by the shell basis (d: made by the first
+        # Monte Carlo sweep, which works on full descriptors)
+        full = 0 if self.shell else n
+        d_arr = np.zeros((full, self.D))
+        G_arr = np.zeros((full, self.D))
         C_arr = np.zeros(max(n * self.M, 1))
         self.nt_alloc = max(gap_max_threads(), 1)
         H_arr = np.zeros(self.nt_alloc * SCRATCH)
@@ -313,8 +324,8 @@ cdef class GapEngine:
         cdef double[::1] vx = xs
         cdef double[::1] vE = E_arr
         cdef double[:, ::1] vg = g_arr
-        self.d = &vd[0, 0] if n else NULL
-        self.G = &vG[0, 0] if n else NULL
+        self.d = &vd[0, 0] if full else NULL
+        self.G = &vG[0, 0] if full else NULL
         self.C = &vC[0]
         self.scratch = &vH[0]
         self.gbuf = &vgb[0]
@@ -322,14 +333,6 @@ cdef class GapEngine:
         self.xsum = &vx[0]
         self.E = &vE[0] if n else NULL
         self.g = &vg[0, 0] if n else NULL
-        # shell basis: automatic where it has fewer columns and no kernel normalises
-        self.U = a_rtab.shape[0]
-        self.LU = self.L * self.U
-        if shell is None:
-            shell = self.U < self.n_max and not np.any(np.asarray(a_norm))
-        if shell and np.any(np.asarray(a_norm)):
-            raise ValueError("the shell basis needs unnormalised kernels")
-        self.shell = bool(shell) and n > 0
         if self.shell:
             R = np.asarray(a_rtab)
             S3 = np.asarray(a_S).reshape(self.M, self.L, self.n_max)
@@ -590,7 +593,6 @@ cdef class GapEngine:
         cdef int blas_prev = 0
         cdef bint blas_one = nt == 1 and _blas_local != NULL
         for i in prange(N, schedule="static", num_threads=nt):
-            di = self.d + i * D
             if need_grad:
                 for q in range(W):
                     Gmat[i * W + q] = gvec[q]
@@ -598,6 +600,7 @@ cdef class GapEngine:
             self.Ep[i] = 0.0
             for k in range(self.K):
                 if self.normalize[k]:
+                    di = self.d + i * D
                     mk = self.masks + k * D
                     acc = 0.0
                     for q in range(D):
@@ -789,6 +792,12 @@ cdef class GapEngine:
         if N == 0:
             return 0
         cdef bint shell = self.shell
+        cdef double[:, ::1] vd
+        if self.d == NULL:          # a shell-basis engine: full descriptors from now on
+            self.d_array = np.zeros((N, D))
+            vd = self.d_array
+            self.d = &vd[0, 0]
+            self._keep = self._keep + (self.d_array,)
         self.shell = False          # the sweep updates full descriptors d and Ep
         try:
             self.compute(e, False)

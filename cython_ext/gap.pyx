@@ -568,6 +568,39 @@ cdef class GapEngine:
                     self.g[3 * j + 1] += u * ey
                     self.g[3 * j + 2] += u * ez
 
+    cdef void _gemm_rows(self, bint forward, int im, int iD, double* Sk, double* rows_in,
+                         double beta, double* rows_out, int nt) noexcept nogil:
+        """One atom-row product of a kernel block, its N rows split into nt contiguous
+        chunks, one per OpenMP thread, each a one-thread dgemm (OpenBLAS' own threads
+        would compete with the waiting OpenMP team for the same cores: two threads ran
+        at half the one-thread speed). forward: out (N, Mk) = beta out + in (N, W) S_kᵀ;
+        else out (N, W) += in (N, Mk) S_k (S_k (Mk, W), row-major; column-major views)."""
+        cdef Py_ssize_t c, a0, a1, N = self.n_atoms
+        cdef int n, prev
+        cdef double one = 1.0
+        if nt == 1 or _blas_local == NULL:
+            n = <int>N
+            if forward:
+                _dgemm(b"T", b"N", &im, &n, &iD, &one, Sk, &iD, rows_in, &iD, &beta,
+                       rows_out, &im)
+            else:
+                _dgemm(b"N", b"N", &iD, &n, &im, &one, Sk, &iD, rows_in, &im, &one,
+                       rows_out, &iD)
+            return
+        for c in prange(nt, schedule="static", num_threads=nt):
+            a0 = c * N // nt
+            a1 = (c + 1) * N // nt
+            n = <int>(a1 - a0)
+            if n > 0:
+                prev = _blas_local(1)       # this thread's OpenBLAS setting, restored below
+                if forward:
+                    _dgemm(b"T", b"N", &im, &n, &iD, &one, Sk, &iD, rows_in + a0 * iD,
+                           &iD, &beta, rows_out + a0 * im, &im)
+                else:
+                    _dgemm(b"N", b"N", &iD, &n, &im, &one, Sk, &iD, rows_in + a0 * im,
+                           &im, &one, rows_out + a0 * iD, &iD)
+                _blas_local(prev)
+
     cdef void _kernels(self, bint need_grad) noexcept nogil:
         """Energies (E) and, with need_grad, G = ∂E/∂d, from self.d; in the shell basis
         (``shell``) from X and Cfm, and H (the rows of G on the radial rows) instead
@@ -627,8 +660,7 @@ cdef class GapEngine:
             if shell:
                 for q in range(N * Mk):
                     Ck[q] = self.Cfm[N * lo + q]
-            _dgemm(b"T", b"N", &im, &iN, &iD, &one, Smat + lo * W, &iD, dmat, &iD,
-                   &beta, Ck, &im)
+            self._gemm_rows(True, im, iD, Smat + lo * W, dmat, beta, Ck, nt)
             z = self.zeta[k]
             for i in prange(N, schedule="static", num_threads=nt):
                 nrm = self.norms[i * self.K + k] if self.normalize[k] else 1.0
@@ -657,8 +689,7 @@ cdef class GapEngine:
                 continue
             # G (N, D) += coef (N, Mk) @ S_k   (column-major: Gᵀ += S_kᵀ coefᵀ);
             # shell basis: H (N, U·L) += coef @ Sr_k
-            _dgemm(b"N", b"N", &iD, &iN, &im, &one, Smat + lo * W, &iD, Ck, &im, &one,
-                   Gmat, &iD)
+            self._gemm_rows(False, im, iD, Smat + lo * W, Ck, one, Gmat, nt)
             if self.normalize[k]:
                 mk = self.masks + k * D
                 for i in prange(N, schedule="static", num_threads=nt):

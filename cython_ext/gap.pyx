@@ -100,6 +100,7 @@ _load_blas_threads()
 cdef enum:
     LMAX_CAP = 32
     SERIAL_BELOW = 512      # atoms: smaller structures run on one thread (no OpenMP startup)
+    PAIR_CHUNK = 64         # atoms per chunk of the one-visit pair passes on several threads
     SCRATCH = 4 * (LMAX_CAP + 1)   # per-thread scratch doubles (Legendre values, sums)
     POLY_LMAX = 6           # l_max up to which the pair loops use the power basis of c - 1
 
@@ -196,6 +197,7 @@ cdef class GapEngine:
     cdef double* X              # (N, U·L) shell coordinates of d - dfm
     cdef double* H              # (N, U·L) ∂E/∂d projected on the radial rows
     cdef double* Qb             # (N, U·L) the field's power-basis rows Q of each slot
+    cdef double* Xbuf           # ((nt_alloc - 1), N, U·L): threads ≥ 1's pair sums
     cdef int* mark              # Monte Carlo: slot of an atom in the affected list, or -1
     cdef int* aff
     cdef double* dnew
@@ -348,7 +350,11 @@ cdef class GapEngine:
             Hs_arr = np.zeros(n * self.LU)
             Q_arr = np.zeros(n * self.LU)
             Sr_keep = Sr_arr if self.M else np.zeros(1)
-            self._keep = self._keep + (Sr_keep, Hv_arr, Cfm_arr, X_arr, Hs_arr, Q_arr)
+            Xbuf_arr = np.zeros(max((self.nt_alloc - 1) * n * self.LU, 1)
+                                if n >= SERIAL_BELOW else 1)
+            self._keep = self._keep + (Sr_keep, Hv_arr, Cfm_arr, X_arr, Hs_arr, Q_arr,
+                                       Xbuf_arr)
+            self.Xbuf = _dptr(Xbuf_arr)
             self.Qb = _dptr(Q_arr)
             self.Sr = _dptr(Sr_keep)
             self.Hv = _dptr(Hv_arr)
@@ -454,7 +460,7 @@ cdef class GapEngine:
     cdef void _shell_descriptors(self, const double* e) noexcept nogil:
         """Pass 1 in the shell basis: X_i[u, l] = w_l W_s[l] (s: atom i's slot of
         radial row u) and the linear kernels' energies X_i·Hv into E."""
-        if self.poly and self._threads() == 1:
+        if self.poly:
             self._shell_descriptors_pairs(e)
             return
         cdef Py_ssize_t i, s, l, q, L = self.L, LU = self.LU
@@ -481,92 +487,151 @@ cdef class GapEngine:
                         lin = lin + self.w[l] * W[l] * hv[l]
                 self.E[i] = lin
 
-    cdef void _shell_descriptors_pairs(self, const double* e) noexcept nogil:
-        """:meth:`_shell_descriptors` on one thread, power basis: each unordered pair
-        once, its powers x^k added to the sums M_k of both ends (kept in X itself:
-        X_i[u, k] = M_k of atom i's slot of row u), then W = b M per slot."""
-        cdef Py_ssize_t i, s, p, j, l, k, q, L = self.L, LU = self.LU
-        cdef double ex, ey, ez, x, xk, lin, acc
+    cdef inline void _pair_powers(self, Py_ssize_t i, const double* e,
+                                  double* Xt) noexcept nogil:
+        """Atom i's pairs j ≥ i: their powers x^k, x = e_i·e_j - 1, added to the sums M_k
+        of both ends' slots in Xt (N, U·L)."""
+        cdef Py_ssize_t s, p, j, k, L = self.L, LU = self.LU
+        cdef double ex = e[3 * i], ey = e[3 * i + 1], ez = e[3 * i + 2], x, xk
         cdef double* Mi
         cdef double* Mj
-        cdef double* hv
-        cdef double M[LMAX_CAP + 1]
-        for q in range(self.n_atoms * LU):
-            self.X[q] = 0.0
-        for i in range(self.n_atoms):
-            ex = e[3 * i]
-            ey = e[3 * i + 1]
-            ez = e[3 * i + 2]
-            for s in range(self.soff[i], self.soff[i + 1]):
-                Mi = self.X + i * LU + self.srid[s] * L
-                for p in range(self.sp[s], self.sp[s + 1]):
-                    j = self.neigh[p]
-                    if j < i:           # the pair was met from j (same radial row)
-                        continue
-                    Mj = self.X + j * LU + self.srid[s] * L
-                    x = (ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]) - 1.0
-                    xk = x
-                    for k in range(1, L):
-                        Mi[k] = Mi[k] + xk
-                        Mj[k] = Mj[k] + xk
-                        xk = xk * x
-        for i in range(self.n_atoms):
-            lin = 0.0
-            for s in range(self.soff[i], self.soff[i + 1]):
-                Mi = self.X + i * LU + self.srid[s] * L
-                hv = self.Hv + self.srid[s] * L
-                for k in range(L):
-                    M[k] = Mi[k]
-                Mi[0] = 0.0
-                for l in range(1, L):
-                    acc = 0.0
-                    for k in range(1, l + 1):
-                        acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * M[k]
-                    Mi[l] = self.w[l] * acc
-                    lin = lin + Mi[l] * hv[l]
-            self.E[i] = lin
+        for s in range(self.soff[i], self.soff[i + 1]):
+            Mi = Xt + i * LU + self.srid[s] * L
+            for p in range(self.sp[s], self.sp[s + 1]):
+                j = self.neigh[p]
+                if j < i:           # the pair was met from j (same radial row)
+                    continue
+                Mj = Xt + j * LU + self.srid[s] * L
+                x = (ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]) - 1.0
+                xk = x
+                for k in range(1, L):
+                    Mi[k] = Mi[k] + xk
+                    Mj[k] = Mj[k] + xk
+                    xk = xk * x
 
-    cdef void _shell_contract_pairs(self, const double* e) noexcept nogil:
-        """:meth:`_contract` in the shell basis on one thread, power basis: Q of every
-        slot from H first, then each unordered pair once with the summed Q of its two
-        slots, its term added to both ends (straight into g)."""
-        cdef Py_ssize_t a, s, p, j, l, k, q, N = self.n_atoms, L = self.L, LU = self.LU
-        cdef double ex, ey, ez, x, u, acc
+    cdef inline void _slot_rows(self, Py_ssize_t i, double* M) noexcept nogil:
+        """Atom i's X rows from its power sums: X_i[u, l] = w_l Σ_k b_lk M_k, and its
+        linear-kernel energy into E (M: scratch of L doubles)."""
+        cdef Py_ssize_t s, l, k, L = self.L
+        cdef double lin = 0.0, acc
+        cdef double* Mi
+        cdef double* hv
+        for s in range(self.soff[i], self.soff[i + 1]):
+            Mi = self.X + i * self.LU + self.srid[s] * L
+            hv = self.Hv + self.srid[s] * L
+            for k in range(L):
+                M[k] = Mi[k]
+            Mi[0] = 0.0
+            for l in range(1, L):
+                acc = 0.0
+                for k in range(1, l + 1):
+                    acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * M[k]
+                Mi[l] = self.w[l] * acc
+                lin = lin + Mi[l] * hv[l]
+        self.E[i] = lin
+
+    cdef void _shell_descriptors_pairs(self, const double* e) noexcept nogil:
+        """:meth:`_shell_descriptors` in the power basis: each unordered pair once, its
+        powers added to the sums M_k of both ends (kept in X itself: X_i[u, k] = M_k of
+        atom i's slot of row u), then W = b M per slot. On nt > 1 threads (atoms in
+        chunks of PAIR_CHUNK, round robin: the pairs j ≥ i are not spread evenly over i)
+        thread 0 adds into X, thread t ≥ 1 into its own copy (Xbuf), summed into X."""
+        cdef Py_ssize_t i, q, t, NLU = self.n_atoms * self.LU
+        cdef double M[LMAX_CAP + 1]
+        cdef double* Xt
+        cdef int nt = self._threads(), tid
+        for q in range(NLU):
+            self.X[q] = 0.0
+        if nt == 1:
+            for i in range(self.n_atoms):
+                self._pair_powers(i, e, self.X)
+            for i in range(self.n_atoms):
+                self._slot_rows(i, M)
+            return
+        for q in range((nt - 1) * NLU):
+            self.Xbuf[q] = 0.0
+        with parallel(num_threads=nt):
+            tid = threadid()
+            Xt = self.X if tid == 0 else self.Xbuf + (tid - 1) * NLU
+            for i in prange(self.n_atoms, schedule="static", chunksize=PAIR_CHUNK):
+                self._pair_powers(i, e, Xt)
+        for q in prange(NLU, schedule="static", num_threads=nt):
+            for t in range(nt - 1):
+                self.X[q] += self.Xbuf[t * NLU + q]
+        with parallel(num_threads=nt):
+            Xt = self.scratch + threadid() * SCRATCH
+            for i in prange(self.n_atoms, schedule="static"):
+                self._slot_rows(i, Xt)
+
+    cdef inline void _slot_field(self, Py_ssize_t a) noexcept nogil:
+        """Q of atom a's slots from H: Q_k = k Σ_l b_lk w_l H_s[l]."""
+        cdef Py_ssize_t s, l, k, L = self.L
+        cdef double acc
         cdef double* h
         cdef double* Qa
+        for s in range(self.soff[a], self.soff[a + 1]):
+            h = self.H + a * self.LU + self.srid[s] * L
+            Qa = self.Qb + a * self.LU + self.srid[s] * L
+            for k in range(1, L):
+                acc = 0.0
+                for l in range(k, L):
+                    acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * self.w[l] * h[l]
+                Qa[k] = k * acc
+
+    cdef inline void _pair_field(self, Py_ssize_t a, const double* e,
+                                 double* gt) noexcept nogil:
+        """Atom a's pairs j ≥ a with the summed Q of their two slots: the term added to
+        both ends of gt (N, 3)."""
+        cdef Py_ssize_t s, p, j, k, L = self.L, LU = self.LU
+        cdef double ex = e[3 * a], ey = e[3 * a + 1], ez = e[3 * a + 2], x, u
+        cdef double* Qa
         cdef double* Qj
-        for a in range(N):
-            for s in range(self.soff[a], self.soff[a + 1]):
-                h = self.H + a * LU + self.srid[s] * L
-                Qa = self.Qb + a * LU + self.srid[s] * L
-                for k in range(1, L):
-                    acc = 0.0
-                    for l in range(k, L):
-                        acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * self.w[l] * h[l]
-                    Qa[k] = k * acc
+        for s in range(self.soff[a], self.soff[a + 1]):
+            Qa = self.Qb + a * LU + self.srid[s] * L
+            for p in range(self.sp[s], self.sp[s + 1]):
+                j = self.neigh[p]
+                if j < a:
+                    continue
+                Qj = self.Qb + j * LU + self.srid[s] * L
+                x = (ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]) - 1.0
+                u = Qa[L - 1] + Qj[L - 1]
+                for k in range(L - 2, 0, -1):
+                    u = u * x + (Qa[k] + Qj[k])
+                gt[3 * a] += u * e[3 * j]
+                gt[3 * a + 1] += u * e[3 * j + 1]
+                gt[3 * a + 2] += u * e[3 * j + 2]
+                gt[3 * j] += u * ex
+                gt[3 * j + 1] += u * ey
+                gt[3 * j + 2] += u * ez
+
+    cdef void _shell_contract_pairs(self, const double* e) noexcept nogil:
+        """:meth:`_contract` in the shell basis, power basis: Q of every slot from H
+        first, then each unordered pair once (:meth:`_pair_field`) — on one thread
+        straight into g; on nt > 1 thread 0 into g, thread t ≥ 1 into its slice of
+        gbuf, summed into g (chunks as in :meth:`_shell_descriptors_pairs`)."""
+        cdef Py_ssize_t a, q, t, N = self.n_atoms
+        cdef double* gt
+        cdef int nt = self._threads(), tid
         for q in range(3 * N):
             self.g[q] = 0.0
-        for a in range(N):
-            ex = e[3 * a]
-            ey = e[3 * a + 1]
-            ez = e[3 * a + 2]
-            for s in range(self.soff[a], self.soff[a + 1]):
-                Qa = self.Qb + a * LU + self.srid[s] * L
-                for p in range(self.sp[s], self.sp[s + 1]):
-                    j = self.neigh[p]
-                    if j < a:
-                        continue
-                    Qj = self.Qb + j * LU + self.srid[s] * L
-                    x = (ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]) - 1.0
-                    u = Qa[L - 1] + Qj[L - 1]
-                    for k in range(L - 2, 0, -1):
-                        u = u * x + (Qa[k] + Qj[k])
-                    self.g[3 * a] += u * e[3 * j]
-                    self.g[3 * a + 1] += u * e[3 * j + 1]
-                    self.g[3 * a + 2] += u * e[3 * j + 2]
-                    self.g[3 * j] += u * ex
-                    self.g[3 * j + 1] += u * ey
-                    self.g[3 * j + 2] += u * ez
+        if nt == 1:
+            for a in range(N):
+                self._slot_field(a)
+            for a in range(N):
+                self._pair_field(a, e, self.g)
+            return
+        for a in prange(N, schedule="static", num_threads=nt):
+            self._slot_field(a)
+        for q in range((nt - 1) * 3 * N):
+            self.gbuf[q] = 0.0
+        with parallel(num_threads=nt):
+            tid = threadid()
+            gt = self.g if tid == 0 else self.gbuf + (tid - 1) * 3 * N
+            for a in prange(N, schedule="static", chunksize=PAIR_CHUNK):
+                self._pair_field(a, e, gt)
+        for q in prange(3 * N, schedule="static", num_threads=nt):
+            for t in range(nt - 1):
+                self.g[q] += self.gbuf[t * 3 * N + q]
 
     cdef void _gemm_rows(self, bint forward, int im, int iD, double* Sk, double* rows_in,
                          double beta, double* rows_out, int nt) noexcept nogil:
@@ -708,7 +773,7 @@ cdef class GapEngine:
         u = Σ_l P_l'(c) H_s[l] to both ends: u e_j to a and u e_a to j (its reverse pair
         carries the same radial row), so no other atom's G is read; the scatter goes
         into per-thread buffers, summed at the end."""
-        if self.shell and self.poly and self._threads() == 1:
+        if self.shell and self.poly:
             self._shell_contract_pairs(e)
             return
         cdef Py_ssize_t a, p, j, s, l, n, k, t, N = self.n_atoms

@@ -300,9 +300,12 @@ def test_model_monte_carlo_on_the_engine(models, name, rng):
     np.testing.assert_allclose(e1, e2, atol=1e-12)
 
 
-def test_threads_give_the_same_numbers(tmp_path):
+@pytest.mark.parametrize("n_max, displaced", [(6, 0.03), (12, 0.0)])
+def test_threads_give_the_same_numbers(tmp_path, n_max, displaced):
     """686 atoms (above the serial threshold) on 1 and 2 OpenMP threads: the same fields
-    and energies as model.predict (per-thread scratch and scatter buffers)."""
+    and energies as model.predict (per-thread scratch and scatter buffers). Displaced
+    with n_max 6: the full-descriptor passes; on the lattice with n_max 12 (9 shells <
+    n_max): the shell basis, whose one-visit pair passes add into per-thread copies."""
     import json
     import subprocess
     import sys
@@ -312,8 +315,8 @@ def test_threads_give_the_same_numbers(tmp_path):
         "sys.path.insert(0, %r)\n"
         "from test_fast_predict import _fit, _system\n"
         "from otf_spin.model import fast\n"
-        "model = _fit(n_max=6, n_sparse=10, frames=3)\n"
-        "system = _system(7, np.random.default_rng(2), 0.03)\n"
+        f"model = _fit(n_max={n_max}, n_sparse=10, frames=3)\n"
+        f"system = _system(7, np.random.default_rng(2), {displaced})\n"
         "ref = model.predict(system, stds=False)\n"
         "out = fast.predict(model, system)\n"
         "print(json.dumps([float(np.abs(out[k] - ref[k]).max() / np.abs(ref[k]).max())"

@@ -28,10 +28,10 @@ d_i·s_m = (dfm_i·s_m) + X_i·Sr_m, Sr_m[u, l] = Σ_n s_m[l, n] rtab[u, n], wit
 products dfm·sᵀ kept per structure, and the field's rows H_s[l] = Σ_n G_a[l, n] rtab[u, n]
 come out of the gradient product directly (H = Hv + coef Sr). Equal to the full
 descriptor's arithmetic to rounding; the FM state still gives exactly 0 (X = 0).
-On one thread with the power basis the shell passes visit each unordered pair once
-(j > i): its powers x^k go to both ends' sums M_k, and its field term
-u = Σ_k x^(k-1) (Q_s + Q_s')[k] (s' the partner's slot of the same row) to both ends —
-half the pair work of the directed passes.
+With the power basis the shell passes visit each unordered pair once (j > i): its
+powers x^k go to both ends' sums M_k, and its field term u = Σ_k x^(k-1) (Q_s + Q_s')[k]
+(s' the partner's slot of the same row) to both ends — half the pair work of the
+directed passes (on several threads each thread adds into its own copy, summed after).
 """
 import numpy as np
 cimport numpy as cnp
@@ -633,6 +633,18 @@ cdef class GapEngine:
             for t in range(nt - 1):
                 self.g[q] += self.gbuf[t * 3 * N + q]
 
+    cdef inline void _gemm_chunk(self, bint forward, int im, int iD, double* Sk,
+                                 double* rows_in, double beta, double* rows_out,
+                                 Py_ssize_t a0, int n) noexcept nogil:
+        """:meth:`_gemm_rows` on the atom rows a0 … a0 + n - 1."""
+        cdef double one = 1.0
+        if forward:
+            _dgemm(b"T", b"N", &im, &n, &iD, &one, Sk, &iD, rows_in + a0 * iD, &iD, &beta,
+                   rows_out + a0 * im, &im)
+        else:
+            _dgemm(b"N", b"N", &iD, &n, &im, &one, Sk, &iD, rows_in + a0 * im, &im, &one,
+                   rows_out + a0 * iD, &iD)
+
     cdef void _gemm_rows(self, bint forward, int im, int iD, double* Sk, double* rows_in,
                          double beta, double* rows_out, int nt) noexcept nogil:
         """One atom-row product of a kernel block, its N rows split into nt contiguous
@@ -641,29 +653,17 @@ cdef class GapEngine:
         at half the one-thread speed). forward: out (N, Mk) = beta out + in (N, W) S_kᵀ;
         else out (N, W) += in (N, Mk) S_k (S_k (Mk, W), row-major; column-major views)."""
         cdef Py_ssize_t c, a0, a1, N = self.n_atoms
-        cdef int n, prev
-        cdef double one = 1.0
+        cdef int prev
         if nt == 1 or _blas_local == NULL:
-            n = <int>N
-            if forward:
-                _dgemm(b"T", b"N", &im, &n, &iD, &one, Sk, &iD, rows_in, &iD, &beta,
-                       rows_out, &im)
-            else:
-                _dgemm(b"N", b"N", &iD, &n, &im, &one, Sk, &iD, rows_in, &im, &one,
-                       rows_out, &iD)
+            self._gemm_chunk(forward, im, iD, Sk, rows_in, beta, rows_out, 0, <int>N)
             return
         for c in prange(nt, schedule="static", num_threads=nt):
             a0 = c * N // nt
             a1 = (c + 1) * N // nt
-            n = <int>(a1 - a0)
-            if n > 0:
+            if a1 > a0:
                 prev = _blas_local(1)       # this thread's OpenBLAS setting, restored below
-                if forward:
-                    _dgemm(b"T", b"N", &im, &n, &iD, &one, Sk, &iD, rows_in + a0 * iD,
-                           &iD, &beta, rows_out + a0 * im, &im)
-                else:
-                    _dgemm(b"N", b"N", &iD, &n, &im, &one, Sk, &iD, rows_in + a0 * im,
-                           &im, &one, rows_out + a0 * iD, &iD)
+                self._gemm_chunk(forward, im, iD, Sk, rows_in, beta, rows_out, a0,
+                                 <int>(a1 - a0))
                 _blas_local(prev)
 
     cdef void _kernels(self, bint need_grad) noexcept nogil:
@@ -682,7 +682,7 @@ cdef class GapEngine:
         cdef double acc, c, cz, a, nrm, xs, x
         cdef long z
         cdef int nt = self._threads()
-        cdef int im, iN, iD, iM
+        cdef int im, iD
         cdef double one = 1.0, zero = 0.0
         cdef double* di
         cdef double* Ck
@@ -704,7 +704,6 @@ cdef class GapEngine:
                     for q in range(D):
                         acc = acc + mk[q] * di[q] * di[q]
                     self.norms[i * self.K + k] = sqrt(acc)
-        iN = <int>N
         iD = <int>W
         beta = one if shell else zero
         if blas_one:

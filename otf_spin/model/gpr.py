@@ -58,6 +58,8 @@ CV_ENERGY_KEEP = 0.9
 #: one costs a few iterations, and flat directions end at their optimum, not where the
 #: first short step stopped)
 OPTIMISER_OPTIONS = {"ftol": 1e-11, "gtol": 1e-7}
+
+
 def _energy_rows(part, weights):
     """A fold's energy rows frame by frame: (Φ_E w (n, M), E w (n,), w (n,)) with
     w = 1/√N_atoms (so (Φ_f α - E_f) w_f² is frame f's error per atom), or None."""

@@ -143,7 +143,8 @@ def fit(settings, train):
 
 def term_name(terms) -> str:
     return "2b" + "".join({"exchange_3b": "+3b", "dipole_2b": "+dip",
-                           "exchange_2b_spline": "+spl"}[t] for t in terms)
+                           "exchange_2b_spline": "+spl", "exchange_2b_angle": "+ang"}[t]
+                           for t in terms)
 
 
 def library_rows(settings, train, test) -> list[dict]:

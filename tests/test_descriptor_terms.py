@@ -6,8 +6,9 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from otf_spin import kernels
-from otf_spin.descriptors import (CompositeDescriptor, Dipole2BDescriptor,
-                                  Exchange3BDescriptor, SOSODescriptor, SplineExchangeDescriptor)
+from otf_spin.descriptors import (AngleExchangeDescriptor, CompositeDescriptor,
+                                  Dipole2BDescriptor, Exchange3BDescriptor, SOSODescriptor,
+                                  SplineExchangeDescriptor)
 from otf_spin.descriptors.dipole2b import exponents
 from otf_spin.system import bulk, random_sphere
 
@@ -16,10 +17,12 @@ def make_terms():
     return {"exchange_3b": Exchange3BDescriptor(r_cut=4.2, n_max=2, l_max=2, sigma_s=0.6),
             "dipole_2b": Dipole2BDescriptor(r_cut=4.5, n_max=3, degree=4),
             "exchange_2b_spline": SplineExchangeDescriptor(2.0, 4.4, 0.1, 3, 0.5),
+            "exchange_2b_angle": AngleExchangeDescriptor(5.0, 3, 4, (2.5, 4.0)),
             "composite": CompositeDescriptor([SOSODescriptor(5.0, 4, 3, 0.6),
                                               Exchange3BDescriptor(4.2, 2, 1),
                                               Dipole2BDescriptor(4.5, 3, 2),
-                                              SplineExchangeDescriptor(2.0, 4.4, 0.1, 2)])}
+                                              SplineExchangeDescriptor(2.0, 4.4, 0.1, 2),
+                                              AngleExchangeDescriptor(4.5, 2, 3)])}
 
 
 @pytest.fixture
@@ -36,7 +39,7 @@ def energy(desc, system, G, directions=None):
 
 
 @pytest.mark.parametrize("name", ["exchange_3b", "dipole_2b", "exchange_2b_spline",
-                                  "composite"])
+                                  "exchange_2b_angle", "composite"])
 def test_spin_gradient_matches_finite_differences(name, small, rng):
     """Σ_i G_i·d_i differentiated by each spin vector (unnormalised: the full chain rule,
     including self-image and same-atom pairs), for two weight sets at once."""
@@ -55,7 +58,7 @@ def test_spin_gradient_matches_finite_differences(name, small, rng):
 
 
 @pytest.mark.parametrize("name", ["exchange_3b", "dipole_2b", "exchange_2b_spline",
-                                  "composite"])
+                                  "exchange_2b_angle", "composite"])
 def test_position_gradient_matches_finite_differences(name, small, rng):
     desc = make_terms()[name]
     G = rng.standard_normal((len(small), desc.size))
@@ -197,8 +200,11 @@ def composite_settings(**changes):
         "descriptor": {"r_cut": 5.0, "n_max": 6, "l_max": 3,
                        "exchange_3b": {"r_cut": 4.0, "n_max": 2, "l_max": 2},
                        "dipole_2b": {"r_cut": 4.5, "n_max": 3},
-                       "exchange_2b_spline": {"r_min": 2.0, "r_max": 4.4, "spacing": 0.1}},
+                       "exchange_2b_spline": {"r_min": 2.0, "r_max": 4.4, "spacing": 0.1},
+                       "exchange_2b_angle": {"n_max": 2, "k_max": 3}},
         "kernels": [{"zeta": 1, "normalize": False, "orders": [1], "n_sparse": None},
+                    {"zeta": 2, "normalize": False, "orders": [2], "n_sparse": 20,
+                     "with_terms": ["exchange_2b_angle"]},
                     {"zeta": 2, "normalize": False, "term": "exchange_3b", "n_sparse": 20},
                     {"zeta": 1, "normalize": False, "term": "dipole_2b", "n_sparse": None},
                     {"zeta": 1, "normalize": False, "term": "exchange_2b_spline",
@@ -237,7 +243,7 @@ def test_composite_model_fields_are_the_energy_gradient(composite_model, rng):
     model = composite_model
     assert isinstance(model.descriptor, CompositeDescriptor)
     assert model.descriptor.kinds == ["exchange_2b", "exchange_3b", "dipole_2b",
-                                      "exchange_2b_spline"]
+                                      "exchange_2b_spline", "exchange_2b_angle"]
     assert all(len(S) for S in model.sparse)
     system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
     system.set_directions(random_sphere(16, rng))
@@ -267,9 +273,12 @@ def test_composite_model_file_round_trip(composite_model, tmp_path, rng):
     save(composite_model, path)
     model, settings = load(path)
     assert settings["descriptor"]["exchange_3b"]["r_cut"] == 4.0
-    assert [k["term"] for k in settings["kernels"]] == ["exchange_2b", "exchange_3b",
-                                                         "dipole_2b", "exchange_2b_spline"]
+    assert [k["term"] for k in settings["kernels"]] == ["exchange_2b", "exchange_2b",
+                                                         "exchange_3b", "dipole_2b",
+                                                         "exchange_2b_spline"]
+    assert settings["kernels"][1]["with_terms"] == ["exchange_2b_angle"]
     assert settings["descriptor"]["exchange_2b_spline"]["spacing"] == 0.1
+    assert settings["descriptor"]["exchange_2b_angle"]["k_max"] == 3
     system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
     system.set_directions(random_sphere(16, rng))
     a, b = composite_model.predict(system), model.predict(system)

@@ -100,6 +100,16 @@ EXCHANGE_2B_SPLINE = Section({
     check=lambda s: None if s["r_max"] - s["r_min"] >= 4 * s["spacing"] else
     "r_max - r_min must hold at least 4 knot spacings")
 
+EXCHANGE_2B_ANGLE = Section({
+    "r_cut": Key("quantity", "cutoff radius (4.5 Å: bcc Fe shells 1-3)", 4.5, unit="angstrom",
+                 dimension="length", minimum=0.5),
+    "n_max": Key("int", "number of radial basis functions", 4, minimum=1, maximum=32),
+    "k_max": Key("int", "largest order k of the angle polynomials P_k(1 - 2θ/π)", 4,
+                 minimum=1, maximum=16),
+    "radial_scaling": _radial_scaling(None),
+}, "exchange-2b in the angle θ_ij = arccos(e_i·e_j) between spins (its cusp at parallel "
+   "spins, e.g. moments that change with the angle, paper Eq. 41)")
+
 DESCRIPTOR = Section({
     "r_cut": Key("quantity", "cutoff radius", 7.0, unit="angstrom", dimension="length",
                  minimum=0.5),
@@ -114,16 +124,22 @@ DESCRIPTOR = Section({
                      None, section=DIPOLE_2B, nullable=True),
     "exchange_2b_spline": Key("section", "add the B-spline exchange term ({} = its defaults); "
                               "null = off", None, section=EXCHANGE_2B_SPLINE, nullable=True),
+    "exchange_2b_angle": Key("section", "add the angle exchange term ({} = its defaults); "
+                             "null = off", None, section=EXCHANGE_2B_ANGLE, nullable=True),
 }, "SOSO exchange-2b descriptor (the keys above) and optional further terms")
 
 #: descriptor terms a kernel can see (``term:``), in the order of the model's descriptor
-TERMS = ("exchange_2b", "exchange_3b", "dipole_2b", "exchange_2b_spline")
+TERMS = ("exchange_2b", "exchange_3b", "dipole_2b", "exchange_2b_spline", "exchange_2b_angle")
 
 KERNEL = Section({
     "zeta": Key("int", "power of the dot-product kernel", minimum=1, maximum=12),
     "normalize": Key("bool", "unit-normalise descriptors before the dot product", True),
     "term": Key("str", "descriptor term this kernel sees (it must be in the descriptor)",
                 "exchange_2b", choices=TERMS),
+    "with_terms": Key("list", "further descriptor terms this kernel sees together with "
+                      "``term``: one dot product over the joined blocks (a nonlinear kernel "
+                      "then couples the terms); null = none",
+                      None, item=Key("str", "term", choices=TERMS), nullable=True),
     "orders": Key("list", "Legendre orders l of the exchange-2b descriptor this kernel sees; "
                   "null = all",
                   None, item=Key("int", "l", minimum=0), nullable=True),
@@ -167,13 +183,20 @@ MODEL = Section({
 
 
 def _check_terms(settings: dict):
-    """Every kernel's term is in the descriptor; orders only for exchange_2b."""
+    """Every kernel's term (and with_terms) is in the descriptor; orders only for
+    exchange_2b."""
     for k, kernel in enumerate(settings["kernels"]):
         term = kernel.get("term", "exchange_2b")
         if term != "exchange_2b" and settings["descriptor"].get(term) is None:
             return f"kernels[{k}].term: {term} is not in the descriptor (add descriptor.{term})"
         if term != "exchange_2b" and kernel.get("orders") is not None:
             return f"kernels[{k}].orders: Legendre orders select exchange_2b components only"
+        for other in kernel.get("with_terms") or ():
+            if other == term or (other != "exchange_2b"
+                                 and settings["descriptor"].get(other) is None):
+                return (f"kernels[{k}].with_terms: {other} is "
+                        + ("the kernel's term" if other == term else
+                           f"not in the descriptor (add descriptor.{other})"))
     return None
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from otf_spin.config.model import default_settings
 from otf_spin.core import ConfigError
-from otf_spin.descriptors import (CompositeDescriptor, Dipole2BDescriptor, Exchange3BDescriptor,
-                                  SOSODescriptor, SplineExchangeDescriptor)
+from otf_spin.descriptors import (AngleExchangeDescriptor, CompositeDescriptor,
+                                  Dipole2BDescriptor, Exchange3BDescriptor, SOSODescriptor,
+                                  SplineExchangeDescriptor)
 from otf_spin.model.covariance import DotProductKernel
 from otf_spin.model.gpr import SparseGPR
 from otf_spin.model.selection import TermSelectingGPR, selects
@@ -63,12 +64,17 @@ def build_descriptor(d: dict):
         t = d["exchange_2b_spline"]
         terms.append(SplineExchangeDescriptor(t["r_min"], t["r_max"], t["spacing"], t["l_max"],
                                               t["sigma_s"]))
+    if d.get("exchange_2b_angle") is not None:
+        t = d["exchange_2b_angle"]
+        terms.append(AngleExchangeDescriptor(t["r_cut"], t["n_max"], t["k_max"],
+                                             t["radial_scaling"]))
     return two_body if len(terms) == 1 else CompositeDescriptor(terms)
 
 
 def kernel_mask(descriptor, kernel: dict):
-    """(D,) 0/1 mask of the components kernel settings ``kernel`` see (``term``, and
-    ``orders`` of exchange-2b), or None for the whole descriptor."""
+    """(D,) 0/1 mask of the components kernel settings ``kernel`` see (``term``, its
+    ``orders`` of exchange-2b, and the whole blocks of ``with_terms``), or None for the
+    whole descriptor."""
     term = kernel.get("term", "exchange_2b")
     orders = kernel.get("orders")
     terms = getattr(descriptor, "terms", [descriptor])
@@ -82,4 +88,10 @@ def kernel_mask(descriptor, kernel: dict):
     inner = None if orders is None else terms[0].order_mask(orders)
     if len(terms) == 1:
         return inner
-    return descriptor.term_mask(term, inner)
+    mask = descriptor.term_mask(term, inner)
+    for other in kernel.get("with_terms") or ():
+        if other not in kinds:
+            raise ConfigError(f"kernels: with_terms {other!r} is not in the descriptor (it "
+                              f"has {', '.join(kinds)}; add descriptor.{other})")
+        mask = mask + descriptor.term_mask(other)
+    return mask

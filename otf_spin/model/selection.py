@@ -2,17 +2,21 @@
 
 The exchange-2b model is exact for any Heisenberg J(r) on a lattice and runs on the
 compiled LLG/MC path; exchange-3b (three-spin physics, e.g. the triangle term), dipole-2b
-(anisotropic pair exchange) and the B-spline exchange term (a J(r) finer than
-exchange-2b's radial basis: a sharp change that displaced pairs cross) pay only where the
+(anisotropic pair exchange), the B-spline exchange term (a J(r) finer than
+exchange-2b's radial basis: a sharp change that displaced pairs cross) and the angle
+exchange term (energies that change with the angle θ_ij itself, with its cusp at
+parallel spins: moments slaved to the angles, paper Eq. 41) pay only where the
 data hold such physics, and cost prediction time (models with them use
 ``model.predict``). So, with ``select_terms: true`` (the default) and a descriptor that
 names no further term, :meth:`TermSelectingGPR.fit` fits the candidates
 
-    exchange-2b alone, + dipole-2b, + exchange-3b, + exchange_2b_spline (in this order;
-    the spline only where pair distances vary between frames: :func:`distances_vary`),
-    and + all the single terms that beat exchange-2b, when more than one did,
+    exchange-2b alone, + dipole-2b, + exchange_2b_angle, + exchange-3b, +
+    exchange_2b_spline (in this order; the spline only where pair distances vary between
+    frames: :func:`distances_vary`), and + all the single terms that beat exchange-2b,
+    when more than one did,
 
-each added term with its default settings and one linear kernel (``n_sparse: null``),
+each added term with its default settings and one linear kernel (``n_sparse: null``;
+the angle term also joins the nonlinear exchange-2b kernel: ``JOINED_TERMS``),
 every candidate with its own hyperparameters (marginal likelihood, then σ_e by
 cross-validation, as any fit); it scores each by its K-fold cross-validated RMSEs,
 score = geometric mean of CV-RMSE(energy per atom) and CV-RMSE(field components)
@@ -33,17 +37,22 @@ import warnings
 import numpy as np
 
 from otf_spin.config.engine import thaw
-from otf_spin.config.model import DIPOLE_2B, EXCHANGE_2B_SPLINE, EXCHANGE_3B
+from otf_spin.config.model import DIPOLE_2B, EXCHANGE_2B_ANGLE, EXCHANGE_2B_SPLINE, EXCHANGE_3B
 from otf_spin.model.gpr import BOUNDS, SparseGPR
 
 #: further descriptor terms the selection may add (exchange-2b is always there)
-EXTRA_TERMS = ("exchange_3b", "dipole_2b", "exchange_2b_spline")
+EXTRA_TERMS = ("exchange_3b", "dipole_2b", "exchange_2b_spline", "exchange_2b_angle")
 SECTIONS = {"exchange_3b": EXCHANGE_3B, "dipole_2b": DIPOLE_2B,
-            "exchange_2b_spline": EXCHANGE_2B_SPLINE}
+            "exchange_2b_spline": EXCHANGE_2B_SPLINE, "exchange_2b_angle": EXCHANGE_2B_ANGLE}
+#: terms that also join the nonlinear (ζ > 1) exchange-2b kernels of the model
+#: (``with_terms``): the angle features matter in products with the exchange-2b ones
+#: (Eq. 41: M_i M_j e_i·e_j with M_i linear in Σ_k θ_ik)
+JOINED_TERMS = ("exchange_2b_angle",)
 #: candidates tried first, cheapest first (prediction cost; every extra term also leaves
 #: the compiled exchange-2b path); the spline term only where pair distances vary
 #: (:func:`distances_vary`)
-SINGLE_CANDIDATES = ((), ("dipole_2b",), ("exchange_3b",), ("exchange_2b_spline",))
+SINGLE_CANDIDATES = ((), ("dipole_2b",), ("exchange_2b_angle",), ("exchange_3b",),
+                     ("exchange_2b_spline",))
 #: pair distances closer than this (Å) count as one distance in :func:`distances_vary`
 DISTANCE_RESOLUTION = 1e-6
 #: a candidate whose CV score is within this factor of the best counts as equally good
@@ -53,7 +62,7 @@ MIN_FRAMES = 10
 #: kernel given to an added term: linear (its features are the physics: the triangle
 #: product and the pseudo-dipolar pair form are linear in them), whole weight space
 TERM_KERNEL = {"zeta": 1, "normalize": False, "orders": None, "n_sparse": None,
-               "delta": 1.0}
+               "delta": 1.0, "with_terms": None}
 
 
 def names_extra_terms(settings: dict) -> bool:
@@ -72,11 +81,14 @@ def selects(settings: dict) -> bool:
 def candidate_settings(settings: dict, terms) -> dict:
     """Validated settings of the candidate with the extra ``terms`` (iterable of names in
     EXTRA_TERMS) added to the exchange-2b model of ``settings``: each with its default
-    section and a TERM_KERNEL; ``select_terms`` false (a fixed model)."""
+    section and a TERM_KERNEL; a term in JOINED_TERMS also joins every nonlinear
+    exchange-2b kernel (``with_terms``); ``select_terms`` false (a fixed model)."""
     s = thaw(settings)
     for term in EXTRA_TERMS:
         s["descriptor"][term] = SECTIONS[term].validate({}) if term in terms else None
-    s["kernels"] = ([k for k in s["kernels"] if k.get("term", "exchange_2b") == "exchange_2b"]
+    joined = [t for t in JOINED_TERMS if t in terms]
+    s["kernels"] = ([dict(k, with_terms=(joined or None) if k["zeta"] > 1 else None)
+                     for k in s["kernels"] if k.get("term", "exchange_2b") == "exchange_2b"]
                     + [dict(TERM_KERNEL, term=term) for term in EXTRA_TERMS if term in terms])
     s["select_terms"] = False
     return s

@@ -509,18 +509,26 @@ cdef class GapEngine:
                     Mj[k] = Mj[k] + xk
                     xk = xk * x
 
-    cdef inline void _slot_rows(self, Py_ssize_t i, double* M) noexcept nogil:
+    cdef inline void _slot_rows(self, Py_ssize_t i, double* M, int copies) noexcept nogil:
         """Atom i's X rows from its power sums: X_i[u, l] = w_l Σ_k b_lk M_k, and its
-        linear-kernel energy into E (M: scratch of L doubles)."""
-        cdef Py_ssize_t s, l, k, L = self.L
+        linear-kernel energy into E (M: scratch of L doubles). copies: the number of
+        per-thread copies (Xbuf) whose sums are added to X's, and zeroed for the next
+        evaluation."""
+        cdef Py_ssize_t s, l, k, t, L = self.L, NLU = self.n_atoms * self.LU
         cdef double lin = 0.0, acc
         cdef double* Mi
+        cdef double* Mt
         cdef double* hv
         for s in range(self.soff[i], self.soff[i + 1]):
             Mi = self.X + i * self.LU + self.srid[s] * L
             hv = self.Hv + self.srid[s] * L
             for k in range(L):
                 M[k] = Mi[k]
+            for t in range(copies):
+                Mt = self.Xbuf + t * NLU + (Mi - self.X)
+                for k in range(L):
+                    M[k] = M[k] + Mt[k]
+                    Mt[k] = 0.0
             Mi[0] = 0.0
             for l in range(1, L):
                 acc = 0.0
@@ -535,33 +543,32 @@ cdef class GapEngine:
         powers added to the sums M_k of both ends (kept in X itself: X_i[u, k] = M_k of
         atom i's slot of row u), then W = b M per slot. On nt > 1 threads (atoms in
         chunks of PAIR_CHUNK, round robin: the pairs j ≥ i are not spread evenly over i)
-        thread 0 adds into X, thread t ≥ 1 into its own copy (Xbuf), summed into X."""
-        cdef Py_ssize_t i, q, t, NLU = self.n_atoms * self.LU
+        thread 0 adds into X (zeroed in parallel), thread t ≥ 1 into its own copy (Xbuf,
+        kept zero between evaluations), the copies added to X's sums and zeroed by the
+        same pass that turns them into X rows (no separate reduction pass)."""
+        cdef Py_ssize_t i, q, NLU = self.n_atoms * self.LU
         cdef double M[LMAX_CAP + 1]
         cdef double* Xt
         cdef int nt = self._threads(), tid
-        for q in range(NLU):
-            self.X[q] = 0.0
         if nt == 1:
+            for q in range(NLU):
+                self.X[q] = 0.0
             for i in range(self.n_atoms):
                 self._pair_powers(i, e, self.X)
             for i in range(self.n_atoms):
-                self._slot_rows(i, M)
+                self._slot_rows(i, M, 0)
             return
-        for q in range((nt - 1) * NLU):
-            self.Xbuf[q] = 0.0
+        for q in prange(NLU, schedule="static", num_threads=nt):
+            self.X[q] = 0.0
         with parallel(num_threads=nt):
             tid = threadid()
             Xt = self.X if tid == 0 else self.Xbuf + (tid - 1) * NLU
             for i in prange(self.n_atoms, schedule="static", chunksize=PAIR_CHUNK):
                 self._pair_powers(i, e, Xt)
-        for q in prange(NLU, schedule="static", num_threads=nt):
-            for t in range(nt - 1):
-                self.X[q] += self.Xbuf[t * NLU + q]
         with parallel(num_threads=nt):
             Xt = self.scratch + threadid() * SCRATCH
             for i in prange(self.n_atoms, schedule="static"):
-                self._slot_rows(i, Xt)
+                self._slot_rows(i, Xt, nt - 1)
 
     cdef inline void _slot_field(self, Py_ssize_t a) noexcept nogil:
         """Q of atom a's slots from H: Q_k = k Σ_l b_lk w_l H_s[l]."""
@@ -612,18 +619,20 @@ cdef class GapEngine:
         cdef Py_ssize_t a, q, t, N = self.n_atoms
         cdef double* gt
         cdef int nt = self._threads(), tid
-        for q in range(3 * N):
-            self.g[q] = 0.0
         if nt == 1:
+            for q in range(3 * N):
+                self.g[q] = 0.0
             for a in range(N):
                 self._slot_field(a)
             for a in range(N):
                 self._pair_field(a, e, self.g)
             return
-        for a in prange(N, schedule="static", num_threads=nt):
-            self._slot_field(a)
-        for q in range((nt - 1) * 3 * N):
-            self.gbuf[q] = 0.0
+        with parallel(num_threads=nt):
+            for a in prange(N, schedule="static"):
+                self._slot_field(a)
+                self.g[3 * a] = 0.0
+                self.g[3 * a + 1] = 0.0
+                self.g[3 * a + 2] = 0.0
         with parallel(num_threads=nt):
             tid = threadid()
             gt = self.g if tid == 0 else self.gbuf + (tid - 1) * 3 * N
@@ -632,6 +641,7 @@ cdef class GapEngine:
         for q in prange(3 * N, schedule="static", num_threads=nt):
             for t in range(nt - 1):
                 self.g[q] += self.gbuf[t * 3 * N + q]
+                self.gbuf[t * 3 * N + q] = 0.0
 
     cdef inline void _gemm_chunk(self, bint forward, int im, int iD, double* Sk,
                                  double* rows_in, double beta, double* rows_out,
@@ -678,7 +688,6 @@ cdef class GapEngine:
         cdef double* Smat = self.Sr if shell else self.S
         cdef double* Gmat = self.H if shell else self.G
         cdef double* gvec = self.Hv if shell else self.v
-        cdef double beta
         cdef double acc, c, cz, a, nrm, xs, x
         cdef long z
         cdef int nt = self._threads()
@@ -705,7 +714,6 @@ cdef class GapEngine:
                         acc = acc + mk[q] * di[q] * di[q]
                     self.norms[i * self.K + k] = sqrt(acc)
         iD = <int>W
-        beta = one if shell else zero
         if blas_one:
             blas_prev = _blas_local(1)
         t1 = _now(self.clock)
@@ -720,11 +728,8 @@ cdef class GapEngine:
             im = <int>Mk
             Ck = self.C + N * lo
             # C_k (N, Mk) = d (N, D) @ S_kᵀ   (column-major view: C_kᵀ = S_k dᵀ);
-            # shell basis: C_k = Cfm_k + X (N, U·L) @ Sr_kᵀ
-            if shell:
-                for q in range(N * Mk):
-                    Ck[q] = self.Cfm[N * lo + q]
-            self._gemm_rows(True, im, iD, Smat + lo * W, dmat, beta, Ck, nt)
+            # shell basis: C_k = X (N, U·L) @ Sr_kᵀ, and Cfm_k added below
+            self._gemm_rows(True, im, iD, Smat + lo * W, dmat, zero, Ck, nt)
             z = self.zeta[k]
             for i in prange(N, schedule="static", num_threads=nt):
                 nrm = self.norms[i * self.K + k] if self.normalize[k] else 1.0
@@ -733,7 +738,10 @@ cdef class GapEngine:
                 acc = 0.0
                 xs = 0.0
                 for m in range(Mk):
-                    c = Ck[i * Mk + m] / nrm
+                    c = Ck[i * Mk + m]
+                    if shell:
+                        c = c + self.Cfm[N * lo + i * Mk + m]
+                    c = c / nrm
                     a = self.alpha[lo + m]
                     cz = _ipow(c, z - 1)
                     acc = acc + a * cz * c
@@ -771,7 +779,7 @@ cdef class GapEngine:
         H_s[l] = w_l Σ_n G_a[l, n] R_n; each pair (a -> j) of the slot contributes
         u = Σ_l P_l'(c) H_s[l] to both ends: u e_j to a and u e_a to j (its reverse pair
         carries the same radial row), so no other atom's G is read; the scatter goes
-        into per-thread buffers, summed at the end."""
+        into per-thread buffers, summed at the end (and zeroed for the next call)."""
         if self.shell and self.poly:
             self._shell_contract_pairs(e)
             return
@@ -785,8 +793,6 @@ cdef class GapEngine:
         cdef double* Ga
         cdef double* r
         cdef int nt = self._threads(), tid
-        for k in range(nt * N * 3):
-            self.gbuf[k] = 0.0
         with parallel(num_threads=nt):
             tid = threadid()
             P = self.scratch + tid * SCRATCH
@@ -838,6 +844,7 @@ cdef class GapEngine:
             acc = 0.0
             for t in range(nt):
                 acc = acc + self.gbuf[t * N * 3 + a]
+                self.gbuf[t * N * 3 + a] = 0.0
             self.g[a] = acc
 
     cdef double _poly(self, const double* x) noexcept nogil:
@@ -1011,10 +1018,11 @@ cdef class GapEngine:
         evaluation in other units, bit for bit what :meth:`field` gives."""
         cdef Py_ssize_t a, N = self.n_atoms
         cdef double dot
+        cdef int nt = self._threads()
         if out.shape[0] != N or e.shape[0] != N or scale.shape[0] != N or b_ext.shape[0] != 3:
             raise ValueError("project: e (N, 3), scale (N,), b_ext (3,), out (N, 3) expected")
         with nogil:
-            for a in range(N):
+            for a in prange(N, schedule="static", num_threads=nt):
                 dot = self.g[3 * a] * e[a, 0] + self.g[3 * a + 1] * e[a, 1] \
                     + self.g[3 * a + 2] * e[a, 2]
                 out[a, 0] = scale[a] * (self.g[3 * a] - dot * e[a, 0]) + b_ext[0]

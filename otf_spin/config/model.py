@@ -21,16 +21,24 @@ paper's bcc Fe sets (benchmarks/paper_heisenberg.py, docs/model.md):
   sparse environments; all start from δ = 1 eV (normalised descriptors: Eq. 41 set
   0.43 instead of 0.30 meV/atom);
 - descriptor terms (``select_terms: true``): when fitted, exchange-2b alone, +
-  dipole-2b, + exchange-3b and, where pair distances vary between frames (displaced
-  atoms), + exchange_2b_spline (+ the single terms that paid, together, where more
-  than one did) are compared by 5-fold cross-validation and the cheapest within 10 %
-  of the best is kept (otf_spin/model/selection.py); on 10 fresh seeds per set
-  (benchmarks/default_model.py, seeds 411-420) it keeps exchange-3b on the triangle
-  yardstick (10/10), dipole-2b on the pseudo-dipolar one (10/10), the spline term on
-  the displaced set (c1, 10/10: Eq. 43's hard cutoff is a step in J(r) that
-  exchange-2b's radial basis cannot follow; 0.23-0.25 meV/atom instead of 0.62-0.74)
-  and exchange-2b alone (the compiled path) on the Heisenberg and Eq. 41 sets (10/10)
-  and the thermal one (9/10);
+  dipole-2b, + exchange_2b_angle, + exchange-3b and, where pair distances vary between
+  frames (displaced atoms), + exchange_2b_spline (+ the single terms that paid,
+  together, where more than one did) are compared by 5-fold cross-validation and the
+  cheapest within 10 % of the best is kept (otf_spin/model/selection.py); on 10 fresh
+  seeds per set (benchmarks/default_model.py, seeds 411-420) it keeps exchange-3b on
+  the triangle yardstick (10/10), dipole-2b on the pseudo-dipolar one (10/10), the
+  spline term on the displaced set (c1, 10/10: Eq. 43's hard cutoff is a step in J(r)
+  that exchange-2b's radial basis cannot follow; 0.23-0.25 meV/atom instead of
+  0.62-0.74) and exchange-2b alone (the compiled path) on the Heisenberg set; on the
+  sets with Eq. 41 moments (b, d) the angle term (seeds 441-460, docs/model.md: its
+  features hold arccos's cusp at parallel spins, which Legendre polynomials of e_i·e_j
+  do not; Eq. 41 test error about 0.01 instead of 0.2-1 meV/atom);
+- angle exchange term (``exchange_2b_angle``, when chosen or named): r_cut 4.5 Å (Eq.
+  41's moments count the neighbours within 3.96 Å), 4 radial functions, angle orders
+  k ≤ 4 (tuning seeds 416, 431, 301-303: k_max 2, 3 or 4 all gave 0.008-0.019
+  meV/atom); when the selection adds it, it also joins the ζ = 4 exchange-2b kernel
+  (``with_terms``: the moments multiply the exchange, so the angle features matter in
+  products with the exchange-2b ones) and gets a linear kernel of its own;
 - spline exchange term (``exchange_2b_spline``, when chosen or named): cubic B-splines
   on [1.8, 5] Å with knot spacing 0.025 Å (c1 tuning seeds 301-303: 0.23-0.26
   meV/atom; 0.05 Å: 0.32-0.34; 0.0125 Å: 0.19-0.20 at 2.5× the fit time), Legendre
@@ -157,12 +165,12 @@ NOISE = Section({
                  unit="meV/μB", dimension="data_field", minimum=1e-5 * MEV),
 }, "observation noise")
 
-DEFAULT_KERNELS = [{"zeta": 1, "normalize": False, "term": "exchange_2b", "orders": [1],
-                    "n_sparse": None, "delta": 1.0},
-                   {"zeta": 1, "normalize": False, "term": "exchange_2b",
+DEFAULT_KERNELS = [{"zeta": 1, "normalize": False, "term": "exchange_2b", "with_terms": None,
+                    "orders": [1], "n_sparse": None, "delta": 1.0},
+                   {"zeta": 1, "normalize": False, "term": "exchange_2b", "with_terms": None,
                     "orders": [2, 3, 4, 5, 6], "n_sparse": None, "delta": 1.0},
-                   {"zeta": 4, "normalize": False, "term": "exchange_2b", "orders": None,
-                    "n_sparse": 150, "delta": 1.0}]
+                   {"zeta": 4, "normalize": False, "term": "exchange_2b", "with_terms": None,
+                    "orders": None, "n_sparse": 150, "delta": 1.0}]
 
 MODEL = Section({
     "descriptor": Key("section", "descriptor settings", {}, section=DESCRIPTOR),
@@ -172,8 +180,9 @@ MODEL = Section({
     "optimise": Key("bool", "maximise the marginal likelihood over δ and noise (bounded); "
                     "false: use the given values", True),
     "select_terms": Key("bool", "when fitting, choose the descriptor terms by 5-fold "
-                        "cross-validation: exchange-2b alone, + dipole_2b, + exchange_3b, + "
-                        "exchange_2b_spline (only where pair distances vary between frames) "
+                        "cross-validation: exchange-2b alone, + dipole_2b, + exchange_2b_angle, "
+                        "+ exchange_3b, + exchange_2b_spline (only where pair distances vary "
+                        "between frames) "
                         "(+ the terms that paid, together), each added term with its defaults "
                         "and a linear kernel; "
                         "the cheapest within 10 % of the best CV error is kept (needs >= 10 "

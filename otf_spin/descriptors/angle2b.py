@@ -28,32 +28,62 @@ list); models with this term use ``model.predict`` (not the compiled LLG path).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.sparse import csr_matrix
 
 from otf_spin.descriptors.soso import RadialPairs
-from otf_spin.kernels.soso_py import legendre
 
 #: sin θ below this counts as exactly parallel/antiparallel: the pair's spin gradient is 0
 PARALLEL = 1e-12
 
 
-def angle_basis(theta, k_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """g_k(θ) = P_k(1 - 2θ/π) and dg_k/dθ (rad⁻¹) for k = 1..k_max: arrays (P, k_max)."""
-    P, dP = legendre(1.0 - 2.0 * np.asarray(theta, float) / np.pi, k_max)
-    return P[:, 1:], dP[:, 1:] * (-2.0 / np.pi)
+def angle_basis(theta, k_max: int, derivative: bool = True):
+    """g_k(θ) = P_k(1 - 2θ/π) and (with ``derivative``) dg_k/dθ (rad⁻¹) for k = 1..k_max:
+    arrays (P, k_max); monomials of x = 1 - 2θ/π times the Legendre coefficients (one
+    matrix product: these small arrays cost per NumPy call, not per element)."""
+    x = 1.0 - 2.0 * np.asarray(theta, float) / np.pi
+    coef = _legendre_coefficients(k_max)                       # (k_max + 1, k_max)
+    V = np.vander(x, k_max + 1, increasing=True)
+    g = V @ coef
+    if not derivative:
+        return g
+    dcoef = coef[1:] * np.arange(1, k_max + 1)[:, None] * (-2.0 / np.pi)
+    return g, V[:, :k_max] @ dcoef
 
 
-def pair_angles(e, rows, neigh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """θ (P,) of the pairs (rows, neigh) of unit ``e`` (N, 3), and ∂θ/∂e_i, ∂θ/∂e_j
-    (P, 3) each, transverse to e_i resp. e_j; zero where sin θ < PARALLEL."""
+@functools.lru_cache(maxsize=None)
+def _legendre_coefficients(k_max: int) -> np.ndarray:
+    """(k_max + 1, k_max): column k - 1 holds the monomial coefficients of P_k (cached,
+    read-only)."""
+    coef = np.stack([np.polynomial.legendre.leg2poly([0] * k + [1]).tolist()
+                     + [0.0] * (k_max - k) for k in range(1, k_max + 1)], axis=1)
+    coef.setflags(write=False)
+    return coef
+
+
+def pair_angles(e, rows, neigh, gradient: bool = True):
+    """θ (P,) of the pairs (rows, neigh) of unit ``e`` (N, 3), and (with ``gradient``)
+    ∂θ/∂e_i, ∂θ/∂e_j (P, 3) each, transverse to e_i resp. e_j; zero where
+    sin θ < PARALLEL."""
     ei, ej = e[rows], e[neigh]
-    n = np.cross(ei, ej)                    # |n| = sin θ, to full relative precision
-    s = np.linalg.norm(n, axis=1)
+    n = _cross(ei, ej)                      # |n| = sin θ, to full relative precision
+    s = np.sqrt(np.einsum("pk,pk->p", n, n))
     theta = np.arctan2(s, np.einsum("pk,pk->p", ei, ej))
+    if not gradient:
+        return theta
     inv = np.divide(-1.0, s, out=np.zeros_like(s), where=s >= PARALLEL)[:, None]
     # e_j - c e_i = n × e_i and e_i - c e_j = e_j × n: transverse to rounding at any θ
-    return theta, inv * np.cross(n, ei), inv * np.cross(ej, n)
+    return theta, inv * _cross(n, ei), inv * _cross(ej, n)
+
+
+def _cross(a, b):
+    """a × b of (P, 3) arrays (np.cross costs 10× more on small arrays)."""
+    return a[:, _Y] * b[:, _Z] - a[:, _Z] * b[:, _Y]
+
+
+_Y, _Z = np.array([1, 2, 0]), np.array([2, 0, 1])
 
 
 class AngleExchangeDescriptor(RadialPairs):
@@ -71,6 +101,7 @@ class AngleExchangeDescriptor(RadialPairs):
             raise ValueError("angle exchange term needs r_cut > 0, n_max ≥ 1, k_max ≥ 1")
         super().__init__(r_cut, n_max, radial_scaling)
         self.k_max = int(k_max)
+        self._csr = None
 
     @property
     def size(self) -> int:
@@ -83,48 +114,50 @@ class AngleExchangeDescriptor(RadialPairs):
 
     def _pairs(self, system):
         """(rows (P,), neigh (P,), R (P, n), dR (P, n), vectors (P, 3), distances (P,),
-        S: the (N, P) CSR matrix that sums pair rows into their atom i)."""
+        S_i, S_j: (N, P) CSR matrices that sum pair rows into atom i resp. j), cached
+        with the geometry."""
         offsets, neigh, R, dR, vectors, distances = self.geometry(system)
-        n, p = len(system), len(neigh)
-        rows = np.repeat(np.arange(n), np.diff(offsets))
-        S = csr_matrix((np.ones(p), np.arange(p), offsets), shape=(n, p))
-        return rows, neigh, R, dR, vectors, distances, S
+        if self._csr is None or self._csr[0] is not neigh:
+            n, p = len(system), len(neigh)
+            rows = np.repeat(np.arange(n), np.diff(offsets))
+            ones = np.ones(p)
+            self._csr = (neigh, rows, csr_matrix((ones, np.arange(p), offsets), shape=(n, p)),
+                         csr_matrix((ones, (neigh, np.arange(p))), shape=(n, p)))
+        _, rows, S_i, S_j = self._csr
+        return rows, neigh, R, dR, vectors, distances, S_i, S_j
 
     def compute(self, system, directions=None) -> np.ndarray:
         """Descriptors (N, size) of ``system`` (or of other ``directions``)."""
-        rows, neigh, R, _, _, _, S = self._pairs(system)
+        rows, neigh, R, _, _, _, S, _ = self._pairs(system)
         e = system.directions if directions is None else np.asarray(directions, float)
-        g, _ = angle_basis(pair_angles(e, rows, neigh)[0], self.k_max)
+        g = angle_basis(pair_angles(e, rows, neigh, False), self.k_max, False)
         return S @ (R[:, :, None] * g[:, None, :]).reshape(len(rows), -1)
 
     def compute_fm(self, system) -> np.ndarray:
         """Descriptors (N, size) of the collinear FM state (θ = 0, g_k = 1; cached with
         the geometry)."""
-        rows, _, R, _, _, _, S = self._pairs(system)
+        _, _, R, _, _, _, S, _ = self._pairs(system)
         if self._fm is None:
             self._fm = np.repeat(S @ R, self.k_max, axis=1)
         return self._fm
 
     def spin_gradient(self, system, G) -> np.ndarray:
         """Σ_i G[m, i]·∂d_i/∂e_a for weights G (M, N, size) -> (M, N, 3), transverse."""
-        rows, neigh, R, _, _, _, S = self._pairs(system)
-        n = len(system)
+        rows, neigh, R, _, _, _, S_i, S_j = self._pairs(system)
+        n, m = len(system), G.shape[0]
         theta, ti, tj = pair_angles(system.directions, rows, neigh)
         _, dg = angle_basis(theta, self.k_max)
-        G = np.asarray(G).reshape(G.shape[0], n, self.n_max, self.k_max)
-        # ∂E_m/∂θ_p = Σ_nk G[m, i_p, n, k] R_n(r_p) g_k'(θ_p)
-        w = np.einsum("mpnk,pn,pk->mp", G[:, rows], R, dg)
-        Sj = csr_matrix((np.ones(len(neigh)), (neigh, np.arange(len(neigh)))),
-                        shape=(n, len(neigh)))
-        out = np.empty((G.shape[0], n, 3))
-        for m in range(G.shape[0]):
-            out[m] = S @ (w[m][:, None] * ti) + Sj @ (w[m][:, None] * tj)
-        return out
+        # ∂E_m/∂θ_p = Σ_nk G[m, i_p, n, k] R_n(r_p) g_k'(θ_p), (P, M)
+        A = (R[:, :, None] * dg[:, None, :]).reshape(len(rows), -1)
+        w = np.einsum("mpd,pd->pm", np.asarray(G)[:, rows], A)
+        out = (S_i @ (w[:, :, None] * ti[:, None, :]).reshape(len(rows), -1)
+               + S_j @ (w[:, :, None] * tj[:, None, :]).reshape(len(rows), -1))
+        return np.ascontiguousarray(out.reshape(n, m, 3).transpose(1, 0, 2))
 
     def position_gradient(self, system, G) -> np.ndarray:
         """∂E/∂r_a (N, 3) for E = Σ_i E_i(d_i) with G = ∂E/∂d (N, size)."""
-        rows, neigh, _, dR, vectors, distances, _ = self._pairs(system)
-        g, _ = angle_basis(pair_angles(system.directions, rows, neigh)[0], self.k_max)
+        rows, neigh, _, dR, vectors, distances, _, _ = self._pairs(system)
+        g = angle_basis(pair_angles(system.directions, rows, neigh, False), self.k_max, False)
         G = np.asarray(G).reshape(len(system), self.n_max, self.k_max)
         dE_dr = np.einsum("pnk,pn,pk->p", G[rows], dR, g)
         return self.pair_gradient_to_atoms(system, (dE_dr / distances)[:, None] * vectors)

@@ -110,12 +110,15 @@ class OnTheFly:
     def _share(self, refit: bool) -> None:
         """Collective: rank 0's model (if ``refit``) and counters to every rank. The model
         travels as an HDF5 image that every rank, rank 0 included, loads: all ranks predict
-        bit for bit alike, whatever their number."""
+        bit for bit alike, whatever their number; on one rank the same model is rebuilt
+        in memory (:func:`~otf_spin.model.storage.clone`), without the image."""
         start = time.perf_counter()
-        payload = self.comm.bcast((storage.to_bytes(self.model) if refit else None,
-                                   self.state()) if self.comm.rank == 0 else None)
+        alone = self.comm.size == 1
+        payload = self.comm.bcast((storage.to_bytes(self.model) if refit and not alone
+                                   else None, self.state()) if self.comm.rank == 0 else None)
         if refit:
-            self.model = storage.from_bytes(payload[0])
+            self.model = storage.clone(self.model) if alone else \
+                storage.from_bytes(payload[0])
         self.restore(payload[1])
         if refit:
             self.refit_time += time.perf_counter() - start

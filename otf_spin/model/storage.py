@@ -218,25 +218,59 @@ def read_group(h5, path="model"):
     pieces = {key: ragged.split(value, n_atoms) for key, value in arrays.items()}
     for k in range(F):
         p = {key: value[k] for key, value in pieces.items()}
-        system = SpinSystem.from_arrays(t["cell"][k], p["positions"], p["species"].astype(str),
-                                        p["directions"], p["magnitudes"], t["pbc"][k])
-        energy = t["energy"][k]
-        fields = p["fields"]
-        frame = TrainingFrame(system, None if np.isnan(energy) else energy,
-                              None if np.isnan(fields).all() else fields)
-        if fields is not None and not np.isnan(fields).all():
-            frame.fields = np.array(fields)                           # exact bits
+        rows = None
         if "rows" in h5:
             g = f"rows/{k}"
-            frame.d, frame.d_fm = _dataset(h5, f"{g}/d", path), _dataset(h5, f"{g}/d_fm", path)
-            frame.blocks = [(_dataset(h5, f"{g}/phi_E_{j}", path),
-                             _dataset(h5, f"{g}/phi_B_{j}", path)
-                             if f"phi_B_{j}" in h5[g] else None)
-                            for j in range(len(model.kernels))]
-            frame.phi_E = np.concatenate([b[0] for b in frame.blocks])
-            if frame.fields is not None:
-                frame.phi_B = np.concatenate([b[1] for b in frame.blocks], axis=1)
-        model.frames.append(frame)
+            rows = (_dataset(h5, f"{g}/d", path), _dataset(h5, f"{g}/d_fm", path),
+                    [(_dataset(h5, f"{g}/phi_E_{j}", path),
+                      _dataset(h5, f"{g}/phi_B_{j}", path) if f"phi_B_{j}" in h5[g] else None)
+                     for j in range(len(model.kernels))])
+        model.frames.append(_frame(t["cell"][k], p["positions"], p["species"].astype(str),
+                                   p["directions"], p["magnitudes"], t["pbc"][k],
+                                   t["energy"][k], p["fields"], rows))
     if "rows" in h5:
         model.compress()
     return model, settings
+
+
+def _frame(cell, positions, species, directions, magnitudes, pbc, energy, fields,
+           rows=None) -> TrainingFrame:
+    """A training frame as :func:`read_group` rebuilds it: ``energy`` NaN and ``fields``
+    (N, 3) all NaN mean "no label"; ``rows`` (d, d_fm, [(phi_E, phi_B or None) per
+    kernel]) or None. Labels and rows keep their exact bits."""
+    system = SpinSystem.from_arrays(cell, positions, species, directions, magnitudes, pbc)
+    labelled = not np.isnan(fields).all()
+    frame = TrainingFrame(system, None if np.isnan(energy) else energy,
+                          fields if labelled else None)
+    if labelled:
+        frame.fields = np.array(fields)                           # exact bits
+    if rows is not None:
+        frame.d, frame.d_fm, frame.blocks = rows
+        frame.phi_E = np.concatenate([b[0] for b in frame.blocks])
+        if frame.fields is not None:
+            frame.phi_B = np.concatenate([b[1] for b in frame.blocks], axis=1)
+    return frame
+
+
+def clone(model):
+    """The model exactly as :func:`from_bytes` ``(to_bytes(model))`` returns it —
+    predicting and refitting bit for bit alike — without the HDF5 image (a one-rank
+    on-the-fly run's refits; the stored arrays are copied, and the compressed data
+    rebuilt from the design rows as after any read)."""
+    new = build_model(json.loads(json.dumps(model.settings)))
+    new.hyper = json.loads(json.dumps(model.hyper))
+    new.sparse = [np.array(S) for S in model.sparse]
+    new.alpha = np.array(model.alpha)
+    new.posterior_factor = np.array(model.posterior_factor)
+    if getattr(model, "noise_model", None) is not None:
+        new.noise_model = np.array(model.noise_model)
+    for f in model.frames:
+        s = f.system
+        new.frames.append(_frame(
+            s.cell, s.positions, np.array(s.species).astype("S").astype(str), s.directions,
+            s.magnitudes, s.pbc, np.nan if f.energy is None else f.energy,
+            np.full((f.n_atoms, 3), np.nan) if f.fields is None else f.fields,
+            (np.array(f.d), np.array(f.d_fm),
+             [(np.array(E), None if B is None else np.array(B)) for E, B in f.blocks])))
+    new.compress()
+    return new

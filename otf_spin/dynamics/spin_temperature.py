@@ -27,6 +27,8 @@ field evaluations per call.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from otf_spin.units import K_B
@@ -40,13 +42,34 @@ def probes_for(n_spins: int) -> int:
     return int(min(4, max(1, -(-64 // max(n_spins, 1)))))
 
 
+def _cross(a, b):
+    """Row-wise a × b of (N, 3) arrays: numpy.cross's arithmetic without its per-call
+    overhead (which dominates for the few spins of a DFT cell)."""
+    out = np.empty_like(a)
+    out[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    out[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    out[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return out
+
+
 def tangent_basis(directions):
     """Two unit vectors (N, 3) each, orthonormal and perpendicular to ``directions``."""
     e = np.asarray(directions, float)
     helper = np.where(np.abs(e[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
-    u = np.cross(e, helper)
+    u = _cross(e, helper)
     u /= np.linalg.norm(u, axis=1)[:, None]
-    return u, np.cross(e, u)
+    return u, _cross(e, u)
+
+
+@functools.lru_cache(maxsize=8)
+def _probe_signs(seed: int, n_spins: int, probes: int) -> np.ndarray:
+    """(probes, 2, N) Rademacher signs of the probe stream ``seed`` (read-only): the same
+    for every call, so drawn once."""
+    rng = np.random.default_rng(seed)
+    signs = np.array([rng.integers(0, 2, size=(2, n_spins)) * 2.0 - 1.0
+                      for _ in range(probes)])
+    signs.flags.writeable = False
+    return signs
 
 
 def laplacian_sum(torque, directions, probes: int | None = None,
@@ -58,10 +81,8 @@ def laplacian_sum(torque, directions, probes: int | None = None,
     probes = probes or probes_for(len(e))
     h0 = np.array(torque(e)) if h0 is None else h0
     u, v = tangent_basis(e)
-    rng = np.random.default_rng(seed)
     total = 0.0
-    for _ in range(probes):
-        signs = rng.integers(0, 2, size=(2, len(e))) * 2.0 - 1.0
+    for signs in _probe_signs(seed, len(e), probes):
         z = signs[0][:, None] * u + signs[1][:, None] * v
         moved = e + epsilon * z
         moved /= np.linalg.norm(moved, axis=1)[:, None]

@@ -115,15 +115,20 @@ def _file_identity(path) -> tuple:
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _unchanged_model(path, state) -> bool:
-    """True if the checkpoint at ``path`` is the last one this process wrote and holds
-    the model ``state``: its model group can be copied as it is."""
+def _ours(path) -> bool:
+    """True if the file at ``path`` is the last checkpoint this process wrote,
+    unchanged since."""
     try:
-        same_file = _LAST.get("path") == os.path.abspath(path) and \
+        return _LAST.get("path") == os.path.abspath(path) and \
             _LAST.get("file") == _file_identity(path)
     except OSError:
         return False
-    if not same_file:
+
+
+def _unchanged_model(path, state) -> bool:
+    """True if the checkpoint at ``path`` is the last one this process wrote and holds
+    the model ``state``: its model group can be copied as it is."""
+    if not _ours(path):
         return False
     objects, text = _LAST["state"]
     return text == state[1] and len(objects) == len(state[0]) and \
@@ -136,7 +141,8 @@ def write(path, states: dict, learner, store_frames: int, tempering=None,
     is the one of the previous checkpoint this process wrote, its group is copied from
     that file (HDF5's object copy: the same bytes, without writing every frame's design
     rows again through h5py)."""
-    check_overwrite(path, "checkpoint", "otf.checkpoint")
+    if not _ours(path):         # a file this process did not just write: check its kind
+        check_overwrite(path, "checkpoint", "otf.checkpoint")
     model_state = _model_state(learner.model)
     reuse = _unchanged_model(path, model_state)
     _LAST.clear()

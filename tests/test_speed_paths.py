@@ -110,6 +110,37 @@ def test_buffered_frames_reach_the_file_on_flush_only(tmp_path):
         writer.close()
 
 
+def test_a_writer_killed_before_its_first_frame_leaves_no_trajectory(tmp_path):
+    """Until the first frame the trajectory is built beside its path: a process
+    SIGKILLed then leaves nothing at the path (before, an unreadable non-SWMR file that a
+    restart refused to overwrite), and a new writer there works and leaves no temporary
+    file behind; after the first frame the file is a readable trajectory while it grows."""
+    import os
+    import subprocess
+    import sys
+
+    from otf_spin.io.atomic import file_kind
+
+    path = tmp_path / "t.h5"
+    code = ("import os, signal\nfrom otf_spin.io.h5md import H5MDWriter\n"
+            "from otf_spin.system import bulk\n"
+            f"w = H5MDWriter({str(path)!r}, bulk('bcc', 2.83, (2, 2, 2)))\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    killed = subprocess.run([sys.executable, "-c", code])
+    assert killed.returncode == -9
+    assert not path.exists()
+    writer = H5MDWriter(path, bulk("bcc", 2.83, (2, 2, 2)), flush_seconds=3600.0)
+    try:
+        assert not path.exists()
+        for step, t, directions, obs in _frames(3, np.random.default_rng(2)):
+            writer.write(step, t, directions, obs)
+        assert file_kind(path) == "trajectory" and len(_read(path)["energy"][0]) == 1
+    finally:
+        writer.close()
+    assert os.listdir(tmp_path) == ["t.h5"]
+    assert list(_read(path)["spin"][0]) == [0, 1, 2]
+
+
 class _Learner:
     def __init__(self, model):
         self.model = model

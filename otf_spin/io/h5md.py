@@ -11,7 +11,8 @@
 
 Every value dataset carries a ``unit`` attribute; time is in ps ("MC sweep" for Monte
 Carlo). The file is written in HDF5's SWMR mode: others can read it while it grows, and
-a killed run leaves a readable file. Frames are kept in memory and appended in one
+a killed run leaves a readable file (until its first frame is written the file is built
+beside its path and renamed onto it, so a run killed earlier leaves none). Frames are kept in memory and appended in one
 write per dataset (:meth:`H5MDWriter.flush`) at most ``flush_seconds`` after the first
 of them (default 1 s of wall time), when they reach ``flush_bytes``, on :meth:`flush`
 (the run calls it before every checkpoint, so a checkpointed step is always in the file)
@@ -44,10 +45,14 @@ class H5MDWriter:
         self.flush_seconds, self.flush_bytes = float(flush_seconds), int(flush_bytes)
         self._pending = {}        # series name -> [(step, time, value), ...] not written
         self._pending_bytes, self._since = 0, None
+        self.path, self._creating = path, None
         if resume_step is not None:
             self._reopen(path, resume_step, time_unit)
             return
-        self.file = h5py.File(path, "w", libver="latest")
+        # built in a temporary file that the first flush renames onto ``path``: a run
+        # killed before it leaves no half-made (unreadable, non-SWMR) trajectory behind
+        self._creating = atomic_path(path)
+        self.file = h5py.File(self._creating.__enter__(), "w", libver="latest")
         self.time_unit = time_unit
         h5md = self.file.create_group("h5md")
         h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
@@ -97,17 +102,23 @@ class H5MDWriter:
                     old.copy(old[key], new, name=key)
                 new.attrs.update(dict(old.attrs))
         assert os.path.exists(path)
-        self.file = h5py.File(path, "a", libver="latest")
         self.time_unit = time_unit
+        self._attach(resume_step)
+
+    def _attach(self, resume_step=None):
+        """Open the file at ``self.path`` for appending in SWMR mode, its series cut back
+        to the frames with step ≤ ``resume_step`` (None: all kept)."""
+        self.file = h5py.File(self.path, "a", libver="latest")
         self._series = {}
         groups = [("spin", self.file["particles/all"])] if "spin" in self.file["particles/all"] \
             else []
         groups += [(name, self.file["observables"]) for name in self.file["observables"]]
         for name, parent in groups:
             g = parent[name]
-            keep = int(np.searchsorted(g["step"][()], resume_step, side="right"))
-            for key in ("step", "time", "value"):
-                g[key].resize(keep, axis=0)
+            if resume_step is not None:
+                keep = int(np.searchsorted(g["step"][()], resume_step, side="right"))
+                for key in ("step", "time", "value"):
+                    g[key].resize(keep, axis=0)
             self._series[name] = (g["step"], g["time"], g["value"])
         self.file.flush()
         self.file.swmr_mode = True
@@ -147,10 +158,14 @@ class H5MDWriter:
                 dataset[start:] = np.array(items)
         self._pending, self._pending_bytes, self._since = {}, 0, None
         self.file.flush()
-        if not self.file.swmr_mode:
-            # all datasets exist now: single-writer/multiple-reader mode keeps the file
-            # readable by others while it grows, and consistent if the writer is killed
-            self.file.swmr_mode = True
+        if self._creating is not None:
+            # all datasets exist now: the complete file takes its place, then
+            # single-writer/multiple-reader mode keeps it readable by others while it
+            # grows, and consistent if the writer is killed
+            self.file.close()
+            creating, self._creating = self._creating, None
+            creating.__exit__(None, None, None)
+            self._attach()
 
     def close(self):
         if self.file.id.valid:

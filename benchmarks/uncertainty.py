@@ -2,6 +2,7 @@
 
     python benchmarks/uncertainty.py [--seeds 201-203] [--cases b50,b10,...] [--plot f.png]
     python benchmarks/uncertainty.py --timing
+    python benchmarks/uncertainty.py --diagnose [--seeds 301-303] [--cases cone,d54]
 
 For each case (training set → held-out test frames, generated afresh per seed by
 otf_spin.learning.paper_sets) the default model of `otf-spin train` is fitted and one
@@ -96,6 +97,68 @@ def evaluate(model, test):
     return err_b, std_b, err_e, std_e, (t2 - t1) / (t1 - t0) - 1
 
 
+def _components(model, system, R, alpha, fields) -> dict:
+    """Per atom of ``system`` under the posterior (R, α) (R: upper factor of Λ): |field
+    error| (eV/μB), the noise profile h, the local-energy posterior variance v =
+    k_iᵀΛ⁻¹k_i (eV², the proxy the stds use), the exact posterior variance of the
+    field (summed over components, (eV/μB)², from the (N, 3, M) gradient block the
+    stds avoid) and the Nyström residual ρ = Σ_k δ_k² (k(d,d) - k_dS K_SS⁻¹ k_Sd) of
+    the atom's descriptor (eV²)."""
+    from scipy.linalg import solve_triangular
+
+    d, d_fm = model.descriptor.compute(system), model.descriptor.compute_fm(system)
+    V = solve_triangular(R, model._local_rows(d, d_fm).T, trans="T")
+    _, phi_B = model._design_columns(system, d, d_fm, model.sparse)
+    B = phi_B.reshape(-1, model.n_sparse_total)
+    exact = solve_triangular(R, B.T, trans="T")
+    e = system.directions
+    true = fields - np.einsum("ik,ik->i", fields, e)[:, None] * e
+    rho = np.zeros(len(d))
+    for k, (kernel, S, K) in enumerate(zip(model.kernels, model.sparse,
+                                           model._prior_blocks())):
+        A = solve_triangular(np.linalg.cholesky(K), kernel(d, S).T, lower=True)
+        kdd = np.array([kernel(x[None], x[None])[0, 0] for x in d])
+        rho += model.hyper[f"delta_{k}"] ** 2 * np.maximum(kdd - np.sum(A * A, axis=0), 0)
+    return {"err": np.linalg.norm((B @ alpha).reshape(-1, 3) - true, axis=1),
+            "h": model._hardness(d), "v": np.sum(V * V, axis=0),
+            "exact": np.sum(exact**2, axis=0).reshape(-1, 3).sum(axis=1), "rho": rho}
+
+
+def diagnose(case: str, seed: int) -> None:
+    """What the field std is made of, on the test atoms and on the held-out training
+    atoms (5-fold CV, the data the calibration sees): RMS of each part (noise c√2σ_b h,
+    local c κ √v, exact posterior √(Σ var), Nyström √ρ) and its growth test/held-out
+    against the error's, and the Spearman rank of each against the test errors."""
+    train, test = case_data(case, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build_model().fit(train)
+    parts = {"test": [], "held-out": []}
+    for f in test:
+        parts["test"].append(_components(model, f.system, model._R, model.alpha, f.fields))
+    n_folds = len(model._folds)
+    for k in range(n_folds):
+        R, alpha = model._fold_posterior(model.hyper, k)
+        for f in model.frames[k::n_folds]:
+            parts["held-out"].append(_components(model, f.system, R, alpha, f.fields))
+    h = model.hyper
+    scale = {"err": 1.0, "h": h.get("std_field_noise", 0.0), "v": h.get("std_field_local", 0.0),
+             "exact": 1.0, "rho": 1.0}
+    rms = {}
+    for where, rows in parts.items():
+        joined = {key: np.concatenate([r[key] for r in rows]) for key in scale}
+        rms[where] = {key: scale[key] * np.sqrt(np.mean(x if key in ("v", "exact", "rho")
+                                                        else x**2))
+                      for key, x in joined.items()}
+        if where == "test":
+            ranks = {key: rank(x, joined["err"]) for key, x in joined.items() if key != "err"}
+    growth = {key: rms["test"][key] / rms["held-out"][key] if rms["held-out"][key] else np.nan
+              for key in scale}
+    print(f"{case:5s} {seed:4d} " + " ".join(
+        f"{key}:{1e3 * rms['test'][key]:.3g}/x{growth[key]:.2g}" for key in scale) +
+        " | rank " + " ".join(f"{key}:{r:+.2f}" for key, r in ranks.items()), flush=True)
+
+
 def ratio(err, std) -> float:
     return float(np.sqrt(np.mean(err**2) / np.mean(std**2)))
 
@@ -142,6 +205,9 @@ def main(argv=None):
                         help="calibration plot file ('' = none)")
     parser.add_argument("--timing", action="store_true",
                         help="only the cost table of the stds (16, 54, 16000 atoms)")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="what the field std is made of, per case (slow: exact "
+                             "posterior field variances)")
     args = parser.parse_args(argv)
     if args.timing:
         timing()
@@ -151,6 +217,13 @@ def main(argv=None):
         seeds = range(first, last + 1)
     else:
         seeds = [int(s) for s in args.seeds.split(",")]
+    if args.diagnose:
+        print("per part: RMS on the test atoms (meV/μB; v as c κ √v; ρ as √ρ, meV of "
+              "local energy) / growth test ÷ held-out; rank: Spearman with the test errors")
+        for case in args.cases.split(","):
+            for seed in seeds:
+                diagnose(case, seed)
+        return
     header = (f"{'case':5s} {'seed':>4s} {'n_tr':>4s} {'B meV/μB':>9s} {'B err/std':>9s} "
               f"{'B rank':>6s} {'E meV/at':>9s} {'E err/std':>9s} {'E rank':>6s} "
               f"{'σ extra':>7s} {'epi/std':>7s}")

@@ -221,3 +221,24 @@ def test_heisenberg_data_do_not_take_the_angle_term():
         warnings.simplefilter("ignore")
         model = build_model().fit(frames)
     assert type(model.descriptor) is SOSODescriptor
+
+
+def test_trimmed_cv_leaves_out_the_worst_fold(eq41_selection):
+    """selection.trimmed_cv: with no fold dropped it is the model's cross_validate; with
+    one dropped, each observable's RMSE over the other four folds, never above the full
+    one; with fewer than 3 folds nothing is dropped."""
+    model, _ = eq41_selection
+    full = model.cross_validate()
+    same = selection.trimmed_cv(model, drop=0)
+    for key in ("energy", "field"):
+        assert same[key] == pytest.approx(full[key], rel=1e-10)
+    trimmed = selection.trimmed_cv(model)
+    assert all(trimmed[k] <= full[k] * (1 + 1e-12) for k in ("energy", "field"))
+    best = selection.trimmed_cv(model, drop=4)              # the best fold alone
+    assert all(best[k] <= trimmed[k] * (1 + 1e-12) for k in ("energy", "field"))
+    rng = np.random.default_rng(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        two = build_gpr(selection.candidate_settings(MODEL.validate({}), ())).fit(
+            cusp_frames(2, rng))
+    assert selection.trimmed_cv(two) == pytest.approx(two.cross_validate(), rel=1e-10)

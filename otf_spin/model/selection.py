@@ -18,7 +18,8 @@ names no further term, :meth:`TermSelectingGPR.fit` fits the candidates
 each added term with its default settings and one linear kernel (``n_sparse: null``;
 the angle term also joins the nonlinear exchange-2b kernel: ``JOINED_TERMS``),
 every candidate with its own hyperparameters (marginal likelihood, then σ_e by
-cross-validation, as any fit); it scores each by its K-fold cross-validated RMSEs,
+cross-validation, as any fit); it scores each by its K-fold cross-validated RMSEs
+with its worst fold left out per observable (:func:`trimmed_cv`),
 score = geometric mean of CV-RMSE(energy per atom) and CV-RMSE(field components)
 (an observable without data is left out), and keeps the cheapest candidate whose score
 is within ``TOLERANCE`` (10 %, about the sampling error of an RMSE over 50 frames) of
@@ -55,6 +56,9 @@ SINGLE_CANDIDATES = ((), ("dipole_2b",), ("exchange_2b_angle",), ("exchange_3b",
                      ("exchange_2b_spline",))
 #: pair distances closer than this (Å) count as one distance in :func:`distances_vary`
 DISTANCE_RESOLUTION = 1e-6
+#: folds (of 5) left out of each candidate's CV errors, its worst per observable
+#: (:func:`trimmed_cv`)
+DROP_FOLDS = 1
 #: a candidate whose CV score is within this factor of the best counts as equally good
 TOLERANCE = 1.10
 #: fewest frames for a selection (5-fold CV with two frames per fold)
@@ -143,16 +147,47 @@ def distances_vary(settings: dict, frames) -> bool:
     return False
 
 
+def trimmed_cv(model, drop: int = DROP_FOLDS) -> dict:
+    """K-fold cross-validated RMSEs of a fitted :class:`SparseGPR` at its
+    hyperparameters, as :meth:`SparseGPR.cross_validate` (energy per atom in eV/atom,
+    field components in eV/μB; NaN for an observable without data) but with the
+    ``drop`` folds of largest RMSE left out, per observable (with at least 3 folds).
+    Why: a training frame unlike all others (Eq. 41 seed 449: the one frame near the
+    antiparallel state, held out 6-7 meV/atom off for every candidate) is extrapolated
+    when held out, the more so by the more flexible model, and one such fold decided
+    the score though the model fitted on all frames, that frame included, was 20× better
+    on test frames — the reason the energy noise is scored on the frames with the
+    smallest held-out errors (gpr.CV_ENERGY_KEEP)."""
+    sse = {"energy": [], "field": []}
+    for k, fold in enumerate(model._folds):
+        if not (fold["nE"] or fold["nB"]):
+            continue
+        _, alpha = model._fold_posterior(model.hyper, k)
+        for kind, key, count in (("E", "energy", fold["atoms"]), ("B", "field", fold["nB"])):
+            if count:
+                R, qy, res = fold[kind]
+                sse[key].append((res + float(np.sum((qy - R @ alpha) ** 2)), count))
+    out = {}
+    for key, items in sse.items():
+        items = sorted(items, key=lambda t: t[0] / t[1])
+        if len(items) >= 3:
+            items = items[:len(items) - drop]
+        out[key] = (float(np.sqrt(sum(t[0] for t in items) / sum(t[1] for t in items)))
+                    if items else np.nan)
+    return out
+
+
 def fit_candidate(settings: dict, terms, frames, build) -> dict:
     """Fit the candidate with ``terms`` (``build``: settings -> unfitted SparseGPR, e.g.
     :func:`otf_spin.model.factory.build_gpr`); a row with terms, model, cv (and cv_energy
-    in eV/atom, cv_field in eV/μB), fit time (CPU s) and the warnings the fit raised."""
+    in eV/atom, cv_field in eV/μB: :func:`trimmed_cv`), fit time (CPU s) and the warnings
+    the fit raised."""
     model = build(candidate_settings(settings, terms))
     start = time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(frames)
-    cv = model.cross_validate()
+    cv = trimmed_cv(model)
     return {"terms": tuple(terms), "model": model, "cv": cv,
             "cv_energy": float(cv["energy"]), "cv_field": float(cv["field"]),
             "fit_cpu_s": time.process_time() - start, "warnings": caught}

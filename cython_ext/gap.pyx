@@ -32,6 +32,12 @@ With the power basis the shell passes visit each unordered pair once (j > i): it
 powers x^k go to both ends' sums M_k, and its field term u = Σ_k x^(k-1) (Q_s + Q_s')[k]
 (s' the partner's slot of the same row) to both ends — half the pair work of the
 directed passes (on several threads each thread adds into its own copy, summed after).
+Between the two pair passes the atoms go through a pipeline in blocks of BLOCK atoms
+(X rows from the sums, products and kernel coefficients, H, Q of the slots into the X
+rows), so that C and H are never held for all atoms: the working set of an evaluation
+is X, its per-thread copies and the pair list (16 000 atoms, two threads: ~27 MB instead
+of ~71 MB, more than the cache the 2-core VM's threads share), and the FM products are
+kept once per distinct row (a lattice: one).
 """
 import numpy as np
 cimport numpy as cnp
@@ -39,7 +45,7 @@ from cython.parallel cimport prange, parallel, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_GetName
 from libc.math cimport sqrt, exp
 from posix.time cimport clock_gettime, timespec, clockid_t, CLOCK_MONOTONIC, \
-    CLOCK_PROCESS_CPUTIME_ID
+    CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID
 
 from spin_kernels cimport trial_move
 
@@ -103,6 +109,7 @@ cdef enum:
     PAIR_CHUNK = 64         # atoms per chunk of the one-visit pair passes on several threads
     SCRATCH = 4 * (LMAX_CAP + 1)   # per-thread scratch doubles (Legendre values, sums)
     POLY_LMAX = 6           # l_max up to which the pair loops use the power basis of c - 1
+    BLOCK = 256             # atoms per block of the shell-basis pipeline (products in cache)
 
 
 cdef inline void _legendre(double c, int lmax, const double* la, const double* lb,
@@ -142,6 +149,26 @@ cdef inline double _ipow(double x, long k) noexcept nogil:
     for q in range(k):
         r *= x
     return r
+
+
+def _distinct_rows(rows):
+    """(table, index): the distinct bit patterns among the rows of ``rows`` (n, m) and
+    each row's place in the table (int32), so that table[index] equals rows bit for bit
+    (a lattice: one row for all atoms). Rows are keyed by a 64-bit hash; a collision
+    falls back to comparing whole rows."""
+    n = rows.shape[0]
+    if rows.shape[1] == 0 or n == 0:
+        return np.zeros(max(rows.size, 1)), np.zeros(n, np.int32)
+    bits = np.ascontiguousarray(rows).view(np.uint64)
+    mult = np.random.default_rng(12345).integers(1, 2**63, size=bits.shape[1],
+                                                   dtype=np.uint64) | np.uint64(1)
+    with np.errstate(over="ignore"):
+        keys = (bits * mult).sum(axis=1, dtype=np.uint64)
+    _, first, index = np.unique(keys, return_index=True, return_inverse=True)
+    if not np.array_equal(bits[first][index.reshape(-1)], bits):    # a hash collision
+        _, first, index = np.unique(bits, axis=0, return_index=True, return_inverse=True)
+    return (np.ascontiguousarray(rows[first]),
+            np.ascontiguousarray(index.reshape(-1), dtype=np.int32))
 
 
 cdef double* _dptr(object array):
@@ -193,10 +220,16 @@ cdef class GapEngine:
     cdef Py_ssize_t U, LU       # radial rows, L·U
     cdef double* Sr             # (M, U·L) sparse points projected on the radial rows
     cdef double* Hv             # (U·L,) the linear weight vector projected likewise
-    cdef double* Cfm            # FM products dfm·sᵀ, laid out as C
+    cdef double* Cfm            # (distinct rows, M) FM products dfm·sᵀ
+    cdef int* fmrow             # (N,) each atom's row of Cfm (atoms of equal FM rows share one)
+    cdef bint pipeline          # shell basis with the power basis: blocks (_block)
+    cdef bint c_alloc           # C holds N·M doubles (not needed by the pipeline)
+    cdef double* blk            # pipeline: per-thread C and H of one block, and scratch
+    cdef Py_ssize_t blk_size    # doubles of blk per thread
+    cdef double* tstage         # pipeline: per-thread stage seconds (nt_alloc × 4)
     cdef double* X              # (N, U·L) shell coordinates of d - dfm
-    cdef double* H              # (N, U·L) ∂E/∂d projected on the radial rows
-    cdef double* Qb             # (N, U·L) the field's power-basis rows Q of each slot
+    cdef double* H              # (N, U·L) ∂E/∂d projected on the radial rows (recursion)
+    cdef double* Qb             # (N, U·L) the field's power-basis rows Q of each slot (in X)
     cdef double* Xbuf           # ((nt_alloc - 1), N, U·L): threads ≥ 1's pair sums
     cdef int* mark              # Monte Carlo: slot of an atom in the affected list, or -1
     cdef int* aff
@@ -257,7 +290,10 @@ cdef class GapEngine:
         full = 0 if self.shell else n
         d_arr = np.zeros((full, self.D))
         G_arr = np.zeros((full, self.D))
-        C_arr = np.zeros(max(n * self.M, 1))
+        # the shell-basis pipeline keeps its products per block (blk), not in C
+        self.pipeline = self.shell and 1 <= self.L - 1 <= POLY_LMAX
+        self.c_alloc = not self.pipeline
+        C_arr = np.zeros(max(n * self.M, 1) if self.c_alloc else 1)
         self.nt_alloc = max(gap_max_threads(), 1)
         H_arr = np.zeros(self.nt_alloc * SCRATCH)
         gbuf_arr = np.zeros(max(self.nt_alloc * n * 3, 1))
@@ -343,24 +379,31 @@ cdef class GapEngine:
             Hv_arr = np.ascontiguousarray(np.einsum(
                 "ln,un->ul", np.asarray(a_v).reshape(self.L, self.n_max), R).ravel())
             dfm_np, S_np, ks = np.asarray(a_dfm), np.asarray(a_S), np.asarray(a_kstart)
-            Cfm_arr = np.zeros(max(n * self.M, 1))
+            fm = np.zeros((n, self.M))
             for k in range(self.K):
-                Cfm_arr[n * ks[k]:n * ks[k + 1]] = (dfm_np @ S_np[ks[k]:ks[k + 1]].T).ravel()
+                fm[:, ks[k]:ks[k + 1]] = dfm_np @ S_np[ks[k]:ks[k + 1]].T
+            Cfm_arr, fmrow = _distinct_rows(fm)
+            fmrow_arr = np.ascontiguousarray(fmrow.reshape(-1), dtype=np.int32)
             X_arr = np.zeros(n * self.LU)
-            Hs_arr = np.zeros(n * self.LU)
-            Q_arr = np.zeros(n * self.LU)
+            Hs_arr = np.zeros(1 if self.pipeline else n * self.LU)   # recursion path only
             Sr_keep = Sr_arr if self.M else np.zeros(1)
             Xbuf_arr = np.zeros(max((self.nt_alloc - 1) * n * self.LU, 1)
                                 if n >= SERIAL_BELOW else 1)
-            self._keep = self._keep + (Sr_keep, Hv_arr, Cfm_arr, X_arr, Hs_arr, Q_arr,
-                                       Xbuf_arr)
+            self.blk_size = BLOCK * (self.M + self.LU) + SCRATCH
+            blk_arr = np.zeros(self.nt_alloc * self.blk_size if self.pipeline else 1)
+            ts_arr = np.zeros(self.nt_alloc * 4)
+            self._keep = self._keep + (Sr_keep, Hv_arr, Cfm_arr, fmrow_arr, X_arr, Hs_arr,
+                                       Xbuf_arr, blk_arr, ts_arr)
             self.Xbuf = _dptr(Xbuf_arr)
-            self.Qb = _dptr(Q_arr)
             self.Sr = _dptr(Sr_keep)
             self.Hv = _dptr(Hv_arr)
             self.Cfm = _dptr(Cfm_arr)
+            self.fmrow = <int*>cnp.PyArray_DATA(fmrow_arr)
             self.X = _dptr(X_arr)
+            self.Qb = self.X        # Q of a block's slots replaces its X rows once used
             self.H = _dptr(Hs_arr)
+            self.blk = _dptr(blk_arr)
+            self.tstage = _dptr(ts_arr)
 
     def set_reference(self, e_ref):
         """Replace the energies subtracted per atom (N,) eV."""
@@ -539,15 +582,14 @@ cdef class GapEngine:
         self.E[i] = lin
 
     cdef void _shell_descriptors_pairs(self, const double* e) noexcept nogil:
-        """:meth:`_shell_descriptors` in the power basis: each unordered pair once, its
-        powers added to the sums M_k of both ends (kept in X itself: X_i[u, k] = M_k of
-        atom i's slot of row u), then W = b M per slot. On nt > 1 threads (atoms in
-        chunks of PAIR_CHUNK, round robin: the pairs j ≥ i are not spread evenly over i)
-        thread 0 adds into X (zeroed in parallel), thread t ≥ 1 into its own copy (Xbuf,
-        kept zero between evaluations), the copies added to X's sums and zeroed by the
-        same pass that turns them into X rows (no separate reduction pass)."""
+        """:meth:`_shell_descriptors` in the power basis, first half: each unordered
+        pair once, its powers added to the sums M_k of both ends (kept in X itself:
+        X_i[u, k] = M_k of atom i's slot of row u); W = b M per slot follows in the
+        pipeline (:meth:`_slot_rows`). On nt > 1 threads (atoms in chunks of
+        PAIR_CHUNK, round robin: the pairs j ≥ i are not spread evenly over i) thread 0
+        adds into X (zeroed in parallel), thread t ≥ 1 into its own copy (Xbuf, kept
+        zero between evaluations: :meth:`_slot_rows` adds the copies and zeroes them)."""
         cdef Py_ssize_t i, q, NLU = self.n_atoms * self.LU
-        cdef double M[LMAX_CAP + 1]
         cdef double* Xt
         cdef int nt = self._threads(), tid
         if nt == 1:
@@ -555,8 +597,6 @@ cdef class GapEngine:
                 self.X[q] = 0.0
             for i in range(self.n_atoms):
                 self._pair_powers(i, e, self.X)
-            for i in range(self.n_atoms):
-                self._slot_rows(i, M, 0)
             return
         for q in prange(NLU, schedule="static", num_threads=nt):
             self.X[q] = 0.0
@@ -565,19 +605,16 @@ cdef class GapEngine:
             Xt = self.X if tid == 0 else self.Xbuf + (tid - 1) * NLU
             for i in prange(self.n_atoms, schedule="static", chunksize=PAIR_CHUNK):
                 self._pair_powers(i, e, Xt)
-        with parallel(num_threads=nt):
-            Xt = self.scratch + threadid() * SCRATCH
-            for i in prange(self.n_atoms, schedule="static"):
-                self._slot_rows(i, Xt, nt - 1)
 
-    cdef inline void _slot_field(self, Py_ssize_t a) noexcept nogil:
-        """Q of atom a's slots from H: Q_k = k Σ_l b_lk w_l H_s[l]."""
+    cdef inline void _slot_field(self, Py_ssize_t a, const double* Ha) noexcept nogil:
+        """Q of atom a's slots (into Qb) from its row Ha (U·L,) of H:
+        Q_k = k Σ_l b_lk w_l H_s[l]."""
         cdef Py_ssize_t s, l, k, L = self.L
         cdef double acc
-        cdef double* h
+        cdef const double* h
         cdef double* Qa
         for s in range(self.soff[a], self.soff[a + 1]):
-            h = self.H + a * self.LU + self.srid[s] * L
+            h = Ha + self.srid[s] * L
             Qa = self.Qb + a * self.LU + self.srid[s] * L
             for k in range(1, L):
                 acc = 0.0
@@ -612,27 +649,18 @@ cdef class GapEngine:
                 gt[3 * j + 2] += u * ez
 
     cdef void _shell_contract_pairs(self, const double* e) noexcept nogil:
-        """:meth:`_contract` in the shell basis, power basis: Q of every slot from H
-        first, then each unordered pair once (:meth:`_pair_field`) — on one thread
-        straight into g; on nt > 1 thread 0 into g, thread t ≥ 1 into its slice of
-        gbuf, summed into g (chunks as in :meth:`_shell_descriptors_pairs`)."""
+        """:meth:`_contract` in the shell basis, power basis, after the pipeline (Q of
+        every slot made, g zeroed): each unordered pair once (:meth:`_pair_field`) — on
+        one thread straight into g; on nt > 1 thread 0 into g, thread t ≥ 1 into its
+        slice of gbuf, summed into g and zeroed (chunks as in
+        :meth:`_shell_descriptors_pairs`)."""
         cdef Py_ssize_t a, q, t, N = self.n_atoms
         cdef double* gt
         cdef int nt = self._threads(), tid
         if nt == 1:
-            for q in range(3 * N):
-                self.g[q] = 0.0
-            for a in range(N):
-                self._slot_field(a)
             for a in range(N):
                 self._pair_field(a, e, self.g)
             return
-        with parallel(num_threads=nt):
-            for a in prange(N, schedule="static"):
-                self._slot_field(a)
-                self.g[3 * a] = 0.0
-                self.g[3 * a + 1] = 0.0
-                self.g[3 * a + 2] = 0.0
         with parallel(num_threads=nt):
             tid = threadid()
             gt = self.g if tid == 0 else self.gbuf + (tid - 1) * 3 * N
@@ -645,15 +673,15 @@ cdef class GapEngine:
 
     cdef inline void _gemm_chunk(self, bint forward, int im, int iD, double* Sk,
                                  double* rows_in, double beta, double* rows_out,
-                                 Py_ssize_t a0, int n) noexcept nogil:
-        """:meth:`_gemm_rows` on the atom rows a0 … a0 + n - 1."""
+                                 int n) noexcept nogil:
+        """:meth:`_gemm_rows` on n atom rows (rows_in, rows_out: at the first)."""
         cdef double one = 1.0
         if forward:
-            _dgemm(b"T", b"N", &im, &n, &iD, &one, Sk, &iD, rows_in + a0 * iD, &iD, &beta,
-                   rows_out + a0 * im, &im)
+            _dgemm(b"T", b"N", &im, &n, &iD, &one, Sk, &iD, rows_in, &iD, &beta,
+                   rows_out, &im)
         else:
-            _dgemm(b"N", b"N", &iD, &n, &im, &one, Sk, &iD, rows_in + a0 * im, &im, &one,
-                   rows_out + a0 * iD, &iD)
+            _dgemm(b"N", b"N", &iD, &n, &im, &one, Sk, &iD, rows_in, &im, &one,
+                   rows_out, &iD)
 
     cdef void _gemm_rows(self, bint forward, int im, int iD, double* Sk, double* rows_in,
                          double beta, double* rows_out, int nt) noexcept nogil:
@@ -665,16 +693,132 @@ cdef class GapEngine:
         cdef Py_ssize_t c, a0, a1, N = self.n_atoms
         cdef int prev
         if nt == 1 or _blas_local == NULL:
-            self._gemm_chunk(forward, im, iD, Sk, rows_in, beta, rows_out, 0, <int>N)
+            self._gemm_chunk(forward, im, iD, Sk, rows_in, beta, rows_out, <int>N)
             return
         for c in prange(nt, schedule="static", num_threads=nt):
             a0 = c * N // nt
             a1 = (c + 1) * N // nt
             if a1 > a0:
                 prev = _blas_local(1)       # this thread's OpenBLAS setting, restored below
-                self._gemm_chunk(forward, im, iD, Sk, rows_in, beta, rows_out, a0,
-                                 <int>(a1 - a0))
+                if forward:
+                    self._gemm_chunk(True, im, iD, Sk, rows_in + a0 * iD, beta,
+                                     rows_out + a0 * im, <int>(a1 - a0))
+                else:
+                    self._gemm_chunk(False, im, iD, Sk, rows_in + a0 * im, beta,
+                                     rows_out + a0 * iD, <int>(a1 - a0))
                 _blas_local(prev)
+
+    cdef inline double _coef_row(self, double* Crow, const double* fm, Py_ssize_t lo,
+                                 Py_ssize_t Mk, long z, double nrm,
+                                 double* xs) noexcept nogil:
+        """One atom's products with kernel block k (sparse points lo … lo + Mk - 1):
+        c = (C + fm) / nrm (fm: the FM products, or NULL); C replaced by α z c^(z-1);
+        returns Σ α c^z, and Σ α z c^z in xs."""
+        cdef Py_ssize_t m
+        cdef double acc = 0.0, x = 0.0, c, a, cz
+        for m in range(Mk):
+            c = Crow[m]
+            if fm != NULL:
+                c = c + fm[m]
+            c = c / nrm
+            a = self.alpha[lo + m]
+            cz = _ipow(c, z - 1)
+            acc = acc + a * cz * c
+            Crow[m] = a * z * cz
+            x = x + a * z * cz * c
+        xs[0] = x
+        return acc
+
+    cdef void _block(self, Py_ssize_t b, bint need_grad, int copies, double* mem,
+                     double* tt, clockid_t clk) noexcept nogil:
+        """Block b (atoms b·BLOCK …) of the shell-basis pipeline: X rows from the power
+        sums (:meth:`_slot_rows`, adding the ``copies`` per-thread copies), products
+        C = X Srᵀ + Cfm and kernel coefficients per kernel block, H = Hv + coef Sr, then
+        Q of the block's slots into their X rows (not read again) and g zeroed. C and H
+        of the block stay in cache (mem: BLOCK·M + BLOCK·U·L + SCRATCH doubles); each
+        product is one dgemm on the calling thread. tt: seconds per stage (descriptor,
+        kernel, gradient, field) on clock clk."""
+        cdef Py_ssize_t N = self.n_atoms, LU = self.LU, M = self.M
+        cdef Py_ssize_t a0 = b * BLOCK, i, k, q, lo, Mk
+        cdef Py_ssize_t a1 = a0 + BLOCK if a0 + BLOCK < N else N
+        cdef int n = <int>(a1 - a0), im, iD = <int>LU
+        cdef double* Cb = mem
+        cdef double* Hb = mem + BLOCK * M
+        cdef double* scr = Hb + BLOCK * LU
+        cdef double t0 = _now(clk), t1, acc, xs
+        cdef double zero = 0.0
+        for i in range(a0, a1):
+            self._slot_rows(i, scr, copies)
+            self.E[i] -= self.e_ref[i]
+            self.Ep[i] = 0.0
+        t1 = _now(clk)
+        tt[0] += t1 - t0
+        t0 = t1
+        if need_grad:
+            for i in range(n):
+                for q in range(LU):
+                    Hb[i * LU + q] = self.Hv[q]
+        for k in range(self.K):
+            lo = self.kstart[k]
+            Mk = self.kstart[k + 1] - lo
+            if Mk == 0:
+                continue
+            im = <int>Mk
+            # C (n, Mk) = X (n, U·L) @ Sr_kᵀ, Cfm added per row
+            self._gemm_chunk(True, im, iD, self.Sr + lo * LU, self.X + a0 * LU, zero, Cb, n)
+            for i in range(n):
+                acc = self._coef_row(Cb + i * Mk, self.Cfm + self.fmrow[a0 + i] * M + lo,
+                                     lo, Mk, self.zeta[k], 1.0, &xs)
+                self.E[a0 + i] += acc
+                self.Ep[a0 + i] += acc
+            t1 = _now(clk)
+            tt[1] += t1 - t0
+            t0 = t1
+            if need_grad:       # H (n, U·L) += coef (n, Mk) @ Sr_k
+                self._gemm_chunk(False, im, iD, self.Sr + lo * LU, Cb, zero, Hb, n)
+                t1 = _now(clk)
+                tt[2] += t1 - t0
+                t0 = t1
+        if need_grad:
+            for i in range(n):
+                self._slot_field(a0 + i, Hb + i * LU)
+                self.g[3 * (a0 + i)] = 0.0
+                self.g[3 * (a0 + i) + 1] = 0.0
+                self.g[3 * (a0 + i) + 2] = 0.0
+            tt[3] += _now(clk) - t0
+
+    cdef void _shell_pipeline(self, bint need_grad) noexcept nogil:
+        """Energies, and with need_grad the rows Q of the field, in the shell basis with
+        the power basis, after :meth:`_shell_descriptors_pairs`: the blocks of
+        :meth:`_block` on nt threads (dynamic: a block's numbers do not depend on the
+        thread that takes it), one-thread BLAS in each. Stage times:
+        the threads' CPU seconds summed (CPU profile) or their wall seconds averaged."""
+        cdef Py_ssize_t b, nb = (self.n_atoms + BLOCK - 1) // BLOCK
+        cdef int nt = self._threads(), tid, t, q, prev = 0
+        cdef bint cpu = self.clock == CLOCK_PROCESS_CPUTIME_ID
+        cdef clockid_t clk = CLOCK_THREAD_CPUTIME_ID if cpu else CLOCK_MONOTONIC
+        for q in range(4 * nt):
+            self.tstage[q] = 0.0
+        if nt == 1:
+            if _blas_local != NULL:
+                prev = _blas_local(1)
+            for b in range(nb):
+                self._block(b, need_grad, 0, self.blk, self.tstage, clk)
+            if _blas_local != NULL:
+                _blas_local(prev)
+        else:
+            with parallel(num_threads=nt):
+                tid = threadid()
+                if _blas_local != NULL:
+                    prev = _blas_local(1)
+                for b in prange(nb, schedule="dynamic"):
+                    self._block(b, need_grad, nt - 1, self.blk + tid * self.blk_size,
+                                self.tstage + 4 * tid, clk)
+                if _blas_local != NULL:
+                    _blas_local(prev)
+        for t in range(nt):
+            for q in range(4):
+                self.stage[q] += self.tstage[4 * t + q] if cpu else self.tstage[4 * t + q] / nt
 
     cdef void _kernels(self, bint need_grad) noexcept nogil:
         """Energies (E) and, with need_grad, G = ∂E/∂d, from self.d; in the shell basis
@@ -688,7 +832,7 @@ cdef class GapEngine:
         cdef double* Smat = self.Sr if shell else self.S
         cdef double* Gmat = self.H if shell else self.G
         cdef double* gvec = self.Hv if shell else self.v
-        cdef double acc, c, cz, a, nrm, xs, x
+        cdef double acc, nrm, x
         cdef long z
         cdef int nt = self._threads()
         cdef int im, iD
@@ -735,23 +879,14 @@ cdef class GapEngine:
                 nrm = self.norms[i * self.K + k] if self.normalize[k] else 1.0
                 if nrm == 0.0:
                     nrm = 1.0
-                acc = 0.0
-                xs = 0.0
-                for m in range(Mk):
-                    c = Ck[i * Mk + m]
-                    if shell:
-                        c = c + self.Cfm[N * lo + i * Mk + m]
-                    c = c / nrm
-                    a = self.alpha[lo + m]
-                    cz = _ipow(c, z - 1)
-                    acc = acc + a * cz * c
-                    Ck[i * Mk + m] = a * z * cz
-                    xs = xs + a * z * cz * c
+                acc = self._coef_row(Ck + i * Mk,
+                                     self.Cfm + self.fmrow[i] * self.M + lo if shell else NULL,
+                                     lo, Mk, z, nrm, self.xsum + i * self.K + k)
                 self.E[i] += acc
                 self.Ep[i] += acc
                 if self.normalize[k]:
                     nrm = self.norms[i * self.K + k]
-                    self.xsum[i * self.K + k] = xs / (nrm * nrm)
+                    self.xsum[i * self.K + k] = self.xsum[i * self.K + k] / (nrm * nrm)
                     for m in range(Mk):
                         Ck[i * Mk + m] = Ck[i * Mk + m] / nrm
             t1 = _now(self.clock)
@@ -780,9 +915,6 @@ cdef class GapEngine:
         u = Σ_l P_l'(c) H_s[l] to both ends: u e_j to a and u e_a to j (its reverse pair
         carries the same radial row), so no other atom's G is read; the scatter goes
         into per-thread buffers, summed at the end (and zeroed for the next call)."""
-        if self.shell and self.poly:
-            self._shell_contract_pairs(e)
-            return
         cdef Py_ssize_t a, p, j, s, l, n, k, t, N = self.n_atoms
         cdef Py_ssize_t nmax = self.n_max, L = self.L, D = self.D
         cdef double c, u, ex, ey, ez, acc, x
@@ -895,11 +1027,18 @@ cdef class GapEngine:
             return 0
         cdef bint shell = self.shell
         cdef double[:, ::1] vd
+        cdef double[::1] vC
         if self.d == NULL:          # a shell-basis engine: full descriptors from now on
             self.d_array = np.zeros((N, D))
             vd = self.d_array
             self.d = &vd[0, 0]
             self._keep = self._keep + (self.d_array,)
+        if not self.c_alloc:        # and the full products (the pipeline keeps blocks)
+            C_arr = np.zeros(max(N * self.M, 1))
+            vC = C_arr
+            self.C = &vC[0]
+            self.c_alloc = True
+            self._keep = self._keep + (C_arr,)
         self.shell = False          # the sweep updates full descriptors d and Ep
         try:
             self.compute(e, False)
@@ -991,10 +1130,16 @@ cdef class GapEngine:
                 self._descriptors(&e[0, 0], self.d)
             t1 = _now(self.clock)
             self.stage[0] += t1 - t0
-            self._kernels(need_grad)
+            if self.shell and self.pipeline:
+                self._shell_pipeline(need_grad)
+            else:
+                self._kernels(need_grad)
             if need_grad:
                 t0 = _now(self.clock)
-                self._contract(&e[0, 0])
+                if self.shell and self.pipeline:
+                    self._shell_contract_pairs(&e[0, 0])
+                else:
+                    self._contract(&e[0, 0])
                 self.stage[3] += _now(self.clock) - t0
             for i in range(self.n_atoms):
                 total += self.E[i]

@@ -300,12 +300,15 @@ def test_model_monte_carlo_on_the_engine(models, name, rng):
     np.testing.assert_allclose(e1, e2, atol=1e-12)
 
 
-@pytest.mark.parametrize("n_max, displaced", [(6, 0.03), (12, 0.0)])
-def test_threads_give_the_same_numbers(tmp_path, n_max, displaced):
+@pytest.mark.parametrize("n_max, displaced, free", [(6, 0.03, False), (12, 0.0, False),
+                                                   (12, 0.0, True)])
+def test_threads_give_the_same_numbers(tmp_path, n_max, displaced, free):
     """686 atoms (above the serial threshold) on 1 and 2 OpenMP threads: the same fields
     and energies as model.predict (per-thread scratch and scatter buffers). Displaced
     with n_max 6: the full-descriptor passes; on the lattice with n_max 12 (9 shells <
-    n_max): the shell basis, whose one-visit pair passes add into per-thread copies."""
+    n_max): the shell basis, whose one-visit pair passes add into per-thread copies and
+    whose blocks (256 atoms) run on the threads; free: the lattice without periodic
+    boundaries (shell basis, atoms of many FM environments)."""
     import json
     import subprocess
     import sys
@@ -317,6 +320,7 @@ def test_threads_give_the_same_numbers(tmp_path, n_max, displaced):
         "from otf_spin.model import fast\n"
         f"model = _fit(n_max={n_max}, n_sparse=10, frames=3)\n"
         f"system = _system(7, np.random.default_rng(2), {displaced})\n"
+        f"system.pbc[:] = {not free}\n"
         "ref = model.predict(system, stds=False)\n"
         "out = fast.predict(model, system)\n"
         "print(json.dumps([float(np.abs(out[k] - ref[k]).max() / np.abs(ref[k]).max())"
@@ -328,6 +332,47 @@ def test_threads_give_the_same_numbers(tmp_path, n_max, displaced):
         assert out.returncode == 0, out.stderr[-2000:]
         fields, energies = json.loads(out.stdout.strip().splitlines()[-1])
         assert fields < 1e-10 and energies < 1e-8, (threads, fields, energies)
+
+
+def test_shell_basis_free_cluster(models, rng):
+    """A cluster (no periodic boundaries, 250 atoms): the shell basis with atoms of
+    many FM environments (their FM products kept once per distinct row) equals
+    model.predict to 1e-10; FM exactly 0."""
+    model = models["paper n_max 12"]
+    system = _system(5, rng)
+    system.pbc[:] = False
+    fp = fast.FastPredictor(model)
+    assert fp.engine(system).shell
+    ref = model.predict(system, stds=False)
+    out = fp.predict(system)
+    exact, floor = _extended(model, system)
+    tol = 1e-10 * np.abs(exact).max() + 4 * floor
+    assert np.all(np.abs(out["energies"] - exact) <= tol)
+    assert np.all(np.abs(out["energies"] - ref["energies"]) <= tol)
+    _close(out["fields"], ref["fields"])
+    fm = system.copy()
+    fm.set_directions(np.tile([0.0, 0.0, 1.0], (len(fm), 1)))
+    assert np.all(fp.predict(fm)["energies"] == 0.0)
+
+
+def test_distinct_rows():
+    """The FM-product table of the compiled engine: table[index] equals the rows bit for
+    bit (0.0 and -0.0 kept apart), one entry per distinct row, first occurrences."""
+    distinct = kernels.compiled("gap", required=True)._distinct_rows
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(5, 7))
+    base[3] = base[2]
+    base[3, 1] = -0.0 if base[2, 1] == 0.0 else base[2, 1] * (1 + 2**-52)
+    rows = base[rng.integers(0, 5, size=200)]
+    table, index = distinct(rows)
+    assert index.dtype == np.int32 and len(table) == len(np.unique(rows, axis=0))
+    assert np.array_equal(table[index].view(np.uint64), rows.view(np.uint64))
+    zeros = np.array([[0.0, 1.0], [-0.0, 1.0], [0.0, 1.0]])
+    table, index = distinct(zeros)
+    assert len(table) == 2 and list(index) == [index[0], index[1], index[0]]
+    assert np.array_equal(table[index].view(np.uint64), zeros.view(np.uint64))
+    table, index = distinct(np.zeros((3, 0)))
+    assert list(index) == [0, 0, 0]
 
 
 def _forced(model, shell):

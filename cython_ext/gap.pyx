@@ -223,6 +223,7 @@ cdef class GapEngine:
     cdef double* Cfm            # (distinct rows, M) FM products dfm·sᵀ
     cdef int* fmrow             # (N,) each atom's row of Cfm (atoms of equal FM rows share one)
     cdef bint pipeline          # shell basis with the power basis: blocks (_block)
+    cdef int* sskip             # pipeline: per slot, its leading pairs j < i (met from j)
     cdef bint c_alloc           # C holds N·M doubles (not needed by the pipeline)
     cdef double* blk            # pipeline: per-thread C and H of one block, and scratch
     cdef Py_ssize_t blk_size    # doubles of blk per thread
@@ -404,6 +405,22 @@ cdef class GapEngine:
             self.H = _dptr(Hs_arr)
             self.blk = _dptr(blk_arr)
             self.tstage = _dptr(ts_arr)
+            skip_arr = np.zeros(max(self.n_slots, 1), dtype=np.int32)
+            self._keep = self._keep + (skip_arr,)
+            self.sskip = <int*>cnp.PyArray_DATA(skip_arr)
+            self._count_skips()
+
+    cdef void _count_skips(self) noexcept:
+        """sskip: per slot of atom i, how many of its first pairs have j < i — the
+        one-visit passes start after them (pairs in a slot by ascending j: all of them;
+        otherwise the passes' own test still skips the rest)."""
+        cdef Py_ssize_t i, s, p
+        for i in range(self.n_atoms):
+            for s in range(self.soff[i], self.soff[i + 1]):
+                p = self.sp[s]
+                while p < self.sp[s + 1] and self.neigh[p] < i:
+                    p += 1
+                self.sskip[s] = <int>(p - self.sp[s])
 
     def set_reference(self, e_ref):
         """Replace the energies subtracted per atom (N,) eV."""
@@ -540,7 +557,7 @@ cdef class GapEngine:
         cdef double* Mj
         for s in range(self.soff[i], self.soff[i + 1]):
             Mi = Xt + i * LU + self.srid[s] * L
-            for p in range(self.sp[s], self.sp[s + 1]):
+            for p in range(self.sp[s] + self.sskip[s], self.sp[s + 1]):
                 j = self.neigh[p]
                 if j < i:           # the pair was met from j (same radial row)
                     continue
@@ -632,7 +649,7 @@ cdef class GapEngine:
         cdef double* Qj
         for s in range(self.soff[a], self.soff[a + 1]):
             Qa = self.Qb + a * LU + self.srid[s] * L
-            for p in range(self.sp[s], self.sp[s + 1]):
+            for p in range(self.sp[s] + self.sskip[s], self.sp[s + 1]):
                 j = self.neigh[p]
                 if j < a:
                     continue

@@ -244,8 +244,8 @@ def main(argv=None):
             summary.append((case, seed) + row)
             ok = 0.7 <= row[0] <= 1.5 and row[1] >= 0.5 and 0.7 <= row[2] <= 1.5
             print(f"{case:5s} {seed:4d} {len(train):4d} "
-                  f"{1e3 * np.sqrt(np.mean(err_b**2) / 3):9.3f} {row[0]:9.2f} {row[1]:6.2f} "
-                  f"{1e3 * np.sqrt(np.mean(err_e**2)) / n:9.4f} {row[2]:9.2f} {row[3]:6.2f} "
+                  f"{1e3 * np.sqrt(np.mean(err_b**2) / 3):9.3g} {row[0]:9.2f} {row[1]:6.2f} "
+                  f"{1e3 * np.sqrt(np.mean(err_e**2)) / n:9.3g} {row[2]:9.2f} {row[3]:6.2f} "
                   f"{cost:7.2f} {np.sqrt(np.mean(evaluate.epistemic**2) / np.mean(std_b**2)):7.2f}"
                   f"{'' if ok else '  (outside a target)'}", flush=True)
             points.setdefault(case, []).append((std_b, err_b))

@@ -17,6 +17,14 @@ from otf_spin.kernels import load as _load_kernel
 LATTICES = ("bcc", "fcc", "sc", "hcp")
 #: atoms in the cell :func:`bulk` repeats: (conventional, primitive)
 ATOMS_PER_CELL = {"bcc": (2, 1), "fcc": (4, 1), "sc": (1, 1), "hcp": (4, 2)}
+#: conventional cubic cells, fractional positions, and primitive cell vectors in units of
+#: a: ase.build.bulk's (``cubic=True`` / default) bit for bit (tested), without importing
+#: ase.build, whose import (scipy.integrate, ase.db, ...) costs more than a short run
+CUBIC_BASES = {"sc": [[0.0, 0.0, 0.0]], "bcc": [[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]],
+               "fcc": [[0.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]]}
+PRIMITIVE_CELLS = {"sc": np.eye(3),
+                   "bcc": 0.5 * np.array([[-1.0, 1.0, 1.0], [1.0, -1.0, 1.0], [1.0, 1.0, -1.0]]),
+                   "fcc": 0.5 * np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])}
 
 # --- sane ranges of any structure entering otf-spin (files, YAML, builders) -----
 #: closest approach of two atoms, Å (the shortest bond, H₂, is 0.74 Å; metals > 2 Å)
@@ -310,7 +318,7 @@ def bulk(lattice: str, a: float, repeat=(1, 1, 1), species: str = "Fe", moment: 
     orthorhombic 4-atom cell with ``c`` (Å; default ideal c/a). ``primitive``: the
     primitive cell instead (cubic lattices: 1 atom; hcp: 2). a, c in Å, moment in μB.
     """
-    from ase.build import bulk as ase_bulk
+    from ase import Atoms
 
     lattice = lattice.lower()
     if lattice not in LATTICES:
@@ -324,10 +332,17 @@ def bulk(lattice: str, a: float, repeat=(1, 1, 1), species: str = "Fe", moment: 
     require_memory(n_atoms * BUILD_BYTES_PER_ATOM, f"a {lattice} cell repeated {list(repeat)} "
                    f"({n_atoms:.3g} atoms)")
     if lattice == "hcp":
+        from ase.build import bulk as ase_bulk
+
         atoms = ase_bulk(species, "hcp", a=a, c=c if c else a * np.sqrt(8.0 / 3.0),
                          orthorhombic=not primitive)
+    elif primitive:
+        atoms = Atoms([species], positions=[[0.0, 0.0, 0.0]], cell=a * PRIMITIVE_CELLS[lattice],
+                      pbc=True)
     else:
-        atoms = ase_bulk(species, lattice, a=a, cubic=not primitive)
+        basis = CUBIC_BASES[lattice]
+        atoms = Atoms([species] * len(basis), scaled_positions=basis, cell=a * np.eye(3),
+                      pbc=True)
     atoms = atoms.repeat(repeat)
     return SpinSystem(atoms.cell.array, atoms.positions, species, magnitudes=moment)
 

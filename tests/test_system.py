@@ -93,3 +93,19 @@ def test_atoms_per_cell_matches_the_builders():
         conventional, primitive = ATOMS_PER_CELL[lattice]
         assert len(bulk(lattice, 2.5, (2, 1, 3))) == 6 * conventional
         assert len(bulk(lattice, 2.5, primitive=True)) == primitive
+
+
+@pytest.mark.parametrize("lattice", ["sc", "bcc", "fcc"])
+def test_cubic_builders_are_ase_bulk_bit_for_bit(lattice):
+    """The cubic cells built without ase.build are ase.build.bulk's (conventional and
+    primitive), positions and cell bit for bit, after repeats too."""
+    from ase.build import bulk as ase_bulk
+
+    for a in (2.83, 3.52, 2.8665 * 1.013):
+        for primitive in (False, True):
+            for repeat in ((1, 1, 1), (2, 2, 2), (3, 1, 2)):
+                ours = bulk(lattice, a, repeat, species="Ni", primitive=primitive)
+                ref = ase_bulk("Ni", lattice, a=a, cubic=not primitive).repeat(repeat)
+                assert np.array_equal(ours.positions, ref.positions)
+                assert np.array_equal(ours.cell, ref.cell.array)
+                assert list(ours.species) == ref.get_chemical_symbols()

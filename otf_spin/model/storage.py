@@ -4,8 +4,8 @@ Layout::
 
     /                attrs: format "otf-spin-model", format_version, package_version,
                      settings (JSON: descriptor with its optional exchange_3b /
-                     dipole_2b / exchange_2b_spline terms, kernels with the term
-                     each sees, noise,
+                     dipole_2b / exchange_2b_spline / exchange_2b_angle terms,
+                     kernels with the term each sees (and with_terms), noise,
                      optimise; settings without terms: an exchange-2b model),
                      hyper (JSON), fingerprint (sha256 of the training data), n_frames
     /sparse/<k>      (M_k, D) sparse environments of kernel k

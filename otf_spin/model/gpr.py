@@ -610,26 +610,37 @@ class SparseGPR(Calculator):
         for an observable without data. M×M work per fold (compressed blocks)."""
         return self._held_out(dict(self.hyper, **hyper))[0]
 
-    def _held_out(self, h) -> tuple[dict, np.ndarray]:
+    @single_threaded
+    def fold_errors(self, **hyper) -> dict:
+        """Held-out errors per cross-validation fold for the current hyperparameters
+        updated by ``hyper``, the parts :meth:`cross_validate` adds up: {"energy":
+        [(Σ ΔE²/N (eV²), atoms), ...], "field": [(Σ ΔB² (eV²/μB²), Cartesian rows),
+        ...]}, one entry per fold with labels, in fold order (count 0
+        where a fold holds no label of that observable)."""
+        return self._held_out(dict(self.hyper, **hyper))[2]
+
+    def _held_out(self, h) -> tuple[dict, np.ndarray, dict]:
         """(:meth:`cross_validate`'s RMSEs at hyperparameters ``h``, the held-out energy
-        error of every frame with an energy, per atom (eV/atom), in no fixed order)."""
-        sse = {"E": 0.0, "B": 0.0}
+        error of every frame with an energy, per atom (eV/atom), in no fixed order,
+        :meth:`fold_errors`)."""
+        per_fold = {"energy": [], "field": []}
         frame_errors = []
         for k, fold in enumerate(self._folds):
             if not (fold["nE"] or fold["nB"]):
                 continue
             _, alpha = self._fold_posterior(h, k)
-            for kind in "EB":
+            for kind, key, count in (("E", "energy", fold["atoms"]), ("B", "field", fold["nB"])):
                 R, qy, res = fold[kind]
-                sse[kind] += res + float(np.sum((qy - R @ alpha) ** 2))
+                per_fold[key].append((res + float(np.sum((qy - R @ alpha) ** 2)), count))
             if fold["energy_rows"] is not None:
                 A, y, w = fold["energy_rows"]
                 frame_errors.append(np.abs(A @ alpha - y) * w)
-        atoms = sum(f["atoms"] for f in self._folds)
-        rows = sum(f["nB"] for f in self._folds)
-        return ({"energy": np.sqrt(sse["E"] / atoms) if atoms else np.nan,
-                 "field": np.sqrt(sse["B"] / rows) if rows else np.nan},
-                np.concatenate(frame_errors) if frame_errors else np.zeros(0))
+        rmse = {}
+        for key, items in per_fold.items():
+            sse, count = sum(t[0] for t in items), sum(t[1] for t in items)
+            rmse[key] = np.sqrt(sse / count) if count else np.nan
+        return (rmse, np.concatenate(frame_errors) if frame_errors else np.zeros(0),
+                per_fold)
 
     def _cross_validated_energy_noise(self, limits) -> float:
         """σ_e (eV/atom) among σ_e(max. likelihood) × 3^k (CV_ENERGY_STEPS, within
@@ -642,7 +653,7 @@ class SparseGPR(Calculator):
         candidates = sorted({float(np.clip(se * 3.0 ** k, *limits)) for k in CV_ENERGY_STEPS})
 
         def score(value):
-            cv, frame_errors = self._held_out(dict(self.hyper, sigma_energy=value))
+            cv, frame_errors, _ = self._held_out(dict(self.hyper, sigma_energy=value))
             kept = np.sort(frame_errors)[:int(np.ceil(CV_ENERGY_KEEP * len(frame_errors)))]
             cv["energy"] = np.sqrt(np.mean(kept**2)) if len(kept) else np.nan
             return sum(np.log(v) for v in cv.values() if np.isfinite(v) and v > 0)

@@ -32,7 +32,6 @@ Heisenberg data) no term can improve them: exchange-2b alone is fitted then. The
 """
 from __future__ import annotations
 
-import copy
 import time
 import warnings
 
@@ -148,48 +147,25 @@ def distances_vary(settings: dict, frames) -> bool:
     return False
 
 
-class CandidateGPR(SparseGPR):
-    """A candidate of the selection: a :class:`SparseGPR` that also gives its
-    cross-validated errors with its worst folds left out (:meth:`trimmed_cv`; it reads
-    the fold blocks its base class keeps for :meth:`SparseGPR.cross_validate`)."""
-
-    def trimmed_cv(self, drop: int = DROP_FOLDS) -> dict:
-        """K-fold cross-validated RMSEs at the current hyperparameters, as
-        :meth:`SparseGPR.cross_validate` (energy per atom in eV/atom, field components in
-        eV/μB; NaN for an observable without data) but with the ``drop`` folds of largest
-        RMSE left out, per observable (with at least 3 folds). Why: a training frame
-        unlike all others (Eq. 41 seed 449: the one frame near the antiparallel state,
-        held out 6-7 meV/atom off for every candidate) is extrapolated when held out, the
-        more so by the more flexible model, and one such fold decided the score though
-        the model fitted on all frames, that frame included, was 20× better on test
-        frames — the reason the energy noise is scored on the frames with the smallest
-        held-out errors (gpr.CV_ENERGY_KEEP)."""
-        sse = {"energy": [], "field": []}
-        for k, fold in enumerate(self._folds):
-            if not (fold["nE"] or fold["nB"]):
-                continue
-            _, alpha = self._fold_posterior(self.hyper, k)
-            for kind, key, count in (("E", "energy", fold["atoms"]),
-                                     ("B", "field", fold["nB"])):
-                if count:
-                    R, qy, res = fold[kind]
-                    sse[key].append((res + float(np.sum((qy - R @ alpha) ** 2)), count))
-        out = {}
-        for key, items in sse.items():
-            items = sorted(items, key=lambda t: t[0] / t[1])
-            if len(items) >= 3:
-                items = items[:len(items) - drop]
-            out[key] = (float(np.sqrt(sum(t[0] for t in items) / sum(t[1] for t in items)))
-                        if items else np.nan)
-        return out
-
-
 def trimmed_cv(model, drop: int = DROP_FOLDS) -> dict:
-    """:meth:`CandidateGPR.trimmed_cv` of a fitted :class:`SparseGPR` ``model`` (a
-    shallow copy viewed as a CandidateGPR; ``model`` itself is left as it is)."""
-    view = copy.copy(model)
-    view.__class__ = CandidateGPR
-    return view.trimmed_cv(drop)
+    """K-fold cross-validated RMSEs of a fitted :class:`SparseGPR` at its
+    hyperparameters, as :meth:`SparseGPR.cross_validate` (energy per atom in eV/atom,
+    field components in eV/μB; NaN for an observable without data) but with the ``drop``
+    folds of largest RMSE left out, per observable (with at least 3 folds;
+    :meth:`SparseGPR.fold_errors`). Why: a training frame unlike all others (Eq. 41 seed
+    449: the one frame near the antiparallel state, held out 6-7 meV/atom off for every
+    candidate) is extrapolated when held out, the more so by the more flexible model, and
+    one such fold decided the score though the model fitted on all frames, that frame
+    included, was 20× better on test frames — the reason the energy noise is scored on
+    the frames with the smallest held-out errors (gpr.CV_ENERGY_KEEP)."""
+    out = {}
+    for key, items in model.fold_errors().items():
+        items = sorted((t for t in items if t[1]), key=lambda t: t[0] / t[1])
+        if len(items) >= 3:
+            items = items[:len(items) - drop]
+        out[key] = (float(np.sqrt(sum(t[0] for t in items) / sum(t[1] for t in items)))
+                    if items else np.nan)
+    return out
 
 
 def fit_candidate(settings: dict, terms, frames, build) -> dict:

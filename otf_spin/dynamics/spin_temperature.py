@@ -31,6 +31,7 @@ import functools
 
 import numpy as np
 
+from otf_spin.system import cross_rows
 from otf_spin.units import K_B
 
 EPSILON = 1e-4          # rad, probe rotation
@@ -42,23 +43,13 @@ def probes_for(n_spins: int) -> int:
     return int(min(4, max(1, -(-64 // max(n_spins, 1)))))
 
 
-def _cross(a, b):
-    """Row-wise a × b of (N, 3) arrays: numpy.cross's arithmetic without its per-call
-    overhead (which dominates for the few spins of a DFT cell)."""
-    out = np.empty_like(a)
-    out[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
-    out[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
-    out[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
-    return out
-
-
 def tangent_basis(directions):
     """Two unit vectors (N, 3) each, orthonormal and perpendicular to ``directions``."""
     e = np.asarray(directions, float)
     helper = np.where(np.abs(e[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
-    u = _cross(e, helper)
+    u = cross_rows(e, helper)
     u /= np.linalg.norm(u, axis=1)[:, None]
-    return u, _cross(e, u)
+    return u, cross_rows(e, u)
 
 
 @functools.lru_cache(maxsize=8)

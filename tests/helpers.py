@@ -3,12 +3,15 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import h5py
 import numpy as np
 import yaml
 
+from otf_spin.config.model import MODEL
 from otf_spin.factory import load_run
+from otf_spin.model import build_model
 from otf_spin.runner import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -131,3 +134,22 @@ def differences(reference, other, files, volatile=("stored_at", "wall_time")):
             if not same:
                 found.append(f"{name}:{key}")
     return found
+
+
+def linear_term_errors(base: dict, terms, train, test) -> tuple[dict, float]:
+    """Fit one linear kernel on each descriptor term of ``terms`` alone (model settings
+    ``base`` without kernels; noise and descriptor from it, no optimisation) to the
+    energies of ``train``; returns ({term: test energy RMSE per atom (eV/atom)}, the
+    test energies' std per atom): the contrast of a term that holds the physics with
+    one that does not."""
+    errors = {}
+    for term in terms:
+        settings = MODEL.validate(dict(base, optimise=False, kernels=[
+            {"zeta": 1, "normalize": False, "term": term, "n_sparse": None}]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = build_model(settings).fit(train)
+        errors[term] = float(np.sqrt(np.mean([
+            ((model.predict(f.system, False)["energy"] - f.energy) / len(f.system)) ** 2
+            for f in test])))
+    return errors, float(np.std([f.energy / len(f.system) for f in test]))

@@ -18,6 +18,7 @@ from otf_spin.learning.paper_sets import generate_set
 from otf_spin.model import build_model, selection
 from otf_spin.model.factory import build_gpr, kernel_mask
 from otf_spin.system import bulk, random_cone, random_sphere
+from helpers import linear_term_errors
 from test_descriptor_terms import small  # noqa: F401  (fixture: a displaced, noncollinear cell)
 
 
@@ -164,20 +165,11 @@ def test_cusp_pair_energy_is_linear_in_the_angle_term():
     what the term is for."""
     rng = np.random.default_rng(5)
     data = cusp_frames(40, rng)
-    train, test = data[:30], data[30:]
-    errors = {}
-    for term in ("exchange_2b_angle", "exchange_2b"):
-        s = MODEL.validate({
-            "descriptor": {"r_cut": 4.0, "n_max": 4, "l_max": 6,
-                           "exchange_2b_angle": {"r_cut": 4.0}},
-            "kernels": [{"zeta": 1, "normalize": False, "term": term, "n_sparse": None}],
-            "noise": {"energy": "1e-6 meV", "field": "1e-5 meV/μB"}, "optimise": False})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = build_model(s).fit(train)
-        errors[term] = np.sqrt(np.mean([(model.predict(f.system, False)["energy"]
-                                         - f.energy) ** 2 for f in test])) / 16
-    scale = np.std([f.energy for f in test]) / 16
+    errors, scale = linear_term_errors(
+        {"descriptor": {"r_cut": 4.0, "n_max": 4, "l_max": 6,
+                        "exchange_2b_angle": {"r_cut": 4.0}},
+         "noise": {"energy": "1e-6 meV", "field": "1e-5 meV/μB"}},
+        ("exchange_2b_angle", "exchange_2b"), data[:30], data[30:])
     assert errors["exchange_2b_angle"] < 1e-6 * scale
     assert errors["exchange_2b"] > 1e-3 * scale
 

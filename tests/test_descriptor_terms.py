@@ -12,6 +12,8 @@ from otf_spin.descriptors import (AngleExchangeDescriptor, CompositeDescriptor,
 from otf_spin.descriptors.dipole2b import exponents
 from otf_spin.system import bulk, random_sphere
 
+from helpers import linear_term_errors
+
 
 def make_terms():
     return {"exchange_3b": Exchange3BDescriptor(r_cut=4.2, n_max=2, l_max=2, sigma_s=0.6),
@@ -423,11 +425,7 @@ def test_triangle_term_is_linear_in_exchange3b():
     """A triangle three-spin energy (which no exchange-2b descriptor can express) is
     reproduced to numerical precision by a linear kernel on the exchange-3b term; a
     linear kernel on all exchange-2b orders misses it."""
-    import warnings
-
     from otf_spin.core import Frame
-    from otf_spin.model import build_model
-    from otf_spin.config.model import MODEL
     from otf_spin.system import random_cone
 
     rng = np.random.default_rng(21)
@@ -436,18 +434,9 @@ def test_triangle_term_is_linear_in_exchange3b():
         system = bulk("bcc", 2.83, (2, 2, 2), moment=2.2)
         system.set_directions(random_cone(16, random_sphere(1, rng)[0], 1.2, rng))
         data.append(Frame(system, {"energy": triangle_energy(system)}))
-    train, test = data[:30], data[30:]
-    errors = {}
-    for term in ("exchange_3b", "exchange_2b"):
-        settings = MODEL.validate({
-            "descriptor": {"r_cut": 4.0, "n_max": 4, "l_max": 4, "exchange_3b": {}},
-            "kernels": [{"zeta": 1, "normalize": False, "term": term, "n_sparse": None}],
-            "noise": {"energy": "1e-6 meV"}, "optimise": False})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = build_model(settings).fit(train)
-        errors[term] = np.sqrt(np.mean([(model.predict(f.system, False)["energy"]
-                                         - f.energy) ** 2 for f in test])) / 16
-    scale = np.std([f.energy for f in test]) / 16
+    errors, scale = linear_term_errors(
+        {"descriptor": {"r_cut": 4.0, "n_max": 4, "l_max": 4, "exchange_3b": {}},
+         "noise": {"energy": "1e-6 meV"}},
+        ("exchange_3b", "exchange_2b"), data[:30], data[30:])
     assert errors["exchange_3b"] < 1e-4 * scale
     assert errors["exchange_2b"] > 0.05 * scale

@@ -343,16 +343,7 @@ def test_shell_basis_free_cluster(models, rng):
     system.pbc[:] = False
     fp = fast.FastPredictor(model)
     assert fp.engine(system).shell
-    ref = model.predict(system, stds=False)
-    out = fp.predict(system)
-    exact, floor = _extended(model, system)
-    tol = 1e-10 * np.abs(exact).max() + 4 * floor
-    assert np.all(np.abs(out["energies"] - exact) <= tol)
-    assert np.all(np.abs(out["energies"] - ref["energies"]) <= tol)
-    _close(out["fields"], ref["fields"])
-    fm = system.copy()
-    fm.set_directions(np.tile([0.0, 0.0, 1.0], (len(fm), 1)))
-    assert np.all(fp.predict(fm)["energies"] == 0.0)
+    _assert_parity(model, system, fp)
 
 
 def test_distinct_rows():
@@ -373,6 +364,23 @@ def test_distinct_rows():
     assert np.array_equal(table[index].view(np.uint64), zeros.view(np.uint64))
     table, index = distinct(np.zeros((3, 0)))
     assert list(index) == [0, 0, 0]
+
+
+def _assert_parity(model, system, *predictors):
+    """Each fast predictor's energies equal the extended-precision ones and
+    model.predict's to 1e-10 (plus the rounding floor), its fields model.predict's to
+    1e-10, and the FM state gives exactly 0 on every atom."""
+    ref = model.predict(system, stds=False)
+    exact, floor = _extended(model, system)
+    tol = 1e-10 * np.abs(exact).max() + 4 * floor
+    fm = system.copy()
+    fm.set_directions(np.tile([0.0, 0.0, 1.0], (len(fm), 1)))
+    for fp in predictors:
+        out = fp.predict(system)
+        assert np.all(np.abs(out["energies"] - exact) <= tol)
+        assert np.all(np.abs(out["energies"] - ref["energies"]) <= tol)
+        _close(out["fields"], ref["fields"])
+        assert np.all(fp.predict(fm)["energies"] == 0.0)
 
 
 def _forced(model, shell):
@@ -399,16 +407,7 @@ def test_shell_basis_equals_full_descriptors(models, rng):
             system = _system(repeat, rng, displaced)
             full, shell = _forced(model, False), _forced(model, True)
             assert shell.engine(system).shell and not full.engine(system).shell
-            ref = model.predict(system, stds=False)
-            exact, floor = _extended(model, system)
-            tol = 1e-10 * np.abs(exact).max() + 4 * floor
-            for out in (full.predict(system), shell.predict(system)):   # both to 1e-10
-                assert np.all(np.abs(out["energies"] - exact) <= tol)
-                assert np.all(np.abs(out["energies"] - ref["energies"]) <= tol)
-                _close(out["fields"], ref["fields"])
-            fm = system.copy()
-            fm.set_directions(np.tile([0.0, 0.0, 1.0], (len(fm), 1)))
-            assert np.all(shell.predict(fm)["energies"] == 0.0)
+            _assert_parity(model, system, full, shell)          # both to 1e-10
     automatic = fast.fast_predictor(models["defaults n_max 20"])
     for repeat in (2, 3, 6):                  # 4, 6 and 9 radial rows < n_max 20
         assert automatic.engine(_system(repeat, rng)).shell

@@ -19,7 +19,7 @@ from otf_spin.model import build_model, selection
 from otf_spin.model.factory import build_gpr, kernel_mask
 from otf_spin.system import bulk, random_cone, random_sphere
 from helpers import linear_term_errors
-from test_descriptor_terms import small  # noqa: F401  (fixture: a displaced, noncollinear cell)
+from test_descriptor_terms import permuted, rotated_crystal, small  # noqa: F401  (fixture: a displaced, noncollinear cell)
 
 
 def test_basis_is_legendre_of_the_angle():
@@ -85,15 +85,11 @@ def test_invariances_and_fm_reference(small, rng):
     flipped.set_directions(-small.directions)                                # time reversal
     np.testing.assert_allclose(desc.compute(flipped), d0, atol=1e-12)
     Q = Rotation.random(random_state=4).as_matrix()
-    crystal = small.copy()
-    crystal.cell = small.cell @ Q.T
-    crystal.positions = small.positions @ Q.T + np.array([0.3, -1.2, 4.0])
+    crystal = rotated_crystal(small, Q)
     np.testing.assert_allclose(AngleExchangeDescriptor(4.5, 3, 4).compute(crystal), d0,
                                atol=1e-11)
     perm = rng.permutation(len(small))
-    shuffled = small.copy()
-    shuffled.positions = small.positions[perm]
-    shuffled.set_directions(small.directions[perm])
+    shuffled = permuted(small, perm)
     np.testing.assert_allclose(AngleExchangeDescriptor(4.5, 3, 4).compute(shuffled), d0[perm],
                                atol=1e-12)
     np.testing.assert_allclose(desc.compute_fm(small),

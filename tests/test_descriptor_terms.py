@@ -91,6 +91,13 @@ def rotated_crystal(system, Q, shift=(0.3, -1.2, 4.0)):
     return out
 
 
+def permuted(system, perm):
+    out = system.copy()
+    out.positions = system.positions[perm]
+    out.set_directions(system.directions[perm])
+    return out
+
+
 def test_exchange3b_invariances_and_triangle(small, rng):
     desc = Exchange3BDescriptor(4.2, 2, 2)
     d0 = desc.compute(small)
@@ -103,9 +110,7 @@ def test_exchange3b_invariances_and_triangle(small, rng):
     flipped.set_directions(-small.directions)          # time reversal
     np.testing.assert_allclose(desc.compute(flipped), d0, atol=1e-12)
     perm = rng.permutation(len(small))
-    shuffled = small.copy()
-    shuffled.positions = small.positions[perm]
-    shuffled.set_directions(small.directions[perm])
+    shuffled = permuted(small, perm)
     np.testing.assert_allclose(Exchange3BDescriptor(4.2, 2, 2).compute(shuffled), d0[perm],
                                atol=1e-12)
     # e_j·e_k enters: turning spin k about the axis of e_i keeps every e_i·e_x of atom i
@@ -134,9 +139,7 @@ def test_dipole2b_joint_rotation_only(small, rng):
     flipped.set_directions(-small.directions)
     np.testing.assert_allclose(desc.compute(flipped), d0, atol=1e-12)
     perm = rng.permutation(len(small))
-    shuffled = small.copy()
-    shuffled.positions = small.positions[perm]
-    shuffled.set_directions(small.directions[perm])
+    shuffled = permuted(small, perm)
     np.testing.assert_allclose(Dipole2BDescriptor(4.5, 3, 4).compute(shuffled), d0[perm],
                                atol=1e-12)
 

@@ -18,7 +18,7 @@ from otf_spin.learning.paper_sets import paper_oracle
 from otf_spin.model import build_model, selection
 from otf_spin.model.factory import build_gpr
 from otf_spin.system import bulk, random_cone, random_sphere
-from test_descriptor_terms import small  # noqa: F401  (fixture: a displaced, noncollinear cell)
+from test_descriptor_terms import permuted, rotated_crystal, small  # noqa: F401  (fixture: a displaced, noncollinear cell)
 
 
 def cubic_bspline(t):
@@ -71,14 +71,10 @@ def test_invariances_fm_reference_and_local_move(small, rng):
     turned.set_directions(small.directions @ R.T)
     np.testing.assert_allclose(desc.compute(turned), d0, atol=1e-12)        # spin rotation
     Q = Rotation.random(random_state=4).as_matrix()
-    crystal = small.copy()
-    crystal.cell = small.cell @ Q.T
-    crystal.positions = small.positions @ Q.T + np.array([0.3, -1.2, 4.0])
+    crystal = rotated_crystal(small, Q)
     np.testing.assert_allclose(spline().compute(crystal), d0, atol=1e-11)
     perm = rng.permutation(len(small))
-    shuffled = small.copy()
-    shuffled.positions = small.positions[perm]
-    shuffled.set_directions(small.directions[perm])
+    shuffled = permuted(small, perm)
     np.testing.assert_allclose(spline().compute(shuffled), d0[perm], atol=1e-12)
     full = SOSODescriptor(4.4, desc.n_max, 3, 0.5, None)          # all orders 0..l_max
     full.radial = desc.radial

@@ -125,11 +125,10 @@ def _ours(path) -> bool:
         return False
 
 
-def _unchanged_model(path, state) -> bool:
-    """True if the checkpoint at ``path`` is the last one this process wrote and holds
-    the model ``state``: its model group can be copied as it is."""
-    if not _ours(path):
-        return False
+def _same_model(state) -> bool:
+    """True if the last checkpoint this process wrote holds the model ``state``: if that
+    file is still there unchanged (:func:`_ours`), its model group can be copied as it
+    is."""
     objects, text = _LAST["state"]
     return text == state[1] and len(objects) == len(state[0]) and \
         all(a is b for a, b in zip(objects, state[0]))
@@ -141,10 +140,11 @@ def write(path, states: dict, learner, store_frames: int, tempering=None,
     is the one of the previous checkpoint this process wrote, its group is copied from
     that file (HDF5's object copy: the same bytes, without writing every frame's design
     rows again through h5py)."""
-    if not _ours(path):         # a file this process did not just write: check its kind
+    ours = _ours(path)
+    if not ours:                # a file this process did not just write: check its kind
         check_overwrite(path, "checkpoint", "otf.checkpoint")
     model_state = _model_state(learner.model)
-    reuse = _unchanged_model(path, model_state)
+    reuse = ours and _same_model(model_state)
     _LAST.clear()
     with atomic_path(path, phase="checkpoint") as tmp, h5py.File(tmp, "w") as h5:
         for index, state in sorted(states.items()):

@@ -1,6 +1,6 @@
 """Wall time of the README's main example, and the machine it ran on.
 
-    python benchmarks/readme_timing.py [--repeat 3] [--allow-twins]
+    python benchmarks/readme_timing.py [--repeat 3] [--allow-twins] [--against TREE]
 
 Runs ``otf-spin run --fresh input_examples/bccFe_otf_heisenberg.yaml`` (on-the-fly LLG of
 16 bcc Fe spins, 300 -> 1000 K, learning from the embedded Heisenberg oracle) in a fresh
@@ -11,7 +11,10 @@ lines (its time split into dynamics, uncertainty checks, oracle, refits and outp
 the fit and refit time), and the machine: CPU model, logical cores available to this
 process, load average before and after the runs.
 Other work on the machine stretches the wall time but hardly the CPU time: on a busy
-machine quote the CPU time, on an idle one the wall time.
+machine quote the CPU time, on an idle one the wall time. ``--against TREE`` (another
+checkout of otf-spin with its extensions built in place, e.g. a ``git worktree`` of an
+older commit) alternates its runs with this checkout's, run by run, so that both see
+the same machine, and prints both summaries (the same input file for both).
 """
 from __future__ import annotations
 
@@ -48,16 +51,18 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def run_once() -> tuple[float, float, list]:
+def run_once(tree: str | None = None) -> tuple[float, float, list]:
     """(wall, CPU) seconds of one fresh run of the example in a temporary folder, and
-    the run's final lines (``# done`` and ``# on the fly``)."""
+    the run's final lines (``# done`` and ``# on the fly``); ``tree``: run the package
+    of that checkout instead (PYTHONPATH)."""
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(tree)) if tree else None
     with tempfile.TemporaryDirectory() as folder:
         shutil.copy(EXAMPLE, folder)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "otf_spin", "run", "--quiet", "--fresh",
                               os.path.basename(EXAMPLE)], cwd=folder, check=True,
-                             stdout=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, text=True, env=env)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         lines = [line for line in out.stdout.splitlines()
@@ -71,6 +76,9 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=3, help="runs (default 3)")
     parser.add_argument("--allow-twins", action="store_true",
                         help="time the pure-Python twins of kernels that are not built")
+    parser.add_argument("--against", metavar="TREE",
+                        help="another otf-spin checkout (extensions built in place) whose "
+                             "runs alternate with this checkout's")
     args = parser.parse_args(argv)
     from otf_spin import __version__
     from otf_spin.kernels import refuse_twins
@@ -80,22 +88,27 @@ def main(argv=None):
           f"Python {platform.python_version()}, otf-spin {__version__}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     print(f"load average before the runs: {load_average()}")
-    walls, cpus = [], []
+    trees = {"this checkout": None}
+    if args.against:
+        trees[f"against {args.against}"] = args.against
+    times = {label: ([], []) for label in trees}
     for k in range(args.repeat):
-        wall, cpu, lines = run_once()
-        walls.append(wall)
-        cpus.append(cpu)
-        print(f"run {k + 1}: wall {wall:.2f} s, CPU {cpu:.2f} s, load {load_average()}",
-              flush=True)
-        for line in lines:
-            print(f"    {line}", flush=True)
+        for label, tree in trees.items():
+            wall, cpu, lines = run_once(tree)
+            times[label][0].append(wall)
+            times[label][1].append(cpu)
+            print(f"run {k + 1}" + (f" ({label})" if args.against else "") + f": wall "
+                  f"{wall:.2f} s, CPU {cpu:.2f} s, load {load_average()}", flush=True)
+            for line in lines:
+                print(f"    {line}", flush=True)
     print(f"load average after the runs: {load_average()}")
-    walls.sort()
-    cpus.sort()
-    print(f"README main example (otf-spin run input_examples/bccFe_otf_heisenberg.yaml), "
-          f"{len(walls)} run(s): wall best {walls[0]:.2f} s, median "
-          f"{walls[len(walls) // 2]:.2f} s; CPU best {cpus[0]:.2f} s, median "
-          f"{cpus[len(cpus) // 2]:.2f} s")
+    for label, (walls, cpus) in times.items():
+        walls.sort()
+        cpus.sort()
+        print(f"README main example (otf-spin run input_examples/bccFe_otf_heisenberg.yaml)"
+              + (f", {label}" if args.against else "") + f", {len(walls)} run(s): wall best "
+              f"{walls[0]:.2f} s, median {walls[len(walls) // 2]:.2f} s; CPU best "
+              f"{cpus[0]:.2f} s, median {cpus[len(cpus) // 2]:.2f} s")
 
 
 def load_average() -> str:

@@ -38,12 +38,31 @@ rows), so that C and H are never held for all atoms: the working set of an evalu
 is X, its per-thread copies and the pair list (16 000 atoms, two threads: ~27 MB instead
 of ~71 MB, more than the cache the 2-core VM's threads share), and the FM products are
 kept once per distinct row (a lattice: one).
+
+Angle block (``angle``: the exchange_2b_angle term of a composite descriptor, appended
+to the SOSO block: d_i = [SOSO (l, n) | angle (n, k)], D = L·n_max + n_a·k_max): its own
+compressed pair list (r_c of the term) with the same slot structure, and
+
+    d_i[n, k]  = dfm_i[n, k] + Σ_{s in i} Ra[srid_s, n] Wa_s[k],  Wa_s[k] = Σ_{p in s} (g_k(θ_p) - 1)
+    ∂E/∂θ_p    = Σ_k g_k'(θ_p) (Ha_s[k] + Ha_t[k]),  Ha_s[k] = Σ_n G_a[n, k] Ra[srid_s, n]
+    g_a       += ∂E/∂θ_p ∂θ_p/∂e_a = -∂E/∂θ_p (n_p × e_a) / |n_p|,  n_p = e_a × e_j
+
+with g_k(θ) = P_k(1 - 2θ/π), θ = atan2(|e_i × e_j|, e_i·e_j) (as
+:mod:`otf_spin.descriptors.angle2b`), t the neighbour's slot of the same row (jslot),
+and no gradient where |n_p| < ``parallel`` (exactly parallel or antiparallel spins, the
+guard of angle2b). For k_max ≤ 6 in the power basis of y = -2θ/π (g_k - 1 = Σ_m b_km
+y^m: exactly 0 at FM), else by the recursion in x = 1 + y. Both passes are per atom
+over its own pairs (gather: θ of a pair is computed from both ends, bit for bit the
+same), so they need no per-thread copies: the descriptor rows are made where the SOSO
+rows are (pass 1, or per block of the shell-basis pipeline, whose products then add
+Ya·Saᵀ with Ya = d_angle - dfm_angle), the rows Ha per slot (stored as the power-basis
+Q) from ∂E/∂d, and the field in one pass after the SOSO contraction.
 """
 import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange, parallel, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_GetName
-from libc.math cimport sqrt, exp
+from libc.math cimport sqrt, exp, atan2
 from posix.time cimport clock_gettime, timespec, clockid_t, CLOCK_MONOTONIC, \
     CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID
 
@@ -135,6 +154,16 @@ cdef inline void _legendre_d(double c, int lmax, const double* la, const double*
     for l in range(2, lmax + 1):
         P[l] = la[l] * c * P[l - 1] - lb[l] * P[l - 2]
         dP[l] = dP[l - 2] + (2 * l - 1) * P[l - 1]
+
+
+cdef double TWO_OVER_PI = 0.63661977236758134308    # dy/dθ = -2/π (angle block)
+
+
+cdef inline double _theta(double ex, double ey, double ez, const double* f) noexcept nogil:
+    """The angle between unit e = (ex, ey, ez) and f (3,): atan2(|e × f|, e·f)."""
+    cdef double nx = ey * f[2] - ez * f[1], ny = ez * f[0] - ex * f[2]
+    cdef double nz = ex * f[1] - ey * f[0]
+    return atan2(sqrt(nx * nx + ny * ny + nz * nz), ex * f[0] + ey * f[1] + ez * f[2])
 
 
 cdef inline double _now(clockid_t clock) noexcept nogil:
@@ -238,9 +267,22 @@ cdef class GapEngine:
     cdef double* enew
     cdef Py_ssize_t amax
     cdef readonly object energies, grad, d_array, G_array
+    # angle block (module docstring); Da = 0 without one
+    cdef readonly Py_ssize_t Ds, Da, KA, NA, a_slots
+    cdef cnp.int64_t* asoff
+    cdef cnp.int64_t* asp
+    cdef int* aneigh
+    cdef int* ajslot
+    cdef int* asrid
+    cdef double* artab
+    cdef double* va             # (Da,) the linear weight vector's angle block
+    cdef double* Sa             # (M, Da) the sparse points' angle block (shell basis)
+    cdef double* Qa             # (a_slots, KA + 1) per slot the field's rows, × dy/dθ
+    cdef bint apoly             # angle pair loops in the power basis (KA ≤ POLY_LMAX)
+    cdef double par_tol         # |e_i × e_j| below this: the pair has no angle gradient
 
     def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
-                 kstart, zeta, normalize, masks, e_ref, shell=None):
+                 kstart, zeta, normalize, masks, e_ref, shell=None, angle=None):
         cdef cnp.int64_t[::1] a_soff = np.ascontiguousarray(soff, dtype=np.int64)
         cdef cnp.int64_t[::1] a_sp = np.ascontiguousarray(sp, dtype=np.int64)
         cdef int[::1] a_neigh = np.ascontiguousarray(neigh, dtype=np.int32)
@@ -265,6 +307,33 @@ cdef class GapEngine:
         self.M = a_S.shape[0]
         self.K = a_zeta.shape[0]
         self.n_slots = a_srid.shape[0]
+        self.Ds = self.D
+        if angle is not None:
+            a_asoff = np.ascontiguousarray(angle["soff"], dtype=np.int64)
+            a_asp = np.ascontiguousarray(angle["sp"], dtype=np.int64)
+            a_asrid = np.ascontiguousarray(angle["srid"], dtype=np.int32)
+            a_aneigh = np.ascontiguousarray(angle["neigh"], dtype=np.int32)
+            a_ajslot = np.ascontiguousarray(angle["jslot"], dtype=np.int32)
+            a_artab = np.ascontiguousarray(angle["rtab"], dtype=np.float64)
+            self.KA, self.NA = int(angle["k_max"]), a_artab.shape[1]
+            self.Da = self.KA * self.NA
+            self.a_slots = a_asrid.shape[0]
+            self.par_tol = float(angle["parallel"])
+            if self.KA < 1 or self.KA > LMAX_CAP:
+                raise ValueError(f"angle k_max {self.KA} outside 1 … {LMAX_CAP}")
+            if a_asoff.shape[0] != self.n_atoms + 1 or a_asp.shape[0] != self.a_slots + 1 \
+                    or a_asoff[self.n_atoms] != self.a_slots:
+                raise ValueError("angle slot ranges soff/sp do not match srid")
+            if a_ajslot.shape[0] != a_aneigh.shape[0] or a_asp[self.a_slots] != a_aneigh.shape[0]:
+                raise ValueError("angle pair arrays neigh/jslot do not match the slot ranges")
+            self.D = self.Ds + self.Da
+            self.apoly = self.KA <= POLY_LMAX
+        else:
+            a_asoff = np.zeros(self.n_atoms + 1, dtype=np.int64)
+            a_asp = np.zeros(1, dtype=np.int64)
+            a_asrid = a_aneigh = a_ajslot = np.zeros(0, dtype=np.int32)
+            a_artab = np.zeros((0, 1))
+            self.KA = self.NA = self.Da = self.a_slots = 0
         if a_sp.shape[0] != self.n_slots + 1 or a_soff[self.n_atoms] != self.n_slots:
             raise ValueError("slot ranges soff/sp do not match srid")
         if a_jslot.shape[0] != a_neigh.shape[0] or a_sp[self.n_slots] != a_neigh.shape[0]:
@@ -272,7 +341,8 @@ cdef class GapEngine:
         if self.L - 1 > LMAX_CAP:
             raise ValueError(f"l_max {self.L - 1} exceeds the compiled limit {LMAX_CAP}")
         if a_v.shape[0] != self.D or a_S.shape[1] != self.D or a_dfm.shape[1] != self.D:
-            raise ValueError("descriptor length of v, S or d_fm is not L·n_max")
+            raise ValueError("descriptor length of v, S or d_fm is not L·n_max (+ the angle "
+                             "block's n_max·k_max)")
         if a_kstart.shape[0] != self.K + 1 or a_kstart[self.K] != self.M:
             raise ValueError("kstart does not partition the sparse points")
         if self.n_atoms * max(self.M, self.D) >= 2**31:
@@ -282,9 +352,12 @@ cdef class GapEngine:
         self.U = a_rtab.shape[0]
         self.LU = self.L * self.U
         if shell is None:
-            shell = self.U < self.n_max and not np.any(np.asarray(a_norm))
+            shell = self.U < self.n_max and not np.any(np.asarray(a_norm)) and \
+                (self.Da == 0 or 1 <= self.L - 1 <= POLY_LMAX)
         if shell and np.any(np.asarray(a_norm)):
             raise ValueError("the shell basis needs unnormalised kernels")
+        if shell and self.Da and not 1 <= self.L - 1 <= POLY_LMAX:
+            raise ValueError(f"the shell basis with an angle block needs 1 ≤ l_max ≤ {POLY_LMAX}")
         self.shell = bool(shell) and n > 0
         # full descriptors and ∂E/∂d: not used by the shell basis (d: made by the first
         # Monte Carlo sweep, which works on full descriptors)
@@ -303,8 +376,11 @@ cdef class GapEngine:
         E_arr = np.zeros(n)
         g_arr = np.zeros((n, 3))
         cdef Py_ssize_t a, most = 0
-        for a in range(n):
-            most = max(most, a_sp[a_soff[a + 1]] - a_sp[a_soff[a]])
+        cdef cnp.int64_t[::1] v_asoff = a_asoff
+        cdef cnp.int64_t[::1] v_asp = a_asp
+        for a in range(n):      # Monte Carlo: atoms one move can change (both pair lists)
+            most = max(most, a_sp[a_soff[a + 1]] - a_sp[a_soff[a]]
+                       + v_asp[v_asoff[a + 1]] - v_asp[v_asoff[a]])
         self.amax = most + 1
         Ep_arr = np.zeros(max(n, 1))
         mark_arr = np.full(max(n, 1), -1, dtype=np.int32)
@@ -326,6 +402,17 @@ cdef class GapEngine:
                       d_arr, G_arr, C_arr, H_arr, gbuf_arr, nrm, xs, Ep_arr, mark_arr, aff_arr,
                       dnew_arr, enew_arr)
         self.energies, self.grad, self.d_array, self.G_array = E_arr, g_arr, d_arr, G_arr
+        Qa_arr = np.zeros(max(self.a_slots * (self.KA + 1), 1))
+        self._keep = self._keep + (a_asoff, a_asp, a_asrid, a_aneigh, a_ajslot, a_artab,
+                                   Qa_arr)
+        self.asoff = <cnp.int64_t*>cnp.PyArray_DATA(a_asoff)
+        self.asp = <cnp.int64_t*>cnp.PyArray_DATA(a_asp)
+        self.asrid = <int*>cnp.PyArray_DATA(a_asrid)
+        self.aneigh = <int*>cnp.PyArray_DATA(a_aneigh)
+        self.ajslot = <int*>cnp.PyArray_DATA(a_ajslot)
+        self.artab = <double*>cnp.PyArray_DATA(a_artab)
+        self.Qa = _dptr(Qa_arr)
+        self.va = &a_v[self.Ds] if self.Da else NULL
         self.soff = &a_soff[0]
         self.sp = &a_sp[0]
         self.neigh = &a_neigh[0] if a_neigh.shape[0] else NULL
@@ -374,11 +461,13 @@ cdef class GapEngine:
         self.g = &vg[0, 0] if n else NULL
         if self.shell:
             R = np.asarray(a_rtab)
-            S3 = np.asarray(a_S).reshape(self.M, self.L, self.n_max)
+            S3 = np.asarray(a_S)[:, :self.Ds].reshape(self.M, self.L, self.n_max)
             Sr_arr = np.ascontiguousarray(np.einsum("mln,un->mul", S3, R).reshape(
                 self.M, self.LU))
             Hv_arr = np.ascontiguousarray(np.einsum(
-                "ln,un->ul", np.asarray(a_v).reshape(self.L, self.n_max), R).ravel())
+                "ln,un->ul", np.asarray(a_v)[:self.Ds].reshape(self.L, self.n_max), R).ravel())
+            Sa_arr = np.ascontiguousarray(np.asarray(a_S)[:, self.Ds:]) if self.Da and self.M \
+                else np.zeros(1)
             dfm_np, S_np, ks = np.asarray(a_dfm), np.asarray(a_S), np.asarray(a_kstart)
             fm = np.zeros((n, self.M))
             for k in range(self.K):
@@ -390,11 +479,12 @@ cdef class GapEngine:
             Sr_keep = Sr_arr if self.M else np.zeros(1)
             Xbuf_arr = np.zeros(max((self.nt_alloc - 1) * n * self.LU, 1)
                                 if n >= SERIAL_BELOW else 1)
-            self.blk_size = BLOCK * (self.M + self.LU) + SCRATCH
+            self.blk_size = BLOCK * (self.M + self.LU + 2 * self.Da) + SCRATCH
             blk_arr = np.zeros(self.nt_alloc * self.blk_size if self.pipeline else 1)
             ts_arr = np.zeros(self.nt_alloc * 4)
             self._keep = self._keep + (Sr_keep, Hv_arr, Cfm_arr, fmrow_arr, X_arr, Hs_arr,
-                                       Xbuf_arr, blk_arr, ts_arr)
+                                       Xbuf_arr, blk_arr, ts_arr, Sa_arr)
+            self.Sa = _dptr(Sa_arr)
             self.Xbuf = _dptr(Xbuf_arr)
             self.Sr = _dptr(Sr_keep)
             self.Hv = _dptr(Hv_arr)
@@ -485,6 +575,152 @@ cdef class GapEngine:
                 for l in range(L):
                     W[l] = W[l] + (P[l] - 1.0)
 
+    cdef inline void _angle_values(self, double theta, double* G) noexcept nogil:
+        """G[k] = g_k(θ) - 1 = P_k(1 + y) - 1, y = -2θ/π, 1 ≤ k ≤ KA (power basis: Σ_m
+        b_km y^m, exactly 0 at θ = 0; else the recursion)."""
+        cdef Py_ssize_t k, m, KA = self.KA
+        cdef double y = -TWO_OVER_PI * theta, acc, ym
+        if self.apoly:
+            for k in range(1, KA + 1):
+                acc = 0.0
+                ym = 1.0
+                for m in range(1, k + 1):
+                    ym = ym * y
+                    acc = acc + self.bx[k * (POLY_LMAX + 1) + m] * ym
+                G[k] = acc
+        else:
+            _legendre(1.0 + y, KA, self.la, self.lb, G)
+            for k in range(1, KA + 1):
+                G[k] = G[k] - 1.0
+
+    cdef inline void _angle_sums(self, Py_ssize_t s, double ex, double ey, double ez,
+                                 const double* e, double* P, double* W) noexcept nogil:
+        """W[k] = Σ_{p in angle slot s} (g_k(θ_p) - 1), 1 ≤ k ≤ KA (P: scratch of KA + 1;
+        power basis: the sums of y^m first, then W = b·sums)."""
+        cdef Py_ssize_t p, j, k, m, KA = self.KA
+        cdef double y, ym
+        for k in range(KA + 1):
+            W[k] = 0.0
+            P[k] = 0.0
+        for p in range(self.asp[s], self.asp[s + 1]):
+            j = self.aneigh[p]
+            y = -TWO_OVER_PI * _theta(ex, ey, ez, e + 3 * j)
+            if self.apoly:
+                ym = y
+                for m in range(1, KA + 1):
+                    P[m] = P[m] + ym
+                    ym = ym * y
+            else:
+                _legendre(1.0 + y, KA, self.la, self.lb, P)
+                for k in range(1, KA + 1):
+                    W[k] = W[k] + (P[k] - 1.0)
+        if self.apoly:
+            for k in range(1, KA + 1):
+                for m in range(1, k + 1):
+                    W[k] = W[k] + self.bx[k * (POLY_LMAX + 1) + m] * P[m]
+
+    cdef inline void _angle_row(self, Py_ssize_t i, const double* e, double* out,
+                                double* P) noexcept nogil:
+        """out (Da,) = atom i's angle block minus its FM value, Σ_s Ra[srid_s, n] Wa_s[k]
+        at n·KA + k - 1 (P: scratch of 2 (LMAX_CAP + 1))."""
+        cdef Py_ssize_t s, n, k, q, KA = self.KA, NA = self.NA
+        cdef double* W = P + (LMAX_CAP + 1)
+        cdef double* r
+        for q in range(self.Da):
+            out[q] = 0.0
+        for s in range(self.asoff[i], self.asoff[i + 1]):
+            self._angle_sums(s, e[3 * i], e[3 * i + 1], e[3 * i + 2], e, P, W)
+            r = self.artab + self.asrid[s] * NA
+            for n in range(NA):
+                for k in range(KA):
+                    out[n * KA + k] += r[n] * W[k + 1]
+
+    cdef inline void _angle_slot_field(self, Py_ssize_t a, const double* Ga) noexcept nogil:
+        """Rows Q of atom a's angle slots (into Qa, KA + 1 per slot, from 1) from its
+        ∂E/∂d angle block Ga (Da,): H_s[k] = Σ_n Ga[n, k] Ra[srid_s, n] times dy/dθ, and
+        in the power basis Q_s[m] = m Σ_{k ≥ m} b_km H_s[k] (in place, m ascending), so
+        that a pair's ∂E/∂θ = Σ_m (Q_s + Q_t)[m] y^(m-1) (recursion: Σ_k P_k'(x) (Q_s +
+        Q_t)[k])."""
+        cdef Py_ssize_t s, n, k, m, KA = self.KA, NA = self.NA
+        cdef double acc
+        cdef double* r
+        cdef double* Q
+        for s in range(self.asoff[a], self.asoff[a + 1]):
+            r = self.artab + self.asrid[s] * NA
+            Q = self.Qa + s * (KA + 1)
+            Q[0] = 0.0
+            for k in range(KA):
+                acc = 0.0
+                for n in range(NA):
+                    acc = acc + Ga[n * KA + k] * r[n]
+                Q[k + 1] = -TWO_OVER_PI * acc
+            if self.apoly:
+                for m in range(1, KA + 1):
+                    acc = 0.0
+                    for k in range(m, KA + 1):
+                        acc = acc + self.bx[k * (POLY_LMAX + 1) + m] * Q[k]
+                    Q[m] = m * acc
+
+    cdef void _angle_slots(self, const double* G) noexcept nogil:
+        """Rows Q of every angle slot from full ∂E/∂d rows G (N, D) (not the pipeline,
+        which makes them per block)."""
+        cdef Py_ssize_t a
+        cdef int nt = self._threads()
+        for a in prange(self.n_atoms, schedule="static", num_threads=nt):
+            self._angle_slot_field(a, G + a * self.D + self.Ds)
+
+    cdef void _angle_field(self, const double* e) noexcept nogil:
+        """Adds the angle block's ∂E/∂e_a to g, per atom from its own pairs (gather, rows
+        Q of both ends' slots): ∂E/∂θ_p (∂θ_p/∂e_a = -(n × e_a)/|n|, n = e_a × e_j);
+        nothing where |n| < par_tol (angle2b's guard)."""
+        cdef Py_ssize_t a, s, p, j, k, m, KA = self.KA
+        cdef double ex, ey, ez, nx, ny, nz, sn, y, u, f, gx, gy, gz
+        cdef double* P
+        cdef double* dP
+        cdef double* Qs
+        cdef double* Qt
+        cdef int nt = self._threads(), tid
+        with parallel(num_threads=nt):
+            tid = threadid()
+            P = self.scratch + tid * SCRATCH
+            dP = P + (LMAX_CAP + 1)
+            for a in prange(self.n_atoms, schedule="static"):
+                ex = e[3 * a]
+                ey = e[3 * a + 1]
+                ez = e[3 * a + 2]
+                gx = 0.0
+                gy = 0.0
+                gz = 0.0
+                for s in range(self.asoff[a], self.asoff[a + 1]):
+                    Qs = self.Qa + s * (KA + 1)
+                    for p in range(self.asp[s], self.asp[s + 1]):
+                        j = self.aneigh[p]
+                        nx = ey * e[3 * j + 2] - ez * e[3 * j + 1]
+                        ny = ez * e[3 * j] - ex * e[3 * j + 2]
+                        nz = ex * e[3 * j + 1] - ey * e[3 * j]
+                        sn = sqrt(nx * nx + ny * ny + nz * nz)
+                        if sn < self.par_tol:
+                            continue
+                        Qt = self.Qa + (self.asoff[j] + self.ajslot[p]) * (KA + 1)
+                        y = -TWO_OVER_PI * atan2(sn, ex * e[3 * j] + ey * e[3 * j + 1]
+                                                 + ez * e[3 * j + 2])
+                        if self.apoly:
+                            u = Qs[KA] + Qt[KA]
+                            for m in range(KA - 1, 0, -1):
+                                u = u * y + (Qs[m] + Qt[m])
+                        else:
+                            _legendre_d(1.0 + y, KA, self.la, self.lb, P, dP)
+                            u = 0.0
+                            for k in range(1, KA + 1):
+                                u = u + dP[k] * (Qs[k] + Qt[k])
+                        f = -u / sn
+                        gx = gx + f * (ny * ez - nz * ey)
+                        gy = gy + f * (nz * ex - nx * ez)
+                        gz = gz + f * (nx * ey - ny * ex)
+                self.g[3 * a] += gx
+                self.g[3 * a + 1] += gy
+                self.g[3 * a + 2] += gz
+
     cdef void _descriptors(self, const double* e, double* out) noexcept nogil:
         """Pass 1: descriptors into out (N, D) and the linear kernels' energies into E:
         the change from the FM state accumulated first (P_l - 1: no cancellation
@@ -511,6 +747,8 @@ cdef class GapEngine:
                         coef = self.w[l] * W[l]
                         for n in range(nmax):
                             di[l * nmax + n] += coef * r[n]
+                if self.Da:
+                    self._angle_row(i, e, di + self.Ds, P)
                 lin = 0.0
                 for q in range(D):
                     lin = lin + di[q] * self.v[q]
@@ -746,26 +984,37 @@ cdef class GapEngine:
         xs[0] = x
         return acc
 
-    cdef void _block(self, Py_ssize_t b, bint need_grad, int copies, double* mem,
-                     double* tt, clockid_t clk) noexcept nogil:
+    cdef void _block(self, Py_ssize_t b, const double* e, bint need_grad, int copies,
+                     double* mem, double* tt, clockid_t clk) noexcept nogil:
         """Block b (atoms b·BLOCK …) of the shell-basis pipeline: X rows from the power
         sums (:meth:`_slot_rows`, adding the ``copies`` per-thread copies), products
         C = X Srᵀ + Cfm and kernel coefficients per kernel block, H = Hv + coef Sr, then
         Q of the block's slots into their X rows (not read again) and g zeroed. C and H
-        of the block stay in cache (mem: BLOCK·M + BLOCK·U·L + SCRATCH doubles); each
-        product is one dgemm on the calling thread. tt: seconds per stage (descriptor,
-        kernel, gradient, field) on clock clk."""
-        cdef Py_ssize_t N = self.n_atoms, LU = self.LU, M = self.M
+        of the block stay in cache (mem: BLOCK·M + BLOCK·U·L + 2·BLOCK·Da + SCRATCH
+        doubles); each product is one dgemm on the calling thread. With an angle block
+        (directions e) its rows Ya = d_angle - dfm_angle are made here too, the products
+        add Ya·Saᵀ and the angle block of ∂E/∂d (va + coef Sa) gives the rows Q of the
+        atoms' angle slots. tt: seconds per stage (descriptor, kernel, gradient, field)
+        on clock clk."""
+        cdef Py_ssize_t N = self.n_atoms, LU = self.LU, M = self.M, Da = self.Da
         cdef Py_ssize_t a0 = b * BLOCK, i, k, q, lo, Mk
         cdef Py_ssize_t a1 = a0 + BLOCK if a0 + BLOCK < N else N
-        cdef int n = <int>(a1 - a0), im, iD = <int>LU
+        cdef int n = <int>(a1 - a0), im, iD = <int>LU, iA = <int>Da
         cdef double* Cb = mem
         cdef double* Hb = mem + BLOCK * M
-        cdef double* scr = Hb + BLOCK * LU
-        cdef double t0 = _now(clk), t1, acc, xs
-        cdef double zero = 0.0
+        cdef double* Yb = Hb + BLOCK * LU
+        cdef double* Hab = Yb + BLOCK * Da
+        cdef double* scr = Hab + BLOCK * Da
+        cdef double t0 = _now(clk), t1, acc, xs, lin
+        cdef double zero = 0.0, one = 1.0
         for i in range(a0, a1):
             self._slot_rows(i, scr, copies)
+            if Da:
+                self._angle_row(i, e, Yb + (i - a0) * Da, scr)
+                lin = 0.0
+                for q in range(Da):
+                    lin = lin + Yb[(i - a0) * Da + q] * self.va[q]
+                self.E[i] += lin
             self.E[i] -= self.e_ref[i]
             self.Ep[i] = 0.0
         t1 = _now(clk)
@@ -775,6 +1024,8 @@ cdef class GapEngine:
             for i in range(n):
                 for q in range(LU):
                     Hb[i * LU + q] = self.Hv[q]
+                for q in range(Da):
+                    Hab[i * Da + q] = self.va[q]
         for k in range(self.K):
             lo = self.kstart[k]
             Mk = self.kstart[k + 1] - lo
@@ -783,6 +1034,8 @@ cdef class GapEngine:
             im = <int>Mk
             # C (n, Mk) = X (n, U·L) @ Sr_kᵀ, Cfm added per row
             self._gemm_chunk(True, im, iD, self.Sr + lo * LU, self.X + a0 * LU, zero, Cb, n)
+            if Da:              # C += Ya (n, Da) @ Sa_kᵀ
+                self._gemm_chunk(True, im, iA, self.Sa + lo * Da, Yb, one, Cb, n)
             for i in range(n):
                 acc = self._coef_row(Cb + i * Mk, self.Cfm + self.fmrow[a0 + i] * M + lo,
                                      lo, Mk, self.zeta[k], 1.0, &xs)
@@ -791,20 +1044,24 @@ cdef class GapEngine:
             t1 = _now(clk)
             tt[1] += t1 - t0
             t0 = t1
-            if need_grad:       # H (n, U·L) += coef (n, Mk) @ Sr_k
+            if need_grad:       # H (n, U·L) += coef (n, Mk) @ Sr_k; Ha (n, Da) += coef @ Sa_k
                 self._gemm_chunk(False, im, iD, self.Sr + lo * LU, Cb, zero, Hb, n)
+                if Da:
+                    self._gemm_chunk(False, im, iA, self.Sa + lo * Da, Cb, zero, Hab, n)
                 t1 = _now(clk)
                 tt[2] += t1 - t0
                 t0 = t1
         if need_grad:
             for i in range(n):
                 self._slot_field(a0 + i, Hb + i * LU)
+                if Da:
+                    self._angle_slot_field(a0 + i, Hab + i * Da)
                 self.g[3 * (a0 + i)] = 0.0
                 self.g[3 * (a0 + i) + 1] = 0.0
                 self.g[3 * (a0 + i) + 2] = 0.0
             tt[3] += _now(clk) - t0
 
-    cdef void _shell_pipeline(self, bint need_grad) noexcept nogil:
+    cdef void _shell_pipeline(self, const double* e, bint need_grad) noexcept nogil:
         """Energies, and with need_grad the rows Q of the field, in the shell basis with
         the power basis, after :meth:`_shell_descriptors_pairs`: the blocks of
         :meth:`_block` on nt threads (dynamic: a block's numbers do not depend on the
@@ -820,7 +1077,7 @@ cdef class GapEngine:
             if _blas_local != NULL:
                 prev = _blas_local(1)
             for b in range(nb):
-                self._block(b, need_grad, 0, self.blk, self.tstage, clk)
+                self._block(b, e, need_grad, 0, self.blk, self.tstage, clk)
             if _blas_local != NULL:
                 _blas_local(prev)
         else:
@@ -829,7 +1086,7 @@ cdef class GapEngine:
                 if _blas_local != NULL:
                     prev = _blas_local(1)
                 for b in prange(nb, schedule="dynamic"):
-                    self._block(b, need_grad, nt - 1, self.blk + tid * self.blk_size,
+                    self._block(b, e, need_grad, nt - 1, self.blk + tid * self.blk_size,
                                 self.tstage + 4 * tid, clk)
                 if _blas_local != NULL:
                     _blas_local(prev)
@@ -1029,6 +1286,7 @@ cdef class GapEngine:
         updated in place; returns the number accepted. Descriptors are recomputed at the
         start of every sweep (no drift across sweeps)."""
         cdef Py_ssize_t N = self.n_atoms, D = self.D, nmax = self.n_max, L = self.L
+        cdef Py_ssize_t Ds = self.Ds, KA = self.KA, NA = self.NA
         cdef Py_ssize_t k, s, p, j, l, n, q, na, a, accepted = 0
         cdef double trial[3]
         cdef double tx, ty, tz, c0, c1, dE, coef, lin
@@ -1097,6 +1355,28 @@ cdef class GapEngine:
                         coef = self.w[l] * W[l]
                         for n in range(nmax):
                             self.dnew[l * nmax + n] += coef * r[n]
+                for s in range(self.asoff[k], self.asoff[k + 1]):     # the angle block
+                    r = self.artab + self.asrid[s] * NA
+                    for l in range(KA + 1):
+                        W[l] = 0.0
+                    for p in range(self.asp[s], self.asp[s + 1]):
+                        j = self.aneigh[p]
+                        self._angle_values(_theta(e[k, 0], e[k, 1], e[k, 2], &e[j, 0]), P0)
+                        self._angle_values(_theta(tx, ty, tz, &e[j, 0]), P1)
+                        if self.mark[j] < 0:
+                            self.mark[j] = <int>na
+                            self.aff[na] = <int>j
+                            for q in range(D):
+                                self.dnew[na * D + q] = self.d[j * D + q]
+                            na += 1
+                        da = self.dnew + self.mark[j] * D + Ds
+                        for l in range(1, KA + 1):      # pair (j -> k): same radial row
+                            W[l] += P1[l] - P0[l]
+                            for n in range(NA):
+                                da[n * KA + l - 1] += (P1[l] - P0[l]) * r[n]
+                    for l in range(1, KA + 1):          # pairs (k -> j) of this slot
+                        for n in range(NA):
+                            self.dnew[Ds + n * KA + l - 1] += W[l] * r[n]
                 dE = -(zeeman[k, 0] * (tx - e[k, 0]) + zeeman[k, 1] * (ty - e[k, 1])
                        + zeeman[k, 2] * (tz - e[k, 2]))
                 for a in range(na):
@@ -1148,7 +1428,7 @@ cdef class GapEngine:
             t1 = _now(self.clock)
             self.stage[0] += t1 - t0
             if self.shell and self.pipeline:
-                self._shell_pipeline(need_grad)
+                self._shell_pipeline(&e[0, 0], need_grad)
             else:
                 self._kernels(need_grad)
             if need_grad:
@@ -1157,6 +1437,10 @@ cdef class GapEngine:
                     self._shell_contract_pairs(&e[0, 0])
                 else:
                     self._contract(&e[0, 0])
+                    if self.Da:
+                        self._angle_slots(self.G)
+                if self.Da:
+                    self._angle_field(&e[0, 0])
                 self.stage[3] += _now(self.clock) - t0
             for i in range(self.n_atoms):
                 total += self.E[i]

@@ -15,6 +15,16 @@ Per evaluation, with c_p = e_i·e_j::
 
 κ_k = (d·s̃)^ζ (s̃ = mask ∘ s), or with ``normalize`` (d̂·ŝ)^ζ of the masked vectors.
 g_a = ∂E/∂e_a (unprojected); the field is scale_a (g_a - (g_a·e_a) e_a) + b_ext.
+
+With ``angle`` (the exchange_2b_angle term) the descriptor gets a second block after
+(l, n): (n, k) per atom, from the term's own pair list (same slot structure; θ and its
+derivatives from :mod:`otf_spin.descriptors.angle2b`)::
+
+    d_i[n, k] = dfm_i[n, k] + Σ_{p in row i} (g_k(θ_p) - 1) rtab_a[rid_p, n]
+    g_a      += Σ_{p in row a} [Σ_{n,k} (G_a + G_j)[n, k] g_k'(θ_p) rtab_a[rid_p, n]] ∂θ_p/∂e_a
+
+g_k(θ) = P_k(1 - 2θ/π); ∂θ/∂e_a = 0 where |e_a × e_j| < angle2b.PARALLEL (the
+compiled engine gets the same threshold as ``angle["parallel"]``).
 """
 from __future__ import annotations
 
@@ -22,6 +32,7 @@ import time
 
 import numpy as np
 
+from otf_spin.descriptors.angle2b import angle_basis, pair_angles
 from otf_spin.kernels.soso_py import legendre
 
 
@@ -41,25 +52,30 @@ class GapEngine:
     subtracted (eV; the FM reference). ``shell``: the compiled engine's choice of the
     shell basis for its products (None: automatic); the twin always evaluates the full
     descriptors (the shell basis regroups the same sums), so ``shell`` is False here.
+    ``angle``: None, or the angle block's pair list as a dict (soff, sp, srid, neigh,
+    jslot, rtab (Ua, n_a) as above, k_max, parallel); d_fm, v, S and masks then have
+    L·n_max + n_a·k_max columns.
     """
 
     def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
-                 kstart, zeta, normalize, masks, e_ref, shell=None):
+                 kstart, zeta, normalize, masks, e_ref, shell=None, angle=None):
         if shell and np.any(normalize):
             raise ValueError("the shell basis needs unnormalised kernels")
         self.shell = False
         self.neigh = neigh
         self.n_atoms, self.n_max = len(soff) - 1, rtab.shape[1]
-        slot = np.repeat(np.arange(len(srid)), np.diff(sp))
-        self.rows = np.repeat(np.arange(self.n_atoms), np.diff(soff))[slot]
-        self.rid = np.asarray(srid)[slot]
+        self.rows, self.rid = self._pair_rows(soff, sp, srid)
+        self.angle = angle
+        if angle is not None:
+            self.arows, self.arid = self._pair_rows(angle["soff"], angle["sp"], angle["srid"])
         self.rtab, self.w, self.d_fm, self.v = rtab, w, d_fm, v
         self.S, self.alpha, self.kstart = S, alpha, kstart
         self.zeta, self.normalize = zeta, normalize
         self.masks = np.asarray(masks, float).reshape(len(zeta), len(v))
         self.e_ref = np.array(e_ref, float)
         self.L = len(w)
-        self.d_array = np.zeros((self.n_atoms, self.L * self.n_max))
+        self.Ds = self.L * self.n_max
+        self.d_array = np.zeros((self.n_atoms, len(v)))
         self.G_array = np.zeros_like(self.d_array)
         self.energies = np.zeros(self.n_atoms)
         self.grad = np.zeros((self.n_atoms, 3))
@@ -82,6 +98,11 @@ class GapEngine:
         self._profile = {"descriptor": 0.0, "kernel": 0.0, "gradient": 0.0, "field": 0.0,
                          "calls": 0}
 
+    def _pair_rows(self, soff, sp, srid):
+        """(atom, radial row) of every pair of a slot structure."""
+        slot = np.repeat(np.arange(len(srid)), np.diff(sp))
+        return np.repeat(np.arange(self.n_atoms), np.diff(soff))[slot], np.asarray(srid)[slot]
+
     def set_reference(self, e_ref):
         """Replace the energies subtracted per atom (N,) eV."""
         self.e_ref = np.array(e_ref, float)
@@ -93,8 +114,15 @@ class GapEngine:
         """Write the descriptors (N, L·n_max) of directions ``e`` (N, 3) into ``out``."""
         P, _ = legendre(self._cos(e), self.L - 1)
         contrib = ((P - 1.0) * self.w)[:, :, None] * self.rtab[self.rid][:, None, :]
-        out[:] = 0.0
-        np.add.at(out.reshape(self.n_atoms, self.L, self.n_max), self.rows, contrib)
+        soso = np.zeros((self.n_atoms, self.L, self.n_max))
+        np.add.at(soso, self.rows, contrib)
+        out[:, :self.Ds] = soso.reshape(self.n_atoms, -1)
+        if self.angle is not None:
+            a = self.angle
+            g = angle_basis(pair_angles(e, self.arows, a["neigh"], False), a["k_max"], False)
+            block = np.zeros((self.n_atoms, a["rtab"].shape[1], a["k_max"]))
+            np.add.at(block, self.arows, a["rtab"][self.arid][:, :, None] * (g - 1.0)[:, None, :])
+            out[:, self.Ds:] = block.reshape(self.n_atoms, -1)
         self.energies[:] = out @ self.v          # linear kernels: change from FM
         out += self.d_fm
 
@@ -127,10 +155,17 @@ class GapEngine:
     def _contract(self, e):
         rows, js = self.rows, self.neigh
         _, dP = legendre(self._cos(e), self.L - 1)
-        G = self.G_array.reshape(self.n_atoms, self.L, self.n_max)
+        G = self.G_array[:, :self.Ds].reshape(self.n_atoms, self.L, self.n_max)
         s = np.einsum("pln,pl,pn->p", G[rows] + G[js], dP * self.w, self.rtab[self.rid])
         self.grad[:] = 0.0
         np.add.at(self.grad, rows, s[:, None] * e[js])
+        if self.angle is not None:
+            a, rows, js = self.angle, self.arows, self.angle["neigh"]
+            theta, ti, _ = pair_angles(e, rows, js)
+            _, dg = angle_basis(theta, a["k_max"])
+            Ga = self.G_array[:, self.Ds:].reshape(self.n_atoms, -1, a["k_max"])
+            s = np.einsum("pnk,pk,pn->p", Ga[rows] + Ga[js], dg, a["rtab"][self.arid])
+            np.add.at(self.grad, rows, s[:, None] * ti)
 
     def compute(self, e, need_grad=True) -> float:
         """Energies (N,) into ``self.energies`` and, with ``need_grad``, ∂E/∂e (N, 3)

@@ -1,10 +1,13 @@
 """Fast energies and transverse fields of a fitted GAP-SOSO model (no variances).
 
 Same numbers as :meth:`SparseGPR.predict` with ``stds=False`` (to rounding; parity is
-tested to 1e-10), for models whose descriptor is the plain exchange-2b SOSO descriptor
-and whose kernels are :class:`~otf_spin.model.covariance.DotProductKernel` with 0/1 masks.
-:func:`fast_predictor` returns None for any other model; callers then use
-``model.predict``.
+tested to 1e-10), for models whose descriptor is the plain exchange-2b SOSO descriptor,
+or the composite of exchange-2b and the angle exchange term
+(:class:`~otf_spin.descriptors.angle2b.AngleExchangeDescriptor`, what the term selection
+of ``otf-spin train`` adds on Eq. 41 and thermal sets), and whose kernels are
+:class:`~otf_spin.model.covariance.DotProductKernel` with 0/1 masks (``with_terms``
+kernels over both blocks included). :func:`fast_predictor` returns None for any other
+model (the exchange-3b, dipole-2b and spline terms); callers then use ``model.predict``.
 
 For fixed positions everything radial is constant, so it is prepared once per structure
 (:meth:`FastPredictor.engine`, cached on positions, cell and pbc):
@@ -17,7 +20,9 @@ For fixed positions everything radial is constant, so it is prepared once per st
   in cells narrower than 2 r_c the periodic images of one (i, j) are merged (they share
   e_i·e_j) into one pair whose radial row is the sum of theirs;
 - the FM reference: descriptors of the collinear state and their energies (computed by
-  the same engine, so the FM state gives exactly 0).
+  the same engine, so the FM state gives exactly 0);
+- with the angle term, its own compressed pair list (its r_c) and radial rows, built the
+  same way; its block follows the exchange-2b block in the engine's descriptor.
 
 Per model: the linear, unnormalised kernels (ζ = 1) collapse into one weight vector
 v = Σ_m α_m mask∘s_m, so their local energy is d_i·v, i.e. per-pair Legendre couplings
@@ -33,6 +38,8 @@ import weakref
 
 import numpy as np
 
+from otf_spin.descriptors.angle2b import PARALLEL, AngleExchangeDescriptor
+from otf_spin.descriptors.composite import CompositeDescriptor
 from otf_spin.descriptors.soso import SOSODescriptor
 from otf_spin.kernels import load as load_kernel
 from otf_spin.model.covariance import DotProductKernel
@@ -44,9 +51,24 @@ DISTANCE_TOL = 1e-12
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+def terms(descriptor):
+    """(exchange-2b term, angle term or None) of a descriptor the engine evaluates, or
+    None: the plain SOSO descriptor, or the composite [SOSO, angle] (l_max, k_max ≤ 32)."""
+    if type(descriptor) is SOSODescriptor:
+        found = (descriptor, None)
+    elif type(descriptor) is CompositeDescriptor and \
+            [type(t) for t in descriptor.terms] == [SOSODescriptor, AngleExchangeDescriptor]:
+        found = tuple(descriptor.terms)
+    else:
+        return None
+    if found[0].l_max > 32 or (found[1] is not None and found[1].k_max > 32):
+        return None
+    return found
+
+
 def supports(model) -> bool:
     """True when the fast path reproduces ``model.predict`` (energies and fields)."""
-    if type(model.descriptor) is not SOSODescriptor or model.descriptor.l_max > 32:
+    if terms(model.descriptor) is None:
         return False
     if not getattr(model, "kernels", None) or len(model.kernels) != len(model.sparse):
         return False
@@ -86,13 +108,16 @@ class FastPredictor:
     def __init__(self, model, kernel=None):
         """``kernel``: the engine module (default: compiled, else the twin)."""
         self.model = model
-        desc = model.descriptor
+        desc, self.angle = terms(model.descriptor)
         self.desc = desc
         self.n_max, self.L = desc.n_max, desc.l_max + 1
-        D = self.n_max * self.L
-        # model layout index n·L + l  ->  engine layout l·n_max + n
-        self.perm = (np.arange(self.n_max)[None, :] * self.L
-                     + np.arange(self.L)[:, None]).ravel()
+        Da = 0 if self.angle is None else self.angle.size
+        D = self.n_max * self.L + Da
+        # model layout index n·L + l  ->  engine layout l·n_max + n; the angle block
+        # (n·k_max + k) follows unchanged
+        self.perm = np.concatenate([(np.arange(self.n_max)[None, :] * self.L
+                                     + np.arange(self.L)[:, None]).ravel(),
+                                    np.arange(D - Da, D)])
         self._alpha = model.alpha
         self._sparse = list(model.sparse)
         v = np.zeros(D)
@@ -134,20 +159,23 @@ class FastPredictor:
             all(a is b for a, b in zip(m.sparse, self._sparse))
 
     # --- per structure ----------------------------------------------------------------
-    def pairs(self, system):
+    def pairs(self, system, term=None):
         """Compressed pair list of ``system`` as the engine's arguments (soff, sp, srid,
         neigh, jslot, rtab; see :class:`otf_spin.kernels.gap_py.GapEngine`)
-        and self_rows (N, n_max), the radial sum of each atom's self images."""
+        and self_rows (N, n_max), the radial sum of each atom's self images; for the
+        radial basis and cutoff of ``term`` (default: the exchange-2b term)."""
+        term = self.desc if term is None else term
+        n_max = term.n_max
         n = len(system)
-        rc = self.desc.r_cut
+        rc = term.r_cut
         periodic = np.asarray(system.pbc, bool)
         if not periodic.any() or np.all(system.cell_widths()[periodic] > 2 * rc):
             # no atom sees two images of another: the compiled compression, unsorted pairs
             i, j, _, _, dist = neighbour_pairs(system.cell, system.pbc, system.positions, rc)
             soff, sp, srid, neigh, jslot, rep, self_atom, self_group = \
                 self._kernel.compress_pairs(i, j, dist, n, DISTANCE_TOL)
-            rtab = np.ascontiguousarray(self.desc.radial(rep)[0])
-            self_rows = np.zeros((n, self.n_max))
+            rtab = np.ascontiguousarray(term.radial(rep)[0])
+            self_rows = np.zeros((n, n_max))
             np.add.at(self_rows, self_atom, rtab[self_group])
             return {"soff": soff, "sp": sp, "srid": srid, "neigh": neigh, "jslot": jslot,
                     "rtab": rtab, "self_rows": self_rows}
@@ -162,9 +190,9 @@ class FastPredictor:
         np.greater(np.diff(dist[order]), DISTANCE_TOL, out=new[1:])
         gid = np.empty(len(dist), np.int64)
         gid[order] = np.cumsum(new) - 1
-        rg = self.desc.radial(dist[order][new])[0]            # (groups, n_max)
+        rg = term.radial(dist[order][new])[0]            # (groups, n_max)
         is_self = nl.j == rows
-        self_rows = np.zeros((n, self.n_max))
+        self_rows = np.zeros((n, n_max))
         if is_self.any():
             np.add.at(self_rows, rows[is_self], rg[gid[is_self]])
         keep = ~is_self
@@ -189,7 +217,7 @@ class FastPredictor:
                     row = table[images] = len(rg) + len(extra)
                     extra.append(rg[list(images)].sum(axis=0))
                 rid[index] = row
-            rtab = np.concatenate([rg, np.array(extra).reshape(-1, self.n_max)])
+            rtab = np.concatenate([rg, np.array(extra).reshape(-1, n_max)])
         rows, js = rows[starts], js[starts]
         if len(rows) >= 2**31:
             raise ValueError("more than 2^31 pairs: beyond the int32 pair indices of the "
@@ -216,6 +244,24 @@ class FastPredictor:
                 "neigh": js.astype(np.int32), "jslot": (where - soff[js]).astype(np.int32),
                 "rtab": np.ascontiguousarray(rtab), "self_rows": self_rows}
 
+    def structure(self, system, term=None):
+        """:meth:`pairs` of ``term`` with only the radial rows some slot uses (the
+        engine's shell basis has one column block per row; self images and unmerged
+        image rows are not needed), and ``fm`` (N, n_max): each atom's radial sum over
+        all its pairs and self images (the FM descriptor's radial part)."""
+        pairs = self.pairs(system, term)
+        used, srid = np.unique(pairs["srid"], return_inverse=True)
+        pairs["rtab"] = np.ascontiguousarray(pairs["rtab"][used])
+        pairs["srid"] = srid.reshape(-1).astype(np.int32)
+        n = len(system)
+        fm = pairs.pop("self_rows")
+        counts = np.diff(pairs["sp"]).astype(float)
+        slot_atom = np.repeat(np.arange(n), np.diff(pairs["soff"]))
+        for k in range(fm.shape[1]):
+            fm[:, k] += np.bincount(slot_atom, counts * pairs["rtab"][pairs["srid"], k],
+                                    minlength=n)
+        return pairs, fm
+
     def engine(self, system):
         """The compiled engine for ``system``'s structure (rebuilt when positions, cell
         or pbc change)."""
@@ -225,27 +271,23 @@ class FastPredictor:
         import time
 
         t0 = time.perf_counter()
-        pairs = self.pairs(system)
-        # keep only the radial rows some slot uses (the engine's shell basis has one
-        # column block per row; self images and unmerged image rows are not needed)
-        used, srid = np.unique(pairs["srid"], return_inverse=True)
-        pairs["rtab"] = np.ascontiguousarray(pairs["rtab"][used])
-        pairs["srid"] = srid.reshape(-1).astype(np.int32)
+        pairs, radial = self.structure(system)
+        angle = None
+        if self.angle is not None:
+            angle, radial_a = self.structure(system, self.angle)
+            angle.update(k_max=self.angle.k_max, parallel=PARALLEL)
         t1 = time.perf_counter()
-        n, D = len(system), self.n_max * self.L
+        n = len(system)
         w = np.ascontiguousarray(self.desc.w)
-        # FM descriptors: every pair (and self image) with P_l(1) = 1
-        radial = pairs.pop("self_rows")
-        counts = np.diff(pairs["sp"]).astype(float)
-        slot_atom = np.repeat(np.arange(n), np.diff(pairs["soff"]))
-        for k in range(self.n_max):
-            radial[:, k] += np.bincount(slot_atom, counts * pairs["rtab"][pairs["srid"], k],
-                                        minlength=n)
-        d_fm = np.ascontiguousarray((w[None, :, None] * radial[:, None, :]).reshape(n, D))
-        engine = self._kernel.GapEngine(**pairs, w=w, d_fm=d_fm, v=self.v, S=self.S,
-                                        alpha=self.alpha, kstart=self.kstart, zeta=self.zeta,
+        # FM descriptors: every pair (and self image) with P_l(1) = 1, g_k(0) = 1
+        d_fm = (w[None, :, None] * radial[:, None, :]).reshape(n, -1)
+        if angle is not None:
+            d_fm = np.concatenate([d_fm, np.repeat(radial_a, self.angle.k_max, axis=1)], axis=1)
+        engine = self._kernel.GapEngine(**pairs, w=w, d_fm=np.ascontiguousarray(d_fm),
+                                        v=self.v, S=self.S, alpha=self.alpha,
+                                        kstart=self.kstart, zeta=self.zeta,
                                         normalize=self.normalize, masks=self.masks,
-                                        e_ref=np.zeros(n))
+                                        e_ref=np.zeros(n), angle=angle)
         # FM reference energies by the engine itself: the FM state then gives 0 exactly
         engine.compute(np.tile([0.0, 0.0, 1.0], (n, 1)), False)
         engine.set_reference(np.array(engine.energies))
@@ -265,6 +307,6 @@ class FastPredictor:
     def descriptors(self, system) -> np.ndarray:
         """(N, D) descriptors in the model's layout (for tests)."""
         engine = self.engine(system)
-        out = np.empty((len(system), self.n_max * self.L))
+        out = np.empty((len(system), len(self.perm)))
         engine.descriptors(np.ascontiguousarray(system.directions, dtype=float), out)
         return out[:, np.argsort(self.perm)]

@@ -1,8 +1,11 @@
 """Fast GAP-SOSO path (otf_spin.model.fast, kernel gap): equal to model.predict to 1e-10
 (several models, cells, displaced positions, positions changed between calls), compiled
 engine against its twin, cache invalidation on new positions and refits, fallback for
-unsupported models, the LLG provider and the model Monte Carlo on it."""
+unsupported models, the LLG provider and the model Monte Carlo on it; the same for
+models with the angle exchange term (the composite [exchange-2b; angle] that the term
+selection builds), including exactly parallel and antiparallel spins."""
 import functools
+import json
 import os
 import types
 import warnings
@@ -11,11 +14,13 @@ import numpy as np
 import pytest
 
 from otf_spin import kernels
+from otf_spin.config.engine import thaw
 from otf_spin.config.model import MODEL
 from otf_spin.dynamics.providers import ComputeProvider, make_provider
 from otf_spin.learning.paper_sets import generate_set
 from otf_spin.model import build_model, default_settings
 from otf_spin.model import fast
+from otf_spin.model.selection import candidate_settings
 from otf_spin.system import bulk, random_cone
 from otf_spin.units import MU_B
 
@@ -28,6 +33,23 @@ def _fit(n_max=8, zeta=4, normalize=False, orders=None, n_sparse=30, frames=6, l
     settings["kernels"][2].update(zeta=zeta, normalize=normalize, orders=orders,
                                   n_sparse=n_sparse)
     settings["optimise"] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_model(settings).fit(generate_set("thermal_300K", 7)[0][:frames])
+
+
+def _fit_angle(n_max=8, k_max=4, l_max=None, normalize=False, n_sparse=30, frames=6):
+    """A model with the angle term as the term selection builds it
+    (:func:`candidate_settings`): the exchange-2b kernels, the ζ = 4 kernel joined by the
+    angle block (with_terms), a linear kernel on the angle block."""
+    settings = default_settings()
+    settings["descriptor"]["n_max"] = n_max
+    if l_max is not None:
+        settings["descriptor"]["l_max"] = l_max
+    settings["kernels"][2].update(normalize=normalize, n_sparse=n_sparse)
+    settings["optimise"] = False
+    settings = thaw(candidate_settings(settings, ("exchange_2b_angle",)))
+    settings["descriptor"]["exchange_2b_angle"]["k_max"] = k_max
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return build_model(settings).fit(generate_set("thermal_300K", 7)[0][:frames])
@@ -267,10 +289,13 @@ def test_provider_fields_and_energy(models, rng):
 def test_model_monte_carlo_on_the_engine(models, name, rng):
     """The compiled sweep makes the same decisions as the numpy local-update sweep (same
     draws), and as the twin (ΔE from total energies)."""
+    _check_monte_carlo(models[name], _system(2, rng))
+
+
+def _check_monte_carlo(model, system):
+    """:func:`test_model_monte_carlo_on_the_engine` on ``model`` and ``system``."""
     from otf_spin.dynamics.montecarlo import ModelMonteCarlo, new_state
 
-    model = models[name]
-    system = _system(2, rng)
     runs = []
     for fast_path in (True, False):
         mc = ModelMonteCarlo(model, system, field_tesla=(0.0, 0.0, 2.0), fast=fast_path)
@@ -300,38 +325,49 @@ def test_model_monte_carlo_on_the_engine(models, name, rng):
     np.testing.assert_allclose(e1, e2, atol=1e-12)
 
 
-@pytest.mark.parametrize("n_max, displaced, free", [(6, 0.03, False), (12, 0.0, False),
-                                                   (12, 0.0, True)])
-def test_threads_give_the_same_numbers(tmp_path, n_max, displaced, free):
+@pytest.mark.parametrize("n_max, displaced, free, angle",
+                         [(6, 0.03, False, False), (12, 0.0, False, False),
+                          (12, 0.0, True, False), (12, 0.0, False, True),
+                          (6, 0.03, False, True)])
+def test_threads_give_the_same_numbers(tmp_path, n_max, displaced, free, angle):
     """686 atoms (above the serial threshold) on 1 and 2 OpenMP threads: the same fields
-    and energies as model.predict (per-thread scratch and scatter buffers). Displaced
-    with n_max 6: the full-descriptor passes; on the lattice with n_max 12 (9 shells <
-    n_max): the shell basis, whose one-visit pair passes add into per-thread copies and
-    whose blocks (256 atoms) run on the threads; free: the lattice without periodic
-    boundaries (shell basis, atoms of many FM environments)."""
-    import json
+    and energies as model.predict (per-thread scratch and scatter buffers), and as each
+    other. Displaced with n_max 6: the full-descriptor passes; on the lattice with n_max
+    12 (9 shells < n_max): the shell basis, whose one-visit pair passes add into
+    per-thread copies and whose blocks (256 atoms) run on the threads; free: the lattice
+    without periodic boundaries (shell basis, atoms of many FM environments); angle: a
+    model with the angle term (its gather passes over atoms, its rows per block)."""
     import subprocess
     import sys
 
+    fit = "_fit_angle" if angle else "_fit"
     code = (
         "import json, warnings, sys, numpy as np\n"
         "sys.path.insert(0, %r)\n"
-        "from test_fast_predict import _fit, _system\n"
+        "from test_fast_predict import _fit, _fit_angle, _system\n"
         "from otf_spin.model import fast\n"
-        f"model = _fit(n_max={n_max}, n_sparse=10, frames=3)\n"
+        f"model = {fit}(n_max={n_max}, n_sparse=10, frames=3)\n"
         f"system = _system(7, np.random.default_rng(2), {displaced})\n"
         f"system.pbc[:] = {not free}\n"
+        "assert fast.fast_predictor(model).engine(system).shell == "
+        f"{displaced == 0.0}\n"
         "ref = model.predict(system, stds=False)\n"
         "out = fast.predict(model, system)\n"
+        "np.savez(sys.argv[1], **out)\n"
         "print(json.dumps([float(np.abs(out[k] - ref[k]).max() / np.abs(ref[k]).max())"
         " for k in ('fields', 'energies')]))\n") % os.path.dirname(os.path.abspath(__file__))
+    runs = []
     for threads in ("1", "2"):
         env = dict(os.environ, OMP_NUM_THREADS=threads)
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, cwd=tmp_path)
+        path = str(tmp_path / f"out{threads}.npz")
+        out = subprocess.run([sys.executable, "-c", code, path], env=env,
+                             capture_output=True, text=True, cwd=tmp_path)
         assert out.returncode == 0, out.stderr[-2000:]
         fields, energies = json.loads(out.stdout.strip().splitlines()[-1])
         assert fields < 1e-10 and energies < 1e-8, (threads, fields, energies)
+        runs.append(np.load(path))
+    _close(runs[1]["fields"], runs[0]["fields"], 1e-12)
+    _close(runs[1]["energies"], runs[0]["energies"], 1e-10)
 
 
 def test_shell_basis_free_cluster(models, rng):
@@ -415,3 +451,172 @@ def test_shell_basis_equals_full_descriptors(models, rng):
     assert not fast.fast_predictor(models["normalised, masked"]).engine(_system(3, rng)).shell
     with pytest.raises(ValueError, match="unnormalised"):
         _forced(models["normalised, masked"], True).engine(_system(2, rng))
+
+
+# --- models with the angle exchange term ----------------------------------------------
+
+ANGLE_MODELS = {
+    "angle, defaults n_max 20": dict(n_max=20),
+    "angle, k_max 8 (recursion)": dict(n_max=12, k_max=8),
+    "angle, l_max 8 (full descriptors)": dict(n_max=12, l_max=8, n_sparse=15),
+    "angle, normalised": dict(normalize=True),
+}
+
+
+@pytest.fixture(scope="module")
+def angle_models():
+    return {name: _fit_angle(**kw) for name, kw in ANGLE_MODELS.items()}
+
+
+def test_angle_model_is_what_the_selection_builds(angle_models):
+    """The fitted angle model holds what `otf-spin train` chooses on Eq. 41 sets: the
+    composite [exchange-2b; angle] descriptor, linear l = 1 and l ≥ 2 kernels, the ζ = 4
+    kernel over both blocks, a linear kernel on the angle block; fast supports it."""
+    model = angle_models["angle, defaults n_max 20"]
+    assert model.descriptor.kinds == ["exchange_2b", "exchange_2b_angle"]
+    soso, angle = model.descriptor.slices
+    assert [k.zeta for k in model.kernels] == [1, 1, 4, 1]
+    assert np.all(model.kernels[2].mask == 1.0)             # with_terms: both blocks
+    assert np.all(model.kernels[3].mask[angle] == 1.0) and not model.kernels[3].mask[soso].any()
+    assert fast.supports(model)
+
+
+@pytest.mark.parametrize("name", list(ANGLE_MODELS))
+def test_angle_fast_equals_predict(angle_models, name, rng):
+    """Perfect and displaced cells (images merged in 2³ and 3³ cells, the compiled
+    compression in 6³), spins in a cone and over the whole sphere: energies and fields
+    equal model.predict to 1e-10, FM exactly 0; the shell basis on the lattice where
+    the model allows it."""
+    model = angle_models[name]
+    fp = fast.fast_predictor(model)
+    shell = name in ("angle, defaults n_max 20", "angle, k_max 8 (recursion)")
+    for repeat, displaced, cone in ((2, 0.0, 0.8), (3, 0.0, np.pi), (3, 0.08, 0.8),
+                                    (2, 0.1, np.pi), (6, 0.0, 0.8), (6, 0.05, np.pi)):
+        system = _system(repeat, rng, displaced, cone)
+        assert fp.engine(system).shell == (shell and displaced == 0.0)
+        _assert_parity(model, system, fp)
+
+
+def _groups(system, rng, *axes):
+    """``system`` with atom k's direction axes[k % len(axes)] exactly (unit vectors):
+    pairs of one group exactly parallel."""
+    out = system.copy()
+    axes = [np.asarray(a, float) / np.linalg.norm(a) for a in axes]
+    out.set_directions(np.array([axes[k % len(axes)] for k in range(len(out))]))
+    return out
+
+
+@pytest.mark.parametrize("name", ["angle, defaults n_max 20", "angle, k_max 8 (recursion)"])
+def test_angle_parallel_and_antiparallel_pairs(angle_models, name, rng):
+    """Where the angle term has its cusp (θ → 0) and at θ → π: spins within 1e-6 rad of
+    FM and of the bcc antiferromagnet, and exactly parallel or antiparallel pairs
+    (sin θ = 0: angle2b's guard gives the pair no gradient) next to pairs that are not:
+    energies and fields equal model.predict to 1e-10."""
+    model = angle_models[name]
+    fp = fast.fast_predictor(model)
+    base = _system(3, rng)
+    afm = base.copy()                       # the two simple-cubic sublattices of bcc
+    sub = np.arange(len(afm)) % 2           # bulk lists the corner atom, then the centre
+    cases = {"near FM": random_cone(len(base), [0, 0, 1], 1e-6, rng),
+             "near AFM": np.where(sub[:, None] == 0, 1.0, -1.0)
+             * random_cone(len(base), [0, 0, 1], 1e-6, rng)}
+    for label, e in cases.items():
+        system = base.copy()
+        system.set_directions(e)
+        _assert_parity(model, system, fp)
+    # exact: atoms in three groups, each sharing one direction bit for bit (a third of
+    # the pairs exactly parallel); and the exact AFM plus one group (antiparallel pairs)
+    for axes in (([0, 0, 1], [0.3, 0.1, 0.9], [-0.2, 0.5, 0.6]),
+                 ([0, 0, 1], [0, 0, -1], [0.4, 0.0, 0.9])):
+        system = _groups(base, rng, *axes)
+        e = system.directions
+        c = np.einsum("ik,jk->ij", e, e)
+        assert np.any(np.abs(c) == 1.0) and np.any(np.abs(c) < 0.99)
+        _assert_parity(model, system, fp)
+    # the exact antiferromagnet: every pair parallel or antiparallel, no field at all
+    system = _groups(afm, rng, [0, 0, 1], [0, 0, -1])
+    ref = model.predict(system, stds=False)
+    out = fp.predict(system)
+    _close(out["energies"], ref["energies"])
+    assert np.all(out["fields"] == 0.0) and np.abs(ref["fields"]).max() < 1e-12
+
+
+def test_angle_compiled_matches_twin(angle_models, rng):
+    """The compiled engine (shell basis and full descriptors, power basis and recursion)
+    against the pure-Python twin: energies, fields, descriptors."""
+    compiled = kernels.compiled("gap", required=True)
+    for name in ("angle, defaults n_max 20", "angle, k_max 8 (recursion)",
+                 "angle, normalised"):
+        model = angle_models[name]
+        a = fast.FastPredictor(model, kernel=compiled)
+        b = fast.FastPredictor(model, kernel=kernels.twin("gap"))
+        for repeat, displaced, cone in ((2, 0.0, 0.8), (3, 0.1, np.pi)):
+            system = _system(repeat, rng, displaced, cone)
+            pa, pb = a.predict(system), b.predict(system)
+            floor = _extended(model, system)[1]
+            assert np.all(np.abs(pa["energies"] - pb["energies"]) <=
+                          1e-12 * np.abs(pb["energies"]).max() + 4 * floor)
+            _close(pa["fields"], pb["fields"], 1e-12)
+            _close(a.descriptors(system), b.descriptors(system), 1e-14)
+            _close(a.descriptors(system), model.descriptor.compute(system), 1e-12)
+
+
+def test_angle_shell_basis_equals_full_descriptors(angle_models, rng):
+    """The shell-basis pipeline (angle rows per block, Ya·Saᵀ added to the products)
+    and the full-descriptor passes both equal model.predict; the shell basis is refused
+    where the angle block needs the recursion of exchange-2b (l_max > 6)."""
+    model = angle_models["angle, defaults n_max 20"]
+    for repeat in (2, 3, 6):
+        system = _system(repeat, rng, 0.0, np.pi)
+        full, shell = _forced(model, False), _forced(model, True)
+        assert shell.engine(system).shell and not full.engine(system).shell
+        _assert_parity(model, system, full, shell)
+    with pytest.raises(ValueError, match="angle block"):
+        _forced(angle_models["angle, l_max 8 (full descriptors)"], True).engine(_system(2, rng))
+
+
+def test_angle_positions_changed_between_calls(angle_models, rng):
+    """Spins moving keep the engine; positions moving (displacements, then a strain that
+    brings the fourth bcc shell, 4.69 Å at a = 2.83, inside the angle term's 4.5 Å)
+    rebuild it, and the rebuilt engine equals model.predict where the stale one does
+    not (so this test fails if the cache outlives the positions)."""
+    model = angle_models["angle, defaults n_max 20"]
+    fp = fast.fast_predictor(model)
+    system = _system(6, rng)
+    engine = fp.engine(system)
+    system.set_directions(random_cone(len(system), [0, 0, 1], 0.5, rng))
+    assert fp.engine(system) is engine
+    e = np.ascontiguousarray(system.directions)
+    scale = -1.0 / system.magnitudes
+    for move in ("displace", "displace", "strain"):
+        if move == "strain":
+            system.positions *= 2.70 / 2.83
+            system.cell *= 2.70 / 2.83
+        else:
+            system.positions += rng.normal(0.0, 0.03, system.positions.shape)
+        ref = model.predict(system, stds=False)
+        stale = np.empty((len(system), 3))
+        engine.field(e, scale, np.zeros(3), stale)
+        assert np.abs(stale - ref["fields"]).max() > 1e-6 * np.abs(ref["fields"]).max()
+        _assert_parity(model, system, fp)
+        assert fp.engine(system) is not engine
+        if move == "strain":            # more angle pairs: the fourth shell came in
+            assert fp.engine(system).a_slots > engine.a_slots
+        engine = fp.engine(system)
+
+
+def test_angle_model_monte_carlo_and_provider(angle_models, rng):
+    """The compiled Metropolis sweep with the angle block (its descriptors updated move
+    by move) decides as the numpy sweep and the twin; the LLG provider runs the engine
+    and equals model.predict."""
+    model = angle_models["angle, defaults n_max 20"]
+    system = _system(2, rng)
+    _check_monte_carlo(model, system)
+    provider = make_provider(model, system, np.array([0.0, 0.5, 1.0]))
+    assert provider._engine() is not None
+    e = np.ascontiguousarray(random_cone(len(system), [0, 0, 1], 0.7, rng))
+    probe = system.copy()
+    probe.directions = e
+    out = np.empty((len(system), 3))
+    provider.field(e, out)
+    _close(out, model.predict(probe, stds=False)["fields"] / MU_B + [0.0, 0.5, 1.0])

@@ -66,6 +66,7 @@ class GapEngine:
         self.n_atoms, self.n_max = len(soff) - 1, rtab.shape[1]
         self.rows, self.rid = self._pair_rows(soff, sp, srid)
         self.angle = angle
+        self.a_slots = 0 if angle is None else len(angle["srid"])
         if angle is not None:
             self.arows, self.arid = self._pair_rows(angle["soff"], angle["sp"], angle["srid"])
         self.rtab, self.w, self.d_fm, self.v = rtab, w, d_fm, v

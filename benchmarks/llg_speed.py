@@ -1,7 +1,8 @@
 """Spin-updates per second of the LLG integrators (and MC), against Spirit in the same run.
 
     python benchmarks/llg_speed.py [--cells 20] [--steps 200] [--threads 1 2] [--no-spirit]
-                                   [--ml-steps 10 [--ml-reference] [--ml-only [--ml-small-only]]]
+                                   [--ml-steps 10 [--ml-reference] [--ml-only [--ml-small-only]]
+                                    [--ml-angle-only]]
 
 The benchmark: bcc Fe, 20×20×20 conventional cells (16 000 spins), J1 + J2
 (19.48, 11.09 meV, double counted), 300 K, α = 0.1, dt = 1 fs. One spin update = one
@@ -10,10 +11,12 @@ spin advanced by one time step (two field evaluations for every scheme here). Sp
 benchmarks/spirit_harness.py with the same settings and one thread (SIB); the ratio is
 printed. With --ml-steps the GAP-SOSO provider is timed too (its compiled path, and with
 --ml-reference the model.predict path), at the paper's settings (r_c 7 Å, n_max 12,
-l_max 6, ζ = 4, 150 sparse points) and with the defaults of `otf-spin train` (n_max 20):
-spin-updates/s per thread count, setup time of the structure, seconds per step in each
-stage, engine memory per atom, and on 16 and 54 atoms the ML step against the compiled
-Heisenberg step.
+l_max 6, ζ = 4, 150 sparse points), with the defaults of `otf-spin train` (n_max 20),
+both exchange-2b only, and with what `otf-spin train` fits on the 300 K set (the term
+selection adds the angle exchange term: "defaults + angle"; --ml-angle-only: that model
+alone): spin-updates/s per thread count, setup time of the structure, seconds per step
+in each stage, engine memory per atom, and on 16 and 54 atoms the ML step against the
+compiled Heisenberg step.
 """
 from __future__ import annotations
 
@@ -184,11 +187,15 @@ def dgemm_rate() -> float:
     return float(out.stdout.strip())
 
 
-def ml_models(folder: str) -> dict:
+ANGLE_LABEL = "defaults + angle"
+
+
+def ml_models(folder: str, which: str = "all") -> dict:
     """Model files fitted on the 300 K paper set: paper settings (n_max 12) and the
     defaults of `otf-spin train` (n_max 20), both the exchange-2b model of the paper (no
-    term selection: on this Eq. 41 set the selection adds the angle term, which the
-    compiled engine does not evaluate; such a model runs on model.predict)."""
+    term selection), and ANGLE_LABEL: the defaults with the term selection, i.e. what
+    `otf-spin train` fits on this set (it adds the angle exchange term; SystemExit if it
+    chose otherwise). ``which``: "all", or "angle" for that model alone."""
     import warnings
 
     from otf_spin.learning.paper_sets import generate_set
@@ -197,13 +204,21 @@ def ml_models(folder: str) -> dict:
     warnings.simplefilter("ignore")
     frames = generate_set("thermal_300K", 2024)[0]
     files = {}
-    for label, n_max in (("n_max 12 (paper)", 12), ("n_max 20 (defaults)", 20)):
+    plain = (("n_max 12 (paper)", 12), ("n_max 20 (defaults)", 20)) if which == "all" else ()
+    for label, n_max in plain:
         settings = default_settings()
         settings["descriptor"]["n_max"] = n_max
         settings["select_terms"] = False
         path = os.path.join(folder, f"model_{n_max}.h5")
         save(build_model(settings).fit(frames), path)
         files[label] = path
+    model = build_model().fit(frames)
+    kinds = getattr(model.descriptor, "kinds", ["exchange_2b"])
+    if kinds != ["exchange_2b", "exchange_2b_angle"]:
+        raise SystemExit(f"the term selection chose {kinds}, not the angle term")
+    path = os.path.join(folder, "model_angle.h5")
+    save(model, path)
+    files[ANGLE_LABEL] = path
     return files
 
 
@@ -213,7 +228,7 @@ def ml_tables(args) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        files = ml_models(folder)
+        files = ml_models(folder, "angle" if args.ml_angle_only else "all")
         if not args.ml_small_only:
             ml_large(args, files)
         ml_small(args, files)
@@ -260,22 +275,25 @@ def ml_small(args, files: dict) -> None:
     print(f"\nsmall cells, one thread: ML step against the compiled Heisenberg step "
           f"(J1+J2) on the same cell, CPU ms per Depondt step (best of 3 × 400 and "
           f"5 × 200 steps); load average {load_average()}")
-    header = (f"{'model':22s} {'atoms':>6s} {'ML step ms':>10s} {'Heis. ms':>9s} "
+    header = (f"{'model':22s} {'path':>9s} {'atoms':>6s} {'ML step ms':>10s} {'Heis. ms':>9s} "
               f"{'ratio':>6s} {'descr':>7s} {'kernel':>7s} {'grad':>7s} {'field':>7s}")
     print(header)
     print("-" * len(header))
+    paths = ("fast", "reference") if args.ml_reference else ("fast",)
     for label, path in files.items():
-        for cells in (2, 3):
-            r = ml_speed(path, cells, 400, 1, heisenberg=True, repeats=3,
+        for cells, name in ((c, p) for c in (2, 3) for p in paths):
+            r = ml_speed(path, cells, 400 if name == "fast" else 40, 1,
+                         reference=name == "reference", heisenberg=True, repeats=3,
                          allow_twins=args.allow_twins)
             st = r["stages"]
-            print(f"{label:22s} {2 * cells**3:6d} {1e3 * r['step_cpu']:10.4f} "
+            print(f"{label:22s} {name:>9s} {2 * cells**3:6d} {1e3 * r['step_cpu']:10.4f} "
                   f"{1e3 * r['heisenberg_step']:9.4f} "
                   f"{r['step_cpu'] / r['heisenberg_step']:6.1f} "
                   + " ".join(f"{1e3 * st[k]:7.4f}"
                              for k in ("descriptor", "kernel", "gradient", "field")),
                   flush=True)
-    print("stage columns: CPU ms per Depondt step (two evaluations)")
+    print("stage columns: CPU ms per Depondt step (two evaluations); reference: "
+          "model.predict per evaluation (40 steps)")
 
 
 def load_average() -> str:
@@ -328,6 +346,9 @@ def main(argv=None):
                         help="skip the Heisenberg and Spirit rows")
     parser.add_argument("--ml-small-only", action="store_true",
                         help="with --ml-only: only the 16- and 54-atom rows")
+    parser.add_argument("--ml-angle-only", action="store_true",
+                        help="ML rows of the model with the angle term only (what `otf-spin "
+                             "train` fits on the 300 K set)")
     parser.add_argument("--allow-twins", action="store_true",
                         help="time the pure-Python twins of kernels that are not built")
     args = parser.parse_args(argv)

@@ -51,12 +51,14 @@ with g_k(θ) = P_k(1 - 2θ/π), θ = atan2(|e_i × e_j|, e_i·e_j) (as
 :mod:`otf_spin.descriptors.angle2b`), t the neighbour's slot of the same row (jslot),
 and no gradient where |n_p| < ``parallel`` (exactly parallel or antiparallel spins, the
 guard of angle2b). For k_max ≤ 6 in the power basis of y = -2θ/π (g_k - 1 = Σ_m b_km
-y^m: exactly 0 at FM), else by the recursion in x = 1 + y. Both passes are per atom
-over its own pairs (gather: θ of a pair is computed from both ends, bit for bit the
-same), so they need no per-thread copies: the descriptor rows are made where the SOSO
-rows are (pass 1, or per block of the shell-basis pipeline, whose products then add
-Ya·Saᵀ with Ya = d_angle - dfm_angle), the rows Ha per slot (stored as the power-basis
-Q) from ∂E/∂d, and the field in one pass after the SOSO contraction.
+y^m: exactly 0 at FM), else by the recursion in x = 1 + y. θ (as y) and 1/|n| are
+computed once per unordered pair and evaluation (:meth:`GapEngine._angle_pairs`, from
+the atom i < j, written to both directions through the reverse-pair index); the other
+passes are per atom over its own pairs (gather), so they need no per-thread copies:
+the descriptor rows are made where the SOSO rows are (pass 1, or per block of the
+shell-basis pipeline, whose products then add Ya·Saᵀ with Ya = d_angle - dfm_angle),
+the rows Ha per slot (stored as the power-basis Q) from ∂E/∂d, and the field in one
+pass after the SOSO contraction.
 """
 import numpy as np
 cimport numpy as cnp
@@ -280,6 +282,9 @@ cdef class GapEngine:
     cdef double* Qa             # (a_slots, KA + 1) per slot the field's rows, × dy/dθ
     cdef bint apoly             # angle pair loops in the power basis (KA ≤ POLY_LMAX)
     cdef double par_tol         # |e_i × e_j| below this: the pair has no angle gradient
+    cdef int* arev              # (P_a,) the reverse pair (j -> i) of each angle pair
+    cdef double* ay             # (P_a,) y = -2θ/π of each angle pair, this evaluation
+    cdef double* ainv           # (P_a,) 1/|e_i × e_j|, or 0 where below par_tol
 
     def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
                  kstart, zeta, normalize, masks, e_ref, shell=None, angle=None):
@@ -403,8 +408,16 @@ cdef class GapEngine:
                       dnew_arr, enew_arr)
         self.energies, self.grad, self.d_array, self.G_array = E_arr, g_arr, d_arr, G_arr
         Qa_arr = np.zeros(max(self.a_slots * (self.KA + 1), 1))
+        npa = a_aneigh.shape[0]
+        arev_arr = _reverse_pairs(a_asoff, a_asp, a_aneigh, a_ajslot) if npa \
+            else np.zeros(1, dtype=np.int32)
+        ay_arr = np.zeros(max(npa, 1))
+        ainv_arr = np.zeros(max(npa, 1))
         self._keep = self._keep + (a_asoff, a_asp, a_asrid, a_aneigh, a_ajslot, a_artab,
-                                   Qa_arr)
+                                   Qa_arr, arev_arr, ay_arr, ainv_arr)
+        self.arev = <int*>cnp.PyArray_DATA(arev_arr)
+        self.ay = _dptr(ay_arr)
+        self.ainv = _dptr(ainv_arr)
         self.asoff = <cnp.int64_t*>cnp.PyArray_DATA(a_asoff)
         self.asp = <cnp.int64_t*>cnp.PyArray_DATA(a_asp)
         self.asrid = <int*>cnp.PyArray_DATA(a_asrid)
@@ -593,18 +606,47 @@ cdef class GapEngine:
             for k in range(1, KA + 1):
                 G[k] = G[k] - 1.0
 
-    cdef inline void _angle_sums(self, Py_ssize_t s, double ex, double ey, double ez,
-                                 const double* e, double* P, double* W) noexcept nogil:
-        """W[k] = Σ_{p in angle slot s} (g_k(θ_p) - 1), 1 ≤ k ≤ KA (P: scratch of KA + 1;
-        power basis: the sums of y^m first, then W = b·sums)."""
-        cdef Py_ssize_t p, j, k, m, KA = self.KA
+    cdef void _angle_pairs(self, const double* e) noexcept nogil:
+        """Per angle pair, once per unordered pair (from the atom i < j, written to both
+        directions): y = -2θ/π into ay and 1/|e_i × e_j| (0 below par_tol) into ainv.
+        Atoms in round-robin chunks (the pairs j > i are not spread evenly over i); each
+        entry has one writer."""
+        cdef Py_ssize_t i, s, p, j
+        cdef double ex, ey, ez, nx, ny, nz, sn, y, inv
+        cdef int nt = self._threads()
+        for i in prange(self.n_atoms, schedule="static", chunksize=PAIR_CHUNK,
+                        num_threads=nt):
+            ex = e[3 * i]
+            ey = e[3 * i + 1]
+            ez = e[3 * i + 2]
+            for s in range(self.asoff[i], self.asoff[i + 1]):
+                for p in range(self.asp[s], self.asp[s + 1]):
+                    j = self.aneigh[p]
+                    if j < i:
+                        continue
+                    nx = ey * e[3 * j + 2] - ez * e[3 * j + 1]
+                    ny = ez * e[3 * j] - ex * e[3 * j + 2]
+                    nz = ex * e[3 * j + 1] - ey * e[3 * j]
+                    sn = sqrt(nx * nx + ny * ny + nz * nz)
+                    y = -TWO_OVER_PI * atan2(sn, ex * e[3 * j] + ey * e[3 * j + 1]
+                                             + ez * e[3 * j + 2])
+                    inv = 1.0 / sn if sn >= self.par_tol else 0.0
+                    self.ay[p] = y
+                    self.ainv[p] = inv
+                    self.ay[self.arev[p]] = y
+                    self.ainv[self.arev[p]] = inv
+
+    cdef inline void _angle_sums(self, Py_ssize_t s, double* P, double* W) noexcept nogil:
+        """W[k] = Σ_{p in angle slot s} (g_k(θ_p) - 1), 1 ≤ k ≤ KA, from the pairs' y
+        (:meth:`_angle_pairs`) (P: scratch of KA + 1; power basis: the sums of y^m
+        first, then W = b·sums)."""
+        cdef Py_ssize_t p, k, m, KA = self.KA
         cdef double y, ym
         for k in range(KA + 1):
             W[k] = 0.0
             P[k] = 0.0
         for p in range(self.asp[s], self.asp[s + 1]):
-            j = self.aneigh[p]
-            y = -TWO_OVER_PI * _theta(ex, ey, ez, e + 3 * j)
+            y = self.ay[p]
             if self.apoly:
                 ym = y
                 for m in range(1, KA + 1):
@@ -619,17 +661,16 @@ cdef class GapEngine:
                 for m in range(1, k + 1):
                     W[k] = W[k] + self.bx[k * (POLY_LMAX + 1) + m] * P[m]
 
-    cdef inline void _angle_row(self, Py_ssize_t i, const double* e, double* out,
-                                double* P) noexcept nogil:
+    cdef inline void _angle_row(self, Py_ssize_t i, double* out, double* P) noexcept nogil:
         """out (Da,) = atom i's angle block minus its FM value, Σ_s Ra[srid_s, n] Wa_s[k]
-        at n·KA + k - 1 (P: scratch of 2 (LMAX_CAP + 1))."""
+        at n·KA + k - 1, after :meth:`_angle_pairs` (P: scratch of 2 (LMAX_CAP + 1))."""
         cdef Py_ssize_t s, n, k, q, KA = self.KA, NA = self.NA
         cdef double* W = P + (LMAX_CAP + 1)
         cdef double* r
         for q in range(self.Da):
             out[q] = 0.0
         for s in range(self.asoff[i], self.asoff[i + 1]):
-            self._angle_sums(s, e[3 * i], e[3 * i + 1], e[3 * i + 2], e, P, W)
+            self._angle_sums(s, P, W)
             r = self.artab + self.asrid[s] * NA
             for n in range(NA):
                 for k in range(KA):
@@ -671,8 +712,9 @@ cdef class GapEngine:
 
     cdef void _angle_field(self, const double* e) noexcept nogil:
         """Adds the angle block's ∂E/∂e_a to g, per atom from its own pairs (gather, rows
-        Q of both ends' slots): ∂E/∂θ_p (∂θ_p/∂e_a = -(n × e_a)/|n|, n = e_a × e_j);
-        nothing where |n| < par_tol (angle2b's guard)."""
+        Q of both ends' slots, y and 1/|n| of :meth:`_angle_pairs`): ∂E/∂θ_p
+        (∂θ_p/∂e_a = -(n × e_a)/|n|, n = e_a × e_j); nothing where |n| < par_tol
+        (angle2b's guard)."""
         cdef Py_ssize_t a, s, p, j, k, m, KA = self.KA
         cdef double ex, ey, ez, nx, ny, nz, sn, y, u, f, gx, gy, gz
         cdef double* P
@@ -694,16 +736,15 @@ cdef class GapEngine:
                 for s in range(self.asoff[a], self.asoff[a + 1]):
                     Qs = self.Qa + s * (KA + 1)
                     for p in range(self.asp[s], self.asp[s + 1]):
+                        sn = self.ainv[p]
+                        if sn == 0.0:
+                            continue
                         j = self.aneigh[p]
                         nx = ey * e[3 * j + 2] - ez * e[3 * j + 1]
                         ny = ez * e[3 * j] - ex * e[3 * j + 2]
                         nz = ex * e[3 * j + 1] - ey * e[3 * j]
-                        sn = sqrt(nx * nx + ny * ny + nz * nz)
-                        if sn < self.par_tol:
-                            continue
                         Qt = self.Qa + (self.asoff[j] + self.ajslot[p]) * (KA + 1)
-                        y = -TWO_OVER_PI * atan2(sn, ex * e[3 * j] + ey * e[3 * j + 1]
-                                                 + ez * e[3 * j + 2])
+                        y = self.ay[p]
                         if self.apoly:
                             u = Qs[KA] + Qt[KA]
                             for m in range(KA - 1, 0, -1):
@@ -713,7 +754,7 @@ cdef class GapEngine:
                             u = 0.0
                             for k in range(1, KA + 1):
                                 u = u + dP[k] * (Qs[k] + Qt[k])
-                        f = -u / sn
+                        f = -u * sn
                         gx = gx + f * (ny * ez - nz * ey)
                         gy = gy + f * (nz * ex - nx * ez)
                         gz = gz + f * (nx * ey - ny * ex)
@@ -748,7 +789,7 @@ cdef class GapEngine:
                         for n in range(nmax):
                             di[l * nmax + n] += coef * r[n]
                 if self.Da:
-                    self._angle_row(i, e, di + self.Ds, P)
+                    self._angle_row(i, di + self.Ds, P)
                 lin = 0.0
                 for q in range(D):
                     lin = lin + di[q] * self.v[q]
@@ -984,15 +1025,15 @@ cdef class GapEngine:
         xs[0] = x
         return acc
 
-    cdef void _block(self, Py_ssize_t b, const double* e, bint need_grad, int copies,
-                     double* mem, double* tt, clockid_t clk) noexcept nogil:
+    cdef void _block(self, Py_ssize_t b, bint need_grad, int copies, double* mem,
+                     double* tt, clockid_t clk) noexcept nogil:
         """Block b (atoms b·BLOCK …) of the shell-basis pipeline: X rows from the power
         sums (:meth:`_slot_rows`, adding the ``copies`` per-thread copies), products
         C = X Srᵀ + Cfm and kernel coefficients per kernel block, H = Hv + coef Sr, then
         Q of the block's slots into their X rows (not read again) and g zeroed. C and H
         of the block stay in cache (mem: BLOCK·M + BLOCK·U·L + 2·BLOCK·Da + SCRATCH
         doubles); each product is one dgemm on the calling thread. With an angle block
-        (directions e) its rows Ya = d_angle - dfm_angle are made here too, the products
+        its rows Ya = d_angle - dfm_angle are made here too (from the pairs' y), the products
         add Ya·Saᵀ and the angle block of ∂E/∂d (va + coef Sa) gives the rows Q of the
         atoms' angle slots. tt: seconds per stage (descriptor, kernel, gradient, field)
         on clock clk."""
@@ -1010,7 +1051,7 @@ cdef class GapEngine:
         for i in range(a0, a1):
             self._slot_rows(i, scr, copies)
             if Da:
-                self._angle_row(i, e, Yb + (i - a0) * Da, scr)
+                self._angle_row(i, Yb + (i - a0) * Da, scr)
                 lin = 0.0
                 for q in range(Da):
                     lin = lin + Yb[(i - a0) * Da + q] * self.va[q]
@@ -1061,7 +1102,7 @@ cdef class GapEngine:
                 self.g[3 * (a0 + i) + 2] = 0.0
             tt[3] += _now(clk) - t0
 
-    cdef void _shell_pipeline(self, const double* e, bint need_grad) noexcept nogil:
+    cdef void _shell_pipeline(self, bint need_grad) noexcept nogil:
         """Energies, and with need_grad the rows Q of the field, in the shell basis with
         the power basis, after :meth:`_shell_descriptors_pairs`: the blocks of
         :meth:`_block` on nt threads (dynamic: a block's numbers do not depend on the
@@ -1077,7 +1118,7 @@ cdef class GapEngine:
             if _blas_local != NULL:
                 prev = _blas_local(1)
             for b in range(nb):
-                self._block(b, e, need_grad, 0, self.blk, self.tstage, clk)
+                self._block(b, need_grad, 0, self.blk, self.tstage, clk)
             if _blas_local != NULL:
                 _blas_local(prev)
         else:
@@ -1086,7 +1127,7 @@ cdef class GapEngine:
                 if _blas_local != NULL:
                     prev = _blas_local(1)
                 for b in prange(nb, schedule="dynamic"):
-                    self._block(b, e, need_grad, nt - 1, self.blk + tid * self.blk_size,
+                    self._block(b, need_grad, nt - 1, self.blk + tid * self.blk_size,
                                 self.tstage + 4 * tid, clk)
                 if _blas_local != NULL:
                     _blas_local(prev)
@@ -1407,6 +1448,8 @@ cdef class GapEngine:
         if self.n_atoms == 0:
             return
         with nogil:
+            if self.Da:
+                self._angle_pairs(&e[0, 0])
             self._descriptors(&e[0, 0], &out[0, 0])
 
     def compute(self, const double[:, ::1] e, bint need_grad=True):
@@ -1421,6 +1464,8 @@ cdef class GapEngine:
         cdef double t0, t1
         with nogil:
             t0 = _now(self.clock)
+            if self.Da:
+                self._angle_pairs(&e[0, 0])
             if self.shell:
                 self._shell_descriptors(&e[0, 0])
             else:
@@ -1428,7 +1473,7 @@ cdef class GapEngine:
             t1 = _now(self.clock)
             self.stage[0] += t1 - t0
             if self.shell and self.pipeline:
-                self._shell_pipeline(&e[0, 0], need_grad)
+                self._shell_pipeline(need_grad)
             else:
                 self._kernels(need_grad)
             if need_grad:
@@ -1474,6 +1519,26 @@ cdef class GapEngine:
                 out[a, 0] = scale[a] * (self.g[3 * a] - dot * e[a, 0]) + b_ext[0]
                 out[a, 1] = scale[a] * (self.g[3 * a + 1] - dot * e[a, 1]) + b_ext[1]
                 out[a, 2] = scale[a] * (self.g[3 * a + 2] - dot * e[a, 2]) + b_ext[2]
+
+
+def _reverse_pairs(const cnp.int64_t[::1] soff, const cnp.int64_t[::1] sp,
+                   const int[::1] neigh, const int[::1] jslot):
+    """(P,) int32: for each pair (i -> j) of a slot structure the index of its reverse
+    (j -> i), in j's slot of the same radial row (jslot); ValueError if missing."""
+    cdef Py_ssize_t n = soff.shape[0] - 1, i, s, p, q, t, j
+    cdef int[::1] rev = np.empty(neigh.shape[0], dtype=np.int32)
+    for i in range(n):
+        for s in range(soff[i], soff[i + 1]):
+            for p in range(sp[s], sp[s + 1]):
+                j = neigh[p]
+                t = soff[j] + jslot[p]
+                q = sp[t]
+                while q < sp[t + 1] and neigh[q] != i:
+                    q += 1
+                if q == sp[t + 1]:
+                    raise ValueError("pair list is not symmetric (no reverse pair)")
+                rev[p] = <int>q
+    return np.asarray(rev)
 
 
 def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const double[::1] d,

@@ -24,7 +24,9 @@ directions live on the unit sphere).
 
 Invariant under one rotation of all spins (only e_i·e_j enters) and, separately, under
 rotations, translations and permutations of atoms. Pure NumPy (CSR sums over the pair
-list); models with this term use ``model.predict`` (not the compiled LLG path).
+list); for dynamics and Monte Carlo a model of exchange-2b with this term runs on the
+compiled engine (:mod:`otf_spin.model.fast`, ``cython_ext/gap.pyx``: same θ, same guard
+``PARALLEL``; its twin calls :func:`pair_angles` and :func:`angle_basis`).
 """
 from __future__ import annotations
 

@@ -159,19 +159,27 @@ class FastPredictor:
             all(a is b for a, b in zip(m.sparse, self._sparse))
 
     # --- per structure ----------------------------------------------------------------
-    def pairs(self, system, term=None):
+    def pairs(self, system, term=None, found=None):
         """Compressed pair list of ``system`` as the engine's arguments (soff, sp, srid,
         neigh, jslot, rtab; see :class:`otf_spin.kernels.gap_py.GapEngine`)
         and self_rows (N, n_max), the radial sum of each atom's self images; for the
-        radial basis and cutoff of ``term`` (default: the exchange-2b term)."""
+        radial basis and cutoff of ``term`` (default: the exchange-2b term). ``found``:
+        (i, j, distances) of :func:`neighbour_pairs` at a cutoff ≥ the term's, reused
+        (filtered) in cells wider than 2 r_c."""
         term = self.desc if term is None else term
         n_max = term.n_max
         n = len(system)
         rc = term.r_cut
-        periodic = np.asarray(system.pbc, bool)
-        if not periodic.any() or np.all(system.cell_widths()[periodic] > 2 * rc):
+        if self.wide(system, rc):
             # no atom sees two images of another: the compiled compression, unsorted pairs
-            i, j, _, _, dist = neighbour_pairs(system.cell, system.pbc, system.positions, rc)
+            if found is None:
+                i, j, _, _, dist = neighbour_pairs(system.cell, system.pbc, system.positions,
+                                                   rc)
+            else:
+                i, j, dist = found
+                if dist.max(initial=0.0) >= rc:
+                    keep = dist < rc
+                    i, j, dist = i[keep], j[keep], dist[keep]
             soff, sp, srid, neigh, jslot, rep, self_atom, self_group = \
                 self._kernel.compress_pairs(i, j, dist, n, DISTANCE_TOL)
             rtab = np.ascontiguousarray(term.radial(rep)[0])
@@ -244,12 +252,19 @@ class FastPredictor:
                 "neigh": js.astype(np.int32), "jslot": (where - soff[js]).astype(np.int32),
                 "rtab": np.ascontiguousarray(rtab), "self_rows": self_rows}
 
-    def structure(self, system, term=None):
+    @staticmethod
+    def wide(system, rc) -> bool:
+        """True if no atom of ``system`` sees two periodic images of another within
+        ``rc`` (Å): every periodic cell width above 2 rc."""
+        periodic = np.asarray(system.pbc, bool)
+        return not periodic.any() or bool(np.all(system.cell_widths()[periodic] > 2 * rc))
+
+    def structure(self, system, term=None, found=None):
         """:meth:`pairs` of ``term`` with only the radial rows some slot uses (the
         engine's shell basis has one column block per row; self images and unmerged
         image rows are not needed), and ``fm`` (N, n_max): each atom's radial sum over
         all its pairs and self images (the FM descriptor's radial part)."""
-        pairs = self.pairs(system, term)
+        pairs = self.pairs(system, term, found)
         used, srid = np.unique(pairs["srid"], return_inverse=True)
         pairs["rtab"] = np.ascontiguousarray(pairs["rtab"][used])
         pairs["srid"] = srid.reshape(-1).astype(np.int32)
@@ -271,10 +286,17 @@ class FastPredictor:
         import time
 
         t0 = time.perf_counter()
-        pairs, radial = self.structure(system)
+        found = None
+        if self.angle is not None and self.wide(system, max(self.desc.r_cut,
+                                                            self.angle.r_cut)):
+            # one neighbour search for both terms, at the larger cutoff
+            i, j, _, _, dist = neighbour_pairs(system.cell, system.pbc, system.positions,
+                                               max(self.desc.r_cut, self.angle.r_cut))
+            found = (i, j, dist)
+        pairs, radial = self.structure(system, found=found)
         angle = None
         if self.angle is not None:
-            angle, radial_a = self.structure(system, self.angle)
+            angle, radial_a = self.structure(system, self.angle, found)
             angle.update(k_max=self.angle.k_max, parallel=PARALLEL)
         t1 = time.perf_counter()
         n = len(system)

@@ -716,7 +716,7 @@ cdef class GapEngine:
         (∂θ_p/∂e_a = -(n × e_a)/|n|, n = e_a × e_j); nothing where |n| < par_tol
         (angle2b's guard)."""
         cdef Py_ssize_t a, s, p, j, k, m, KA = self.KA
-        cdef double ex, ey, ez, nx, ny, nz, sn, y, u, f, gx, gy, gz
+        cdef double ex, ey, ez, nx, ny, nz, inv, y, u, f, gx, gy, gz
         cdef double* P
         cdef double* dP
         cdef double* Qs
@@ -736,8 +736,8 @@ cdef class GapEngine:
                 for s in range(self.asoff[a], self.asoff[a + 1]):
                     Qs = self.Qa + s * (KA + 1)
                     for p in range(self.asp[s], self.asp[s + 1]):
-                        sn = self.ainv[p]
-                        if sn == 0.0:
+                        inv = self.ainv[p]
+                        if inv == 0.0:
                             continue
                         j = self.aneigh[p]
                         nx = ey * e[3 * j + 2] - ez * e[3 * j + 1]
@@ -754,7 +754,7 @@ cdef class GapEngine:
                             u = 0.0
                             for k in range(1, KA + 1):
                                 u = u + dP[k] * (Qs[k] + Qt[k])
-                        f = -u * sn
+                        f = -u * inv
                         gx = gx + f * (ny * ez - nz * ey)
                         gy = gy + f * (nz * ex - nx * ez)
                         gz = gz + f * (nx * ey - ny * ex)

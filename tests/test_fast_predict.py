@@ -212,6 +212,31 @@ def test_compress_pairs_compiled_matches_twin(rng):
         assert np.all(rows[back] == neigh)
 
 
+def test_reverse_pairs(models, rng):
+    """The angle block's reverse-pair index (θ once per unordered pair, written to both
+    directions): an involution mapping each pair (i -> j) to (j -> i) of the same radial
+    row, on the lattice, displaced, and in a cell narrower than 2 r_c (merged images)."""
+    from otf_spin.system import neighbour_pairs
+
+    compiled = kernels.compiled("gap", required=True)
+    for repeat, displaced in ((6, 0.0), (6, 0.05), (2, 0.0)):
+        system = _system(repeat, rng, displaced)
+        if repeat == 2:
+            pairs = fast.fast_predictor(models["paper n_max 12"]).pairs(system)
+            soff, sp, srid, neigh, jslot = (pairs[k] for k in ("soff", "sp", "srid",
+                                                               "neigh", "jslot"))
+        else:
+            i, j, _, _, d = neighbour_pairs(system.cell, system.pbc, system.positions, 4.5)
+            soff, sp, srid, neigh, jslot = compiled.compress_pairs(
+                i, j, d, len(system), fast.DISTANCE_TOL)[:5]
+        rev = compiled._reverse_pairs(soff, sp, neigh, jslot)
+        slot = np.repeat(np.arange(len(srid)), np.diff(sp))
+        rows = np.repeat(np.arange(len(system)), np.diff(soff))[slot]
+        assert np.array_equal(rev[rev], np.arange(len(rev)))
+        assert np.array_equal(neigh[rev], rows) and np.array_equal(rows[rev], neigh)
+        assert np.array_equal(srid[slot[rev]], srid[slot])
+
+
 def test_positions_changed_between_calls(models, rng):
     """Radial data are reused while positions stay, rebuilt when they move."""
     model = models["paper n_max 12"]

@@ -105,7 +105,7 @@ def test_calibration_survives_the_model_file(case, tmp_path):
 
 def test_stds_follow_their_definition(case):
     """Per-atom field variance a h_i² + b k_iᵀΛ⁻¹k_i and energy variance
-    φ_EᵀΛ⁻¹φ_E + (c_E σ_e)² Σ h_i², with Λ⁻¹ by a direct solve of Λ = RᵀR (the
+    c_E² (φ_EᵀΛ⁻¹φ_E + σ_e² Σ h_i²), with Λ⁻¹ by a direct solve of Λ = RᵀR (the
     prediction uses a cached R⁻¹ and the kernel rows of the energy evaluation)."""
     model, test = case
     system = test[1].system
@@ -120,8 +120,8 @@ def test_stds_follow_their_definition(case):
     expect = h["std_field_noise"] ** 2 * hard2 + h["std_field_local"] ** 2 * local
     np.testing.assert_allclose((out["fields_std"] ** 2).sum(axis=1), expect, rtol=1e-6)
     phi = k.sum(axis=0)
-    energy = phi @ np.linalg.solve(Lam, phi) + \
-        (h["std_scale_energy"] * h["sigma_energy"]) ** 2 * hard2.sum()
+    energy = h["std_energy_scale"] ** 2 * (phi @ np.linalg.solve(Lam, phi)
+                                           + h["sigma_energy"] ** 2 * hard2.sum())
     assert out["energy_std"] ** 2 == pytest.approx(energy, rel=1e-6)
     # the energies come from the same rows
     assert out["energy"] == pytest.approx(float((k @ model.alpha).sum()), rel=1e-10)
@@ -139,7 +139,7 @@ def test_added_frames_are_calibrated_at_once():
         model = build_model(settings).fit(frames[:4])
         before = dict(model.hyper)
         model.add_frames(frames[4:], n_new_sparse=2)
-    keys = ("std_field_noise", "std_field_local", "std_scale_energy")
+    keys = ("std_field_noise", "std_field_local", "std_energy_scale")
     assert any(model.hyper[k] != before[k] for k in keys)
     after, profile = dict(model.hyper), model.noise_model.copy()
     model.calibrate()                   # again, on the same frames: nothing changes
@@ -170,3 +170,39 @@ def test_generate_ranks_by_the_trigger_quantity(monkeypatch):
     chosen, _ = generate.select([Candidate(k) for k in range(5)],
                                 {"method": "variance", "count": 2, "model": "m.h5"}, {}, 0)
     assert chosen == [4, 3]
+
+
+def test_left_out_frames_match_a_posterior_without_them():
+    """The calibration's leave-one-frame-out quantities (Woodbury identity on the full
+    factor) equal those of the posterior precision with the frame's rows removed,
+    Λ₋f = Λ - A_fᵀA_f, solved directly: held-out field and energy errors, the local
+    energy variance v_i, the exact field variance and the energy variance."""
+    rng = np.random.default_rng(7)
+    settings = MODEL.validate({"descriptor": {"r_cut": 5.0, "n_max": 4, "l_max": 2},
+                               "kernels": [{"zeta": 2, "n_sparse": 20}]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build_model(settings).fit(slaved_frames(8, rng))
+    h = model.hyper
+    held_out = model._left_out(h)
+    Lam, b = model._R.T @ model._R, model._R.T @ (model._R @ model.alpha)
+    for f, (energy2, energy_var, field2, local, exact) in zip(model.frames[:3], held_out):
+        w = 1 / np.sqrt(f.n_atoms)
+        A = np.concatenate([f.phi_E[None] * w / h["sigma_energy"], f.phi_B / h["sigma_field"]])
+        y = np.concatenate([[f.energy * w / h["sigma_energy"]],
+                            f.fields.reshape(-1) / h["sigma_field"]])
+        without = Lam - A.T @ A
+        alpha = np.linalg.solve(without, b - A.T @ y)
+        k = model._local_rows(f.d, f.d_fm)
+        np.testing.assert_allclose(
+            field2, np.sum((f.fields.reshape(-1) - f.phi_B @ alpha).reshape(-1, 3) ** 2, 1),
+            rtol=1e-5)
+        assert energy2 == pytest.approx((f.energy - f.phi_E @ alpha) ** 2, rel=1e-5)
+        np.testing.assert_allclose(local, np.einsum("im,im->i", k, np.linalg.solve(without, k.T).T),
+                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            exact, np.einsum("rm,rm->r", f.phi_B,
+                             np.linalg.solve(without, f.phi_B.T).T).reshape(-1, 3).sum(1),
+            rtol=1e-5)
+        assert energy_var == pytest.approx(k.sum(0) @ np.linalg.solve(without, k.sum(0)),
+                                           rel=1e-5)

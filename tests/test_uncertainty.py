@@ -9,7 +9,7 @@ from otf_spin.config.model import MODEL
 from otf_spin.core import Frame
 from otf_spin.learning.paper_sets import paper_oracle, random_configuration
 from otf_spin.model import build_model
-from otf_spin.model.gpr import fit_noise_profile
+from otf_spin.model.gpr import OUTLIER_MIN_FRAMES, fit_noise_profile, isolated_outlier
 from otf_spin.system import bulk
 
 
@@ -206,3 +206,45 @@ def test_left_out_frames_match_a_posterior_without_them():
             rtol=1e-5)
         assert energy_var == pytest.approx(k.sum(0) @ np.linalg.solve(without, k.sum(0)),
                                            rel=1e-5)
+
+
+def test_isolated_outlier_frame():
+    """One frame far above the median and every other frame is flagged; a heavy tail of
+    several such frames, or too few frames, is not."""
+    rng = np.random.default_rng(2)
+    ms = rng.uniform(0.5, 2.0, OUTLIER_MIN_FRAMES)
+    assert isolated_outlier(ms) is None
+    ms[7] = 100.0                               # RMS 10x the others
+    assert isolated_outlier(ms) == 7
+    tail = ms.copy()
+    tail[3] = 30.0                              # a second large one: a tail, not an outlier
+    assert isolated_outlier(tail) is None
+    assert isolated_outlier(ms[:OUTLIER_MIN_FRAMES - 1]) is None
+
+
+def test_calibration_ignores_an_isolated_outlier_frame(monkeypatch):
+    """Held-out errors of one frame inflated 10³ or 10⁴ times give the same scales (the
+    frame is left out of the calibration); without the inflation they differ."""
+    rng = np.random.default_rng(8)
+    settings = MODEL.validate({"descriptor": {"r_cut": 5.0, "n_max": 4, "l_max": 2},
+                               "kernels": [{"zeta": 2, "n_sparse": 20}]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build_model(settings).fit(slaved_frames(OUTLIER_MIN_FRAMES, rng))
+    true_left_out = model._left_out
+    keys = ("std_field_noise", "std_field_local", "std_energy_scale")
+
+    def scales(factor):
+        def inflated(h):
+            out = true_left_out(h)
+            e, v, b, local, exact = out[4]
+            out[4] = (e * factor, v, b * factor, local, exact)
+            return out
+        monkeypatch.setattr(model, "_left_out", inflated)
+        model.calibrate()
+        return [model.hyper[k] for k in keys], model.noise_model.copy()
+
+    (a, pa), (b, pb), (c, _) = scales(1e3), scales(1e4), scales(1.0)
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_allclose(pa, pb, rtol=1e-12)
+    assert not np.allclose(a, c, rtol=1e-3)

@@ -59,6 +59,17 @@ the descriptor rows are made where the SOSO rows are (pass 1, or per block of th
 shell-basis pipeline, whose products then add Ya·Saᵀ with Ya = d_angle - dfm_angle),
 the rows Ha per slot (stored as the power-basis Q) from ∂E/∂d, and the field in one
 pass after the SOSO contraction.
+
+Pair couplings (``kappa`` (U, L), optional): linear pair terms on the exchange-2b pairs
+that are not descriptor components (a linear kernel on the B-spline exchange term,
+folded per radial row by :mod:`otf_spin.model.fast`):
+
+    E_i       += Σ_{s in i} Σ_l kappa[srid_s, l] W_s[l]
+    g_a       += Σ_{s in a} Σ_{p in s} Σ_l P_l'(c_p) (kappa[srid_s, l] + kappa[srid_t, l]) e_j
+
+(t = the partner's slot, same row): one term more wherever the slot sums W_s meet the
+linear weights (the energy) and wherever the field's rows w_l H_s[l] are formed (full
+path, shell basis and its pipeline, the Monte Carlo ΔE), so no per-pair cost.
 """
 import numpy as np
 cimport numpy as cnp
@@ -285,9 +296,11 @@ cdef class GapEngine:
     cdef int* arev              # (P_a,) the reverse pair (j -> i) of each angle pair
     cdef double* ay             # (P_a,) y = -2θ/π of each angle pair, this evaluation
     cdef double* ainv           # (P_a,) 1/|e_i × e_j|, or 0 where below par_tol
+    cdef double* kap            # (U, L) pair couplings per radial row, or NULL
 
     def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
-                 kstart, zeta, normalize, masks, e_ref, shell=None, angle=None):
+                 kstart, zeta, normalize, masks, e_ref, shell=None, angle=None,
+                 kappa=None):
         cdef cnp.int64_t[::1] a_soff = np.ascontiguousarray(soff, dtype=np.int64)
         cdef cnp.int64_t[::1] a_sp = np.ascontiguousarray(sp, dtype=np.int64)
         cdef int[::1] a_neigh = np.ascontiguousarray(neigh, dtype=np.int32)
@@ -353,6 +366,14 @@ cdef class GapEngine:
         if self.n_atoms * max(self.M, self.D) >= 2**31:
             raise ValueError("structure too large for 32-bit BLAS indices")
         cdef Py_ssize_t n = self.n_atoms
+        if kappa is not None:
+            kap_arr = np.ascontiguousarray(kappa, dtype=np.float64)
+            if kap_arr.shape != (a_rtab.shape[0], self.L):
+                raise ValueError("kappa must be (radial rows, L)")
+            self.kap = _dptr(kap_arr) if kap_arr.size else NULL
+        else:
+            kap_arr = None
+            self.kap = NULL
         # shell basis: automatic where it has fewer columns and no kernel normalises
         self.U = a_rtab.shape[0]
         self.LU = self.L * self.U
@@ -405,7 +426,7 @@ cdef class GapEngine:
         self._keep = (a_soff, a_sp, a_neigh, a_jslot, a_srid, a_rtab, a_w, a_dfm,
                       a_v, a_S, a_alpha, a_kstart, a_zeta, a_norm, a_masks, a_eref,
                       d_arr, G_arr, C_arr, H_arr, gbuf_arr, nrm, xs, Ep_arr, mark_arr, aff_arr,
-                      dnew_arr, enew_arr)
+                      dnew_arr, enew_arr, kap_arr)
         self.energies, self.grad, self.d_array, self.G_array = E_arr, g_arr, d_arr, G_arr
         Qa_arr = np.zeros(max(self.a_slots * (self.KA + 1), 1))
         npa = a_aneigh.shape[0]
@@ -767,7 +788,7 @@ cdef class GapEngine:
         the change from the FM state accumulated first (P_l - 1: no cancellation
         against the FM reference), then the FM descriptor added."""
         cdef Py_ssize_t i, s, l, n, q, nmax = self.n_max, L = self.L, D = self.D
-        cdef double coef, lin
+        cdef double coef, lin, pair
         cdef double* P
         cdef double* W
         cdef double* di
@@ -781,6 +802,7 @@ cdef class GapEngine:
                 di = out + i * D
                 for q in range(D):
                     di[q] = 0.0
+                pair = 0.0
                 for s in range(self.soff[i], self.soff[i + 1]):
                     self._slot_sums(s, e[3 * i], e[3 * i + 1], e[3 * i + 2], e, P, W)
                     r = self.rtab + self.srid[s] * nmax
@@ -788,9 +810,12 @@ cdef class GapEngine:
                         coef = self.w[l] * W[l]
                         for n in range(nmax):
                             di[l * nmax + n] += coef * r[n]
+                    if self.kap != NULL:
+                        for l in range(1, L):
+                            pair = pair + self.kap[self.srid[s] * L + l] * W[l]
                 if self.Da:
                     self._angle_row(i, di + self.Ds, P)
-                lin = 0.0
+                lin = pair
                 for q in range(D):
                     lin = lin + di[q] * self.v[q]
                     di[q] += self.dfm[i * D + q]
@@ -824,6 +849,9 @@ cdef class GapEngine:
                     for l in range(L):
                         xi[self.srid[s] * L + l] += self.w[l] * W[l]
                         lin = lin + self.w[l] * W[l] * hv[l]
+                    if self.kap != NULL:
+                        for l in range(1, L):
+                            lin = lin + self.kap[self.srid[s] * L + l] * W[l]
                 self.E[i] = lin
 
     cdef inline void _pair_powers(self, Py_ssize_t i, const double* e,
@@ -875,6 +903,8 @@ cdef class GapEngine:
                     acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * M[k]
                 Mi[l] = self.w[l] * acc
                 lin = lin + Mi[l] * hv[l]
+                if self.kap != NULL:
+                    lin = lin + self.kap[self.srid[s] * L + l] * acc
         self.E[i] = lin
 
     cdef void _shell_descriptors_pairs(self, const double* e) noexcept nogil:
@@ -909,6 +939,7 @@ cdef class GapEngine:
         cdef double acc
         cdef const double* h
         cdef double* Qa
+        cdef const double* kp
         for s in range(self.soff[a], self.soff[a + 1]):
             h = Ha + self.srid[s] * L
             Qa = self.Qb + a * self.LU + self.srid[s] * L
@@ -916,6 +947,10 @@ cdef class GapEngine:
                 acc = 0.0
                 for l in range(k, L):
                     acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * self.w[l] * h[l]
+                if self.kap != NULL:
+                    kp = self.kap + self.srid[s] * L
+                    for l in range(k, L):
+                        acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * kp[l]
                 Qa[k] = k * acc
 
     cdef inline void _pair_field(self, Py_ssize_t a, const double* e,
@@ -1262,11 +1297,16 @@ cdef class GapEngine:
                         for n in range(nmax):
                             for l in range(L):
                                 Hs[l] += Ga[l * nmax + n] * r[n]
+                    for l in range(L):  # w_l H_s[l], plus the pair couplings
+                        Hs[l] = self.w[l] * Hs[l]
+                    if self.kap != NULL:
+                        for l in range(L):
+                            Hs[l] = Hs[l] + self.kap[self.srid[s] * L + l]
                     if self.poly:       # Q_k = k Σ_l b_lk w_l H_s[l]: u = Σ_k Q_k x^(k-1)
                         for k in range(1, L):
                             acc = 0.0
                             for l in range(k, L):
-                                acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * self.w[l] * Hs[l]
+                                acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * Hs[l]
                             dP[k] = k * acc
                     for p in range(self.sp[s], self.sp[s + 1]):
                         j = self.neigh[p]
@@ -1280,7 +1320,7 @@ cdef class GapEngine:
                             _legendre_d(c, L - 1, self.la, self.lb, P, dP)
                             u = 0.0
                             for l in range(1, L):
-                                u = u + dP[l] * self.w[l] * Hs[l]
+                                u = u + dP[l] * Hs[l]
                         gb[3 * a] += u * e[3 * j]
                         gb[3 * a + 1] += u * e[3 * j + 1]
                         gb[3 * a + 2] += u * e[3 * j + 2]
@@ -1330,7 +1370,7 @@ cdef class GapEngine:
         cdef Py_ssize_t Ds = self.Ds, KA = self.KA, NA = self.NA
         cdef Py_ssize_t k, s, p, j, l, n, q, na, a, accepted = 0
         cdef double trial[3]
-        cdef double tx, ty, tz, c0, c1, dE, coef, lin
+        cdef double tx, ty, tz, c0, c1, dE, coef, lin, dpair
         cdef double P0[LMAX_CAP + 1]
         cdef double P1[LMAX_CAP + 1]
         cdef double W[LMAX_CAP + 1]
@@ -1365,6 +1405,7 @@ cdef class GapEngine:
                 if not trial_move(e, k, sigma, gauss, trial):
                     continue
                 tx, ty, tz = trial[0], trial[1], trial[2]
+                dpair = 0.0
                 self.aff[0] = <int>k
                 self.mark[k] = 0
                 na = 1
@@ -1396,6 +1437,9 @@ cdef class GapEngine:
                         coef = self.w[l] * W[l]
                         for n in range(nmax):
                             self.dnew[l * nmax + n] += coef * r[n]
+                    if self.kap != NULL:        # pair couplings: both ends' energies
+                        for l in range(1, L):
+                            dpair = dpair + 2.0 * self.kap[self.srid[s] * L + l] * W[l]
                 for s in range(self.asoff[k], self.asoff[k + 1]):     # the angle block
                     r = self.artab + self.asrid[s] * NA
                     for l in range(KA + 1):
@@ -1418,8 +1462,8 @@ cdef class GapEngine:
                     for l in range(1, KA + 1):          # pairs (k -> j) of this slot
                         for n in range(NA):
                             self.dnew[Ds + n * KA + l - 1] += W[l] * r[n]
-                dE = -(zeeman[k, 0] * (tx - e[k, 0]) + zeeman[k, 1] * (ty - e[k, 1])
-                       + zeeman[k, 2] * (tz - e[k, 2]))
+                dE = dpair - (zeeman[k, 0] * (tx - e[k, 0]) + zeeman[k, 1] * (ty - e[k, 1])
+                              + zeeman[k, 2] * (tz - e[k, 2]))
                 for a in range(na):
                     lin = 0.0
                     da = self.dnew + a * D

@@ -75,18 +75,34 @@ class SplineExchangeDescriptor(SOSODescriptor):
         return {"type": self.kind, "r_min": self.r_min, "r_max": self.r_cut,
                 "spacing": self.spacing, "l_max": self.l_max, "sigma_s": self.sigma_s}
 
-    def radial(self, r) -> tuple[np.ndarray, np.ndarray]:
-        """B_n(r) and dB_n/dr (Å⁻¹), arrays (len(r), n_basis): in knot interval k
-        (t = (r - r_min)/h, k = floor t) only B_{k-3} … B_k are nonzero, so four pieces
-        per pair are evaluated and scattered."""
+    def pieces(self, r) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The four B-splines that can be nonzero at each distance r (P,) (Å): in knot
+        interval k (t = (r - r_min)/h, k = floor t) B_{k-m}(t) is piece m, m = 0..3.
+        Returns n (P, 4) int64, their indices (set to -1 where outside 0 … n_basis - 1),
+        B (P, 4) values and dB (P, 4) dB/dr (Å⁻¹), zero where n = -1."""
         t = (np.asarray(r, float) - self.r_min) / self.h
         k = np.floor(t)
-        B4, dB4 = bspline_pieces(t - k)
-        n = k.astype(np.int64)[:, None] - np.arange(4)[None, :]     # B_{k-m}(t) = piece m
+        B, dB = bspline_pieces(t - k)
+        n = k.astype(np.int64)[:, None] - np.arange(4)[None, :]
         valid = (n >= 0) & (n < self.n_max)
-        rows = np.broadcast_to(np.arange(len(t))[:, None], n.shape)[valid]
-        B = np.zeros((len(t), self.n_max))
-        dB = np.zeros((len(t), self.n_max))
+        return np.where(valid, n, -1), np.where(valid, B, 0.0), np.where(valid, dB / self.h, 0.0)
+
+    def radial(self, r) -> tuple[np.ndarray, np.ndarray]:
+        """B_n(r) and dB_n/dr (Å⁻¹), arrays (len(r), n_basis): only the four
+        :meth:`pieces` per pair are nonzero, scattered into the table."""
+        n, B4, dB4 = self.pieces(r)
+        valid = n >= 0
+        rows = np.broadcast_to(np.arange(len(n))[:, None], n.shape)[valid]
+        B = np.zeros((len(n), self.n_max))
+        dB = np.zeros((len(n), self.n_max))
         B[rows, n[valid]] = B4[valid]
-        dB[rows, n[valid]] = dB4[valid] / self.h
+        dB[rows, n[valid]] = dB4[valid]
         return B, dB
+
+    def radial_dot(self, r, weights) -> np.ndarray:
+        """Σ_n B_n(r) weights[n] (len(r), K) for weights (n_basis, K): the radial table
+        times ``weights`` from the four :meth:`pieces` per distance (no (len(r),
+        n_basis) table), e.g. the pair couplings κ_l(r) of a linear kernel on the term."""
+        n, B4, _ = self.pieces(r)
+        weights = np.asarray(weights, float)
+        return np.einsum("pm,pmk->pk", B4, weights[np.maximum(n, 0)])

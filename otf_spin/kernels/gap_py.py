@@ -25,6 +25,12 @@ derivatives from :mod:`otf_spin.descriptors.angle2b`)::
 
 g_k(θ) = P_k(1 - 2θ/π); ∂θ/∂e_a = 0 where |e_a × e_j| < angle2b.PARALLEL (the
 compiled engine gets the same threshold as ``angle["parallel"]``).
+
+With ``kappa`` (U, L) (linear pair couplings per radial row that are not descriptor
+components, e.g. a linear kernel on the B-spline exchange term folded onto these pairs)::
+
+    E_i      += Σ_{p in row i} Σ_l kappa[rid_p, l] (P_l(c_p) - 1)
+    g_a      += Σ_{p in row a} 2 Σ_l kappa[rid_p, l] P_l'(c_p) e_j
 """
 from __future__ import annotations
 
@@ -54,11 +60,12 @@ class GapEngine:
     descriptors (the shell basis regroups the same sums), so ``shell`` is False here.
     ``angle``: None, or the angle block's pair list as a dict (soff, sp, srid, neigh,
     jslot, rtab (Ua, n_a) as above, k_max, parallel); d_fm, v, S and masks then have
-    L·n_max + n_a·k_max columns.
+    L·n_max + n_a·k_max columns. ``kappa``: None, or (U, L) pair couplings per radial
+    row (eV; module docstring), exactly 0 at FM like the descriptor's change.
     """
 
     def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
-                 kstart, zeta, normalize, masks, e_ref, shell=None, angle=None):
+                 kstart, zeta, normalize, masks, e_ref, shell=None, angle=None, kappa=None):
         if shell and np.any(normalize):
             raise ValueError("the shell basis needs unnormalised kernels")
         self.shell = False
@@ -70,6 +77,7 @@ class GapEngine:
         if angle is not None:
             self.arows, self.arid = self._pair_rows(angle["soff"], angle["sp"], angle["srid"])
         self.rtab, self.w, self.d_fm, self.v = rtab, w, d_fm, v
+        self.kappa = None if kappa is None else np.asarray(kappa, float).reshape(len(rtab), len(w))
         self.S, self.alpha, self.kstart = S, alpha, kstart
         self.zeta, self.normalize = zeta, normalize
         self.masks = np.asarray(masks, float).reshape(len(zeta), len(v))
@@ -114,6 +122,9 @@ class GapEngine:
     def descriptors(self, e, out):
         """Write the descriptors (N, L·n_max) of directions ``e`` (N, 3) into ``out``."""
         P, _ = legendre(self._cos(e), self.L - 1)
+        pair_energy = 0.0 if self.kappa is None else \
+            np.bincount(self.rows, np.einsum("pl,pl->p", P - 1.0, self.kappa[self.rid]),
+                        minlength=self.n_atoms)
         contrib = ((P - 1.0) * self.w)[:, :, None] * self.rtab[self.rid][:, None, :]
         soso = np.zeros((self.n_atoms, self.L, self.n_max))
         np.add.at(soso, self.rows, contrib)
@@ -124,7 +135,7 @@ class GapEngine:
             block = np.zeros((self.n_atoms, a["rtab"].shape[1], a["k_max"]))
             np.add.at(block, self.arows, a["rtab"][self.arid][:, :, None] * (g - 1.0)[:, None, :])
             out[:, self.Ds:] = block.reshape(self.n_atoms, -1)
-        self.energies[:] = out @ self.v          # linear kernels: change from FM
+        self.energies[:] = out @ self.v + pair_energy     # linear kernels: change from FM
         out += self.d_fm
 
     def _kernels(self, need_grad):
@@ -158,6 +169,8 @@ class GapEngine:
         _, dP = legendre(self._cos(e), self.L - 1)
         G = self.G_array[:, :self.Ds].reshape(self.n_atoms, self.L, self.n_max)
         s = np.einsum("pln,pl,pn->p", G[rows] + G[js], dP * self.w, self.rtab[self.rid])
+        if self.kappa is not None:
+            s += 2.0 * np.einsum("pl,pl->p", dP, self.kappa[self.rid])
         self.grad[:] = 0.0
         np.add.at(self.grad, rows, s[:, None] * e[js])
         if self.angle is not None:

@@ -2,12 +2,16 @@
 
 Same numbers as :meth:`SparseGPR.predict` with ``stds=False`` (to rounding; parity is
 tested to 1e-10), for models whose descriptor is the plain exchange-2b SOSO descriptor,
-or the composite of exchange-2b and the angle exchange term
-(:class:`~otf_spin.descriptors.angle2b.AngleExchangeDescriptor`, what the term selection
-of ``otf-spin train`` adds on Eq. 41 and thermal sets), and whose kernels are
-:class:`~otf_spin.model.covariance.DotProductKernel` with 0/1 masks (``with_terms``
-kernels over both blocks included). :func:`fast_predictor` returns None for any other
-model (the exchange-3b, dipole-2b and spline terms); callers then use ``model.predict``.
+or the composite of exchange-2b with the B-spline exchange term
+(:class:`~otf_spin.descriptors.spline2b.SplineExchangeDescriptor`), the angle exchange
+term (:class:`~otf_spin.descriptors.angle2b.AngleExchangeDescriptor`) or both — what
+the term selection of ``otf-spin train`` adds on displaced, thermal and Eq. 41 sets —
+and whose kernels are :class:`~otf_spin.model.covariance.DotProductKernel` with 0/1
+masks (``with_terms`` kernels over exchange-2b and the angle block included); the
+spline block may be seen by linear kernels only (ζ = 1, unnormalised: as the selection
+adds it), its r_max within exchange-2b's r_c and its l_max at most exchange-2b's.
+:func:`fast_predictor` returns None for any other model (exchange-3b, dipole-2b, a
+spline block in a nonlinear kernel); callers then use ``model.predict``.
 
 For fixed positions everything radial is constant, so it is prepared once per structure
 (:meth:`FastPredictor.engine`, cached on positions, cell and pbc):
@@ -22,7 +26,12 @@ For fixed positions everything radial is constant, so it is prepared once per st
 - the FM reference: descriptors of the collinear state and their energies (computed by
   the same engine, so the FM state gives exactly 0);
 - with the angle term, its own compressed pair list (its r_c) and radial rows, built the
-  same way; its block follows the exchange-2b block in the engine's descriptor.
+  same way; its block follows the exchange-2b block in the engine's descriptor;
+- with the spline term: its linear kernels' weights v_s fold into pair couplings on the
+  exchange-2b pairs, κ_l(r) = w^s_l Σ_n B_n(r) v_s[n, l] (its energy is
+  Σ_ij Σ_l κ_l(r_ij) (P_l(e_i·e_j) - 1), relative to FM), one row κ per radial row
+  (summed over merged images like the radial rows): the engine's ``kappa``; the spline
+  block itself is never formed.
 
 Per model: the linear, unnormalised kernels (ζ = 1) collapse into one weight vector
 v = Σ_m α_m mask∘s_m, so their local energy is d_i·v, i.e. per-pair Legendre couplings
@@ -41,6 +50,7 @@ import numpy as np
 from otf_spin.descriptors.angle2b import PARALLEL, AngleExchangeDescriptor
 from otf_spin.descriptors.composite import CompositeDescriptor
 from otf_spin.descriptors.soso import SOSODescriptor
+from otf_spin.descriptors.spline2b import SplineExchangeDescriptor
 from otf_spin.kernels import load as load_kernel
 from otf_spin.model.covariance import DotProductKernel
 from otf_spin.system import neighbour_pairs
@@ -51,32 +61,60 @@ DISTANCE_TOL = 1e-12
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+#: term layouts of the descriptors the engine evaluates (composite term order)
+LAYOUTS = ((SOSODescriptor,), (SOSODescriptor, SplineExchangeDescriptor),
+           (SOSODescriptor, AngleExchangeDescriptor),
+           (SOSODescriptor, SplineExchangeDescriptor, AngleExchangeDescriptor))
+
+
 def terms(descriptor):
-    """(exchange-2b term, angle term or None) of a descriptor the engine evaluates, or
-    None: the plain SOSO descriptor, or the composite [SOSO, angle] (l_max, k_max ≤ 32)."""
+    """(exchange-2b term, spline term or None, angle term or None) of a descriptor the
+    engine evaluates, or None: the plain SOSO descriptor, or a composite of it with the
+    spline and/or the angle term (l_max, k_max ≤ 32; the spline's r_max ≤ exchange-2b's
+    r_c and its l_max ≤ exchange-2b's: its couplings ride on exchange-2b's pairs)."""
     if type(descriptor) is SOSODescriptor:
-        found = (descriptor, None)
-    elif type(descriptor) is CompositeDescriptor and \
-            [type(t) for t in descriptor.terms] == [SOSODescriptor, AngleExchangeDescriptor]:
-        found = tuple(descriptor.terms)
+        parts = [descriptor]
+    elif type(descriptor) is CompositeDescriptor:
+        parts = list(descriptor.terms)
     else:
         return None
-    if found[0].l_max > 32 or (found[1] is not None and found[1].k_max > 32):
+    if tuple(type(t) for t in parts) not in LAYOUTS:
         return None
-    return found
+    soso = parts[0]
+    spline = next((t for t in parts if type(t) is SplineExchangeDescriptor), None)
+    angle = next((t for t in parts if type(t) is AngleExchangeDescriptor), None)
+    if soso.l_max > 32 or (angle is not None and angle.k_max > 32):
+        return None
+    if spline is not None and (spline.r_max > soso.r_cut or spline.l_max > soso.l_max):
+        return None
+    return soso, spline, angle
+
+
+def term_slice(descriptor, kind) -> slice:
+    """Columns of term ``kind`` in ``descriptor``'s layout (the whole vector for a plain
+    SOSO descriptor and exchange-2b)."""
+    if type(descriptor) is CompositeDescriptor:
+        return descriptor.term(kind)[1]
+    return slice(0, descriptor.size)
 
 
 def supports(model) -> bool:
     """True when the fast path reproduces ``model.predict`` (energies and fields)."""
-    if terms(model.descriptor) is None:
+    found = terms(model.descriptor)
+    if found is None:
         return False
     if not getattr(model, "kernels", None) or len(model.kernels) != len(model.sparse):
         return False
+    spline = None if found[1] is None else term_slice(model.descriptor, found[1].kind)
     for kernel in model.kernels:
         if type(kernel) is not DotProductKernel:
             return False
         if kernel.mask is not None and not np.all((kernel.mask == 0) | (kernel.mask == 1)):
             return False
+        linear = kernel.zeta == 1 and not kernel.normalize
+        if spline is not None and not linear and \
+                (kernel.mask is None or np.any(kernel.mask[spline])):
+            return False            # the spline block in a nonlinear kernel: not folded
     total = sum(len(S) for S in model.sparse)           # fitted: weights for every point
     return total > 0 and len(getattr(model, "alpha", ())) == total
 
@@ -108,16 +146,19 @@ class FastPredictor:
     def __init__(self, model, kernel=None):
         """``kernel``: the engine module (default: compiled, else the twin)."""
         self.model = model
-        desc, self.angle = terms(model.descriptor)
+        desc, self.spline, self.angle = terms(model.descriptor)
         self.desc = desc
         self.n_max, self.L = desc.n_max, desc.l_max + 1
-        Da = 0 if self.angle is None else self.angle.size
-        D = self.n_max * self.L + Da
-        # model layout index n·L + l  ->  engine layout l·n_max + n; the angle block
-        # (n·k_max + k) follows unchanged
-        self.perm = np.concatenate([(np.arange(self.n_max)[None, :] * self.L
-                                     + np.arange(self.L)[:, None]).ravel(),
-                                    np.arange(D - Da, D)])
+        D = model.descriptor.size            # the model's layout
+        # engine column -> model column: exchange-2b (model n·L + l, engine l·n_max + n),
+        # then the angle block (n·k_max + k) unchanged; the spline block is not a column
+        # of the engine (its weights become the pair couplings kappa)
+        blocks = [(np.arange(self.n_max)[None, :] * self.L
+                   + np.arange(self.L)[:, None]).ravel()]
+        if self.angle is not None:
+            part = term_slice(model.descriptor, self.angle.kind)
+            blocks.append(np.arange(part.start, part.stop))
+        self.perm = np.concatenate(blocks)
         self._alpha = model.alpha
         self._sparse = list(model.sparse)
         v = np.zeros(D)
@@ -141,12 +182,21 @@ class FastPredictor:
             normalize.append(k.normalize)
             masks.append(mask[self.perm])
         self.v = np.ascontiguousarray(v[self.perm])
-        self.S = np.ascontiguousarray(np.concatenate(S) if S else np.zeros((0, D)))
+        # the spline block's linear weights v_s (n_basis, l_max_s) as pair-coupling
+        # weights (n_basis, L): κ_l(r) = Σ_n B_n(r) kweights[n, l] = w^s_l Σ_n B_n v_s[n, l]
+        self.kweights = None
+        if self.spline is not None:
+            sp = self.spline
+            vs = v[term_slice(model.descriptor, sp.kind)].reshape(sp.n_max, sp.n_orders)
+            self.kweights = np.zeros((sp.n_max, self.L))
+            self.kweights[:, sp.l_min:sp.l_max + 1] = vs * sp.w[None, sp.l_min:]
+        Dn = len(self.perm)
+        self.S = np.ascontiguousarray(np.concatenate(S) if S else np.zeros((0, Dn)))
         self.alpha = np.ascontiguousarray(np.concatenate(alpha) if alpha else np.zeros(0))
         self.kstart = np.array(kstart, dtype=np.int64)
         self.zeta = np.array(zeta, dtype=np.int64)
         self.normalize = np.array(normalize, dtype=np.int32)
-        self.masks = np.ascontiguousarray(np.array(masks).reshape(len(zeta), D))
+        self.masks = np.ascontiguousarray(np.array(masks).reshape(len(zeta), Dn))
         self._kernel = kernel or load_kernel("gap")
         self._key = None
         self._engine = None
@@ -159,15 +209,22 @@ class FastPredictor:
             all(a is b for a, b in zip(m.sparse, self._sparse))
 
     # --- per structure ----------------------------------------------------------------
-    def pairs(self, system, term=None, found=None):
+    def pairs(self, system, term=None, found=None, couplings=None):
         """Compressed pair list of ``system`` as the engine's arguments (soff, sp, srid,
         neigh, jslot, rtab; see :class:`otf_spin.kernels.gap_py.GapEngine`)
         and self_rows (N, n_max), the radial sum of each atom's self images; for the
         radial basis and cutoff of ``term`` (default: the exchange-2b term). ``found``:
         (i, j, distances) of :func:`neighbour_pairs` at a cutoff ≥ the term's, reused
-        (filtered) in cells wider than 2 r_c."""
+        (filtered) in cells wider than 2 r_c. ``couplings``: None, or a function of the
+        distances r (P,) -> (P, K) whose columns are appended to rtab (and self_rows)
+        and go through the same merging (sums over images)."""
         term = self.desc if term is None else term
-        n_max = term.n_max
+
+        def radial(r):
+            R = term.radial(r)[0]
+            return R if couplings is None else np.hstack([R, couplings(r)])
+
+        n_max = term.n_max if couplings is None else term.n_max + couplings(np.zeros(0)).shape[1]
         n = len(system)
         rc = term.r_cut
         if self.wide(system, rc):
@@ -182,7 +239,7 @@ class FastPredictor:
                     i, j, dist = i[keep], j[keep], dist[keep]
             soff, sp, srid, neigh, jslot, rep, self_atom, self_group = \
                 self._kernel.compress_pairs(i, j, dist, n, DISTANCE_TOL)
-            rtab = np.ascontiguousarray(term.radial(rep)[0])
+            rtab = np.ascontiguousarray(radial(rep))
             self_rows = np.zeros((n, n_max))
             np.add.at(self_rows, self_atom, rtab[self_group])
             return {"soff": soff, "sp": sp, "srid": srid, "neigh": neigh, "jslot": jslot,
@@ -198,7 +255,7 @@ class FastPredictor:
         np.greater(np.diff(dist[order]), DISTANCE_TOL, out=new[1:])
         gid = np.empty(len(dist), np.int64)
         gid[order] = np.cumsum(new) - 1
-        rg = term.radial(dist[order][new])[0]            # (groups, n_max)
+        rg = radial(dist[order][new])                    # (groups, n_max)
         is_self = nl.j == rows
         self_rows = np.zeros((n, n_max))
         if is_self.any():
@@ -259,17 +316,23 @@ class FastPredictor:
         periodic = np.asarray(system.pbc, bool)
         return not periodic.any() or bool(np.all(system.cell_widths()[periodic] > 2 * rc))
 
-    def structure(self, system, term=None, found=None):
+    def structure(self, system, term=None, found=None, couplings=None):
         """:meth:`pairs` of ``term`` with only the radial rows some slot uses (the
         engine's shell basis has one column block per row; self images and unmerged
         image rows are not needed), and ``fm`` (N, n_max): each atom's radial sum over
-        all its pairs and self images (the FM descriptor's radial part)."""
-        pairs = self.pairs(system, term, found)
+        all its pairs and self images (the FM descriptor's radial part). With
+        ``couplings`` (see :meth:`pairs`) their columns of the used rows come apart as
+        ``kappa``."""
+        term = self.desc if term is None else term
+        pairs = self.pairs(system, term, found, couplings)
         used, srid = np.unique(pairs["srid"], return_inverse=True)
-        pairs["rtab"] = np.ascontiguousarray(pairs["rtab"][used])
+        rows = pairs["rtab"][used]
+        pairs["rtab"] = np.ascontiguousarray(rows[:, :term.n_max])
+        if couplings is not None:
+            pairs["kappa"] = np.ascontiguousarray(rows[:, term.n_max:])
         pairs["srid"] = srid.reshape(-1).astype(np.int32)
         n = len(system)
-        fm = pairs.pop("self_rows")
+        fm = pairs.pop("self_rows")[:, :term.n_max].copy()
         counts = np.diff(pairs["sp"]).astype(float)
         slot_atom = np.repeat(np.arange(n), np.diff(pairs["soff"]))
         for k in range(fm.shape[1]):
@@ -293,7 +356,8 @@ class FastPredictor:
             i, j, _, _, dist = neighbour_pairs(system.cell, system.pbc, system.positions,
                                                max(self.desc.r_cut, self.angle.r_cut))
             found = (i, j, dist)
-        pairs, radial = self.structure(system, found=found)
+        couplings = None if self.spline is None else self.couplings
+        pairs, radial = self.structure(system, found=found, couplings=couplings)
         angle = None
         if self.angle is not None:
             angle, radial_a = self.structure(system, self.angle, found)
@@ -317,6 +381,11 @@ class FastPredictor:
         self._key, self._engine = key, engine
         return engine
 
+    def couplings(self, r) -> np.ndarray:
+        """Pair couplings κ_l(r) (P, L) eV of the spline term's linear kernels at
+        distances r (P,) Å (zero outside its [r_min, r_max))."""
+        return self.spline.radial_dot(r, self.kweights)
+
     def predict(self, system) -> dict:
         """energy (eV, rel. FM), energies (N,), fields (N, 3) eV/μB, as
         ``model.predict(system, stds=False)``."""
@@ -327,8 +396,11 @@ class FastPredictor:
         return {"energy": total, "energies": np.array(engine.energies), "fields": fields}
 
     def descriptors(self, system) -> np.ndarray:
-        """(N, D) descriptors in the model's layout (for tests)."""
+        """(N, D) descriptors in the model's layout (for tests); the spline block, which
+        the engine folds into pair couplings and never forms, is NaN."""
         engine = self.engine(system)
         out = np.empty((len(system), len(self.perm)))
         engine.descriptors(np.ascontiguousarray(system.directions, dtype=float), out)
-        return out[:, np.argsort(self.perm)]
+        full = np.full((len(system), self.model.descriptor.size), np.nan)
+        full[:, self.perm] = out
+        return full

@@ -3,7 +3,9 @@
 engine against its twin, cache invalidation on new positions and refits, fallback for
 unsupported models, the LLG provider and the model Monte Carlo on it; the same for
 models with the angle exchange term (the composite [exchange-2b; angle] that the term
-selection builds), including exactly parallel and antiparallel spins."""
+selection builds), including exactly parallel and antiparallel spins; and the same for
+models with the B-spline exchange term (alone and with the angle term), whose linear
+weights the engine folds into pair couplings."""
 import functools
 import json
 import os
@@ -38,21 +40,31 @@ def _fit(n_max=8, zeta=4, normalize=False, orders=None, n_sparse=30, frames=6, l
         return build_model(settings).fit(generate_set("thermal_300K", 7)[0][:frames])
 
 
-def _fit_angle(n_max=8, k_max=4, l_max=None, normalize=False, n_sparse=30, frames=6):
-    """A model with the angle term as the term selection builds it
-    (:func:`candidate_settings`): the exchange-2b kernels, the ζ = 4 kernel joined by the
-    angle block (with_terms), a linear kernel on the angle block."""
+def _fit_terms(terms, n_max=8, l_max=None, normalize=False, n_sparse=30, frames=6,
+               data="thermal_300K", **sections):
+    """A model with the extra descriptor ``terms`` as the term selection builds it
+    (:func:`candidate_settings`), fitted on the first ``frames`` training frames of the
+    paper set ``data``; ``sections``: per term name, settings that replace the term's
+    defaults."""
     settings = default_settings()
     settings["descriptor"]["n_max"] = n_max
     if l_max is not None:
         settings["descriptor"]["l_max"] = l_max
     settings["kernels"][2].update(normalize=normalize, n_sparse=n_sparse)
     settings["optimise"] = False
-    settings = thaw(candidate_settings(settings, ("exchange_2b_angle",)))
-    settings["descriptor"]["exchange_2b_angle"]["k_max"] = k_max
+    settings = thaw(candidate_settings(settings, terms))
+    for term, values in sections.items():
+        settings["descriptor"][term].update(values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return build_model(settings).fit(generate_set("thermal_300K", 7)[0][:frames])
+        return build_model(settings).fit(generate_set(data, 7, scale=0.01)[0][:frames])
+
+
+def _fit_angle(n_max=8, k_max=4, **kw):
+    """A model with the angle term as the term selection builds it: the exchange-2b
+    kernels, the ζ = 4 kernel joined by the angle block (with_terms), a linear kernel on
+    the angle block."""
+    return _fit_terms(("exchange_2b_angle",), n_max, exchange_2b_angle={"k_max": k_max}, **kw)
 
 
 MODELS = {
@@ -331,9 +343,9 @@ def _check_monte_carlo(model, system):
         if fast_path:       # descriptors updated move by move equal a fresh computation
             probe = system.copy()
             probe.directions = state.directions.copy()
-            perm = fast.fast_predictor(model).perm
-            np.testing.assert_allclose(mc.engine.d_array[:, np.argsort(perm)],
-                                       model.descriptor.compute(probe), atol=1e-12)
+            perm = fast.fast_predictor(model).perm     # the engine's columns (no spline)
+            np.testing.assert_allclose(mc.engine.d_array,
+                                       model.descriptor.compute(probe)[:, perm], atol=1e-12)
     np.testing.assert_allclose(runs[0][0], runs[1][0], atol=1e-12)
     assert runs[0][1] == runs[1][1] and 0.05 < np.mean(runs[0][1]) < 0.95
     # the twin's sweep (ΔE from total energies) on the same draws
@@ -353,7 +365,8 @@ def _check_monte_carlo(model, system):
 @pytest.mark.parametrize("n_max, displaced, free, angle",
                          [(6, 0.03, False, False), (12, 0.0, False, False),
                           (12, 0.0, True, False), (12, 0.0, False, True),
-                          (6, 0.03, False, True)])
+                          (6, 0.03, False, True), (6, 0.03, False, "spline"),
+                          (12, 0.0, False, "spline+angle")])
 def test_threads_give_the_same_numbers(tmp_path, n_max, displaced, free, angle):
     """686 atoms (above the serial threshold) on 1 and 2 OpenMP threads: the same fields
     and energies as model.predict (per-thread scratch and scatter buffers), and as each
@@ -361,15 +374,18 @@ def test_threads_give_the_same_numbers(tmp_path, n_max, displaced, free, angle):
     12 (9 shells < n_max): the shell basis, whose one-visit pair passes add into
     per-thread copies and whose blocks (256 atoms) run on the threads; free: the lattice
     without periodic boundaries (shell basis, atoms of many FM environments); angle: a
-    model with the angle term (its gather passes over atoms, its rows per block)."""
+    model with the angle term (its gather passes over atoms, its rows per block);
+    "spline", "spline+angle": the spline term's pair couplings (full passes displaced,
+    the shell pipeline on the lattice)."""
     import subprocess
     import sys
 
-    fit = "_fit_angle" if angle else "_fit"
+    fit = {False: "_fit", True: "_fit_angle", "spline": "_fit_spline",
+           "spline+angle": "functools.partial(_fit_spline, angle=True)"}[angle]
     code = (
-        "import json, warnings, sys, numpy as np\n"
+        "import functools, json, warnings, sys, numpy as np\n"
         "sys.path.insert(0, %r)\n"
-        "from test_fast_predict import _fit, _fit_angle, _system\n"
+        "from test_fast_predict import _fit, _fit_angle, _fit_spline, _system\n"
         "from otf_spin.model import fast\n"
         f"model = {fit}(n_max={n_max}, n_sparse=10, frames=3)\n"
         f"system = _system(7, np.random.default_rng(2), {displaced})\n"
@@ -566,24 +582,36 @@ def test_angle_parallel_and_antiparallel_pairs(angle_models, name, rng):
     assert np.all(out["fields"] == 0.0) and np.abs(ref["fields"]).max() < 1e-12
 
 
+def _check_twin(model, rng, fields_rel=1e-12):
+    """The compiled engine of ``model`` against the pure-Python twin on a 2³ lattice
+    cell and a displaced 3³ cell: energies (1e-12 above the rounding floor), fields (to
+    ``fields_rel``), and the descriptors of the engine's columns (to 1e-14; to 1e-12
+    against the model's). Returns the compiled engine's last descriptors (model layout,
+    NaN where the engine forms none)."""
+    compiled = kernels.compiled("gap", required=True)
+    a = fast.FastPredictor(model, kernel=compiled)
+    b = fast.FastPredictor(model, kernel=kernels.twin("gap"))
+    for repeat, displaced, cone in ((2, 0.0, 0.8), (3, 0.1, np.pi)):
+        system = _system(repeat, rng, displaced, cone)
+        pa, pb = a.predict(system), b.predict(system)
+        floor = _extended(model, system)[1]
+        assert np.all(np.abs(pa["energies"] - pb["energies"]) <=
+                      1e-12 * np.abs(pb["energies"]).max() + 4 * floor)
+        _close(pa["fields"], pb["fields"], fields_rel)
+        da, db = a.descriptors(system), b.descriptors(system)
+        formed = ~np.isnan(da[0])
+        assert np.array_equal(formed, ~np.isnan(db[0]))
+        _close(da[:, formed], db[:, formed], 1e-14)
+        _close(da[:, formed], model.descriptor.compute(system)[:, formed], 1e-12)
+    return da
+
+
 def test_angle_compiled_matches_twin(angle_models, rng):
     """The compiled engine (shell basis and full descriptors, power basis and recursion)
     against the pure-Python twin: energies, fields, descriptors."""
-    compiled = kernels.compiled("gap", required=True)
     for name in ("angle, defaults n_max 20", "angle, k_max 8 (recursion)",
                  "angle, normalised"):
-        model = angle_models[name]
-        a = fast.FastPredictor(model, kernel=compiled)
-        b = fast.FastPredictor(model, kernel=kernels.twin("gap"))
-        for repeat, displaced, cone in ((2, 0.0, 0.8), (3, 0.1, np.pi)):
-            system = _system(repeat, rng, displaced, cone)
-            pa, pb = a.predict(system), b.predict(system)
-            floor = _extended(model, system)[1]
-            assert np.all(np.abs(pa["energies"] - pb["energies"]) <=
-                          1e-12 * np.abs(pb["energies"]).max() + 4 * floor)
-            _close(pa["fields"], pb["fields"], 1e-12)
-            _close(a.descriptors(system), b.descriptors(system), 1e-14)
-            _close(a.descriptors(system), model.descriptor.compute(system), 1e-12)
+        assert not np.isnan(_check_twin(angle_models[name], rng)).any()
 
 
 def test_angle_shell_basis_equals_full_descriptors(angle_models, rng):
@@ -600,12 +628,12 @@ def test_angle_shell_basis_equals_full_descriptors(angle_models, rng):
         _forced(angle_models["angle, l_max 8 (full descriptors)"], True).engine(_system(2, rng))
 
 
-def test_angle_positions_changed_between_calls(angle_models, rng):
-    """Spins moving keep the engine; positions moving (displacements, then a strain that
-    brings the fourth bcc shell, 4.69 Å at a = 2.83, inside the angle term's 4.5 Å)
-    rebuild it, and the rebuilt engine equals model.predict where the stale one does
-    not (so this test fails if the cache outlives the positions)."""
-    model = angle_models["angle, defaults n_max 20"]
+def _check_rebuild(model, rng, a_strained):
+    """Spins moving keep the engine of ``model`` (6³ cells); positions moving (two
+    displacements, then a strain to the lattice constant ``a_strained``) rebuild it, and
+    the rebuilt engine equals model.predict where the stale one does not (so this fails
+    if the cache outlives the positions). Returns the engines (before, after) of the
+    strain."""
     fp = fast.fast_predictor(model)
     system = _system(6, rng)
     engine = fp.engine(system)
@@ -615,8 +643,8 @@ def test_angle_positions_changed_between_calls(angle_models, rng):
     scale = -1.0 / system.magnitudes
     for move in ("displace", "displace", "strain"):
         if move == "strain":
-            system.positions *= 2.70 / 2.83
-            system.cell *= 2.70 / 2.83
+            system.positions *= a_strained / 2.83
+            system.cell *= a_strained / 2.83
         else:
             system.positions += rng.normal(0.0, 0.03, system.positions.shape)
         ref = model.predict(system, stds=False)
@@ -625,17 +653,20 @@ def test_angle_positions_changed_between_calls(angle_models, rng):
         assert np.abs(stale - ref["fields"]).max() > 1e-6 * np.abs(ref["fields"]).max()
         _assert_parity(model, system, fp)
         assert fp.engine(system) is not engine
-        if move == "strain":            # more angle pairs: the fourth shell came in
-            assert fp.engine(system).a_slots > engine.a_slots
-        engine = fp.engine(system)
+        engine, before = fp.engine(system), engine
+    return before, engine
 
 
-def test_angle_model_monte_carlo_and_provider(angle_models, rng):
-    """The compiled Metropolis sweep with the angle block (its descriptors updated move
-    by move) decides as the numpy sweep and the twin; the LLG provider runs the engine
-    and equals model.predict."""
-    model = angle_models["angle, defaults n_max 20"]
-    system = _system(2, rng)
+def test_angle_positions_changed_between_calls(angle_models, rng):
+    """:func:`_check_rebuild` with a strain that brings the fourth bcc shell, 4.69 Å at
+    a = 2.83, inside the angle term's 4.5 Å: the rebuilt engine has more angle pairs."""
+    before, after = _check_rebuild(angle_models["angle, defaults n_max 20"], rng, 2.70)
+    assert after.a_slots > before.a_slots
+
+
+def _check_monte_carlo_and_provider(model, system, rng):
+    """:func:`_check_monte_carlo`, and the LLG provider of ``model`` runs the engine and
+    equals model.predict (fields in T with an external field)."""
     _check_monte_carlo(model, system)
     provider = make_provider(model, system, np.array([0.0, 0.5, 1.0]))
     assert provider._engine() is not None
@@ -645,3 +676,161 @@ def test_angle_model_monte_carlo_and_provider(angle_models, rng):
     out = np.empty((len(system), 3))
     provider.field(e, out)
     _close(out, model.predict(probe, stds=False)["fields"] / MU_B + [0.0, 0.5, 1.0])
+
+
+def test_angle_model_monte_carlo_and_provider(angle_models, rng):
+    """The compiled Metropolis sweep with the angle block (its descriptors updated move
+    by move) decides as the numpy sweep and the twin; the LLG provider runs the engine
+    and equals model.predict."""
+    _check_monte_carlo_and_provider(angle_models["angle, defaults n_max 20"], _system(2, rng),
+                                    rng)
+
+
+# --- models with the B-spline exchange term -------------------------------------------
+
+def _fit_spline(n_max=8, angle=False, spline_l_max=None, **kw):
+    """A model with the spline term as the term selection builds it (a linear kernel of
+    its own, not joined to the ζ = 4 kernel), with the angle term too if ``angle`` (the
+    selection's "all gains" candidate), fitted on displaced frames (set c1: every pair
+    distance differs, as where the selection adds the term)."""
+    terms = ("exchange_2b_spline", "exchange_2b_angle") if angle else ("exchange_2b_spline",)
+    return _fit_terms(terms, n_max, data="displaced_0.07", **kw, **({} if spline_l_max is None else
+                                              {"exchange_2b_spline": {"l_max": spline_l_max}}))
+
+
+SPLINE_MODELS = {
+    "spline, defaults n_max 20": dict(n_max=20),
+    "spline + angle, defaults n_max 20": dict(n_max=20, angle=True),
+    "spline l_max 6, paper n_max 12": dict(n_max=12, spline_l_max=6),
+    "spline, l_max 8 (recursion)": dict(n_max=12, l_max=8, spline_l_max=8, n_sparse=15),
+    "spline, normalised": dict(normalize=True),
+}
+
+
+@pytest.fixture(scope="module")
+def spline_models():
+    return {name: _fit_spline(**kw) for name, kw in SPLINE_MODELS.items()}
+
+
+def _without_couplings(model):
+    """A FastPredictor of ``model`` whose spline couplings are zeroed: what the engine
+    gives when the spline term is left out (the tests show that it is then wrong)."""
+    fp = fast.FastPredictor(model)
+    fp.kweights = np.zeros_like(fp.kweights)
+    return fp
+
+
+def test_spline_model_is_what_the_selection_builds(spline_models):
+    """The fitted spline models hold what `otf-spin train` chooses on displaced sets:
+    [exchange-2b; spline] (and the angle block), the exchange-2b kernels with the ζ = 4
+    kernel blind to the spline block, a linear kernel on the spline block; fast
+    supports them, and the spline's couplings matter (leaving them out moves the
+    fields by far more than 1e-10)."""
+    model = spline_models["spline, defaults n_max 20"]
+    assert model.descriptor.kinds == ["exchange_2b", "exchange_2b_spline"]
+    soso, spline = model.descriptor.slices
+    assert [(k.zeta, k.normalize) for k in model.kernels] == [(1, False), (1, False),
+                                                               (4, False), (1, False)]
+    assert not model.kernels[2].mask[spline].any()
+    assert np.all(model.kernels[3].mask[spline] == 1.0) and not model.kernels[3].mask[soso].any()
+    both = spline_models["spline + angle, defaults n_max 20"]
+    assert both.descriptor.kinds == ["exchange_2b", "exchange_2b_spline", "exchange_2b_angle"]
+    assert not both.kernels[2].mask[both.descriptor.slices[1]].any()
+    assert np.all(both.kernels[2].mask[both.descriptor.slices[2]] == 1.0)
+    system = _system(3, np.random.default_rng(8), 0.08)
+    for m in spline_models.values():
+        assert fast.supports(m)
+        ref = m.predict(system, stds=False)["fields"]
+        off = _without_couplings(m).predict(system)["fields"]
+        assert np.abs(off - ref).max() > 1e-4 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("name", list(SPLINE_MODELS))
+def test_spline_fast_equals_predict(spline_models, name, rng):
+    """Perfect and displaced cells (pair distances that vary: every pair its own
+    couplings; images merged in 2³ and 3³ cells, the compiled compression in 6³), spins
+    in a cone, over the sphere and within 1e-5 rad of FM: energies and fields equal
+    model.predict (and energies the long-double evaluation) to 1e-10; the FM state gives
+    exactly 0 energy and no field; the shell basis on the lattice where the model allows
+    it. (Closer to FM the transverse field is the difference g - (g·e)e of an O(1)
+    gradient, whose float64 floor ε|g| reaches 1e-10 of the field at ~1e-6 rad in both
+    paths.)"""
+    model = spline_models[name]
+    fp = fast.fast_predictor(model)
+    shell = name != "spline, normalised"        # on the lattice: rows U < n_max
+    for repeat, displaced, cone in ((2, 0.0, 0.8), (3, 0.0, np.pi), (3, 0.08, 0.8),
+                                    (2, 0.1, np.pi), (6, 0.0, 0.8), (6, 0.05, np.pi),
+                                    (3, 0.05, 1e-5)):
+        system = _system(repeat, rng, displaced, cone)
+        assert fp.engine(system).shell == (shell and displaced == 0.0)
+        _assert_parity(model, system, fp)
+        fm = system.copy()
+        fm.set_directions(np.tile([0.0, 0.0, 1.0], (len(fm), 1)))
+        assert np.all(fp.predict(fm)["fields"] == 0.0)
+
+
+def test_spline_compiled_matches_twin(spline_models, rng):
+    """The compiled engine (shell pipeline, full descriptors, recursion; with and
+    without the angle block) against the pure-Python twin: energies, fields, and the
+    descriptors of the engine's columns (the spline block is not formed: NaN). Fields
+    to 1e-11: on the 2³ lattice the fitted linear weights cancel, and the two sum in
+    different orders (measured up to 1.6e-12 apart)."""
+    for name in SPLINE_MODELS:
+        model = spline_models[name]
+        formed = ~np.isnan(_check_twin(model, rng, 1e-11)[0])
+        spline = model.descriptor.slices[1]
+        assert not formed[spline].any()
+        formed[spline] = True
+        assert formed.all()
+
+
+def test_spline_shell_basis_equals_full_descriptors(spline_models, rng):
+    """The couplings in the shell-basis pipeline (slot rows and their field rows Q), in
+    the shell basis with the recursion (l_max 8), and on the full descriptors: all equal
+    model.predict to 1e-10, FM exactly 0."""
+    for name in ("spline, defaults n_max 20", "spline + angle, defaults n_max 20",
+                 "spline, l_max 8 (recursion)"):
+        model = spline_models[name]
+        for repeat in (2, 3):
+            system = _system(repeat, rng, 0.0, np.pi)
+            full, shell = _forced(model, False), _forced(model, True)
+            assert shell.engine(system).shell and not full.engine(system).shell
+            _assert_parity(model, system, full, shell)
+
+
+def test_spline_positions_changed_between_calls(spline_models, rng):
+    """:func:`_check_rebuild` for the spline couplings (rebuilt per structure with the
+    radial rows): displacements, then a strain to a = 2.40 Å that brings the sixth bcc
+    shell (2a: 5.66 Å at a = 2.83) inside the spline's 5 Å."""
+    _check_rebuild(spline_models["spline + angle, defaults n_max 20"], rng, 2.40)
+
+
+def test_spline_model_monte_carlo_and_provider(spline_models, rng):
+    """The compiled Metropolis sweep with the couplings in ΔE decides as the numpy sweep
+    and the twin, on a displaced cell, with and without the angle block; the LLG
+    provider runs the engine and equals model.predict."""
+    for name in ("spline, defaults n_max 20", "spline + angle, defaults n_max 20"):
+        _check_monte_carlo_and_provider(spline_models[name], _system(2, rng, 0.05), rng)
+
+
+def test_spline_models_the_engine_cannot_fold_fall_back(rng):
+    """A spline block inside the nonlinear ζ = 4 kernel (with_terms), a spline l_max above
+    exchange-2b's, a spline r_max beyond exchange-2b's r_c: not supported, and
+    fast.predict gives model.predict's numbers."""
+    base = default_settings()
+    base["descriptor"].update(n_max=6, l_max=2)
+    base["optimise"] = False
+    base = thaw(candidate_settings(base, ("exchange_2b_spline",)))
+    joined, orders, reach = thaw(base), thaw(base), thaw(base)
+    joined["kernels"][2]["with_terms"] = ["exchange_2b_spline"]
+    orders["descriptor"]["exchange_2b_spline"]["l_max"] = 3
+    reach["descriptor"]["r_cut"] = 4.5
+    system = _system(2, rng, 0.05)
+    for settings in (joined, orders, reach):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = build_model(MODEL.validate(settings)).fit(
+                generate_set("thermal_300K", 7)[0][:3])
+        assert not fast.supports(model) and fast.fast_predictor(model) is None
+        np.testing.assert_array_equal(fast.predict(model, system)["fields"],
+                                      model.predict(system, stds=False)["fields"])

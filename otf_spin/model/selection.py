@@ -6,8 +6,9 @@ compiled LLG/MC path; exchange-3b (three-spin physics, e.g. the triangle term), 
 exchange-2b's radial basis: a sharp change that displaced pairs cross) and the angle
 exchange term (energies that change with the angle θ_ij itself, with its cusp at
 parallel spins: moments slaved to the angles, paper Eq. 41) pay only where the
-data hold such physics, and cost prediction time (models with them use
-``model.predict``). So, with ``select_terms: true`` (the default) and a descriptor that
+data hold such physics, and cost prediction time (models with exchange-3b or dipole-2b
+use ``model.predict``; the angle and spline terms run on the compiled engine,
+:mod:`otf_spin.model.fast`). So, with ``select_terms: true`` (the default) and a descriptor that
 names no further term, :meth:`TermSelectingGPR.fit` fits the candidates
 
     exchange-2b alone, + dipole-2b, + exchange_2b_angle, + exchange-3b, +
@@ -49,9 +50,9 @@ SECTIONS = {"exchange_3b": EXCHANGE_3B, "dipole_2b": DIPOLE_2B,
 #: (``with_terms``): the angle features matter in products with the exchange-2b ones
 #: (Eq. 41: M_i M_j e_i·e_j with M_i linear in Σ_k θ_ik)
 JOINED_TERMS = ("exchange_2b_angle",)
-#: candidates tried first, cheapest first (prediction cost; every extra term also leaves
-#: the compiled exchange-2b path); the spline term only where pair distances vary
-#: (:func:`distances_vary`)
+#: candidates tried first, cheapest first (prediction cost; exchange-3b and dipole-2b
+#: also leave the compiled engine, which runs the angle and spline terms); the spline
+#: term only where pair distances vary (:func:`distances_vary`)
 SINGLE_CANDIDATES = ((), ("dipole_2b",), ("exchange_2b_angle",), ("exchange_3b",),
                      ("exchange_2b_spline",))
 #: pair distances closer than this (Å) count as one distance in :func:`distances_vary`

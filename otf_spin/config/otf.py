@@ -35,9 +35,12 @@ OTF = Section({
     "reoptimise_every": Key("int", "re-optimise hyperparameters every N calls (0: never)",
                             5, minimum=0),
     "reselect_terms": Key("bool", "at a re-optimisation, once the training frames number 10 "
-                          "and each time they have grown by half since, refit from scratch so that "
+                          "and each time they have grown by half since (at every one while the "
+                          "last choice kept exchange-2b alone), refit from scratch so that "
                           "the model's descriptor terms are chosen again on all labels "
-                          "(where the model settings select terms)", True),
+                          "(where the model settings select terms); and at the end of the run, "
+                          "if labels came since the last choice, save the model so fitted",
+                          True),
     "noise_floor_energy": Key("quantity", "lower bound of σ_e when re-optimising", 0.1 * MEV,
                               unit="meV", dimension="energy", minimum=0.0),
     "noise_floor_field": Key("quantity", "lower bound of σ_b when re-optimising", 1.0 * MEV,

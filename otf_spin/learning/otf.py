@@ -31,7 +31,7 @@ from otf_spin.learning.labelling import label_collective
 from otf_spin.learning.store import frame_uid
 from otf_spin.core import Frame
 from otf_spin.model import build_model, storage
-from otf_spin.model.selection import MIN_FRAMES, selects
+from otf_spin.model.selection import MIN_FRAMES, names_extra_terms, selects
 from otf_spin.parallel.comm import SerialComm
 from otf_spin.parallel.jobs import JobGroups
 from otf_spin.system import random_cone, rotation_to
@@ -260,6 +260,13 @@ class OnTheFly:
                 self._reoptimise()
         self.model.optimise = optimise
 
+    def _choose_again(self) -> None:
+        """Rank 0: :meth:`_fit_from_scratch` on the model's own frames (terms chosen
+        again on all labels)."""
+        self._fit_from_scratch([Frame(f.system, {"energy": f.energy, "fields": f.fields},
+                                      f.info) for f in self.model.frames])
+        self.selected_at = self.model.n_frames
+
     def _reselect(self) -> bool:
         """Rank 0, at a re-optimisation: whether the model is refitted from scratch on its
         frames (:meth:`_fit_from_scratch`) so that its descriptor terms are chosen again —
@@ -269,13 +276,30 @@ class OnTheFly:
         the frames have grown by half since the last choice (a choice costs a fit per
         candidate and cross-validation; between choices the chosen model is refitted
         incrementally; at 10 frames the 5-fold choice often keeps exchange-2b alone where
-        15 take the spline term)."""
+        15 take the spline term, so a choice that kept exchange-2b alone is made again at
+        every re-optimisation until another term is chosen)."""
         n = self.model.n_frames
-        if not selects(self.cfg["model_settings"]) or n < max(MIN_FRAMES, 1.5 * self.selected_at):
+        if not selects(self.cfg["model_settings"]) or n < MIN_FRAMES:
             return False
-        self._fit_from_scratch([Frame(f.system, {"energy": f.energy, "fields": f.fields},
-                                      f.info) for f in self.model.frames])
-        self.selected_at = n
+        plain = self.selected_at and not names_extra_terms(self.model.settings)
+        if n < 1.5 * self.selected_at and not (plain and n > self.selected_at):
+            return False
+        self._choose_again()
+        return True
+
+    def finish(self) -> bool:
+        """Rank 0, at the end of a run: the model saved is the one ``otf-spin train`` would
+        fit on all the labels (:meth:`_fit_from_scratch`) when ``reselect_terms`` is on and
+        frames came since the last choice of terms (between choices the model is refitted
+        incrementally; the run's trajectory and checkpoints are those of the model in
+        use). Returns whether it refitted."""
+        n = self.model.n_frames
+        if not (self.cfg["reselect_terms"] and selects(self.cfg["model_settings"])
+                and n >= MIN_FRAMES and n > self.selected_at):
+            return False
+        start = time.perf_counter()
+        self._choose_again()
+        self.refit_time += time.perf_counter() - start
         return True
 
     def _reoptimise(self) -> None:

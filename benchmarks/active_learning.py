@@ -30,6 +30,16 @@ Field RMSE: over all components of all atoms of the reference frames (meV/μB), 
 benchmarks/otf_heisenberg.py. Per N: the fewest labels of a loop model (final, or in
 use after a label) at least as accurate as N random frames (target ≤ N/2). ``--save``
 pickles the per-seed results (to reprint or analyse them).
+
+``--bound``: what frame *selection* alone can buy on this task, without the loop. From
+the random pool (100 frames of the oracle run), greedy selection one frame at a time,
+every model fitted from scratch as ``otf-spin train`` fits: "error" adds the pool frame
+whose field RMSE under the current model is largest (known only to an oracle: no
+uncertainty measure can pick better frames by this rule), "sigma" the frame whose largest
+per-atom |fields_std| is largest (pool-based active learning); both start from the
+pool's frames 0 and 50 and are scored on the reference at N = ``--labels``, against
+random(N) (mean of ``--draws``). If even "error" needs more than N/2 frames to reach
+random(N), the ≤ N/2 target cannot be met by choosing which configurations to label.
 """
 from __future__ import annotations
 
@@ -259,6 +269,54 @@ def one_seed(seed, args):
             "cpu": time.process_time() - cpu}
 
 
+def selection_bound(seed, args) -> dict:
+    """{rule: {N: field RMSE}} of greedy pool selection (``--bound``; module doc) and
+    random(N), for one seed (eV/μB)."""
+    displace_lattice(args.displacement, seed)
+    with tempfile.TemporaryDirectory() as folder:
+        reference = oracle_trajectory(folder, "reference", seed, args.steps, args.every,
+                                      args.cells)
+        pool = oracle_trajectory(folder, "pool", seed + 1000, args.steps, args.every,
+                                 args.cells)
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(len(pool)) for _ in range(args.draws)]
+    out = {"random": {n: float(np.mean([field_rmse(fit([pool[k] for k in order[:n]]),
+                                                  reference) for order in orders]))
+                      for n in args.labels}}
+    rules = {"error": lambda model, f: field_rmse(model, [f]),
+             "sigma": lambda model, f: float(np.max(np.linalg.norm(
+                 model.predict(f.system, stds=True)["fields_std"], axis=1)))}
+    for rule, score in rules.items():
+        chosen, out[rule] = [0, len(pool) // 2], {}
+        while True:
+            model = fit([pool[k] for k in chosen])
+            if len(chosen) in args.labels:
+                out[rule][len(chosen)] = field_rmse(model, reference)
+            if len(chosen) >= max(args.labels):
+                break
+            values = [-np.inf if k in chosen else score(model, f) for k, f in enumerate(pool)]
+            chosen.append(int(np.argmax(values)))
+    return out
+
+
+def print_bound(seed, out, labels) -> list:
+    """Print one seed's ``--bound`` rows; (seed, rule, N, fewest frames of the rule as
+    accurate as random(N)) per row."""
+    print(f"{'seed':>4s} {'N':>4s} {'random':>7s} {'error':>7s} {'sigma':>7s}   (field RMSE "
+          "meV/μB, greedy pool selection; fewest frames as accurate as random(N))", flush=True)
+    rows = []
+    for n in labels:
+        need = {rule: min((m for m, v in out[rule].items() if v <= out["random"][n]),
+                          default=None) for rule in ("error", "sigma")}
+        verdict = ", ".join(f"{rule} {'never' if m is None else m}"
+                            f" ({'ok' if m is not None and m <= n / 2 else 'MISS'})"
+                            for rule, m in need.items())
+        print(f"{seed:4d} {n:4d} {1e3 * out['random'][n]:7.3f} {1e3 * out['error'][n]:7.3f} "
+              f"{1e3 * out['sigma'][n]:7.3f}   {verdict}", flush=True)
+        rows += [(seed, rule, n, m) for rule, m in need.items()]
+    return rows
+
+
 def needed(runs: dict, target: float):
     """Fewest labels of a loop model with RMSE ≤ target (None if none): the final model
     of every run, and the models in use after each label of the runs whose were scored."""
@@ -284,6 +342,9 @@ def main(argv=None):
                         help="random sets per N (their RMSEs averaged)")
     parser.add_argument("--displacement", type=float, default=0.07,
                         help="σ of the frozen thermal displacements (Å per coordinate)")
+    parser.add_argument("--bound", action="store_true",
+                        help="greedy pool selection by true error and by σ against "
+                        "random (no loop runs; see the module doc)")
     parser.add_argument("--save", default=None,
                         help="pickle every seed's results here (a list, rewritten per seed)")
     args = parser.parse_args(argv)
@@ -293,6 +354,19 @@ def main(argv=None):
     args.seeds = args.seeds or ([201] if args.quick else [201, 202, 203])
     args.steps = args.steps or (600 if args.quick else 2000)
     args.labels = sorted(args.labels or ([4, 8] if args.quick else [4, 8, 16, 24]))
+    if args.bound:
+        labels = sorted(set(args.labels) | {n // 2 for n in args.labels if n >= 4})
+        args.labels, rows = labels, []
+        print(f"bcc Fe, {2 * args.cells**3} atoms, LLG {args.steps} steps, 300 -> 1000 K, "
+              f"displacements σ = {args.displacement} Å: greedy selection from a "
+              f"random pool against random sets (mean of {args.draws} draws)\n", flush=True)
+        for seed in args.seeds:
+            rows += print_bound(seed, selection_bound(seed, args), labels)
+        met = {rule: sum(1 for r in rows if r[1] == rule and r[3] is not None
+                         and r[3] <= r[2] / 2) for rule in ("error", "sigma")}
+        print(f"as accurate as random(N) with ≤ N/2 frames, of {len(rows) // 2} (seed, N): "
+              f"{met}", flush=True)
+        return
     args.thresholds = sorted(args.thresholds or [f * args.readme for f in (
         (0.75, 1.0) if args.quick else (0.5, 0.625, 0.75, 1.0))])
     print(f"bcc Fe, {2 * args.cells**3} atoms, LLG {args.steps} steps "

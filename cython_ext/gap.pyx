@@ -296,7 +296,8 @@ cdef class GapEngine:
     cdef int* arev              # (P_a,) the reverse pair (j -> i) of each angle pair
     cdef double* ay             # (P_a,) y = -2θ/π of each angle pair, this evaluation
     cdef double* ainv           # (P_a,) 1/|e_i × e_j|, or 0 where below par_tol
-    cdef double* kap            # (U, L) pair couplings per radial row, or NULL
+    cdef double* kap            # pair couplings of row u at kap + u·rstride (L,), or NULL
+    cdef Py_ssize_t rstride     # doubles per radial row: n_max, + L with the couplings
 
     def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
                  kstart, zeta, normalize, masks, e_ref, shell=None, angle=None,
@@ -366,14 +367,17 @@ cdef class GapEngine:
         if self.n_atoms * max(self.M, self.D) >= 2**31:
             raise ValueError("structure too large for 32-bit BLAS indices")
         cdef Py_ssize_t n = self.n_atoms
+        # the radial rows as the pair passes read them: each row's couplings right after
+        # its radial values (one memory stream per slot: rows are met in no fixed order)
         if kappa is not None:
             kap_arr = np.ascontiguousarray(kappa, dtype=np.float64)
             if kap_arr.shape != (a_rtab.shape[0], self.L):
                 raise ValueError("kappa must be (radial rows, L)")
-            self.kap = _dptr(kap_arr) if kap_arr.size else NULL
+            rows_arr = np.ascontiguousarray(np.hstack([np.asarray(a_rtab), kap_arr]))
+            self.rstride = self.n_max + self.L
         else:
-            kap_arr = None
-            self.kap = NULL
+            rows_arr = np.asarray(a_rtab)
+            self.rstride = self.n_max
         # shell basis: automatic where it has fewer columns and no kernel normalises
         self.U = a_rtab.shape[0]
         self.LU = self.L * self.U
@@ -423,10 +427,10 @@ cdef class GapEngine:
         self.aff = &vaff[0]
         self.dnew = &vdnew[0]
         self.enew = &venew[0]
-        self._keep = (a_soff, a_sp, a_neigh, a_jslot, a_srid, a_rtab, a_w, a_dfm,
+        self._keep = (a_soff, a_sp, a_neigh, a_jslot, a_srid, a_w, a_dfm,
                       a_v, a_S, a_alpha, a_kstart, a_zeta, a_norm, a_masks, a_eref,
                       d_arr, G_arr, C_arr, H_arr, gbuf_arr, nrm, xs, Ep_arr, mark_arr, aff_arr,
-                      dnew_arr, enew_arr, kap_arr)
+                      dnew_arr, enew_arr, rows_arr)
         self.energies, self.grad, self.d_array, self.G_array = E_arr, g_arr, d_arr, G_arr
         Qa_arr = np.zeros(max(self.a_slots * (self.KA + 1), 1))
         npa = a_aneigh.shape[0]
@@ -464,7 +468,8 @@ cdef class GapEngine:
         self.poly = 1 <= self.L - 1 <= POLY_LMAX
         self.clock = CLOCK_MONOTONIC
         self.srid = &a_srid[0] if a_srid.shape[0] else NULL
-        self.rtab = &a_rtab[0, 0] if a_rtab.shape[0] else NULL
+        self.rtab = _dptr(rows_arr) if rows_arr.shape[0] else NULL
+        self.kap = self.rtab + self.n_max if kappa is not None and rows_arr.shape[0] else NULL
         self.w = &a_w[0]
         self.dfm = &a_dfm[0, 0] if n else NULL
         self.v = &a_v[0]
@@ -805,14 +810,14 @@ cdef class GapEngine:
                 pair = 0.0
                 for s in range(self.soff[i], self.soff[i + 1]):
                     self._slot_sums(s, e[3 * i], e[3 * i + 1], e[3 * i + 2], e, P, W)
-                    r = self.rtab + self.srid[s] * nmax
+                    r = self.rtab + self.srid[s] * self.rstride
                     for l in range(L):
                         coef = self.w[l] * W[l]
                         for n in range(nmax):
                             di[l * nmax + n] += coef * r[n]
                     if self.kap != NULL:
                         for l in range(1, L):
-                            pair = pair + self.kap[self.srid[s] * L + l] * W[l]
+                            pair = pair + self.kap[self.srid[s] * self.rstride + l] * W[l]
                 if self.Da:
                     self._angle_row(i, di + self.Ds, P)
                 lin = pair
@@ -851,7 +856,7 @@ cdef class GapEngine:
                         lin = lin + self.w[l] * W[l] * hv[l]
                     if self.kap != NULL:
                         for l in range(1, L):
-                            lin = lin + self.kap[self.srid[s] * L + l] * W[l]
+                            lin = lin + self.kap[self.srid[s] * self.rstride + l] * W[l]
                 self.E[i] = lin
 
     cdef inline void _pair_powers(self, Py_ssize_t i, const double* e,
@@ -904,7 +909,7 @@ cdef class GapEngine:
                 Mi[l] = self.w[l] * acc
                 lin = lin + Mi[l] * hv[l]
                 if self.kap != NULL:
-                    lin = lin + self.kap[self.srid[s] * L + l] * acc
+                    lin = lin + self.kap[self.srid[s] * self.rstride + l] * acc
         self.E[i] = lin
 
     cdef void _shell_descriptors_pairs(self, const double* e) noexcept nogil:
@@ -948,7 +953,7 @@ cdef class GapEngine:
                 for l in range(k, L):
                     acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * self.w[l] * h[l]
                 if self.kap != NULL:
-                    kp = self.kap + self.srid[s] * L
+                    kp = self.kap + self.srid[s] * self.rstride
                     for l in range(k, L):
                         acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * kp[l]
                 Qa[k] = k * acc
@@ -1291,7 +1296,7 @@ cdef class GapEngine:
                         for l in range(L):
                             Hs[l] = self.H[a * self.LU + self.srid[s] * L + l]
                     else:
-                        r = self.rtab + self.srid[s] * nmax
+                        r = self.rtab + self.srid[s] * self.rstride
                         for l in range(L):      # L independent sums (no dependency chain)
                             Hs[l] = 0.0
                         for n in range(nmax):
@@ -1301,7 +1306,7 @@ cdef class GapEngine:
                         Hs[l] = self.w[l] * Hs[l]
                     if self.kap != NULL:
                         for l in range(L):
-                            Hs[l] = Hs[l] + self.kap[self.srid[s] * L + l]
+                            Hs[l] = Hs[l] + self.kap[self.srid[s] * self.rstride + l]
                     if self.poly:       # Q_k = k Σ_l b_lk w_l H_s[l]: u = Σ_k Q_k x^(k-1)
                         for k in range(1, L):
                             acc = 0.0
@@ -1412,7 +1417,7 @@ cdef class GapEngine:
                 for q in range(D):
                     self.dnew[q] = self.d[k * D + q]
                 for s in range(self.soff[k], self.soff[k + 1]):
-                    r = self.rtab + self.srid[s] * nmax
+                    r = self.rtab + self.srid[s] * self.rstride
                     for l in range(L):
                         W[l] = 0.0
                     for p in range(self.sp[s], self.sp[s + 1]):
@@ -1439,7 +1444,7 @@ cdef class GapEngine:
                             self.dnew[l * nmax + n] += coef * r[n]
                     if self.kap != NULL:        # pair couplings: both ends' energies
                         for l in range(1, L):
-                            dpair = dpair + 2.0 * self.kap[self.srid[s] * L + l] * W[l]
+                            dpair = dpair + 2.0 * self.kap[self.srid[s] * self.rstride + l] * W[l]
                 for s in range(self.asoff[k], self.asoff[k + 1]):     # the angle block
                     r = self.artab + self.asrid[s] * NA
                     for l in range(KA + 1):

@@ -105,4 +105,7 @@ class SplineExchangeDescriptor(SOSODescriptor):
         n_basis) table), e.g. the pair couplings κ_l(r) of a linear kernel on the term."""
         n, B4, _ = self.pieces(r)
         weights = np.asarray(weights, float)
-        return np.einsum("pm,pmk->pk", B4, weights[np.maximum(n, 0)])
+        out = np.zeros((len(n), weights.shape[1]))
+        for m in range(4):          # (P, K) temporaries only
+            out += B4[:, m, None] * weights[np.maximum(n[:, m], 0)]
+        return out

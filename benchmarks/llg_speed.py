@@ -2,7 +2,7 @@
 
     python benchmarks/llg_speed.py [--cells 20] [--steps 200] [--threads 1 2] [--no-spirit]
                                    [--ml-steps 10 [--ml-reference] [--ml-only [--ml-small-only]]
-                                    [--ml-angle-only]]
+                                    [--ml-angle-only | --ml-spline-only]]
 
 The benchmark: bcc Fe, 20×20×20 conventional cells (16 000 spins), J1 + J2
 (19.48, 11.09 meV, double counted), 300 K, α = 0.1, dt = 1 fs. One spin update = one
@@ -16,7 +16,12 @@ both exchange-2b only, and with what `otf-spin train` fits on the 300 K set (the
 selection adds the angle exchange term: "defaults + angle"; --ml-angle-only: that model
 alone): spin-updates/s per thread count, setup time of the structure, seconds per step
 in each stage, engine memory per atom, and on 16 and 54 atoms the ML step against the
-compiled Heisenberg step.
+compiled Heisenberg step. --ml-spline-only: instead, what `otf-spin train` fits on the
+displaced set c1 (displaced_0.07: the selection adds the B-spline exchange term,
+"2b + spline"; the defaults otherwise), timed on a lattice displaced as those frames
+(Eq. 42: lengths |N(0, 0.07²)| Å, random directions; every pair distance differs) and
+on the perfect lattice,
+and exchange-2b alone fitted on the same frames, on the displaced lattice.
 """
 from __future__ import annotations
 
@@ -82,6 +87,7 @@ from otf_spin.kernels import refuse_twins
 refuse_twins({allow_twins})
 from otf_spin.dynamics.llg import LLGIntegrator, new_state
 from otf_spin.dynamics.providers import ComputeProvider, HeisenbergProvider
+from otf_spin.learning.paper_sets import displacements
 from otf_spin.model import load
 from otf_spin.oracles.heisenberg import HeisenbergOracle, ShellExchange
 from otf_spin.system import bulk, random_cone
@@ -90,6 +96,7 @@ warnings.simplefilter("ignore")
 model = load({model!r})
 a = 2.83
 system = bulk("bcc", a, ({cells},) * 3, moment=2.2)
+system.positions += displacements(len(system), {displaced}, np.random.default_rng(7))
 system.set_directions(random_cone(len(system), [0, 0, 1], 0.5, np.random.default_rng(1)))
 stages = dict(descriptor=0.0, kernel=0.0, gradient=0.0, field=0.0)
 if {reference}:
@@ -158,13 +165,17 @@ print(json.dumps(dict(rate=len(system) / step, step=step, setup=setup, stages=st
 
 
 def ml_speed(model_file: str, cells: int, steps: int, threads: int, reference: bool = False,
-             heisenberg: bool = False, repeats: int = 2, allow_twins: bool = False) -> dict:
+             heisenberg: bool = False, repeats: int = 2, allow_twins: bool = False,
+             displaced: float = 0.0) -> dict:
     """Depondt LLG on the GAP-SOSO provider in a subprocess with OMP_NUM_THREADS:
     spin-updates/s, step and setup time (s), per-stage seconds per step, engine bytes
     per atom; ``reference``: the model.predict path instead of the compiled one;
-    ``heisenberg``: also the compiled Heisenberg step (s) on the same cell."""
+    ``heisenberg``: also the compiled Heisenberg step (s) on the same cell;
+    ``displaced``: σ (Å) of the atoms' displacements (paper_sets.displacements, Eq. 42
+    law, fixed seed)."""
     code = ML_CODE.format(model=model_file, cells=cells, steps=steps, reference=reference,
-                          heisenberg=heisenberg, repeats=repeats, allow_twins=allow_twins)
+                          heisenberg=heisenberg, repeats=repeats, allow_twins=allow_twins,
+                          displaced=displaced)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if out.returncode:
@@ -188,6 +199,41 @@ def dgemm_rate() -> float:
 
 
 ANGLE_LABEL = "defaults + angle"
+SPLINE_LABEL = "2b + spline"
+#: σ (Å, Eq. 42 lengths) of the displaced lattices the spline rows run on: the set c1's
+SPLINE_DISPLACED = 0.07
+
+
+def spline_models(folder: str) -> dict:
+    """label -> (model file, displacement σ in Å) of the --ml-spline-only rows: what
+    `otf-spin train` fits on the displaced set c1 (displaced_0.07, seed 2024: the term
+    selection adds the spline term; SystemExit if it chose otherwise) on displaced and
+    perfect lattices, and exchange-2b alone (the defaults, no selection) fitted on the
+    same frames, on the displaced lattice."""
+    import warnings
+
+    from otf_spin.learning.paper_sets import generate_set
+    from otf_spin.model import build_model, default_settings, save
+    from otf_spin.model.fast import supports
+
+    warnings.simplefilter("ignore")
+    frames = generate_set("displaced_0.07", 2024)[0]
+    model = build_model().fit(frames)
+    kinds = getattr(model.descriptor, "kinds", ["exchange_2b"])
+    if "exchange_2b_spline" not in kinds:
+        raise SystemExit(f"the term selection chose {kinds}, not the spline term")
+    path = os.path.join(folder, "model_spline.h5")
+    save(model, path)
+    files = {SPLINE_LABEL + ", displaced": (path, SPLINE_DISPLACED),
+             SPLINE_LABEL + ", lattice": (path, 0.0)}
+    settings = default_settings()
+    settings["select_terms"] = False
+    path = os.path.join(folder, "model_c1_2b.h5")
+    save(build_model(settings).fit(frames), path)
+    files["2b only, displaced"] = (path, SPLINE_DISPLACED)
+    print(f"# term selection on c1: {', '.join(kinds)} (compiled engine supports it: "
+          f"{supports(model)})")
+    return files
 
 
 def ml_models(folder: str, which: str = "all") -> dict:
@@ -195,12 +241,15 @@ def ml_models(folder: str, which: str = "all") -> dict:
     defaults of `otf-spin train` (n_max 20), both the exchange-2b model of the paper (no
     term selection), and ANGLE_LABEL: the defaults with the term selection, i.e. what
     `otf-spin train` fits on this set (it adds the angle exchange term; SystemExit if it
-    chose otherwise). ``which``: "all", or "angle" for that model alone."""
+    chose otherwise). ``which``: "all", "angle" for that model alone, or "spline" for
+    :func:`spline_models`. label -> (file, displacement σ Å: 0, the perfect lattice)."""
     import warnings
 
     from otf_spin.learning.paper_sets import generate_set
     from otf_spin.model import build_model, default_settings, save
 
+    if which == "spline":
+        return spline_models(folder)
     warnings.simplefilter("ignore")
     frames = generate_set("thermal_300K", 2024)[0]
     files = {}
@@ -211,14 +260,14 @@ def ml_models(folder: str, which: str = "all") -> dict:
         settings["select_terms"] = False
         path = os.path.join(folder, f"model_{n_max}.h5")
         save(build_model(settings).fit(frames), path)
-        files[label] = path
+        files[label] = (path, 0.0)
     model = build_model().fit(frames)
     kinds = getattr(model.descriptor, "kinds", ["exchange_2b"])
     if kinds != ["exchange_2b", "exchange_2b_angle"]:
         raise SystemExit(f"the term selection chose {kinds}, not the angle term")
     path = os.path.join(folder, "model_angle.h5")
     save(model, path)
-    files[ANGLE_LABEL] = path
+    files[ANGLE_LABEL] = (path, 0.0)
     return files
 
 
@@ -228,7 +277,8 @@ def ml_tables(args) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
-        files = ml_models(folder, "angle" if args.ml_angle_only else "all")
+        files = ml_models(folder, "angle" if args.ml_angle_only else
+                          "spline" if args.ml_spline_only else "all")
         if not args.ml_small_only:
             ml_large(args, files)
         ml_small(args, files)
@@ -245,14 +295,14 @@ def ml_large(args, files: dict) -> None:
               f"{'integ+':>7s} {'kB/atom':>7s}")
     print(header)
     print("-" * len(header))
-    for label, path in files.items():
+    for label, (path, displaced) in files.items():
         runs = [("fast", t, False) for t in args.threads]
         if args.ml_reference:
             runs.append(("reference", 1, True))
         for name, threads, reference in runs:
             steps = 1 if reference else args.ml_steps
             r = ml_speed(path, args.cells, steps, threads, reference,
-                         allow_twins=args.allow_twins)
+                         allow_twins=args.allow_twins, displaced=displaced)
             st = r["stages"]
             rest = r["step_cpu"] - sum(st.values())
             mem = f"{r['bytes_per_atom'] / 1e3:7.2f}" if r["bytes_per_atom"] else f"{'-':>7s}"
@@ -266,6 +316,9 @@ def ml_large(args, files: dict) -> None:
           "busy machine the one-thread figure to quote); setup: CPU s of the structure's "
           "preparation; stage columns: CPU ms per Depondt step (two evaluations); "
           "integ+ = CPU per step minus stages: integrator, noise, provider bookkeeping")
+    if any(d for _, d in files.values()):
+        print(f"displaced: atoms moved as in the set c1 (Eq. 42, σ {SPLINE_DISPLACED} Å; "
+              "every pair distance differs)")
     print(f"machine state: one-thread dgemm (16000×84 by 84×150) at {dgemm_rate():.1f} "
           "GFMA/s now")
 
@@ -280,11 +333,11 @@ def ml_small(args, files: dict) -> None:
     print(header)
     print("-" * len(header))
     paths = ("fast", "reference") if args.ml_reference else ("fast",)
-    for label, path in files.items():
+    for label, (path, displaced) in files.items():
         for cells, name in ((c, p) for c in (2, 3) for p in paths):
             r = ml_speed(path, cells, 400 if name == "fast" else 40, 1,
                          reference=name == "reference", heisenberg=True, repeats=3,
-                         allow_twins=args.allow_twins)
+                         allow_twins=args.allow_twins, displaced=displaced)
             st = r["stages"]
             print(f"{label:22s} {name:>9s} {2 * cells**3:6d} {1e3 * r['step_cpu']:10.4f} "
                   f"{1e3 * r['heisenberg_step']:9.4f} "
@@ -349,6 +402,10 @@ def main(argv=None):
     parser.add_argument("--ml-angle-only", action="store_true",
                         help="ML rows of the model with the angle term only (what `otf-spin "
                              "train` fits on the 300 K set)")
+    parser.add_argument("--ml-spline-only", action="store_true",
+                        help="ML rows of what `otf-spin train` fits on the displaced set c1 "
+                             "(the spline term) and of exchange-2b alone on it, on "
+                             "displaced lattices")
     parser.add_argument("--allow-twins", action="store_true",
                         help="time the pure-Python twins of kernels that are not built")
     args = parser.parse_args(argv)

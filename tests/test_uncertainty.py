@@ -103,6 +103,32 @@ def test_calibration_survives_the_model_file(case, tmp_path):
     assert a["energy_std"] == b["energy_std"]
 
 
+def test_a_file_of_the_older_energy_calibration_is_calibrated_again(case, tmp_path):
+    """A model file written before the energy std had one scale (hyper std_scale_energy,
+    no std_energy_scale) is calibrated again when read: its stds are today's, its
+    energies and fields unchanged."""
+    import json
+
+    import h5py
+
+    from otf_spin.model import load, save
+
+    model, test = case
+    path = tmp_path / "old.h5"
+    save(model, path)
+    with h5py.File(path, "r+") as h5:
+        hyper = json.loads(h5.attrs["hyper"])
+        hyper["std_scale_energy"] = 7.0 * hyper.pop("std_energy_scale")
+        h5.attrs["hyper"] = json.dumps(hyper)
+    loaded = load(path)
+    a, b = model.predict(test[0].system), loaded.predict(test[0].system)
+    assert "std_scale_energy" not in loaded.hyper
+    assert b["energy_std"] == pytest.approx(a["energy_std"], rel=1e-9)
+    np.testing.assert_allclose(b["fields_std"], a["fields_std"], rtol=1e-9)
+    np.testing.assert_array_equal(a["fields"], b["fields"])
+    assert a["energy"] == b["energy"]
+
+
 def test_stds_follow_their_definition(case):
     """Per-atom field variance a h_i² + b k_iᵀΛ⁻¹k_i and energy variance
     c_E² (φ_EᵀΛ⁻¹φ_E + σ_e² Σ h_i²), with Λ⁻¹ by a direct solve of Λ = RᵀR (the

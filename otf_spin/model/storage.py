@@ -230,6 +230,13 @@ def read_group(h5, path="model"):
                                    t["energy"][k], p["fields"], rows))
     if "rows" in h5:
         model.compress()
+    if "std_scale_energy" in hyper:
+        # written before the energy std had one scale on posterior and noise (hyper
+        # std_energy_scale): its stds are calibrated again; the stored weights and
+        # posterior factor are kept, so energies and fields are the file's bit for bit
+        alpha, factor = model.alpha, model.posterior_factor
+        model.refit_from_scratch()
+        model.alpha, model.posterior_factor = alpha, factor
     return model, settings
 
 

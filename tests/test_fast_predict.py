@@ -688,21 +688,25 @@ def test_angle_model_monte_carlo_and_provider(angle_models, rng):
 
 # --- models with the B-spline exchange term -------------------------------------------
 
-def _fit_spline(n_max=8, angle=False, spline_l_max=None, **kw):
+def _fit_spline(n_max=8, angle=False, spline=None, **kw):
     """A model with the spline term as the term selection builds it (a linear kernel of
     its own, not joined to the ζ = 4 kernel), with the angle term too if ``angle`` (the
     selection's "all gains" candidate), fitted on displaced frames (set c1: every pair
-    distance differs, as where the selection adds the term)."""
+    distance differs, as where the selection adds the term); ``spline``: settings that
+    replace the term's defaults."""
     terms = ("exchange_2b_spline", "exchange_2b_angle") if angle else ("exchange_2b_spline",)
-    return _fit_terms(terms, n_max, data="displaced_0.07", **kw, **({} if spline_l_max is None else
-                                              {"exchange_2b_spline": {"l_max": spline_l_max}}))
+    return _fit_terms(terms, n_max, data="displaced_0.07", exchange_2b_spline=spline or {},
+                      **kw)
 
 
 SPLINE_MODELS = {
     "spline, defaults n_max 20": dict(n_max=20),
     "spline + angle, defaults n_max 20": dict(n_max=20, angle=True),
-    "spline l_max 6, paper n_max 12": dict(n_max=12, spline_l_max=6),
-    "spline, l_max 8 (recursion)": dict(n_max=12, l_max=8, spline_l_max=8, n_sparse=15),
+    # spin widths unlike exchange-2b's 0.3: the couplings take the spline's own w_l
+    "spline l_max 6, σ_s 0.5, paper n_max 12": dict(n_max=12, spline={"l_max": 6,
+                                                                     "sigma_s": 0.5}),
+    "spline, l_max 8 (recursion), σ_s 0.2": dict(n_max=12, l_max=8, n_sparse=15,
+                                                 spline={"l_max": 8, "sigma_s": 0.2}),
     "spline, normalised": dict(normalize=True),
 }
 
@@ -789,7 +793,7 @@ def test_spline_shell_basis_equals_full_descriptors(spline_models, rng):
     the shell basis with the recursion (l_max 8), and on the full descriptors: all equal
     model.predict to 1e-10, FM exactly 0."""
     for name in ("spline, defaults n_max 20", "spline + angle, defaults n_max 20",
-                 "spline, l_max 8 (recursion)"):
+                 "spline, l_max 8 (recursion), σ_s 0.2"):
         model = spline_models[name]
         for repeat in (2, 3):
             system = _system(repeat, rng, 0.0, np.pi)

@@ -419,10 +419,10 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
     print(f"# done: {elapsed:.2f} s{split}, {rate:.3g} spin-updates/s -> {where}", file=log)
     if learner:
         kill_point("done")
+        if learner.finish():
+            print("# final model: fitted from scratch on all labels, descriptor terms "
+                  f"chosen again ({learner.model.n_frames} frames)", file=log)
         if root:
-            if learner.finish():
-                print("# final model: fitted from scratch on all labels, descriptor terms "
-                      f"chosen again ({learner.model.n_frames} frames)", file=log)
             storage.save(learner.model, cfg["otf"]["save_model"])
         print(f"# on the fly: {learner.calls} labels ({learner.reused} reused from the store), "
               f"{learner.failures} failed jobs, oracle time {learner.oracle_time:.1f} s, fit and "

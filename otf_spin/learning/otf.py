@@ -288,19 +288,24 @@ class OnTheFly:
         return True
 
     def finish(self) -> bool:
-        """Rank 0, at the end of a run: the model saved is the one ``otf-spin train`` would
-        fit on all the labels (:meth:`_fit_from_scratch`) when ``reselect_terms`` is on and
-        frames came since the last choice of terms (between choices the model is refitted
-        incrementally; the run's trajectory and checkpoints are those of the model in
-        use). Returns whether it refitted."""
-        n = self.model.n_frames
-        if not (self.cfg["reselect_terms"] and selects(self.cfg["model_settings"])
-                and n >= MIN_FRAMES and n > self.selected_at):
-            return False
-        start = time.perf_counter()
-        self._choose_again()
-        self.refit_time += time.perf_counter() - start
-        return True
+        """Collective, at the end of a run: the model becomes the one ``otf-spin train``
+        would fit on all the labels (:meth:`_choose_again`, on rank 0, then shared) when
+        ``reselect_terms`` is on and frames came since the last choice of terms (between
+        choices the model is refitted incrementally; the run's trajectory and checkpoints
+        are those of the model in use). Returns whether it refitted."""
+        refit = False
+        if self.comm.rank == 0:
+            n = self.model.n_frames
+            refit = bool(self.cfg["reselect_terms"] and selects(self.cfg["model_settings"])
+                         and n >= MIN_FRAMES and n > self.selected_at)
+            if refit:
+                start = time.perf_counter()
+                self._choose_again()
+                self.refit_time += time.perf_counter() - start
+        refit = self.comm.bcast(refit)
+        if refit:
+            self._share(refit=True)
+        return refit
 
     def _reoptimise(self) -> None:
         """Hyperparameters by maximum likelihood with the noise floors (a model of a few

@@ -31,10 +31,15 @@ from otf_spin.learning.labelling import label_collective
 from otf_spin.learning.store import frame_uid
 from otf_spin.core import Frame
 from otf_spin.model import build_model, storage
-from otf_spin.model.selection import MIN_FRAMES, names_extra_terms, selects
+from otf_spin.model.selection import names_extra_terms, selects
 from otf_spin.parallel.comm import SerialComm
 from otf_spin.parallel.jobs import JobGroups
 from otf_spin.system import random_cone, rotation_to
+
+#: training frames from which the loop chooses its descriptor terms again (``otf-spin
+#: train`` chooses from ``selection.MIN_FRAMES`` on; a choice costs a fit per candidate,
+#: and the loop's first labels, start and cone frames, are few and far apart)
+RESELECT_FROM = 10
 
 
 class Threshold:
@@ -279,7 +284,7 @@ class OnTheFly:
         15 take the spline term, so a choice that kept exchange-2b alone is made again at
         every re-optimisation until another term is chosen)."""
         n = self.model.n_frames
-        if not selects(self.cfg["model_settings"]) or n < MIN_FRAMES:
+        if not selects(self.cfg["model_settings"]) or n < RESELECT_FROM:
             return False
         plain = self.selected_at and not names_extra_terms(self.model.settings)
         if n < 1.5 * self.selected_at and not (plain and n > self.selected_at):
@@ -297,7 +302,7 @@ class OnTheFly:
         if self.comm.rank == 0:
             n = self.model.n_frames
             refit = bool(self.cfg["reselect_terms"] and selects(self.cfg["model_settings"])
-                         and n >= MIN_FRAMES and n > self.selected_at)
+                         and n >= RESELECT_FROM and n > self.selected_at)
             if refit:
                 start = time.perf_counter()
                 self._choose_again()

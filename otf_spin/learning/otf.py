@@ -265,6 +265,11 @@ class OnTheFly:
                 self._reoptimise()
         self.model.optimise = optimise
 
+    def _can_choose(self) -> bool:
+        """Rank 0: whether the model settings select terms and the model holds enough
+        frames for the loop to choose them (``RESELECT_FROM``)."""
+        return selects(self.cfg["model_settings"]) and self.model.n_frames >= RESELECT_FROM
+
     def _choose_again(self) -> None:
         """Rank 0: :meth:`_fit_from_scratch` on the model's own frames (terms chosen
         again on all labels)."""
@@ -284,7 +289,7 @@ class OnTheFly:
         15 take the spline term, so a choice that kept exchange-2b alone is made again at
         every re-optimisation until another term is chosen)."""
         n = self.model.n_frames
-        if not selects(self.cfg["model_settings"]) or n < RESELECT_FROM:
+        if not self._can_choose():
             return False
         plain = self.selected_at and not names_extra_terms(self.model.settings)
         if n < 1.5 * self.selected_at and not (plain and n > self.selected_at):
@@ -300,9 +305,8 @@ class OnTheFly:
         are those of the model in use). Returns whether it refitted."""
         refit = False
         if self.comm.rank == 0:
-            n = self.model.n_frames
-            refit = bool(self.cfg["reselect_terms"] and selects(self.cfg["model_settings"])
-                         and n >= RESELECT_FROM and n > self.selected_at)
+            refit = bool(self.cfg["reselect_terms"] and self._can_choose()
+                         and self.model.n_frames > self.selected_at)
             if refit:
                 start = time.perf_counter()
                 self._choose_again()

@@ -376,14 +376,16 @@ def test_threads_give_the_same_numbers(tmp_path, n_max, displaced, free, angle):
     without periodic boundaries (shell basis, atoms of many FM environments); angle: a
     model with the angle term (its gather passes over atoms, its rows per block);
     "spline", "spline+angle": the spline term's pair couplings (full passes displaced,
-    the shell pipeline on the lattice)."""
+    the shell pipeline on the lattice). The shell cases run on 3 threads too (two
+    per-thread copies); the one-visit passes' atom ranges cover all atoms in order,
+    each with at most its share of the work plus one atom's."""
     import subprocess
     import sys
 
     fit = {False: "_fit", True: "_fit_angle", "spline": "_fit_spline",
            "spline+angle": "functools.partial(_fit_spline, angle=True)"}[angle]
     code = (
-        "import functools, json, warnings, sys, numpy as np\n"
+        "import functools, json, os, warnings, sys, numpy as np\n"
         "sys.path.insert(0, %r)\n"
         "from test_fast_predict import _fit, _fit_angle, _fit_spline, _system\n"
         "from otf_spin.model import fast\n"
@@ -394,11 +396,18 @@ def test_threads_give_the_same_numbers(tmp_path, n_max, displaced, free, angle):
         f"{displaced == 0.0}\n"
         "ref = model.predict(system, stds=False)\n"
         "out = fast.predict(model, system)\n"
+        "engine = fast.fast_predictor(model).engine(system)\n"
+        "threads = int(os.environ['OMP_NUM_THREADS'])\n"
+        "for nt in range(1, threads + 1):\n"
+        "    part, work = engine.ranges(nt)\n"
+        "    assert part[0] == 0 and part[-1] == len(system) and np.all(np.diff(part) >= 0)\n"
+        "    share = work[part[1:]] - work[part[:-1]]\n"
+        "    assert share.max() <= work[-1] / nt + np.diff(work).max(), (nt, share)\n"
         "np.savez(sys.argv[1], **out)\n"
         "print(json.dumps([float(np.abs(out[k] - ref[k]).max() / np.abs(ref[k]).max())"
         " for k in ('fields', 'energies')]))\n") % os.path.dirname(os.path.abspath(__file__))
     runs = []
-    for threads in ("1", "2"):
+    for threads in ("1", "2") if displaced else ("1", "2", "3"):
         env = dict(os.environ, OMP_NUM_THREADS=threads)
         path = str(tmp_path / f"out{threads}.npz")
         out = subprocess.run([sys.executable, "-c", code, path], env=env,
@@ -407,8 +416,9 @@ def test_threads_give_the_same_numbers(tmp_path, n_max, displaced, free, angle):
         fields, energies = json.loads(out.stdout.strip().splitlines()[-1])
         assert fields < 1e-10 and energies < 1e-8, (threads, fields, energies)
         runs.append(np.load(path))
-    _close(runs[1]["fields"], runs[0]["fields"], 1e-12)
-    _close(runs[1]["energies"], runs[0]["energies"], 1e-10)
+    for run in runs[1:]:
+        _close(run["fields"], runs[0]["fields"], 1e-12)
+        _close(run["energies"], runs[0]["energies"], 1e-10)
 
 
 def test_shell_basis_free_cluster(models, rng):

@@ -7,6 +7,7 @@ of pair p, precomputed (depends on positions only). Pure-Python twin:
 """
 import numpy as np
 cimport numpy as cnp
+from libc.math cimport sin, cos, sqrt, pow
 
 from spin_kernels cimport legendre_d
 
@@ -170,3 +171,39 @@ def contract_gradient(const double[:, ::1] e, const cnp.int64_t[::1] offsets,
                 if summed:
                     for n in range(nmax):
                         row[n] = 0.0
+
+
+def radial_basis(const double[::1] r, double r_cut, double r_s, double m,
+                 double[:, ::1] out):
+    """R_n(r) = f_cut(r) u(r) g_n(r), n < n_max = out.shape[1], of the distances r (P,)
+    Å into out (P, n_max) (Å^-3/2): the values of
+    :meth:`otf_spin.descriptors.soso.RadialPairs.radial` (twin: its formula), without
+    the derivatives. sin((n+1)θ), θ = πr/r_c, by rotating (sin θ, cos θ) n times (one
+    sin and cos per pair; rounding grows ~n ulp: ≲ 1e-14 of the largest value at
+    n_max 40), and f_cut = (1 + cos θ)/2 from the same cos. r_s ≤ 0: no radial
+    scaling, else u = 1/(1 + (r/r_s)^m). Zero from r_c on."""
+    cdef Py_ssize_t P = r.shape[0], nmax = out.shape[1], p, n
+    cdef double x, th, s1, c1, sn, cn, t, pref, fc, u
+    cdef double pi = 3.141592653589793, norm = sqrt(2.0 / r_cut)
+    if out.shape[0] != P:
+        raise ValueError("radial_basis: out must be (len(r), n_max)")
+    with nogil:
+        for p in range(P):
+            x = r[p]
+            if x >= r_cut:
+                for n in range(nmax):
+                    out[p, n] = 0.0
+                continue
+            th = pi / r_cut * x
+            s1 = sin(th)
+            c1 = cos(th)
+            fc = 0.5 * (1.0 + c1)
+            u = 1.0 / (1.0 + pow(x / r_s, m)) if r_s > 0 else 1.0
+            pref = fc * u * norm / x
+            sn = s1
+            cn = c1
+            for n in range(nmax):
+                out[p, n] = pref * sn
+                t = sn * c1 + cn * s1
+                cn = cn * c1 - sn * s1
+                sn = t

@@ -848,3 +848,28 @@ def test_spline_models_the_engine_cannot_fold_fall_back(rng):
         assert not fast.supports(model) and fast.fast_predictor(model) is None
         np.testing.assert_array_equal(fast.predict(model, system)["fields"],
                                       model.predict(system, stds=False)["fields"])
+
+
+@pytest.mark.parametrize("n_max, scaling", [(20, (2.5, 4.0)), (40, None), (6, (3.0, 6.0))])
+def test_radial_tables_equal_the_descriptor_radial(n_max, scaling, rng):
+    """The engine's radial tables (compiled soso.radial_basis: sin((n+1)θ) by rotation,
+    one sin and cos per pair) equal RadialPairs.radial's values to 1e-14 of the largest
+    (distances from 0.3 Å to past r_c, exactly r_c included: 0 there), and the twin
+    equals them bit for bit."""
+    from otf_spin.descriptors.soso import SOSODescriptor
+    from otf_spin.kernels import compiled, twin
+
+    desc = SOSODescriptor(r_cut=7.0, n_max=n_max, radial_scaling=scaling)
+    r = np.concatenate([rng.uniform(0.3, 7.5, 5000), [7.0, 7.0 - 1e-9, 6.9999]])
+    ref = desc.radial(r)[0]
+    got = desc.radial_values(r)
+    assert np.abs(got - ref).max() < 1e-14 * np.abs(ref).max()
+    assert np.all(got[r >= 7.0] == 0.0)
+    rs, m = scaling or (0.0, 0.0)
+    out = np.empty_like(ref)
+    twin("soso").radial_basis(r, 7.0, rs, m, out)
+    np.testing.assert_array_equal(out, ref)
+    kernel = compiled("soso")
+    if kernel is not None:
+        kernel.radial_basis(r, 7.0, rs, m, out)
+        np.testing.assert_array_equal(out, got)

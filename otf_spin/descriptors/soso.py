@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import spherical_in
 
 from otf_spin.kernels import load as load_kernel
-from otf_spin.kernels.soso_py import legendre
+from otf_spin.kernels.soso_py import legendre, radial_parts
 
 
 def spin_weights(l_max: int, sigma_s: float) -> np.ndarray:
@@ -55,24 +55,20 @@ class RadialPairs:
     # --- radial part --------------------------------------------------------------
     def radial(self, r) -> tuple[np.ndarray, np.ndarray]:
         """R_n(r) = f_cut u g_n and dR_n/dr, arrays (len(r), n_max) (Å^-3/2, Å^-5/2)."""
-        r = np.asarray(r, float)[:, None]
-        rc = self.r_cut
-        k = np.pi * np.arange(1, self.n_max + 1)[None, :] / rc
-        g = np.sqrt(2.0 / rc) * np.sin(k * r) / r
-        dg = np.sqrt(2.0 / rc) * (k * np.cos(k * r) / r - np.sin(k * r) / r**2)
-        inside = r < rc
-        fc = np.where(inside, 0.5 * (1.0 + np.cos(np.pi * r / rc)), 0.0)
-        dfc = np.where(inside, -0.5 * np.pi / rc * np.sin(np.pi * r / rc), 0.0)
-        if self.radial_scaling is not None:
-            rs, m = self.radial_scaling
-            q = (r / rs) ** m
-            u = 1.0 / (1.0 + q)
-            du = -m * q / r * u**2
-        else:
-            u, du = np.ones_like(r), np.zeros_like(r)
+        g, dg, fc, dfc, u, du = radial_parts(r, self.r_cut, self.n_max, self.radial_scaling)
         R = fc * u * g
         dR = (dfc * u + fc * du) * g + fc * u * dg
         return R, dR
+
+    def radial_values(self, r) -> np.ndarray:
+        """R_n(r) (len(r), n_max) Å^-3/2 without derivatives, by the compiled kernel
+        (:func:`otf_spin.kernels.soso_py.radial_basis`): the values of :meth:`radial`
+        to rounding (a few ulp), ~100× faster; the fast engine's radial tables."""
+        r = np.ascontiguousarray(r, dtype=float)
+        out = np.empty((len(r), self.n_max))
+        rs, m = self.radial_scaling if self.radial_scaling is not None else (0.0, 0.0)
+        load_kernel("soso").radial_basis(r, self.r_cut, rs, m, out)
+        return out
 
     def geometry(self, system):
         """Pair data for ``system`` (cached while positions are unchanged):

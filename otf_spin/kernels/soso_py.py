@@ -41,3 +41,33 @@ def contract_gradient(e, offsets, neigh, R, w, G, grad):
     grad[:] = 0.0
     for m in range(G.shape[0]):
         np.add.at(grad[m], rows, s[m][:, None] * e[js])
+
+
+def radial_parts(r, r_cut, n_max, radial_scaling):
+    """Pieces of the radial basis at distances r (P,) Å, each (P, 1) or (P, n_max):
+    g, dg/dr (the l = 0 spherical Bessel functions), f_cut, df_cut/dr, u, du/dr
+    (u = 1/(1 + (r/r_s)^m), or 1 with ``radial_scaling`` None) —
+    :meth:`otf_spin.descriptors.soso.RadialPairs.radial` multiplies them."""
+    r = np.asarray(r, float)[:, None]
+    rc = r_cut
+    k = np.pi * np.arange(1, n_max + 1)[None, :] / rc
+    g = np.sqrt(2.0 / rc) * np.sin(k * r) / r
+    dg = np.sqrt(2.0 / rc) * (k * np.cos(k * r) / r - np.sin(k * r) / r**2)
+    inside = r < rc
+    fc = np.where(inside, 0.5 * (1.0 + np.cos(np.pi * r / rc)), 0.0)
+    dfc = np.where(inside, -0.5 * np.pi / rc * np.sin(np.pi * r / rc), 0.0)
+    if radial_scaling is not None:
+        rs, m = radial_scaling
+        q = (r / rs) ** m
+        u = 1.0 / (1.0 + q)
+        du = -m * q / r * u**2
+    else:
+        u, du = np.ones_like(r), np.zeros_like(r)
+    return g, dg, fc, dfc, u, du
+
+
+def radial_basis(r, r_cut, r_s, m, out):
+    """R_n(r) = f_cut u g_n into out (P, n_max) (see the compiled kernel; r_s ≤ 0: no
+    radial scaling)."""
+    g, _, fc, _, u, _ = radial_parts(r, r_cut, out.shape[1], (r_s, m) if r_s > 0 else None)
+    out[:] = fc * u * g

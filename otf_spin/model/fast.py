@@ -221,7 +221,7 @@ class FastPredictor:
         term = self.desc if term is None else term
 
         def radial(r):
-            R = term.radial(r)[0]
+            R = term.radial_values(r)
             return R if couplings is None else np.hstack([R, couplings(r)])
 
         n_max = term.n_max if couplings is None else term.n_max + couplings(np.zeros(0)).shape[1]

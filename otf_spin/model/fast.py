@@ -46,6 +46,7 @@ import os
 import weakref
 
 import numpy as np
+from scipy.sparse import csr_matrix
 
 from otf_spin.descriptors.angle2b import PARALLEL, AngleExchangeDescriptor
 from otf_spin.descriptors.composite import CompositeDescriptor
@@ -325,19 +326,23 @@ class FastPredictor:
         ``kappa``."""
         term = self.desc if term is None else term
         pairs = self.pairs(system, term, found, couplings)
-        used, srid = np.unique(pairs["srid"], return_inverse=True)
-        rows = pairs["rtab"][used]
+        rows = pairs["rtab"]
+        used = np.zeros(len(rows), bool)
+        used[pairs["srid"]] = True
+        if not used.all():       # (every row is used in wide cells without self images)
+            index = np.cumsum(used, dtype=np.int64) - 1
+            pairs["srid"] = index[pairs["srid"]].astype(np.int32)
+            rows = rows[used]
         pairs["rtab"] = np.ascontiguousarray(rows[:, :term.n_max])
         if couplings is not None:
             pairs["kappa"] = np.ascontiguousarray(rows[:, term.n_max:])
-        pairs["srid"] = srid.reshape(-1).astype(np.int32)
         n = len(system)
         fm = pairs.pop("self_rows")[:, :term.n_max].copy()
+        # fm += A rtab, A[i, u] = pairs of atom i in its slot of row u (one sparse product)
         counts = np.diff(pairs["sp"]).astype(float)
         slot_atom = np.repeat(np.arange(n), np.diff(pairs["soff"]))
-        for k in range(fm.shape[1]):
-            fm[:, k] += np.bincount(slot_atom, counts * pairs["rtab"][pairs["srid"], k],
-                                    minlength=n)
+        A = csr_matrix((counts, (slot_atom, pairs["srid"])), shape=(n, len(pairs["rtab"])))
+        fm += A @ pairs["rtab"]
         return pairs, fm
 
     def engine(self, system):

@@ -137,7 +137,9 @@ def diagnose(case: str, seed: int) -> None:
     """What the field std is made of, on the test atoms and on the held-out training
     atoms (each frame predicted without it, the data the calibration sees): RMS of each part (noise c√2σ_b h,
     local c κ √v, exact posterior √(Σ var), Nyström √ρ) and its growth test/held-out
-    against the error's, and the Spearman rank of each against the test errors."""
+    against the error's, and the Spearman rank of each against the test errors; then
+    the test err/std of the stds and with the exact field variance in place of κ²v,
+    and the growth of v with one kernel block's row at a time (:func:`_block_growth`)."""
     train, test = case_data(case, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -165,6 +167,39 @@ def diagnose(case: str, seed: int) -> None:
     print(f"{case:5s} {seed:4d} " + " ".join(
         f"{key}:{1e3 * rms['test'][key]:.3g}/x{growth[key]:.2g}" for key in scale) +
         " | rank " + " ".join(f"{key}:{r:+.2f}" for key, r in ranks.items()), flush=True)
+    # the test err/std the stds give, and what they would give with the exact posterior
+    # field variance in place of κ²v (same c² = std_field_noise² / 2σ_b²)
+    atoms = {key: np.concatenate([r[key] for r in parts["test"]]) for key in scale}
+    noise2 = (h.get("std_field_noise", 0.0) * atoms["h"]) ** 2
+    c2 = h.get("std_field_noise", 0.0) ** 2 / (2 * h["sigma_field"] ** 2)
+    with_v = ratio(atoms["err"], np.sqrt(noise2 + h.get("std_field_local", 0.0) ** 2 * atoms["v"]))
+    with_exact = ratio(atoms["err"], np.sqrt(noise2 + c2 * atoms["exact"]))
+    blocks = _block_growth(model, [f.system for f in model.frames], [f.system for f in test])
+    print(f"      err/std {with_v:.2f}, with the exact field variance {with_exact:.2f} | "
+          "v of each kernel block alone (growth test ÷ training) " +
+          " ".join(f"{g:.2g}" for g in blocks[:-1]) + f", all blocks together {blocks[-1]:.2g}",
+          flush=True)
+
+
+def _block_growth(model, train, test) -> np.ndarray:
+    """Growth (test ÷ training, mean per atom) of the local-energy posterior variance v
+    with the kernel row of one kernel block at a time (its columns of R⁻ᵀ), then of v
+    itself (all blocks): blocks whose descriptors are nearly collinear on the training
+    cells cancel in v, and their cancellation can fail on new cells."""
+    Rinv = model._posterior_inverse()
+    ends = np.cumsum([len(S) for S in model.sparse])
+
+    def mean_v(systems):
+        total, n = np.zeros(len(ends) + 1), 0
+        for system in systems:
+            d, d_fm = model.descriptor.compute(system), model.descriptor.compute_fm(system)
+            rows = model._local_rows(d, d_fm)
+            for b, (lo, hi) in enumerate(zip(np.append(0, ends[:-1]), ends)):
+                total[b] += np.sum((rows[:, lo:hi] @ Rinv[lo:hi]) ** 2)
+            total[-1] += np.sum((rows @ Rinv) ** 2)
+            n += len(system)
+        return total / n
+    return mean_v(test) / mean_v(train)
 
 
 def ratio(err, std) -> float:

@@ -363,8 +363,13 @@ def test_the_saved_model_is_fitted_from_scratch_on_all_labels(tmp_path, reselect
         assert learner.finish()
         again = learner.model.predict(probe, stds=False)
         # the frames a fit keeps are projected again: equal to round-off, not bit for bit
-        np.testing.assert_allclose(again["fields"], before["fields"], rtol=1e-9, atol=1e-12)
-        assert again["energy"] == pytest.approx(before["energy"], rel=1e-12)
+        # (the model chose the angle term from 6 frames on, whose solve loses digits on
+        # the smallest components: 1.3e-12 eV/μB seen on fields of 0.1, 2.5e-11 relative
+        # on the energy; tolerances 1e-9 of them)
+        scale = np.abs(before["fields"]).max()
+        np.testing.assert_allclose(again["fields"], before["fields"], rtol=1e-9,
+                                   atol=1e-9 * scale)
+        assert again["energy"] == pytest.approx(before["energy"], rel=1e-9)
     else:
         assert learner.selected_at == 0
         assert before["energy"] == learner.model.predict(probe, stds=False)["energy"]

@@ -31,15 +31,15 @@ from otf_spin.learning.labelling import label_collective
 from otf_spin.learning.store import frame_uid
 from otf_spin.core import Frame
 from otf_spin.model import build_model, storage
-from otf_spin.model.selection import names_extra_terms, selects
+from otf_spin.model.selection import MIN_FRAMES, names_extra_terms, selects
 from otf_spin.parallel.comm import SerialComm
 from otf_spin.parallel.jobs import JobGroups
 from otf_spin.system import random_cone, rotation_to
 
-#: training frames from which the loop chooses its descriptor terms again (``otf-spin
-#: train`` chooses from ``selection.MIN_FRAMES`` on; a choice costs a fit per candidate,
-#: and the loop's first labels, start and cone frames, are few and far apart)
-RESELECT_FROM = 10
+#: training frames from which the loop chooses its descriptor terms again: as ``otf-spin
+#: train`` (``selection.MIN_FRAMES``), so that the loop's models of 5-9 labels get the terms
+#: random sets of that size get (docs/otf.md)
+RESELECT_FROM = MIN_FRAMES
 
 
 class Threshold:
@@ -285,8 +285,8 @@ class OnTheFly:
         or generated sets of the same size would be fitted with the chosen terms), and
         the frames have grown by half since the last choice (a choice costs a fit per
         candidate and cross-validation; between choices the chosen model is refitted
-        incrementally; at 10 frames the 5-fold choice often keeps exchange-2b alone where
-        15 take the spline term, so a choice that kept exchange-2b alone is made again at
+        incrementally; a choice on few frames often keeps exchange-2b alone where 15 take
+        the spline term, so a choice that kept exchange-2b alone is made again at
         every re-optimisation until another term is chosen)."""
         n = self.model.n_frames
         if not self._can_choose():

@@ -41,7 +41,7 @@ pool's frames 0 and 50 and are scored on the reference at N = ``--labels``, agai
 random(N) (mean of ``--draws``). If even "error" needs more than N/2 frames to reach
 random(N), the ≤ N/2 target cannot be met by choosing which configurations to label.
 ``--random-only`` prints the random rows alone; ``--min-frames K`` sets the fewest frames
-of the term choice for every fit (the comparison of docs/otf.md: 10 against 5).
+of the term choice for every fit, the loop's too (the comparison of docs/otf.md: 10 against 5).
 """
 from __future__ import annotations
 
@@ -356,16 +356,19 @@ def main(argv=None):
     parser.add_argument("--random-only", action="store_true",
                         help="with --bound: the random rows only (no greedy selection)")
     parser.add_argument("--min-frames", type=int, default=None,
-                        help="fewest frames for the term choice of every fit "
-                        "(otf_spin.model.selection.MIN_FRAMES; default: the package's)")
+                        help="fewest frames for the term choice of every fit, the loop's "
+                        "re-choice included (otf_spin.model.selection.MIN_FRAMES and "
+                        "otf_spin.learning.otf.RESELECT_FROM; default: the package's)")
     parser.add_argument("--save", default=None,
                         help="pickle every seed's results here (a list, rewritten per seed)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     if args.min_frames is not None:
+        from otf_spin.learning import otf
         from otf_spin.model import selection
 
-        selection.MIN_FRAMES = args.min_frames
+        # the loop's gate is bound at import (otf.RESELECT_FROM = selection.MIN_FRAMES)
+        selection.MIN_FRAMES = otf.RESELECT_FROM = args.min_frames
     otf_cfg = _yaml("bccFe_otf_heisenberg.yaml")["otf"]
     args.readme = float(otf_cfg["threshold"])
     args.seeds = args.seeds or ([201] if args.quick else [201, 202, 203])

@@ -70,3 +70,47 @@ def test_mpi_ensemble_killed_at_several_points_restarts_exactly(tmp_path, capsys
               f"{identical} identical")
     assert not problems, problems
     assert identical == kills
+
+
+def test_each_rank_gets_its_share_of_the_cores():
+    """``mpiexec -n 2`` with no ``OMP_NUM_THREADS``: importing otf_spin gives each rank
+    cores // 2 OpenMP threads (at least 1; its affinity if the launcher bound it to fewer
+    cores), so two ranks' OpenMP teams do not oversubscribe the cores (docs/parallel.md:
+    136 s against 1.8 s for the tempering test on 2 cores). A value the user set is kept."""
+    probe = ("import os, otf_spin; "
+             "print('THREADS', os.environ['OMP_NUM_THREADS'], len(os.sched_getaffinity(0)))")
+    env = dict(mpi_env())
+    env.pop("OMP_NUM_THREADS")
+    cores = os.cpu_count()
+    for given, expected in ((None, None), ("3", "3")):
+        if given is not None:
+            env["OMP_NUM_THREADS"] = given
+        result = subprocess.run(mpirun_command(2) + [sys.executable, "-c", probe], cwd=ROOT,
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        lines = [line.split() for line in result.stdout.splitlines()
+                 if line.startswith("THREADS")]
+        assert len(lines) == 2, result.stdout
+        for _, threads, affinity in lines:
+            want = expected or (affinity if int(affinity) < cores else str(max(1, cores // 2)))
+            assert threads == want, (given, threads, affinity, cores)
+
+
+def test_share_cores_rule():
+    """The rule alone: cores // local ranks (at least 1), the affinity when the launcher
+    bound the rank to fewer cores, nothing when OMP_NUM_THREADS is set or one rank runs
+    here (serial runs keep OpenMP's default of one thread per core)."""
+    from otf_spin.parallel.comm import share_cores
+
+    cores = os.cpu_count()
+    mine = len(os.sched_getaffinity(0))
+    for variable in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"):
+        for ranks in (2, 3, 2 * cores):
+            environ = {variable: str(ranks)}
+            expected = mine if mine < cores else max(1, cores // ranks)
+            assert share_cores(environ) == expected
+            assert environ["OMP_NUM_THREADS"] == str(expected)
+    assert share_cores({"MPI_LOCALNRANKS": "2", "OMP_NUM_THREADS": "4"}) is None
+    assert share_cores({"MPI_LOCALNRANKS": "1"}) is None
+    environ = {"PMI_SIZE": "2"}           # a launcher that does not say ranks per node
+    assert share_cores(environ) is None and "OMP_NUM_THREADS" not in environ

@@ -7,7 +7,7 @@ of pair p, precomputed (depends on positions only). Pure-Python twin:
 """
 import numpy as np
 cimport numpy as cnp
-from libc.math cimport sin, cos, sqrt, pow
+from libc.math cimport sin, cos, sqrt, pow, floor
 
 from spin_kernels cimport legendre_d
 
@@ -207,3 +207,39 @@ def radial_basis(const double[::1] r, double r_cut, double r_s, double m,
                 t = sn * c1 + cn * s1
                 cn = cn * c1 - sn * s1
                 sn = t
+
+
+def bspline_dot(const double[::1] r, double r_min, double h, const double[:, ::1] weights,
+                double[:, ::1] out):
+    """out[p, :] = Σ_n B_n(r_p) weights[n, :] (P, K) for distances r (P,) Å and weights
+    (n_basis, K): the uniform cubic B-splines B_n(r) = B((r - r_min)/h - n), n <
+    n_basis, of :class:`otf_spin.descriptors.spline2b.SplineExchangeDescriptor` (twin:
+    :func:`otf_spin.kernels.soso_py.bspline_dot`, same formula). Only the four pieces
+    of the knot interval k = floor((r - r_min)/h) can be nonzero (n = k - m, m = 0..3,
+    kept where 0 ≤ n < n_basis); none outside [r_min, r_min + (n_basis + 3) h)."""
+    cdef Py_ssize_t P = r.shape[0], nb = weights.shape[0], K = weights.shape[1], p, c, m
+    cdef cnp.int64_t k, n
+    cdef double t, u, v, u2, u3, b[4]
+    if out.shape[0] != P or out.shape[1] != K:
+        raise ValueError("bspline_dot: out must be (len(r), weights.shape[1])")
+    with nogil:
+        for p in range(P):
+            for c in range(K):
+                out[p, c] = 0.0
+            t = (r[p] - r_min) / h
+            if not (t >= 0.0 and t < nb + 3):      # outside every support (or NaN)
+                continue
+            k = <cnp.int64_t>floor(t)
+            u = t - k
+            v = 1.0 - u
+            u2 = u * u
+            u3 = u * u * u
+            b[0] = u3 / 6.0
+            b[1] = (-3.0 * u3 + 3.0 * u2 + 3.0 * u + 1.0) / 6.0
+            b[2] = (3.0 * u3 - 6.0 * u2 + 4.0) / 6.0
+            b[3] = v * v * v / 6.0
+            for m in range(4):
+                n = k - m
+                if n >= 0 and n < nb:
+                    for c in range(K):
+                        out[p, c] += b[m] * weights[n, c]

@@ -28,19 +28,8 @@ import math
 import numpy as np
 
 from otf_spin.descriptors.soso import SOSODescriptor
-
-
-def bspline_pieces(u) -> tuple[np.ndarray, np.ndarray]:
-    """The four cubic pieces of the uniform B-spline B(t) (support [0, 4]) at t = u + k,
-    k = 0..3, for u in [0, 1) (P,): values and dB/dt, arrays (P, 4) in order k = 0..3."""
-    u = np.asarray(u, float)
-    v = 1.0 - u
-    u2, u3 = u * u, u * u * u
-    B = np.stack([u3 / 6.0, (-3.0 * u3 + 3.0 * u2 + 3.0 * u + 1.0) / 6.0,
-                  (3.0 * u3 - 6.0 * u2 + 4.0) / 6.0, v * v * v / 6.0], axis=1)
-    dB = np.stack([0.5 * u2, 0.5 * (-3.0 * u2 + 2.0 * u + 1.0), 0.5 * (3.0 * u2 - 4.0 * u),
-                   -0.5 * v * v], axis=1)
-    return B, dB
+from otf_spin.kernels import load as load_kernel
+from otf_spin.kernels.soso_py import bspline_pieces, bspline_support
 
 
 class SplineExchangeDescriptor(SOSODescriptor):
@@ -80,12 +69,10 @@ class SplineExchangeDescriptor(SOSODescriptor):
         interval k (t = (r - r_min)/h, k = floor t) B_{k-m}(t) is piece m, m = 0..3.
         Returns n (P, 4) int64, their indices (set to -1 where outside 0 … n_basis - 1),
         B (P, 4) values and dB (P, 4) dB/dr (Å⁻¹), zero where n = -1."""
-        t = (np.asarray(r, float) - self.r_min) / self.h
-        k = np.floor(t)
-        B, dB = bspline_pieces(t - k)
-        n = k.astype(np.int64)[:, None] - np.arange(4)[None, :]
-        valid = (n >= 0) & (n < self.n_max)
-        return np.where(valid, n, -1), np.where(valid, B, 0.0), np.where(valid, dB / self.h, 0.0)
+        n, u = bspline_support(r, self.r_min, self.h, self.n_max)
+        B, dB = bspline_pieces(u)
+        valid = n >= 0
+        return n, np.where(valid, B, 0.0), np.where(valid, dB / self.h, 0.0)
 
     def radial(self, r) -> tuple[np.ndarray, np.ndarray]:
         """B_n(r) and dB_n/dr (Å⁻¹), arrays (len(r), n_basis): only the four
@@ -102,10 +89,10 @@ class SplineExchangeDescriptor(SOSODescriptor):
     def radial_dot(self, r, weights) -> np.ndarray:
         """Σ_n B_n(r) weights[n] (len(r), K) for weights (n_basis, K): the radial table
         times ``weights`` from the four :meth:`pieces` per distance (no (len(r),
-        n_basis) table), e.g. the pair couplings κ_l(r) of a linear kernel on the term."""
-        n, B4, _ = self.pieces(r)
-        weights = np.asarray(weights, float)
-        out = np.zeros((len(n), weights.shape[1]))
-        for m in range(4):          # (P, K) temporaries only
-            out += B4[:, m, None] * weights[np.maximum(n[:, m], 0)]
+        n_basis) table), e.g. the pair couplings κ_l(r) of a linear kernel on the term;
+        by the compiled kernel (twin :func:`otf_spin.kernels.soso_py.bspline_dot`)."""
+        r = np.ascontiguousarray(r, dtype=float)
+        weights = np.ascontiguousarray(weights, dtype=float)
+        out = np.empty((len(r), weights.shape[1]))
+        load_kernel("soso").bspline_dot(r, self.r_min, self.h, weights, out)
         return out

@@ -71,3 +71,37 @@ def radial_basis(r, r_cut, r_s, m, out):
     radial scaling)."""
     g, _, fc, _, u, _ = radial_parts(r, r_cut, out.shape[1], (r_s, m) if r_s > 0 else None)
     out[:] = fc * u * g
+
+
+def bspline_pieces(u) -> tuple[np.ndarray, np.ndarray]:
+    """The four cubic pieces of the uniform B-spline B(t) (support [0, 4]) at t = u + k,
+    k = 0..3, for u in [0, 1) (P,): values and dB/dt, arrays (P, 4) in order k = 0..3."""
+    u = np.asarray(u, float)
+    v = 1.0 - u
+    u2, u3 = u * u, u * u * u
+    B = np.stack([u3 / 6.0, (-3.0 * u3 + 3.0 * u2 + 3.0 * u + 1.0) / 6.0,
+                  (3.0 * u3 - 6.0 * u2 + 4.0) / 6.0, v * v * v / 6.0], axis=1)
+    dB = np.stack([0.5 * u2, 0.5 * (-3.0 * u2 + 2.0 * u + 1.0), 0.5 * (3.0 * u2 - 4.0 * u),
+                   -0.5 * v * v], axis=1)
+    return B, dB
+
+
+def bspline_support(r, r_min, h, n_basis) -> tuple[np.ndarray, np.ndarray]:
+    """The four uniform cubic B-splines B_n(r) = B((r - r_min)/h - n) that can be nonzero
+    at each distance r (P,) Å: in knot interval k = floor((r - r_min)/h), n = k - m for
+    piece m = 0..3. Returns n (P, 4) int64 (-1 where outside 0 … n_basis - 1) and u (P,)
+    = (r - r_min)/h - k in [0, 1), the argument of :func:`bspline_pieces`."""
+    t = (np.asarray(r, float) - r_min) / h
+    k = np.floor(t)
+    n = k.astype(np.int64)[:, None] - np.arange(4)[None, :]
+    return np.where((n >= 0) & (n < n_basis), n, -1), t - k
+
+
+def bspline_dot(r, r_min, h, weights, out):
+    """out (P, K) = Σ_n B_n(r) weights[n] for distances r (P,) Å and weights (n_basis, K)
+    (see the compiled kernel): the four pieces per distance, no (P, n_basis) table."""
+    n, u = bspline_support(r, r_min, h, len(weights))
+    B = np.where(n >= 0, bspline_pieces(u)[0], 0.0)
+    out[:] = 0.0
+    for m in range(4):          # (P, K) temporaries only
+        out += B[:, m, None] * weights[np.maximum(n[:, m], 0)]

@@ -217,8 +217,8 @@ class FastPredictor:
         radial basis and cutoff of ``term`` (default: the exchange-2b term). ``found``:
         (i, j, distances) of :func:`neighbour_pairs` at a cutoff ≥ the term's, reused
         (filtered) in cells wider than 2 r_c. ``couplings``: None, or a function of the
-        distances r (P,) -> (P, K) whose columns are appended to rtab (and self_rows)
-        and go through the same merging (sums over images)."""
+        distances r (P,) -> (P, K) whose values per radial row come as ``kappa`` (U, K),
+        through the same merging (sums over images; self images left out)."""
         term = self.desc if term is None else term
 
         def radial(r):
@@ -240,11 +240,14 @@ class FastPredictor:
                     i, j, dist = i[keep], j[keep], dist[keep]
             soff, sp, srid, neigh, jslot, rep, self_atom, self_group = \
                 self._kernel.compress_pairs(i, j, dist, n, DISTANCE_TOL)
-            rtab = np.ascontiguousarray(radial(rep))
-            self_rows = np.zeros((n, n_max))
+            rtab = term.radial_values(rep)        # (radial and couplings apart: no copies)
+            self_rows = np.zeros((n, term.n_max))
             np.add.at(self_rows, self_atom, rtab[self_group])
-            return {"soff": soff, "sp": sp, "srid": srid, "neigh": neigh, "jslot": jslot,
-                    "rtab": rtab, "self_rows": self_rows}
+            out = {"soff": soff, "sp": sp, "srid": srid, "neigh": neigh, "jslot": jslot,
+                   "rtab": rtab, "self_rows": self_rows}
+            if couplings is not None:
+                out["kappa"] = np.ascontiguousarray(couplings(rep))
+            return out
         # small cells: the periodic images of one (i, j) are merged below
         nl = system.neighbours(rc)
         rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(nl.offsets))
@@ -306,9 +309,13 @@ class FastPredictor:
         if len(where) and (where.max() >= len(slots) or
                            np.any(slots[np.minimum(where, len(slots) - 1)] != partner)):
             raise RuntimeError("pair list is not symmetric in its radial rows")
-        return {"soff": soff, "sp": sp, "srid": (slots % U).astype(np.int32),
-                "neigh": js.astype(np.int32), "jslot": (where - soff[js]).astype(np.int32),
-                "rtab": np.ascontiguousarray(rtab), "self_rows": self_rows}
+        out = {"soff": soff, "sp": sp, "srid": (slots % U).astype(np.int32),
+               "neigh": js.astype(np.int32), "jslot": (where - soff[js]).astype(np.int32),
+               "rtab": np.ascontiguousarray(rtab[:, :term.n_max]),
+               "self_rows": self_rows[:, :term.n_max]}
+        if couplings is not None:
+            out["kappa"] = np.ascontiguousarray(rtab[:, term.n_max:])
+        return out
 
     @staticmethod
     def wide(system, rc) -> bool:
@@ -322,22 +329,19 @@ class FastPredictor:
         engine's shell basis has one column block per row; self images and unmerged
         image rows are not needed), and ``fm`` (N, n_max): each atom's radial sum over
         all its pairs and self images (the FM descriptor's radial part). With
-        ``couplings`` (see :meth:`pairs`) their columns of the used rows come apart as
-        ``kappa``."""
+        ``couplings`` (see :meth:`pairs`) ``kappa`` of the used rows."""
         term = self.desc if term is None else term
         pairs = self.pairs(system, term, found, couplings)
-        rows = pairs["rtab"]
-        used = np.zeros(len(rows), bool)
+        used = np.zeros(len(pairs["rtab"]), bool)
         used[pairs["srid"]] = True
         if not used.all():       # (every row is used in wide cells without self images)
             index = np.cumsum(used, dtype=np.int64) - 1
             pairs["srid"] = index[pairs["srid"]].astype(np.int32)
-            rows = rows[used]
-        pairs["rtab"] = np.ascontiguousarray(rows[:, :term.n_max])
-        if couplings is not None:
-            pairs["kappa"] = np.ascontiguousarray(rows[:, term.n_max:])
+            for key in ("rtab", "kappa"):
+                if key in pairs:
+                    pairs[key] = np.ascontiguousarray(pairs[key][used])
         n = len(system)
-        fm = pairs.pop("self_rows")[:, :term.n_max].copy()
+        fm = pairs.pop("self_rows").copy()
         # fm += A rtab, A[i, u] = pairs of atom i in its slot of row u (one sparse product)
         counts = np.diff(pairs["sp"]).astype(float)
         slot_atom = np.repeat(np.arange(n), np.diff(pairs["soff"]))

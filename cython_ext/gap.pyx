@@ -1664,6 +1664,61 @@ def _reverse_pairs(const cnp.int64_t[::1] soff, const cnp.int64_t[::1] sp,
     return np.asarray(rev)
 
 
+cdef extern from *:
+    """
+    #define OTF_PREFETCH(p) __builtin_prefetch((const void *)(p))
+    """
+    void OTF_PREFETCH(const void* p) noexcept nogil     # a cache hint, no effect on results
+
+
+cdef inline Py_ssize_t _hash_slot(cnp.int64_t key, int bits) noexcept nogil:
+    return <Py_ssize_t>((<unsigned long long>key * 11400714819323198485ULL) >> (64 - bits))
+
+
+cdef void _sort_keys(cnp.int64_t* a, Py_ssize_t n) noexcept nogil:
+    """Sort a[0:n] ascending in place: quicksort (median of three, the smaller side by
+    recursion) with insertion sort below 24 elements."""
+    cdef Py_ssize_t lo, hi, k, mid
+    cdef cnp.int64_t pivot, x
+    while n > 24:
+        mid = n // 2
+        # median of a[0], a[mid], a[n-1] into a[mid]
+        if a[mid] < a[0]:
+            a[mid], a[0] = a[0], a[mid]
+        if a[n - 1] < a[mid]:
+            a[n - 1], a[mid] = a[mid], a[n - 1]
+            if a[mid] < a[0]:
+                a[mid], a[0] = a[0], a[mid]
+        pivot = a[mid]
+        lo = 0
+        hi = n - 1
+        while True:                       # Hoare partition
+            while a[lo] < pivot:
+                lo += 1
+            while a[hi] > pivot:
+                hi -= 1
+            if lo >= hi:
+                break
+            a[lo], a[hi] = a[hi], a[lo]
+            lo += 1
+            hi -= 1
+        # a[0:hi+1] <= pivot <= a[hi+1:n]
+        if hi + 1 < n - hi - 1:
+            _sort_keys(a, hi + 1)
+            a += hi + 1
+            n -= hi + 1
+        else:
+            _sort_keys(a + hi + 1, n - hi - 1)
+            n = hi + 1
+    for k in range(1, n):
+        x = a[k]
+        lo = k
+        while lo > 0 and a[lo - 1] > x:
+            a[lo] = a[lo - 1]
+            lo -= 1
+        a[lo] = x
+
+
 def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const double[::1] d,
                    Py_ssize_t n_atoms, double tol):
     """Slot structure of a pair list whose pairs are grouped by atom i (ascending).
@@ -1673,45 +1728,62 @@ def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const dou
     Returns (soff (N+1,) int64, sp (S+1,) int64, srid (S,) int32 group of each slot,
     neigh (P',) int32, jslot (P',) int32, rep (G,) distance of each group's first
     member, self_atom (Q,) int64, self_group (Q,) int64); pairs in a slot by ascending j.
+
+    The groups come from an open-addressing hash of q (16-byte entries, the next
+    pairs' entries prefetched; at its first growth the table is sized for the groups
+    expected at that rate: one rehash when every unordered pair is its own group, as
+    in a displaced lattice); each atom's pairs are sorted by (group, j) (quicksort);
+    jslot by a branchless binary search among the neighbour's slots.
     """
-    cdef Py_ssize_t P = i.shape[0], cap = 1024, p, h, a, lo, hi, k, q, m, s, nself = 0
+    cdef Py_ssize_t P = i.shape[0], cap = 1024, p, h, a, lo, hi, k, q, m, s, nself = 0, n
+    cdef Py_ssize_t AHEAD = 16
     cdef int bits = 10
-    cdef cnp.int64_t key, g, G = 0, cur
-    cdef unsigned long long mult = 11400714819323198485ULL
-    cdef cnp.int64_t[::1] keys = np.full(cap, -1, dtype=np.int64)
-    cdef cnp.int64_t[::1] vals = np.empty(cap, dtype=np.int64)
-    cdef cnp.int64_t[::1] old_keys
-    cdef cnp.int64_t[::1] old_vals
-    cdef cnp.int64_t[::1] gid = np.empty(P, dtype=np.int64)
+    cdef cnp.int64_t key, g, G = 0, cur, target, low32 = 0xffffffff
+    cdef cnp.int64_t[::1] table = np.full(2 * cap, -1, dtype=np.int64)   # (key, group) pairs
+    cdef cnp.int64_t[::1] old
+    cdef int[::1] gid = np.empty(P, dtype=np.int32)
     cdef double[::1] rep = np.empty(P + 1, dtype=np.float64)
+    if P >= 2**31 - 1:
+        raise ValueError("more than 2^31 pairs: beyond the int32 pair indices")
     for p in range(P):
         if i[p] < 0 or i[p] >= n_atoms or (p > 0 and i[p] < i[p - 1]):
             raise ValueError("pairs must be grouped by atom i in ascending order")
-        if 2 * (G + 1) > cap:          # grow the open-addressing table and rehash
-            old_keys, old_vals = keys, vals
-            cap *= 2
-            bits += 1
-            keys = np.full(cap, -1, dtype=np.int64)
-            vals = np.empty(cap, dtype=np.int64)
-            for m in range(cap // 2):
-                if old_keys[m] != -1:
-                    h = <Py_ssize_t>((<unsigned long long>old_keys[m] * mult) >> (64 - bits))
-                    while keys[h] != -1:
-                        h = (h + 1) & (cap - 1)
-                    keys[h] = old_keys[m]
-                    vals[h] = old_vals[m]
-        key = <cnp.int64_t>(d[p] / tol + 0.5)
-        h = <Py_ssize_t>((<unsigned long long>key * mult) >> (64 - bits))
-        while keys[h] != -1 and keys[h] != key:
-            h = (h + 1) & (cap - 1)
-        if keys[h] == -1:
-            keys[h] = key
-            vals[h] = G
-            rep[G] = d[p]
-            G += 1
-        gid[p] = vals[h]
-        if j[p] == i[p]:
-            nself += 1
+        nself += j[p] == i[p]
+    with nogil:
+        for p in range(P):
+            if 2 * (G + 1) > cap:
+                # grow the open-addressing table and rehash; size it for the groups
+                # expected at this rate (one group per pair: a single rehash)
+                n = cap * 2
+                while n < 2 * ((G + 1) * P // (p + 1)) + 2 and n < 2 * P + 2:
+                    n *= 2
+                with gil:
+                    old = table
+                    table = np.full(2 * n, -1, dtype=np.int64)
+                while cap < n:
+                    cap *= 2
+                    bits += 1
+                for m in range(old.shape[0] // 2):
+                    if old[2 * m] != -1:
+                        h = _hash_slot(old[2 * m], bits)
+                        while table[2 * h] != -1:
+                            h = (h + 1) & (cap - 1)
+                        table[2 * h] = old[2 * m]
+                        table[2 * h + 1] = old[2 * m + 1]
+            if p + AHEAD < P:
+                OTF_PREFETCH(&table[2 * _hash_slot(<cnp.int64_t>(d[p + AHEAD] / tol + 0.5),
+                                                   bits)])
+            key = <cnp.int64_t>(d[p] / tol + 0.5)
+            h = _hash_slot(key, bits)
+            while table[2 * h] != -1 and table[2 * h] != key:
+                h = (h + 1) & (cap - 1)
+            if table[2 * h] == -1:
+                table[2 * h] = key
+                table[2 * h + 1] = G
+                rep[G] = d[p]
+                G += 1
+            gid[p] = <int>table[2 * h + 1]
+    table = old = None
     cdef cnp.int64_t[::1] self_atom = np.empty(nself, dtype=np.int64)
     cdef cnp.int64_t[::1] self_group = np.empty(nself, dtype=np.int64)
     cdef cnp.int64_t[::1] packed = np.empty(P - nself, dtype=np.int64)
@@ -1720,54 +1792,61 @@ def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const dou
     cdef int[::1] srid = np.empty(P - nself, dtype=np.int32)
     cdef int[::1] neigh = np.empty(P - nself, dtype=np.int32)
     cdef int[::1] jslot = np.empty(P - nself, dtype=np.int32)
-    # per atom: non-self pairs packed as (group << 32 | j), insertion-sorted, cut into slots
-    p = 0
-    q = 0          # next packed pair
-    s = 0          # next slot
-    nself = 0
-    for a in range(n_atoms):
-        soff[a] = s
-        lo = q
-        while p < P and i[p] == a:
-            if j[p] == a:
-                self_atom[nself] = a
-                self_group[nself] = gid[p]
-                nself += 1
-            else:
-                key = (gid[p] << 32) | j[p]
-                k = q
-                while k > lo and packed[k - 1] > key:
-                    packed[k] = packed[k - 1]
-                    k -= 1
-                packed[k] = key
-                q += 1
-            p += 1
-        cur = -1
-        for k in range(lo, q):
-            g = packed[k] >> 32
-            if g != cur:
-                sp[s] = k
-                srid[s] = <int>g
-                s += 1
-                cur = g
-            neigh[k] = <int>(packed[k] & 0xffffffff)
-    soff[n_atoms] = s
-    sp[s] = q
-    # jslot: the slot of the same group among the neighbour's slots (binary search)
-    for a in range(n_atoms):
-        for m in range(soff[a], soff[a + 1]):
-            for k in range(sp[m], sp[m + 1]):
-                lo = soff[neigh[k]]
-                hi = soff[neigh[k] + 1]
-                while lo < hi:
-                    h = (lo + hi) // 2
-                    if srid[h] < srid[m]:
-                        lo = h + 1
-                    else:
-                        hi = h
-                if lo >= soff[neigh[k] + 1] or srid[lo] != srid[m]:
-                    raise ValueError("pair list is not symmetric (no reverse pair)")
-                jslot[k] = <int>(lo - soff[neigh[k]])
-    return (np.asarray(soff), np.asarray(sp)[:s + 1].copy(), np.asarray(srid)[:s].copy(),
-            np.asarray(neigh), np.asarray(jslot), np.asarray(rep)[:G].copy(),
-            np.asarray(self_atom), np.asarray(self_group))
+    cdef bint asym = False
+    with nogil:
+        # per atom: non-self pairs packed as (group << 32 | j), sorted, cut into slots
+        p = 0
+        q = 0          # next packed pair
+        s = 0          # next slot
+        nself = 0
+        for a in range(n_atoms):
+            soff[a] = s
+            lo = q
+            while p < P and i[p] == a:
+                if j[p] == a:
+                    self_atom[nself] = a
+                    self_group[nself] = gid[p]
+                    nself += 1
+                else:
+                    packed[q] = ((<cnp.int64_t>gid[p]) << 32) | j[p]
+                    q += 1
+                p += 1
+            _sort_keys(&packed[lo], q - lo)
+            cur = -1
+            for k in range(lo, q):
+                g = packed[k] >> 32
+                if g != cur:
+                    sp[s] = k
+                    srid[s] = <int>g
+                    s += 1
+                    cur = g
+                neigh[k] = <int>(packed[k] & low32)
+        soff[n_atoms] = s
+        sp[s] = q
+        # jslot: the slot of the same group among the neighbour's slots (branchless
+        # binary search: the first of the neighbour's slots whose group is not below)
+        for a in range(n_atoms):
+            for m in range(soff[a], soff[a + 1]):
+                target = srid[m]
+                for k in range(sp[m], sp[m + 1]):
+                    lo = soff[neigh[k]]
+                    n = soff[neigh[k] + 1] - lo
+                    while n > 1:
+                        h = n >> 1
+                        lo = lo + h if srid[lo + h - 1] < target else lo
+                        n -= h
+                    if n == 1 and srid[lo] < target:
+                        lo += 1
+                    if lo >= soff[neigh[k] + 1] or srid[lo] != target:
+                        asym = True
+                    jslot[k] = <int>(lo - soff[neigh[k]])
+    if asym:
+        raise ValueError("pair list is not symmetric (no reverse pair)")
+    return (np.asarray(soff), _trimmed(sp, s + 1), _trimmed(srid, s), np.asarray(neigh),
+            np.asarray(jslot), _trimmed(rep, G), np.asarray(self_atom), np.asarray(self_group))
+
+
+def _trimmed(a, Py_ssize_t n):
+    """a[:n] as an array of its own (a itself when it has n elements)."""
+    a = np.asarray(a)
+    return a if len(a) == n else a[:n].copy()

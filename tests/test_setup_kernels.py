@@ -5,6 +5,8 @@ import pytest
 
 from otf_spin import kernels
 from otf_spin.descriptors.spline2b import SplineExchangeDescriptor
+from otf_spin.model.fast import DISTANCE_TOL
+from otf_spin.system import bulk, neighbour_pairs
 
 
 @pytest.mark.parametrize("r_min, r_max, spacing, K", [(1.8, 5.0, 0.05, 7), (0.0, 3.0, 0.7, 3),
@@ -38,3 +40,75 @@ def test_bspline_dot_equals_the_spline_table(r_min, r_max, spacing, K, rng):
         assert np.abs(out2 - out).max() < 1e-13 * scale
         with pytest.raises(ValueError):
             compiled.bspline_dot(r, desc.r_min, desc.h, w, np.empty((len(r), K + 1)))
+
+
+def _lattice(repeat, rng, displaced=0.0, part=1.0):
+    """bcc Fe 2.83 Å, repeat³ cells; the last ``part`` of the atoms displaced by
+    N(0, displaced²) Å per component."""
+    system = bulk("bcc", 2.83, (repeat,) * 3, moment=2.2)
+    moved = np.arange(len(system)) >= (1.0 - part) * len(system)
+    system.positions[moved] += rng.normal(0.0, displaced, (moved.sum(), 3))
+    return system
+
+
+def _pairs(system, rc):
+    i, j, _, _, d = neighbour_pairs(system.cell, system.pbc, system.positions, rc)
+    order = np.argsort(i, kind="stable")
+    return i[order], j[order], d[order]
+
+
+@pytest.mark.parametrize("repeat, displaced, part, rc", [
+    (6, 0.0, 1.0, 7.0),      # lattice: 9 shells shared by all atoms
+    (6, 0.07, 1.0, 7.0),     # every unordered pair its own group (the table grows)
+    (6, 0.07, 0.5, 7.0),     # lattice groups first, then new ones at a rising rate
+    (2, 0.0, 1.0, 7.0),      # narrow cell: several images of one (i, j), self images
+    (2, 0.05, 1.0, 7.0),
+    (3, 0.05, 1.0, 4.5)])
+def test_compress_pairs_compiled_equals_twin(repeat, displaced, part, rc, rng):
+    """gap.compress_pairs (hash with prefetch, per-atom quicksort, branchless search)
+    returns what the numpy twin (np.unique, lexsort, searchsorted) returns, bit for bit
+    and dtype for dtype; the slot structure is consistent (each pair's reverse in the
+    neighbour's slot of its group; groups numbered by first occurrence)."""
+    compiled = kernels.compiled("gap", required=True)
+    system = _lattice(repeat, rng, displaced, part)
+    i, j, d = _pairs(system, rc)
+    a = compiled.compress_pairs(i, j, d, len(system), DISTANCE_TOL)
+    b = kernels.twin("gap").compress_pairs(i, j, d, len(system), DISTANCE_TOL)
+    for x, y in zip(a, b):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y)
+    soff, sp, srid, neigh, jslot, rep, self_atom, self_group = a
+    assert len(neigh) + len(self_atom) == len(i)
+    assert (len(self_atom) > 0) == (repeat == 2)
+    slot = np.repeat(np.arange(len(srid)), np.diff(sp))       # of each pair
+    slot_atom = np.repeat(np.arange(len(system)), np.diff(soff))
+    rows = slot_atom[slot]
+    back = soff[neigh] + jslot                                  # the neighbour's slot
+    assert np.array_equal(srid[back], srid[slot]) and np.array_equal(slot_atom[back], neigh)
+    # in each atom: slots by ascending group, pairs in a slot by ascending j
+    key = rows.astype(np.int64) * (len(rep) + 1) + srid[slot]
+    assert np.all(np.diff(key) >= 0)
+    same = np.diff(key) == 0
+    assert np.all(np.diff(neigh)[same] >= 0)
+    # groups numbered by first occurrence, rep the first member's distance
+    q = np.floor(d / DISTANCE_TOL + 0.5).astype(np.int64)
+    _, first = np.unique(q, return_index=True)
+    assert np.array_equal(rep, d[np.sort(first)])
+    if displaced == 0.0 and repeat == 6:
+        assert len(rep) == 9
+    if displaced and part == 1.0 and repeat == 6:
+        assert len(rep) == len(i) // 2             # one group per unordered pair
+
+
+def test_compress_pairs_rejects_bad_lists(rng):
+    compiled = kernels.compiled("gap", required=True)
+    system = _lattice(3, rng, 0.05)
+    i, j, d = _pairs(system, 4.5)
+    for kernel in (compiled, kernels.twin("gap")):
+        with pytest.raises(ValueError, match="ascending"):
+            kernel.compress_pairs(i[::-1].copy(), j[::-1].copy(), d[::-1].copy(),
+                                  len(system), DISTANCE_TOL)
+        keep = np.ones(len(i), bool)
+        keep[np.flatnonzero(j > i)[5]] = False      # one direction of a pair missing
+        with pytest.raises(ValueError, match="symmetric"):
+            kernel.compress_pairs(i[keep], j[keep], d[keep], len(system), DISTANCE_TOL)

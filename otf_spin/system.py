@@ -161,11 +161,25 @@ def neighbour_list(cell, pbc, positions, cutoff: float, kernel=None) -> Neighbou
 
 
 def neighbour_pairs(cell, pbc, positions, cutoff: float, kernel=None):
-    """The pairs of :func:`neighbour_list` unsorted (the compiled kernel groups them by
-    i): (i, j, shifts, vectors, distances) as in :class:`NeighbourList`."""
+    """The pairs of :func:`neighbour_list` unsorted (grouped by i in ascending order, j
+    in no particular order): (i, j, shifts, vectors, distances) as in
+    :class:`NeighbourList`."""
+    kernel = kernel or _load_kernel("neighbours")
+    return kernel.neighbour_pairs(*_search_arguments(cell, pbc, positions, cutoff))
+
+
+def neighbour_distances(cell, pbc, positions, cutoff: float, kernel=None):
+    """(i, j, distances) of :func:`neighbour_pairs`, the same pairs in the same order,
+    without the shifts and vectors (P, 3) (the fast engine's setup needs only these)."""
+    kernel = kernel or _load_kernel("neighbours")
+    return kernel.neighbour_distances(*_search_arguments(cell, pbc, positions, cutoff))
+
+
+def _search_arguments(cell, pbc, positions, cutoff: float):
+    """(cell, pbc, positions, cutoff) as the neighbour kernels take them; an open cluster
+    (singular cell, no periodic direction) gets a box enclosing its atoms."""
     if cutoff <= 0:
         raise ValueError(f"neighbour cutoff must be positive, got {cutoff} Å")
-    kernel = kernel or _load_kernel("neighbours")
     positions = np.ascontiguousarray(positions, dtype=float)
     cell = np.ascontiguousarray(cell, dtype=float)
     pbc = np.asarray(pbc, dtype=bool)
@@ -175,7 +189,7 @@ def neighbour_pairs(cell, pbc, positions, cutoff: float, kernel=None):
         # open cluster: any box enclosing the atoms will do
         span = np.ptp(positions, axis=0) if len(positions) else np.zeros(3)
         cell = np.diag(span + 2 * cutoff + 1.0)
-    return kernel.neighbour_pairs(cell, pbc, positions, float(cutoff))
+    return cell, pbc, positions, float(cutoff)
 
 
 def _unit(v) -> np.ndarray:

@@ -6,7 +6,7 @@ import pytest
 from otf_spin import kernels
 from otf_spin.descriptors.spline2b import SplineExchangeDescriptor
 from otf_spin.model.fast import DISTANCE_TOL
-from otf_spin.system import bulk, neighbour_pairs
+from otf_spin.system import bulk, neighbour_distances, neighbour_pairs
 
 
 @pytest.mark.parametrize("r_min, r_max, spacing, K", [(1.8, 5.0, 0.05, 7), (0.0, 3.0, 0.7, 3),
@@ -112,3 +112,52 @@ def test_compress_pairs_rejects_bad_lists(rng):
         keep[np.flatnonzero(j > i)[5]] = False      # one direction of a pair missing
         with pytest.raises(ValueError, match="symmetric"):
             kernel.compress_pairs(i[keep], j[keep], d[keep], len(system), DISTANCE_TOL)
+
+
+def _as_rows(i, j, S, d):
+    """Pairs sorted by (i, j, S), distances alongside."""
+    order = np.lexsort((S[:, 2], S[:, 1], S[:, 0], j, i))
+    return np.column_stack([i, j, S])[order], d[order]
+
+
+@pytest.mark.parametrize("case", ["lattice", "displaced", "narrow", "skewed", "slab",
+                                  "cluster", "crowded"])
+def test_neighbour_distances_are_the_pairs(case, rng):
+    """neighbour_distances gives the (i, j, d) of neighbour_pairs (same order, bit for
+    bit), grouped by i ascending, for the compiled kernel and the twin; the compiled
+    pairs are the twin's (ASE). "crowded": all atoms in one corner of a large cell, far
+    above the mean density the kernel sizes its arrays for (they must grow)."""
+    cutoff = 7.0
+    pbc = (True, True, True)
+    if case in ("lattice", "displaced", "narrow"):
+        system = _lattice(2 if case == "narrow" else 5, rng, 0.07 if case != "lattice" else 0.0)
+        cell, positions = system.cell, system.positions
+    elif case == "skewed":
+        cell = np.array([[9.1, 0.0, 0.0], [3.7, 8.6, 0.0], [-1.9, 2.1, 8.9]])
+        positions = rng.random((40, 3)) @ cell
+    elif case == "slab":
+        cell = np.array([[8.5, 0.0, 0.0], [0.8, 8.2, 0.0], [0.0, 0.0, 30.0]])
+        positions = rng.random((40, 3)) * [1.0, 1.0, 0.3] @ cell
+        pbc = (True, True, False)
+    elif case == "cluster":
+        cell, pbc = np.zeros((3, 3)), (False, False, False)
+        positions = rng.normal(0.0, 3.0, (60, 3))
+    else:
+        cell = np.diag([30.0, 30.0, 30.0])
+        positions = rng.random((200, 3)) * 4.0 + 1.0
+    compiled = kernels.compiled("neighbours", required=True)
+    results = []
+    for kernel in (compiled, kernels.twin("neighbours")):
+        i, j, S, D, d = neighbour_pairs(cell, pbc, positions, cutoff, kernel=kernel)
+        i2, j2, d2 = neighbour_distances(cell, pbc, positions, cutoff, kernel=kernel)
+        for x, y in ((i, i2), (j, j2), (d, d2)):
+            assert x.dtype == y.dtype
+            np.testing.assert_array_equal(x, y)
+        assert np.all(np.diff(i) >= 0) and len(i) > 0
+        np.testing.assert_allclose(np.linalg.norm(D, axis=1), d, rtol=0, atol=1e-12)
+        results.append(_as_rows(i, j, S, d))
+    (ra, da), (rb, db) = results
+    np.testing.assert_array_equal(ra, rb)
+    np.testing.assert_allclose(da, db, rtol=0, atol=1e-12)
+    if case == "narrow":
+        assert len(np.unique(ra[:, :2], axis=0)) < len(ra)       # several images of a pair

@@ -8,7 +8,7 @@ from ase.neighborlist import primitive_neighbor_list
 def neighbour_pairs(cell, pbc, positions, cutoff):
     """All pairs (i, j, S) with |r_j + S·cell - r_i| < cutoff, excluding i == j, S == 0.
 
-    Returns (i, j, S, D, d) as the compiled kernel (order unspecified).
+    Returns (i, j, S, D, d) as the compiled kernel (grouped by i in ascending order).
     """
     positions = np.asarray(positions, dtype=float)
     if len(positions) == 0:
@@ -18,5 +18,12 @@ def neighbour_pairs(cell, pbc, positions, cutoff):
                                             positions, float(cutoff), self_interaction=False)
     # ASE keeps pairs with d <= cutoff; the kernel's contract is d < cutoff
     keep = d < cutoff
-    return (i[keep].astype(np.int64), j[keep].astype(np.int64), S[keep].astype(np.int64),
-            D[keep], d[keep])
+    order = np.argsort(i[keep], kind="stable")
+    return (i[keep][order].astype(np.int64), j[keep][order].astype(np.int64),
+            S[keep][order].astype(np.int64), D[keep][order], d[keep][order])
+
+
+def neighbour_distances(cell, pbc, positions, cutoff):
+    """(i, j, d) of :func:`neighbour_pairs` (same pairs, same order)."""
+    i, j, _, _, d = neighbour_pairs(cell, pbc, positions, cutoff)
+    return i, j, d

@@ -54,7 +54,7 @@ from otf_spin.descriptors.soso import SOSODescriptor
 from otf_spin.descriptors.spline2b import SplineExchangeDescriptor
 from otf_spin.kernels import load as load_kernel
 from otf_spin.model.covariance import DotProductKernel
-from otf_spin.system import neighbour_pairs
+from otf_spin.system import neighbour_distances
 
 #: pairs whose distances differ by less than this (Å) share one radial row: far below
 #: any physical length; the radial functions then differ by < 1e-11 relative
@@ -215,7 +215,7 @@ class FastPredictor:
         neigh, jslot, rtab; see :class:`otf_spin.kernels.gap_py.GapEngine`)
         and self_rows (N, n_max), the radial sum of each atom's self images; for the
         radial basis and cutoff of ``term`` (default: the exchange-2b term). ``found``:
-        (i, j, distances) of :func:`neighbour_pairs` at a cutoff ≥ the term's, reused
+        (i, j, distances) of :func:`neighbour_distances` at a cutoff ≥ the term's, reused
         (filtered) in cells wider than 2 r_c. ``couplings``: None, or a function of the
         distances r (P,) -> (P, K) whose values per radial row come as ``kappa`` (U, K),
         through the same merging (sums over images; self images left out)."""
@@ -231,8 +231,8 @@ class FastPredictor:
         if self.wide(system, rc):
             # no atom sees two images of another: the compiled compression, unsorted pairs
             if found is None:
-                i, j, _, _, dist = neighbour_pairs(system.cell, system.pbc, system.positions,
-                                                   rc)
+                i, j, dist = neighbour_distances(system.cell, system.pbc, system.positions,
+                                                 rc)
             else:
                 i, j, dist = found
                 if dist.max(initial=0.0) >= rc:
@@ -362,8 +362,8 @@ class FastPredictor:
         if self.angle is not None and self.wide(system, max(self.desc.r_cut,
                                                             self.angle.r_cut)):
             # one neighbour search for both terms, at the larger cutoff
-            i, j, _, _, dist = neighbour_pairs(system.cell, system.pbc, system.positions,
-                                               max(self.desc.r_cut, self.angle.r_cut))
+            i, j, dist = neighbour_distances(system.cell, system.pbc, system.positions,
+                                             max(self.desc.r_cut, self.angle.r_cut))
             found = (i, j, dist)
         couplings = None if self.spline is None else self.couplings
         pairs, radial = self.structure(system, found=found, couplings=couplings)

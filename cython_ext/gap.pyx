@@ -1729,8 +1729,8 @@ def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const dou
     neigh (P',) int32, jslot (P',) int32, rep (G,) distance of each group's first
     member, self_atom (Q,) int64, self_group (Q,) int64); pairs in a slot by ascending j.
 
-    The groups come from an open-addressing hash of q (16-byte entries, the next
-    pairs' entries prefetched; at its first growth the table is sized for the groups
+    The groups come from an open-addressing hash of q (16-byte entries, load ≤ 3/4,
+    the next pairs' entries prefetched; at its first growth the table is sized for the groups
     expected at that rate: one rehash when every unordered pair is its own group, as
     in a displaced lattice); each atom's pairs are sorted by (group, j) (quicksort);
     jslot by a branchless binary search among the neighbour's slots.
@@ -1751,11 +1751,11 @@ def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const dou
         nself += j[p] == i[p]
     with nogil:
         for p in range(P):
-            if 2 * (G + 1) > cap:
-                # grow the open-addressing table and rehash; size it for the groups
-                # expected at this rate (one group per pair: a single rehash)
+            if 4 * (G + 1) > 3 * cap:
+                # grow the open-addressing table (load ≤ 3/4) and rehash; size it for
+                # the groups expected at this rate (one group per pair: a single rehash)
                 n = cap * 2
-                while n < 2 * ((G + 1) * P // (p + 1)) + 2 and n < 2 * P + 2:
+                while 3 * n < 4 * ((G + 1) * P // (p + 1)) + 4 and n < 2 * P + 2:
                     n *= 2
                 with gil:
                     old = table

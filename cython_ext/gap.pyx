@@ -75,7 +75,7 @@ import numpy as np
 cimport numpy as cnp
 from cython.parallel cimport prange, parallel, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_GetName
-from libc.math cimport sqrt, exp, atan2
+from libc.math cimport sqrt, exp, fabs
 from posix.time cimport clock_gettime, timespec, clockid_t, CLOCK_MONOTONIC, \
     CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID
 
@@ -171,11 +171,62 @@ cdef inline void _legendre_d(double c, int lmax, const double* la, const double*
 cdef double TWO_OVER_PI = 0.63661977236758134308    # dy/dθ = -2/π (angle block)
 
 
+cdef inline double _atan_small(double x) noexcept nogil:
+    """atan(x) for |x| ≤ 0.66: Cephes' rational approximation (S. L. Moshier),
+    x + x z P(z)/Q(z), z = x², P and Q of degree 4 and 5; relative error below 2e-16."""
+    cdef double z = x * x
+    z = z * ((((-8.750608600031904122785e-1 * z - 1.615753718733365076637e1) * z
+               - 7.500855792314704667340e1) * z - 1.228866684490136173410e2) * z
+             - 6.485021904942025371773e1) \
+        / (((((z + 2.485846490142306297962e1) * z + 1.650270098316988542046e2) * z
+             + 4.328810604912902668951e2) * z + 4.853903996359136964868e2) * z
+           + 1.945506571482613964425e2)
+    return x * z + x
+
+
+cdef inline double _angle(double s, double c) noexcept nogil:
+    """atan2(s, c) for s ≥ 0 (θ in [0, π]), equal to libm's atan2 to 2.5e-16 relative
+    (tested: :func:`angles`) and ~2.5× faster — the angle block's one transcendental per
+    pair and evaluation. With lo/hi = min/max(s, |c|): atan(lo/hi) by
+    :func:`_atan_small`, above lo/hi = 0.66 as π/4 + atan((lo - hi)/(lo + hi)) (Cephes'
+    reduction, formed from lo and hi: one division either way); then π/2 - t where
+    s > |c|, π - t where c < 0 (the constants' low parts added). s = 0 gives exactly 0
+    (c ≥ 0) or π."""
+    cdef double a = fabs(c), lo = s, hi = a, t
+    cdef bint swap = s > a
+    if swap:
+        lo = a
+        hi = s
+    if hi == 0.0:
+        t = 0.0
+    elif lo > 0.66 * hi:        # π/4 = 7.853981633974483e-1 + 3.06e-17
+        t = 7.85398163397448309616e-1 + (_atan_small((lo - hi) / (lo + hi))
+                                         + 3.061616997868382943065e-17)
+    else:
+        t = _atan_small(lo / hi)
+    if swap:                    # π/2 - t, π/2 = 1.5707963267948966 + 6.1e-17
+        t = (1.57079632679489661923 - t) + 6.123233995736765886130e-17
+    if c < 0.0:                 # π - t
+        return (3.14159265358979323846 - t) + 1.224646799147353177226e-16
+    return t
+
+
+def angles(const double[::1] s, const double[::1] c, double[::1] out):
+    """out = atan2(s, c) (P,) for s ≥ 0, as the engine computes its pair angles
+    (:func:`_angle`; twin: numpy's arctan2)."""
+    cdef Py_ssize_t p
+    if c.shape[0] != s.shape[0] or out.shape[0] != s.shape[0]:
+        raise ValueError("angles: s, c and out must have the same length")
+    with nogil:
+        for p in range(s.shape[0]):
+            out[p] = _angle(s[p], c[p])
+
+
 cdef inline double _theta(double ex, double ey, double ez, const double* f) noexcept nogil:
     """The angle between unit e = (ex, ey, ez) and f (3,): atan2(|e × f|, e·f)."""
     cdef double nx = ey * f[2] - ez * f[1], ny = ez * f[0] - ex * f[2]
     cdef double nz = ex * f[1] - ey * f[0]
-    return atan2(sqrt(nx * nx + ny * ny + nz * nz), ex * f[0] + ey * f[1] + ez * f[2])
+    return _angle(sqrt(nx * nx + ny * ny + nz * nz), ex * f[0] + ey * f[1] + ez * f[2])
 
 
 cdef inline double _now(clockid_t clock) noexcept nogil:
@@ -190,6 +241,20 @@ cdef inline double _ipow(double x, long k) noexcept nogil:
     for q in range(k):
         r *= x
     return r
+
+
+cdef inline double _zpow(double c, long z) noexcept nogil:
+    """c^(z-1) of a dot-product kernel's exponent z (ζ = 4, 1, 2, 3 without a loop:
+    the same products as :func:`_ipow`)."""
+    if z == 4:
+        return c * c * c
+    if z == 1:
+        return 1.0
+    if z == 2:
+        return c
+    if z == 3:
+        return c * c
+    return _ipow(c, z - 1)
 
 
 def _distinct_rows(rows):
@@ -249,7 +314,7 @@ cdef class GapEngine:
     cdef cnp.int64_t* wcum      # (N+1,) cumulative work of the one-visit passes per atom
     cdef cnp.int64_t* part      # (nt_alloc+1,) atom ranges of the one-visit passes, for part_nt
     cdef int part_nt            # thread count part was made for (0: none yet)
-    cdef Py_ssize_t* tlo        # (nt_alloc,) lowest atom a thread's one-visit pass visited
+    cdef unsigned char* touch   # ((nt_alloc - 1), N): rows of X that range c adds into its copy
     cdef double* norms
     cdef double* xsum
     cdef double* E
@@ -265,6 +330,11 @@ cdef class GapEngine:
     cdef Py_ssize_t U, LU       # radial rows, L·U
     cdef double* Sr             # (M, U·L) sparse points projected on the radial rows
     cdef double* Hv             # (U·L,) the linear weight vector projected likewise
+    #                             (pipeline: (M, WZ) and (WZ,) in the columns of _block)
+    cdef Py_ssize_t WS, WZ      # pipeline: columns U·(L - 1) of the SOSO part, of all
+    cdef double* Tb             # pipeline: (M, WZ) the gradient product's matrix
+    cdef double* Tft            # pipeline: (WZ, M) the products' matrix Tf, transposed
+    cdef double* hl             # pipeline: (WZ,) the linear energy's weights
     cdef double* Cfm            # (distinct rows, M) FM products dfm·sᵀ
     cdef int* fmrow             # (N,) each atom's row of Cfm (atoms of equal FM rows share one)
     cdef bint pipeline          # shell basis with the power basis: blocks (_block)
@@ -291,8 +361,6 @@ cdef class GapEngine:
     cdef int* ajslot
     cdef int* asrid
     cdef double* artab
-    cdef double* va             # (Da,) the linear weight vector's angle block
-    cdef double* Sa             # (M, Da) the sparse points' angle block (shell basis)
     cdef double* Qa             # (a_slots, KA + 1) per slot the field's rows, × dy/dθ
     cdef bint apoly             # angle pair loops in the power basis (KA ≤ POLY_LMAX)
     cdef double par_tol         # |e_i × e_j| below this: the pair has no angle gradient
@@ -412,10 +480,9 @@ cdef class GapEngine:
             own += np.bincount(rows[a_aneigh > rows], minlength=n)
         wcum_arr = np.concatenate([[0], np.cumsum(own)]).astype(np.int64)
         part_arr = np.zeros(self.nt_alloc + 1, dtype=np.int64)
-        tlo_arr = np.zeros(self.nt_alloc, dtype=np.intp)
         self.wcum = <cnp.int64_t*>cnp.PyArray_DATA(wcum_arr)
         self.part = <cnp.int64_t*>cnp.PyArray_DATA(part_arr)
-        self.tlo = <Py_ssize_t*>cnp.PyArray_DATA(tlo_arr)
+        self.touch = NULL
         self.part_nt = 0
         H_arr = np.zeros(self.nt_alloc * SCRATCH)
         gbuf_arr = np.zeros(max(self.nt_alloc * n * 3, 1))
@@ -448,7 +515,7 @@ cdef class GapEngine:
         self._keep = (a_soff, a_sp, a_neigh, a_jslot, a_srid, a_w, a_dfm,
                       a_v, a_S, a_alpha, a_kstart, a_zeta, a_norm, a_masks, a_eref,
                       d_arr, G_arr, C_arr, H_arr, gbuf_arr, nrm, xs, Ep_arr, mark_arr, aff_arr,
-                      dnew_arr, enew_arr, rows_arr, wcum_arr, part_arr, tlo_arr)
+                      dnew_arr, enew_arr, rows_arr, wcum_arr, part_arr)
         self.energies, self.grad, self.d_array, self.G_array = E_arr, g_arr, d_arr, G_arr
         Qa_arr = np.zeros(max(self.a_slots * (self.KA + 1), 1))
         npa = a_aneigh.shape[0]
@@ -468,7 +535,6 @@ cdef class GapEngine:
         self.ajslot = <int*>cnp.PyArray_DATA(a_ajslot)
         self.artab = <double*>cnp.PyArray_DATA(a_artab)
         self.Qa = _dptr(Qa_arr)
-        self.va = &a_v[self.Ds] if self.Da else NULL
         self.soff = &a_soff[0]
         self.sp = &a_sp[0]
         self.neigh = &a_neigh[0] if a_neigh.shape[0] else NULL
@@ -519,12 +585,8 @@ cdef class GapEngine:
         if self.shell:
             R = np.asarray(a_rtab)
             S3 = np.asarray(a_S)[:, :self.Ds].reshape(self.M, self.L, self.n_max)
-            Sr_arr = np.ascontiguousarray(np.einsum("mln,un->mul", S3, R).reshape(
-                self.M, self.LU))
-            Hv_arr = np.ascontiguousarray(np.einsum(
-                "ln,un->ul", np.asarray(a_v)[:self.Ds].reshape(self.L, self.n_max), R).ravel())
-            Sa_arr = np.ascontiguousarray(np.asarray(a_S)[:, self.Ds:]) if self.Da and self.M \
-                else np.zeros(1)
+            Sr3 = np.einsum("mln,un->mul", S3, R)                    # (M, U, L)
+            Hv2 = np.einsum("ln,un->ul", np.asarray(a_v)[:self.Ds].reshape(self.L, self.n_max), R)
             dfm_np, S_np, ks = np.asarray(a_dfm), np.asarray(a_S), np.asarray(a_kstart)
             fm = np.zeros((n, self.M))
             for k in range(self.K):
@@ -533,15 +595,39 @@ cdef class GapEngine:
             fmrow_arr = np.ascontiguousarray(fmrow.reshape(-1), dtype=np.int32)
             X_arr = np.zeros(n * self.LU)
             Hs_arr = np.zeros(1 if self.pipeline else n * self.LU)   # recursion path only
-            Sr_keep = Sr_arr if self.M else np.zeros(1)
+            if self.pipeline:
+                Tf_arr, Tb_arr, Hz_arr, hl_arr = self._pipeline_matrices(
+                    Sr3, Hv2, np.asarray(a_S)[:, self.Ds:], np.asarray(a_v)[self.Ds:],
+                    np.asarray(a_artab), None if kappa is None else kap_arr)
+                self.WS = self.U * (self.L - 1)
+                self.WZ = Tf_arr.shape[1]
+                Sr_keep = Tf_arr if self.M else np.zeros(1)
+                Tb_keep = Tb_arr if self.M else np.zeros(1)
+                Hv_arr = Hz_arr
+            else:
+                Sr_keep = np.ascontiguousarray(Sr3.reshape(self.M, self.LU)) if self.M \
+                    else np.zeros(1)
+                Hv_arr = np.ascontiguousarray(Hv2.ravel())
+                Tb_keep = hl_arr = np.zeros(1)
+                self.WZ = self.LU
             Xbuf_arr = np.zeros(max((self.nt_alloc - 1) * n * self.LU, 1)
                                 if n >= SERIAL_BELOW else 1)
-            self.blk_size = BLOCK * (self.M + self.LU + 2 * self.Da) + SCRATCH
+            touch_arr = np.zeros(max((self.nt_alloc - 1) * n, 1) if n >= SERIAL_BELOW
+                                 and self.pipeline else 1, dtype=np.uint8)
+            self._keep = self._keep + (touch_arr,)
+            if n >= SERIAL_BELOW and self.pipeline:
+                self.touch = <unsigned char*>cnp.PyArray_DATA(touch_arr)
+            self.blk_size = BLOCK * (self.M + 2 * self.WZ) + self.M
             blk_arr = np.zeros(self.nt_alloc * self.blk_size if self.pipeline else 1)
             ts_arr = np.zeros(self.nt_alloc * 4)
             self._keep = self._keep + (Sr_keep, Hv_arr, Cfm_arr, fmrow_arr, X_arr, Hs_arr,
-                                       Xbuf_arr, blk_arr, ts_arr, Sa_arr)
-            self.Sa = _dptr(Sa_arr)
+                                       Xbuf_arr, blk_arr, ts_arr, Tb_keep, hl_arr)
+            self.Tb = _dptr(Tb_keep)
+            Tft_arr = np.ascontiguousarray(Sr_keep.T) if self.pipeline and self.M \
+                else np.zeros(1)
+            self._keep = self._keep + (Tft_arr,)
+            self.Tft = _dptr(Tft_arr)
+            self.hl = _dptr(hl_arr)
             self.Xbuf = _dptr(Xbuf_arr)
             self.Sr = _dptr(Sr_keep)
             self.Hv = _dptr(Hv_arr)
@@ -556,6 +642,46 @@ cdef class GapEngine:
             self._keep = self._keep + (skip_arr,)
             self.sskip = <int*>cnp.PyArray_DATA(skip_arr)
             self._count_skips()
+
+    def _pipeline_matrices(self, Sr3, Hv2, Sa, va, Ra, kappa):
+        """The pipeline's constant matrices on its columns (:meth:`_block`): per radial
+        row u the power sums M_k (k = 1 … L - 1), then per angle radial row the power
+        sums of y (k = 1 … KA; recursion: g_k - 1). With W_l = Σ_k b_lk M_k and the
+        field's Q_k = k Σ_l b_lk (w_l H_l + κ_l):
+        Tf[m, u, k] = Σ_l b_lk w_l Sr[m, u, l] (products C = z Tfᵀ), Tb = k Tf (Q =
+        Hq + coef Tb), Hq[u, k] = k hl[u, k], hl[u, k] = Σ_l b_lk (w_l Hv[u, l] +
+        κ[u, l]) (linear energy z·hl); the angle block likewise with its sparse points
+        and linear weights projected on its radial rows Ra, b_km of the power basis (the
+        identity for the recursion) and the factor dy/dθ = -2/π in Tb and Hq. Returns
+        (Tf, Tb, Hq, hl), (M, WZ) and (WZ,)."""
+        from math import comb
+        L, KA, NA, M = self.L, self.KA, self.NA, self.M
+        b = np.array([[comb(l + k, 2 * k) * comb(2 * k, k) / 2.0**k if k <= l else 0.0
+                       for k in range(L)] for l in range(L)])        # b[l, k]
+        w = np.array([self.w[l] for l in range(L)])
+        kap = np.zeros(Hv2.shape) if kappa is None else kappa
+        bw = (b * w[:, None])[:, 1:]                                  # (L, L - 1)
+        Tf = np.einsum("mul,lk->muk", Sr3, bw)
+        hl = np.einsum("ul,lk->uk", Hv2 * w[None, :] + kap, b[:, 1:])
+        k_s = np.arange(1, L, dtype=float)
+        Tf, Tb, Hq, hl = [Tf.reshape(M, -1)], [(Tf * k_s).reshape(M, -1)], \
+            [(hl * k_s).ravel()], [hl.ravel()]
+        if self.Da:
+            Ta = np.einsum("mnk,un->muk", Sa.reshape(M, NA, KA), Ra)    # (M, Ua, KA)
+            vr = np.einsum("nk,un->uk", va.reshape(NA, KA), Ra)
+            if self.apoly:
+                ba = np.array([[comb(k + m, 2 * m) * comb(2 * m, m) / 2.0**m if m <= k
+                                else 0.0 for m in range(1, KA + 1)] for k in range(1, KA + 1)])
+                scale = -TWO_OVER_PI * np.arange(1, KA + 1, dtype=float)
+            else:
+                ba, scale = np.eye(KA), np.full(KA, -TWO_OVER_PI)
+            Tfa = np.einsum("muk,kq->muq", Ta, ba)
+            hla = vr @ ba
+            Tf.append(Tfa.reshape(M, -1))
+            Tb.append((Tfa * scale).reshape(M, -1))
+            Hq.append((hla * scale).ravel())
+            hl.append(hla.ravel())
+        return tuple(np.ascontiguousarray(np.concatenate(x, axis=-1)) for x in (Tf, Tb, Hq, hl))
 
     cdef void _count_skips(self) noexcept:
         """sskip: per slot of atom i, how many of its first pairs have j < i — the
@@ -619,8 +745,9 @@ cdef class GapEngine:
         passes. Contiguous ranges, the same in every pass, keep the rows a thread
         writes in its own core's cache: round-robin chunks of 64 atoms had both threads
         write the same rows in turn (the pair-sum pass on two threads then ran at 1.2×
-        one thread instead of 1.5-1.9×)."""
-        cdef Py_ssize_t c, lo = 0, hi, mid, N = self.n_atoms
+        one thread instead of 1.5-1.9×). With the pipeline's copies: touch, the rows
+        each range but the last writes into its copy."""
+        cdef Py_ssize_t c, lo = 0, hi, mid, N = self.n_atoms, i, s, p, j
         cdef cnp.int64_t target
         if nt == self.part_nt:
             return
@@ -637,6 +764,20 @@ cdef class GapEngine:
             self.part[c] = lo
         self.part[nt] = N
         self.part_nt = nt
+        if self.touch == NULL:
+            return
+        # the rows of X beyond range c that its pairs j > i reach: the only rows of its
+        # copy (Xbuf) that the pair-sum pass writes, and that _slot_rows adds and zeroes
+        for i in range((self.nt_alloc - 1) * N):
+            self.touch[i] = 0
+        for c in range(nt - 1):
+            hi = self.part[c + 1]
+            for i in range(self.part[c], hi):
+                for s in range(self.soff[i], self.soff[i + 1]):
+                    for p in range(self.sp[s], self.sp[s + 1]):
+                        j = self.neigh[p]
+                        if j >= hi:
+                            self.touch[c * N + j] = 1
 
     cdef inline void _slot_sums(self, Py_ssize_t s, double ex, double ey, double ez,
                                 const double* e, double* P, double* W) noexcept nogil:
@@ -716,8 +857,8 @@ cdef class GapEngine:
                     ny = ez * e[3 * j] - ex * e[3 * j + 2]
                     nz = ex * e[3 * j + 1] - ey * e[3 * j]
                     sn = sqrt(nx * nx + ny * ny + nz * nz)
-                    y = -TWO_OVER_PI * atan2(sn, ex * e[3 * j] + ey * e[3 * j + 1]
-                                             + ez * e[3 * j + 2])
+                    y = -TWO_OVER_PI * _angle(sn, ex * e[3 * j] + ey * e[3 * j + 1]
+                                              + ez * e[3 * j + 2])
                     inv = 1.0 / sn if sn >= self.par_tol else 0.0
                     self.ay[p] = y
                     self.ainv[p] = inv
@@ -763,6 +904,48 @@ cdef class GapEngine:
             for n in range(NA):
                 for k in range(KA):
                     out[n * KA + k] += r[n] * W[k + 1]
+
+    cdef inline void _angle_zrow(self, Py_ssize_t i, double* z) noexcept nogil:
+        """Atom i's angle columns z (Ua·KA,) of the pipeline's products, after
+        :meth:`_angle_pairs`: per angle slot s (radial row u) z[u·KA + m - 1] = Σ_{p in s}
+        y_p^m (power basis; recursion: Σ_p (g_m(θ_p) - 1)), 0 for rows of none of its
+        slots."""
+        cdef Py_ssize_t s, p, m, KA = self.KA
+        cdef double y, y2, y3, y4, y5, y6, s1, s2, s3, s4, s5, s6
+        cdef double P[LMAX_CAP + 1]
+        cdef double* zs
+        for m in range(self.WZ - self.WS):
+            z[m] = 0.0
+        for s in range(self.asoff[i], self.asoff[i + 1]):
+            zs = z + self.asrid[s] * KA
+            if not self.apoly:
+                for p in range(self.asp[s], self.asp[s + 1]):
+                    _legendre(1.0 + self.ay[p], KA, self.la, self.lb, P)
+                    for m in range(1, KA + 1):
+                        zs[m - 1] += P[m] - 1.0
+                continue
+            s1 = s2 = s3 = s4 = s5 = s6 = 0.0      # the powers up to 6 (k_max ≤ 6)
+            for p in range(self.asp[s], self.asp[s + 1]):
+                y = self.ay[p]
+                y2 = y * y
+                y3 = y2 * y
+                y4 = y3 * y
+                y5 = y4 * y
+                y6 = y5 * y
+                s1 = s1 + y
+                s2 = s2 + y2
+                s3 = s3 + y3
+                s4 = s4 + y4
+                s5 = s5 + y5
+                s6 = s6 + y6
+            P[1] = s1
+            P[2] = s2
+            P[3] = s3
+            P[4] = s4
+            P[5] = s5
+            P[6] = s6
+            for m in range(KA):
+                zs[m] = P[m + 1]
 
     cdef inline void _angle_slot_field(self, Py_ssize_t a, const double* Ga) noexcept nogil:
         """Rows Q of atom a's angle slots (into Qa, KA + 1 per slot, from 1) from its
@@ -921,153 +1104,187 @@ cdef class GapEngine:
                             lin = lin + self.kap[self.srid[s] * self.rstride + l] * W[l]
                 self.E[i] = lin
 
-    cdef inline void _pair_powers(self, Py_ssize_t i, const double* e,
-                                  double* Xt) noexcept nogil:
+    cdef inline void _pair_powers(self, Py_ssize_t i, const double* e, double* Xt,
+                                  double* Xc, Py_ssize_t hi) noexcept nogil:
         """Atom i's pairs j ≥ i: their powers x^k, x = e_i·e_j - 1, added to the sums M_k
-        of both ends' slots in Xt (N, U·L)."""
+        of both ends' slots, in Xt (N, U·L) for i and for j < hi, in Xc (the same
+        layout) for j ≥ hi (atom i's own sums of a slot kept in registers until the slot
+        ends; k ≤ L - 1 ≤ POLY_LMAX)."""
         cdef Py_ssize_t s, p, j, k, L = self.L, LU = self.LU
-        cdef double ex = e[3 * i], ey = e[3 * i + 1], ez = e[3 * i + 2], x, xk
+        cdef double ex = e[3 * i], ey = e[3 * i + 1], ez = e[3 * i + 2]
+        cdef double xp[POLY_LMAX + 1]
+        cdef double acc[POLY_LMAX + 1]
         cdef double* Mi
         cdef double* Mj
         for s in range(self.soff[i], self.soff[i + 1]):
             Mi = Xt + i * LU + self.srid[s] * L
+            acc[1] = acc[2] = acc[3] = acc[4] = acc[5] = acc[6] = 0.0
             for p in range(self.sp[s] + self.sskip[s], self.sp[s + 1]):
                 j = self.neigh[p]
                 if j < i:           # the pair was met from j (same radial row)
                     continue
-                Mj = Xt + j * LU + self.srid[s] * L
-                x = (ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]) - 1.0
-                xk = x
+                Mj = (Xt if j < hi else Xc) + j * LU + self.srid[s] * L
+                xp[1] = (ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]) - 1.0
+                xp[2] = xp[1] * xp[1]
+                xp[3] = xp[2] * xp[1]
+                xp[4] = xp[3] * xp[1]
+                xp[5] = xp[4] * xp[1]
+                xp[6] = xp[5] * xp[1]
+                acc[1] = acc[1] + xp[1]
+                acc[2] = acc[2] + xp[2]
+                acc[3] = acc[3] + xp[3]
+                acc[4] = acc[4] + xp[4]
+                acc[5] = acc[5] + xp[5]
+                acc[6] = acc[6] + xp[6]
                 for k in range(1, L):
-                    Mi[k] = Mi[k] + xk
-                    Mj[k] = Mj[k] + xk
-                    xk = xk * x
+                    Mj[k] = Mj[k] + xp[k]
+            for k in range(1, L):
+                Mi[k] = Mi[k] + acc[k]
 
-    cdef inline void _slot_rows(self, Py_ssize_t i, double* M, int copies) noexcept nogil:
-        """Atom i's X rows from its power sums: X_i[u, l] = w_l Σ_k b_lk M_k, and its
-        linear-kernel energy into E (M: scratch of L doubles). copies: the number of
-        per-thread copies (Xbuf) whose sums are added to X's, and zeroed for the next
-        evaluation."""
-        cdef Py_ssize_t s, l, k, t, L = self.L, NLU = self.n_atoms * self.LU
-        cdef double lin = 0.0, acc
+    cdef inline void _slot_rows(self, Py_ssize_t i, int copies, double* z) noexcept nogil:
+        """Atom i's shell columns z (WS,) of the pipeline's products: the power sums of
+        its slots, z[u·(L - 1) + k - 1] = M_k of its slot of radial row u (0 for rows of
+        none of its slots; the b_lk, w_l of W_l = Σ_k b_lk M_k are in the products'
+        matrices). copies: the number of per-thread copies (Xbuf) whose sums are added to
+        X's, and zeroed for the next evaluation."""
+        cdef Py_ssize_t s, k, t, q, L = self.L, Lc = self.L - 1
+        cdef Py_ssize_t NLU = self.n_atoms * self.LU
         cdef double* Mi
         cdef double* Mt
-        cdef double* hv
+        cdef double* zs
+        for q in range(self.WS):
+            z[q] = 0.0
         for s in range(self.soff[i], self.soff[i + 1]):
             Mi = self.X + i * self.LU + self.srid[s] * L
-            hv = self.Hv + self.srid[s] * L
-            for k in range(L):
-                M[k] = Mi[k]
+            zs = z + self.srid[s] * Lc
+            for k in range(1, L):
+                zs[k - 1] = Mi[k]
             for t in range(copies):
-                if i < self.tlo[t + 1]:     # thread t + 1 visited no atom ≤ i
+                if not self.touch[t * self.n_atoms + i]:     # range t wrote none of row i
                     continue
                 Mt = self.Xbuf + t * NLU + (Mi - self.X)
-                for k in range(L):
-                    M[k] = M[k] + Mt[k]
+                for k in range(1, L):
+                    zs[k - 1] = zs[k - 1] + Mt[k]
                     Mt[k] = 0.0
-            Mi[0] = 0.0
-            for l in range(1, L):
-                acc = 0.0
-                for k in range(1, l + 1):
-                    acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * M[k]
-                Mi[l] = self.w[l] * acc
-                lin = lin + Mi[l] * hv[l]
-                if self.kap != NULL:
-                    lin = lin + self.kap[self.srid[s] * self.rstride + l] * acc
-        self.E[i] = lin
 
     cdef void _shell_descriptors_pairs(self, const double* e) noexcept nogil:
         """:meth:`_shell_descriptors` in the power basis, first half: each unordered
         pair once, its powers added to the sums M_k of both ends (kept in X itself:
-        X_i[u, k] = M_k of atom i's slot of row u); W = b M per slot follows in the
-        pipeline (:meth:`_slot_rows`). On nt > 1 threads (one contiguous range of atoms
-        each, :meth:`_ranges`) thread 0 adds into X (zeroed in parallel), thread t ≥ 1
-        into its own copy (Xbuf, kept zero between evaluations: :meth:`_slot_rows` adds
-        the copies and zeroes them; a copy's rows below the lowest atom its thread
-        visited, tlo, are untouched and skipped there)."""
-        cdef Py_ssize_t i, q, c, NLU = self.n_atoms * self.LU
-        cdef double* Xt
-        cdef int nt = self._threads(), tid
+        X_i[u, k] = M_k of atom i's slot of row u); the rest follows in the pipeline
+        (:meth:`_slot_rows`). On nt > 1 threads each contiguous range c of atoms
+        (:meth:`_ranges`) adds straight into X wherever both ends are in its range (its
+        rows are written by it alone), and into its own copy (Xbuf, kept zero between
+        evaluations) for the ends j beyond it: only the rows in ``touch``, which
+        :meth:`_slot_rows` adds to X's sums and zeroes. (Before, every thread but the
+        first wrote all its sums into a copy: at 16 000 atoms two threads then zeroed
+        and summed 4 MB more per evaluation.)"""
+        cdef Py_ssize_t i, q, c, N = self.n_atoms, NLU = self.n_atoms * self.LU
+        cdef int nt = self._threads()
         if nt == 1:
             for q in range(NLU):
                 self.X[q] = 0.0
-            for i in range(self.n_atoms):
-                self._pair_powers(i, e, self.X)
+            for i in range(N):
+                self._pair_powers(i, e, self.X, NULL, N)
             return
         self._ranges(nt)
-        for q in range(nt):
-            self.tlo[q] = self.n_atoms
         for c in prange(nt, schedule="static", chunksize=1, num_threads=nt):
             for q in range(self.part[c] * self.LU, self.part[c + 1] * self.LU):
                 self.X[q] = 0.0
-        with parallel(num_threads=nt):
-            tid = threadid()
-            Xt = self.X if tid == 0 else self.Xbuf + (tid - 1) * NLU
-            for c in prange(nt, schedule="static", chunksize=1):
-                if self.part[c] < self.tlo[tid]:
-                    self.tlo[tid] = self.part[c]
-                for i in range(self.part[c], self.part[c + 1]):
-                    self._pair_powers(i, e, Xt)
+        for c in prange(nt, schedule="static", chunksize=1, num_threads=nt):
+            for i in range(self.part[c], self.part[c + 1]):
+                self._pair_powers(i, e, self.X, self.Xbuf + c * NLU if c < nt - 1 else NULL,
+                                  self.part[c + 1])
 
-    cdef inline void _slot_field(self, Py_ssize_t a, const double* Ha) noexcept nogil:
-        """Q of atom a's slots (into Qb) from its row Ha (U·L,) of H:
-        Q_k = k Σ_l b_lk w_l H_s[l]."""
-        cdef Py_ssize_t s, l, k, L = self.L
-        cdef double acc
-        cdef const double* h
-        cdef double* Qa
-        cdef const double* kp
-        for s in range(self.soff[a], self.soff[a + 1]):
-            h = Ha + self.srid[s] * L
-            Qa = self.Qb + a * self.LU + self.srid[s] * L
-            for k in range(1, L):
-                acc = 0.0
-                for l in range(k, L):
-                    acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * self.w[l] * h[l]
-                if self.kap != NULL:
-                    kp = self.kap + self.srid[s] * self.rstride
-                    for l in range(k, L):
-                        acc = acc + self.bx[l * (POLY_LMAX + 1) + k] * kp[l]
-                Qa[k] = k * acc
-
-    cdef inline void _pair_field(self, Py_ssize_t a, const double* e,
-                                 double* gt) noexcept nogil:
-        """Atom a's pairs j ≥ a with the summed Q of their two slots: the term added to
-        both ends of gt (N, 3)."""
-        cdef Py_ssize_t s, p, j, k, L = self.L, LU = self.LU
-        cdef double ex = e[3 * a], ey = e[3 * a + 1], ez = e[3 * a + 2], x, u
+    cdef inline void _pair_field(self, Py_ssize_t a, const double* e, double* gt,
+                                 double* P) noexcept nogil:
+        """Atom a's pairs j > a with the summed Q of their two slots: the term added to
+        both ends of gt (N, 3) (atom a's own sum kept in registers); with an angle block
+        its angle pairs j > a likewise: ∂E/∂θ_p = Σ_m (Q_s + Q_t)[m] y^(m-1) (recursion:
+        Σ_k P_k'(1 + y) (Q_s + Q_t)[k]) times ∂θ/∂e_a = -(n × e_a)/|n| to a and
+        (n × e_j)/|n| to j, n = e_a × e_j, nothing where |n| < par_tol (P: scratch of
+        2 (LMAX_CAP + 1))."""
+        cdef Py_ssize_t s, p, j, k, m, L = self.L, LU = self.LU, KA = self.KA
+        cdef double ex = e[3 * a], ey = e[3 * a + 1], ez = e[3 * a + 2], x, u, y, f, inv
+        cdef double gx = 0.0, gy = 0.0, gz = 0.0, nx, ny, nz, jx, jy, jz, x2
+        cdef double q1 = 0.0, q2 = 0.0, q3 = 0.0, q4 = 0.0, q5 = 0.0, q6 = 0.0
         cdef double* Qa
         cdef double* Qj
+        cdef double* dP = P + (LMAX_CAP + 1)
         for s in range(self.soff[a], self.soff[a + 1]):
             Qa = self.Qb + a * LU + self.srid[s] * L
+            if L == 7:          # (kept in registers: the stores into gt may alias Qa)
+                q1, q2, q3, q4, q5, q6 = Qa[1], Qa[2], Qa[3], Qa[4], Qa[5], Qa[6]
             for p in range(self.sp[s] + self.sskip[s], self.sp[s + 1]):
                 j = self.neigh[p]
                 if j < a:
                     continue
                 Qj = self.Qb + j * LU + self.srid[s] * L
-                x = (ex * e[3 * j] + ey * e[3 * j + 1] + ez * e[3 * j + 2]) - 1.0
-                u = Qa[L - 1] + Qj[L - 1]
-                for k in range(L - 2, 0, -1):
-                    u = u * x + (Qa[k] + Qj[k])
-                gt[3 * a] += u * e[3 * j]
-                gt[3 * a + 1] += u * e[3 * j + 1]
-                gt[3 * a + 2] += u * e[3 * j + 2]
+                jx = e[3 * j]
+                jy = e[3 * j + 1]
+                jz = e[3 * j + 2]
+                x = (ex * jx + ey * jy + ez * jz) - 1.0
+                if L == 7:      # l_max 6 (the defaults): Estrin's scheme, shorter chains
+                    x2 = x * x
+                    u = ((q1 + Qj[1]) + (q2 + Qj[2]) * x) + x2 * (
+                        ((q3 + Qj[3]) + (q4 + Qj[4]) * x)
+                        + x2 * ((q5 + Qj[5]) + (q6 + Qj[6]) * x))
+                else:
+                    u = Qa[L - 1] + Qj[L - 1]
+                    for k in range(L - 2, 0, -1):
+                        u = u * x + (Qa[k] + Qj[k])
+                gx = gx + u * jx
+                gy = gy + u * jy
+                gz = gz + u * jz
                 gt[3 * j] += u * ex
                 gt[3 * j + 1] += u * ey
                 gt[3 * j + 2] += u * ez
+        for s in range(self.asoff[a], self.asoff[a + 1]):
+            Qa = self.Qa + s * (KA + 1)
+            for p in range(self.asp[s], self.asp[s + 1]):
+                j = self.aneigh[p]
+                inv = self.ainv[p]
+                if j < a or inv == 0.0:
+                    continue
+                jx = e[3 * j]
+                jy = e[3 * j + 1]
+                jz = e[3 * j + 2]
+                nx = ey * jz - ez * jy
+                ny = ez * jx - ex * jz
+                nz = ex * jy - ey * jx
+                Qj = self.Qa + (self.asoff[j] + self.ajslot[p]) * (KA + 1)
+                y = self.ay[p]
+                if self.apoly:
+                    u = Qa[KA] + Qj[KA]
+                    for m in range(KA - 1, 0, -1):
+                        u = u * y + (Qa[m] + Qj[m])
+                else:
+                    _legendre_d(1.0 + y, KA, self.la, self.lb, P, dP)
+                    u = 0.0
+                    for k in range(1, KA + 1):
+                        u = u + dP[k] * (Qa[k] + Qj[k])
+                f = -u * inv
+                gx = gx + f * (ny * ez - nz * ey)
+                gy = gy + f * (nz * ex - nx * ez)
+                gz = gz + f * (nx * ey - ny * ex)
+                gt[3 * j] -= f * (ny * jz - nz * jy)
+                gt[3 * j + 1] -= f * (nz * jx - nx * jz)
+                gt[3 * j + 2] -= f * (nx * jy - ny * jx)
+        gt[3 * a] += gx
+        gt[3 * a + 1] += gy
+        gt[3 * a + 2] += gz
 
     cdef void _shell_contract_pairs(self, const double* e) noexcept nogil:
         """:meth:`_contract` in the shell basis, power basis, after the pipeline (Q of
-        every slot made, g zeroed): each unordered pair once (:meth:`_pair_field`) — on
-        one thread straight into g; on nt > 1 thread 0 into g, thread t ≥ 1 into its
-        slice of gbuf, summed into g and zeroed (atom ranges as in
-        :meth:`_shell_descriptors_pairs`)."""
+        every slot made, g zeroed): each unordered pair of both pair lists once
+        (:meth:`_pair_field`) — on one thread straight into g; on nt > 1 thread 0 into
+        g, thread t ≥ 1 into its slice of gbuf, summed into g and zeroed (atom ranges as
+        in :meth:`_shell_descriptors_pairs`)."""
         cdef Py_ssize_t a, q, t, c, N = self.n_atoms
         cdef double* gt
         cdef int nt = self._threads(), tid
         if nt == 1:
             for a in range(N):
-                self._pair_field(a, e, self.g)
+                self._pair_field(a, e, self.g, self.scratch)
             return
         self._ranges(nt)
         with parallel(num_threads=nt):
@@ -1075,7 +1292,7 @@ cdef class GapEngine:
             gt = self.g if tid == 0 else self.gbuf + (tid - 1) * 3 * N
             for c in prange(nt, schedule="static", chunksize=1):
                 for a in range(self.part[c], self.part[c + 1]):
-                    self._pair_field(a, e, gt)
+                    self._pair_field(a, e, gt, self.scratch + tid * SCRATCH)
         for q in prange(3 * N, schedule="static", num_threads=nt):
             for t in range(nt - 1):
                 self.g[q] += self.gbuf[t * 3 * N + q]
@@ -1118,99 +1335,151 @@ cdef class GapEngine:
                                      rows_out + a0 * iD, <int>(a1 - a0))
                 _blas_local(prev)
 
+    cdef inline double _coef_one(self, double* Crow, const double* fm, Py_ssize_t lo,
+                                 Py_ssize_t m, long z, double nrm, double* x) noexcept nogil:
+        """:meth:`_coef_row` of one sparse point m: C[m] replaced by α z c^(z-1); returns
+        α c^z and adds α z c^z to x[0]."""
+        cdef double c = Crow[m], a, cz
+        if fm != NULL:
+            c = c + fm[m]
+        c = c / nrm
+        a = self.alpha[lo + m]
+        cz = _zpow(c, z)
+        Crow[m] = a * z * cz
+        x[0] = x[0] + a * z * cz * c
+        return a * cz * c
+
     cdef inline double _coef_row(self, double* Crow, const double* fm, Py_ssize_t lo,
                                  Py_ssize_t Mk, long z, double nrm,
-                                 double* xs) noexcept nogil:
+                                 double* xs, double* t) noexcept nogil:
         """One atom's products with kernel block k (sparse points lo … lo + Mk - 1):
         c = (C + fm) / nrm (fm: the FM products, or NULL); C replaced by α z c^(z-1);
-        returns Σ α c^z, and Σ α z c^z in xs."""
-        cdef Py_ssize_t m
-        cdef double acc = 0.0, x = 0.0, c, a, cz
-        for m in range(Mk):
-            c = Crow[m]
-            if fm != NULL:
-                c = c + fm[m]
-            c = c / nrm
-            a = self.alpha[lo + m]
-            cz = _ipow(c, z - 1)
-            acc = acc + a * cz * c
-            Crow[m] = a * z * cz
-            x = x + a * z * cz * c
-        xs[0] = x
-        return acc
+        returns Σ α c^z, and Σ α z c^z in xs (unless NULL). The sums run in four
+        interleaved partial sums (m mod 4): one chain of Mk dependent additions per atom
+        was the latency that bounded this loop. ζ = 4 with the FM products, unit norm
+        and no xs (the shell-basis pipeline) uses t (Mk doubles) as scratch."""
+        cdef Py_ssize_t m = 0
+        cdef double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0
+        cdef double x[4]
+        cdef double c, a, cz
+        x[0] = x[1] = x[2] = x[3] = 0.0
+        if z == 4 and fm != NULL and nrm == 1.0 and xs == NULL and t != NULL:
+            # the pipeline's case, in two loops that the compiler vectorises: the terms
+            # α c^4 into t, then their sum (same products as _coef_one)
+            for m in range(Mk):
+                c = Crow[m] + fm[m]
+                a = self.alpha[lo + m]
+                cz = c * c * c
+                Crow[m] = a * 4 * cz
+                t[m] = a * cz * c
+            m = 0
+            while m + 4 <= Mk:
+                a0 = a0 + t[m]
+                a1 = a1 + t[m + 1]
+                a2 = a2 + t[m + 2]
+                a3 = a3 + t[m + 3]
+                m += 4
+            while m < Mk:
+                a0 = a0 + t[m]
+                m += 1
+            return (a0 + a1) + (a2 + a3)
+        while m + 4 <= Mk:
+            a0 = a0 + self._coef_one(Crow, fm, lo, m, z, nrm, x)
+            a1 = a1 + self._coef_one(Crow, fm, lo, m + 1, z, nrm, x + 1)
+            a2 = a2 + self._coef_one(Crow, fm, lo, m + 2, z, nrm, x + 2)
+            a3 = a3 + self._coef_one(Crow, fm, lo, m + 3, z, nrm, x + 3)
+            m += 4
+        if m < Mk:
+            a0 = a0 + self._coef_one(Crow, fm, lo, m, z, nrm, x)
+        if m + 1 < Mk:
+            a1 = a1 + self._coef_one(Crow, fm, lo, m + 1, z, nrm, x + 1)
+        if m + 2 < Mk:
+            a2 = a2 + self._coef_one(Crow, fm, lo, m + 2, z, nrm, x + 2)
+        if xs != NULL:
+            xs[0] = (x[0] + x[1]) + (x[2] + x[3])
+        return (a0 + a1) + (a2 + a3)
 
     cdef void _block(self, Py_ssize_t b, bint need_grad, int copies, double* mem,
                      double* tt, clockid_t clk) noexcept nogil:
-        """Block b (atoms b·BLOCK …) of the shell-basis pipeline: X rows from the power
-        sums (:meth:`_slot_rows`, adding the ``copies`` per-thread copies), products
-        C = X Srᵀ + Cfm and kernel coefficients per kernel block, H = Hv + coef Sr, then
-        Q of the block's slots into their X rows (not read again) and g zeroed. C and H
-        of the block stay in cache (mem: BLOCK·M + BLOCK·U·L + 2·BLOCK·Da + SCRATCH
-        doubles); each product is one dgemm on the calling thread. With an angle block
-        its rows Ya = d_angle - dfm_angle are made here too (from the pairs' y), the products
-        add Ya·Saᵀ and the angle block of ∂E/∂d (va + coef Sa) gives the rows Q of the
-        atoms' angle slots. tt: seconds per stage (descriptor, kernel, gradient, field)
-        on clock clk."""
-        cdef Py_ssize_t N = self.n_atoms, LU = self.LU, M = self.M, Da = self.Da
-        cdef Py_ssize_t a0 = b * BLOCK, i, k, q, lo, Mk
+        """Block b (atoms b·BLOCK …) of the shell-basis pipeline. Each atom's row z (WZ,)
+        of the products: the power sums M_k of its slots (:meth:`_slot_rows`, adding the
+        ``copies`` per-thread copies; orders k ≥ 1) and, with an angle block, the power
+        sums of its angle slots' y (:meth:`_angle_zrow`); its linear energy z·hl. Per
+        kernel block one product C = z Tfᵀ (+ Cfm: the FM products) and the kernel
+        coefficients, and one product Q = Hq + coef Tb: the field's rows Q of its slots
+        and angle slots (into X's rows and Qa). Tf, Tb, Hq and hl hold the power basis'
+        b_lk, the weights w_l, the orders k and dy/dθ (module docstring), so that no
+        per-slot transform is left here. g zeroed. C, z and Q of the block stay in cache
+        (mem: BLOCK·(M + 2 WZ) + M doubles); each product is one dgemm on the calling thread.
+        tt: seconds per stage (descriptor, kernel, gradient, field) on clock clk."""
+        cdef Py_ssize_t N = self.n_atoms, M = self.M, WS = self.WS, WZ = self.WZ
+        cdef Py_ssize_t L = self.L, Lc = self.L - 1, KA = self.KA, LU = self.LU
+        cdef Py_ssize_t a0 = b * BLOCK, i, k, q, lo, Mk, u, s
         cdef Py_ssize_t a1 = a0 + BLOCK if a0 + BLOCK < N else N
-        cdef int n = <int>(a1 - a0), im, iD = <int>LU, iA = <int>Da
+        cdef int n = <int>(a1 - a0), im, iW = <int>WZ, iM = <int>M
         cdef double* Cb = mem
-        cdef double* Hb = mem + BLOCK * M
-        cdef double* Yb = Hb + BLOCK * LU
-        cdef double* Hab = Yb + BLOCK * Da
-        cdef double* scr = Hab + BLOCK * Da
-        cdef double t0 = _now(clk), t1, acc, xs, lin
+        cdef double* Zb = mem + BLOCK * M
+        cdef double* Hb = Zb + BLOCK * WZ
+        cdef double* tmp = Hb + BLOCK * WZ
+        cdef double* z
+        cdef double* h
+        cdef double* xq
+        cdef double* Q
+        cdef double t0 = _now(clk), t1, acc, lin
         cdef double zero = 0.0, one = 1.0
         for i in range(a0, a1):
-            self._slot_rows(i, scr, copies)
-            if Da:
-                self._angle_row(i, Yb + (i - a0) * Da, scr)
-                lin = 0.0
-                for q in range(Da):
-                    lin = lin + Yb[(i - a0) * Da + q] * self.va[q]
-                self.E[i] += lin
-            self.E[i] -= self.e_ref[i]
+            z = Zb + (i - a0) * WZ
+            self._slot_rows(i, copies, z)
+            if self.Da:
+                self._angle_zrow(i, z + WS)
+            lin = 0.0
+            for q in range(WZ):
+                lin = lin + z[q] * self.hl[q]
+            self.E[i] = lin - self.e_ref[i]
             self.Ep[i] = 0.0
         t1 = _now(clk)
         tt[0] += t1 - t0
         t0 = t1
         if need_grad:
             for i in range(n):
-                for q in range(LU):
-                    Hb[i * LU + q] = self.Hv[q]
-                for q in range(Da):
-                    Hab[i * Da + q] = self.va[q]
+                for q in range(WZ):
+                    Hb[i * WZ + q] = self.Hv[q]
         for k in range(self.K):
             lo = self.kstart[k]
             Mk = self.kstart[k + 1] - lo
             if Mk == 0:
                 continue
             im = <int>Mk
-            # C (n, Mk) = X (n, U·L) @ Sr_kᵀ, Cfm added per row
-            self._gemm_chunk(True, im, iD, self.Sr + lo * LU, self.X + a0 * LU, zero, Cb, n)
-            if Da:              # C += Ya (n, Da) @ Sa_kᵀ
-                self._gemm_chunk(True, im, iA, self.Sa + lo * Da, Yb, one, Cb, n)
+            # C (n, Mk) = z (n, WZ) @ Tf_kᵀ, Cfm added per row; Tf kept transposed too
+            # (Tft (WZ, M)): a plain (N, N) product, which OpenBLAS runs in its
+            # small-matrix kernel, where (T, N) at these sizes packs both operands first
+            _dgemm(b"N", b"N", &im, &n, &iW, &one, self.Tft + lo, &iM, Zb, &iW, &zero, Cb,
+                   &im)
             for i in range(n):
                 acc = self._coef_row(Cb + i * Mk, self.Cfm + self.fmrow[a0 + i] * M + lo,
-                                     lo, Mk, self.zeta[k], 1.0, &xs)
+                                     lo, Mk, self.zeta[k], 1.0, NULL, tmp)
                 self.E[a0 + i] += acc
                 self.Ep[a0 + i] += acc
             t1 = _now(clk)
             tt[1] += t1 - t0
             t0 = t1
-            if need_grad:       # H (n, U·L) += coef (n, Mk) @ Sr_k; Ha (n, Da) += coef @ Sa_k
-                self._gemm_chunk(False, im, iD, self.Sr + lo * LU, Cb, zero, Hb, n)
-                if Da:
-                    self._gemm_chunk(False, im, iA, self.Sa + lo * Da, Cb, zero, Hab, n)
+            if need_grad:       # Q (n, WZ) += coef (n, Mk) @ Tb_k
+                self._gemm_chunk(False, im, iW, self.Tb + lo * WZ, Cb, zero, Hb, n)
                 t1 = _now(clk)
                 tt[2] += t1 - t0
                 t0 = t1
         if need_grad:
             for i in range(n):
-                self._slot_field(a0 + i, Hb + i * LU)
-                if Da:
-                    self._angle_slot_field(a0 + i, Hab + i * Da)
+                h = Hb + i * WZ
+                xq = self.Qb + (a0 + i) * LU
+                for u in range(self.U):
+                    for k in range(1, L):
+                        xq[u * L + k] = h[u * Lc + k - 1]
+                for s in range(self.asoff[a0 + i], self.asoff[a0 + i + 1]):
+                    Q = self.Qa + s * (KA + 1)
+                    Q[0] = 0.0
+                    for k in range(1, KA + 1):
+                        Q[k] = h[WS + self.asrid[s] * KA + k - 1]
                 self.g[3 * (a0 + i)] = 0.0
                 self.g[3 * (a0 + i) + 1] = 0.0
                 self.g[3 * (a0 + i) + 2] = 0.0
@@ -1310,7 +1579,7 @@ cdef class GapEngine:
                     nrm = 1.0
                 acc = self._coef_row(Ck + i * Mk,
                                      self.Cfm + self.fmrow[i] * self.M + lo if shell else NULL,
-                                     lo, Mk, z, nrm, self.xsum + i * self.K + k)
+                                     lo, Mk, z, nrm, self.xsum + i * self.K + k, NULL)
                 self.E[i] += acc
                 self.Ep[i] += acc
                 if self.normalize[k]:
@@ -1578,51 +1847,60 @@ cdef class GapEngine:
     def compute(self, const double[:, ::1] e, bint need_grad=True):
         """Energies (N,) into ``energies`` and, with need_grad, ∂E/∂e (N, 3) into
         ``grad``; returns the total energy (eV)."""
-        cdef Py_ssize_t i
-        cdef double total = 0.0
+        cdef double total
         if e.shape[0] != self.n_atoms or e.shape[1] != 3:
             raise ValueError("compute: e must be (N, 3)")
         if self.n_atoms == 0:
             return 0.0
-        cdef double t0, t1
         with nogil:
+            total = self._compute(&e[0, 0], need_grad)
+        return total
+
+    cdef double _compute(self, const double* e, bint need_grad) noexcept nogil:
+        """:meth:`compute` on N ≥ 1 directions e (N·3)."""
+        cdef Py_ssize_t i
+        cdef double total = 0.0, t0, t1
+        t0 = _now(self.clock)
+        if self.Da:
+            self._angle_pairs(e)
+        if self.shell:
+            self._shell_descriptors(e)
+        else:
+            self._descriptors(e, self.d)
+        t1 = _now(self.clock)
+        self.stage[0] += t1 - t0
+        if self.shell and self.pipeline:
+            self._shell_pipeline(need_grad)
+        else:
+            self._kernels(need_grad)
+        if need_grad:
             t0 = _now(self.clock)
-            if self.Da:
-                self._angle_pairs(&e[0, 0])
-            if self.shell:
-                self._shell_descriptors(&e[0, 0])
-            else:
-                self._descriptors(&e[0, 0], self.d)
-            t1 = _now(self.clock)
-            self.stage[0] += t1 - t0
             if self.shell and self.pipeline:
-                self._shell_pipeline(need_grad)
+                self._shell_contract_pairs(e)       # the angle pairs' field included
             else:
-                self._kernels(need_grad)
-            if need_grad:
-                t0 = _now(self.clock)
-                if self.shell and self.pipeline:
-                    self._shell_contract_pairs(&e[0, 0])
-                else:
-                    self._contract(&e[0, 0])
-                    if self.Da:
-                        self._angle_slots(self.G)
+                self._contract(e)
                 if self.Da:
-                    self._angle_field(&e[0, 0])
-                self.stage[3] += _now(self.clock) - t0
-            for i in range(self.n_atoms):
-                total += self.E[i]
-            self.stage[4] += 1
+                    self._angle_slots(self.G)
+                    self._angle_field(e)
+            self.stage[3] += _now(self.clock) - t0
+        for i in range(self.n_atoms):
+            total += self.E[i]
+        self.stage[4] += 1
         return total
 
     def field(self, const double[:, ::1] e, const double[::1] scale, const double[::1] b_ext,
               double[:, ::1] out):
-        """out = scale_a (g_a - (g_a·e_a) e_a) + b_ext (N, 3); returns the total energy."""
-        if out.shape[0] != self.n_atoms or scale.shape[0] != self.n_atoms \
-                or b_ext.shape[0] != 3:
-            raise ValueError("field: scale (N,), b_ext (3,) and out (N, 3) expected")
-        total = self.compute(e, True)
-        self.project(e, scale, b_ext, out)
+        """out = scale_a (g_a - (g_a·e_a) e_a) + b_ext (N, 3); returns the total energy
+        (:meth:`compute` and :meth:`project` in one call)."""
+        cdef double total
+        if e.shape[0] != self.n_atoms or e.shape[1] != 3 or out.shape[0] != self.n_atoms \
+                or scale.shape[0] != self.n_atoms or b_ext.shape[0] != 3:
+            raise ValueError("field: e (N, 3), scale (N,), b_ext (3,) and out (N, 3) expected")
+        if self.n_atoms == 0:
+            return 0.0
+        with nogil:
+            total = self._compute(&e[0, 0], True)
+            self._project(&e[0, 0], &scale[0], &b_ext[0], &out[0, 0])
         return total
 
     def project(self, const double[:, ::1] e, const double[::1] scale,
@@ -1630,18 +1908,33 @@ cdef class GapEngine:
         """out = scale_a (g_a - (g_a·e_a) e_a) + b_ext (N, 3) from the ∂E/∂e of the last
         :meth:`compute` with gradient (at directions e): a second field of the same
         evaluation in other units, bit for bit what :meth:`field` gives."""
-        cdef Py_ssize_t a, N = self.n_atoms
-        cdef double dot
-        cdef int nt = self._threads()
+        cdef Py_ssize_t N = self.n_atoms
         if out.shape[0] != N or e.shape[0] != N or scale.shape[0] != N or b_ext.shape[0] != 3:
             raise ValueError("project: e (N, 3), scale (N,), b_ext (3,), out (N, 3) expected")
+        if N == 0:
+            return
         with nogil:
-            for a in prange(N, schedule="static", num_threads=nt):
-                dot = self.g[3 * a] * e[a, 0] + self.g[3 * a + 1] * e[a, 1] \
-                    + self.g[3 * a + 2] * e[a, 2]
-                out[a, 0] = scale[a] * (self.g[3 * a] - dot * e[a, 0]) + b_ext[0]
-                out[a, 1] = scale[a] * (self.g[3 * a + 1] - dot * e[a, 1]) + b_ext[1]
-                out[a, 2] = scale[a] * (self.g[3 * a + 2] - dot * e[a, 2]) + b_ext[2]
+            self._project(&e[0, 0], &scale[0], &b_ext[0], &out[0, 0])
+
+    cdef void _project(self, const double* e, const double* scale, const double* b_ext,
+                       double* out) noexcept nogil:
+        """:meth:`project` on raw arrays (e, out: N·3)."""
+        cdef Py_ssize_t a, k, N = self.n_atoms
+        cdef double dot
+        cdef int nt = self._threads()
+        if nt == 1:
+            for a in range(N):
+                dot = self.g[3 * a] * e[3 * a] + self.g[3 * a + 1] * e[3 * a + 1] \
+                    + self.g[3 * a + 2] * e[3 * a + 2]
+                for k in range(3):
+                    out[3 * a + k] = scale[a] * (self.g[3 * a + k] - dot * e[3 * a + k]) \
+                        + b_ext[k]
+            return
+        for a in prange(N, schedule="static", num_threads=nt):
+            dot = self.g[3 * a] * e[3 * a] + self.g[3 * a + 1] * e[3 * a + 1] \
+                + self.g[3 * a + 2] * e[3 * a + 2]
+            for k in range(3):
+                out[3 * a + k] = scale[a] * (self.g[3 * a + k] - dot * e[3 * a + k]) + b_ext[k]
 
 
 def _reverse_pairs(const cnp.int64_t[::1] soff, const cnp.int64_t[::1] sp,
@@ -1783,10 +2076,12 @@ def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const dou
                 rep[G] = d[p]
                 G += 1
             gid[p] = <int>table[2 * h + 1]
-    table = old = None
+    old = None
     cdef cnp.int64_t[::1] self_atom = np.empty(nself, dtype=np.int64)
     cdef cnp.int64_t[::1] self_group = np.empty(nself, dtype=np.int64)
-    cdef cnp.int64_t[::1] packed = np.empty(P - nself, dtype=np.int64)
+    # the table's memory (≥ 2 P entries) holds the packed pairs next: no fresh pages
+    cdef cnp.int64_t[::1] packed = table[:P - nself] if table.shape[0] >= P - nself else \
+        np.empty(P - nself, dtype=np.int64)
     cdef cnp.int64_t[::1] soff = np.zeros(n_atoms + 1, dtype=np.int64)
     cdef cnp.int64_t[::1] sp = np.empty(P - nself + 1, dtype=np.int64)
     cdef int[::1] srid = np.empty(P - nself, dtype=np.int32)
@@ -1842,11 +2137,26 @@ def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const dou
                     jslot[k] = <int>(lo - soff[neigh[k]])
     if asym:
         raise ValueError("pair list is not symmetric (no reverse pair)")
-    return (np.asarray(soff), _trimmed(sp, s + 1), _trimmed(srid, s), np.asarray(neigh),
-            np.asarray(jslot), _trimmed(rep, G), np.asarray(self_atom), np.asarray(self_group))
+    # (leading parts of the arrays sized for every pair: their untouched pages cost nothing)
+    return (np.asarray(soff), np.asarray(sp)[:s + 1], np.asarray(srid)[:s], np.asarray(neigh),
+            np.asarray(jslot), np.asarray(rep)[:G], np.asarray(self_atom),
+            np.asarray(self_group))
 
 
-def _trimmed(a, Py_ssize_t n):
-    """a[:n] as an array of its own (a itself when it has n elements)."""
-    a = np.asarray(a)
-    return a if len(a) == n else a[:n].copy()
+def slot_sums(const cnp.int64_t[::1] soff, const cnp.int64_t[::1] sp, const int[::1] srid,
+              const double[:, ::1] rtab, double[:, ::1] out):
+    """out[a] = Σ_{slots s of atom a} (sp[s+1] - sp[s]) rtab[srid[s]] (N, K): each atom's
+    sum of its pairs' rows of rtab (U, K) (the FM descriptor's radial part), summed in
+    slot order from zero (twin: numpy in the same order)."""
+    cdef Py_ssize_t n = soff.shape[0] - 1, K = rtab.shape[1], a, s, k
+    cdef double c
+    if out.shape[0] != n or out.shape[1] != K:
+        raise ValueError("slot_sums: out must be (atoms, rtab.shape[1])")
+    with nogil:
+        for a in range(n):
+            for k in range(K):
+                out[a, k] = 0.0
+            for s in range(soff[a], soff[a + 1]):
+                c = <double>(sp[s + 1] - sp[s])
+                for k in range(K):
+                    out[a, k] += c * rtab[srid[s], k]

@@ -371,13 +371,15 @@ def test_threads_give_the_same_numbers(tmp_path, n_max, displaced, free, angle):
     """686 atoms (above the serial threshold) on 1 and 2 OpenMP threads: the same fields
     and energies as model.predict (per-thread scratch and scatter buffers), and as each
     other. Displaced with n_max 6: the full-descriptor passes; on the lattice with n_max
-    12 (9 shells < n_max): the shell basis, whose one-visit pair passes add into
-    per-thread copies and whose blocks (256 atoms) run on the threads; free: the lattice
-    without periodic boundaries (shell basis, atoms of many FM environments); angle: a
-    model with the angle term (its gather passes over atoms, its rows per block);
+    12 (9 shells < n_max): the shell basis, whose one-visit pair passes add straight
+    into the rows of each thread's own atom range and into a per-range copy for the
+    rows beyond it (the ends j > i of pairs that cross a range boundary), and whose
+    blocks (256 atoms) run on the threads; free: the lattice without periodic boundaries
+    (shell basis, atoms of many FM environments); angle: a model with the angle term
+    (its pairs' field in the one-visit field pass, its rows per block);
     "spline", "spline+angle": the spline term's pair couplings (full passes displaced,
     the shell pipeline on the lattice). The shell cases run on 3 threads too (two
-    per-thread copies); the one-visit passes' atom ranges cover all atoms in order,
+    ranges with copies); the one-visit passes' atom ranges cover all atoms in order,
     each with at most its share of the work plus one atom's."""
     import subprocess
     import sys
@@ -873,3 +875,26 @@ def test_radial_tables_equal_the_descriptor_radial(n_max, scaling, rng):
     if kernel is not None:
         kernel.radial_basis(r, 7.0, rs, m, out)
         np.testing.assert_array_equal(out, got)
+
+
+def test_pair_angles_equal_arctan2(rng):
+    """The engine's atan2 of its pair angles (gap.angles: Cephes' rational atan with the
+    min/max and π/4 reductions, in place of libm's atan2) equals numpy's arctan2 — the
+    twin — to 3e-16 relative over [0, π], within 1e-6 rad of 0 and of π and at 0, π/4,
+    π/2, 3π/4, π; s = 0 gives exactly 0 (c > 0) and π (c < 0)."""
+    from otf_spin.kernels import compiled, twin
+
+    theta = np.concatenate([rng.uniform(0.0, np.pi, 200_000), rng.uniform(0.0, 1e-6, 1000),
+                            np.pi - rng.uniform(0.0, 1e-6, 1000), np.arange(5) * np.pi / 4])
+    s = np.append(np.abs(np.sin(theta)), [0.0, 0.0, 1.0, 0.3])
+    c = np.append(np.cos(theta), [1.0, -1.0, 0.0, 0.3])
+    ref = np.empty_like(s)
+    twin("gap").angles(s, c, ref)
+    np.testing.assert_array_equal(ref, np.arctan2(s, c))
+    kernel = compiled("gap")
+    if kernel is None:
+        pytest.skip("the compiled gap kernel is not built")
+    got = np.empty_like(s)
+    kernel.angles(s, c, got)
+    assert np.all(np.abs(got - ref) <= 3e-16 * ref)
+    assert got[-4] == 0.0 and got[-3] == np.pi

@@ -230,6 +230,12 @@ class GapEngine:
         out[:] = scale[:, None] * (g - np.einsum("ak,ak->a", g, e)[:, None] * e) + b_ext
 
 
+def angles(s, c, out) -> None:
+    """out = atan2(s, c) (P,) for s ≥ 0 (the compiled engine's own atan2 of its pair
+    angles, equal to numpy's to 2.5e-16 relative)."""
+    np.arctan2(s, c, out=out)
+
+
 def compress_pairs(i, j, d, n_atoms, tol):
     """Slot structure of a pair list grouped by atom i (ascending); see the compiled
     kernel: (soff, sp, srid, neigh, jslot, rep, self_atom, self_group)."""
@@ -262,3 +268,14 @@ def compress_pairs(i, j, d, n_atoms, tol):
     return (soff, np.append(starts, len(ii)).astype(np.int64), srid.astype(np.int32),
             jj.astype(np.int32), (where - soff[jj]).astype(np.int32), rep,
             i[is_self].astype(np.int64), gid[is_self].astype(np.int64))
+
+
+def slot_sums(soff, sp, srid, rtab, out):
+    """out[a] = Σ_{slots s of atom a} (pairs in s) rtab[srid[s]] (N, K), summed in slot
+    order from zero as the compiled kernel."""
+    if out.shape != (len(soff) - 1, rtab.shape[1]):
+        raise ValueError("slot_sums: out must be (atoms, rtab.shape[1])")
+    counts = np.diff(sp).astype(float)
+    out[:] = 0.0
+    np.add.at(out, np.repeat(np.arange(len(soff) - 1), np.diff(soff)),
+              counts[:, None] * rtab[srid])

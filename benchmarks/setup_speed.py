@@ -13,13 +13,15 @@ tables (+ the spline couplings), FM radial sums, engine construction and the FM
 reference evaluation. Each row runs in its own process (one thread): "first" is the
 first setup there (what a run pays, as `llg_speed.py` times it), "best" the best of
 ``--repeats`` more; the stages are timed by calling the same pieces one by one on the
-same structure (best of ``--repeats``). CPU seconds (process time).
+same structure (best of ``--repeats``). CPU seconds (process time). To time another
+tree (e.g. before a change), put it first on PYTHONPATH, its extensions built.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -42,15 +44,23 @@ def best(fn, repeats: int) -> tuple[float, object]:
 
 def stages(model, system, repeats: int) -> dict:
     """CPU s per setup stage of ``model`` on ``system`` (see the module docstring)."""
+    from otf_spin import system as system_module
     from otf_spin.model.fast import DISTANCE_TOL, FastPredictor
-    from otf_spin.system import neighbour_distances
 
+    search = getattr(system_module, "neighbour_distances", None)
+    if search is None:            # an older tree (PYTHONPATH): the full pair search
+        def search(*args):
+            i, j, _, _, d = system_module.neighbour_pairs(*args)
+            return i, j, d
     row = {}
+    rss, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, os.times()
     row["first"], _ = best(lambda: FastPredictor(model).engine(system), 1)
+    row["first_sys"] = os.times().system - t0.system
+    row["peak_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
     fp = FastPredictor(model)
     n, rc = len(system), fp.desc.r_cut
     row["neighbours"], (i, j, d) = best(
-        lambda: neighbour_distances(system.cell, system.pbc, system.positions, rc), repeats)
+        lambda: search(system.cell, system.pbc, system.positions, rc), repeats)
     row["compress"], packed = best(
         lambda: fp._kernel.compress_pairs(i, j, d, n, DISTANCE_TOL), repeats)
     rep = packed[5]
@@ -104,11 +114,14 @@ def main(argv=None):
 
         warnings.simplefilter("ignore")
         spline_models(folder)
+    import otf_spin
+
     print(f"setup of bcc {args.cells}³ cells ({2 * args.cells**3} atoms), CPU s, one thread, "
-          f"stages and best of {args.repeats}; load average {load_average()}")
+          f"stages and best of {args.repeats}; load average {load_average()}; otf_spin from "
+          f"{os.path.dirname(otf_spin.__file__)}")
     header = (f"{'model':12s} {'positions':>9s} {'pairs':>8s} {'groups':>8s} "
               f"{'neighb':>7s} {'compress':>8s} {'radial':>7s} {'spline':>7s} "
-              f"{'structure':>9s} {'first':>7s} {'best':>7s}")
+              f"{'structure':>9s} {'first':>7s} {'(sys)':>6s} {'best':>7s} {'peak MB':>7s}")
     print(header)
     print("-" * len(header))
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -124,13 +137,15 @@ def main(argv=None):
             print(f"{label:12s} {where:>9s} {r['pairs']:8d} {r['groups']:8d} "
                   f"{r['neighbours']:7.3f} {r['compress']:8.3f} {r['radial']:7.3f} "
                   f"{r['spline']:7.3f} {r['structure']:9.3f} {r['first']:7.3f} "
-                  f"{r['best']:7.3f}", flush=True)
+                  f"{r['first_sys']:6.2f} {r['best']:7.3f} {r['peak_mb']:7.0f}", flush=True)
     print("neighb: system.neighbour_distances at r_c; compress: gap.compress_pairs; radial: "
           "the exchange-2b radial table of the groups; spline: the spline couplings "
           "(spline2b.radial_dot) of the groups; structure: FastPredictor.structure (the "
           "stages before + FM radial sums); first / best: FastPredictor(model).engine "
           "(structure + engine construction + FM reference evaluation), the first call in "
-          "the process / the best of the repeats")
+          "the process (sys: its system CPU, mostly first touches of fresh memory) / the best "
+          "of the repeats; peak MB: growth of the process's peak resident memory in the first "
+          "call")
 
 
 if __name__ == "__main__":

@@ -476,7 +476,7 @@ def _forced(model, shell):
     """A FastPredictor whose compiled engines take the shell basis or not (``shell``)."""
     compiled = kernels.compiled("gap", required=True)
     return fast.FastPredictor(model, kernel=types.SimpleNamespace(
-        compress_pairs=compiled.compress_pairs,
+        compress_pairs=compiled.compress_pairs, slot_sums=compiled.slot_sums,
         GapEngine=functools.partial(compiled.GapEngine, shell=shell)))
 
 

@@ -161,3 +161,29 @@ def test_neighbour_distances_are_the_pairs(case, rng):
     np.testing.assert_allclose(da, db, rtol=0, atol=1e-12)
     if case == "narrow":
         assert len(np.unique(ra[:, :2], axis=0)) < len(ra)       # several images of a pair
+
+
+@pytest.mark.parametrize("repeat, displaced", [(4, 0.0), (4, 0.07), (2, 0.05)])
+def test_slot_sums_are_the_radial_sums_over_pairs(repeat, displaced, rng):
+    """gap.slot_sums (each atom's sum of its slots' rows times their pair counts: the FM
+    descriptor's radial part) equals the plain sum over the atom's pairs of their rows,
+    compiled = twin bit for bit."""
+    compiled = kernels.compiled("gap", required=True)
+    system = _lattice(repeat, rng, displaced)
+    i, j, d = _pairs(system, 7.0)
+    soff, sp, srid, neigh, jslot, rep, self_atom, _ = compiled.compress_pairs(
+        i, j, d, len(system), DISTANCE_TOL)
+    rtab = rng.normal(size=(len(rep), 5))
+    pair_slot = np.repeat(np.arange(len(srid)), np.diff(sp))
+    pair_atom = np.repeat(np.arange(len(system)), np.diff(soff))[pair_slot]
+    ref = np.zeros((len(system), 5))
+    np.add.at(ref, pair_atom, rtab[srid[pair_slot]])
+    out = np.full((len(system), 5), np.nan)
+    compiled.slot_sums(soff, sp, srid, rtab, out)
+    assert np.abs(out - ref).max() < 1e-13 * np.abs(ref).max()
+    twin = np.full_like(out, np.nan)
+    kernels.twin("gap").slot_sums(soff, sp, srid, rtab, twin)
+    np.testing.assert_array_equal(out, twin)
+    for kernel in (compiled, kernels.twin("gap")):
+        with pytest.raises(ValueError):
+            kernel.slot_sums(soff, sp, srid, rtab, np.empty((len(system), 4)))

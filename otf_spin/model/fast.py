@@ -46,7 +46,6 @@ import os
 import weakref
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 from otf_spin.descriptors.angle2b import PARALLEL, AngleExchangeDescriptor
 from otf_spin.descriptors.composite import CompositeDescriptor
@@ -342,11 +341,10 @@ class FastPredictor:
                     pairs[key] = np.ascontiguousarray(pairs[key][used])
         n = len(system)
         fm = pairs.pop("self_rows").copy()
-        # fm += A rtab, A[i, u] = pairs of atom i in its slot of row u (one sparse product)
-        counts = np.diff(pairs["sp"]).astype(float)
-        slot_atom = np.repeat(np.arange(n), np.diff(pairs["soff"]))
-        A = csr_matrix((counts, (slot_atom, pairs["srid"])), shape=(n, len(pairs["rtab"])))
-        fm += A @ pairs["rtab"]
+        # fm += Σ over each atom's slots of (pairs in the slot) × the slot's radial row
+        sums = np.empty((n, term.n_max))
+        self._kernel.slot_sums(pairs["soff"], pairs["sp"], pairs["srid"], pairs["rtab"], sums)
+        fm += sums
         return pairs, fm
 
     def engine(self, system):

@@ -31,13 +31,17 @@ descriptor's arithmetic to rounding; the FM state still gives exactly 0 (X = 0).
 With the power basis the shell passes visit each unordered pair once (j > i): its
 powers x^k go to both ends' sums M_k, and its field term u = Σ_k x^(k-1) (Q_s + Q_s')[k]
 (s' the partner's slot of the same row) to both ends — half the pair work of the
-directed passes (on several threads each thread adds into its own copy, summed after).
-Between the two pair passes the atoms go through a pipeline in blocks of BLOCK atoms
-(X rows from the sums, products and kernel coefficients, H, Q of the slots into the X
-rows), so that C and H are never held for all atoms: the working set of an evaluation
-is X, its per-thread copies and the pair list (16 000 atoms, two threads: ~27 MB instead
-of ~71 MB, more than the cache the 2-core VM's threads share), and the FM products are
-kept once per distinct row (a lattice: one).
+directed passes (on several threads each thread has one contiguous atom range and adds
+straight into its rows; the ends j beyond its range go into its own copy, whose touched
+rows are summed after). Between the two pair passes the atoms go through a pipeline in
+blocks of BLOCK atoms (:meth:`GapEngine._block`): each atom's row z of raw power sums
+(its slots' M_k, its angle slots' sums of y^m), the products C = z Tfᵀ + Cfm, the
+kernel coefficients, and Q = Hq + coef Tb — the field's rows Q of every slot, because
+the power basis' b_lk, the weights w_l, the orders k and dy/dθ are linear maps folded
+into the constant matrices Tf, Tb (sparse points projected on the radial rows), Hq and
+the linear energy's weights hl; so C and Q are never held for all atoms: the working
+set of an evaluation is X, the copies' boundary rows and the pair list, and the FM
+products are kept once per distinct row (a lattice: one).
 
 Angle block (``angle``: the exchange_2b_angle term of a composite descriptor, appended
 to the SOSO block: d_i = [SOSO (l, n) | angle (n, k)], D = L·n_max + n_a·k_max): its own
@@ -51,14 +55,15 @@ with g_k(θ) = P_k(1 - 2θ/π), θ = atan2(|e_i × e_j|, e_i·e_j) (as
 :mod:`otf_spin.descriptors.angle2b`), t the neighbour's slot of the same row (jslot),
 and no gradient where |n_p| < ``parallel`` (exactly parallel or antiparallel spins, the
 guard of angle2b). For k_max ≤ 6 in the power basis of y = -2θ/π (g_k - 1 = Σ_m b_km
-y^m: exactly 0 at FM), else by the recursion in x = 1 + y. θ (as y) and 1/|n| are
-computed once per unordered pair and evaluation (:meth:`GapEngine._angle_pairs`, from
-the atom i < j, written to both directions through the reverse-pair index); the other
-passes are per atom over its own pairs (gather), so they need no per-thread copies:
-the descriptor rows are made where the SOSO rows are (pass 1, or per block of the
-shell-basis pipeline, whose products then add Ya·Saᵀ with Ya = d_angle - dfm_angle),
-the rows Ha per slot (stored as the power-basis Q) from ∂E/∂d, and the field in one
-pass after the SOSO contraction.
+y^m: exactly 0 at FM), else by the recursion in x = 1 + y. θ (as y; atan2 by
+:func:`_angle`) and 1/|n| are computed once per unordered pair and evaluation
+(:meth:`GapEngine._angle_pairs`, from the atom i < j, written to both directions
+through the reverse-pair index). The full-descriptor path makes the angle rows in pass
+1, the rows Ha per slot (stored as the power-basis Q) from ∂E/∂d and the field in a
+gather pass over atoms (no per-thread copies); the shell-basis pipeline takes the angle
+block per angle radial row (the sums of y^m of each slot) into its products and gets
+the slots' Q from them, and the angle pairs' field goes with the exchange pairs' in the
+one-visit field pass.
 
 Pair couplings (``kappa`` (U, L), optional): linear pair terms on the exchange-2b pairs
 that are not descriptor components (a linear kernel on the B-spline exchange term,
@@ -981,22 +986,39 @@ cdef class GapEngine:
         for a in prange(self.n_atoms, schedule="static", num_threads=nt):
             self._angle_slot_field(a, G + a * self.D + self.Ds)
 
+    cdef inline double _angle_du(self, double y, const double* Qs, const double* Qt,
+                                 double* P) noexcept nogil:
+        """∂E/∂θ of an angle pair from its y and the rows Q of its two slots:
+        Σ_m (Q_s + Q_t)[m] y^(m-1) (power basis; recursion: Σ_k P_k'(1 + y) (Q_s +
+        Q_t)[k]; P: scratch of 2 (LMAX_CAP + 1))."""
+        cdef Py_ssize_t m, KA = self.KA
+        cdef double u
+        cdef double* dP = P + (LMAX_CAP + 1)
+        if self.apoly:
+            u = Qs[KA] + Qt[KA]
+            for m in range(KA - 1, 0, -1):
+                u = u * y + (Qs[m] + Qt[m])
+            return u
+        _legendre_d(1.0 + y, KA, self.la, self.lb, P, dP)
+        u = 0.0
+        for m in range(1, KA + 1):
+            u = u + dP[m] * (Qs[m] + Qt[m])
+        return u
+
     cdef void _angle_field(self, const double* e) noexcept nogil:
         """Adds the angle block's ∂E/∂e_a to g, per atom from its own pairs (gather, rows
         Q of both ends' slots, y and 1/|n| of :meth:`_angle_pairs`): ∂E/∂θ_p
         (∂θ_p/∂e_a = -(n × e_a)/|n|, n = e_a × e_j); nothing where |n| < par_tol
         (angle2b's guard)."""
-        cdef Py_ssize_t a, s, p, j, k, m, KA = self.KA
-        cdef double ex, ey, ez, nx, ny, nz, inv, y, u, f, gx, gy, gz
+        cdef Py_ssize_t a, s, p, j, KA = self.KA
+        cdef double ex, ey, ez, nx, ny, nz, inv, f, gx, gy, gz
         cdef double* P
-        cdef double* dP
         cdef double* Qs
         cdef double* Qt
         cdef int nt = self._threads(), tid
         with parallel(num_threads=nt):
             tid = threadid()
             P = self.scratch + tid * SCRATCH
-            dP = P + (LMAX_CAP + 1)
             for a in prange(self.n_atoms, schedule="static"):
                 ex = e[3 * a]
                 ey = e[3 * a + 1]
@@ -1015,17 +1037,7 @@ cdef class GapEngine:
                         ny = ez * e[3 * j] - ex * e[3 * j + 2]
                         nz = ex * e[3 * j + 1] - ey * e[3 * j]
                         Qt = self.Qa + (self.asoff[j] + self.ajslot[p]) * (KA + 1)
-                        y = self.ay[p]
-                        if self.apoly:
-                            u = Qs[KA] + Qt[KA]
-                            for m in range(KA - 1, 0, -1):
-                                u = u * y + (Qs[m] + Qt[m])
-                        else:
-                            _legendre_d(1.0 + y, KA, self.la, self.lb, P, dP)
-                            u = 0.0
-                            for k in range(1, KA + 1):
-                                u = u + dP[k] * (Qs[k] + Qt[k])
-                        f = -u * inv
+                        f = -self._angle_du(self.ay[p], Qs, Qt, P) * inv
                         gx = gx + f * (ny * ez - nz * ey)
                         gy = gy + f * (nz * ex - nx * ez)
                         gz = gz + f * (nx * ey - ny * ex)
@@ -1203,13 +1215,12 @@ cdef class GapEngine:
         Σ_k P_k'(1 + y) (Q_s + Q_t)[k]) times ∂θ/∂e_a = -(n × e_a)/|n| to a and
         (n × e_j)/|n| to j, n = e_a × e_j, nothing where |n| < par_tol (P: scratch of
         2 (LMAX_CAP + 1))."""
-        cdef Py_ssize_t s, p, j, k, m, L = self.L, LU = self.LU, KA = self.KA
-        cdef double ex = e[3 * a], ey = e[3 * a + 1], ez = e[3 * a + 2], x, u, y, f, inv
+        cdef Py_ssize_t s, p, j, k, L = self.L, LU = self.LU, KA = self.KA
+        cdef double ex = e[3 * a], ey = e[3 * a + 1], ez = e[3 * a + 2], x, u, f, inv
         cdef double gx = 0.0, gy = 0.0, gz = 0.0, nx, ny, nz, jx, jy, jz, x2
         cdef double q1 = 0.0, q2 = 0.0, q3 = 0.0, q4 = 0.0, q5 = 0.0, q6 = 0.0
         cdef double* Qa
         cdef double* Qj
-        cdef double* dP = P + (LMAX_CAP + 1)
         for s in range(self.soff[a], self.soff[a + 1]):
             Qa = self.Qb + a * LU + self.srid[s] * L
             if L == 7:          # (kept in registers: the stores into gt may alias Qa)
@@ -1252,17 +1263,7 @@ cdef class GapEngine:
                 ny = ez * jx - ex * jz
                 nz = ex * jy - ey * jx
                 Qj = self.Qa + (self.asoff[j] + self.ajslot[p]) * (KA + 1)
-                y = self.ay[p]
-                if self.apoly:
-                    u = Qa[KA] + Qj[KA]
-                    for m in range(KA - 1, 0, -1):
-                        u = u * y + (Qa[m] + Qj[m])
-                else:
-                    _legendre_d(1.0 + y, KA, self.la, self.lb, P, dP)
-                    u = 0.0
-                    for k in range(1, KA + 1):
-                        u = u + dP[k] * (Qa[k] + Qj[k])
-                f = -u * inv
+                f = -self._angle_du(self.ay[p], Qa, Qj, P) * inv
                 gx = gx + f * (ny * ez - nz * ey)
                 gy = gy + f * (nz * ex - nx * ez)
                 gz = gz + f * (nx * ey - ny * ex)

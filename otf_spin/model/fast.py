@@ -239,6 +239,7 @@ class FastPredictor:
                     i, j, dist = i[keep], j[keep], dist[keep]
             soff, sp, srid, neigh, jslot, rep, self_atom, self_group = \
                 self._kernel.compress_pairs(i, j, dist, n, DISTANCE_TOL)
+            del i, j, dist, found     # freed first: their pages serve the radial table
             rtab = term.radial_values(rep)        # (radial and couplings apart: no copies)
             self_rows = np.zeros((n, term.n_max))
             np.add.at(self_rows, self_atom, rtab[self_group])

@@ -351,7 +351,7 @@ cdef class GapEngine:
     cdef double* X              # (N, U·L) shell coordinates of d - dfm
     cdef double* H              # (N, U·L) ∂E/∂d projected on the radial rows (recursion)
     cdef double* Qb             # (N, U·L) the field's power-basis rows Q of each slot (in X)
-    cdef double* Xbuf           # ((nt_alloc - 1), N, U·L): threads ≥ 1's pair sums
+    cdef double* Xbuf           # ((nt_alloc - 1), N, U·L): each range's sums beyond it (touch)
     cdef int* mark              # Monte Carlo: slot of an atom in the affected list, or -1
     cdef int* aff
     cdef double* dnew
@@ -1157,7 +1157,7 @@ cdef class GapEngine:
         """Atom i's shell columns z (WS,) of the pipeline's products: the power sums of
         its slots, z[u·(L - 1) + k - 1] = M_k of its slot of radial row u (0 for rows of
         none of its slots; the b_lk, w_l of W_l = Σ_k b_lk M_k are in the products'
-        matrices). copies: the number of per-thread copies (Xbuf) whose sums are added to
+        matrices). copies: the number of per-range copies (Xbuf) whose sums are added to
         X's, and zeroed for the next evaluation."""
         cdef Py_ssize_t s, k, t, q, L = self.L, Lc = self.L - 1
         cdef Py_ssize_t NLU = self.n_atoms * self.LU
@@ -1404,7 +1404,7 @@ cdef class GapEngine:
                      double* tt, clockid_t clk) noexcept nogil:
         """Block b (atoms b·BLOCK …) of the shell-basis pipeline. Each atom's row z (WZ,)
         of the products: the power sums M_k of its slots (:meth:`_slot_rows`, adding the
-        ``copies`` per-thread copies; orders k ≥ 1) and, with an angle block, the power
+        ``copies`` per-range copies; orders k ≥ 1) and, with an angle block, the power
         sums of its angle slots' y (:meth:`_angle_zrow`); its linear energy z·hl. Per
         kernel block one product C = z Tfᵀ (+ Cfm: the FM products) and the kernel
         coefficients, and one product Q = Hq + coef Tb: the field's rows Q of its slots

@@ -1965,6 +1965,10 @@ cdef extern from *:
     void OTF_PREFETCH(const void* p) noexcept nogil     # a cache hint, no effect on results
 
 
+cdef inline cnp.int64_t _key(double d, double tol) noexcept nogil:
+    return <cnp.int64_t>(d / tol + 0.5)
+
+
 cdef inline Py_ssize_t _hash_slot(cnp.int64_t key, int bits) noexcept nogil:
     return <Py_ssize_t>((<unsigned long long>key * 11400714819323198485ULL) >> (64 - bits))
 
@@ -2023,8 +2027,9 @@ def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const dou
     neigh (P',) int32, jslot (P',) int32, rep (G,) distance of each group's first
     member, self_atom (Q,) int64, self_group (Q,) int64); pairs in a slot by ascending j.
 
-    The groups come from an open-addressing hash of q (16-byte entries, load ≤ 3/4,
-    the next pairs' entries prefetched; at its first growth the table is sized for the groups
+    The groups come from an open-addressing hash of q (4-byte entries holding the group,
+    whose key is recomputed from its first distance; load ≤ 3/4; the slots and groups of
+    the next pairs prefetched; at its first growth the table is sized for the groups
     expected at that rate: one rehash when every unordered pair is its own group, as
     in a displaced lattice); each atom's pairs are sorted by (group, j) (quicksort);
     jslot by a branchless binary search among the neighbour's slots.
@@ -2033,8 +2038,11 @@ def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const dou
     cdef Py_ssize_t AHEAD = 16
     cdef int bits = 10
     cdef cnp.int64_t key, g, G = 0, cur, target, low32 = 0xffffffff
-    cdef cnp.int64_t[::1] table = np.full(2 * cap, -1, dtype=np.int64)   # (key, group) pairs
-    cdef cnp.int64_t[::1] old
+    # open addressing on the keys: each slot holds a group (-1: empty), whose key is that
+    # of its first member's distance rep[group] (8 MB for a million groups)
+    cdef int[::1] table = np.full(cap, -1, dtype=np.int32)
+    cdef int[::1] old
+    cdef int gg
     cdef int[::1] gid = np.empty(P, dtype=np.int32)
     cdef double[::1] rep = np.empty(P + 1, dtype=np.float64)
     if P >= 2**31 - 1:
@@ -2046,45 +2054,52 @@ def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const dou
     with nogil:
         for p in range(P):
             if 4 * (G + 1) > 3 * cap:
-                # grow the open-addressing table (load ≤ 3/4) and rehash; size it for
-                # the groups expected at this rate (one group per pair: a single rehash)
+                # grow the table (load ≤ 3/4) and rehash; size it for the groups expected
+                # at this rate (one group per pair: a single rehash)
                 n = cap * 2
                 while 3 * n < 4 * ((G + 1) * P // (p + 1)) + 4 and n < 2 * P + 2:
                     n *= 2
                 with gil:
                     old = table
-                    table = np.full(2 * n, -1, dtype=np.int64)
+                    table = np.full(n, -1, dtype=np.int32)
                 while cap < n:
                     cap *= 2
                     bits += 1
-                for m in range(old.shape[0] // 2):
-                    if old[2 * m] != -1:
-                        h = _hash_slot(old[2 * m], bits)
-                        while table[2 * h] != -1:
+                for m in range(old.shape[0]):
+                    if old[m] != -1:
+                        h = _hash_slot(_key(rep[old[m]], tol), bits)
+                        while table[h] != -1:
                             h = (h + 1) & (cap - 1)
-                        table[2 * h] = old[2 * m]
-                        table[2 * h + 1] = old[2 * m + 1]
-            if p + AHEAD < P:
-                OTF_PREFETCH(&table[2 * _hash_slot(<cnp.int64_t>(d[p + AHEAD] / tol + 0.5),
-                                                   bits)])
-            key = <cnp.int64_t>(d[p] / tol + 0.5)
+                        table[h] = old[m]
+            if p + AHEAD < P:       # the slot of a pair ahead, and the group of a nearer one
+                OTF_PREFETCH(&table[_hash_slot(_key(d[p + AHEAD], tol), bits)])
+            if p + AHEAD // 2 < P:
+                gg = table[_hash_slot(_key(d[p + AHEAD // 2], tol), bits)]
+                if gg >= 0:
+                    OTF_PREFETCH(&rep[gg])
+            key = _key(d[p], tol)
             h = _hash_slot(key, bits)
-            while table[2 * h] != -1 and table[2 * h] != key:
+            while True:
+                gg = table[h]
+                if gg == -1:
+                    gg = table[h] = <int>G
+                    rep[G] = d[p]
+                    G += 1
+                    break
+                if _key(rep[gg], tol) == key:
+                    break
                 h = (h + 1) & (cap - 1)
-            if table[2 * h] == -1:
-                table[2 * h] = key
-                table[2 * h + 1] = G
-                rep[G] = d[p]
-                G += 1
-            gid[p] = <int>table[2 * h + 1]
+            gid[p] = gg
     old = None
     cdef cnp.int64_t[::1] self_atom = np.empty(nself, dtype=np.int64)
     cdef cnp.int64_t[::1] self_group = np.empty(nself, dtype=np.int64)
-    # the table's memory (≥ 2 P entries) holds the packed pairs next: no fresh pages
-    cdef cnp.int64_t[::1] packed = table[:P - nself] if table.shape[0] >= P - nself else \
-        np.empty(P - nself, dtype=np.int64)
+    table = None
     cdef cnp.int64_t[::1] soff = np.zeros(n_atoms + 1, dtype=np.int64)
+    # sp's memory holds each atom's packed pairs first: its slot starts are written behind
+    # the pair being read (a slot has at least one pair), so none is overwritten unread
     cdef cnp.int64_t[::1] sp = np.empty(P - nself + 1, dtype=np.int64)
+    cdef cnp.int64_t[::1] packed = sp
+    cdef cnp.int64_t x
     cdef int[::1] srid = np.empty(P - nself, dtype=np.int32)
     cdef int[::1] neigh = np.empty(P - nself, dtype=np.int32)
     cdef int[::1] jslot = np.empty(P - nself, dtype=np.int32)
@@ -2110,13 +2125,14 @@ def compress_pairs(const cnp.int64_t[::1] i, const cnp.int64_t[::1] j, const dou
             _sort_keys(&packed[lo], q - lo)
             cur = -1
             for k in range(lo, q):
-                g = packed[k] >> 32
+                x = packed[k]            # (read before sp[s], s ≤ k, is written)
+                g = x >> 32
                 if g != cur:
                     sp[s] = k
                     srid[s] = <int>g
                     s += 1
                     cur = g
-                neigh[k] = <int>(packed[k] & low32)
+                neigh[k] = <int>(x & low32)
         soff[n_atoms] = s
         sp[s] = q
         # jslot: the slot of the same group among the neighbour's slots (branchless

@@ -39,12 +39,16 @@ OTF = Section({
                           "and each time they have grown by half since (at every one while the "
                           "last choice kept exchange-2b alone), refit from scratch so that "
                           "the model's descriptor terms are chosen again on all labels "
-                          "(where the model settings select terms); and at the end of the run, "
+                          "(where the model settings select terms; every candidate fitted "
+                          "within the noise floors; the terms in use kept unless a candidate "
+                          "scores better by selection.MARGIN, 25 %); and at the end of the run, "
                           "if labels came since the last choice, save the model so fitted",
                           True),
-    "noise_floor_energy": Key("quantity", "lower bound of σ_e when re-optimising", 0.1 * MEV,
+    "noise_floor_energy": Key("quantity", "lower bound of σ_e when re-optimising (and "
+                              "choosing terms)", 0.1 * MEV,
                               unit="meV", dimension="energy", minimum=0.0),
-    "noise_floor_field": Key("quantity", "lower bound of σ_b when re-optimising", 1.0 * MEV,
+    "noise_floor_field": Key("quantity", "lower bound of σ_b when re-optimising (and "
+                             "choosing terms)", 1.0 * MEV,
                              unit="meV/μB", dimension="data_field", minimum=0.0),
     "history": Key("int", "adaptive: number of Bayesian errors in the history", 10, minimum=2),
     "noise_guard": Key("float", "adaptive: update only if std/mean of history < this", 0.4,

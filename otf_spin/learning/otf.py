@@ -31,7 +31,7 @@ from otf_spin.learning.labelling import label_collective
 from otf_spin.learning.store import frame_uid
 from otf_spin.core import Frame
 from otf_spin.model import build_model, storage
-from otf_spin.model.selection import MIN_FRAMES, names_extra_terms, selects
+from otf_spin.model.selection import MIN_FRAMES, names_extra_terms, selects, terms_of
 from otf_spin.parallel.comm import SerialComm
 from otf_spin.parallel.jobs import JobGroups
 from otf_spin.system import random_cone, rotation_to
@@ -93,6 +93,7 @@ class OnTheFly:
         self.refit_time = 0.0       # s: fits and refits (rank 0), model reloads (this rank)
         self.queue = []     # (step, directions, sparse candidates, max σ, replica) to label
         self.selected_at = 0    # training frames at the last choice of terms (_reselect)
+        self.choices = []       # one dict per choice of terms in this process (_choose_again)
 
     # --- labelling ------------------------------------------------------------------
     def _label_all(self, probes) -> list | None:
@@ -249,21 +250,26 @@ class OnTheFly:
         uid = frame_uid(probe)
         return any(frame_uid(f.system) == uid for f in self.model.frames)
 
-    def _fit_from_scratch(self, frames) -> None:
+    def _fit_from_scratch(self, frames, current=None) -> None:
         """Rank 0: a new model of ``model_settings`` fitted on ``frames`` as ``otf-spin
         train`` would (descriptor terms chosen by cross-validation where the settings
-        select them and there are enough frames), then hyperparameters within the noise
-        floors (:meth:`_reoptimise`)."""
+        select them and there are enough frames; ``current``: the terms in use, kept
+        unless a candidate wins by ``selection.MARGIN``), its hyperparameters within the
+        noise floors (:meth:`_floors`) — each candidate's, so that the candidates are
+        scored as the loop uses them and the chosen one is not optimised twice."""
         import warnings
 
         self.model = build_model(self.cfg["model_settings"])
-        optimise, self.model.optimise = self.model.optimise, False
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if selects(self.cfg["model_settings"]):
+                self.model.fit(frames, bounds=self._floors(), current=current)
+                return
+            optimise, self.model.optimise = self.model.optimise, False
             self.model.fit(frames)
             if optimise:            # within the noise floors, as every re-optimisation
                 self._reoptimise()
-        self.model.optimise = optimise
+            self.model.optimise = optimise
 
     def _can_choose(self) -> bool:
         """Rank 0: whether the model settings select terms and the model holds enough
@@ -272,10 +278,22 @@ class OnTheFly:
 
     def _choose_again(self) -> None:
         """Rank 0: :meth:`_fit_from_scratch` on the model's own frames (terms chosen
-        again on all labels)."""
+        again on all labels); the choice is logged and appended to :attr:`choices`
+        (frames, the terms before and after, the candidates' scores: a record of this
+        process, not checkpointed)."""
+        before = terms_of(self.model.settings)
         self._fit_from_scratch([Frame(f.system, {"energy": f.energy, "fields": f.fields},
-                                      f.info) for f in self.model.frames])
+                                      f.info) for f in self.model.frames],
+                               before if self.selected_at else None)
         self.selected_at = self.model.n_frames
+        table = getattr(self.model, "selection", None) or []
+        after = terms_of(self.model.settings)
+        self.choices.append({"frames": self.model.n_frames, "before": before, "terms": after,
+                             "scores": {r["terms"]: r["score"] for r in table}})
+        print(f"# terms chosen on {self.model.n_frames} frames: {' + '.join(('exchange_2b',) + after)}"
+              f" (before: {' + '.join(('exchange_2b',) + before)}; CV scores "
+              + ", ".join(f"{'+'.join(r['terms']) or 'alone'} {r['score']:.3f}" for r in table)
+              + ")", file=self.log, flush=True)
 
     def _reselect(self) -> bool:
         """Rank 0, at a re-optimisation: whether the model is refitted from scratch on its
@@ -316,13 +334,16 @@ class OnTheFly:
             self._share(refit=True)
         return refit
 
+    def _floors(self) -> dict:
+        """Bounds of the noise hyperparameters (eV/atom, eV/μB): the noise floors."""
+        return {"sigma_energy": (self.cfg["noise_floor_energy"], 1.0),
+                "sigma_field": (self.cfg["noise_floor_field"], 1.0)}
+
     def _reoptimise(self) -> None:
         """Hyperparameters by maximum likelihood with the noise floors (a model of a few
         nearby frames would otherwise interpolate them noise-free and extrapolate
         wildly), calibration, weights."""
-        self.model.optimise_hyperparameters(
-            {"sigma_energy": (self.cfg["noise_floor_energy"], 1.0),
-             "sigma_field": (self.cfg["noise_floor_field"], 1.0)})
+        self.model.optimise_hyperparameters(self._floors())
         self.model.solve()
 
     def _refit(self, frames, pools, step) -> None:

@@ -13,8 +13,12 @@ names no further term, :meth:`TermSelectingGPR.fit` fits the candidates
 
     exchange-2b alone, + dipole-2b, + exchange_2b_angle, + exchange-3b, +
     exchange_2b_spline (in this order; the spline only where pair distances vary between
-    frames: :func:`distances_vary`), and + all the single terms that beat exchange-2b,
-    when more than one did,
+    frames: :func:`distances_vary`), + all the single terms that beat exchange-2b,
+    when more than one did, and + the spline with the best other single term (the
+    spline refines exchange-2b's J(r): where another term carries the larger misfit the
+    spline alone does not beat exchange-2b, but the pair does — displaced Eq. 41 sets,
+    tuning seeds 711-713, docs/otf.md: spline + angle 2.2× better than the angle alone on
+    15 frames, the spline alone worse than exchange-2b alone on 10),
 
 each added term with its default settings and one linear kernel (``n_sparse: null``;
 the angle term also joins the nonlinear exchange-2b kernel: ``JOINED_TERMS``),
@@ -55,6 +59,9 @@ JOINED_TERMS = ("exchange_2b_angle",)
 #: term only where pair distances vary (:func:`distances_vary`)
 SINGLE_CANDIDATES = ((), ("dipole_2b",), ("exchange_2b_angle",), ("exchange_3b",),
                      ("exchange_2b_spline",))
+#: the B-spline exchange term: a finer J(r) than exchange-2b's radial basis, also tried
+#: with the best other single term (:func:`select`)
+SPLINE = "exchange_2b_spline"
 #: pair distances closer than this (Å) count as one distance in :func:`distances_vary`
 DISTANCE_RESOLUTION = 1e-6
 #: folds (of 5) left out of each candidate's CV errors, its worst per observable
@@ -62,6 +69,12 @@ DISTANCE_RESOLUTION = 1e-6
 DROP_FOLDS = 1
 #: a candidate whose CV score is within this factor of the best counts as equally good
 TOLERANCE = 1.10
+#: a choice made again (the on-the-fly loop's) keeps the terms of the model in use while
+#: their score is within this factor of the best (:func:`choose`): on 5-18 frames the
+#: 5-fold scores of the candidates scatter by more than TOLERANCE from one label to the
+#: next, and a choice that flips the terms at one label swung the loop's models by up
+#: to 2x (docs/otf.md)
+MARGIN = 1.25
 #: fewest frames for a selection (5-fold CV, one frame per fold from 5 frames; with 10
 #: instead, random sets of 5-8 frames of the issue-16 task fitted 1.3-2x worse, fresh
 #: seeds 641-643, docs/otf.md: below it every model is exchange-2b alone)
@@ -78,6 +91,14 @@ def names_extra_terms(settings: dict) -> bool:
     d = settings["descriptor"]
     return (any(d.get(t) is not None for t in EXTRA_TERMS)
             or any(k.get("term", "exchange_2b") != "exchange_2b" for k in settings["kernels"]))
+
+
+def terms_of(settings: dict) -> tuple:
+    """The descriptor terms beyond exchange-2b that validated ``settings`` name (in the
+    descriptor or as a kernel's ``term``), in EXTRA_TERMS order: () for exchange-2b alone."""
+    named = {k.get("term", "exchange_2b") for k in settings["kernels"]}
+    return tuple(t for t in EXTRA_TERMS
+                 if settings["descriptor"].get(t) is not None or t in named)
 
 
 def selects(settings: dict) -> bool:
@@ -116,11 +137,21 @@ def scores(rows: list[dict]) -> list[float]:
     return [score(r["cv"], keys) for r in rows]
 
 
-def choose(rows: list[dict], tolerance: float = TOLERANCE) -> int:
+def choose(rows: list[dict], tolerance: float = TOLERANCE, current=None,
+           margin: float | None = None) -> int:
     """Index of the chosen row: the first (cheapest) whose score (:func:`scores`) is
-    within the factor ``tolerance`` of the best. ``rows`` in order of cost."""
+    within the factor ``tolerance`` of the best. ``rows`` in order of cost. With
+    ``current`` (the terms of the model in use, a tuple), the row with those terms is
+    kept while its score is within the factor ``margin`` of the best (hysteresis: a
+    choice made again changes the terms only for a candidate that wins by more than the
+    scatter of a cross-validation on few frames; ``margin`` ≤ 1: no hysteresis)."""
     values = scores(rows)
     best = min(values)
+    margin = MARGIN if margin is None else margin
+    if current is not None and margin > 1:
+        for k, (r, v) in enumerate(zip(rows, values)):
+            if set(r["terms"]) == set(current) and v <= best + np.log(margin):
+                return k
     return next(k for k, v in enumerate(values) if v <= best + np.log(tolerance))
 
 
@@ -171,16 +202,25 @@ def trimmed_cv(model, drop: int = DROP_FOLDS) -> dict:
     return out
 
 
-def fit_candidate(settings: dict, terms, frames, build) -> dict:
+def fit_candidate(settings: dict, terms, frames, build, bounds: dict | None = None) -> dict:
     """Fit the candidate with ``terms`` (``build``: settings -> unfitted SparseGPR, e.g.
     :func:`otf_spin.model.factory.build_gpr`); a row with terms, model, cv (and cv_energy
     in eV/atom, cv_field in eV/μB: :func:`trimmed_cv`), fit time (CPU s) and the warnings
-    the fit raised."""
+    the fit raised. ``bounds``: hyperparameter bounds of the optimisation (as
+    :meth:`SparseGPR.optimise_hyperparameters`, e.g. the on-the-fly loop's noise floors:
+    the candidates are then scored as the loop will use them)."""
     model = build(candidate_settings(settings, terms))
     start = time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model.fit(frames)
+        if bounds is not None and model.optimise:
+            model.optimise = False
+            model.fit(frames)
+            model.optimise_hyperparameters(bounds)
+            model.solve()
+            model.optimise = True
+        else:
+            model.fit(frames)
     cv = trimmed_cv(model)
     return {"terms": tuple(terms), "model": model, "cv": cv,
             "cv_energy": float(cv["energy"]), "cv_field": float(cv["field"]),
@@ -188,14 +228,19 @@ def fit_candidate(settings: dict, terms, frames, build) -> dict:
 
 
 def select(settings: dict, frames, build, tolerance: float = TOLERANCE,
-           keep_models: bool = False) -> tuple[SparseGPR, list]:
+           keep_models: bool = False, bounds: dict | None = None, current=None,
+           margin: float | None = None) -> tuple[SparseGPR, list]:
     """(fitted model, table) of the term selection on ``frames`` (see module doc).
     The table lists every candidate tried: terms, cv_energy (eV/atom), cv_field (eV/μB),
-    score, fit_cpu_s, chosen (and its fitted model with ``keep_models``)."""
+    score, fit_cpu_s, chosen (and its fitted model with ``keep_models``). ``bounds``:
+    of every candidate's hyperparameters (:func:`fit_candidate`); ``current``: the terms
+    of the model in use when a choice is made again (a tuple; fitted as a candidate if
+    the usual ones do not hold it), kept unless a candidate wins by ``margin``
+    (:func:`choose`; default MARGIN)."""
     frames = list(frames)
-    rows = [fit_candidate(settings, (), frames, build)]
+    rows = [fit_candidate(settings, (), frames, build, bounds)]
     if len(frames) >= MIN_FRAMES and not at_noise_floor(rows[0]):
-        rows += [fit_candidate(settings, terms, frames, build)
+        rows += [fit_candidate(settings, terms, frames, build, bounds)
                  for terms in SINGLE_CANDIDATES[1:]
                  if terms != ("exchange_2b_spline",) or distances_vary(settings, frames)]
         values = scores(rows)
@@ -203,14 +248,27 @@ def select(settings: dict, frames, build, tolerance: float = TOLERANCE,
                  if v < values[0] - np.log(tolerance)]
         if len(gains) > 1:
             rows.append(fit_candidate(settings, [t for t in EXTRA_TERMS if t in gains],
-                                      frames, build))
-    chosen = choose(rows, tolerance)
+                                      frames, build, bounds))
+        if any(r["terms"] == (SPLINE,) for r in rows):     # the spline with the best other
+            values = scores(rows)
+            single = min((v, r["terms"][0]) for r, v in zip(rows, values)
+                         if len(r["terms"]) == 1 and r["terms"] != (SPLINE,))[1]
+            both = [t for t in EXTRA_TERMS if t in (single, SPLINE)]
+            if not any(set(r["terms"]) == set(both) for r in rows):
+                rows.append(fit_candidate(settings, both, frames, build, bounds))
+        if current is not None and not any(set(r["terms"]) == set(current) for r in rows):
+            rows.append(fit_candidate(settings, [t for t in EXTRA_TERMS if t in current],
+                                      frames, build, bounds))
+    else:
+        current = None          # too few frames, or exact data: exchange-2b alone
+    chosen = choose(rows, tolerance, current, margin)
     for w in rows[chosen]["warnings"]:          # the chosen fit's warnings, once
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     table = [{k: v for k, v in r.items() if k not in ("warnings", "cv")
               and (keep_models or k != "model")} for r in rows]
     for k, (r, value) in enumerate(zip(table, scores(rows))):
         r["score"], r["chosen"] = value, k == chosen
+        r["current"] = current is not None and set(r["terms"]) == set(current)
     return rows[chosen]["model"], table
 
 
@@ -222,8 +280,11 @@ class TermSelectingGPR(SparseGPR):
 
     build_candidate = None
 
-    def fit(self, frames) -> SparseGPR:
-        model, table = select(self.settings, frames, self.build_candidate)
+    def fit(self, frames, bounds: dict | None = None, current=None) -> SparseGPR:
+        """Choose the terms on ``frames`` and fit (:func:`select`; ``bounds`` of the
+        hyperparameters and ``current`` terms as there)."""
+        model, table = select(self.settings, frames, self.build_candidate, bounds=bounds,
+                              current=current)
         self.__dict__.update(model.__dict__)
         self.__class__ = SparseGPR
         self.selection = table
@@ -237,11 +298,12 @@ def describe(table: list[dict]) -> str:
                 f"{MIN_FRAMES} frames, or its CV errors at the noise floor)")
     out = ["descriptor terms chosen by 5-fold cross-validation (each candidate's worst "
            f"fold left out; * = kept: the cheapest within {100 * (TOLERANCE - 1):.0f} % of "
-           "the best):"]
+           f"the best, or the terms in use within {100 * (MARGIN - 1):.0f} %):"]
     names = ["exchange_2b" + "".join(f" + {t}" for t in r["terms"]) for r in table]
     width = max(len(n) for n in names)
     for r, name in zip(table, names):
         out.append(f"  {'*' if r['chosen'] else ' '} {name:{width}s} CV energy "
                    f"{1e3 * r['cv_energy']:.4f} meV/atom, field {1e3 * r['cv_field']:.4f} "
-                   f"meV/μB, fit {r['fit_cpu_s']:.1f} CPU s")
+                   f"meV/μB, fit {r['fit_cpu_s']:.1f} CPU s"
+                   + (" (in use)" if r.get("current") else ""))
     return "\n".join(out)

@@ -1,0 +1,80 @@
+"""A choice of terms made again (the on-the-fly loop's, otf_spin/model/selection.py): the
+terms in use are kept unless a candidate wins by selection.MARGIN, and the candidates can
+be fitted within the loop's noise floors."""
+import warnings
+
+import numpy as np
+import pytest
+
+from otf_spin.model import selection
+from otf_spin.model.factory import build_gpr
+
+from test_model_selection import pseudo_dipolar, settings  # noqa: F401 (fixture)
+
+
+def rows(*values):
+    """Candidate rows (terms in SINGLE_CANDIDATES order) with field CV RMSEs ``values``."""
+    terms = [(), ("dipole_2b",), ("exchange_2b_angle",), ("exchange_3b",)]
+    return [{"terms": t, "cv": {"energy": np.nan, "field": v}} for t, v in zip(terms, values)]
+
+
+def test_the_terms_in_use_are_kept_within_the_margin():
+    table = rows(1.0, 0.7, 0.6, 0.9)
+    assert selection.choose(table) == 2                          # no terms in use: the rule
+    assert selection.choose(table, current=("dipole_2b",), margin=1.25) == 1   # 0.7 < 1.25 × 0.6
+    assert selection.choose(table, current=("exchange_3b",), margin=1.25) == 2  # 0.9: beaten
+    assert selection.choose(table, current=(), margin=2.0) == 0
+    assert selection.choose(table, current=("dipole_2b",), margin=1.0) == 2   # ≤ 1: no hysteresis
+    assert selection.choose(table, current=("exchange_2b_spline",), margin=9.0) == 2  # not a row
+    # the cheapest within the tolerance is not preferred to the terms in use
+    table = rows(0.95, 1.0, 0.9, 1.0)
+    assert selection.choose(table) == 0
+    assert selection.choose(table, current=("exchange_2b_angle",), margin=1.25) == 2
+
+
+def test_a_choice_made_again_fits_the_terms_in_use_and_keeps_them_unless_beaten(
+        pseudo_dipolar):                                              # noqa: F811
+    """Pseudo-dipolar exchange: dipole-2b is the clear winner. Terms in use that are not
+    a usual candidate (dipole-2b + exchange-3b: exchange-3b alone does not beat
+    exchange-2b) are fitted as one more candidate and kept (as good as dipole-2b alone
+    within the margin); exchange-2b alone in use is beaten and replaced."""
+    train, _ = pseudo_dipolar
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fresh, table = selection.select(settings(), train, build_gpr)
+        assert [r["terms"] for r in table if r["chosen"]] == [("dipole_2b",)]
+        assert ("exchange_3b", "dipole_2b") not in [r["terms"] for r in table]
+        current = ("exchange_3b", "dipole_2b")
+        kept, again = selection.select(settings(), train, build_gpr, current=current)
+        replaced, beaten = selection.select(settings(), train, build_gpr, current=())
+    assert [r["terms"] for r in again][:len(table)] == [r["terms"] for r in table]
+    row = [r for r in again if r["chosen"]]
+    assert len(row) == 1 and set(row[0]["terms"]) == set(current) and row[0]["current"]
+    assert selection.terms_of(kept.settings) == ("exchange_3b", "dipole_2b")
+    best = min(r["score"] for r in again)
+    assert best < row[0]["score"] <= best + np.log(selection.MARGIN)   # kept, not the best
+    assert [r["terms"] for r in beaten if r["chosen"]] == [("dipole_2b",)]
+    assert selection.terms_of(replaced.settings) == ("dipole_2b",)
+    assert [r["current"] for r in beaten][0] and not any(r["current"] for r in beaten[1:])
+
+
+def test_candidates_fitted_within_bounds_are_scored_as_they_are_used(pseudo_dipolar):  # noqa: F811
+    """With ``bounds`` (the loop's noise floors) each candidate's hyperparameters respect
+    them, and its CV errors are those of the model it returns (no later re-optimisation
+    changes the chosen model)."""
+    train, _ = pseudo_dipolar
+    floor = 2e-3                                       # eV/μB, above the free optimum
+    bounds = {"sigma_energy": (1e-4, 1.0), "sigma_field": (floor, 1.0)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        free, _ = selection.select(settings(), train, build_gpr)
+        model, table = selection.select(settings(), train, build_gpr, bounds=bounds,
+                                        keep_models=True)
+    assert free.hyper["sigma_field"] < floor                 # the bound binds here
+    for r in table:
+        assert r["model"].hyper["sigma_field"] >= floor * (1 - 1e-12)
+        assert r["model"].hyper["sigma_energy"] >= 1e-4 * (1 - 1e-12)
+        again = selection.trimmed_cv(r["model"])
+        assert again["field"] == pytest.approx(r["cv_field"], rel=1e-12)
+    chosen = [r["model"] for r in table if r["chosen"]]
+    assert chosen == [model] and model.optimise is True

@@ -247,6 +247,7 @@ def one_seed(seed, args):
                       for n, b in snapshots.items()} \
                 if readme or threshold == min(args.thresholds) else None
             runs[threshold] = {"labels": learner.calls, "rmse": final, "steps": steps,
+                               "choices": learner.choices,
                                "sigmas": sigmas, "in_use": in_use,
                                "last_sigma": 1e3 * learner.last_max_std,
                                "at_calls": at_calls(learner.store.frames(), snapshots)
@@ -256,19 +257,37 @@ def one_seed(seed, args):
         longest = runs[min(args.thresholds)]["in_use"]
         sizes = sorted(set(args.labels) | {r["labels"] for r in runs.values()}
                        | {n for n in args.labels if n in longest})
-        generated = generated_frames(folder, seed, max(sizes), args.displacement)
+        old = reused(args.reuse, seed)
+        generated = [] if old else \
+            generated_frames(folder, seed, max(sizes), args.displacement)
         t_gen = time.perf_counter() - t0
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     orders = [rng.permutation(len(pool)) for _ in range(args.draws)]
-    random = {n: float(np.mean([field_rmse(fit([pool[k] for k in order[:n]]), reference)
-                                for order in orders])) for n in sizes}
-    gen = {n: field_rmse(fit(generated[:n]), reference) for n in sizes if n <= len(generated)}
+    random = {n: old["random"][n] if old and n in old["random"] else
+              float(np.mean([field_rmse(fit([pool[k] for k in order[:n]]), reference)
+                             for order in orders])) for n in sizes}
+    gen = dict(old["generate"]) if old else \
+        {n: field_rmse(fit(generated[:n]), reference) for n in sizes if n <= len(generated)}
     t_fit = time.perf_counter() - t0
     return {"runs": runs, "random": random, "generate": gen,
-            "n_gen_atoms": sorted({len(f.system) for f in generated}),
+            "n_gen_atoms": old["n_gen_atoms"] if old else
+            sorted({len(f.system) for f in generated}),
             "times": (t_ref, t_otf, t_gen, t_fit), "n_ref": len(reference),
             "cpu": time.process_time() - cpu}
+
+
+def reused(path, seed) -> dict | None:
+    """The results of ``seed`` in a ``--save`` pickle at ``path`` (None: no path, or no
+    such seed): its random rows (the same pool and draws: the same numbers) and
+    generated rows are reused, so that two loop rules compare on the same sets at the
+    cost of the loop runs alone."""
+    if not path:
+        return None
+    import pickle
+
+    with open(path, "rb") as handle:
+        return dict(pickle.load(handle)).get(seed)
 
 
 def selection_bound(seed, args) -> dict:
@@ -359,6 +378,13 @@ def main(argv=None):
                         help="fewest frames for the term choice of every fit, the loop's "
                         "re-choice included (otf_spin.model.selection.MIN_FRAMES and "
                         "otf_spin.learning.otf.RESELECT_FROM; default: the package's)")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="hysteresis of the loop's choice of terms (otf_spin.model."
+                        "selection.MARGIN; 1: none, the cheapest within the tolerance)")
+    parser.add_argument("--reuse", default=None, metavar="PICKLE",
+                        help="take the random and generate rows of each seed from this "
+                        "--save pickle of a run with the same seeds, cells, steps and "
+                        "draws (only the loop runs again: compare two loop rules)")
     parser.add_argument("--save", default=None,
                         help="pickle every seed's results here (a list, rewritten per seed)")
     args = parser.parse_args(argv)
@@ -369,6 +395,10 @@ def main(argv=None):
 
         # the loop's gate is bound at import (otf.RESELECT_FROM = selection.MIN_FRAMES)
         selection.MIN_FRAMES = otf.RESELECT_FROM = args.min_frames
+    if args.margin is not None:
+        from otf_spin.model import selection
+
+        selection.MARGIN = args.margin      # read at every call of select
     otf_cfg = _yaml("bccFe_otf_heisenberg.yaml")["otf"]
     args.readme = float(otf_cfg["threshold"])
     args.seeds = args.seeds or ([201] if args.quick else [201, 202, 203])

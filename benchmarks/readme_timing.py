@@ -15,6 +15,11 @@ machine quote the CPU time, on an idle one the wall time. ``--against TREE`` (an
 checkout of otf-spin with its extensions built in place, e.g. a ``git worktree`` of an
 older commit) alternates its runs with this checkout's, run by run, so that both see
 the same machine, and prints both summaries (the same input file for both).
+``--choice N`` times, in this process and in CPU seconds, the loop's choice of descriptor
+terms on the example's labels (the store of one run): the candidates fitted within the
+loop's noise floors, as the loop chooses since 2026-12-03 (seventh session), against
+the rule before (candidates fitted without the floors, the chosen one re-optimised within
+them), alternated N times; best and median of each and the terms both chose.
 """
 from __future__ import annotations
 
@@ -71,6 +76,52 @@ def run_once(tree: str | None = None) -> tuple[float, float, list]:
             lines
 
 
+def time_choice(repeat: int) -> None:
+    """Print the CPU time of the loop's choice of terms on the example's labels, now
+    against before (module doc), alternated ``repeat`` times."""
+    import warnings
+
+    from otf_spin.factory import load_run
+    from otf_spin.learning.store import TrainingStore
+    from otf_spin.model.factory import build_gpr
+    from otf_spin.model.selection import select, terms_of
+
+    with tempfile.TemporaryDirectory() as folder:
+        shutil.copy(EXAMPLE, folder)
+        subprocess.run([sys.executable, "-m", "otf_spin", "run", "--quiet", "--fresh",
+                        os.path.basename(EXAMPLE)], cwd=folder, check=True,
+                       stdout=subprocess.DEVNULL)
+        cfg = load_run(os.path.join(folder, os.path.basename(EXAMPLE)))
+        frames = list(TrainingStore(os.path.join(folder, cfg["otf"]["store"])).frames())
+    otf = cfg["otf"]
+    settings = otf["model_settings"]
+    floors = {"sigma_energy": (otf["noise_floor_energy"], 1.0),
+              "sigma_field": (otf["noise_floor_field"], 1.0)}
+
+    def before():
+        model = select(settings, frames, build_gpr)[0]
+        model.optimise_hyperparameters(floors)
+        model.solve()
+        return model
+
+    def now():
+        return select(settings, frames, build_gpr, bounds=floors)[0]
+
+    times, chosen = {"before": [], "now": []}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(repeat):
+            for label, fn in (("before", before), ("now", now)):
+                start = time.process_time()
+                chosen[label] = terms_of(fn().settings)
+                times[label].append(time.process_time() - start)
+    for label, values in times.items():
+        values.sort()
+        print(f"choice of terms on {len(frames)} labels, {label}: CPU best {values[0]:.3f} s, "
+              f"median {values[len(values) // 2]:.3f} s of {repeat}; terms: "
+              + " + ".join(("exchange_2b",) + chosen[label]))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs (default 3)")
@@ -79,6 +130,9 @@ def main(argv=None):
     parser.add_argument("--against", metavar="TREE",
                         help="another otf-spin checkout (extensions built in place) whose "
                              "runs alternate with this checkout's")
+    parser.add_argument("--choice", type=int, metavar="N", default=0,
+                        help="also time the loop's choice of terms, now against before, "
+                        "N times alternated in this process (CPU s)")
     args = parser.parse_args(argv)
     from otf_spin import __version__
     from otf_spin.kernels import refuse_twins
@@ -109,6 +163,8 @@ def main(argv=None):
               + (f", {label}" if args.against else "") + f", {len(walls)} run(s): wall best "
               f"{walls[0]:.2f} s, median {walls[len(walls) // 2]:.2f} s; CPU best "
               f"{cpus[0]:.2f} s, median {cpus[len(cpus) // 2]:.2f} s")
+    if args.choice:
+        time_choice(args.choice)
 
 
 def load_average() -> str:

@@ -1,6 +1,7 @@
 """CPU time to set up the compiled engine for a 16 000-atom structure, by stage.
 
     python benchmarks/setup_speed.py [--cells 20] [--repeats 5] [--models DIR]
+                                     [--only MODEL POSITIONS]
 
 The models are those of `llg_speed.py --ml-spline-only`: what `otf-spin train` fits on
 the displaced set c1 (exchange-2b + the B-spline term, "2b + spline") and exchange-2b
@@ -95,6 +96,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", default=None,
                         help="folder for the fitted models (reused if both are there)")
+    parser.add_argument("--only", nargs=2, metavar=("MODEL", "POSITIONS"),
+                        help="one row: MODEL 'spline' or '2b', POSITIONS 'lattice' or "
+                             "'displaced'")
     parser.add_argument("--row", nargs=2, metavar=("MODEL_FILE", "SIGMA"),
                         help=argparse.SUPPRESS)       # one row, in the child process
     args = parser.parse_args(argv)
@@ -127,6 +131,9 @@ def main(argv=None):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     for label, name in names.items():
         for where, sigma in (("lattice", 0.0), ("displaced", SPLINE_DISPLACED)):
+            if args.only and (args.only[0] != ("spline" if "spline" in label else "2b")
+                              or args.only[1] != where):
+                continue
             out = subprocess.run([sys.executable, os.path.abspath(__file__), "--cells",
                                   str(args.cells), "--repeats", str(args.repeats), "--row",
                                   os.path.join(folder, name), str(sigma)],

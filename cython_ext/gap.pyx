@@ -282,6 +282,24 @@ def _distinct_rows(rows):
             np.ascontiguousarray(index.reshape(-1), dtype=np.int32))
 
 
+def joint_table(rtab, kappa):
+    """The C-contiguous float64 table (U, n_max + L) whose first n_max columns are the
+    view ``rtab`` (U, n_max) and whose last L are the view ``kappa`` (U, L), or None if
+    they are not such views (then the engine copies them into one)."""
+    base = rtab.base
+    if not isinstance(base, np.ndarray) or kappa.base is not base or base.ndim != 2 \
+            or base.dtype != np.float64 or not base.flags.c_contiguous:
+        return None
+    U, n_max = rtab.shape
+    if base.shape != (U, n_max + kappa.shape[1]) or kappa.shape[0] != U or U == 0:
+        return None
+    start = base.ctypes.data
+    if rtab.ctypes.data != start or kappa.ctypes.data != start + 8 * n_max or \
+            rtab.strides != base.strides or kappa.strides != base.strides:
+        return None
+    return base
+
+
 cdef double* _dptr(object array):
     """Data pointer of a C-contiguous float64 array (kept alive by its owner)."""
     cdef double[::1] view = np.ravel(array)
@@ -383,7 +401,9 @@ cdef class GapEngine:
         cdef int[::1] a_neigh = np.ascontiguousarray(neigh, dtype=np.int32)
         cdef int[::1] a_jslot = np.ascontiguousarray(jslot, dtype=np.int32)
         cdef int[::1] a_srid = np.ascontiguousarray(srid, dtype=np.int32)
-        cdef double[:, ::1] a_rtab = np.ascontiguousarray(rtab, dtype=np.float64)
+        a_rtab = np.asarray(rtab, dtype=np.float64)     # (a view: see rows_arr below)
+        if a_rtab.ndim != 2:
+            raise ValueError("rtab must be (radial rows, n_max)")
         cdef double[::1] a_w = np.ascontiguousarray(w, dtype=np.float64)
         cdef double[:, ::1] a_dfm = np.ascontiguousarray(d_fm, dtype=np.float64)
         cdef double[::1] a_v = np.ascontiguousarray(v, dtype=np.float64)
@@ -445,14 +465,18 @@ cdef class GapEngine:
         cdef Py_ssize_t n = self.n_atoms
         # the radial rows as the pair passes read them: each row's couplings right after
         # its radial values (one memory stream per slot: rows are met in no fixed order)
+        # (rtab and kappa as the two column blocks of one C-contiguous table, as
+        # FastPredictor.pairs makes them: that table is kept, not copied)
         if kappa is not None:
-            kap_arr = np.ascontiguousarray(kappa, dtype=np.float64)
+            kap_arr = np.asarray(kappa, dtype=np.float64)
             if kap_arr.shape != (a_rtab.shape[0], self.L):
                 raise ValueError("kappa must be (radial rows, L)")
-            rows_arr = np.ascontiguousarray(np.hstack([np.asarray(a_rtab), kap_arr]))
+            rows_arr = joint_table(a_rtab, kap_arr)
+            if rows_arr is None:
+                rows_arr = np.ascontiguousarray(np.hstack([a_rtab, kap_arr]))
             self.rstride = self.n_max + self.L
         else:
-            rows_arr = np.asarray(a_rtab)
+            rows_arr = np.ascontiguousarray(a_rtab)
             self.rstride = self.n_max
         # shell basis: automatic where it has fewer columns and no kernel normalises
         self.U = a_rtab.shape[0]
@@ -588,7 +612,7 @@ cdef class GapEngine:
         self.E = &vE[0] if n else NULL
         self.g = &vg[0, 0] if n else NULL
         if self.shell:
-            R = np.asarray(a_rtab)
+            R = rows_arr[:, :self.n_max]
             S3 = np.asarray(a_S)[:, :self.Ds].reshape(self.M, self.L, self.n_max)
             Sr3 = np.einsum("mln,un->mul", S3, R)                    # (M, U, L)
             Hv2 = np.einsum("ln,un->ul", np.asarray(a_v)[:self.Ds].reshape(self.L, self.n_max), R)
@@ -603,7 +627,7 @@ cdef class GapEngine:
             if self.pipeline:
                 Tf_arr, Tb_arr, Hz_arr, hl_arr = self._pipeline_matrices(
                     Sr3, Hv2, np.asarray(a_S)[:, self.Ds:], np.asarray(a_v)[self.Ds:],
-                    np.asarray(a_artab), None if kappa is None else kap_arr)
+                    np.asarray(a_artab), None if kappa is None else rows_arr[:, self.n_max:])
                 self.WS = self.U * (self.L - 1)
                 self.WZ = Tf_arr.shape[1]
                 Sr_keep = Tf_arr if self.M else np.zeros(1)
@@ -699,6 +723,24 @@ cdef class GapEngine:
                 while p < self.sp[s + 1] and self.neigh[p] < i:
                     p += 1
                 self.sskip[s] = <int>(p - self.sp[s])
+
+    def fm_energies(self):
+        """Energies (N,) eV of the FM state (all e along z) into ``energies``, less the
+        current reference, and returned (a copy): what :meth:`compute` gives there, bit for
+        bit. Where its pair sums are exactly 0 at FM (full descriptors, power basis: x =
+        c - 1 = 0 and y = 0, so d = d_fm and the linear change is 0), from d_fm by the
+        kernel stage alone, without the pair pass; otherwise by :meth:`compute`."""
+        cdef Py_ssize_t i, q, N = self.n_atoms
+        if not self.shell and self.poly and (self.Da == 0 or self.apoly) and N:
+            with nogil:
+                for i in range(N):
+                    self.E[i] = 0.0
+                for q in range(N * self.D):
+                    self.d[q] = self.dfm[q]
+                self._kernels(False)
+        else:
+            self.compute(np.tile([0.0, 0.0, 1.0], (N, 1)), False)
+        return np.array(self.energies)
 
     def set_reference(self, e_ref):
         """Replace the energies subtracted per atom (N,) eV."""

@@ -1,12 +1,14 @@
 """Kernels of the per-structure setup of the fast engine (neighbour search, pair
-compression, spline couplings): compiled = pure-Python twin = the reference formula."""
+compression, spline couplings): compiled = pure-Python twin = the reference formula; the
+engine built on the joint table of pairs() without a copy, and its FM reference."""
 import numpy as np
 import pytest
 
 from otf_spin import kernels
 from otf_spin.descriptors.spline2b import SplineExchangeDescriptor
+from otf_spin.model import fast
 from otf_spin.model.fast import DISTANCE_TOL
-from otf_spin.system import bulk, neighbour_distances, neighbour_pairs
+from otf_spin.system import bulk, neighbour_distances, neighbour_pairs, random_cone
 
 
 @pytest.mark.parametrize("r_min, r_max, spacing, K", [(1.8, 5.0, 0.05, 7), (0.0, 3.0, 0.7, 3),
@@ -187,3 +189,98 @@ def test_slot_sums_are_the_radial_sums_over_pairs(repeat, displaced, rng):
     for kernel in (compiled, kernels.twin("gap")):
         with pytest.raises(ValueError):
             kernel.slot_sums(soff, sp, srid, rtab, np.empty((len(system), 4)))
+
+
+# --- the engine's joint rows and FM reference (spline model, displaced cells) --------
+
+@pytest.fixture(scope="module")
+def spline_model():
+    from test_fast_predict import _fit_spline
+    return _fit_spline(n_max=8)
+
+
+def _spin_lattice(repeat, rng, displaced):
+    system = _lattice(repeat, rng, displaced)
+    system.set_directions(random_cone(len(system), [0, 0, 1], 0.8, rng))
+    return system
+
+
+@pytest.mark.parametrize("repeat", [6, 3])      # wide cell (compiled compression), narrow
+def test_engine_keeps_the_joint_rows(spline_model, repeat, rng, monkeypatch):
+    """With the spline couplings, pairs() gives rtab and kappa as the column blocks of
+    one (U, n_max + L) table, written in blocks of CHUNK rows (the same table bit for
+    bit with blocks of 7); gap.joint_table finds that table (None for copies, another
+    order or other shapes), and the engine built on it (no copy) gives the energies
+    and fields of one built on contiguous copies, bit for bit."""
+    compiled = kernels.compiled("gap", required=True)
+    system = _spin_lattice(repeat, rng, 0.07)
+    fp = fast.FastPredictor(spline_model, kernel=compiled)
+    pairs, _ = fp.structure(system, couplings=fp.couplings)
+    rtab, kappa = pairs["rtab"], pairs["kappa"]
+    table = rtab.base
+    assert kappa.base is table and table.flags.c_contiguous
+    assert table.shape == (len(rtab), fp.n_max + fp.L) and len(rtab) > 1000 * (repeat == 6)
+    assert compiled.joint_table(rtab, kappa) is table
+    copies = np.ascontiguousarray(rtab), np.ascontiguousarray(kappa)
+    assert compiled.joint_table(*copies) is None
+    swapped = np.hstack([kappa, rtab])
+    assert compiled.joint_table(swapped[:, fp.L:], swapped[:, :fp.L]) is None
+    assert compiled.joint_table(rtab[:-1], kappa[:-1]) is None
+    assert compiled.joint_table(rtab, table[:, fp.n_max + 1:]) is None
+    monkeypatch.setattr(fast, "CHUNK", 7)
+    np.testing.assert_array_equal(fp.structure(system, couplings=fp.couplings)[0]["rtab"].base,
+                                  table)
+    e = np.ascontiguousarray(system.directions)
+    out = []
+    for r, k in ((rtab, kappa), copies):
+        args = dict(pairs, rtab=r, kappa=k)
+        fm = fp.structure(system, couplings=fp.couplings)[1]
+        d_fm = (fp.desc.w[None, :, None] * fm[:, None, :]).reshape(len(system), -1)
+        engine = compiled.GapEngine(**args, w=np.ascontiguousarray(fp.desc.w),
+                                    d_fm=np.ascontiguousarray(d_fm), v=fp.v, S=fp.S,
+                                    alpha=fp.alpha, kstart=fp.kstart, zeta=fp.zeta,
+                                    normalize=fp.normalize, masks=fp.masks,
+                                    e_ref=np.zeros(len(system)))
+        assert engine.shell is False
+        fields = np.empty((len(system), 3))
+        engine.field(e, np.ones(len(system)), np.zeros(3), fields)
+        out.append((np.array(engine.energies), fields))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
+@pytest.mark.parametrize("which", ["spline", "exchange-2b", "recursion"])
+def test_fm_energies_equal_the_fm_evaluation(spline_model, which, rng):
+    """engine.fm_energies() (the FM reference: from d_fm by the kernel stage alone where
+    the pair sums are exactly 0 at FM) equals compute() at FM bit for bit, the
+    descriptor stage not run where it takes that path (power basis), and the twin's
+    to 1e-12 of the largest; with it as the reference FM gives exactly 0."""
+    from test_fast_predict import _fit, _fit_spline
+    model = {"spline": lambda: spline_model, "exchange-2b": lambda: _fit(n_max=12),
+             "recursion": lambda: _fit_spline(n_max=8, l_max=8, n_sparse=15,
+                                              spline={"l_max": 8})}[which]()
+    system = _spin_lattice(3, rng, 0.07)
+    n = len(system)
+    fm = np.tile([0.0, 0.0, 1.0], (n, 1))
+    engines = {}
+    for name in ("compiled", "twin"):
+        kernel = kernels.compiled("gap", required=True) if name == "compiled" \
+            else kernels.twin("gap")
+        engine = fast.FastPredictor(model, kernel=kernel).engine(system)
+        engine.set_reference(np.zeros(n))
+        engines[name] = engine
+    compiled = engines["compiled"]
+    assert compiled.shell is False
+    compiled.reset_profile()
+    got = compiled.fm_energies()
+    shortcut = which != "recursion"
+    assert (compiled.profile["calls"] == 0) == shortcut
+    np.testing.assert_array_equal(got, compiled.energies)
+    compiled.compute(fm, False)
+    np.testing.assert_array_equal(got, compiled.energies)
+    assert np.abs(got).max() > 1e-3
+    twin = engines["twin"].fm_energies()
+    assert np.abs(twin - got).max() <= 1e-12 * np.abs(got).max()
+    for engine in engines.values():
+        engine.set_reference(engine.fm_energies())
+        assert engine.compute(fm, False) == 0.0 and not np.any(engine.energies)

@@ -61,7 +61,10 @@ class GapEngine:
     ``angle``: None, or the angle block's pair list as a dict (soff, sp, srid, neigh,
     jslot, rtab (Ua, n_a) as above, k_max, parallel); d_fm, v, S and masks then have
     L·n_max + n_a·k_max columns. ``kappa``: None, or (U, L) pair couplings per radial
-    row (eV; module docstring), exactly 0 at FM like the descriptor's change.
+    row (eV; module docstring), exactly 0 at FM like the descriptor's change (the
+    compiled engine keeps rtab and kappa without a copy when they are the column blocks
+    of one C-contiguous table, as :meth:`FastPredictor.pairs` gives them:
+    ``gap.joint_table``).
     """
 
     def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
@@ -111,6 +114,15 @@ class GapEngine:
         """(atom, radial row) of every pair of a slot structure."""
         slot = np.repeat(np.arange(len(srid)), np.diff(sp))
         return np.repeat(np.arange(self.n_atoms), np.diff(soff))[slot], np.asarray(srid)[slot]
+
+    def fm_energies(self):
+        """Energies (N,) eV of the FM state (all e along z) into ``energies``, less the
+        current reference, and returned (a copy): the kernels at d = d_fm, the linear
+        change from FM 0 (P_l(1) = 1, g_k(0) = 1)."""
+        self.d_array[:] = self.d_fm
+        self.energies[:] = 0.0
+        self._kernels(False)
+        return self.energies.copy()
 
     def set_reference(self, e_ref):
         """Replace the energies subtracted per atom (N,) eV."""

@@ -24,7 +24,8 @@ For fixed positions everything radial is constant, so it is prepared once per st
   in cells narrower than 2 r_c the periodic images of one (i, j) are merged (they share
   e_i·e_j) into one pair whose radial row is the sum of theirs;
 - the FM reference: descriptors of the collinear state and their energies (computed by
-  the same engine, so the FM state gives exactly 0);
+  the same engine, so the FM state gives exactly 0: ``fm_energies``, from the FM
+  descriptors without a pass over the pairs where their sums are exactly 0 at FM);
 - with the angle term, its own compressed pair list (its r_c) and radial rows, built the
   same way; its block follows the exchange-2b block in the engine's descriptor;
 - with the spline term: its linear kernels' weights v_s fold into pair couplings on the
@@ -58,6 +59,9 @@ from otf_spin.system import neighbour_distances
 #: pairs whose distances differ by less than this (Å) share one radial row: far below
 #: any physical length; the radial functions then differ by < 1e-11 relative
 DISTANCE_TOL = 1e-12
+#: rows of the radial and coupling tables computed per block when :meth:`FastPredictor.pairs`
+#: writes them into the engine's joint table (a block's 2.6 MB at n_max 20 is reused)
+CHUNK = 16384
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -217,7 +221,9 @@ class FastPredictor:
         (i, j, distances) of :func:`neighbour_distances` at a cutoff ≥ the term's, reused
         (filtered) in cells wider than 2 r_c. ``couplings``: None, or a function of the
         distances r (P,) -> (P, K) whose values per radial row come as ``kappa`` (U, K),
-        through the same merging (sums over images; self images left out)."""
+        through the same merging (sums over images; self images left out); ``rtab`` and
+        ``kappa`` are then the column blocks of one (U, n_max + K) table, which the
+        engine keeps as its joint rows without a copy."""
         term = self.desc if term is None else term
 
         def radial(r):
@@ -240,13 +246,23 @@ class FastPredictor:
             soff, sp, srid, neigh, jslot, rep, self_atom, self_group = \
                 self._kernel.compress_pairs(i, j, dist, n, DISTANCE_TOL)
             del i, j, dist, found     # freed first: their pages serve the radial table
-            rtab = term.radial_values(rep)        # (radial and couplings apart: no copies)
+            if couplings is None:
+                rtab = term.radial_values(rep)
+            else:
+                # the engine's joint rows (radial values, then couplings) written in
+                # blocks of CHUNK rows: no separate tables of both to copy from
+                table = np.empty((len(rep), n_max))
+                for a in range(0, len(rep), CHUNK):
+                    part = rep[a:a + CHUNK]
+                    table[a:a + CHUNK, :term.n_max] = term.radial_values(part)
+                    table[a:a + CHUNK, term.n_max:] = couplings(part)
+                rtab = table[:, :term.n_max]
             self_rows = np.zeros((n, term.n_max))
             np.add.at(self_rows, self_atom, rtab[self_group])
             out = {"soff": soff, "sp": sp, "srid": srid, "neigh": neigh, "jslot": jslot,
                    "rtab": rtab, "self_rows": self_rows}
             if couplings is not None:
-                out["kappa"] = np.ascontiguousarray(couplings(rep))
+                out["kappa"] = table[:, term.n_max:]
             return out
         # small cells: the periodic images of one (i, j) are merged below
         nl = system.neighbours(rc)
@@ -309,12 +325,12 @@ class FastPredictor:
         if len(where) and (where.max() >= len(slots) or
                            np.any(slots[np.minimum(where, len(slots) - 1)] != partner)):
             raise RuntimeError("pair list is not symmetric in its radial rows")
+        rtab = np.ascontiguousarray(rtab)
         out = {"soff": soff, "sp": sp, "srid": (slots % U).astype(np.int32),
                "neigh": js.astype(np.int32), "jslot": (where - soff[js]).astype(np.int32),
-               "rtab": np.ascontiguousarray(rtab[:, :term.n_max]),
-               "self_rows": self_rows[:, :term.n_max]}
+               "rtab": rtab[:, :term.n_max], "self_rows": self_rows[:, :term.n_max]}
         if couplings is not None:
-            out["kappa"] = np.ascontiguousarray(rtab[:, term.n_max:])
+            out["kappa"] = rtab[:, term.n_max:]
         return out
 
     @staticmethod
@@ -334,18 +350,22 @@ class FastPredictor:
         pairs = self.pairs(system, term, found, couplings)
         used = np.zeros(len(pairs["rtab"]), bool)
         used[pairs["srid"]] = True
+        # the radial rows, with the couplings after them (one table, see pairs())
+        table = pairs["rtab"] if "kappa" not in pairs else pairs["rtab"].base
         if not used.all():       # (every row is used in wide cells without self images)
             index = np.cumsum(used, dtype=np.int64) - 1
             pairs["srid"] = index[pairs["srid"]].astype(np.int32)
-            for key in ("rtab", "kappa"):
-                if key in pairs:
-                    pairs[key] = np.ascontiguousarray(pairs[key][used])
+            table = np.ascontiguousarray(table[used])
+            pairs["rtab"] = table[:, :term.n_max]
+            if "kappa" in pairs:
+                pairs["kappa"] = table[:, term.n_max:]
         n = len(system)
         fm = pairs.pop("self_rows").copy()
         # fm += Σ over each atom's slots of (pairs in the slot) × the slot's radial row
-        sums = np.empty((n, term.n_max))
-        self._kernel.slot_sums(pairs["soff"], pairs["sp"], pairs["srid"], pairs["rtab"], sums)
-        fm += sums
+        # (summed over the whole table's columns: the couplings' sums are not used)
+        sums = np.empty((n, table.shape[1]))
+        self._kernel.slot_sums(pairs["soff"], pairs["sp"], pairs["srid"], table, sums)
+        fm += sums[:, :term.n_max]
         return pairs, fm
 
     def engine(self, system):
@@ -383,8 +403,7 @@ class FastPredictor:
                                         normalize=self.normalize, masks=self.masks,
                                         e_ref=np.zeros(n), angle=angle)
         # FM reference energies by the engine itself: the FM state then gives 0 exactly
-        engine.compute(np.tile([0.0, 0.0, 1.0], (n, 1)), False)
-        engine.set_reference(np.array(engine.energies))
+        engine.set_reference(engine.fm_energies())
         self.timings = {"neighbours+radial": t1 - t0, "fm_reference": time.perf_counter() - t1}
         self._key, self._engine = key, engine
         return engine

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import os
 import subprocess
 import sys
@@ -295,7 +296,29 @@ def ml_tables(args) -> None:
                           "spline" if args.ml_spline_only else "all")
         if not args.ml_small_only:
             ml_large(args, files)
+            if args.thread_pairs:
+                ml_thread_pairs(args, files)
         ml_small(args, files)
+
+
+def ml_thread_pairs(args, files: dict) -> None:
+    """The thread speed-up as alternated pairs: K times a run on the fewest then on the
+    most of --threads (separate processes, --ml-steps steps each, best of 2), the ratio
+    of each pair's spin-update rates, their median and the worst: on a shared machine
+    one pair of 1-s windows can land in a busy second, and neighbouring runs see the
+    same load."""
+    low, high = min(args.threads), max(args.threads)
+    print(f"\n{high} threads over {low}, {args.thread_pairs} alternated pairs of runs "
+          f"(--ml-steps {args.ml_steps}); load average {load_average()}")
+    for label, (path, displaced) in files.items():
+        ratios = []
+        for _ in range(args.thread_pairs):
+            rate = [ml_speed(path, args.cells, args.ml_steps, t, allow_twins=args.allow_twins,
+                             displaced=displaced)["rate"] for t in (low, high)]
+            ratios.append(rate[1] / rate[0])
+        print(f"{label:22s} pairs " + " ".join(f"{r:5.2f}" for r in ratios)
+              + f"  median {statistics.median(ratios):5.2f}  worst {min(ratios):5.2f}",
+              flush=True)
 
 
 def ml_large(args, files: dict) -> None:
@@ -408,6 +431,9 @@ def main(argv=None):
     parser.add_argument("--cells", type=int, default=20)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--thread-pairs", type=int, default=0, metavar="K",
+                        help="ML rows: also K alternated runs on the fewest and the most "
+                             "--threads, the median and worst ratio of their rates")
     parser.add_argument("--no-spirit", action="store_true")
     parser.add_argument("--ml-steps", type=int, default=0,
                         help="also time the GAP-SOSO provider for this many steps")

@@ -260,16 +260,10 @@ class OnTheFly:
         import warnings
 
         self.model = build_model(self.cfg["model_settings"])
+        choice = {"current": current} if selects(self.cfg["model_settings"]) else {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if selects(self.cfg["model_settings"]):
-                self.model.fit(frames, bounds=self._floors(), current=current)
-                return
-            optimise, self.model.optimise = self.model.optimise, False
-            self.model.fit(frames)
-            if optimise:            # within the noise floors, as every re-optimisation
-                self._reoptimise()
-            self.model.optimise = optimise
+            self.model.fit(frames, bounds=self._floors(), **choice)
 
     def _can_choose(self) -> bool:
         """Rank 0: whether the model settings select terms and the model holds enough

@@ -295,24 +295,28 @@ class SparseGPR(Calculator):
             frame.phi_B = np.concatenate([b[1] for b in frame.blocks], axis=1)
 
     # --- training ---------------------------------------------------------------------
-    def fit(self, frames) -> "SparseGPR":
-        """Fit from scratch on ``frames`` (objects with system/energy/fields or Frame)."""
+    def fit(self, frames, bounds: dict | None = None) -> "SparseGPR":
+        """Fit from scratch on ``frames`` (objects with system/energy/fields or Frame);
+        ``bounds``: of the hyperparameter optimisation (as
+        :meth:`optimise_hyperparameters`; e.g. the on-the-fly loop's noise floors)."""
         self.frames = []
         self.sparse = [np.zeros((0, self.descriptor.size)) for _ in self.kernels]
         frames = [self._as_training(f) for f in frames]
         self.aliasing = aliasing.check([f.system for f in frames], self.descriptor.r_cut)
         if self.aliasing:
             warnings.warn(self.aliasing, AliasingWarning, stacklevel=2)
-        self.add_frames(frames, n_new_sparse=self.n_sparse, optimise=self.optimise)
+        self.add_frames(frames, n_new_sparse=self.n_sparse, optimise=self.optimise,
+                        bounds=bounds)
         return self
 
     @single_threaded  # small matrices: one BLAS thread (kernels.blas_threads)
     def add_frames(self, frames, n_new_sparse=None, candidates=None,
-                   optimise: bool = False) -> "SparseGPR":
+                   optimise: bool = False, bounds: dict | None = None) -> "SparseGPR":
         """Add labelled frames, choose up to ``n_new_sparse`` (per kernel) new sparse
         environments among their atoms (``candidates``: list of atom-index arrays per
         frame, default all), compute only the new design rows/columns, recalibrate the
-        stds (hyperparameters kept unless ``optimise``) and re-solve."""
+        stds (hyperparameters kept unless ``optimise``, then optimised within
+        ``bounds``) and re-solve."""
         t0 = time.perf_counter()
         for f in self.frames:   # frames loaded from a model file get their rows on demand
             if f.phi_E is None:
@@ -341,7 +345,7 @@ class SparseGPR(Calculator):
         t2 = time.perf_counter()
         self._gram()
         if optimise:
-            self.optimise_hyperparameters()     # calibrates too
+            self.optimise_hyperparameters(bounds)     # calibrates too
         else:
             self._recalibrate()
         self._solve()

@@ -213,14 +213,7 @@ def fit_candidate(settings: dict, terms, frames, build, bounds: dict | None = No
     start = time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if bounds is not None and model.optimise:
-            model.optimise = False
-            model.fit(frames)
-            model.optimise_hyperparameters(bounds)
-            model.solve()
-            model.optimise = True
-        else:
-            model.fit(frames)
+        model.fit(frames, bounds=bounds)
     cv = trimmed_cv(model)
     return {"terms": tuple(terms), "model": model, "cv": cv,
             "cv_energy": float(cv["energy"]), "cv_field": float(cv["field"]),

@@ -349,7 +349,17 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
     specs = layout(cfg)
     ensemble = "replicas" in cfg
     steps, is_mc = dyn["steps"], dyn["integrator"] == "mc"
-    check_paths(cfg, specs)
+    # rank 0 checks and tells the others: a rank checking on its own could find a
+    # trajectory that rank 0 has begun to write (and not yet marked as one)
+    problem = None
+    if root:
+        try:
+            check_paths(cfg, specs)
+        except ValueError as exc:
+            problem = str(exc)
+    problem = comm.bcast(problem)
+    if problem:
+        raise ValueError(problem)
     learner, saved, tempering_state, fingerprint = None, None, None, None
     if cfg.get("otf"):
         fingerprint = input_fingerprint(cfg)

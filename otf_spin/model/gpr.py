@@ -594,7 +594,9 @@ class SparseGPR(Calculator):
         best = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            if screen and names:
+            # a model started from a screened fit's optimum (``warm_start``: the term
+            # choice's candidates, selection.fit_candidate) searches from there alone
+            if screen and names and not getattr(self, "warm_start", False):
                 grid = [clipped(dict(self.hyper, sigma_energy=se,
                                      **{k: d for k in names if k.startswith("delta")}))
                         for d in (1e-3, 1e-2, 1e-1, 1.0) for se in (1e-5, 1e-4, 1e-3)]

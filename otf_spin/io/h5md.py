@@ -34,6 +34,19 @@ UNITS = {"energy": "eV", "magnetization": "1", "spin_temperature": "K",
          "walker": "1"}
 
 
+def _append(dataset, rows) -> None:
+    """Append ``rows`` (k, ...) to the extendible ``dataset`` along its first axis: one
+    extent change and one write of the new hyperslab through h5py's low-level API (a
+    third of the time of ``resize`` and a slice assignment, whose selection parsing
+    dominates for the few rows of a flush)."""
+    dsid = dataset.id
+    start = dsid.shape[0]
+    dsid.set_extent((start + len(rows),) + rows.shape[1:])
+    space = dsid.get_space()
+    space.select_hyperslab((start,) + (0,) * (rows.ndim - 1), rows.shape)
+    dsid.write(h5py.h5s.create_simple(rows.shape), space, rows)
+
+
 class H5MDWriter:
     def __init__(self, path, system, time_unit: str = "ps", write_spins: bool = True,
                  author: str = "otf-spin user", resume_step: int | None = None,
@@ -151,11 +164,8 @@ class H5MDWriter:
         """Write the buffered frames (one resize and one write per dataset) and flush
         the file; the first call switches the file to SWMR mode."""
         for name, frames in self._pending.items():
-            rows = len(frames)
             for dataset, items in zip(self._series[name], zip(*frames)):
-                start = dataset.shape[0]
-                dataset.resize(start + rows, axis=0)
-                dataset[start:] = np.array(items)
+                _append(dataset, np.array(items, dtype=dataset.dtype))
         self._pending, self._pending_bytes, self._since = {}, 0, None
         self.file.flush()
         if self._creating is not None:

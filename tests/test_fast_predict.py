@@ -898,3 +898,44 @@ def test_pair_angles_equal_arctan2(rng):
     kernel.angles(s, c, got)
     assert np.all(np.abs(got - ref) <= 3e-16 * ref)
     assert got[-4] == 0.0 and got[-3] == np.pi
+
+
+def test_unordered_pair_angles_vectorised_loop(rng):
+    """The engine's loop over the angle pairs (gap.unordered_angles: the gathers, then
+    atan2 without branches in a loop the compiler vectorises, an AVX2 build chosen at
+    load time where the CPU has it) equals its twin: 1/|e_i × e_j| bit for bit (0 below
+    par_tol: parallel and antiparallel pairs), y = -2θ/π to 5e-16 relative (numpy's
+    arctan2), and bit for bit the scalar atan2 of gap.angles — the same arithmetic
+    whichever build runs, and whatever the loop's length (vector remainders)."""
+    from otf_spin.kernels import compiled, twin
+
+    n = 400
+    e = rng.normal(size=(n, 3))
+    e[:20] = [0.0, 0.0, 1.0]                    # exactly parallel ...
+    e[20:30] = [0.0, 0.0, -1.0]                 # ... and antiparallel pairs among them
+    e[30:40] = e[40:50] + 1e-9 * rng.normal(size=(10, 3))     # nearly parallel
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    ui = rng.integers(0, n, 5003).astype(np.int32)
+    uj = rng.integers(0, n, 5003).astype(np.int32)
+    ui[:50], uj[:50] = np.arange(50) // 2, 25 + np.arange(50) % 25
+    tol = 1e-8
+    ref_y, ref_inv = np.empty(len(ui)), np.empty(len(ui))
+    twin("gap").unordered_angles(e, ui, uj, tol, ref_y, ref_inv)
+    assert np.any(ref_inv == 0.0) and np.all(ref_inv[ref_inv != 0] >= 1.0)
+    kernel = compiled("gap")
+    if kernel is None:
+        pytest.skip("the compiled gap kernel is not built")
+    for m in (len(ui), 7, 1, 0):          # remainders of the vector loop
+        y, inv = np.full(m, np.nan), np.full(m, np.nan)
+        kernel.unordered_angles(e, ui[:m], uj[:m], tol, y, inv)
+        np.testing.assert_array_equal(inv, ref_inv[:m])
+        # θ to 2.5e-16 (the atan2 test above), and each side's product with -2/π rounded
+        assert np.all(np.abs(y - ref_y[:m]) <= 5e-16 * np.abs(ref_y[:m]))
+        a, b = e[ui[:m]].T, e[uj[:m]].T
+        nx, ny, nz = a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], \
+            a[0] * b[1] - a[1] * b[0]
+        s = np.sqrt((nx * nx + ny * ny) + nz * nz)
+        c = (a[0] * b[0] + a[1] * b[1]) + a[2] * b[2]
+        theta = np.empty(m)
+        kernel.angles(s, c, theta)
+        np.testing.assert_array_equal(y, -(2.0 / np.pi) * theta)

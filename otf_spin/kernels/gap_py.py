@@ -41,6 +41,9 @@ import numpy as np
 from otf_spin.descriptors.angle2b import angle_basis, pair_angles
 from otf_spin.kernels.soso_py import legendre
 
+#: dy/dθ = -2/π of the angle block's power basis (y = -2θ/π)
+TWO_OVER_PI = 2.0 / np.pi
+
 
 class GapEngine:
     """Model evaluator for one structure.
@@ -246,6 +249,21 @@ def angles(s, c, out) -> None:
     """out = atan2(s, c) (P,) for s ≥ 0 (the compiled engine's own atan2 of its pair
     angles, equal to numpy's to 2.5e-16 relative)."""
     np.arctan2(s, c, out=out)
+
+
+def unordered_angles(e, ui, uj, par_tol, y, inv) -> None:
+    """For the atom pairs (ui[q], uj[q]) (P,) of unit directions e (N, 3): y[q] =
+    -2θ/π, θ = atan2(|e_i × e_j|, e_i·e_j), and inv[q] = 1/|e_i × e_j| (0 where
+    |e_i × e_j| < par_tol) — the engine's per-pair angle values of the angle block."""
+    ei, ej = e[ui], e[uj]
+    n = np.stack([ei[:, 1] * ej[:, 2] - ei[:, 2] * ej[:, 1],
+                  ei[:, 2] * ej[:, 0] - ei[:, 0] * ej[:, 2],
+                  ei[:, 0] * ej[:, 1] - ei[:, 1] * ej[:, 0]], axis=1)
+    sn = np.sqrt((n[:, 0] * n[:, 0] + n[:, 1] * n[:, 1]) + n[:, 2] * n[:, 2])
+    c = (ei[:, 0] * ej[:, 0] + ei[:, 1] * ej[:, 1]) + ei[:, 2] * ej[:, 2]
+    y[:] = -TWO_OVER_PI * np.arctan2(sn, c)
+    keep = sn >= par_tol
+    inv[:] = np.where(keep, 1.0 / np.where(keep, sn, 1.0), 0.0)
 
 
 def compress_pairs(i, j, d, n_atoms, tol):

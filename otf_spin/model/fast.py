@@ -43,6 +43,7 @@ field with preallocated buffers (OpenMP over atoms, BLAS for the kernel products
 """
 from __future__ import annotations
 
+import operator
 import os
 import weakref
 
@@ -208,9 +209,9 @@ class FastPredictor:
 
     def current(self) -> bool:
         """False once the model was refit (new weights or sparse points)."""
-        m = self.model
+        m = self.model      # (map over operator.is_: no generator per call, the hot path)
         return m.alpha is self._alpha and len(m.sparse) == len(self._sparse) and \
-            all(a is b for a, b in zip(m.sparse, self._sparse))
+            all(map(operator.is_, m.sparse, self._sparse))
 
     # --- per structure ----------------------------------------------------------------
     def pairs(self, system, term=None, found=None, couplings=None):

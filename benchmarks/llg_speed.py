@@ -2,7 +2,8 @@
 
     python benchmarks/llg_speed.py [--cells 20] [--steps 200] [--threads 1 2] [--no-spirit]
                                    [--ml-steps 10 [--ml-reference] [--ml-only [--ml-small-only]]
-                                    [--ml-angle-only | --ml-spline-only] [--ml-small-repeats 7]]
+                                    [--ml-angle-only | --ml-spline-only] [--ml-small-repeats 7]
+                                    [--thread-pairs K] [--ceiling K [--ceiling-only]]]
 
 The benchmark: bcc Fe, 20×20×20 conventional cells (16 000 spins), J1 + J2
 (19.48, 11.09 meV, double counted), 300 K, α = 0.1, dt = 1 fs. One spin update = one
@@ -23,6 +24,8 @@ displaced set c1 (displaced_0.07: the selection adds the B-spline exchange term,
 (Eq. 42: lengths |N(0, 0.07²)| Å, random directions; every pair distance differs) and
 on the perfect lattice,
 and exchange-2b alone fitted on the same frames, on the displaced lattice.
+--ceiling K: what the machine allows two threads (two one-thread copies pinned to their
+own CPUs at once against one alone) beside the two-thread ratio, in K rounds.
 """
 from __future__ import annotations
 
@@ -84,7 +87,9 @@ print(len(system) * {steps} / best)
 
 
 ML_CODE = """
-import json, time, warnings, numpy as np
+import json, os, sys, time, warnings, numpy as np
+if {cpu} is not None:
+    os.sched_setaffinity(0, {{{cpu}}})      # the ceiling's copies: one CPU each
 from otf_spin.kernels import refuse_twins
 refuse_twins({allow_twins})
 from otf_spin.dynamics.llg import LLGIntegrator, new_state
@@ -146,6 +151,10 @@ if engine is not None:
     engine.reset_profile(cpu=False)
 for k in stages:
     stages[k] = 0.0
+if {barrier}:
+    # the ceiling's concurrent copies: set up, then start timing together
+    print("ready", flush=True)
+    sys.stdin.readline()
 best = cpu = float("inf")
 for _ in range({repeats}):
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -162,7 +171,16 @@ for _ in range({repeats}):
         heisenberg = min(heisenberg, h / {steps})
         ratios.append(block / h)
 step = best / {steps}
+stages_wall = step_wall = None
 if engine is not None:
+    # wall seconds per stage (the stages' speed-up with threads), then CPU seconds
+    engine.reset_profile(cpu=False)
+    start = time.perf_counter()
+    for _ in range({steps}):
+        integrator.step(state, provider, 300.0)
+    step_wall = (time.perf_counter() - start) / {steps}
+    profile = engine.profile
+    stages_wall = {{k: profile[k] / profile["calls"] * 2 for k in stages}}
     engine.reset_profile(cpu=True)
     for _ in range({steps}):
         integrator.step(state, provider, 300.0)
@@ -171,6 +189,7 @@ if engine is not None:
 else:
     stages = {{k: v / ({steps} * {repeats}) for k, v in stages.items()}}
 print(json.dumps(dict(rate=len(system) / step, step=step, setup=setup, stages=stages,
+                      stages_wall=stages_wall, step_wall=step_wall,
                       step_cpu=cpu / {steps},
                       rate_cpu=len(system) * {steps} / cpu,
                       bytes_per_atom=None if engine is None else engine.nbytes / len(system),
@@ -188,14 +207,52 @@ def ml_speed(model_file: str, cells: int, steps: int, threads: int, reference: b
     ``heisenberg``: also the compiled Heisenberg step (s) on the same cell;
     ``displaced``: σ (Å) of the atoms' displacements (paper_sets.displacements, Eq. 42
     law, fixed seed)."""
-    code = ML_CODE.format(model=model_file, cells=cells, steps=steps, reference=reference,
-                          heisenberg=heisenberg, repeats=repeats, allow_twins=allow_twins,
-                          displaced=displaced)
+    code = ml_code(model_file, cells, steps, reference=reference, heisenberg=heisenberg,
+                   repeats=repeats, allow_twins=allow_twins, displaced=displaced)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit((out.stderr.strip().splitlines() or ["timing run failed"])[-1])
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def ml_code(model_file: str, cells: int, steps: int, reference: bool = False,
+            heisenberg: bool = False, repeats: int = 2, allow_twins: bool = False,
+            displaced: float = 0.0, cpu: int | None = None, barrier: bool = False) -> str:
+    """The timing program of :func:`ml_speed`; ``cpu``: pinned to that CPU
+    (os.sched_setaffinity); ``barrier``: after the setup it prints "ready" and waits for
+    a line on its standard input before timing."""
+    return ML_CODE.format(model=model_file, cells=cells, steps=steps, reference=reference,
+                          heisenberg=heisenberg, repeats=repeats, allow_twins=allow_twins,
+                          displaced=displaced, cpu=cpu, barrier=barrier)
+
+
+def ml_copies(model_file: str, cells: int, steps: int, cpus, allow_twins: bool = False,
+              displaced: float = 0.0) -> list:
+    """Spin-update rates of one-thread copies of the ML LLG run, one per CPU in
+    ``cpus``, each pinned to its CPU, set up apart and then timed at the same moment
+    (a line on their standard input starts them all)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c",
+                               ml_code(model_file, cells, steps, allow_twins=allow_twins,
+                                       displaced=displaced, cpu=cpu, barrier=True)],
+                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for cpu in cpus]
+    for p in procs:
+        line = p.stdout.readline()
+        if line.strip() != "ready":
+            raise SystemExit("ceiling copy failed: " + (p.stderr.read().strip().splitlines()
+                                                        or ["no output"])[-1])
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    rates = []
+    for p in procs:
+        out, err = p.communicate()
+        if p.returncode:
+            raise SystemExit((err.strip().splitlines() or ["timing run failed"])[-1])
+        rates.append(json.loads(out.strip().splitlines()[-1])["rate"])
+    return rates
 
 
 def dgemm_rate() -> float:
@@ -294,10 +351,15 @@ def ml_tables(args) -> None:
     with tempfile.TemporaryDirectory() as folder:
         files = ml_models(folder, "angle" if args.ml_angle_only else
                           "spline" if args.ml_spline_only else "all")
+        if args.ceiling_only:
+            ml_ceiling(args, files)
+            return
         if not args.ml_small_only:
             ml_large(args, files)
             if args.thread_pairs:
                 ml_thread_pairs(args, files)
+            if args.ceiling:
+                ml_ceiling(args, files)
         ml_small(args, files)
 
 
@@ -321,6 +383,49 @@ def ml_thread_pairs(args, files: dict) -> None:
               flush=True)
 
 
+def ml_ceiling(args, files: dict) -> None:
+    """What the machine allows two threads: K rounds, each of four runs in turn — the
+    ML LLG run on one thread and on two (separate processes, as --thread-pairs), then
+    one one-thread copy alone pinned to CPU 0 and two one-thread copies at once, pinned
+    to CPUs 0 and 1 (:func:`ml_copies`). ceiling = the two copies' summed rate ÷ the
+    copy alone: the most any two-thread code can reach here (shared caches, memory
+    bandwidth, SMT siblings or a busy host all lower it); efficiency = the round's
+    thread ratio ÷ its ceiling. Medians over the rounds, and the worst."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) < 2:
+        print("\nceiling: needs two CPUs")
+        return
+    print(f"\nceiling of two threads, {args.ceiling} rounds (--ml-steps {args.ml_steps}, "
+          f"best of 2 windows per run; copies pinned to CPUs {cpus[0]} and {cpus[1]}); "
+          f"load average {load_average()}")
+    header = (f"{'model':22s} {'round':>5s} {'1 thr':>9s} {'2 thr':>9s} {'ratio':>6s} "
+              f"{'alone':>9s} {'copy 0':>9s} {'copy 1':>9s} {'ceiling':>7s} {'effic.':>6s}")
+    print(header)
+    print("-" * len(header))
+    for label, (path, displaced) in files.items():
+        ratios, ceilings, effs = [], [], []
+        for k in range(args.ceiling):
+            rate = [ml_speed(path, args.cells, args.ml_steps, t, allow_twins=args.allow_twins,
+                             displaced=displaced)["rate"] for t in (1, 2)]
+            alone = ml_copies(path, args.cells, args.ml_steps, cpus[:1], args.allow_twins,
+                              displaced)[0]
+            both = ml_copies(path, args.cells, args.ml_steps, cpus[:2], args.allow_twins,
+                             displaced)
+            ratio, ceiling = rate[1] / rate[0], sum(both) / alone
+            ratios.append(ratio)
+            ceilings.append(ceiling)
+            effs.append(ratio / ceiling)
+            print(f"{label:22s} {k + 1:5d} {rate[0]:9.3e} {rate[1]:9.3e} {ratio:6.2f} "
+                  f"{alone:9.3e} {both[0]:9.3e} {both[1]:9.3e} {ceiling:7.2f} "
+                  f"{ratio / ceiling:6.2f}", flush=True)
+        med = statistics.median
+        print(f"{label:22s} median: ratio {med(ratios):.2f} (worst {min(ratios):.2f}), "
+              f"ceiling {med(ceilings):.2f} (worst {min(ceilings):.2f}), efficiency "
+              f"{med(effs):.2f} (worst {min(effs):.2f})", flush=True)
+    print("rates: spin-updates/s (wall); ratio: 2 threads ÷ 1 thread; ceiling: the two "
+          "pinned one-thread copies' summed rate ÷ one copy alone; effic.: ratio ÷ ceiling")
+
+
 def ml_large(args, files: dict) -> None:
     """The 16 000-spin rows (fast path per thread count, optionally the reference)."""
     print(f"\nGAP-SOSO provider, Depondt, {2 * args.cells**3} spins (best of 2 × "
@@ -332,6 +437,7 @@ def ml_large(args, files: dict) -> None:
               f"{'integ+':>7s} {'kB/atom':>7s}")
     print(header)
     print("-" * len(header))
+    walls = {}
     for label, (path, displaced) in files.items():
         runs = [("fast", t, False) for t in args.threads]
         if args.ml_reference:
@@ -340,6 +446,8 @@ def ml_large(args, files: dict) -> None:
             steps = 1 if reference else args.ml_steps
             r = ml_speed(path, args.cells, steps, threads, reference,
                          allow_twins=args.allow_twins, displaced=displaced)
+            if r["stages_wall"]:
+                walls[label, threads] = r
             st = r["stages"]
             rest = r["step_cpu"] - sum(st.values())
             mem = f"{r['bytes_per_atom'] / 1e3:7.2f}" if r["bytes_per_atom"] else f"{'-':>7s}"
@@ -356,8 +464,32 @@ def ml_large(args, files: dict) -> None:
     if any(d for _, d in files.values()):
         print(f"displaced: atoms moved as in the set c1 (Eq. 42, σ {SPLINE_DISPLACED} Å; "
               "every pair distance differs)")
+    low, high = min(args.threads), max(args.threads)
+    if high > low and walls:
+        print(f"\nstage wall ms per step on {low} and {high} threads (a separate pass of "
+              f"--ml-steps steps each) and the speed-up; rest = the step's wall time "
+              "minus the stages (integrator stage kernels, noise, Python)")
+        names = ("descriptor", "kernel", "gradient", "field", "rest", "step")
+        print(f"{'model':22s} " + " ".join(f"{n:>16s}" for n in names))
+        for label in files:
+            if (label, low) not in walls or (label, high) not in walls:
+                continue
+            cells = []
+            for n in names:
+                a, b = (_wall_stage(walls[label, t], n) for t in (low, high))
+                cells.append(f"{1e3 * a:6.1f}/{1e3 * b:5.1f} {a / b:4.2f}")
+            print(f"{label:22s} " + " ".join(f"{c:>16s}" for c in cells))
     print(f"machine state: one-thread dgemm (16000×84 by 84×150) at {dgemm_rate():.1f} "
           "GFMA/s now")
+
+
+def _wall_stage(r: dict, name: str) -> float:
+    """Wall seconds per step of one stage of an ml_speed result (or "rest", "step")."""
+    if name == "step":
+        return r["step_wall"]
+    if name == "rest":
+        return r["step_wall"] - sum(r["stages_wall"].values())
+    return r["stages_wall"][name]
 
 
 def ml_small(args, files: dict) -> None:
@@ -434,6 +566,12 @@ def main(argv=None):
     parser.add_argument("--thread-pairs", type=int, default=0, metavar="K",
                         help="ML rows: also K alternated runs on the fewest and the most "
                              "--threads, the median and worst ratio of their rates")
+    parser.add_argument("--ceiling", type=int, default=0, metavar="K",
+                        help="ML rows: also K rounds of the two-thread ceiling (two pinned "
+                             "one-thread copies at once against one alone) beside the "
+                             "thread ratio, and their quotient (parallel efficiency)")
+    parser.add_argument("--ceiling-only", action="store_true",
+                        help="with --ceiling: skip the 16 000-spin table and the small cells")
     parser.add_argument("--no-spirit", action="store_true")
     parser.add_argument("--ml-steps", type=int, default=0,
                         help="also time the GAP-SOSO provider for this many steps")

@@ -518,6 +518,10 @@ cdef class GapEngine:
     cdef double* uinv
     cdef double* kap            # pair couplings of row u at kap + u·rstride (L,), or NULL
     cdef Py_ssize_t rstride     # doubles per radial row: n_max, + L with the couplings
+    cdef const double* fscale   # field(): its scale, b_ext and out while it runs (else
+    cdef const double* fbext    # fout NULL), for the pair-field pass to project each
+    cdef double* fout           # atom's rows where it sums them (projected: done)
+    cdef bint projected
 
     def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
                  kstart, zeta, normalize, masks, e_ref, shell=None, angle=None,
@@ -638,6 +642,7 @@ cdef class GapEngine:
         self.wcum = <cnp.int64_t*>cnp.PyArray_DATA(wcum_arr)
         self.part = <cnp.int64_t*>cnp.PyArray_DATA(part_arr)
         self.touch = NULL
+        self.fout = NULL           # (set by field() while it runs)
         self.part_nt = 0
         H_arr = np.zeros(self.nt_alloc * SCRATCH)
         gbuf_arr = np.zeros(max(self.nt_alloc * n * 3, 1))
@@ -1280,9 +1285,10 @@ cdef class GapEngine:
 
     cdef void _shell_descriptors(self, const double* e) noexcept nogil:
         """Pass 1 in the shell basis: X_i[u, l] = w_l W_s[l] (s: atom i's slot of
-        radial row u) and the linear kernels' energies X_i·Hv into E."""
+        radial row u) and the linear kernels' energies X_i·Hv into E (after
+        :meth:`_angle_pairs`; the power basis makes the pair angles itself)."""
         if self.poly:
-            self._shell_descriptors_pairs(e)
+            self._shell_descriptors_pairs(e, self.Da > 0)
             return
         cdef Py_ssize_t i, s, l, q, L = self.L, LU = self.LU
         cdef double lin
@@ -1374,7 +1380,7 @@ cdef class GapEngine:
                     zs[k - 1] = zs[k - 1] + Mt[k]
                     Mt[k] = 0.0
 
-    cdef void _shell_descriptors_pairs(self, const double* e) noexcept nogil:
+    cdef void _shell_descriptors_pairs(self, const double* e, bint angles) noexcept nogil:
         """:meth:`_shell_descriptors` in the power basis, first half: each unordered
         pair once, its powers added to the sums M_k of both ends (kept in X itself:
         X_i[u, k] = M_k of atom i's slot of row u); the rest follows in the pipeline
@@ -1388,16 +1394,23 @@ cdef class GapEngine:
         cdef Py_ssize_t i, q, c, N = self.n_atoms, NLU = self.n_atoms * self.LU
         cdef int nt = self._threads()
         if nt == 1:
+            if angles:
+                self._angle_pairs_range(0, N, e)
             for q in range(NLU):
                 self.X[q] = 0.0
             for i in range(N):
                 self._pair_powers(i, e, self.X, NULL, N)
             return
         self._ranges(nt)
+        # one parallel region: range c's rows of X are written by range c alone (its
+        # pairs' ends j beyond it go to its copy), so zeroing them and adding its sums
+        # need no barrier between; with an angle block its pair angles come first in
+        # the same region (they are read only after it, by the pipeline)
         for c in prange(nt, schedule="static", chunksize=1, num_threads=nt):
+            if angles:
+                self._angle_pairs_range(self.part[c], self.part[c + 1], e)
             for q in range(self.part[c] * self.LU, self.part[c + 1] * self.LU):
                 self.X[q] = 0.0
-        for c in prange(nt, schedule="static", chunksize=1, num_threads=nt):
             for i in range(self.part[c], self.part[c + 1]):
                 self._pair_powers(i, e, self.X, self.Xbuf + c * NLU if c < nt - 1 else NULL,
                                   self.part[c + 1])
@@ -1474,7 +1487,9 @@ cdef class GapEngine:
         every slot made, g zeroed): each unordered pair of both pair lists once
         (:meth:`_pair_field`) — on one thread straight into g; on nt > 1 thread 0 into
         g, thread t ≥ 1 into its slice of gbuf, summed into g and zeroed (atom ranges as
-        in :meth:`_shell_descriptors_pairs`)."""
+        in :meth:`_shell_descriptors_pairs`); from :meth:`field` (fout set) each atom's
+        rows summed and projected in one parallel region (no second one for
+        :meth:`_project`)."""
         cdef Py_ssize_t a, q, t, c, N = self.n_atoms
         cdef double* gt
         cdef int nt = self._threads(), tid
@@ -1489,6 +1504,15 @@ cdef class GapEngine:
             for c in prange(nt, schedule="static", chunksize=1):
                 for a in range(self.part[c], self.part[c + 1]):
                     self._pair_field(a, e, gt, self.scratch + tid * SCRATCH)
+        if self.fout != NULL:       # field(): the copies summed and projected, one region
+            for a in prange(N, schedule="static", num_threads=nt):
+                for q in range(3 * a, 3 * a + 3):
+                    for t in range(nt - 1):
+                        self.g[q] += self.gbuf[t * 3 * N + q]
+                        self.gbuf[t * 3 * N + q] = 0.0
+                self._project_one(a, e, self.fscale, self.fbext, self.fout)
+            self.projected = True
+            return
         for q in prange(3 * N, schedule="static", num_threads=nt):
             for t in range(nt - 1):
                 self.g[q] += self.gbuf[t * 3 * N + q]
@@ -2041,7 +2065,7 @@ cdef class GapEngine:
         cdef Py_ssize_t i
         cdef double total = 0.0, t0, t1
         t0 = _now(self.clock)
-        if self.Da:
+        if self.Da and not (self.shell and self.poly):    # (that pass makes them itself)
             self._angle_pairs(e)
         if self.shell:
             self._shell_descriptors(e)
@@ -2088,8 +2112,12 @@ cdef class GapEngine:
         cdef const double* pb = <const double*>cnp.PyArray_DATA(b_ext)
         cdef double* po = <double*>cnp.PyArray_DATA(out)
         with nogil:
+            self.fscale, self.fbext, self.fout = ps, pb, po
+            self.projected = False
             total = self._compute(pe, True)
-            self._project(pe, ps, pb, po)
+            self.fout = NULL
+            if not self.projected:
+                self._project(pe, ps, pb, po)
         return total
 
     def project(self, const double[:, ::1] e, const double[::1] scale,
@@ -2108,22 +2136,23 @@ cdef class GapEngine:
     cdef void _project(self, const double* e, const double* scale, const double* b_ext,
                        double* out) noexcept nogil:
         """:meth:`project` on raw arrays (e, out: N·3)."""
-        cdef Py_ssize_t a, k, N = self.n_atoms
-        cdef double dot
+        cdef Py_ssize_t a, N = self.n_atoms
         cdef int nt = self._threads()
         if nt == 1:
             for a in range(N):
-                dot = self.g[3 * a] * e[3 * a] + self.g[3 * a + 1] * e[3 * a + 1] \
-                    + self.g[3 * a + 2] * e[3 * a + 2]
-                for k in range(3):
-                    out[3 * a + k] = scale[a] * (self.g[3 * a + k] - dot * e[3 * a + k]) \
-                        + b_ext[k]
+                self._project_one(a, e, scale, b_ext, out)
             return
         for a in prange(N, schedule="static", num_threads=nt):
-            dot = self.g[3 * a] * e[3 * a] + self.g[3 * a + 1] * e[3 * a + 1] \
-                + self.g[3 * a + 2] * e[3 * a + 2]
-            for k in range(3):
-                out[3 * a + k] = scale[a] * (self.g[3 * a + k] - dot * e[3 * a + k]) + b_ext[k]
+            self._project_one(a, e, scale, b_ext, out)
+
+    cdef inline void _project_one(self, Py_ssize_t a, const double* e, const double* scale,
+                                  const double* b_ext, double* out) noexcept nogil:
+        """out[a] = scale_a (g_a - (g_a·e_a) e_a) + b_ext (3,)."""
+        cdef Py_ssize_t k
+        cdef double dot = self.g[3 * a] * e[3 * a] + self.g[3 * a + 1] * e[3 * a + 1] \
+            + self.g[3 * a + 2] * e[3 * a + 2]
+        for k in range(3):
+            out[3 * a + k] = scale[a] * (self.g[3 * a + k] - dot * e[3 * a + k]) + b_ext[k]
 
 
 def _reverse_pairs(const cnp.int64_t[::1] soff, const cnp.int64_t[::1] sp,

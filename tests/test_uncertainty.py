@@ -9,7 +9,8 @@ from otf_spin.config.model import MODEL
 from otf_spin.core import Frame
 from otf_spin.learning.paper_sets import paper_oracle, random_configuration
 from otf_spin.model import build_model
-from otf_spin.model.gpr import OUTLIER_MIN_FRAMES, fit_noise_profile, isolated_outlier
+from otf_spin.model.gpr import (DISORDER_POWER, OUTLIER_MIN_FRAMES, fit_noise_profile,
+                               frame_disorder, isolated_outlier)
 from otf_spin.system import bulk
 
 
@@ -55,6 +56,56 @@ def test_stds_are_calibrated_on_held_out_frames(case):
     assert 0.5 <= np.sqrt(np.mean(err_e**2) / np.mean(std_e**2)) <= 2.0
     # the noise profile ranks the atoms (0.41 here; a uniform noise gives -0.22)
     assert spearmanr(std_b, err_b)[0] > 0.25
+
+
+def test_frames_more_disordered_than_the_training_frames_get_wider_stds(case):
+    """Frame novelty: a frame whose spin disorder (mean |d_i - d_i^FM| of the exchange-2b
+    block) exceeds the stored quantile of the training frames' has its energy and field
+    variances scaled by (disorder / reference)^DISORDER_POWER, the epistemic part not; a
+    frame within the training range, and the collinear state (disorder 0), keep the
+    variances of a model without the factor."""
+    model, test = case
+    ref = model.hyper["std_disorder_ref"]
+    assert ref > 0
+
+    def stds(system, factor: bool):
+        saved = dict(model.hyper)
+        if not factor:
+            model.hyper.pop("std_disorder_ref")
+        try:
+            return model.predict(system)
+        finally:
+            model.hyper.clear()
+            model.hyper.update(saved)
+
+    def disorder(system):
+        return model._disorder(model.descriptor.compute(system),
+                               model.descriptor.compute_fm(system))
+
+    # nearest neighbours antiparallel (B2 order: the two simple-cubic sublattices of bcc)
+    hot = test[0].system.copy()
+    sublattice = np.round(hot.positions.sum(axis=1) / (2.83 / 2)).astype(int) % 2
+    e = np.zeros((len(hot), 3))
+    e[:, 2] = np.where(sublattice == 0, 1.0, -1.0)
+    e[:, 0] = 0.05       # off the exact collinear state
+    hot.set_directions(e / np.linalg.norm(e, axis=1)[:, None])
+    g = (disorder(hot) / ref) ** DISORDER_POWER
+    assert g > 1.05      # 1.11: the training cones reach 180°, B2 is a little beyond them
+    with_g, without = stds(hot, True), stds(hot, False)
+    np.testing.assert_allclose(with_g["fields_std"] ** 2, g * without["fields_std"] ** 2,
+                               rtol=1e-10)
+    assert with_g["energy_std"] ** 2 == pytest.approx(g * without["energy_std"] ** 2, rel=1e-10)
+    np.testing.assert_array_equal(with_g["fields_std_epistemic"],
+                                  without["fields_std_epistemic"])
+    # within the training range (the least disordered test frame) and at FM: no factor
+    calm = min((f.system for f in test), key=disorder)
+    assert disorder(calm) < ref
+    np.testing.assert_array_equal(stds(calm, True)["fields_std"], stds(calm, False)["fields_std"])
+    fm = calm.copy()
+    fm.set_directions(np.tile([0.0, 0.0, 1.0], (len(fm), 1)))
+    d = model.descriptor.compute(fm)
+    assert frame_disorder(d, model.descriptor.compute_fm(fm)) == pytest.approx(0.0, abs=1e-12)
+    assert model._novelty(d, model.descriptor.compute_fm(fm)) == 1.0
 
 
 def test_field_std_is_transverse_and_rotates_with_the_spins(case):

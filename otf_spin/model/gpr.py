@@ -137,6 +137,23 @@ OUTLIER_MIN_FRAMES = 20
 OUTLIER_RATIOS = (5.0, 3.0)
 
 
+#: frame novelty of the stds: a frame whose spin disorder (:func:`frame_disorder`)
+#: exceeds the DISORDER_QUANTILE quantile of the held-out training frames' has every
+#: variance (field and energy, posterior and noise) scaled by (disorder /
+#: that quantile)^DISORDER_POWER (tuning seeds 851-858, docs/uncertainty.md: the 1000 K
+#: frames of a 300 K model carry 20-40x the held-out field error of atoms with the same
+#: local disorder, which neither the posterior nor the noise profile sees)
+DISORDER_QUANTILE = 0.9
+DISORDER_POWER = 2.0
+
+
+def frame_disorder(d, d_fm) -> float:
+    """Spin disorder of a frame: the mean over its atoms of |d_i - d_i^FM| (descriptors
+    ``d``, ``d_fm`` (N, D), e.g. the exchange-2b block): 0 in the collinear state,
+    growing with the angles between neighbouring spins."""
+    return float(np.mean(np.linalg.norm(d - d_fm, axis=1))) if len(d) else 0.0
+
+
 def isolated_outlier(mean_square) -> int | None:
     """Index of the one frame whose held-out mean-square field error ``mean_square``
     (per frame, (F,)) is an isolated outlier — RMS above OUTLIER_RATIOS[0] × the median
@@ -764,38 +781,66 @@ class SparseGPR(Calculator):
            with one scale c_E² = Σ error² / Σ variance over the held-out frames (the
            fields' form; the likelihood's noise floors leave the posterior of nearly
            exact references 10²-10⁵× too wide, which no additive noise corrects),
-           hyper ``std_energy_scale`` = c_E."""
+           hyper ``std_energy_scale`` = c_E.
+        4. Frame novelty: hyper ``std_disorder_ref``, the DISORDER_QUANTILE quantile of
+           the held-out frames' spin disorder (:meth:`_disorder`); a frame above it has
+           all its variances (fields and energy) scaled by g = (disorder /
+           ref)^DISORDER_POWER (:meth:`_novelty`), in the scales c², c_E² above too (the
+           held-out frames above the quantile with their g)."""
         h = self.hyper
         self.noise_model = None
         for key in ("std_field_noise", "std_field_local", "std_energy_scale",
-                    "std_scale_energy"):       # set again below (the last: older files)
+                    "std_disorder_ref", "std_scale_energy"):   # set again below (the
+            # last: older files)
             h.pop(key, None)
         held_out = list(zip(self._left_out(h), self.frames))
         with_fields = [j for j, (x, _) in enumerate(held_out) if x[2] is not None]
         outlier = isolated_outlier([np.mean(held_out[j][0][2]) for j in with_fields])
         if outlier is not None:
             del held_out[with_fields[outlier]]
-        fields = [(x[2], x[3], x[4], f) for x, f in held_out if x[2] is not None]
+        disorder = [self._disorder(f.d, f.d_fm) for _, f in held_out]
+        if disorder and np.quantile(disorder, DISORDER_QUANTILE) > 0:
+            h["std_disorder_ref"] = float(np.quantile(disorder, DISORDER_QUANTILE))
+        novelty = [self._novelty(f.d, f.d_fm) for _, f in held_out]
+        fields = [(x[2], x[3], x[4], f, g) for (x, f), g in zip(held_out, novelty)
+                  if x[2] is not None]
         if fields:
             error2, local, exact = (np.concatenate([x[j] for x in fields]) for j in range(3))
+            scale = np.concatenate([np.full(len(x[0]), x[4]) for x in fields])
             if error2.max() > 0:
                 self.noise_model = fit_noise_profile(
                     np.concatenate([x[3].d for x in fields]),
                     0.5 * np.log(error2 + 1e-12 * error2.max()))
                 hard2 = np.concatenate([self._hardness(x[3].d) ** 2 for x in fields])
                 kappa2 = exact.sum() / local.sum() if local.sum() > 0 else 0.0
-                variance = 2 * h["sigma_field"] ** 2 * hard2 + kappa2 * local
+                variance = (2 * h["sigma_field"] ** 2 * hard2 + kappa2 * local) * scale
                 c2 = error2.sum() / variance.sum()
                 h["std_field_noise"] = float(np.sqrt(2 * c2) * h["sigma_field"])
                 h["std_field_local"] = float(np.sqrt(c2 * kappa2))
-        energies = [(x[0], x[1] + h["sigma_energy"] ** 2 * np.sum(self._hardness(f.d) ** 2))
-                    for x, f in held_out if x[0] is not None]
+        energies = [(x[0], g * (x[1] + h["sigma_energy"] ** 2 * np.sum(self._hardness(f.d) ** 2)))
+                    for (x, f), g in zip(held_out, novelty) if x[0] is not None]
         if energies:
             variance = sum(v for _, v in energies)
             if variance > 0:
                 h["std_energy_scale"] = float(np.sqrt(sum(e for e, _ in energies) / variance))
         return {k: h[k] for k in ("std_energy_scale", "std_field_noise", "std_field_local")
                 if k in h}
+
+    def _disorder(self, d, d_fm) -> float:
+        """:func:`frame_disorder` of the exchange-2b block of descriptors ``d``, ``d_fm``
+        (N, D) (the first term of a composite descriptor)."""
+        slices = getattr(self.descriptor, "slices", None)
+        columns = slices[0] if slices else slice(None)
+        return frame_disorder(d[:, columns], d_fm[:, columns])
+
+    def _novelty(self, d, d_fm) -> float:
+        """Variance factor ≥ 1 of a frame with descriptors ``d``, ``d_fm`` (N, D):
+        (disorder / hyper std_disorder_ref)^DISORDER_POWER above the reference, 1 below
+        it or without one (models calibrated before it existed)."""
+        ref = self.hyper.get("std_disorder_ref")
+        if not ref:
+            return 1.0
+        return max(1.0, self._disorder(d, d_fm) / ref) ** DISORDER_POWER
 
     def _hardness(self, d) -> np.ndarray:
         """Relative noise h_i (N,) of environments with descriptors ``d`` (N, D): 1
@@ -897,14 +942,17 @@ class SparseGPR(Calculator):
         components as s_i² (1 - e_c²)/2; uncalibrated (no ``std_field_local``): the
         exact posterior variance of each field component plus σ_b² h_i² (1 - e_c²).
         fields_std_epistemic (N, 3): the posterior part alone, without the noise term —
-        the part a new label can reduce (the on-the-fly trigger)."""
+        the part a new label can reduce (the on-the-fly trigger). The energy and field
+        variances (not the epistemic part) are scaled by the frame's novelty factor g
+        (:meth:`_novelty`: 1 within the spin disorder of the training frames)."""
         h = self.hyper
         e = system.directions
         hard2 = self._hardness(d) ** 2
+        novelty = self._novelty(d, d_fm)
         Rinv = self._posterior_inverse()
         vE = rows.sum(axis=0) @ Rinv
-        energy = h.get("std_energy_scale", 1.0) ** 2 * (h["sigma_energy"] ** 2 * hard2.sum()
-                                                        + vE @ vE)
+        energy = novelty * h.get("std_energy_scale", 1.0) ** 2 * (
+            h["sigma_energy"] ** 2 * hard2.sum() + vE @ vE)
         out = {"energy_std": float(np.sqrt(energy))}
         if "std_field_local" in h:
             V = rows @ Rinv
@@ -916,7 +964,7 @@ class SparseGPR(Calculator):
             vB = phi_B.reshape(-1, self.n_sparse_total) @ Rinv
             var = np.einsum("rm,rm->r", vB, vB).reshape(-1, 3)
             noise = h["sigma_field"] ** 2 * hard2[:, None] * (1.0 - e * e)
-        out["fields_std"] = np.sqrt(noise + var)
+        out["fields_std"] = np.sqrt(novelty * (noise + var))
         out["fields_std_epistemic"] = np.sqrt(var)
         return out
 

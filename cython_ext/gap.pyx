@@ -1111,24 +1111,6 @@ cdef class GapEngine:
                     for m in range(1, KA + 1):
                         zs[m - 1] += P[m] - 1.0
                 continue
-            if KA <= 4:         # the powers up to 4 (the defaults' k_max)
-                s1 = s2 = s3 = s4 = 0.0
-                for p in range(self.asp[s], self.asp[s + 1]):
-                    y = self.ay[p]
-                    y2 = y * y
-                    y3 = y2 * y
-                    y4 = y3 * y
-                    s1 = s1 + y
-                    s2 = s2 + y2
-                    s3 = s3 + y3
-                    s4 = s4 + y4
-                P[1] = s1
-                P[2] = s2
-                P[3] = s3
-                P[4] = s4
-                for m in range(KA):
-                    zs[m] = P[m + 1]
-                continue
             s1 = s2 = s3 = s4 = s5 = s6 = 0.0      # the powers up to 6 (k_max ≤ 6)
             for p in range(self.asp[s], self.asp[s + 1]):
                 y = self.ay[p]

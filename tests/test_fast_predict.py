@@ -380,7 +380,8 @@ def test_threads_give_the_same_numbers(tmp_path, n_max, displaced, free, angle):
     "spline", "spline+angle": the spline term's pair couplings (full passes displaced,
     the shell pipeline on the lattice). The shell cases run on 3 threads too (two
     ranges with copies); the one-visit passes' atom ranges cover all atoms in order,
-    each with at most its share of the work plus one atom's."""
+    each with at most its share of the work plus one atom's. An evaluation at other
+    directions comes first (the copies must be summed and cleared by each)."""
     import subprocess
     import sys
 
@@ -397,6 +398,9 @@ def test_threads_give_the_same_numbers(tmp_path, n_max, displaced, free, angle):
         "assert fast.fast_predictor(model).engine(system).shell == "
         f"{displaced == 0.0}\n"
         "ref = model.predict(system, stds=False)\n"
+        "other = system.copy()\n"        # an evaluation before: the per-thread copies
+        "other.directions = -system.directions[::-1].copy()\n"    # must be left zeroed
+        "fast.predict(model, other)\n"
         "out = fast.predict(model, system)\n"
         "engine = fast.fast_predictor(model).engine(system)\n"
         "threads = int(os.environ['OMP_NUM_THREADS'])\n"

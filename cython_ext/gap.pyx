@@ -109,6 +109,9 @@ cdef extern from *:
        bits. */
     #include <stdint.h>
     #include <string.h>
+    #if defined(_MSC_VER) && !defined(restrict)
+    #define restrict __restrict
+    #endif
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
     #define GAP_CLONES __attribute__((target_clones("avx2", "default")))
     #else

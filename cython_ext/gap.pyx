@@ -112,7 +112,7 @@ cdef extern from *:
     #if defined(_MSC_VER) && !defined(restrict)
     #define restrict __restrict
     #endif
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
     #define GAP_CLONES __attribute__((target_clones("avx2", "default")))
     #else
     #define GAP_CLONES

@@ -102,8 +102,9 @@ cdef extern from *:
 
 cdef extern from *:
     """
-    /* The pair angles of the angle block in a loop that the compiler vectorises
-       (gap_pair_angles); built twice where GCC can pick the code at load time (function
+    /* Loops that the compiler vectorises (gap_pair_angles: the pair angles of the angle
+       block; gap_coef_zeta4: the kernel coefficients); built twice where GCC can pick the
+       code at load time (function
        multiversioning): for AVX2 and for the baseline (x86-64: SSE2), the CPU's best
        taken. AVX2 without FMA: no multiply-add is contracted, so both give the same
        bits. */

@@ -151,7 +151,8 @@ def frame_disorder(d, d_fm) -> float:
     """Spin disorder of a frame: the mean over its atoms of |d_i - d_i^FM| (descriptors
     ``d``, ``d_fm`` (N, D), e.g. the exchange-2b block): 0 in the collinear state,
     growing with the angles between neighbouring spins."""
-    return float(np.mean(np.linalg.norm(d - d_fm, axis=1))) if len(d) else 0.0
+    x = d - d_fm
+    return float(np.sqrt(np.einsum("ij,ij->i", x, x)).mean()) if len(d) else 0.0
 
 
 def isolated_outlier(mean_square) -> int | None:

@@ -256,11 +256,14 @@ class OnTheFly:
         select them and there are enough frames; ``current``: the terms in use, kept
         unless a candidate wins by ``selection.MARGIN``), its hyperparameters within the
         noise floors (:meth:`_floors`) — each candidate's, so that the candidates are
-        scored as the loop uses them and the chosen one is not optimised twice."""
+        scored as the loop uses them and the chosen one is not optimised twice —, every
+        candidate after exchange-2b alone started from its optimum
+        (:func:`~otf_spin.model.selection.warm_start`)."""
         import warnings
 
         self.model = build_model(self.cfg["model_settings"])
-        choice = {"current": current} if selects(self.cfg["model_settings"]) else {}
+        choice = {"current": current, "warm": True} \
+            if selects(self.cfg["model_settings"]) else {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.model.fit(frames, bounds=self._floors(), **choice)

@@ -15,11 +15,16 @@ machine quote the CPU time, on an idle one the wall time. ``--against TREE`` (an
 checkout of otf-spin with its extensions built in place, e.g. a ``git worktree`` of an
 older commit) alternates its runs with this checkout's, run by run, so that both see
 the same machine, and prints both summaries (the same input file for both).
+The runs keep Python's bytecode cache on, as a user's shell does (the package's modules
+compiled once, not at every start; an untimed warm-up run fills the cache), also where
+this environment sets PYTHONDONTWRITEBYTECODE; ``--no-bytecode-cache`` runs with this
+environment's setting instead.
 ``--choice N`` times, in this process and in CPU seconds, the loop's choice of descriptor
-terms on the example's labels (the store of one run): the candidates fitted within the
-loop's noise floors, as the loop chooses since 2026-12-03 (seventh session), against
-the rule before (candidates fitted without the floors, the chosen one re-optimised within
-them), alternated N times; best and median of each and the terms both chose.
+terms on the example's labels (the store of one run): every candidate after exchange-2b
+alone started from exchange-2b's optimum without the coarse grid of starts
+(:func:`otf_spin.model.selection.warm_start`, since 2026-12-03, eighth session), against
+the rule before (every candidate from the default hyperparameters and the grid),
+alternated N times; best and median of each and the terms both chose.
 """
 from __future__ import annotations
 
@@ -56,11 +61,32 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def run_once(tree: str | None = None) -> tuple[float, float, list]:
+#: where the runs keep their compiled bytecode (``--bytecode-cache``): a folder of its
+#: own (PYTHONPYCACHEPREFIX), so that no ``__pycache__`` appears in the checkout
+PYCACHE = os.path.join(tempfile.gettempdir(), "otf-spin-readme-timing-pycache")
+
+
+def child_env(tree: str | None, bytecode_cache: bool) -> dict:
+    """The environment of a run: this one, with PYTHONPATH set to ``tree`` (another
+    checkout) and, with ``bytecode_cache``, Python's bytecode cache on (PYTHONDONTWRITEBYTECODE
+    dropped, PYTHONPYCACHEPREFIX = PYCACHE) as in a user's shell, where the package's
+    modules are compiled once, at their first import; without it, as this environment
+    has it (where PYTHONDONTWRITEBYTECODE is set, otf_spin's ~70 modules of an editable
+    install are compiled from source at every start: ~0.15 CPU s on a 2-core VM)."""
+    env = dict(os.environ)
+    if tree:
+        env["PYTHONPATH"] = os.path.abspath(tree)
+    if bytecode_cache:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = PYCACHE
+    return env
+
+
+def run_once(tree: str | None = None, bytecode_cache: bool = True) -> tuple[float, float, list]:
     """(wall, CPU) seconds of one fresh run of the example in a temporary folder, and
     the run's final lines (``# done`` and ``# on the fly``); ``tree``: run the package
-    of that checkout instead (PYTHONPATH)."""
-    env = dict(os.environ, PYTHONPATH=os.path.abspath(tree)) if tree else None
+    of that checkout instead (PYTHONPATH); ``bytecode_cache``: :func:`child_env`."""
+    env = child_env(tree, bytecode_cache)
     with tempfile.TemporaryDirectory() as folder:
         shutil.copy(EXAMPLE, folder)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -84,7 +110,7 @@ def time_choice(repeat: int) -> None:
     from otf_spin.factory import load_run
     from otf_spin.learning.store import TrainingStore
     from otf_spin.model.factory import build_gpr
-    from otf_spin.model.selection import select, terms_of
+    from otf_spin.model import selection
 
     with tempfile.TemporaryDirectory() as folder:
         shutil.copy(EXAMPLE, folder)
@@ -98,22 +124,22 @@ def time_choice(repeat: int) -> None:
     floors = {"sigma_energy": (otf["noise_floor_energy"], 1.0),
               "sigma_field": (otf["noise_floor_field"], 1.0)}
 
-    def before():
-        model = select(settings, frames, build_gpr)[0]
-        model.optimise_hyperparameters(floors)
-        model.solve()
-        return model
+    warm = selection.warm_start
 
-    def now():
-        return select(settings, frames, build_gpr, bounds=floors)[0]
+    def choose(label):
+        selection.warm_start = warm if label == "now" else (lambda model, start: None)
+        try:
+            return selection.select(settings, frames, build_gpr, bounds=floors, warm=True)[0]
+        finally:
+            selection.warm_start = warm
 
     times, chosen = {"before": [], "now": []}, {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(repeat):
-            for label, fn in (("before", before), ("now", now)):
+            for label in ("before", "now"):
                 start = time.process_time()
-                chosen[label] = terms_of(fn().settings)
+                chosen[label] = selection.terms_of(choose(label).settings)
                 times[label].append(time.process_time() - start)
     for label, values in times.items():
         values.sort()
@@ -130,6 +156,9 @@ def main(argv=None):
     parser.add_argument("--against", metavar="TREE",
                         help="another otf-spin checkout (extensions built in place) whose "
                              "runs alternate with this checkout's")
+    parser.add_argument("--no-bytecode-cache", action="store_true",
+                        help="run with this environment's bytecode setting (default: the "
+                        "cache on, as in a user's shell, after one untimed warm-up run)")
     parser.add_argument("--choice", type=int, metavar="N", default=0,
                         help="also time the loop's choice of terms, now against before, "
                         "N times alternated in this process (CPU s)")
@@ -141,14 +170,24 @@ def main(argv=None):
     print(f"machine: {cpu_model()}, {cores()} logical core(s) for this process, "
           f"Python {platform.python_version()}, otf-spin {__version__}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    print(f"load average before the runs: {load_average()}")
+    cache = not args.no_bytecode_cache
     trees = {"this checkout": None}
     if args.against:
         trees[f"against {args.against}"] = args.against
+    if cache:
+        print(f"bytecode cache on, as in a user's shell (PYTHONPYCACHEPREFIX={PYCACHE}, "
+              "PYTHONDONTWRITEBYTECODE dropped), filled by one untimed warm-up run per "
+              "checkout", flush=True)
+        for tree in trees.values():
+            run_once(tree)
+    else:
+        print("bytecode as in this environment: PYTHONDONTWRITEBYTECODE="
+              f"{os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')}", flush=True)
+    print(f"load average before the runs: {load_average()}")
     times = {label: ([], []) for label in trees}
     for k in range(args.repeat):
         for label, tree in trees.items():
-            wall, cpu, lines = run_once(tree)
+            wall, cpu, lines = run_once(tree, cache)
             times[label][0].append(wall)
             times[label][1].append(cpu)
             print(f"run {k + 1}" + (f" ({label})" if args.against else "") + f": wall "

@@ -223,8 +223,9 @@ class FastPredictor:
         (filtered) in cells wider than 2 r_c. ``couplings``: None, or a function of the
         distances r (P,) -> (P, K) whose values per radial row come as ``kappa`` (U, K),
         through the same merging (sums over images; self images left out); ``rtab`` and
-        ``kappa`` are then the column blocks of one (U, n_max + K) table, which the
-        engine keeps as its joint rows without a copy."""
+        ``kappa`` are then the column blocks of one (U, n_max + K) table, ``joint``
+        (for :meth:`structure`, not an engine argument), which the engine keeps as its
+        joint rows without a copy."""
         term = self.desc if term is None else term
 
         def radial(r):
@@ -263,7 +264,7 @@ class FastPredictor:
             out = {"soff": soff, "sp": sp, "srid": srid, "neigh": neigh, "jslot": jslot,
                    "rtab": rtab, "self_rows": self_rows}
             if couplings is not None:
-                out["kappa"] = table[:, term.n_max:]
+                out["kappa"], out["joint"] = table[:, term.n_max:], table
             return out
         # small cells: the periodic images of one (i, j) are merged below
         nl = system.neighbours(rc)
@@ -331,7 +332,7 @@ class FastPredictor:
                "neigh": js.astype(np.int32), "jslot": (where - soff[js]).astype(np.int32),
                "rtab": rtab[:, :term.n_max], "self_rows": self_rows[:, :term.n_max]}
         if couplings is not None:
-            out["kappa"] = rtab[:, term.n_max:]
+            out["kappa"], out["joint"] = rtab[:, term.n_max:], rtab
         return out
 
     @staticmethod
@@ -352,7 +353,7 @@ class FastPredictor:
         used = np.zeros(len(pairs["rtab"]), bool)
         used[pairs["srid"]] = True
         # the radial rows, with the couplings after them (one table, see pairs())
-        table = pairs["rtab"] if "kappa" not in pairs else pairs["rtab"].base
+        table = pairs.pop("joint", pairs["rtab"])
         if not used.all():       # (every row is used in wide cells without self images)
             index = np.cumsum(used, dtype=np.int64) - 1
             pairs["srid"] = index[pairs["srid"]].astype(np.int32)

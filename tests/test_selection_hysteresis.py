@@ -78,3 +78,34 @@ def test_candidates_fitted_within_bounds_are_scored_as_they_are_used(pseudo_dipo
         assert again["field"] == pytest.approx(r["cv_field"], rel=1e-12)
     chosen = [r["model"] for r in table if r["chosen"]]
     assert chosen == [model] and model.optimise is True
+
+
+def test_a_warm_choice_starts_the_candidates_from_exchange_2b_without_the_screen(
+        pseudo_dipolar, monkeypatch):                                 # noqa: F811
+    """``warm=True`` (the loop's choice): exchange-2b alone is optimised with the grid
+    screen, every other candidate from exchange-2b's optimum without it; without
+    ``warm`` every candidate is screened (``otf-spin train``)."""
+    from otf_spin.model.gpr import SparseGPR
+
+    train, _ = pseudo_dipolar
+    calls = []
+    optimise = SparseGPR.optimise_hyperparameters
+
+    def spy(self, bounds=None, screen=True, cross_validate=True):
+        calls.append((screen, dict(self.hyper)))
+        return optimise(self, bounds, screen, cross_validate)
+
+    monkeypatch.setattr(SparseGPR, "optimise_hyperparameters", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, table = selection.select(settings(), train, build_gpr, warm=True,
+                                    keep_models=True)
+        assert len(calls) == len(table) >= 3
+        assert [screen for screen, _ in calls] == [True] + [False] * (len(table) - 1)
+        fitted = table[0]["model"].hyper            # exchange-2b alone, after its fit
+        for _, start in calls[1:]:
+            for key in ("delta_0", "sigma_energy", "sigma_field"):
+                assert start[key] == fitted[key], key
+        calls.clear()
+        selection.select(settings(), train, build_gpr)
+    assert calls and all(screen for screen, _ in calls)

@@ -313,10 +313,12 @@ class SparseGPR(Calculator):
             frame.phi_B = np.concatenate([b[1] for b in frame.blocks], axis=1)
 
     # --- training ---------------------------------------------------------------------
-    def fit(self, frames, bounds: dict | None = None) -> "SparseGPR":
+    def fit(self, frames, bounds: dict | None = None, screen: bool = True) -> "SparseGPR":
         """Fit from scratch on ``frames`` (objects with system/energy/fields or Frame);
-        ``bounds``: of the hyperparameter optimisation (as
-        :meth:`optimise_hyperparameters`; e.g. the on-the-fly loop's noise floors)."""
+        ``bounds``, ``screen``: of the hyperparameter optimisation (as
+        :meth:`optimise_hyperparameters`; e.g. the on-the-fly loop's noise floors; no
+        screen for a candidate started from a screened fit's optimum,
+        :func:`otf_spin.model.selection.warm_start`)."""
         self.frames = []
         self.sparse = [np.zeros((0, self.descriptor.size)) for _ in self.kernels]
         frames = [self._as_training(f) for f in frames]
@@ -324,17 +326,18 @@ class SparseGPR(Calculator):
         if self.aliasing:
             warnings.warn(self.aliasing, AliasingWarning, stacklevel=2)
         self.add_frames(frames, n_new_sparse=self.n_sparse, optimise=self.optimise,
-                        bounds=bounds)
+                        bounds=bounds, screen=screen)
         return self
 
     @single_threaded  # small matrices: one BLAS thread (kernels.blas_threads)
     def add_frames(self, frames, n_new_sparse=None, candidates=None,
-                   optimise: bool = False, bounds: dict | None = None) -> "SparseGPR":
+                   optimise: bool = False, bounds: dict | None = None,
+                   screen: bool = True) -> "SparseGPR":
         """Add labelled frames, choose up to ``n_new_sparse`` (per kernel) new sparse
         environments among their atoms (``candidates``: list of atom-index arrays per
         frame, default all), compute only the new design rows/columns, recalibrate the
         stds (hyperparameters kept unless ``optimise``, then optimised within
-        ``bounds``) and re-solve."""
+        ``bounds``, with ``screen`` as :meth:`optimise_hyperparameters`) and re-solve."""
         t0 = time.perf_counter()
         for f in self.frames:   # frames loaded from a model file get their rows on demand
             if f.phi_E is None:
@@ -363,7 +366,7 @@ class SparseGPR(Calculator):
         t2 = time.perf_counter()
         self._gram()
         if optimise:
-            self.optimise_hyperparameters(bounds)     # calibrates too
+            self.optimise_hyperparameters(bounds, screen=screen)     # calibrates too
         else:
             self._recalibrate()
         self._solve()
@@ -612,9 +615,7 @@ class SparseGPR(Calculator):
         best = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            # a model started from a screened fit's optimum (``warm_start``: the term
-            # choice's candidates, selection.fit_candidate) searches from there alone
-            if screen and names and not getattr(self, "warm_start", False):
+            if screen and names:
                 grid = [clipped(dict(self.hyper, sigma_energy=se,
                                      **{k: d for k in names if k.startswith("delta")}))
                         for d in (1e-3, 1e-2, 1e-1, 1.0) for se in (1e-5, 1e-4, 1e-3)]

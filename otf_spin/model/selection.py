@@ -211,14 +211,14 @@ def fit_candidate(settings: dict, terms, frames, build, bounds: dict | None = No
     :meth:`SparseGPR.optimise_hyperparameters`, e.g. the on-the-fly loop's noise floors:
     the candidates are then scored as the loop will use them). ``start``: hyperparameters
     of a fitted exchange-2b model of the same settings (:func:`warm_start`) that the
-    optimisation starts from."""
+    optimisation starts from, without the screen of a coarse grid."""
     model = build(candidate_settings(settings, terms))
     if start is not None:
         warm_start(model, start)
     clock = time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model.fit(frames, bounds=bounds)
+        model.fit(frames, bounds=bounds, screen=start is None)
     cv = trimmed_cv(model)
     return {"terms": tuple(terms), "model": model, "cv": cv,
             "cv_energy": float(cv["energy"]), "cv_field": float(cv["field"]),
@@ -229,16 +229,17 @@ def warm_start(model, start: dict) -> None:
     """Start the hyperparameter optimisation of the unfitted candidate ``model`` from
     ``start`` (the hyperparameters of the fitted exchange-2b model alone, whose kernels
     come first in every candidate, :func:`candidate_settings`): its δ_k, σ_e and σ_b; an
-    added term's δ keeps its default (TERM_KERNEL). The optimisation then searches from
-    there alone, without the coarse grid of starts (``model.warm_start``,
-    :meth:`SparseGPR.optimise_hyperparameters`): the exchange-2b fit screened that grid
-    for the shared hyperparameters. On the README example's 5 labels the choice's
+    added term's δ keeps its default (TERM_KERNEL). :func:`fit_candidate` then fits it
+    with ``screen=False``, so that the optimisation searches from there alone, without
+    the coarse grid of starts (:meth:`SparseGPR.optimise_hyperparameters`): the
+    exchange-2b fit screened that grid for the shared hyperparameters. (Only that fit:
+    the model chosen keeps no mark of it, so its later re-optimisations screen as a
+    model loaded from a checkpoint does.) On the README example's 5 labels the choice's
     likelihood evaluations fall from 378 to 171 (docs/otf.md). Used by the on-the-fly
     loop (``select(..., warm=True)``); ``otf-spin train`` keeps the screened start of
     every candidate (on exact labels the optima of two candidates differ by round-off,
     10⁻⁹ against 10⁻¹⁰ eV/μB, and which one a local search finds decides a choice)."""
     model.hyper.update({k: float(v) for k, v in start.items() if k in model.hyper})
-    model.warm_start = True
 
 
 def select(settings: dict, frames, build, tolerance: float = TOLERANCE,

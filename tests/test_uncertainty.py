@@ -108,6 +108,28 @@ def test_frames_more_disordered_than_the_training_frames_get_wider_stds(case):
     assert model._novelty(d, model.descriptor.compute_fm(fm)) == 1.0
 
 
+def test_the_frame_novelty_leaves_the_calibration_scales_and_the_trigger_alone(case):
+    """The novelty factor acts at prediction only: the calibration scales (and so
+    fields_std_epistemic, the on-the-fly trigger) do not depend on it — with the factor
+    in the scales, the held-out frames above the reference moved every model's trigger
+    (docs/uncertainty.md, eighth session)."""
+    from otf_spin.model import gpr
+
+    model, _ = case
+    keys = ("std_field_local", "std_field_noise", "std_energy_scale", "std_disorder_ref")
+    before = {k: model.hyper[k] for k in keys}
+    power = gpr.DISORDER_POWER
+    try:
+        gpr.DISORDER_POWER = 6.0
+        model.calibrate()
+        after = {k: model.hyper[k] for k in keys}
+    finally:
+        gpr.DISORDER_POWER = power
+        model.calibrate()
+    assert after == before
+    assert {k: model.hyper[k] for k in keys} == before
+
+
 def test_field_std_is_transverse_and_rotates_with_the_spins(case):
     """No std along the spin (fields are transverse), and the per-atom |std| does not
     depend on the frame orientation of the spins."""

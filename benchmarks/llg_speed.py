@@ -3,7 +3,8 @@
     python benchmarks/llg_speed.py [--cells 20] [--steps 200] [--threads 1 2] [--no-spirit]
                                    [--ml-steps 10 [--ml-reference] [--ml-only [--ml-small-only]]
                                     [--ml-angle-only | --ml-spline-only] [--ml-small-repeats 7]
-                                    [--thread-pairs K] [--ceiling K [--ceiling-only]]]
+                                    [--thread-pairs K] [--alternate K]
+                                    [--ceiling K [--ceiling-only]]]
 
 The benchmark: bcc Fe, 20×20×20 conventional cells (16 000 spins), J1 + J2
 (19.48, 11.09 meV, double counted), 300 K, α = 0.1, dt = 1 fs. One spin update = one
@@ -24,6 +25,8 @@ displaced set c1 (displaced_0.07: the selection adds the B-spline exchange term,
 (Eq. 42: lengths |N(0, 0.07²)| Å, random directions; every pair distance differs) and
 on the perfect lattice,
 and exchange-2b alone fitted on the same frames, on the displaced lattice.
+--alternate K: the two-thread ratio from K rounds of a one-thread and a two-thread window
+in turn in one process (the ratio of neighbouring windows, and of the best windows).
 --ceiling K: what the machine allows two threads (two one-thread copies pinned to their
 own CPUs at once against one alone) beside the two-thread ratio, in K rounds.
 """
@@ -155,6 +158,28 @@ if {barrier}:
     # the ceiling's concurrent copies: set up, then start timing together
     print("ready", flush=True)
     sys.stdin.readline()
+if {alternate}:
+    # --alternate: in this one process, rounds of one window per thread count in turn
+    # (OpenMP's omp_set_num_threads between windows; the engine's buffers were made for
+    # the most, OMP_NUM_THREADS): neighbouring windows see the same machine
+    import ctypes
+    gomp = next((ctypes.CDLL(line.split()[-1]) for line in open("/proc/self/maps")
+                 if "libgomp" in line), None)
+    if gomp is None:
+        raise SystemExit("--alternate needs the GNU OpenMP runtime (libgomp) loaded")
+    rounds = []
+    for _ in range({alternate}):
+        row = []
+        for nt in {alt_threads}:
+            gomp.omp_set_num_threads(nt)
+            integrator.step(state, provider, 300.0)     # the team of nt threads started
+            start = time.perf_counter()
+            for _ in range({steps}):
+                integrator.step(state, provider, 300.0)
+            row.append((time.perf_counter() - start) / {steps})
+        rounds.append(row)
+    print(json.dumps(dict(alternate=rounds, n=len(system))))
+    sys.exit(0)
 best = cpu = float("inf")
 for _ in range({repeats}):
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -218,13 +243,17 @@ def ml_speed(model_file: str, cells: int, steps: int, threads: int, reference: b
 
 def ml_code(model_file: str, cells: int, steps: int, reference: bool = False,
             heisenberg: bool = False, repeats: int = 2, allow_twins: bool = False,
-            displaced: float = 0.0, cpu: int | None = None, barrier: bool = False) -> str:
+            displaced: float = 0.0, cpu: int | None = None, barrier: bool = False,
+            alternate: int = 0, alt_threads: tuple = (1, 2)) -> str:
     """The timing program of :func:`ml_speed`; ``cpu``: pinned to that CPU
     (os.sched_setaffinity); ``barrier``: after the setup it prints "ready" and waits for
-    a line on its standard input before timing."""
+    a line on its standard input before timing; ``alternate``: instead, that many rounds
+    of one window of ``steps`` steps per thread count of ``alt_threads`` in turn, in this
+    process (prints {{"alternate": [[s per step, …] per round]}})."""
     return ML_CODE.format(model=model_file, cells=cells, steps=steps, reference=reference,
                           heisenberg=heisenberg, repeats=repeats, allow_twins=allow_twins,
-                          displaced=displaced, cpu=cpu, barrier=barrier)
+                          displaced=displaced, cpu=cpu, barrier=barrier, alternate=alternate,
+                          alt_threads=tuple(alt_threads))
 
 
 def ml_copies(model_file: str, cells: int, steps: int, cpus, allow_twins: bool = False,
@@ -352,12 +381,17 @@ def ml_tables(args) -> None:
         files = ml_models(folder, "angle" if args.ml_angle_only else
                           "spline" if args.ml_spline_only else "all")
         if args.ceiling_only:
-            ml_ceiling(args, files)
+            if args.alternate:
+                ml_alternate(args, files)
+            if args.ceiling:
+                ml_ceiling(args, files)
             return
         if not args.ml_small_only:
             ml_large(args, files)
             if args.thread_pairs:
                 ml_thread_pairs(args, files)
+            if args.alternate:
+                ml_alternate(args, files)
             if args.ceiling:
                 ml_ceiling(args, files)
         ml_small(args, files)
@@ -381,6 +415,34 @@ def ml_thread_pairs(args, files: dict) -> None:
         print(f"{label:22s} pairs " + " ".join(f"{r:5.2f}" for r in ratios)
               + f"  median {statistics.median(ratios):5.2f}  worst {min(ratios):5.2f}",
               flush=True)
+
+
+def ml_alternate(args, files: dict) -> None:
+    """The thread speed-up with the thread counts alternated in one process (K rounds,
+    each a window of --ml-steps steps on the fewest, then on the most of --threads): per
+    round the ratio of the two neighbouring windows' rates, their median and worst, and
+    the ratio of the two best windows. Separate processes (--thread-pairs, --ceiling)
+    compare windows seconds apart; on a VM whose speed changes from one second to the
+    next, neighbouring windows in one process see the most similar machine."""
+    low, high = min(args.threads), max(args.threads)
+    print(f"\n{high} threads over {low}, alternated in one process: {args.alternate} rounds "
+          f"of a {args.ml_steps}-step window on each; load average {load_average()}")
+    for label, (path, displaced) in files.items():
+        code = ml_code(path, args.cells, args.ml_steps, allow_twins=args.allow_twins,
+                       displaced=displaced, alternate=args.alternate, alt_threads=(low, high))
+        env = dict(os.environ, OMP_NUM_THREADS=str(high))
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True)
+        if out.returncode:
+            raise SystemExit((out.stderr.strip().splitlines() or ["timing run failed"])[-1])
+        rounds = json.loads(out.stdout.strip().splitlines()[-1])["alternate"]
+        ratios = [a / b for a, b in rounds]
+        best = min(a for a, _ in rounds) / min(b for _, b in rounds)
+        n = 2 * args.cells**3
+        print(f"{label:22s} rounds " + " ".join(f"{r:4.2f}" for r in ratios)
+              + f"  median {statistics.median(ratios):4.2f} worst {min(ratios):4.2f}"
+              f"  best windows {best:4.2f} ({n / min(a for a, _ in rounds):.3e} / "
+              f"{n / min(b for _, b in rounds):.3e} spin-upd/s)", flush=True)
 
 
 def ml_ceiling(args, files: dict) -> None:
@@ -566,12 +628,16 @@ def main(argv=None):
     parser.add_argument("--thread-pairs", type=int, default=0, metavar="K",
                         help="ML rows: also K alternated runs on the fewest and the most "
                              "--threads, the median and worst ratio of their rates")
+    parser.add_argument("--alternate", type=int, default=0, metavar="K",
+                        help="the thread speed-up alternated in one process, K rounds "
+                             "(ml_alternate)")
     parser.add_argument("--ceiling", type=int, default=0, metavar="K",
                         help="ML rows: also K rounds of the two-thread ceiling (two pinned "
                              "one-thread copies at once against one alone) beside the "
                              "thread ratio, and their quotient (parallel efficiency)")
     parser.add_argument("--ceiling-only", action="store_true",
-                        help="with --ceiling: skip the 16 000-spin table and the small cells")
+                        help="only the thread-ratio sections asked for (--alternate, --ceiling): "
+                             "no 16 000-spin table, no small cells")
     parser.add_argument("--no-spirit", action="store_true")
     parser.add_argument("--ml-steps", type=int, default=0,
                         help="also time the GAP-SOSO provider for this many steps")

@@ -211,22 +211,36 @@ def test_heisenberg_data_do_not_take_the_angle_term():
     assert type(model.descriptor) is SOSODescriptor
 
 
-def test_trimmed_cv_leaves_out_the_worst_fold(eq41_selection):
-    """selection.trimmed_cv: with no fold dropped it is the model's cross_validate; with
-    one dropped, each observable's RMSE over the other four folds, never above the full
-    one; with fewer than 3 folds nothing is dropped."""
+def test_trimmed_cv_holds_out_every_frame_once_and_leaves_out_the_worst(eq41_selection):
+    """selection.trimmed_cv scores leave-one-frame-out errors: one entry per training
+    frame (each frame held out exactly once, the errors of the posterior without it,
+    gpr._left_out); with nothing dropped it is the RMSE over all of them; with the
+    default share the worst ⌈0.2 n⌉ frames per observable are left out (never above the
+    full RMSE, and equal to the RMSE over the n - ⌈0.2 n⌉ best frames); at 3 frames or
+    fewer nothing is dropped."""
     model, _ = eq41_selection
-    full = model.cross_validate()
-    same = selection.trimmed_cv(model, drop=0)
+    errors = model.left_out_errors()
+    n = model.n_frames
+    assert len(errors["energy"]) == len(errors["field"]) == n == 30
+    for (e, n_e), (b, n_b), f, x in zip(errors["energy"], errors["field"], model.frames,
+                                        model._left_out(model.hyper)):
+        assert n_e == f.n_atoms and n_b == 3 * f.n_atoms
+        assert e == pytest.approx(x[0] / f.n_atoms, rel=1e-12)
+        assert b == pytest.approx(np.sum(x[2]), rel=1e-12)
+    full = selection.trimmed_cv(model, share=0.0)
     for key in ("energy", "field"):
-        assert same[key] == pytest.approx(full[key], rel=1e-10)
-    trimmed = selection.trimmed_cv(model)
-    assert all(trimmed[k] <= full[k] * (1 + 1e-12) for k in ("energy", "field"))
-    best = selection.trimmed_cv(model, drop=4)              # the best fold alone
-    assert all(best[k] <= trimmed[k] * (1 + 1e-12) for k in ("energy", "field"))
+        items = errors[key]
+        assert full[key] == pytest.approx(np.sqrt(sum(t[0] for t in items)
+                                                  / sum(t[1] for t in items)), rel=1e-12)
+        kept = sorted(items, key=lambda t: t[0] / t[1])[:n - 6]      # 0.2 × 30 dropped
+        trimmed = selection.trimmed_cv(model)[key]
+        assert trimmed == pytest.approx(np.sqrt(sum(t[0] for t in kept)
+                                                / sum(t[1] for t in kept)), rel=1e-12)
+        assert trimmed <= full[key] * (1 + 1e-12)
     rng = np.random.default_rng(3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         two = build_gpr(selection.candidate_settings(MODEL.validate({}), ())).fit(
-            cusp_frames(2, rng))
-    assert selection.trimmed_cv(two) == pytest.approx(two.cross_validate(), rel=1e-10)
+            cusp_frames(3, rng))
+    assert selection.trimmed_cv(two) == pytest.approx(selection.trimmed_cv(two, share=0.0),
+                                                      rel=1e-12)

@@ -109,3 +109,52 @@ def test_a_warm_choice_starts_the_candidates_from_exchange_2b_without_the_screen
         calls.clear()
         selection.select(settings(), train, build_gpr)
     assert calls and all(screen for screen, _ in calls)
+
+
+def test_two_term_candidates_come_before_three_term_ones():
+    """selection.cost_order: fewer added terms first, the fitted order kept among equals;
+    a three-term candidate fitted first and within the tolerance of a two-term one is
+    not kept over it (seed 841, threshold 4, docs/otf.md)."""
+    fitted = [{"terms": t, "cv": {"energy": np.nan, "field": v}} for t, v in [
+        ((), 1.0), (("exchange_2b_angle",), 0.5), (("exchange_2b_spline",), 0.9),
+        (("exchange_3b", "exchange_2b_spline", "exchange_2b_angle"), 0.34),
+        (("exchange_2b_spline", "exchange_2b_angle"), 0.33)]]
+    ordered = selection.cost_order(fitted)
+    assert [len(r["terms"]) for r in ordered] == [0, 1, 1, 2, 3]
+    assert [r["terms"] for r in ordered[:3]] == [r["terms"] for r in fitted[:3]]
+    assert selection.choose(fitted) == 3                    # the fitted order: three terms
+    assert ordered[selection.choose(ordered)]["terms"] == fitted[4]["terms"]
+
+
+def test_a_candidate_off_the_compiled_engine_needs_a_clear_win():
+    """selection.choose: a row with ``engine`` False is passed over while its score is
+    within ENGINE_MARGIN of the best engine row (hysteresis included), and chosen when
+    it wins by more; rows without the key count as engine rows."""
+    m = selection.ENGINE_MARGIN
+    table = rows(1.0, 0.6, 0.7, 0.9)          # dipole-2b the best, within m of the angle
+    for r in table:
+        r["engine"] = r["terms"] in ((), ("exchange_2b_angle",))
+    assert 0.7 / 0.6 < m
+    assert selection.choose(table) == 2
+    assert selection.choose(table, engine_margin=1.0) == 1          # no preference
+    assert selection.choose(table, current=("dipole_2b",), margin=1.25) == 2   # not kept
+    table[1]["cv"]["field"] = 0.69 / m                              # a clear win
+    assert selection.choose(table) == 1
+    assert selection.choose(rows(1.0, 0.6, 0.7, 0.9)) == 1          # no flags: all engine
+
+
+def test_the_rows_say_whether_the_compiled_engine_runs_them(pseudo_dipolar):  # noqa: F811
+    """fit_candidate's ``engine`` is otf_spin.model.fast.supports of the fitted candidate:
+    exchange-2b alone and the angle term yes, dipole-2b and exchange-3b no. Pseudo-dipolar
+    data: dipole-2b still wins (by far more than ENGINE_MARGIN)."""
+    train, _ = pseudo_dipolar
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, table = selection.select(settings(), train, build_gpr)
+    flags = {r["terms"]: r["engine"] for r in table}
+    assert flags[()] and flags[("exchange_2b_angle",)]
+    assert not flags[("dipole_2b",)] and not flags[("exchange_3b",)]
+    assert [r["terms"] for r in table if r["chosen"]] == [("dipole_2b",)]
+    engine_best = min(r["score"] for r in table if r["engine"])
+    chosen = next(r["score"] for r in table if r["chosen"])
+    assert chosen < engine_best - np.log(selection.ENGINE_MARGIN)

@@ -36,7 +36,7 @@ from scipy.optimize import minimize
 
 from otf_spin.calculator import STD_PROPERTIES, Calculator
 from otf_spin.kernels.blas_threads import SERIAL_BELOW, one_thread, single_threaded
-from otf_spin.model import aliasing
+from otf_spin.model import aliasing, transfer
 from otf_spin.model.sparse import pivoted_cholesky
 from otf_spin.system import transverse
 
@@ -664,6 +664,21 @@ class SparseGPR(Calculator):
         where a fold holds no label of that observable)."""
         return self._held_out(dict(self.hyper, **hyper))[2]
 
+    @single_threaded
+    def left_out_errors(self) -> dict:
+        """Leave-one-frame-out errors (:meth:`_left_out`) at the current hyperparameters,
+        in :meth:`fold_errors`' form with one entry per training frame (frame order):
+        {"energy": [(ΔE²/N (eV²), N), ...], "field": [(Σ ΔB² (eV²/μB²), 3N), ...]}
+        (frames without that label left out). Used by the term choice
+        (:func:`otf_spin.model.selection.trimmed_cv`)."""
+        out = {"energy": [], "field": []}
+        for (energy, _, field, _, _), f in zip(self._left_out(self.hyper), self.frames):
+            if energy is not None:
+                out["energy"].append((energy / f.n_atoms, f.n_atoms))
+            if field is not None:
+                out["field"].append((float(np.sum(field)), 3 * f.n_atoms))
+        return out
+
     def _held_out(self, h) -> tuple[dict, np.ndarray, dict]:
         """(:meth:`cross_validate`'s RMSEs at hyperparameters ``h``, the held-out energy
         error of every frame with an energy, per atom (eV/atom), in no fixed order,
@@ -791,11 +806,17 @@ class SparseGPR(Calculator):
            above are computed without g, so the epistemic part (the on-the-fly
            trigger) is the same as without the novelty (tuning seeds 851-858, replayed:
            field / energy / all three within target 45 / 36 / 16 of 72 runs, against
-           45 / 35 / 15 with g in the scales too)."""
+           45 / 35 / 15 with g in the scales too).
+        5. Structure transfer of κ² (:meth:`_calibrate_transfer`): hypers
+           ``std_transfer_cone`` and ``std_transfer_ref``; at prediction the field's
+           posterior part (and the epistemic part) is scaled by the structure's ratio
+           over the training structures' (:meth:`_transfer`; exactly 1 on a training
+           structure)."""
         h = self.hyper
         self.noise_model = None
         for key in ("std_field_noise", "std_field_local", "std_energy_scale",
-                    "std_disorder_ref", "std_scale_energy"):   # set again below (the
+                    "std_disorder_ref", "std_scale_energy", "std_transfer_cone",
+                    "std_transfer_ref"):   # set again below (the
             # last: older files)
             h.pop(key, None)
         held_out = list(zip(self._left_out(h), self.frames))
@@ -819,6 +840,8 @@ class SparseGPR(Calculator):
                 c2 = error2.sum() / variance.sum()
                 h["std_field_noise"] = float(np.sqrt(2 * c2) * h["sigma_field"])
                 h["std_field_local"] = float(np.sqrt(c2 * kappa2))
+                if disorder and kappa2 > 0:
+                    self._calibrate_transfer(float(np.quantile(disorder, transfer.QUANTILE)))
         energies = [(x[0], x[1] + h["sigma_energy"] ** 2 * np.sum(self._hardness(f.d) ** 2))
                     for x, f in held_out if x[0] is not None]
         if energies:
@@ -843,6 +866,104 @@ class SparseGPR(Calculator):
         if not ref:
             return 1.0
         return max(1.0, self._disorder(d, d_fm) / ref) ** DISORDER_POWER
+
+    def _transfer_sums(self, system, theta: float, Rinv) -> tuple[float, float]:
+        """(Σ exact posterior field variance (eV²/μB², summed over components), Σ v_i
+        (eV²)) over the centre atoms of ``system``'s :func:`transfer.sub_structure` in
+        its transfer.n_configs synthetic configurations (cones of half-angle ``theta``
+        rad, :func:`transfer.cone_directions`), under Λ⁻¹ = Rinv Rinvᵀ (``Rinv`` (M, M),
+        R⁻¹ of the posterior factor). Cost: the design columns (N, 3, M) of each
+        configuration (N ≤ transfer.MAX_ATOMS, else a cluster of radius 2 r_cut)."""
+        structure, centres = transfer.sub_structure(system, self.descriptor.r_cut)
+        count = len(np.arange(len(structure))[centres])
+        u, w = transfer.draws(len(structure), transfer.n_configs(count))
+        exact = local = 0.0
+        with one_thread(True):
+            d_fm = self.descriptor.compute_fm(structure)
+            for directions in transfer.cone_directions(theta, u, w):
+                s = structure.copy()
+                s.set_directions(directions)
+                d = self.descriptor.compute(s)
+                rows = np.concatenate([kernel(d[centres], S) - kernel(d_fm[centres], S)
+                                       for kernel, S in zip(self.kernels, self.sparse)],
+                                      axis=1)
+                _, phi_B = self._design_columns(s, d, d_fm, self.sparse)
+                B = phi_B[centres].reshape(-1, phi_B.shape[-1]) @ Rinv
+                V = rows @ Rinv
+                exact += float(np.sum(B * B))
+                local += float(np.sum(V * V))
+        return exact, local
+
+    def _transfer_disorder(self, system, theta: float) -> float:
+        """Mean :meth:`_disorder` of the synthetic configurations of ``system`` at cone
+        half-angle ``theta`` (rad) (:meth:`_transfer_sums`' configurations)."""
+        structure, centres = transfer.sub_structure(system, self.descriptor.r_cut)
+        count = len(np.arange(len(structure))[centres])
+        u, w = transfer.draws(len(structure), transfer.n_configs(count))
+        d_fm = self.descriptor.compute_fm(structure)
+        values = []
+        for directions in transfer.cone_directions(theta, u, w):
+            s = structure.copy()
+            s.set_directions(directions)
+            values.append(self._disorder(self.descriptor.compute(s), d_fm))
+        return float(np.mean(values))
+
+    def _calibrate_transfer(self, disorder: float) -> None:
+        """Hypers of the structure transfer of κ²: ``std_transfer_cone``, the cone
+        half-angle (rad) whose synthetic configurations on the first training structure
+        have spin disorder ``disorder`` (the held-out frames' median; bisection), and
+        ``std_transfer_ref``, Σ exact / Σ v (:meth:`_transfer_sums`) pooled over up to
+        transfer.STRUCTURES distinct training structures, under the posterior that
+        :meth:`_solve` will produce (the same QR of the same rows: a training
+        structure's own ratio is then the reference bit for bit)."""
+        h = self.hyper
+        structures, seen = [], set()
+        for f in self.frames:
+            key = (f.system.cell.tobytes(), f.system.positions.tobytes(), len(f.system))
+            if key not in seen:
+                seen.add(key)
+                structures.append(f.system)
+        picks = np.unique(np.round(np.linspace(0, len(structures) - 1,
+                                               min(transfer.STRUCTURES, len(structures)))))
+        structures = [structures[int(k)] for k in picks]
+        lo, hi = 0.0, np.pi
+        if self._transfer_disorder(structures[0], hi) <= disorder:
+            lo = hi
+        for _ in range(20):
+            if lo == hi:
+                break
+            mid = 0.5 * (lo + hi)
+            if self._transfer_disorder(structures[0], mid) < disorder:
+                lo = mid
+            else:
+                hi = mid
+        theta = 0.5 * (lo + hi)
+        A, y, _, _ = self._stacked(h)
+        R, _, _ = _qr(A, y)
+        Rinv = solve_triangular(R, np.eye(len(R)))
+        sums = [self._transfer_sums(s, theta, Rinv) for s in structures]
+        exact, local = sum(x[0] for x in sums), sum(x[1] for x in sums)
+        if exact > 0 and local > 0:
+            h["std_transfer_cone"] = float(theta)
+            h["std_transfer_ref"] = float(exact / local)
+
+    def _transfer(self, system, d_fm) -> float:
+        """Factor of κ² for ``system`` (FM descriptors ``d_fm`` (N, D)): its synthetic
+        ratio Σ exact / Σ v (:meth:`_transfer_sums`) over the hyper
+        ``std_transfer_ref``; 1 without it (models calibrated before it existed).
+        Computed once per structure and posterior (kept while the FM descriptors are
+        equal and the posterior factor the same object)."""
+        h = self.hyper
+        theta, ref = h.get("std_transfer_cone"), h.get("std_transfer_ref")
+        if not ref:
+            return 1.0
+        cached = getattr(self, "_transfer_cache", None)
+        if cached is None or cached[0] is not self._R or cached[1] != (theta, ref) or \
+                cached[2].shape != d_fm.shape or not np.array_equal(cached[2], d_fm):
+            exact, local = self._transfer_sums(system, theta, self._posterior_inverse())
+            factor = exact / local / ref if local > 0 else 1.0
+            cached = self._transfer_cache = (self._R, (theta, ref), np.array(d_fm), factor)
+        return cached[3]
 
     def _hardness(self, d) -> np.ndarray:
         """Relative noise h_i (N,) of environments with descriptors ``d`` (N, D): 1
@@ -958,7 +1079,8 @@ class SparseGPR(Calculator):
         out = {"energy_std": float(np.sqrt(energy))}
         if "std_field_local" in h:
             V = rows @ Rinv
-            model = h["std_field_local"] ** 2 * np.einsum("im,im->i", V, V)
+            model = h["std_field_local"] ** 2 * self._transfer(system, d_fm) * \
+                np.einsum("im,im->i", V, V)
             var = 0.5 * model[:, None] * (1.0 - e * e)
             noise = 0.5 * (h["std_field_noise"] ** 2 * hard2)[:, None] * (1.0 - e * e)
         else:

@@ -24,7 +24,9 @@ pseudo-dipolar; 50 random-cone training frames, 100 test frames). A calibration 
 (|error| against |std| per atom, every case) is drawn with matplotlib (Agg) if
 installed.
 
-``--exact`` adds a column "B exact": the field err/std the stds would give with the
+``--transfer-column`` adds a column "B no-tr": the field err/std of the same fit with
+the structure transfer of κ² off (factor 1; it differs from "B err/std" only where a
+test cell is not a training cell, d54 here). ``--exact`` adds a column "B exact": the field err/std the stds would give with the
 exact posterior field variance in place of the proxy κ²v (the same noise profile,
 c² = Σ error² / Σ variance over the same held-out atoms; slow: the (N, 3, M) gradient
 block per test frame). ``--radial-scaling R_S,M`` (or ``none``) fits every model with
@@ -97,9 +99,9 @@ def case_data(case: str, seed: int):
 def evaluate(model, test):
     """Per-atom field errors and stds (|·| of the 3-vectors), frame energy errors and
     stds, and the time ratio of predict with and without stds."""
-    for f in test:                      # warm-up: per-structure caches
-        model.predict(f.system, stds=False)
-    t0 = time.perf_counter()
+    for f in test:                      # warm-up: per-structure caches (FM rows, the
+        model.predict(f.system, stds=True)   # κ² transfer: timed only where every test
+    t0 = time.perf_counter()                 # frame is its own structure, c1 and c2)
     for f in test:
         model.predict(f.system, stds=False)
     t1 = time.perf_counter()
@@ -243,6 +245,19 @@ def exact_ratio(model, test) -> float:
     return ratio(np.concatenate(err), np.sqrt(np.concatenate(var)))
 
 
+def without_transfer(model, test, err_b) -> float:
+    """Field err/std of ``model`` on ``test`` with the structure transfer of κ² off
+    (hyper std_transfer_ref removed for the call; ``err_b`` the per-atom errors)."""
+    ref = model.hyper.pop("std_transfer_ref", None)
+    try:
+        std = np.concatenate([np.linalg.norm(model.predict(f.system)["fields_std"], axis=1)
+                              for f in test])
+    finally:
+        if ref is not None:
+            model.hyper["std_transfer_ref"] = ref
+    return ratio(err_b, std)
+
+
 def ratio(err, std) -> float:
     return float(np.sqrt(np.mean(err**2) / np.mean(std**2)))
 
@@ -295,6 +310,8 @@ def main(argv=None):
     parser.add_argument("--exact", action="store_true",
                         help="add the field err/std with the exact posterior field variance "
                              "in place of the proxy (slow)")
+    parser.add_argument("--transfer-column", action="store_true",
+                        help="add the field err/std with the structure transfer of κ² off")
     parser.add_argument("--radial-scaling", default=None, metavar="R_S,M",
                         help="descriptor radial prior of every fit (default: the model "
                              "default; 'none' = off)")
@@ -319,7 +336,8 @@ def main(argv=None):
         return
     header = (f"{'case':5s} {'seed':>4s} {'n_tr':>4s} {'B meV/μB':>9s} {'B err/std':>9s} "
               f"{'B rank':>6s} {'E meV/at':>9s} {'E err/std':>9s} {'E rank':>6s} "
-              f"{'σ extra':>7s} {'epi/std':>7s}" + (f" {'B exact':>7s}" if args.exact else ""))
+              f"{'σ extra':>7s} {'epi/std':>7s}" + (f" {'B exact':>7s}" if args.exact else "")
+              + (f" {'B no-tr':>7s}" if args.transfer_column else ""))
     print(header)
     print("-" * len(header))
     points = {}
@@ -341,6 +359,8 @@ def main(argv=None):
                   f"{1e3 * np.sqrt(np.mean(err_e**2)) / n:9.3g} {row[2]:9.2f} {row[3]:6.2f} "
                   f"{cost:7.2f} {np.sqrt(np.mean(evaluate.epistemic**2) / np.mean(std_b**2)):7.2f}"
                   + (f" {exact_ratio(model, test):7.2f}" if args.exact else "")
+                  + (f" {without_transfer(model, test, err_b):7.2f}"
+                     if args.transfer_column else "")
                   + f"{'' if ok else '  (outside a target)'}", flush=True)
             points.setdefault(case, []).append((std_b, err_b))
     rows = np.array([s[2:] for s in summary], float)

@@ -23,6 +23,9 @@ from otf_spin.system import SpinSystem
 #: least one, at most MAX_CONFIGS
 SAMPLES = 128
 MAX_CONFIGS = 8
+#: configurations of a cluster (one centre atom; each costs the design columns of
+#: ~1000 atoms at r_cut 7 Å, ~5 s)
+CLUSTER_CONFIGS = 1
 #: seed of the draws (fixed: a structure of N atoms always gets the same configurations)
 SEED = 20261203
 #: quantile of the held-out training frames' spin disorder that the synthetic
@@ -36,8 +39,11 @@ MAX_ATOMS = 128
 STRUCTURES = 4
 
 
-def n_configs(centres: int) -> int:
-    """Synthetic configurations for ``centres`` centre atoms (see SAMPLES)."""
+def n_configs(centres: int, cluster: bool = False) -> int:
+    """Synthetic configurations for ``centres`` centre atoms (see SAMPLES), of a
+    cluster (:func:`sub_structure`) CLUSTER_CONFIGS."""
+    if cluster:
+        return CLUSTER_CONFIGS
     return int(min(MAX_CONFIGS, max(1, -(-SAMPLES // max(centres, 1)))))
 
 

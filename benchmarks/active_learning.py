@@ -127,14 +127,16 @@ def oracle_trajectory(folder, name, seed, steps, every, repeat):
     return frames
 
 
-def otf_curve(folder, seed, steps, repeat, threshold=None):
+def otf_curve(folder, seed, steps, repeat, threshold=None, overrides=None):
     """({labels: model bytes} of the loop's models in use, learner, wall s, max σ at each
-    call in meV/μB) of the README example's loop (``threshold`` in meV/μB: else its own)."""
+    call in meV/μB) of the README example's loop (``threshold`` in meV/μB: else its own;
+    ``overrides``: further ``otf`` keys, e.g. {"call_backoff": 2})."""
     from otf_spin.model import storage
 
     data = _yaml("bccFe_otf_heisenberg.yaml")
     data["system"]["repeat"] = [repeat] * 3
     data["dynamics"].update(steps=steps, seed=seed)
+    data["otf"].update(overrides or {})
     if threshold is not None:
         data["otf"]["threshold"] = float(threshold)
     data["output"]["every"] = 5          # = check_every: one record per possible refit
@@ -238,7 +240,7 @@ def one_seed(seed, args):
             own = os.path.join(folder, f"otf-{threshold:g}")    # its own store
             os.makedirs(own)
             snapshots, learner, _, sigmas = otf_curve(own, seed + 2000, args.steps,
-                                                      args.cells, threshold)
+                                                      args.cells, threshold, args.otf_set)
             steps = [int(f.info["provenance"]["step"]) for f in learner.store.frames()
                      if f.info["provenance"].get("origin") == "run"]
             final = field_rmse(storage.from_bytes(snapshots[learner.calls]), reference)
@@ -385,9 +387,14 @@ def main(argv=None):
                         help="take the random and generate rows of each seed from this "
                         "--save pickle of a run with the same seeds, cells, steps and "
                         "draws (only the loop runs again: compare two loop rules)")
+    parser.add_argument("--otf-set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override keys of the loop's otf section (YAML values, e.g. "
+                        "call_backoff=2 min_steps_between_calls=20)")
     parser.add_argument("--save", default=None,
                         help="pickle every seed's results here (a list, rewritten per seed)")
     args = parser.parse_args(argv)
+    args.otf_set = {k: yaml.safe_load(v) for k, v in
+                    (item.split("=", 1) for item in args.otf_set)}
     warnings.simplefilter("ignore")
     if args.min_frames is not None:
         from otf_spin.learning import otf
@@ -426,7 +433,8 @@ def main(argv=None):
           f"(0.5 fs), T 300 -> 1000 K, Eq. 43 oracle with Eq. 41 moments, frozen thermal "
           f"displacements σ = {args.displacement} Å; otf as the README example ({otf_cfg['mode']},"
           f" check every {otf_cfg['check_every']}, {otf_cfg['initial_frames']} initial "
-          f"frames + the start) at thresholds {args.thresholds} meV/μB", flush=True)
+          f"frames + the start) at thresholds {args.thresholds} meV/μB"
+          + (f"; otf keys set: {args.otf_set}" if args.otf_set else ""), flush=True)
     print(f"field RMSE (meV/μB, all components) on the reference trajectory (oracle LLG, "
           f"frames every {args.every} steps); random: mean of {args.draws} draws\n",
           flush=True)

@@ -54,3 +54,41 @@ def test_initial_frames_spread_over_cones_up_to_initial_cone(tmp_path):
     assert sorted(angles) == [0, 1, 2, 3]           # the start and the 3 cone frames
     assert angles[1].max() <= 20 + 1e-9 and angles[2].max() <= 40 + 1e-9
     assert 40 < angles[3].max() <= 60 + 1e-9
+
+
+def test_the_wait_grows_while_calls_come_at_the_first_allowed_check(tmp_path):
+    """``call_backoff`` 2, threshold 0 (every allowed check is above it), checks every 5
+    steps, wait 5: each call comes at the first check its wait allows, so the waits
+    double — in-run calls at steps 5, 10, 20, 40, 80 (with a fixed pace: every check,
+    19 calls) — and the wait is part of the checkpoint."""
+    data = yaml.safe_load(open(EXAMPLE))
+    data["dynamics"]["steps"] = 100
+    data["system"]["spins"] = "random"
+    data["otf"].update(threshold=0.0, check_every=5, min_steps_between_calls=5,
+                       call_backoff=2, max_oracle_calls=60, initial_frames=1,
+                       checkpoint_every=50, reoptimise_every=0)
+    path = tmp_path / "otf.yaml"
+    path.write_text(yaml.safe_dump(data))
+    learner = run_in(tmp_path, str(path))["learner"]
+    steps = [f.info["provenance"].get("step") for f in
+             TrainingStore(tmp_path / "otf_store.h5").frames()]
+    assert [s for s in steps if s is not None] == [5, 10, 20, 40, 80]
+    assert learner.wait == 80 and learner.state()["wait"] == 80
+
+
+def test_a_call_after_a_quieter_check_resets_the_wait():
+    """OnTheFly._next_wait: × call_backoff when the call comes at the first check the
+    wait allows, back to min_steps_between_calls after a check below threshold (a later
+    call); a fixed pace with call_backoff 1."""
+    from otf_spin.learning.otf import OnTheFly
+
+    learner = OnTheFly.__new__(OnTheFly)
+    learner.cfg = {"check_every": 5, "min_steps_between_calls": 40, "call_backoff": 2.0}
+    learner.last_call, learner.wait = 100, 40
+    assert learner._next_wait(140) == 80           # the first check allowed
+    assert learner._next_wait(144) == 80
+    assert learner._next_wait(145) == 40           # a check in between was quiet
+    learner.wait = 80
+    assert learner._next_wait(180) == 160 and learner._next_wait(185) == 40
+    learner.cfg["call_backoff"] = 1.0
+    assert learner._next_wait(180) == 40

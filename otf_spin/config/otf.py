@@ -17,6 +17,12 @@ OTF = Section({
     "check_every": Key("int", "check the uncertainty every N steps", 1, minimum=1),
     "min_steps_between_calls": Key("int", "pace: no oracle call sooner than N steps after "
                                    "the previous", 1, minimum=1),
+    "call_backoff": Key("float", "pace that grows while the model stays unsure: a call at "
+                        "the first check that the pace allows (σ above threshold all through "
+                        "the wait) multiplies the next wait by this factor; a call after a "
+                        "quieter check resets it to min_steps_between_calls (1: a fixed "
+                        "pace). Spreads the labels of a run whose σ stays above threshold "
+                        "over the run instead of its start", 1.0, minimum=1.0),
     "batch_size": Key("int", "label uncertain configurations in batches of N (one refit per "
                       "batch; the run continues with the current model meanwhile)", 1,
                       minimum=1),

@@ -1,7 +1,8 @@
 """On-the-fly learning (settings: :mod:`otf_spin.config.otf`): the model drives the spins; where it is unsure, the oracle labels.
 
 At every ``check_every``-th step (and not sooner than ``min_steps_between_calls`` after
-the last call) the model predicts the per-atom field uncertainties σ_a of the current
+the last call — a wait that grows by ``call_backoff`` while calls come at the first
+check it allows) the model predicts the per-atom field uncertainties σ_a of the current
 configuration (:func:`field_uncertainty`: the calibrated expected field error beyond the
 noise floor, norm of the three components, eV/μB). If max σ_a exceeds the threshold
 (and the model was not fitted on this configuration), the oracle labels the
@@ -88,6 +89,7 @@ class OnTheFly:
         self.failures = 0
         self.reused = 0
         self.last_call = -10**9
+        self.wait = cfg["min_steps_between_calls"]     # steps: the pace (call_backoff)
         self.last_max_std = float("nan")    # largest over all replicas at the last check
         self.oracle_time = 0.0
         self.refit_time = 0.0       # s: fits and refits (rank 0), model reloads (this rank)
@@ -202,7 +204,7 @@ class OnTheFly:
         spread over the rank groups, with one refit on rank 0."""
         cfg = self.cfg
         self.last_max_std = max(r[0] for r in reports)
-        if step - self.last_call < cfg["min_steps_between_calls"]:
+        if step - self.last_call < self.wait:
             return False
         queued = False
         for replica, (max_std, directions, pool) in enumerate(reports):
@@ -213,6 +215,7 @@ class OnTheFly:
                 queued = True
         if not queued:
             return False
+        self.wait = self._next_wait(step)
         self.last_call = step
         if len(self.queue) < cfg["batch_size"]:
             return False
@@ -241,6 +244,18 @@ class OnTheFly:
         refit = self.comm.bcast(bool(frames))
         self._share(refit)
         return refit
+
+    def _next_wait(self, step: int) -> int:
+        """The wait (steps) before the call after one queued at ``step``: ``wait`` ×
+        ``call_backoff`` if this call came at the first check the current wait allowed
+        (the model stayed unsure all through it: labels of the same stretch of the run,
+        one after another — at low thresholds the loop otherwise spent most labels on the
+        cold start, docs/otf.md), else ``min_steps_between_calls``."""
+        cfg = self.cfg
+        first = step - self.last_call < self.wait + cfg["check_every"]
+        if first and cfg["call_backoff"] > 1:
+            return int(np.ceil(self.wait * cfg["call_backoff"]))
+        return cfg["min_steps_between_calls"]
 
     def _fitted_on(self, system, directions) -> bool:
         """Whether the model was fitted on this configuration (the start frame at step
@@ -363,7 +378,7 @@ class OnTheFly:
         return {"threshold": self.threshold.state(), "calls": self.calls,
                 "failures": self.failures, "reused": self.reused,
                 "oracle_time": self.oracle_time, "refit_time": self.refit_time,
-                "last_call": self.last_call,
+                "last_call": self.last_call, "wait": self.wait,
                 "last_max_std": self.last_max_std, "selected_at": self.selected_at,
                 "queue": [[s, d.tobytes().hex(), list(map(int, c)), m, r]
                           for s, d, c, m, r in self.queue]}
@@ -376,6 +391,7 @@ class OnTheFly:
         self.refit_time = float(state.get("refit_time", 0.0))
         self.last_call, self.last_max_std = int(state["last_call"]), float(state["last_max_std"])
         self.selected_at = int(state.get("selected_at", 0))
+        self.wait = int(state.get("wait", self.cfg["min_steps_between_calls"]))
         self.queue = [(q[0], np.frombuffer(bytes.fromhex(q[1])).reshape(-1, 3).copy(),
                        np.array(q[2], dtype=int), q[3], q[4] if len(q) > 4 else None)
                       for q in state.get("queue", [])]

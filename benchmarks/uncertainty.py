@@ -270,14 +270,14 @@ def exact_ratio(model, test) -> float:
 
 def without_transfer(model, test, err_b) -> float:
     """Field err/std of ``model`` on ``test`` with the structure transfer of κ² off
-    (hyper std_transfer_ref removed for the call; ``err_b`` the per-atom errors)."""
-    ref = model.hyper.pop("std_transfer_ref", None)
+    (hyper std_transfer_disorder removed for the call; ``err_b`` the per-atom errors)."""
+    ref = model.hyper.pop("std_transfer_disorder", None)
     try:
         std = np.concatenate([np.linalg.norm(model.predict(f.system)["fields_std"], axis=1)
                               for f in test])
     finally:
         if ref is not None:
-            model.hyper["std_transfer_ref"] = ref
+            model.hyper["std_transfer_disorder"] = ref
     return ratio(err_b, std)
 
 

@@ -402,9 +402,9 @@ def test_kappa2_follows_the_structure():
         if repeat == 2:
             assert factor == 1.0
             with_it = model.predict(test[0].system)
-            ref = h.pop("std_transfer_ref")
+            ref = h.pop("std_transfer_disorder")
             without = model.predict(test[0].system)
-            h["std_transfer_ref"] = ref
+            h["std_transfer_disorder"] = ref
             np.testing.assert_array_equal(with_it["fields_std"], without["fields_std"])
         else:
             assert kappa2 * local / exact > 2.5          # uncorrected (4.8 here)

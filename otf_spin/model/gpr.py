@@ -807,16 +807,17 @@ class SparseGPR(Calculator):
            trigger) is the same as without the novelty (tuning seeds 851-858, replayed:
            field / energy / all three within target 45 / 36 / 16 of 72 runs, against
            45 / 35 / 15 with g in the scales too).
-        5. Structure transfer of κ² (:meth:`_calibrate_transfer`): hypers
-           ``std_transfer_cone`` and ``std_transfer_ref``; at prediction the field's
-           posterior part (and the epistemic part) is scaled by the structure's ratio
-           over the training structures' (:meth:`_transfer`; exactly 1 on a training
-           structure)."""
+        5. Structure transfer of κ²: hyper ``std_transfer_disorder``, the
+           transfer.QUANTILE quantile of the held-out frames' spin disorder; at
+           prediction in a cell that is not a training cell the field's posterior part
+           (and the epistemic part) is scaled by the structure's synthetic ratio over
+           the training structures' (:meth:`_transfer`, :meth:`_transfer_reference`:
+           computed then, not here — nothing for the on-the-fly loop on its own cell)."""
         h = self.hyper
         self.noise_model = None
         for key in ("std_field_noise", "std_field_local", "std_energy_scale",
-                    "std_disorder_ref", "std_scale_energy", "std_transfer_cone",
-                    "std_transfer_ref"):   # set again below (the
+                    "std_disorder_ref", "std_scale_energy", "std_transfer_disorder",
+                    "std_transfer_cone", "std_transfer_ref"):   # set again below (the
             # last: older files)
             h.pop(key, None)
         held_out = list(zip(self._left_out(h), self.frames))
@@ -841,7 +842,8 @@ class SparseGPR(Calculator):
                 h["std_field_noise"] = float(np.sqrt(2 * c2) * h["sigma_field"])
                 h["std_field_local"] = float(np.sqrt(c2 * kappa2))
                 if disorder and kappa2 > 0:
-                    self._calibrate_transfer(float(np.quantile(disorder, transfer.QUANTILE)))
+                    h["std_transfer_disorder"] = float(np.quantile(disorder,
+                                                                   transfer.QUANTILE))
         energies = [(x[0], x[1] + h["sigma_energy"] ** 2 * np.sum(self._hardness(f.d) ** 2))
                     for x, f in held_out if x[0] is not None]
         if energies:
@@ -910,15 +912,16 @@ class SparseGPR(Calculator):
             values.append(self._disorder(self.descriptor.compute(s), d_fm))
         return float(np.mean(values))
 
-    def _calibrate_transfer(self, disorder: float) -> None:
-        """Hypers of the structure transfer of κ²: ``std_transfer_cone``, the cone
-        half-angle (rad) whose synthetic configurations on the first training structure
-        have spin disorder ``disorder`` (the held-out frames' median; bisection), and
-        ``std_transfer_ref``, Σ exact / Σ v (:meth:`_transfer_sums`) pooled over up to
-        transfer.STRUCTURES distinct training structures, under the posterior that
-        :meth:`_solve` will produce (the same QR of the same rows: a training
-        structure's own ratio is then the reference bit for bit)."""
-        h = self.hyper
+    def _transfer_reference(self) -> tuple[float, float]:
+        """(θ, r_train) of the structure transfer of κ² under the current posterior: θ
+        the cone half-angle (rad) whose synthetic configurations on the first training
+        structure have the spin disorder of hyper ``std_transfer_disorder``
+        (bisection), r_train = Σ exact / Σ v (:meth:`_transfer_sums`) pooled over up to
+        transfer.STRUCTURES distinct training structures; kept per posterior factor."""
+        cached = getattr(self, "_transfer_ref_cache", None)
+        disorder = self.hyper["std_transfer_disorder"]
+        if cached is not None and cached[0] is self._R and cached[1] == disorder:
+            return cached[2]
         structures, seen = [], set()
         for f in self.frames:
             key = (f.system.cell.tobytes(), f.system.positions.tobytes(), len(f.system))
@@ -940,38 +943,36 @@ class SparseGPR(Calculator):
             else:
                 hi = mid
         theta = 0.5 * (lo + hi)
-        A, y, _, _ = self._stacked(h)
-        R, _, _ = _qr(A, y)
-        Rinv = solve_triangular(R, np.eye(len(R)))
-        sums = [self._transfer_sums(s, theta, Rinv) for s in structures]
+        sums = [self._transfer_sums(s, theta, self._posterior_inverse()) for s in structures]
         exact, local = sum(x[0] for x in sums), sum(x[1] for x in sums)
-        if exact > 0 and local > 0:
-            h["std_transfer_cone"] = float(theta)
-            h["std_transfer_ref"] = float(exact / local)
+        out = (float(theta), exact / local if exact > 0 and local > 0 else 0.0)
+        self._transfer_ref_cache = (self._R, disorder, out)
+        return out
 
     def _transfer(self, system, d_fm) -> float:
         """Factor of κ² for ``system`` (FM descriptors ``d_fm`` (N, D)): 1 in the cell of
         a training frame (same atom count, cell and periodicity: displaced frames of a
         training cell cost nothing: their own ratios spread 0.74-1.70 over c1's frames with
         3 configurations, noise the stds do not need) and without the
-        hyper ``std_transfer_ref`` (models calibrated before it existed); else its
-        synthetic ratio Σ exact / Σ v (:meth:`_transfer_sums`) over that hyper.
-        Computed once per structure and posterior (kept while the FM descriptors are
-        equal and the posterior factor the same object)."""
-        h = self.hyper
-        theta, ref = h.get("std_transfer_cone"), h.get("std_transfer_ref")
-        if not ref:
+        hyper ``std_transfer_disorder`` (models calibrated before it existed); else its
+        synthetic ratio Σ exact / Σ v (:meth:`_transfer_sums`) over the training
+        structures' (:meth:`_transfer_reference`). Computed once per structure and
+        posterior (kept while the FM descriptors are equal and the posterior factor the
+        same object)."""
+        disorder = self.hyper.get("std_transfer_disorder")
+        if not disorder:
             return 1.0
         cached = getattr(self, "_transfer_cache", None)
-        if cached is None or cached[0] is not self._R or cached[1] != (theta, ref) or \
+        if cached is None or cached[0] is not self._R or cached[1] != disorder or \
                 cached[2].shape != d_fm.shape or not np.array_equal(cached[2], d_fm):
             if any(len(f.system) == len(system) and np.array_equal(f.system.cell, system.cell)
                    and np.array_equal(f.system.pbc, system.pbc) for f in self.frames):
                 factor = 1.0      # a training cell: its aliasing is the calibration's
             else:
+                theta, ref = self._transfer_reference()
                 exact, local = self._transfer_sums(system, theta, self._posterior_inverse())
-                factor = exact / local / ref if local > 0 else 1.0
-            cached = self._transfer_cache = (self._R, (theta, ref), np.array(d_fm), factor)
+                factor = exact / local / ref if local > 0 and ref > 0 else 1.0
+            cached = self._transfer_cache = (self._R, disorder, np.array(d_fm), factor)
         return cached[3]
 
     def _hardness(self, d) -> np.ndarray:

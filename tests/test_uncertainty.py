@@ -373,7 +373,7 @@ def cone_frames(n, repeat, rng, cone=0.5):
     return frames
 
 
-def test_kappa2_follows_the_structure():
+def test_kappa2_follows_the_structure(tmp_path):
     """The conversion κ² of the local-energy variance to the field's is measured on the
     16-atom training cells, where the shells beyond r_cut/2 alias and the kernel
     blocks' posterior parts cancel in v; on 54-atom cells Σ κ² v is ~5× Σ (exact
@@ -409,3 +409,13 @@ def test_kappa2_follows_the_structure():
         else:
             assert kappa2 * local / exact > 2.5          # uncorrected (4.8 here)
             assert 0.67 < kappa2 * factor * local / exact < 1.5   # corrected (1.23)
+    # deterministic: the same factor after other structures, and from the model file
+    from otf_spin.model import load, save
+
+    other = bulk("bcc", 2.83, (3, 3, 2))
+    model._transfer(other, model.descriptor.compute_fm(other))
+    assert model._transfer(test[0].system, d_fm) == factor
+    save(model, tmp_path / "m.h5")
+    loaded = load(tmp_path / "m.h5")
+    assert loaded._transfer(test[0].system, loaded.descriptor.compute_fm(test[0].system)) \
+        == factor

@@ -379,8 +379,9 @@ def test_kappa2_follows_the_structure(tmp_path):
     blocks' posterior parts cancel in v; on 54-atom cells Σ κ² v is ~5× Σ (exact
     posterior field variance) (the d54 stds 2× too wide, docs/uncertainty.md). The
     structure's transfer factor brings it to within 1.5×, and is exactly 1 on the
-    training structure, whose stds stay those without it bit for bit (fails with the
-    factor off, or with a factor that is not a ratio of one computation)."""
+    training structure, whose stds stay those without it bit for bit; the factor does
+    not depend on what was predicted before nor on a trip through the model file (fails
+    with the factor off, or with a factor that is not a ratio of one computation)."""
     rng = np.random.default_rng(23)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -158,3 +158,24 @@ def test_the_rows_say_whether_the_compiled_engine_runs_them(pseudo_dipolar):  # 
     engine_best = min(r["score"] for r in table if r["engine"])
     chosen = next(r["score"] for r in table if r["chosen"])
     assert chosen < engine_best - np.log(selection.ENGINE_MARGIN)
+
+
+def test_passing_over_an_off_engine_row_does_not_widen_the_tolerance():
+    """Held-out seed 911, a random set of 10 frames (scores): exchange-3b + spline + angle
+    −8.492 (off the engine, not a clear win), spline + angle −8.408, the spline alone
+    −8.378. The tolerance is measured from the best of all rows: spline + angle (within
+    10 % of it) is chosen, not the cheaper spline alone (within 10 % of spline + angle
+    only; 1.7x worse on the reference trajectory)."""
+    def row(terms, value, engine=True):
+        return {"terms": terms, "cv": {"energy": np.nan, "field": float(np.exp(value))},
+                "engine": engine}
+
+    table = selection.cost_order([
+        row((), -7.7), row(("exchange_2b_angle",), -7.9), row(("exchange_2b_spline",), -8.378),
+        row(("exchange_2b_spline", "exchange_2b_angle"), -8.408),
+        row(("exchange_3b", "exchange_2b_spline", "exchange_2b_angle"), -8.492, False)])
+    assert table[selection.choose(table)]["terms"] == ("exchange_2b_spline",
+                                                       "exchange_2b_angle")
+    table[-1]["cv"]["field"] = float(np.exp(-8.7))      # no engine row within 10 % of it
+    assert table[selection.choose(table)]["terms"] == ("exchange_2b_spline",
+                                                       "exchange_2b_angle")

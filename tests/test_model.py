@@ -393,6 +393,6 @@ def test_one_unlike_frame_does_not_choose_the_energy_noise(monkeypatch):
     (se_all, e_all), (se_kept, e_kept) = chosen[1.0], chosen[gpr.CV_ENERGY_KEEP]
     assert se_all > 1e-3 and e_all > 7e-4           # eV/atom: the unlike frame's choice
     assert se_kept < 5e-4 and e_kept < 4e-4
-    cv, frame_errors, _ = model._held_out(model.hyper)
+    cv, frame_errors = model._held_out(model.hyper)
     assert len(frame_errors) == len(train)
     assert np.sqrt(np.mean(frame_errors**2)) == pytest.approx(cv["energy"], rel=1e-10)

@@ -656,19 +656,10 @@ class SparseGPR(Calculator):
         return self._held_out(dict(self.hyper, **hyper))[0]
 
     @single_threaded
-    def fold_errors(self, **hyper) -> dict:
-        """Held-out errors per cross-validation fold for the current hyperparameters
-        updated by ``hyper``, the parts :meth:`cross_validate` adds up: {"energy":
-        [(Σ ΔE²/N (eV²), atoms), ...], "field": [(Σ ΔB² (eV²/μB²), Cartesian rows),
-        ...]}, one entry per fold with labels, in fold order (count 0
-        where a fold holds no label of that observable)."""
-        return self._held_out(dict(self.hyper, **hyper))[2]
-
-    @single_threaded
     def left_out_errors(self) -> dict:
         """Leave-one-frame-out errors (:meth:`_left_out`) at the current hyperparameters,
-        in :meth:`fold_errors`' form with one entry per training frame (frame order):
-        {"energy": [(ΔE²/N (eV²), N), ...], "field": [(Σ ΔB² (eV²/μB²), 3N), ...]}
+        one entry per training frame (frame order): {"energy": [(ΔE²/N (eV²), N), ...],
+        "field": [(Σ ΔB² (eV²/μB²), 3N), ...]}
         (frames without that label left out). Used by the term choice
         (:func:`otf_spin.model.selection.trimmed_cv`)."""
         out = {"energy": [], "field": []}
@@ -679,10 +670,9 @@ class SparseGPR(Calculator):
                 out["field"].append((float(np.sum(field)), 3 * f.n_atoms))
         return out
 
-    def _held_out(self, h) -> tuple[dict, np.ndarray, dict]:
+    def _held_out(self, h) -> tuple[dict, np.ndarray]:
         """(:meth:`cross_validate`'s RMSEs at hyperparameters ``h``, the held-out energy
-        error of every frame with an energy, per atom (eV/atom), in no fixed order,
-        :meth:`fold_errors`)."""
+        error of every frame with an energy, per atom (eV/atom), in no fixed order)."""
         per_fold = {"energy": [], "field": []}
         frame_errors = []
         for k, fold in enumerate(self._folds):
@@ -699,8 +689,7 @@ class SparseGPR(Calculator):
         for key, items in per_fold.items():
             sse, count = sum(t[0] for t in items), sum(t[1] for t in items)
             rmse[key] = np.sqrt(sse / count) if count else np.nan
-        return (rmse, np.concatenate(frame_errors) if frame_errors else np.zeros(0),
-                per_fold)
+        return rmse, np.concatenate(frame_errors) if frame_errors else np.zeros(0)
 
     def _cross_validated_energy_noise(self, limits) -> float:
         """σ_e (eV/atom) among σ_e(max. likelihood) × 3^k (CV_ENERGY_STEPS, within
@@ -713,7 +702,7 @@ class SparseGPR(Calculator):
         candidates = sorted({float(np.clip(se * 3.0 ** k, *limits)) for k in CV_ENERGY_STEPS})
 
         def score(value):
-            cv, frame_errors, _ = self._held_out(dict(self.hyper, sigma_energy=value))
+            cv, frame_errors = self._held_out(dict(self.hyper, sigma_energy=value))
             kept = np.sort(frame_errors)[:int(np.ceil(CV_ENERGY_KEEP * len(frame_errors)))]
             cv["energy"] = np.sqrt(np.mean(kept**2)) if len(kept) else np.nan
             return sum(np.log(v) for v in cv.values() if np.isfinite(v) and v > 0)
@@ -876,20 +865,10 @@ class SparseGPR(Calculator):
         rad, :func:`transfer.cone_directions`), under Λ⁻¹ = Rinv Rinvᵀ (``Rinv`` (M, M),
         R⁻¹ of the posterior factor). Cost: the design columns (N, 3, M) of each
         configuration (N ≤ transfer.MAX_ATOMS, else a cluster of radius 2 r_cut)."""
-        structure, centres = transfer.sub_structure(system, self.descriptor.r_cut)
-        count = len(np.arange(len(structure))[centres])
-        u, w = transfer.draws(len(structure),
-                              transfer.n_configs(count, not isinstance(centres, slice)))
         exact = local = 0.0
         with one_thread(True):
-            d_fm = self.descriptor.compute_fm(structure)
-            for directions in transfer.cone_directions(theta, u, w):
-                s = structure.copy()
-                s.set_directions(directions)
-                d = self.descriptor.compute(s)
-                rows = np.concatenate([kernel(d[centres], S) - kernel(d_fm[centres], S)
-                                       for kernel, S in zip(self.kernels, self.sparse)],
-                                      axis=1)
+            for s, d, d_fm, centres in self._transfer_configurations(system, theta):
+                rows = self._local_rows(d[centres], d_fm[centres])
                 _, phi_B = self._design_columns(s, d, d_fm, self.sparse)
                 B = phi_B[centres].reshape(-1, phi_B.shape[-1]) @ Rinv
                 V = rows @ Rinv
@@ -897,20 +876,27 @@ class SparseGPR(Calculator):
                 local += float(np.sum(V * V))
         return exact, local
 
-    def _transfer_disorder(self, system, theta: float) -> float:
-        """Mean :meth:`_disorder` of the synthetic configurations of ``system`` at cone
-        half-angle ``theta`` (rad) (:meth:`_transfer_sums`' configurations)."""
+    def _transfer_configurations(self, system, theta: float):
+        """Yields (configuration, d, d_fm, centres) for each synthetic configuration of
+        ``system``'s :func:`transfer.sub_structure` (transfer.n_configs of them, cones of
+        half-angle ``theta`` rad, :func:`transfer.cone_directions`): the configuration
+        (a SpinSystem), its descriptors d and FM descriptors d_fm (N, D), and the centre
+        atoms (a slice or an index array)."""
         structure, centres = transfer.sub_structure(system, self.descriptor.r_cut)
         count = len(np.arange(len(structure))[centres])
         u, w = transfer.draws(len(structure),
                               transfer.n_configs(count, not isinstance(centres, slice)))
         d_fm = self.descriptor.compute_fm(structure)
-        values = []
         for directions in transfer.cone_directions(theta, u, w):
             s = structure.copy()
             s.set_directions(directions)
-            values.append(self._disorder(self.descriptor.compute(s), d_fm))
-        return float(np.mean(values))
+            yield s, self.descriptor.compute(s), d_fm, centres
+
+    def _transfer_disorder(self, system, theta: float) -> float:
+        """Mean :meth:`_disorder` of the synthetic configurations of ``system`` at cone
+        half-angle ``theta`` (rad) (:meth:`_transfer_configurations`)."""
+        return float(np.mean([self._disorder(d, d_fm) for _, d, d_fm, _ in
+                              self._transfer_configurations(system, theta)]))
 
     def _transfer_reference(self) -> tuple[float, float]:
         """(θ, r_train) of the structure transfer of κ² under the current posterior: θ

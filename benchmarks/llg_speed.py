@@ -232,8 +232,15 @@ def ml_speed(model_file: str, cells: int, steps: int, threads: int, reference: b
     ``heisenberg``: also the compiled Heisenberg step (s) on the same cell;
     ``displaced``: σ (Å) of the atoms' displacements (paper_sets.displacements, Eq. 42
     law, fixed seed)."""
-    code = ml_code(model_file, cells, steps, reference=reference, heisenberg=heisenberg,
-                   repeats=repeats, allow_twins=allow_twins, displaced=displaced)
+    return run_timing(ml_code(model_file, cells, steps, reference=reference,
+                              heisenberg=heisenberg, repeats=repeats,
+                              allow_twins=allow_twins, displaced=displaced), threads)
+
+
+def run_timing(code: str, threads: int) -> dict:
+    """The JSON of the last output line of the timing program ``code`` (:func:`ml_code`)
+    run in a subprocess with OMP_NUM_THREADS = ``threads``; SystemExit with its last
+    error line if it fails."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if out.returncode:
@@ -428,14 +435,10 @@ def ml_alternate(args, files: dict) -> None:
     print(f"\n{high} threads over {low}, alternated in one process: {args.alternate} rounds "
           f"of a {args.ml_steps}-step window on each; load average {load_average()}")
     for label, (path, displaced) in files.items():
-        code = ml_code(path, args.cells, args.ml_steps, allow_twins=args.allow_twins,
-                       displaced=displaced, alternate=args.alternate, alt_threads=(low, high))
-        env = dict(os.environ, OMP_NUM_THREADS=str(high))
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True)
-        if out.returncode:
-            raise SystemExit((out.stderr.strip().splitlines() or ["timing run failed"])[-1])
-        rounds = json.loads(out.stdout.strip().splitlines()[-1])["alternate"]
+        rounds = run_timing(ml_code(path, args.cells, args.ml_steps,
+                                    allow_twins=args.allow_twins, displaced=displaced,
+                                    alternate=args.alternate, alt_threads=(low, high)),
+                            high)["alternate"]
         ratios = [a / b for a, b in rounds]
         best = min(a for a, _ in rounds) / min(b for _, b in rounds)
         n = 2 * args.cells**3

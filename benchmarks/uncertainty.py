@@ -28,7 +28,10 @@ installed.
 
 ``--transfer-column`` adds a column "B no-tr": the field err/std of the same fit with
 the structure transfer of κ² off (factor 1; it differs from "B err/std" only where a
-test cell is not a training cell, d54 here). ``--exact`` adds a column "B exact": the field err/std the stds would give with the
+test cell is not a training cell, d54 here). ``--ideal-rank`` adds a column "B ideal":
+the field rank a perfectly calibrated std would get (errors drawn from the stds
+themselves; below 0.5 the stds vary too little from atom to atom for any calibration to
+reach the rank target). ``--exact`` adds a column "B exact": the field err/std the stds would give with the
 exact posterior field variance in place of the proxy κ²v (the same noise profile,
 c² = Σ error² / Σ variance over the same held-out atoms; slow: the (N, 3, M) gradient
 block per test frame). ``--radial-scaling R_S,M`` (or ``none``) fits every model with
@@ -135,6 +138,7 @@ def evaluate(model, test):
     std_b = np.concatenate([np.linalg.norm(p["fields_std"], axis=1) for p in predictions])
     evaluate.epistemic = np.concatenate([np.linalg.norm(p["fields_std_epistemic"], axis=1)
                                          for p in predictions])
+    evaluate.components = np.concatenate([p["fields_std"] for p in predictions])
     err_e = np.array([abs(p["energy"] - f.energy) for p, f in zip(predictions, test)])
     std_e = np.array([p["energy_std"] for p in predictions])
     return err_b, std_b, err_e, std_e, (t2 - t1) / (t1 - t0) - 1
@@ -289,6 +293,18 @@ def rank(a, b) -> float:
     return float(spearmanr(a, b)[0]) if len(a) > 2 else np.nan
 
 
+def ideal_rank(components, draws: int = 50) -> float:
+    """The field rank a perfectly calibrated std would get: the median over ``draws``
+    (seeded) of the Spearman rank of the per-atom |std| against errors drawn from the
+    stds themselves, |s_i ⊙ ξ_i| with ξ_i standard normal (``components`` (N, 3): the
+    per-component fields_std). Below 0.5 the stds vary too little from atom to atom for
+    any calibration to reach the rank target."""
+    rng = np.random.default_rng(0)
+    std = np.linalg.norm(components, axis=1)
+    return float(np.median([rank(std, np.linalg.norm(
+        components * rng.standard_normal(components.shape), axis=1)) for _ in range(draws)]))
+
+
 def timing(repeats: int = 5, sizes=(16, 54, 16000)):
     """Cost of the stds: median time of predict(stds=True) and predict(stds=False) of
     the default model (Eq. 41 set, 50 frames, seed 1) on bcc Fe cells of ``sizes``
@@ -335,6 +351,9 @@ def main(argv=None):
                              "in place of the proxy (slow)")
     parser.add_argument("--transfer-column", action="store_true",
                         help="add the field err/std with the structure transfer of κ² off")
+    parser.add_argument("--ideal-rank", action="store_true",
+                        help="add the field rank a perfectly calibrated std would get "
+                             "(errors drawn from the stds themselves, ideal_rank)")
     parser.add_argument("--radial-scaling", default=None, metavar="R_S,M",
                         help="descriptor radial prior of every fit (default: the model "
                              "default; 'none' = off)")
@@ -360,7 +379,8 @@ def main(argv=None):
     header = (f"{'case':5s} {'seed':>4s} {'n_tr':>4s} {'B meV/μB':>9s} {'B err/std':>9s} "
               f"{'B rank':>6s} {'E meV/at':>9s} {'E err/std':>9s} {'E rank':>6s} "
               f"{'σ extra':>7s} {'epi/std':>7s}" + (f" {'B exact':>7s}" if args.exact else "")
-              + (f" {'B no-tr':>7s}" if args.transfer_column else ""))
+              + (f" {'B no-tr':>7s}" if args.transfer_column else "")
+              + (f" {'B ideal':>7s}" if args.ideal_rank else ""))
     print(header)
     print("-" * len(header))
     points = {}
@@ -384,6 +404,7 @@ def main(argv=None):
                   + (f" {exact_ratio(model, test):7.2f}" if args.exact else "")
                   + (f" {without_transfer(model, test, err_b):7.2f}"
                      if args.transfer_column else "")
+                  + (f" {ideal_rank(evaluate.components):7.2f}" if args.ideal_rank else "")
                   + f"{'' if ok else '  (outside a target)'}", flush=True)
             points.setdefault(case, []).append((std_b, err_b))
     rows = np.array([s[2:] for s in summary], float)

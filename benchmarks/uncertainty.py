@@ -308,7 +308,11 @@ def ideal_rank(components, draws: int = 50) -> float:
 def timing(repeats: int = 5, sizes=(16, 54, 16000)):
     """Cost of the stds: median time of predict(stds=True) and predict(stds=False) of
     the default model (Eq. 41 set, 50 frames, seed 1) on bcc Fe cells of ``sizes``
-    atoms; prints the extra fraction (target ≤ 0.2)."""
+    atoms; prints the extra fraction (target ≤ 0.2). Then the same on the dynamics' path
+    (:class:`~otf_spin.dynamics.providers.ComputeProvider`, the compiled engine): energy
+    and fields alone against with ``fields_std_epistemic``, the on-the-fly loop's check."""
+    from otf_spin.calculator import ENERGY, FIELDS, FIELDS_STD_EPISTEMIC
+    from otf_spin.dynamics.providers import ComputeProvider
     from otf_spin.learning.paper_sets import A, random_configuration
     from otf_spin.system import bulk
 
@@ -316,7 +320,8 @@ def timing(repeats: int = 5, sizes=(16, 54, 16000)):
         warnings.simplefilter("ignore")
         model = build_model(SETTINGS).fit(generate_set("eq41", 1, 0.001)[0])
     rng = np.random.default_rng(0)
-    print(f"{'atoms':>6s} {'E+B s':>9s} {'E+B+σ s':>9s} {'σ extra':>8s}")
+    print(f"{'atoms':>6s} {'E+B s':>9s} {'E+B+σ s':>9s} {'σ extra':>8s}   "
+          f"{'engine E+B s':>12s} {'check E+B+σ s':>13s} {'σ extra':>8s}")
     for n in sizes:
         repeat = round((n / 2) ** (1 / 3))
         system = bulk("bcc", A, (repeat,) * 3, moment=2.2)
@@ -331,8 +336,23 @@ def timing(repeats: int = 5, sizes=(16, 54, 16000)):
                 runs.append(time.perf_counter() - t0)
             times.setdefault(stds, []).extend(runs)
         plain, with_std = np.median(times[False]), np.median(times[True])
-        print(f"{len(system):6d} {plain:9.4f} {with_std:9.4f} {with_std / plain - 1:8.2f}",
-              flush=True)
+        # the provider keeps its last prediction: alternate two configurations
+        provider = ComputeProvider(model, system)
+        configs = [random_configuration(system, rng)[0] for _ in range(2)]
+        calls = 50 * repeats if n < 1000 else 2
+        engine = {}
+        for props in ((ENERGY, FIELDS), (ENERGY, FIELDS, FIELDS_STD_EPISTEMIC)) * 2:
+            provider.compute(configs[1], props)       # warm-up
+            t0 = time.perf_counter()
+            for k in range(calls):
+                provider.compute(configs[k % 2], props)
+            engine.setdefault(len(props), []).append((time.perf_counter() - t0) / calls)
+        e_plain, e_std = min(engine[2]), min(engine[3])
+        print(f"{len(system):6d} {plain:9.4f} {with_std:9.4f} {with_std / plain - 1:8.2f}   "
+              f"{e_plain:12.3e} {e_std:13.3e} {e_std / e_plain - 1:8.2f}", flush=True)
+    print("left: model.predict (the reference path) without / with the stds; right: the "
+          "dynamics' path (the compiled engine for energy and fields; the check's σ "
+          "computed by the model), best of two passes")
 
 
 def main(argv=None):

@@ -115,6 +115,48 @@ def test_masked_kernel_gradients():
                                    np.einsum("mnd,m->nd", G, alpha), atol=1e-12)
 
 
+def test_kernel_rows_by_squaring_and_stacked_equal_the_definition():
+    """k(X, S) = ((X∘m)·(S∘m))^ζ (pow of the dot products, masks and normalisation
+    applied on the spot) to rounding for ζ = 1..6: the in-place powers by squaring, the
+    unmasked descriptors of 0/1-masked unnormalised kernels, and a model's rows of all
+    kernels from one product with the stacked sparse points (and its FM rows)."""
+    rng = np.random.default_rng(4)
+    X, S = rng.normal(size=(6, 12)), rng.normal(size=(5, 12))
+    mask = (np.arange(12) % 4 != 0).astype(float)
+    for zeta in range(1, 7):
+        for normalize in (False, True):
+            for m in (None, mask, 0.5 * mask):
+                kernel = DotProductKernel(zeta, normalize, m)
+                Xm, Sm = (X, S) if m is None else (X * m, S * m)
+                if normalize:
+                    Xm = Xm / np.linalg.norm(Xm, axis=1, keepdims=True)
+                    Sm = Sm / np.linalg.norm(Sm, axis=1, keepdims=True)
+                np.testing.assert_allclose(kernel(X, S), np.power(Xm @ Sm.T, zeta),
+                                           rtol=1e-13, atol=1e-13)
+                assert kernel.plain_rows == (not normalize and (m is None or m is mask))
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_model_rows_stacked_equal_each_kernel(data, normalize):
+    """The model's local rows (one product with the stacked sparse points where every
+    kernel is plain, else kernel by kernel; FM rows cached) equal each kernel's rows
+    minus its FM rows side by side."""
+    settings = small_settings()
+    settings["kernels"][-1]["normalize"] = normalize
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AliasingWarning)
+        model = build_model(settings).fit(data[0][:6])
+    assert all(k.plain_rows for k in model.kernels) == (not normalize)
+    system = data[1][0].system
+    d = model.descriptor.compute(system)
+    d_fm = model.descriptor.compute_fm(system)
+    ref = np.concatenate([k(d, S) - k(d_fm, S) for k, S in zip(model.kernels, model.sparse)],
+                         axis=1)
+    for _ in range(2):                                    # the second call: cached FM rows
+        np.testing.assert_allclose(model._local_rows(d, d_fm), ref, rtol=0,
+                                   atol=1e-12 * np.abs(ref).max())
+
+
 def test_default_model_is_accurate(fitted, data):
     e_rmse, b_rmse = errors(fitted, data[1])
     assert e_rmse < 2e-4 and b_rmse < 2e-3

@@ -18,6 +18,10 @@ class DotProductKernel:
             raise ValueError(f"kernel power zeta must be a positive integer, got {zeta}")
         self.zeta, self.normalize = int(zeta), bool(normalize)
         self.mask = None if mask is None else np.asarray(mask, float)
+        # 0/1 masks on unnormalised kernels: (x∘m)·(s∘m) = x·(s∘m) term by term, so the
+        # descriptors need no masked copy (the sparse rows are masked once, _sparse)
+        self._plain_rows = not self.normalize and (
+            self.mask is None or bool(np.all((self.mask == 0) | (self.mask == 1))))
         self._kept = None       # (S, its masked (unit) rows, their norms): see _sparse
 
     def __getstate__(self):
@@ -50,10 +54,35 @@ class DotProductKernel:
     def __call__(self, X, S) -> np.ndarray:
         """k(X_i, S_m), (N, M)."""
         S = self._sparse(S)
-        (X,) = self._masked(X)
-        if self.normalize:
-            X, _ = self._unit(X)
-        return (X @ S.T) ** self.zeta
+        if not self._plain_rows:
+            (X,) = self._masked(X)
+            if self.normalize:
+                X, _ = self._unit(X)
+        return self.power(X @ S.T)
+
+    def power(self, c) -> np.ndarray:
+        """c**ζ of dot products c (any shape), in place (repeated squaring: a few
+        multiplications per element instead of pow); returns c."""
+        z = self.zeta
+        while z % 2 == 0:                   # the factors of two by squaring, no copy
+            np.multiply(c, c, out=c)
+            z //= 2
+        if z > 1:                           # then the odd rest: c^z = c·c·…
+            base = c.copy()
+            for _ in range(z - 1):
+                np.multiply(c, base, out=c)
+        return c
+
+    @property
+    def plain_rows(self) -> bool:
+        """True if k(X, S) = (X·S_masked)^ζ with the descriptors X as they are (an
+        unnormalised kernel with a 0/1 mask or none): rows of several such kernels can
+        come from one product with their stacked masked sparse points."""
+        return self._plain_rows
+
+    def masked_sparse(self, S) -> np.ndarray:
+        """S (M, D) as the kernel uses it (masked and, with ``normalize``, unit rows)."""
+        return self._sparse(S)
 
     def gradient(self, X, S) -> np.ndarray:
         """∇_x k(X_i, S_m), shape (M, N, D)."""

@@ -27,14 +27,17 @@ columns (incremental refit).
 """
 from __future__ import annotations
 
+import operator
 import time
 import warnings
 
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
+from scipy.linalg.blas import dtrmm
 from scipy.optimize import minimize
 
-from otf_spin.calculator import STD_PROPERTIES, Calculator
+from otf_spin.calculator import (ENERGY_STD, FIELDS_STD, FIELDS_STD_EPISTEMIC, STD_PROPERTIES,
+                                 Calculator)
 from otf_spin.kernels.blas_threads import SERIAL_BELOW, one_thread, single_threaded
 from otf_spin.model import aliasing, transfer
 from otf_spin.model.sparse import pivoted_cholesky
@@ -109,6 +112,15 @@ def _stacked_qr(P, parts):
         if info:
             raise np.linalg.LinAlgError(f"dtpqrt failed (info {info})")
     return np.triu(T[:M, :M]), T[:M, M].copy(), float(T[M, M] ** 2)
+
+
+def _times_upper(A, U) -> np.ndarray:
+    """A U (N, M) for A (N, M) and an upper-triangular U (M, M): BLAS trmm on Aᵀ, half
+    the multiplications of A @ U (A is not changed)."""
+    if not len(A):
+        return np.zeros(A.shape)
+    At = np.asfortranarray(A.T)            # (M, N), a view for C-ordered A
+    return dtrmm(1.0, U, At, side=0, lower=0, trans_a=1).T
 
 
 def _solve_upper(R, b, trans: int = 0) -> np.ndarray:
@@ -1028,21 +1040,41 @@ class SparseGPR(Calculator):
 
     def _local_rows(self, d, d_fm) -> np.ndarray:
         """Kernel rows k(d_i, S) - k(d_i^FM, S) of every atom's local energy (N, M)."""
-        return np.concatenate([kernel(d, S) - fm for kernel, S, fm in
-                               zip(self.kernels, self.sparse, self._fm_rows(d_fm))], axis=1)
+        rows = self._kernel_rows(d)
+        rows -= self._fm_rows(d_fm)
+        return rows
 
-    def _fm_rows(self, d_fm) -> list:
-        """k(d^FM, S_k) (N, M_k) per kernel: the FM reference depends on the positions
+    def _kernel_rows(self, d) -> np.ndarray:
+        """k(d_i, S) (N, M) of every kernel side by side; where every kernel is a plain
+        dot-product power (:attr:`DotProductKernel.plain_rows`), one product with their
+        stacked masked sparse points (kept per sparse set), then each block's power."""
+        if not all(k.plain_rows for k in self.kernels):
+            return np.concatenate([kernel(d, S) for kernel, S in
+                                   zip(self.kernels, self.sparse)], axis=1)
+        cached = getattr(self, "_stack_cache", None)
+        if cached is None or len(cached[0]) != len(self.sparse) or \
+                not all(map(operator.is_, cached[0], self.sparse)):
+            stacked = np.concatenate([k.masked_sparse(S) for k, S in
+                                      zip(self.kernels, self.sparse)]).T
+            cached = self._stack_cache = (list(self.sparse), np.ascontiguousarray(stacked))
+        rows = d @ cached[1]
+        start = 0
+        for kernel, S in zip(self.kernels, self.sparse):
+            kernel.power(rows[:, start:start + len(S)])
+            start += len(S)
+        return rows
+
+    def _fm_rows(self, d_fm) -> np.ndarray:
+        """k(d^FM, S) (N, M) of every kernel: the FM reference depends on the positions
         only, so the rows are kept while the FM descriptors are equal and the sparse
         arrays the same objects (every step of a run, every frame of one structure)."""
         cached = getattr(self, "_fm_cache", None)
         if cached is None or cached[0].shape != d_fm.shape or \
                 len(cached[1]) != len(self.sparse) or \
-                not all(a is b for a, b in zip(cached[1], self.sparse)) or \
+                not all(map(operator.is_, cached[1], self.sparse)) or \
                 not np.array_equal(cached[0], d_fm):
             cached = self._fm_cache = (np.array(d_fm), list(self.sparse),
-                                       [kernel(d_fm, S) for kernel, S in
-                                        zip(self.kernels, self.sparse)])
+                                       self._kernel_rows(d_fm))
         return cached[2]
 
     def _posterior_inverse(self) -> np.ndarray:
@@ -1052,8 +1084,10 @@ class SparseGPR(Calculator):
             self._Rinv = (self._R, solve_triangular(self._R, np.eye(len(self._R))))
         return self._Rinv[1]
 
-    def _predictive_stds(self, system, d, d_fm, rows) -> dict:
-        """energy_std (eV) and fields_std (N, 3) eV/μB (see :meth:`calibrate`).
+    def _predictive_stds(self, system, d, d_fm, rows, properties=STD_PROPERTIES) -> dict:
+        """energy_std (eV), fields_std and fields_std_epistemic (N, 3) eV/μB (see
+        :meth:`calibrate`), those of ``properties`` and what they need (the epistemic
+        part alone costs no noise profile, novelty or energy variance).
 
         energy: c_E sqrt(φ_EᵀΛ⁻¹φ_E + σ_e² Σ_i h_i²), φ_E = Σ_i rows_i (exact).
         fields, calibrated model: per atom s_i² = a h_i² + b v_i with the local-energy
@@ -1066,26 +1100,37 @@ class SparseGPR(Calculator):
         (:meth:`_novelty`: 1 within the spin disorder of the training frames)."""
         h = self.hyper
         e = system.directions
-        hard2 = self._hardness(d) ** 2
-        novelty = self._novelty(d, d_fm)
         Rinv = self._posterior_inverse()
-        vE = rows.sum(axis=0) @ Rinv
-        energy = novelty * h.get("std_energy_scale", 1.0) ** 2 * (
-            h["sigma_energy"] ** 2 * hard2.sum() + vE @ vE)
-        out = {"energy_std": float(np.sqrt(energy))}
+        out = {}
+        noisy = ENERGY_STD in properties or FIELDS_STD in properties
+        if noisy:
+            hard2 = self._hardness(d) ** 2
+            novelty = self._novelty(d, d_fm)
+        if ENERGY_STD in properties:
+            vE = rows.sum(axis=0) @ Rinv
+            energy = novelty * h.get("std_energy_scale", 1.0) ** 2 * (
+                h["sigma_energy"] ** 2 * hard2.sum() + vE @ vE)
+            out[ENERGY_STD] = float(np.sqrt(energy))
+        if not (FIELDS_STD in properties or FIELDS_STD_EPISTEMIC in properties):
+            return out
+        transverse = 1.0 - e * e
         if "std_field_local" in h:
-            V = rows @ Rinv
+            V = _times_upper(rows, Rinv)
             model = h["std_field_local"] ** 2 * self._transfer(system, d_fm) * \
                 np.einsum("im,im->i", V, V)
-            var = 0.5 * model[:, None] * (1.0 - e * e)
-            noise = 0.5 * (h["std_field_noise"] ** 2 * hard2)[:, None] * (1.0 - e * e)
+            var = 0.5 * model[:, None] * transverse
+            if noisy:
+                noise = 0.5 * (h["std_field_noise"] ** 2 * hard2)[:, None] * transverse
         else:
             _, phi_B = self._design_columns(system, d, d_fm, self.sparse)
-            vB = phi_B.reshape(-1, self.n_sparse_total) @ Rinv
+            vB = _times_upper(phi_B.reshape(-1, self.n_sparse_total), Rinv)
             var = np.einsum("rm,rm->r", vB, vB).reshape(-1, 3)
-            noise = h["sigma_field"] ** 2 * hard2[:, None] * (1.0 - e * e)
-        out["fields_std"] = np.sqrt(novelty * (noise + var))
-        out["fields_std_epistemic"] = np.sqrt(var)
+            if noisy:
+                noise = h["sigma_field"] ** 2 * hard2[:, None] * transverse
+        if FIELDS_STD in properties:
+            out[FIELDS_STD] = np.sqrt(novelty * (noise + var))
+        if FIELDS_STD_EPISTEMIC in properties:
+            out[FIELDS_STD_EPISTEMIC] = np.sqrt(var)
         return out
 
     def compute(self, system, properties=None) -> dict:
@@ -1103,7 +1148,8 @@ class SparseGPR(Calculator):
         with one_thread(len(system) < SERIAL_BELOW):       # as predict
             d = self.descriptor.compute(system)
             d_fm = self.descriptor.compute_fm(system)
-            return self._predictive_stds(system, d, d_fm, self._local_rows(d, d_fm))
+            return self._predictive_stds(system, d, d_fm, self._local_rows(d, d_fm),
+                                         tuple(p for p in STD_PROPERTIES if p in wanted))
 
     @property
     def n_frames(self) -> int:

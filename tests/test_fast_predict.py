@@ -322,6 +322,48 @@ def test_provider_fields_and_energy(models, rng):
         assert np.isfinite(provider.spin_temperature(e))
 
 
+def _check_stds_on_the_engine(model, rng):
+    """fast stds (the engine's descriptors) equal model.compute's to 1e-8 for every std
+    property and subsets (the variances cancel between kernel blocks, whose weights
+    span their spaces here: the descriptors' rounding comes back as 1e-10-1.5e-9), in a
+    training cell (2³) and another (3³: the structure transfer of κ²), spins in a cone and
+    over the sphere, displaced positions included; the provider's check (energy, fields
+    and the epistemic std at once) gives the model's σ without a descriptor pass of the
+    model."""
+    from otf_spin.calculator import ENERGY, FIELDS, FIELDS_STD_EPISTEMIC, STD_PROPERTIES
+
+    fp = fast.fast_predictor(model)
+    for repeat, displaced, cone in ((2, 0.0, 0.8), (2, 0.0, np.pi), (3, 0.0, 0.8),
+                                    (2, 0.08, 0.8)):
+        system = _system(repeat, rng, displaced, cone)
+        for props in (STD_PROPERTIES, (FIELDS_STD_EPISTEMIC,), ("energy_std",)):
+            ref = model.compute(system, props)
+            out = fp.stds(system, props)
+            assert set(out) == set(props)
+            for p in props:
+                _close(out[p], ref[p], 1e-8)
+    system = _system(2, rng)
+    provider = ComputeProvider(model, system)
+    e = np.ascontiguousarray(random_cone(len(system), [0, 0, 1], 0.9, rng))
+    probe = system.copy()
+    probe.directions = e
+    ref = model.compute(probe, (FIELDS_STD_EPISTEMIC,))[FIELDS_STD_EPISTEMIC]
+    provider.compute(e)                       # the engine and the FM rows, as in a run
+    compute = model.descriptor.compute
+    model.descriptor.compute = None           # a model descriptor pass would fail now
+    try:
+        out = provider.compute(e, (ENERGY, FIELDS, FIELDS_STD_EPISTEMIC))
+    finally:
+        model.descriptor.compute = compute
+    _close(out[FIELDS_STD_EPISTEMIC], ref, 1e-8)
+    _close(out[FIELDS], model.predict(probe, stds=False)[FIELDS])
+
+
+@pytest.mark.parametrize("name", ["defaults n_max 20", "normalised, masked"])
+def test_stds_on_the_engine(models, name, rng):
+    _check_stds_on_the_engine(models[name], rng)
+
+
 @pytest.mark.parametrize("name", ["paper n_max 12", "normalised, masked"])
 def test_model_monte_carlo_on_the_engine(models, name, rng):
     """The compiled sweep makes the same decisions as the numpy local-update sweep (same
@@ -622,6 +664,10 @@ def _check_twin(model, rng, fields_rel=1e-12):
     return da
 
 
+def test_angle_stds_on_the_engine(angle_models, rng):
+    _check_stds_on_the_engine(angle_models["angle, defaults n_max 20"], rng)
+
+
 def test_angle_compiled_matches_twin(angle_models, rng):
     """The compiled engine (shell basis and full descriptors, power basis and recursion)
     against the pure-Python twin: energies, fields, descriptors."""
@@ -787,6 +833,10 @@ def test_spline_fast_equals_predict(spline_models, name, rng):
         fm = system.copy()
         fm.set_directions(np.tile([0.0, 0.0, 1.0], (len(fm), 1)))
         assert np.all(fp.predict(fm)["fields"] == 0.0)
+
+
+def test_spline_stds_on_the_engine(spline_models, rng):
+    _check_stds_on_the_engine(spline_models["spline + angle, defaults n_max 20"], rng)
 
 
 def test_spline_compiled_matches_twin(spline_models, rng):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from otf_spin.calculator import ENERGIES, ENERGY, FIELDS, MAGMOMS
+from otf_spin.calculator import ENERGIES, ENERGY, FIELDS, MAGMOMS, STD_PROPERTIES
 from otf_spin.dynamics.spin_temperature import spin_temperature
 from otf_spin.kernels import load as load_kernel
 from otf_spin.model.fast import fast_predictor
@@ -96,7 +96,8 @@ class ComputeProvider:
     A fitted :class:`~otf_spin.model.gpr.SparseGPR` that :mod:`otf_spin.model.fast`
     supports runs on its compiled engine (radial data prepared once for the fixed
     positions, no per-step allocation). :meth:`compute` returns the results dict of one
-    configuration — the model's σ included when asked — and keeps it: the field of the
+    configuration — the model's σ included when asked, then computed from the engine's
+    descriptors of the same directions (:meth:`FastPredictor.stds`) — and keeps it: the field of the
     following step at the same directions is that prediction, not a second one.
     :meth:`set_calculator` replaces the calculator (a refit model) and forgets the
     cached results."""
@@ -158,8 +159,12 @@ class ComputeProvider:
             engine.project(e, self._ev, self._zero, fields)     # same evaluation, eV/μB
             results = {"energy": energy, "energies": np.array(engine.energies),
                        "fields": fields, "fields_tesla": tesla}
-            if extra:
-                results.update(self.calculator.compute(self.system, extra))
+            stds = tuple(p for p in STD_PROPERTIES if p in extra)
+            if stds:        # the model's σ of these directions from the engine's
+                results.update(self._fast[1].stds(self.system, stds))     # descriptors
+            rest = tuple(p for p in extra if p not in results)
+            if rest:
+                results.update(self.calculator.compute(self.system, rest))
         else:
             results = dict(self.calculator.compute(self.system, self._properties + extra))
         self._last = (key, results)

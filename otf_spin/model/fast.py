@@ -1,4 +1,5 @@
-"""Fast energies and transverse fields of a fitted GAP-SOSO model (no variances).
+"""Fast energies and transverse fields of a fitted GAP-SOSO model, and its stds on the
+engine's descriptors.
 
 Same numbers as :meth:`SparseGPR.predict` with ``stds=False`` (to rounding; parity is
 tested to 1e-10), for models whose descriptor is the plain exchange-2b SOSO descriptor,
@@ -34,6 +35,11 @@ For fixed positions everything radial is constant, so it is prepared once per st
   (summed over merged images like the radial rows): the engine's ``kappa``; the spline
   block itself is never formed.
 
+The model's predictive stds (:meth:`FastPredictor.stds`, what an on-the-fly check asks
+for) are computed from the engine's compiled descriptors of the directions just
+evaluated and the structure's FM descriptors kept with the engine, by the model's own
+formulas (:meth:`SparseGPR._predictive_stds`): no descriptor pass of the model.
+
 Per model: the linear, unnormalised kernels (ζ = 1) collapse into one weight vector
 v = Σ_m α_m mask∘s_m, so their local energy is d_i·v, i.e. per-pair Legendre couplings
 Σ_l c_l(r_ij) P_l(e_i·e_j) with c_l(r) = w_l Σ_n R_n(r) v[n, l]; the other kernels keep
@@ -49,11 +55,13 @@ import weakref
 
 import numpy as np
 
+from otf_spin.calculator import STD_PROPERTIES
 from otf_spin.descriptors.angle2b import PARALLEL, AngleExchangeDescriptor
 from otf_spin.descriptors.composite import CompositeDescriptor
 from otf_spin.descriptors.soso import SOSODescriptor
 from otf_spin.descriptors.spline2b import SplineExchangeDescriptor
 from otf_spin.kernels import load as load_kernel
+from otf_spin.kernels.blas_threads import SERIAL_BELOW, one_thread
 from otf_spin.model.covariance import DotProductKernel
 from otf_spin.system import neighbour_distances
 
@@ -164,6 +172,8 @@ class FastPredictor:
             part = term_slice(model.descriptor, self.angle.kind)
             blocks.append(np.arange(part.start, part.stop))
         self.perm = np.concatenate(blocks)
+        # model column -> engine column where the engine has every column (no spline)
+        self._gather = np.argsort(self.perm) if len(self.perm) == D else None
         self._alpha = model.alpha
         self._sparse = list(model.sparse)
         v = np.zeros(D)
@@ -205,6 +215,8 @@ class FastPredictor:
         self._kernel = kernel or load_kernel("gap")
         self._key = None
         self._engine = None
+        self._fm_engine = None  # the structure's FM descriptors (engine layout)
+        self._fm_model = None   # the same in the model's layout, once a std is asked
         self.timings: dict = {}
 
     def current(self) -> bool:
@@ -408,6 +420,7 @@ class FastPredictor:
         engine.set_reference(engine.fm_energies())
         self.timings = {"neighbours+radial": t1 - t0, "fm_reference": time.perf_counter() - t1}
         self._key, self._engine = key, engine
+        self._fm_engine, self._fm_model = d_fm, None
         return engine
 
     def couplings(self, r) -> np.ndarray:
@@ -425,11 +438,47 @@ class FastPredictor:
         return {"energy": total, "energies": np.array(engine.energies), "fields": fields}
 
     def descriptors(self, system) -> np.ndarray:
-        """(N, D) descriptors in the model's layout (for tests); the spline block, which
-        the engine folds into pair couplings and never forms, is NaN."""
+        """(N, D) descriptors of ``system``'s directions in the model's layout, by the
+        compiled engine; the spline block, which the engine folds into pair couplings
+        and never forms, is NaN."""
         engine = self.engine(system)
         out = np.empty((len(system), len(self.perm)))
         engine.descriptors(np.ascontiguousarray(system.directions, dtype=float), out)
-        full = np.full((len(system), self.model.descriptor.size), np.nan)
-        full[:, self.perm] = out
+        return self._model_layout(out)
+
+    def _model_layout(self, d) -> np.ndarray:
+        """Engine-layout descriptors ``d`` (N, D_engine) in the model's layout (N, D),
+        the spline block NaN."""
+        if self._gather is not None:
+            return np.take(d, self._gather, axis=1)
+        full = np.full((len(d), self.model.descriptor.size), np.nan)
+        full[:, self.perm] = d
         return full
+
+    def _spline_block(self, system, fm: bool) -> tuple[slice, np.ndarray]:
+        """The spline term's columns and block (N, D_s) of ``system`` (its FM block with
+        ``fm``): computed by the term itself, as the model does."""
+        part = term_slice(self.model.descriptor, self.spline.kind)
+        return part, self.spline.compute_fm(system) if fm else self.spline.compute(system)
+
+    def stds(self, system, properties=STD_PROPERTIES) -> dict:
+        """The stds of ``properties`` (energy_std eV, fields_std, fields_std_epistemic
+        (N, 3) eV/μB) of ``system``'s directions, as ``model.compute(system,
+        properties)`` (to rounding), from the engine's compiled descriptors and the structure's FM
+        descriptors kept with the engine (the model's FM kernel rows and structure
+        transfer are cached per structure by the model); the spline block, if any, by
+        its term."""
+        d = self.descriptors(system)                    # (builds the engine if needed)
+        if self._fm_model is None:                      # the structure's first σ
+            self._fm_model = self._model_layout(self._fm_engine)
+            if self.spline is not None:
+                part, block = self._spline_block(system, fm=True)
+                self._fm_model[:, part] = block
+        d_fm = self._fm_model
+        if self.spline is not None:
+            part, block = self._spline_block(system, fm=False)
+            d[:, part] = block
+        model = self.model
+        with one_thread(len(system) < SERIAL_BELOW):    # as model.compute
+            return model._predictive_stds(system, d, d_fm, model._local_rows(d, d_fm),
+                                          properties)

@@ -38,7 +38,7 @@ For fixed positions everything radial is constant, so it is prepared once per st
 The model's predictive stds (:meth:`FastPredictor.stds`, what an on-the-fly check asks
 for) are computed from the engine's compiled descriptors of the directions just
 evaluated and the structure's FM descriptors kept with the engine, by the model's own
-formulas (:meth:`SparseGPR._predictive_stds`): no descriptor pass of the model.
+formulas (:meth:`SparseGPR.stds_of_descriptors`): no descriptor pass of the model.
 
 Per model: the linear, unnormalised kernels (ζ = 1) collapse into one weight vector
 v = Σ_m α_m mask∘s_m, so their local energy is d_i·v, i.e. per-pair Legendre couplings
@@ -478,7 +478,5 @@ class FastPredictor:
         if self.spline is not None:
             part, block = self._spline_block(system, fm=False)
             d[:, part] = block
-        model = self.model
         with one_thread(len(system) < SERIAL_BELOW):    # as model.compute
-            return model._predictive_stds(system, d, d_fm, model._local_rows(d, d_fm),
-                                          properties)
+            return self.model.stds_of_descriptors(system, d, d_fm, properties)

@@ -1067,14 +1067,16 @@ class SparseGPR(Calculator):
     def _fm_rows(self, d_fm) -> np.ndarray:
         """k(d^FM, S) (N, M) of every kernel: the FM reference depends on the positions
         only, so the rows are kept while the FM descriptors are equal and the sparse
-        arrays the same objects (every step of a run, every frame of one structure)."""
+        arrays the same objects (every step of a run, every frame of one structure). The
+        same ``d_fm`` object as last time is taken as equal without comparing it (the
+        compiled engine's FM descriptors, fixed per structure, at every check of a run)."""
         cached = getattr(self, "_fm_cache", None)
-        if cached is None or cached[0].shape != d_fm.shape or \
-                len(cached[1]) != len(self.sparse) or \
+        if cached is None or len(cached[1]) != len(self.sparse) or \
                 not all(map(operator.is_, cached[1], self.sparse)) or \
-                not np.array_equal(cached[0], d_fm):
-            cached = self._fm_cache = (np.array(d_fm), list(self.sparse),
-                                       self._kernel_rows(d_fm))
+                (cached[3] is not d_fm and not (cached[0].shape == d_fm.shape and
+                                                np.array_equal(cached[0], d_fm))):
+            cached = (np.array(d_fm), list(self.sparse), self._kernel_rows(d_fm))
+        self._fm_cache = cached[:3] + (d_fm,)
         return cached[2]
 
     def _posterior_inverse(self) -> np.ndarray:
@@ -1146,10 +1148,18 @@ class SparseGPR(Calculator):
         if self._R is None:
             raise RuntimeError("model is not fitted")
         with one_thread(len(system) < SERIAL_BELOW):       # as predict
-            d = self.descriptor.compute(system)
-            d_fm = self.descriptor.compute_fm(system)
-            return self._predictive_stds(system, d, d_fm, self._local_rows(d, d_fm),
-                                         tuple(p for p in STD_PROPERTIES if p in wanted))
+            return self.stds_of_descriptors(
+                system, self.descriptor.compute(system), self.descriptor.compute_fm(system),
+                tuple(p for p in STD_PROPERTIES if p in wanted))
+
+    def stds_of_descriptors(self, system, d, d_fm, properties=STD_PROPERTIES) -> dict:
+        """The stds of ``properties`` (see :meth:`_predictive_stds`) of ``system`` from
+        its descriptors ``d`` and FM descriptors ``d_fm`` (N, D), computed by any engine
+        in this model's layout (:class:`~otf_spin.model.fast.FastPredictor` passes its
+        compiled ones)."""
+        if self._R is None:
+            raise RuntimeError("model is not fitted")
+        return self._predictive_stds(system, d, d_fm, self._local_rows(d, d_fm), properties)
 
     @property
     def n_frames(self) -> int:

@@ -352,7 +352,8 @@ def timing(repeats: int = 5, sizes=(16, 54, 16000)):
               f"{e_plain:12.3e} {e_std:13.3e} {e_std / e_plain - 1:8.2f}", flush=True)
     print("left: model.predict (the reference path) without / with the stds; right: the "
           "dynamics' path (the compiled engine for energy and fields; the check's σ "
-          "computed by the model), best of two passes")
+          "by the model's formulas on the engine's descriptors, FastPredictor.stds), best "
+          "of two passes")
 
 
 def main(argv=None):

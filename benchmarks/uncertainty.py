@@ -320,6 +320,7 @@ def timing(repeats: int = 5, sizes=(16, 54, 16000)):
         warnings.simplefilter("ignore")
         model = build_model(SETTINGS).fit(generate_set("eq41", 1, 0.001)[0])
     rng = np.random.default_rng(0)
+    stages = []
     print(f"{'atoms':>6s} {'E+B s':>9s} {'E+B+σ s':>9s} {'σ extra':>8s}   "
           f"{'engine E+B s':>12s} {'check E+B+σ s':>13s} {'σ extra':>8s}")
     for n in sizes:
@@ -350,10 +351,53 @@ def timing(repeats: int = 5, sizes=(16, 54, 16000)):
         e_plain, e_std = min(engine[2]), min(engine[3])
         print(f"{len(system):6d} {plain:9.4f} {with_std:9.4f} {with_std / plain - 1:8.2f}   "
               f"{e_plain:12.3e} {e_std:13.3e} {e_std / e_plain - 1:8.2f}", flush=True)
+        stages.append((len(system), e_plain, _std_stages(provider, system, calls)))
     print("left: model.predict (the reference path) without / with the stds; right: the "
           "dynamics' path (the compiled engine for energy and fields; the check's σ "
           "by the model's formulas on the engine's descriptors, FastPredictor.stds), best "
           "of two passes")
+    names = list(stages[0][2]) if stages else []
+    print(f"\nσ of a check by stage, in units of the engine's E+B (each stage timed alone, "
+          f"best of 3):\n{'atoms':>6s} " + " ".join(f"{n:>13s}" for n in names))
+    for n, e_plain, times in stages:
+        print(f"{n:6d} " + " ".join(f"{times[k] / e_plain:13.2f}" for k in names))
+
+
+def _std_stages(provider, system, calls) -> dict:
+    """Seconds per call of the stages of :meth:`FastPredictor.stds` on ``system`` (the
+    provider's engine, its last structure): the engine's descriptor pass, the gather
+    into the model's layout, the kernel rows k(d, S), the FM rows, rows·R⁻¹ and the
+    sums of squares with the κ² transfer."""
+    from otf_spin.kernels.blas_threads import SERIAL_BELOW, one_thread
+    from otf_spin.model.gpr import _times_upper
+
+    fast = provider._fast[1]
+    model = fast.model
+    engine = fast.engine(system)
+    e = np.ascontiguousarray(system.directions)
+    raw = np.empty((len(system), len(fast.perm)))
+    engine.descriptors(e, raw)
+    d, d_fm = fast.descriptors(system), fast._fm_model
+    rows = model._local_rows(d, d_fm)
+    V = _times_upper(rows, model._posterior_inverse())
+    steps = {"descriptors": lambda: engine.descriptors(e, raw),
+             "layout": lambda: fast._model_layout(raw),
+             "kernel rows": lambda: model._kernel_rows(d),
+             "FM rows": lambda: model._fm_rows(d_fm),
+             "rows·R⁻¹": lambda: _times_upper(rows, model._posterior_inverse()),
+             "sums,transfer": lambda: (np.einsum("im,im->i", V, V),
+                                       model._transfer(system, d_fm))}
+    out = {}
+    with one_thread(len(system) < SERIAL_BELOW):
+        for name, step in steps.items():
+            best = np.inf
+            for _ in range(3):
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    step()
+                best = min(best, (time.perf_counter() - t0) / calls)
+            out[name] = best
+    return out
 
 
 def main(argv=None):

@@ -364,6 +364,15 @@ def test_stds_on_the_engine(models, name, rng):
     _check_stds_on_the_engine(models[name], rng)
 
 
+def test_uncalibrated_stds_on_the_engine(rng):
+    """A model of 2 frames (the on-the-fly loop's first model: no calibration below 3
+    frames, so σ is the exact posterior field variance from the design columns) gives
+    the same stds on the engine's descriptors as model.compute."""
+    model = _fit(n_max=8, frames=2)
+    assert "std_field_local" not in model.hyper
+    _check_stds_on_the_engine(model, rng)
+
+
 @pytest.mark.parametrize("name", ["paper n_max 12", "normalised, masked"])
 def test_model_monte_carlo_on_the_engine(models, name, rng):
     """The compiled sweep makes the same decisions as the numpy local-update sweep (same

@@ -155,6 +155,13 @@ def test_model_rows_stacked_equal_each_kernel(data, normalize):
     for _ in range(2):                                    # the second call: cached FM rows
         np.testing.assert_allclose(model._local_rows(d, d_fm), ref, rtol=0,
                                    atol=1e-12 * np.abs(ref).max())
+    # the same writable object changed in place is compared, not trusted: new FM rows
+    d_fm *= 1.1
+    fm = np.concatenate([k(d_fm, S) for k, S in zip(model.kernels, model.sparse)], axis=1)
+    np.testing.assert_allclose(model._fm_rows(d_fm), fm, rtol=0, atol=1e-12 * np.abs(fm).max())
+    # a read-only object (the engine's FM descriptors) is trusted by identity
+    d_fm.flags.writeable = False
+    assert model._fm_rows(d_fm) is model._fm_rows(d_fm)
 
 
 def test_default_model_is_accurate(fitted, data):

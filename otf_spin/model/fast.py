@@ -474,6 +474,8 @@ class FastPredictor:
             if self.spline is not None:
                 part, block = self._spline_block(system, fm=True)
                 self._fm_model[:, part] = block
+            # fixed per structure: the model keeps its FM rows for this very object
+            self._fm_model.flags.writeable = False
         d_fm = self._fm_model
         if self.spline is not None:
             part, block = self._spline_block(system, fm=False)

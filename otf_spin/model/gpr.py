@@ -1068,13 +1068,14 @@ class SparseGPR(Calculator):
         """k(d^FM, S) (N, M) of every kernel: the FM reference depends on the positions
         only, so the rows are kept while the FM descriptors are equal and the sparse
         arrays the same objects (every step of a run, every frame of one structure). The
-        same ``d_fm`` object as last time is taken as equal without comparing it (the
-        compiled engine's FM descriptors, fixed per structure, at every check of a run)."""
+        same ``d_fm`` object as last time is taken as equal without comparing it when it
+        is read-only (the compiled engine's FM descriptors, fixed per structure, at every
+        check of a run)."""
         cached = getattr(self, "_fm_cache", None)
         if cached is None or len(cached[1]) != len(self.sparse) or \
                 not all(map(operator.is_, cached[1], self.sparse)) or \
-                (cached[3] is not d_fm and not (cached[0].shape == d_fm.shape and
-                                                np.array_equal(cached[0], d_fm))):
+                not ((cached[3] is d_fm and not d_fm.flags.writeable) or
+                     (cached[0].shape == d_fm.shape and np.array_equal(cached[0], d_fm))):
             cached = (np.array(d_fm), list(self.sparse), self._kernel_rows(d_fm))
         self._fm_cache = cached[:3] + (d_fm,)
         return cached[2]

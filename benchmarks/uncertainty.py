@@ -377,7 +377,7 @@ def _std_stages(provider, system, calls) -> dict:
     e = np.ascontiguousarray(system.directions)
     raw = np.empty((len(system), len(fast.perm)))
     engine.descriptors(e, raw)
-    d, d_fm = fast.descriptors(system), fast._fm_model
+    d, d_fm = fast.descriptors(system), fast.fm_descriptors(system)
     rows = model._local_rows(d, d_fm)
     V = _times_upper(rows, model._posterior_inverse())
     steps = {"descriptors": lambda: engine.descriptors(e, raw),

@@ -364,6 +364,31 @@ def test_stds_on_the_engine(models, name, rng):
     _check_stds_on_the_engine(models[name], rng)
 
 
+def test_providers_on_two_structures_share_one_predictor(models, rng):
+    """Two providers of one model on different structures (each keeps its engine) use
+    the one FastPredictor of the model without rebuilding: the engines and FM
+    descriptors stay the same objects while the providers alternate, and each check's
+    σ equals model.compute's."""
+    from otf_spin.calculator import ENERGY, FIELDS, FIELDS_STD_EPISTEMIC
+
+    model = models["defaults n_max 20"]
+    fp = fast.fast_predictor(model)
+    systems = [_system(2, rng), _system(3, rng)]
+    providers = [ComputeProvider(model, s) for s in systems]
+    seen = {}
+    for _ in range(2):
+        for k, (provider, system) in enumerate(zip(providers, systems)):
+            e = np.ascontiguousarray(random_cone(len(system), [0, 0, 1], 0.9, rng))
+            out = provider.compute(e, (ENERGY, FIELDS, FIELDS_STD_EPISTEMIC))
+            probe = system.copy()
+            probe.directions = e
+            _close(out[FIELDS_STD_EPISTEMIC],
+                   model.compute(probe, (FIELDS_STD_EPISTEMIC,))[FIELDS_STD_EPISTEMIC], 1e-8)
+            now = (fp.engine(system), fp.fm_descriptors(system))
+            assert all(a is b for a, b in zip(seen.setdefault(k, now), now))
+    assert not fp.fm_descriptors(systems[0]).flags.writeable
+
+
 def test_uncalibrated_stds_on_the_engine(rng):
     """A model of 2 frames (the on-the-fly loop's first model: no calibration below 3
     frames, so σ is the exact posterior field variance from the design columns) gives

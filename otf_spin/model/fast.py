@@ -38,7 +38,9 @@ For fixed positions everything radial is constant, so it is prepared once per st
 The model's predictive stds (:meth:`FastPredictor.stds`, what an on-the-fly check asks
 for) are computed from the engine's compiled descriptors of the directions just
 evaluated and the structure's FM descriptors kept with the engine, by the model's own
-formulas (:meth:`SparseGPR.stds_of_descriptors`): no descriptor pass of the model.
+formulas (:meth:`SparseGPR.stds_of_descriptors`): no descriptor pass of the model (but
+for a spline term's block, which the engine never forms: the term computes it). The
+engine keeps the structures of several providers of one model (``STRUCTURES``).
 
 Per model: the linear, unnormalised kernels (ζ = 1) collapse into one weight vector
 v = Σ_m α_m mask∘s_m, so their local energy is d_i·v, i.e. per-pair Legendre couplings
@@ -49,6 +51,7 @@ field with preallocated buffers (OpenMP over atoms, BLAS for the kernel products
 """
 from __future__ import annotations
 
+import collections
 import operator
 import os
 import weakref
@@ -71,6 +74,8 @@ DISTANCE_TOL = 1e-12
 #: rows of the radial and coupling tables computed per block when :meth:`FastPredictor.pairs`
 #: writes them into the engine's joint table (a block's 2.6 MB at n_max 20 is reused)
 CHUNK = 16384
+#: structures whose engines a FastPredictor keeps (several providers, one model)
+STRUCTURES = 4
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -213,10 +218,11 @@ class FastPredictor:
         self.normalize = np.array(normalize, dtype=np.int32)
         self.masks = np.ascontiguousarray(np.array(masks).reshape(len(zeta), Dn))
         self._kernel = kernel or load_kernel("gap")
-        self._key = None
-        self._engine = None
-        self._fm_engine = None  # the structure's FM descriptors (engine layout)
-        self._fm_model = None   # the same in the model's layout, once a std is asked
+        # per structure (key: positions, cell, pbc), most recent last: [engine, its FM
+        # descriptors (engine layout), the same in the model's layout once a std is
+        # asked (read-only)]; several providers of one model on different structures
+        # (each keeps its engine) then share this predictor without rebuilding
+        self._structures: "collections.OrderedDict" = collections.OrderedDict()
         self.timings: dict = {}
 
     def current(self) -> bool:
@@ -383,11 +389,19 @@ class FastPredictor:
         return pairs, fm
 
     def engine(self, system):
-        """The compiled engine for ``system``'s structure (rebuilt when positions, cell
-        or pbc change)."""
+        """The compiled engine for ``system``'s structure (positions, cell and pbc; the
+        STRUCTURES most recent structures' engines are kept)."""
+        return self._structure(system)[0]
+
+    def _structure(self, system) -> list:
+        """[engine, FM descriptors (engine layout), FM descriptors in the model's layout
+        or None] of ``system``'s structure, built on first use; the STRUCTURES most
+        recent are kept."""
         key = (system.positions.tobytes(), system.cell.tobytes(), system.pbc.tobytes())
-        if key == self._key:
-            return self._engine
+        found = self._structures.get(key)
+        if found is not None:
+            self._structures.move_to_end(key)
+            return found
         import time
 
         t0 = time.perf_counter()
@@ -419,9 +433,10 @@ class FastPredictor:
         # FM reference energies by the engine itself: the FM state then gives 0 exactly
         engine.set_reference(engine.fm_energies())
         self.timings = {"neighbours+radial": t1 - t0, "fm_reference": time.perf_counter() - t1}
-        self._key, self._engine = key, engine
-        self._fm_engine, self._fm_model = d_fm, None
-        return engine
+        found = self._structures[key] = [engine, d_fm, None]
+        while len(self._structures) > STRUCTURES:
+            self._structures.popitem(last=False)
+        return found
 
     def couplings(self, r) -> np.ndarray:
         """Pair couplings κ_l(r) (P, L) eV of the spline term's linear kernels at
@@ -436,6 +451,20 @@ class FastPredictor:
         fields = np.empty((len(system), 3))
         total = engine.field(e, -1.0 / system.magnitudes, np.zeros(3), fields)
         return {"energy": total, "energies": np.array(engine.energies), "fields": fields}
+
+    def fm_descriptors(self, system) -> np.ndarray:
+        """(N, D) FM descriptors of ``system``'s structure in the model's layout (the
+        spline block by its term), made once per structure and read-only: the model
+        keeps its FM kernel rows for this very array."""
+        found = self._structure(system)
+        if found[2] is None:
+            fm = self._model_layout(found[1])
+            if self.spline is not None:
+                part, block = self._spline_block(system, fm=True)
+                fm[:, part] = block
+            fm.flags.writeable = False
+            found[2] = fm
+        return found[2]
 
     def descriptors(self, system) -> np.ndarray:
         """(N, D) descriptors of ``system``'s directions in the model's layout, by the
@@ -469,14 +498,7 @@ class FastPredictor:
         transfer are cached per structure by the model); the spline block, if any, by
         its term."""
         d = self.descriptors(system)                    # (builds the engine if needed)
-        if self._fm_model is None:                      # the structure's first σ
-            self._fm_model = self._model_layout(self._fm_engine)
-            if self.spline is not None:
-                part, block = self._spline_block(system, fm=True)
-                self._fm_model[:, part] = block
-            # fixed per structure: the model keeps its FM rows for this very object
-            self._fm_model.flags.writeable = False
-        d_fm = self._fm_model
+        d_fm = self.fm_descriptors(system)
         if self.spline is not None:
             part, block = self._spline_block(system, fm=False)
             d[:, part] = block

@@ -1057,7 +1057,7 @@ class SparseGPR(Calculator):
             stacked = np.concatenate([k.masked_sparse(S) for k, S in
                                       zip(self.kernels, self.sparse)]).T
             cached = self._stack_cache = (list(self.sparse), np.ascontiguousarray(stacked))
-        rows = d @ cached[1]
+        rows = np.ascontiguousarray(d) @ cached[1]     # (one layout: the same bits)
         start = 0
         for kernel, S in zip(self.kernels, self.sparse):
             kernel.power(rows[:, start:start + len(S)])
@@ -1069,12 +1069,12 @@ class SparseGPR(Calculator):
         only, so the rows are kept while the FM descriptors are equal and the sparse
         arrays the same objects (every step of a run, every frame of one structure). The
         same ``d_fm`` object as last time is taken as equal without comparing it when it
-        is read-only (the compiled engine's FM descriptors, fixed per structure, at every
-        check of a run)."""
+        is read-only and owns its data (:meth:`FastPredictor.fm_descriptors`, fixed per
+        structure, at every check of a run)."""
         cached = getattr(self, "_fm_cache", None)
         if cached is None or len(cached[1]) != len(self.sparse) or \
                 not all(map(operator.is_, cached[1], self.sparse)) or \
-                not ((cached[3] is d_fm and not d_fm.flags.writeable) or
+                not ((cached[3] is d_fm and not d_fm.flags.writeable and d_fm.base is None) or
                      (cached[0].shape == d_fm.shape and np.array_equal(cached[0], d_fm))):
             cached = (np.array(d_fm), list(self.sparse), self._kernel_rows(d_fm))
         self._fm_cache = cached[:3] + (d_fm,)
@@ -1160,6 +1160,8 @@ class SparseGPR(Calculator):
         compiled ones)."""
         if self._R is None:
             raise RuntimeError("model is not fitted")
+        if isinstance(properties, str):         # one name, not its letters
+            properties = (properties,)
         return self._predictive_stds(system, d, d_fm, self._local_rows(d, d_fm), properties)
 
     @property

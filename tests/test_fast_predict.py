@@ -389,6 +389,27 @@ def test_providers_on_two_structures_share_one_predictor(models, rng):
     assert not fp.fm_descriptors(systems[0]).flags.writeable
 
 
+def test_provider_adds_stds_to_the_prediction_it_made(models, rng):
+    """A std asked after another at the same directions is added to the provider's last
+    prediction (the same energy and fields, not a second evaluation) and equals
+    model.compute's; new directions get a new prediction."""
+    from otf_spin.calculator import ENERGY, FIELDS, FIELDS_STD, FIELDS_STD_EPISTEMIC
+
+    model = models["defaults n_max 20"]
+    system = _system(2, rng)
+    provider = ComputeProvider(model, system)
+    e = np.ascontiguousarray(random_cone(len(system), [0, 0, 1], 0.9, rng))
+    first = provider.compute(e, (ENERGY, FIELDS, FIELDS_STD_EPISTEMIC))
+    tesla = first["fields_tesla"]
+    second = provider.compute(e, (ENERGY, FIELDS, FIELDS_STD))
+    assert second["fields_tesla"] is tesla and FIELDS_STD_EPISTEMIC in second
+    probe = system.copy()
+    probe.directions = e
+    _close(second[FIELDS_STD], model.compute(probe, (FIELDS_STD,))[FIELDS_STD], 1e-8)
+    other = np.ascontiguousarray(random_cone(len(system), [0, 0, 1], 0.9, rng))
+    assert provider.compute(other, (ENERGY, FIELDS, FIELDS_STD))["fields_tesla"] is not tesla
+
+
 def test_uncalibrated_stds_on_the_engine(rng):
     """A model of 2 frames (the on-the-fly loop's first model: no calibration below 3
     frames, so σ is the exact posterior field variance from the design columns) gives

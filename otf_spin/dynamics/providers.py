@@ -146,8 +146,16 @@ class ComputeProvider:
         also kept in tesla, B_ext included (``fields_tesla``), for the next :meth:`field`."""
         wanted = self._properties if properties is None else tuple(properties)
         key = directions.tobytes()
-        if self._last[0] == key and all(p in self._last[1] for p in wanted):
-            return self._last[1]
+        if self._last[0] == key:
+            missing = tuple(p for p in wanted if p not in self._last[1])
+            if not missing:
+                return self._last[1]
+            before = self._fast
+            if self._engine() is not None and self._fast is before and \
+                    all(p in STD_PROPERTIES for p in missing):
+                # stds of the prediction already made: no second energy and field
+                self._last[1].update(self._fast[1].stds(self.system, missing))
+                return self._last[1]
         self.system.directions = np.array(directions)
         engine = self._engine()
         extra = tuple(p for p in wanted if p not in self._properties)

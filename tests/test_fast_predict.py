@@ -387,6 +387,17 @@ def test_providers_on_two_structures_share_one_predictor(models, rng):
             now = (fp.engine(system), fp.fm_descriptors(system))
             assert all(a is b for a, b in zip(seen.setdefault(k, now), now))
     assert not fp.fm_descriptors(systems[0]).flags.writeable
+    # large structures are not hoarded: past STRUCTURE_ATOMS only the newest is kept
+    limit = fast.STRUCTURE_ATOMS
+    try:
+        fast.STRUCTURE_ATOMS = len(systems[1])
+        fp.engine(_system(3, rng, displaced=0.01))     # a new structure of 54 atoms
+        assert len(fp._structures) == 1
+        fast.STRUCTURE_ATOMS = limit
+        fp.engine(systems[0])
+        assert len(fp._structures) == 2
+    finally:
+        fast.STRUCTURE_ATOMS = limit
 
 
 def test_provider_adds_stds_to_the_prediction_it_made(models, rng):

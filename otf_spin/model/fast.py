@@ -74,8 +74,12 @@ DISTANCE_TOL = 1e-12
 #: rows of the radial and coupling tables computed per block when :meth:`FastPredictor.pairs`
 #: writes them into the engine's joint table (a block's 2.6 MB at n_max 20 is reused)
 CHUNK = 16384
-#: structures whose engines a FastPredictor keeps (several providers, one model)
+#: structures whose engines a FastPredictor keeps (several providers, one model), the
+#: most recent first; older ones only while all kept hold at most STRUCTURE_ATOMS atoms
+#: (an engine takes 3-7 kB per atom: a spin-lattice run on 16 000 atoms, a new structure
+#: every step, keeps one)
 STRUCTURES = 4
+STRUCTURE_ATOMS = 20000
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -390,13 +394,13 @@ class FastPredictor:
 
     def engine(self, system):
         """The compiled engine for ``system``'s structure (positions, cell and pbc; the
-        STRUCTURES most recent structures' engines are kept)."""
+        most recent structures' engines are kept: STRUCTURES, STRUCTURE_ATOMS)."""
         return self._structure(system)[0]
 
     def _structure(self, system) -> list:
         """[engine, FM descriptors (engine layout), FM descriptors in the model's layout
-        or None] of ``system``'s structure, built on first use; the STRUCTURES most
-        recent are kept."""
+        or None] of ``system``'s structure, built on first use; the most recent are
+        kept (STRUCTURES, STRUCTURE_ATOMS)."""
         key = (system.positions.tobytes(), system.cell.tobytes(), system.pbc.tobytes())
         found = self._structures.get(key)
         if found is not None:
@@ -434,7 +438,8 @@ class FastPredictor:
         engine.set_reference(engine.fm_energies())
         self.timings = {"neighbours+radial": t1 - t0, "fm_reference": time.perf_counter() - t1}
         found = self._structures[key] = [engine, d_fm, None]
-        while len(self._structures) > STRUCTURES:
+        while len(self._structures) > STRUCTURES or (len(self._structures) > 1 and sum(
+                len(kept[1]) for kept in self._structures.values()) > STRUCTURE_ATOMS):
             self._structures.popitem(last=False)
         return found
 

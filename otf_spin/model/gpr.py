@@ -1146,8 +1146,6 @@ class SparseGPR(Calculator):
         stds = bool(wanted & set(STD_PROPERTIES))
         if wanted - set(STD_PROPERTIES):
             return self.predict(system, stds=stds)
-        if self._R is None:
-            raise RuntimeError("model is not fitted")
         with one_thread(len(system) < SERIAL_BELOW):       # as predict
             return self.stds_of_descriptors(
                 system, self.descriptor.compute(system), self.descriptor.compute_fm(system),

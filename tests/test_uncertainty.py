@@ -420,3 +420,37 @@ def test_kappa2_follows_the_structure(tmp_path):
     loaded = load(tmp_path / "m.h5")
     assert loaded._transfer(test[0].system, loaded.descriptor.compute_fm(test[0].system)) \
         == factor
+
+
+def test_energy_std_of_a_new_cell_carries_the_cells_factor_not_the_energy_scale():
+    """c_E² (``std_energy_scale``²) is measured on totals pinned by their own cell's
+    labels; in a cell no label pins, the posterior part of the energy variance takes the
+    cell's factor of κ² instead (held out on 54-atom cells: 1.4-2.2× too wide, against
+    1.7-25× with c_E², docs/uncertainty.md). Doubling c_E scales the whole std of a
+    training cell by 2, and in the 54-atom cell only the noise part (fails if c_E²
+    multiplies the new cell's posterior, or if the training cell lost it)."""
+    from otf_spin.calculator import ENERGY_STD
+
+    rng = np.random.default_rng(29)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = build_model(None).fit(cone_frames(8, 2, rng))
+    h = model.hyper
+    small, large = cone_frames(1, 2, rng)[0].system, cone_frames(1, 3, rng)[0].system
+    d, d_fm = model.descriptor.compute(large), model.descriptor.compute_fm(large)
+    factor, training = model._cell_transfer(large, d_fm)
+    assert not training and factor != 1.0
+    assert model._cell_transfer(small, model.descriptor.compute_fm(small)) == (1.0, True)
+    novelty = model._novelty(d, d_fm)
+    noise = h["sigma_energy"] ** 2 * np.sum(model._hardness(d) ** 2)
+    vE = model._local_rows(d, d_fm).sum(axis=0) @ model._posterior_inverse()
+    before = [model.compute(s, (ENERGY_STD,))[ENERGY_STD] for s in (small, large)]
+    c_E = h["std_energy_scale"]
+    np.testing.assert_allclose(before[1] ** 2,
+                               novelty * (c_E**2 * noise + factor * (vE @ vE)), rtol=1e-10)
+    h["std_energy_scale"] = 2 * c_E
+    after = [model.compute(s, (ENERGY_STD,))[ENERGY_STD] for s in (small, large)]
+    h["std_energy_scale"] = c_E
+    assert after[0] == pytest.approx(2 * before[0], rel=1e-12)
+    np.testing.assert_allclose(after[1] ** 2 - before[1] ** 2, novelty * 3 * c_E**2 * noise,
+                               rtol=1e-8)

@@ -948,30 +948,38 @@ class SparseGPR(Calculator):
         return out
 
     def _transfer(self, system, d_fm) -> float:
-        """Factor of κ² for ``system`` (FM descriptors ``d_fm`` (N, D)): 1 in the cell of
-        a training frame (same atom count, cell and periodicity: displaced frames of a
-        training cell cost nothing: their own ratios spread 0.74-1.70 over c1's frames with
-        3 configurations, noise the stds do not need) and without the
-        hyper ``std_transfer_disorder`` (models calibrated before it existed); else its
+        """Factor of κ² for ``system`` (FM descriptors ``d_fm`` (N, D)): the first of
+        :meth:`_cell_transfer`."""
+        return self._cell_transfer(system, d_fm)[0]
+
+    def _cell_transfer(self, system, d_fm) -> tuple[float, bool]:
+        """(factor of κ², whether the calibration's scales hold as measured) for
+        ``system`` (FM descriptors ``d_fm`` (N, D)): (1, True) in the cell of a training
+        frame (same atom count, cell and periodicity: displaced frames of a training cell
+        cost nothing: their own ratios spread 0.74-1.70 over c1's frames with 3
+        configurations, noise the stds do not need) and without the hyper
+        ``std_transfer_disorder`` (models calibrated before it existed); else (its
         synthetic ratio Σ exact / Σ v (:meth:`_transfer_sums`) over the training
-        structures' (:meth:`_transfer_reference`). Computed once per structure and
+        structures' (:meth:`_transfer_reference`), False). Computed once per structure and
         posterior (kept while the FM descriptors are equal and the posterior factor the
         same object)."""
         disorder = self.hyper.get("std_transfer_disorder")
         if not disorder:
-            return 1.0
+            return 1.0, True
         cached = getattr(self, "_transfer_cache", None)
         if cached is None or cached[0] is not self._R or cached[1] != disorder or \
                 cached[2].shape != d_fm.shape or not np.array_equal(cached[2], d_fm):
-            if any(len(f.system) == len(system) and np.array_equal(f.system.cell, system.cell)
-                   and np.array_equal(f.system.pbc, system.pbc) for f in self.frames):
-                factor = 1.0      # a training cell: its aliasing is the calibration's
-            else:
+            training = any(len(f.system) == len(system)
+                           and np.array_equal(f.system.cell, system.cell)
+                           and np.array_equal(f.system.pbc, system.pbc) for f in self.frames)
+            factor = 1.0      # a training cell: its aliasing is the calibration's
+            if not training:
                 theta, ref = self._transfer_reference()
                 exact, local = self._transfer_sums(system, theta, self._posterior_inverse())
                 factor = exact / local / ref if local > 0 and ref > 0 else 1.0
-            cached = self._transfer_cache = (self._R, disorder, np.array(d_fm), factor)
-        return cached[3]
+            cached = self._transfer_cache = (self._R, disorder, np.array(d_fm), factor,
+                                             training)
+        return cached[3], cached[4]
 
     def _hardness(self, d) -> np.ndarray:
         """Relative noise h_i (N,) of environments with descriptors ``d`` (N, D): 1
@@ -1092,7 +1100,11 @@ class SparseGPR(Calculator):
         :meth:`calibrate`), those of ``properties`` and what they need (the epistemic
         part alone costs no noise profile, novelty or energy variance).
 
-        energy: c_E sqrt(φ_EᵀΛ⁻¹φ_E + σ_e² Σ_i h_i²), φ_E = Σ_i rows_i (exact).
+        energy: c_E sqrt(φ_EᵀΛ⁻¹φ_E + σ_e² Σ_i h_i²), φ_E = Σ_i rows_i (exact); in a cell
+        that is not a training cell (:meth:`_cell_transfer`) sqrt(t φ_EᵀΛ⁻¹φ_E + c_E²
+        σ_e² Σ_i h_i²) with t the cell's factor of κ²: c_E² measures the posterior of
+        totals pinned by their own cell's labels, which no label pins in a new cell (held
+        out, seeds 971-975: d54 and b54 1.4-2.2× too wide, against 1.7-25× with c_E²).
         fields, calibrated model: per atom s_i² = a h_i² + b v_i with the local-energy
         posterior variance v_i = rows_iᵀ Λ⁻¹ rows_i, spread over the transverse
         components as s_i² (1 - e_c²)/2; uncalibrated (no ``std_field_local``): the
@@ -1111,9 +1123,13 @@ class SparseGPR(Calculator):
             novelty = self._novelty(d, d_fm)
         if ENERGY_STD in properties:
             vE = rows.sum(axis=0) @ Rinv
-            energy = novelty * h.get("std_energy_scale", 1.0) ** 2 * (
-                h["sigma_energy"] ** 2 * hard2.sum() + vE @ vE)
-            out[ENERGY_STD] = float(np.sqrt(energy))
+            cE2 = h.get("std_energy_scale", 1.0) ** 2
+            factor, training = self._cell_transfer(system, d_fm)
+            if training:
+                energy = cE2 * (h["sigma_energy"] ** 2 * hard2.sum() + vE @ vE)
+            else:       # no label pins this cell's total: c_E² does not apply, κ²'s factor does
+                energy = cE2 * h["sigma_energy"] ** 2 * hard2.sum() + factor * (vE @ vE)
+            out[ENERGY_STD] = float(np.sqrt(novelty * energy))
         if not (FIELDS_STD in properties or FIELDS_STD_EPISTEMIC in properties):
             return out
         transverse = 1.0 - e * e

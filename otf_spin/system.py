@@ -212,8 +212,6 @@ class SpinSystem:
         self.cell = np.array(cell, dtype=float).reshape(3, 3)
         self.positions = np.array(positions, dtype=float).reshape(-1, 3)
         n = len(self.positions)
-        if n == 0:
-            raise ValueError("a spin system needs at least one atom (no positions given)")
         if isinstance(species, str):
             species = [species] * n
         self.species = np.array(species, dtype=str)

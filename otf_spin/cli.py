@@ -18,6 +18,7 @@ from otf_spin.config.model import MODEL
 from otf_spin.core import ConfigError, DataFileError, Frame, OracleFailure
 from otf_spin.factory import load_generate, load_run
 from otf_spin.io import info
+from otf_spin.io.atomic import check_outputs
 from otf_spin.io.extxyz import read_frames, write_frames
 from otf_spin.io.plot import plot_files
 from otf_spin.learning.generate import generate
@@ -63,7 +64,7 @@ def _cmd_label(args) -> int:
     """
     oracle = oracles.load_file(args.oracle)
     frames = read_frames(args.data, moment=oracle.moment)
-    _check_output(args.out)
+    _check_output(args.out, "extxyz", ("--oracle", args.oracle), ("--data", args.data))
     try:
         labelled = label_frames(oracle, frames, progress=not args.quiet)
     except ConfigError as exc:          # the oracle's settings do not fit these structures
@@ -89,7 +90,7 @@ def _cmd_train(args) -> int:
     if not any(f.energy is not None or f.fields is not None for f in frames):
         raise DataFileError(f"{args.data}: no frame carries labels (energy or fields) to "
                             "train on")
-    _check_output(args.out)
+    _check_output(args.out, "model", ("--data", args.data), ("--config", args.config))
     model = build_model(settings)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -127,7 +128,7 @@ def _cmd_predict(args) -> int:
     model = load(args.model)
     out = []
     frames = read_frames(args.data)
-    _check_output(args.out)
+    _check_output(args.out, "extxyz", ("--model", args.model), ("--data", args.data))
     for index, frame in enumerate(progress_bar(frames, "predicting", enabled=not args.quiet)):
         with np.errstate(over="ignore", invalid="ignore"):    # checked just below
             p = model.predict(frame.system, stds=not args.no_std)
@@ -167,7 +168,13 @@ def _cmd_generate(args) -> int:
     (over the MPI ranks) and write the training store and an extxyz copy. A rerun
     resumes.
     """
-    generate(load_generate(args.file), progress=not args.quiet)
+    cfg = load_generate(args.file)
+    try:
+        generate(cfg, progress=not args.quiet)
+    except ValueError as exc:           # settings it refuses (paths), as run
+        if type(exc) is not ValueError:     # data and model errors name their own file
+            raise
+        raise ValueError(f"{args.file}: {exc}") from None
     return 0
 
 
@@ -328,15 +335,18 @@ def main(argv=None) -> int:
         raise
 
 
-def _check_output(path) -> None:
-    """Before computing: ``path`` can be written (not a folder; its folder exists or can be
-    made, and is writable). Raises OSError naming the path."""
+def _check_output(path, kind: str, *inputs) -> None:
+    """Before computing: ``path`` (--out) can be written: not an input (``inputs``: (option,
+    path or None) pairs), absent or a file of ``kind`` (:func:`otf_spin.io.atomic.file_kind`;
+    ValueError naming the option otherwise), not a folder, its folder exists or can be made
+    and is writable (OSError naming the path)."""
     import errno
     import os
 
-    path = os.path.abspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", path)
+    check_outputs([("--out", path, kind)] + [(option, p, None) for option, p in inputs])
+    path = os.path.abspath(path)
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     if not os.access(folder, os.W_OK):

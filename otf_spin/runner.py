@@ -18,7 +18,7 @@ from otf_spin.driver import Observer, Replica, Session, drive
 from otf_spin.dynamics import montecarlo
 from otf_spin.dynamics.llg import LLGIntegrator
 from otf_spin.dynamics.providers import make_provider
-from otf_spin.io.atomic import check_overwrite, file_kind, kill_point
+from otf_spin.io.atomic import check_outputs, kill_point
 from otf_spin.io.extxyz import directions_from_file
 from otf_spin.io.h5md import H5MDWriter
 from otf_spin.learning import checkpoint
@@ -94,27 +94,9 @@ def _paths(cfg: dict, specs) -> list[tuple[str, str, str | None]]:
 def check_paths(cfg: dict, specs) -> None:
     """Raise ValueError (one line naming the keys) before anything is written if two
     outputs, or an output and an input, are the same path, or if an existing file at an
-    output path is of another kind than the run would write there."""
-    entries = _paths(cfg, specs)
-    for key, path, kind in entries:
-        if not path.strip():
-            raise ValueError(f"{key}: empty path")
-    seen = []
-    for key, path, kind in entries:
-        real = os.path.realpath(path)
-        for other_key, other_path, other_real, other_kind in seen:
-            same = real == other_real or (os.path.exists(path) and os.path.exists(other_path)
-                                          and os.path.samefile(path, other_path))
-            if same and (kind or other_kind):
-                raise ValueError(f"{other_key} and {key} are the same path ({other_path}); "
-                                 "give each its own")
-        seen.append((key, path, real, kind))
-    for key, path, kind in entries:
-        if kind == "folder":
-            if file_kind(path) not in (None, "folder"):
-                raise ValueError(f"{key}: {path} exists and is not a folder")
-        elif kind:
-            check_overwrite(path, kind, key)
+    output path is of another kind than the run would write there
+    (:func:`otf_spin.io.atomic.check_outputs`)."""
+    check_outputs(_paths(cfg, specs))
 
 
 def _setup_learner(cfg, specs, comm, log, fresh, fingerprint):

@@ -8,6 +8,7 @@ import yaml
 
 from otf_spin import oracles
 from otf_spin.cli import main
+from otf_spin.core import Frame
 from otf_spin.factory import load_generate
 from otf_spin.io.extxyz import read_frames
 from otf_spin.learning.generate import farthest_point_frames, generate
@@ -143,6 +144,24 @@ def test_generate_config_errors_name_the_key(tmp_path, capsys, changes, message)
     assert main(["generate", path]) == 2
     err = capsys.readouterr().err
     assert message in err and "gen.yaml" in err and len(err.strip().splitlines()) == 1
+
+
+def test_generate_refuses_to_overwrite_an_input_or_another_kind(tmp_path, capsys):
+    """Before sampling: an output at the path of another output or of the selection's
+    model, or over an existing file of another kind (a training store), is refused in one
+    line naming the keys and the YAML file; the file is untouched."""
+    store = tmp_path / "other_store.h5"
+    TrainingStore(store).append([Frame(bulk("bcc", 2.83, (1, 1, 1)), {"energy": 0.0})])
+    before = store.read_bytes()
+    for output, message in [({"extxyz": str(store)},
+                             f"output.extxyz: {store} is a training store, not an extxyz"),
+                            ({"candidates": "gen_train.xyz"},
+                             "output.extxyz and output.candidates are the same path")]:
+        path = write_config(str(tmp_path), output=output)
+        assert main(["generate", path, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "gen.yaml" in err and len(err.strip().splitlines()) == 1, err
+    assert store.read_bytes() == before
 
 
 def test_generate_needs_a_sampler_for_a_dft_oracle(tmp_path, capsys):

@@ -263,6 +263,47 @@ def _datasets(path):
     return names
 
 
+def test_an_output_never_replaces_an_input_or_a_file_of_another_kind(base, tmp_path):  # noqa: F811
+    """train, predict and label refuse an --out that is one of their inputs or an existing
+    file of another kind (a training store, a model, a YAML file) — one line, exit 2,
+    the file untouched — and overwrite their own kind (a model, an extxyz file)."""
+    from otf_spin.learning.store import TrainingStore
+
+    store = tmp_path / "store.h5"
+    TrainingStore(store).append([Frame(bulk("bcc", 2.83, (1, 1, 1)), {"energy": 0.0})],
+                                [{"oracle": "test"}])
+    config = tmp_path / "notes.yaml"
+    config.write_text("a: 1\n")
+    data, model, oracle = str(base["data"]), str(base["model"]), str(base["oracle"])
+    train = ["train", "--config", str(base["model_yaml"]), "--data", data]
+    predict = ["predict", "--model", model, "--data", data, "--quiet"]
+    label = ["label", "--oracle", oracle, "--data", data, "--quiet"]
+    cases = [(train + ["--out", data], "--out and --data are the same path"),
+             (predict + ["--out", model], "--out and --model are the same path"),
+             (label + ["--out", oracle], "--out and --oracle are the same path"),
+             (train + ["--out", str(store)], "is a training store, not a model"),
+             (predict + ["--out", str(store)], "is a training store, not an extxyz"),
+             (label + ["--out", model], "is a model, not an extxyz"),
+             (predict + ["--out", str(config)], "is a file, not an extxyz")]
+    for argv, fragment in cases:
+        victim = argv[-1]
+        with open(victim, "rb") as handle:
+            before = handle.read()
+        rc, err, escaped = call(argv)
+        assert escaped is None
+        _one_line_error(rc, err, fragment, "refusing to overwrite" if "same" not in fragment
+                        else "give each its own")
+        with open(victim, "rb") as handle:
+            assert handle.read() == before, victim
+    again = tmp_path / "again.xyz"
+    for _ in range(2):      # their own kind is overwritten
+        rc, err, _ = call(predict + ["--out", str(again)])
+        assert rc == 0, err
+    rc, err, _ = call(train + ["--out", str(tmp_path / "m.h5")])
+    rc, err, _ = call(train + ["--out", str(tmp_path / "m.h5")])
+    assert rc == 0, err
+
+
 def test_every_model_dataset_is_required(base, tmp_path):  # noqa: F811
     names = _datasets(base["model"])
     assert {"alpha", "posterior_R", "sparse/0", "training/positions"} <= set(names)

@@ -115,10 +115,23 @@ def hdf5_kind(h5) -> str:
     return "HDF5 file"
 
 
+def _looks_extxyz(path) -> bool:
+    """Whether the (non-HDF5) file at ``path`` is empty or begins as an (ext)xyz file: an
+    atom count, then a comment line (extxyz: ``Lattice=``/``Properties=``)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096).split(b"\n")
+    except OSError:
+        return False
+    if head == [b""]:
+        return True
+    return len(head) > 1 and head[0].strip().isdigit()
+
+
 def file_kind(path) -> str | None:
     """What the file at ``path`` is: "training store", "checkpoint", "model",
-    "trajectory" (H5MD), "HDF5 file" (other), "folder", "file" (not HDF5); None if
-    absent. Checkpoints of otf-spin 0.x before the marker are recognised by their
+    "trajectory" (H5MD), "HDF5 file" (other), "folder", "extxyz" (an xyz or extxyz file,
+    or empty), "file" (anything else: YAML, text); None if absent. Checkpoints of otf-spin 0.x before the marker are recognised by their
     layout."""
     import h5py
 
@@ -128,7 +141,7 @@ def file_kind(path) -> str | None:
     if os.path.isdir(path):
         return "folder"
     if not h5py.is_hdf5(path):
-        return "file"
+        return "extxyz" if _looks_extxyz(path) else "file"
     try:
         with h5py.File(path, "r") as h5:
             return hdf5_kind(h5)
@@ -147,9 +160,38 @@ def check_overwrite(path, kind: str, key: str) -> None:
     file of ``kind``: an output never replaces a file of another kind."""
     found = file_kind(path)
     if found is not None and found != kind:
-        article = "an" if found.startswith("HDF5") else "a"
-        raise ValueError(f"{key}: {os.fspath(path)} is {article} {found}, not a {kind}; "
+        article = "an" if found.startswith(("HDF5", "extxyz")) else "a"
+        raise ValueError(f"{key}: {os.fspath(path)} is {article} {found}, not "
+                         f"{'an' if kind == 'extxyz' else 'a'} {kind}; "
                          "refusing to overwrite it (choose another path)")
+
+
+def check_outputs(entries) -> None:
+    """Raise ValueError (one line naming the keys) before anything is written if two
+    outputs, or an output and an input, are the same path, or if an existing file at an
+    output path is of another kind than would be written there. ``entries``: (key, path,
+    kind) — kind as :func:`file_kind` names it for an output, None for an input that no
+    output may replace; paths None are skipped."""
+    entries = [(key, os.fspath(path), kind) for key, path, kind in entries if path is not None]
+    for key, path, kind in entries:
+        if not path.strip():
+            raise ValueError(f"{key}: empty path")
+    seen = []
+    for key, path, kind in entries:
+        real = os.path.realpath(path)
+        for other_key, other_path, other_real, other_kind in seen:
+            same = real == other_real or (os.path.exists(path) and os.path.exists(other_path)
+                                          and os.path.samefile(path, other_path))
+            if same and (kind or other_kind):
+                raise ValueError(f"{other_key} and {key} are the same path ({other_path}); "
+                                 "give each its own")
+        seen.append((key, path, real, kind))
+    for key, path, kind in entries:
+        if kind == "folder":
+            if file_kind(path) not in (None, "folder"):
+                raise ValueError(f"{key}: {path} exists and is not a folder")
+        elif kind:
+            check_overwrite(path, kind, key)
 
 
 def file_digest(path) -> str:

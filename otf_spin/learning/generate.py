@@ -36,6 +36,7 @@ import numpy as np
 from otf_spin.core import ConfigError, Frame
 from otf_spin.driver import Observer, Replica, Session, drive
 from otf_spin.dynamics import montecarlo
+from otf_spin.io.atomic import check_outputs
 from otf_spin.io.extxyz import read_frames, write_frames
 from otf_spin.learning.labelling import label_collective
 from otf_spin.learning.otf import OnTheFly, field_uncertainty
@@ -208,6 +209,11 @@ def generate(cfg: dict, progress: bool = True, log=None, comm=None) -> dict:
     session = Session.open(comm, log)
     comm, root, log = session.comm, session.root, session.log
     out, sampler = cfg["output"], cfg["sampler"]
+    check_outputs([("output.store", out["store"], "training store"),
+                   ("output.extxyz", out["extxyz"], "extxyz"),
+                   ("output.candidates", out["candidates"], "extxyz"),
+                   ("select.model", cfg["select"]["model"], None),
+                   ("model_config", cfg.get("model_config"), None)])
     r_cut = cfg["model_settings"]["descriptor"]["r_cut"]
 
     cells, rank, shells = build_cells(cfg["system"], cfg["cells"], r_cut)

@@ -106,10 +106,13 @@ def _setup_learner(cfg, specs, comm, log, fresh, fingerprint):
     otf, dyn = cfg["otf"], cfg["dynamics"]
     root = comm.rank == 0
     input_id = checkpoint.input_id(fingerprint)
+    store = TrainingStore(otf["store"]) if root else None
+    other = comm.bcast(store.other_oracle(cfg["oracle"].settings()) if root else None)
+    if other:                               # before --fresh deletes anything
+        raise ValueError(f"otf.store: {other}")
     if fresh and root and os.path.exists(otf["checkpoint"]):
         os.remove(otf["checkpoint"])        # check_paths made sure it is a checkpoint
     comm.barrier()
-    store = TrainingStore(otf["store"]) if root else None
     ranks_per_job = (cfg.get("replicas") or {}).get("ranks_per_oracle_job", 1)
     if os.path.exists(otf["checkpoint"]):
         saved = checkpoint.read(otf["checkpoint"])

@@ -164,6 +164,22 @@ def test_generate_refuses_to_overwrite_an_input_or_another_kind(tmp_path, capsys
     assert store.read_bytes() == before
 
 
+def test_generate_refuses_a_store_of_another_oracle(tmp_path, capsys):
+    """A rerun with another oracle would count the old labels as 'already stored'
+    (new-user review: 0 new, 20 stored): refused before sampling, the store untouched."""
+    path = write_config(str(tmp_path))
+    store_path = yaml.safe_load(open(path))["output"]["store"]
+    settings = dict(load_generate(path)["oracle"].settings(), shell_tolerance=0.3)
+    TrainingStore(store_path).append([Frame(bulk("bcc", 2.83, (1, 1, 1)), {"energy": 0.0})],
+                                     [{"oracle": "heisenberg", "settings": settings}])
+    before = open(store_path, "rb").read()
+    assert main(["generate", path, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "output.store: " in err and "1 of 1 frames labelled by another oracle " \
+        "(shell_tolerance: 0.3 → " in err and len(err.strip().splitlines()) == 1, err
+    assert open(store_path, "rb").read() == before
+
+
 def test_generate_needs_a_sampler_for_a_dft_oracle(tmp_path, capsys):
     path = write_config(str(tmp_path))
     data = yaml.safe_load(open(path))

@@ -245,12 +245,45 @@ def test_a_checkpoint_of_another_input_is_refused_unless_fresh(tmp_path):
                             ("oracle", {"shell_tolerance": 0.04})):
         edit(tmp_path, **{section: change})
         before = snapshot(tmp_path)
-        code, lines = cli_run(tmp_path)
-        assert code == 2 and len(lines) == 1, lines
-        assert "otf_checkpoint.h5 was made by a different input (its sections " \
-            f"{section} differ" in lines[0] and "--fresh" in lines[0]
-        assert snapshot(tmp_path) == before
+        for extra in ((), ("--fresh",)) if section == "oracle" else ((),):
+            code, lines = cli_run(tmp_path, *extra)
+            assert code == 2 and len(lines) == 1, lines
+            if section == "oracle":     # the store's labels are another oracle's: refused
+                assert "otf.store: otf_store.h5 holds" in lines[0] and "labelled by " \
+                    "another oracle (shell_tolerance: " in lines[0] and "its own store" \
+                    in lines[0]                 # (--fresh: before it deletes anything)
+            else:
+                assert "otf_checkpoint.h5 was made by a different input (its sections " \
+                    f"{section} differ" in lines[0] and "--fresh" in lines[0]
+            assert snapshot(tmp_path) == before
+        if section == "oracle":
+            edit(tmp_path, otf={"store": "other_store.h5"})
         assert cli_run(tmp_path, "--fresh") == (0, [])
+
+
+def test_a_store_labelled_by_another_oracle_is_never_read_as_this_ones(tmp_path):
+    """New-user review: a store of c = 0.94 labels reused by a c = 1.5 run (--fresh, or a
+    new checkpoint path) made the run the old oracle's physics without a word. Now
+    refused, nothing written; settings that are not physics (the job folder) may differ."""
+    from helpers import small_otf_run
+
+    from otf_spin.oracles.base import settings_difference
+
+    small_otf_run(tmp_path, steps=6)
+    assert cli_run(tmp_path)[0] == 0
+    formula = yaml.safe_load(open(tmp_path / "otf.yaml"))["oracle"]["formula"]
+    edit(tmp_path, oracle={"formula": dict(formula, c=1.5)},
+         otf={"checkpoint": "new_checkpoint.h5"})
+    before = snapshot(tmp_path)
+    code, lines = cli_run(tmp_path)
+    assert code == 2 and len(lines) == 1, lines
+    assert "labelled by another oracle (formula: " in lines[0]
+    assert snapshot(tmp_path) == before
+    assert settings_difference({"type": "qe", "command": "pw.x", "workdir": "a", "ecut": 1},
+                               {"type": "qe", "command": "mpirun pw.x", "workdir": "b",
+                                "ecut": 1}) is None
+    assert settings_difference({"type": "command", "command": "a"},
+                               {"type": "command", "command": "b"}) == "command: 'a' → 'b'"
 
 
 def test_store_frames_of_another_input_start_the_model_and_own_frames_replay(tmp_path):

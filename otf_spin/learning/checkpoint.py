@@ -26,17 +26,15 @@ from otf_spin import __version__
 from otf_spin.dynamics.llg import read_state, write_state
 from otf_spin.io.atomic import atomic_path, check_overwrite, file_digest
 from otf_spin.model import storage
-from otf_spin.oracles.base import Oracle
+from otf_spin.oracles.base import Oracle, physics_settings
 
 FORMAT = "otf-spin-checkpoint"
 
 # keys that name files or pace bookkeeping, not physics: changing them keeps a checkpoint
+# (the oracle's: otf_spin.oracles.base.physics_settings)
 _NOT_PHYSICS = {"otf": ("store", "checkpoint", "checkpoint_every", "save_model",
                         "model_config"),
-                "replicas": ("ranks_per_oracle_job",),
-                "oracle": ("workdir", "timeout")}
-# oracles whose ``command`` only launches the code (the physics is in their other keys)
-_LAUNCHER_COMMAND = ("vasp", "qe")
+                "replicas": ("ranks_per_oracle_job",)}
 
 
 def _digest_file(path) -> str | None:
@@ -60,15 +58,12 @@ def input_fingerprint(cfg: dict) -> dict:
     configuration: system, dynamics, replicas, oracle, otf (file names, checkpoint pace,
     output settings and the rank layout left out; input files by their content)."""
     system = dict(cfg["system"], spins_file=_digest_file(cfg["system"].get("spins_file")))
-    oracle = dict(cfg["oracle"].settings())
-    dropped = _NOT_PHYSICS["oracle"] + (("command",) if oracle.get("type")
-                                        in _LAUNCHER_COMMAND else ())
     sections = {
         "system": system,
         "dynamics": cfg["dynamics"],
         "replicas": {k: v for k, v in (cfg.get("replicas") or {}).items()
                      if k not in _NOT_PHYSICS["replicas"]},
-        "oracle": {k: v for k, v in oracle.items() if k not in dropped},
+        "oracle": physics_settings(cfg["oracle"].settings()),
         "otf": dict({k: v for k, v in cfg["otf"].items() if k not in _NOT_PHYSICS["otf"]},
                     model=_digest_file(cfg["otf"].get("model"))),
     }

@@ -214,6 +214,10 @@ def generate(cfg: dict, progress: bool = True, log=None, comm=None) -> dict:
                    ("output.candidates", out["candidates"], "extxyz"),
                    ("select.model", cfg["select"]["model"], None),
                    ("model_config", cfg.get("model_config"), None)])
+    store = TrainingStore(out["store"]) if root else None
+    other = comm.bcast(store.other_oracle(cfg["oracle"].settings()) if root else None)
+    if other:
+        raise ValueError(f"output.store: {other}")
     r_cut = cfg["model_settings"]["descriptor"]["r_cut"]
 
     cells, rank, shells = build_cells(cfg["system"], cfg["cells"], r_cut)
@@ -254,7 +258,6 @@ def generate(cfg: dict, progress: bool = True, log=None, comm=None) -> dict:
     probes = comm.bcast([candidates[k] for k in chosen] if root else None)
     print(f"# selected {summary}", file=log, flush=True)
 
-    store = TrainingStore(out["store"]) if root else None
     groups = JobGroups(comm, cfg["ranks_per_oracle_job"], cfg["oracle"])
     counts = {"labelled": 0, "reused": 0, "failed": 0, "seconds": 0.0}
     rounds = range(0, len(probes), groups.n_groups)

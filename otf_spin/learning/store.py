@@ -28,6 +28,7 @@ from otf_spin import __version__
 from otf_spin.core import DataFileError, Frame
 from otf_spin.io import ragged
 from otf_spin.io.atomic import atomic_path, check_overwrite, kill_point
+from otf_spin.oracles.base import settings_difference
 from otf_spin.system import SpinSystem
 
 FORMAT = "otf-spin-store"
@@ -116,6 +117,28 @@ class TrainingStore:
             a = h5.create_group("atoms")
             for k in _ATOM_KEYS:
                 a.create_dataset(k, data=ragged.stack(self._atoms[k]))
+
+    def other_oracle(self, settings: dict) -> str | None:
+        """None if every stored frame was labelled by an oracle with the physics of
+        ``settings`` (an :meth:`~otf_spin.oracles.base.Oracle.settings` dict; see
+        :func:`~otf_spin.oracles.base.settings_difference`: job folders, time limits and
+        launch commands may differ), else one line naming the store, how many frames
+        differ and the first differing setting. Frames stored without oracle settings
+        are not judged. A store is read as the labels of one oracle: a frame of another
+        would stand, unrelabelled, for this oracle's label of its configuration."""
+        other, first = 0, None
+        for prov in self._frames["provenance"]:
+            stored = json.loads(prov.decode() if isinstance(prov, bytes) else prov)
+            if "settings" not in stored:
+                continue
+            difference = settings_difference(stored["settings"], settings)
+            if difference:
+                other += 1
+                first = first or difference
+        if not other:
+            return None
+        return (f"{self.path} holds {other} of {len(self)} frames labelled by another "
+                f"oracle ({first}); give this input its own store")
 
     def lookup(self, system) -> Frame | None:
         """The stored frame of this configuration (same uid), or None."""

@@ -170,3 +170,23 @@ def test_one_line_errors(otf_folder, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pip install 'otf-spin[plot]'" in err
     assert not (tmp_path / "y.png").exists()
+
+
+def test_plot_of_a_trajectory_whose_writer_was_killed(tmp_path):
+    """A run SIGKILLed mid-trajectory leaves its file marked open for writing (SWMR):
+    `otf-spin plot` without --kind detects and draws it (new-user review: it stopped
+    with "file is already open for write")."""
+    import subprocess
+
+    path = tmp_path / "killed.h5"
+    code = ("import os, signal\nimport numpy as np\nfrom otf_spin.io.h5md import H5MDWriter\n"
+            "from otf_spin.system import bulk\n"
+            f"w = H5MDWriter({str(path)!r}, bulk('bcc', 2.83, (2, 2, 2)), flush_seconds=0)\n"
+            "for k in range(5):\n"
+            "    w.write(k, 0.1 * k, np.tile([0.0, 0.0, 1.0], (16, 1)),\n"
+            "            {'energy': -0.1 * k, 'magnetization': np.array([0.0, 0.0, 1.0])})\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == -9
+    assert plot.detect([str(path)]) == "run"
+    assert main(["plot", str(path), "--out", str(tmp_path / "k.png")]) == 0
+    check_file(tmp_path / "k.png", PNG)

@@ -26,6 +26,7 @@ import os
 import numpy as np
 
 from otf_spin.core import DataFileError, PlotError
+from otf_spin.io.atomic import file_kind
 from otf_spin.io.extxyz import read_frames
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -291,8 +292,6 @@ def figure_store(path):
 
 def detect(paths, reference=None) -> str:
     """"run", "temperature", "parity" or "store" for these files."""
-    import h5py
-
     if reference:
         return "parity"
     if len(paths) > 1:
@@ -300,14 +299,12 @@ def detect(paths, reference=None) -> str:
     path = paths[0]
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
-    if not h5py.is_hdf5(path):
+    kind = file_kind(path)      # (a trajectory left open by a killed run: SWMR)
+    if kind in ("extxyz", "file"):
         raise PlotError(f"{path}: extxyz predictions need --reference (labelled data) for "
                         "a parity plot")
-    with h5py.File(path, "r") as h5:
-        if h5.attrs.get("format") == "otf-spin-store":
-            return "store"
-        if "h5md" in h5:
-            return "run"
+    if kind in ("training store", "trajectory"):
+        return {"training store": "store", "trajectory": "run"}[kind]
     raise PlotError(f"{path}: not a run file (H5MD) or a training store")
 
 

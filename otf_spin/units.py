@@ -108,11 +108,27 @@ def parse_quantity(value, dimension: str, default_unit: str):
         unit = match.group(2) or default_unit
     else:
         raise UnitError(f"expected a number or 'number unit', got {type(value).__name__}")
+    unit = unit.replace("\u00b5", "\u03bc").replace("\u212b", "\u00c5")  # µ (micro sign), Å (ångström sign)
     if unit not in UNITS:
-        raise UnitError(f"unknown unit {unit!r} (expected a {dimension} unit such as "
+        raise UnitError(f"unknown unit {unit!r} (expected {_a(dimension)} unit such as "
                         f"{default_unit!r})")
     unit_dimension, factor = UNITS[unit]
     if unit_dimension != dimension:
-        raise UnitError(f"unit {unit!r} is a {unit_dimension} unit, expected {dimension} "
-                        f"(e.g. {default_unit!r})")
+        raise UnitError(f"unit {unit!r} is {_a(unit_dimension)} unit, expected "
+                        f"{_name(dimension)} (e.g. {default_unit!r})")
     return number * factor
+
+
+#: words for the dimensions whose key is not one
+_NAMES = {"data_field": "transverse field (eV/μB)", "field": "magnetic field (T)",
+          "walltime": "wall-clock time", "energy_volume": "energy × volume"}
+
+
+def _name(dimension: str) -> str:
+    return _NAMES.get(dimension, dimension)
+
+
+def _a(dimension: str) -> str:
+    """The dimension's words with their article ("an energy", "a length")."""
+    name = _name(dimension)
+    return ("an " if name[0] in "aeiou" else "a ") + name

@@ -171,3 +171,18 @@ def test_validated_settings_are_read_only_and_thaw_to_plain_copies():
     assert again == settings and isinstance(again["noise"], Settings)
     with pytest.raises(AttributeError):
         settings.no_such_key
+
+
+def test_unit_signs_typed_on_a_keyboard_and_messages_in_words():
+    """The micro sign µ (U+00B5, what keyboards type) reads as μ (U+03BC), the ångström
+    sign Å (U+212B) as Å; errors name dimensions in words with their article."""
+    from otf_spin.units import parse_quantity
+
+    assert parse_quantity("2.2 \u00b5B", "moment", "μB") == 2.2
+    assert parse_quantity("2 meV/\u00b5B", "data_field", "eV/μB") == pytest.approx(2e-3)
+    assert parse_quantity("3 \u212b", "length", "Å") == 3.0
+    with pytest.raises(UnitError, match=r"unknown unit 'x' \(expected an energy unit"):
+        parse_quantity("1 x", "energy", "eV")
+    with pytest.raises(UnitError, match=r"'T' is a magnetic field \(T\) unit, expected "
+                                        r"transverse field \(eV/μB\)"):
+        parse_quantity("1 T", "data_field", "eV/μB")

@@ -74,6 +74,8 @@ def test_spin_temperature_equals_bath_temperature(tmp_path, integrator):
     ({"dynamics": {"temperature": [1, 2, 3]}}, "dynamics.temperature: expected a value or"),
     ({"system": {"repeat": [2, 2]}}, "system.repeat: expected 3 entries"),
     ({"system": {"spins": "file"}}, "system.spins_file: required"),
+    ({"system": {"spins_file": EXAMPLE}},     # not silently ferromagnetic
+     "system.spins_file: read only with spins: file (spins is 'ferromagnetic' here)"),
     ({"output": {"evry": 3}}, "output.evry: unknown key"),
     ({"hamiltonian": {"convention": "both"}}, "hamiltonian.convention: 'both' is not one of"),
 ])

@@ -180,6 +180,9 @@ def validate_run(path) -> dict:
         system = SYSTEM.validate(data["system"], "system", base_dir)
         if system["spins"] == "file" and not system["spins_file"]:
             raise ConfigError("system.spins_file: required with spins: file")
+        if system["spins_file"] and system["spins"] != "file":
+            raise ConfigError(f"system.spins_file: read only with spins: file (spins is "
+                              f"{system['spins']!r} here)")
         check_crystal(system)
         run = {"system": system,
                "dynamics": DYNAMICS.validate(data["dynamics"], "dynamics", base_dir),

@@ -255,6 +255,71 @@ def test_model_file_round_trip_bit_for_bit(fitted, data, tmp_path):
     assert loaded.n_frames == fitted.n_frames + 1
 
 
+def relabelled(system, species):
+    """``system`` with every atom's species replaced (same positions and spins)."""
+    from otf_spin.system import SpinSystem
+
+    return SpinSystem.from_arrays(system.cell, system.positions, species, system.directions,
+                                  system.magnitudes, system.pbc)
+
+
+def test_a_species_the_model_was_not_trained_on_is_refused(fitted, data, tmp_path):
+    """A bcc-Fe model refuses a structure relabelled Ni on every prediction path (and
+    after a save and load); a file written before the species were stored predicts on
+    any species, as it did."""
+    from otf_spin.dynamics.montecarlo import ModelMonteCarlo
+    from otf_spin.model.fast import fast_predictor
+
+    assert fitted.species == ("Fe",)
+    fe = data[1][0].system
+    ni = relabelled(fe, "Ni")
+    mixed = relabelled(fe, ["Fe"] * (len(fe) - 1) + ["Co"])
+    message = r"species Ni, which the model was not trained on \(model species: Fe\)"
+    with pytest.raises(ValueError, match=message):
+        fitted.predict(ni)
+    with pytest.raises(ValueError, match="species Co, "):
+        fitted.predict(mixed)
+    with pytest.raises(ValueError, match=message):
+        fitted.compute(ni, ("fields_std",))             # the stds alone
+    fp = fast_predictor(fitted)
+    assert fp is not None
+    fp.predict(fe)                                      # the Fe structure's engine first:
+    with pytest.raises(ValueError, match=message):      # same positions, other species
+        fp.predict(ni)
+    with pytest.raises(ValueError, match=message):
+        fp.stds(ni)
+    with pytest.raises(ValueError, match=message):
+        ModelMonteCarlo(fitted, ni, fast=False)
+    path = tmp_path / "model.h5"
+    save(fitted, path)
+    loaded = load(path)
+    assert loaded.species == ("Fe",)
+    with pytest.raises(ValueError, match=message):
+        loaded.predict(ni)
+    np.testing.assert_array_equal(loaded.predict(fe)["fields"], fitted.predict(fe)["fields"])
+    import h5py
+
+    with h5py.File(path, "a") as h5:                    # as written before this check
+        del h5.attrs["species"]
+    old = load(path)
+    assert old.species is None
+    np.testing.assert_array_equal(old.predict(ni)["fields"], fitted.predict(fe)["fields"])
+
+
+def test_cli_predict_refuses_a_species_the_model_was_not_trained_on(fitted, data, tmp_path,
+                                                                    capsys):
+    model, test = tmp_path / "m.h5", tmp_path / "ni.xyz"
+    save(fitted, model)
+    frame = data[1][0]
+    write_frames(test, [Frame(relabelled(frame.system, "Ni"), {})])
+    assert main(["predict", "--model", str(model), "--data", str(test), "--out",
+                 str(tmp_path / "pred.xyz"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("otf-spin: error: the structure has species Ni, which the model was not "
+                   "trained on (model species: Fe)")
+    assert not (tmp_path / "pred.xyz").exists()
+
+
 def test_aliasing_is_detected_with_numbers(data):
     with pytest.warns(AliasingWarning, match=r"r_cut = 5.00 Å .*\(5.66 Å / 2 = 2.83 Å\).* 2.45 and 4.69 Å"):
         build_model(small_settings()).fit(data[0][:3])

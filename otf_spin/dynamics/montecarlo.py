@@ -115,6 +115,7 @@ class ModelMonteCarlo:
     """
 
     def __init__(self, model, system, field_tesla=(0.0, 0.0, 0.0), fast: bool = True):
+        model.check_species(system)
         fp = fast_predictor(model) if fast else None
         self.engine = None if fp is None else fp.engine(system)
         self.model, self.system = model, system.copy()

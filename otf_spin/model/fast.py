@@ -15,7 +15,7 @@ adds it), its r_max within exchange-2b's r_c and its l_max at most exchange-2b's
 spline block in a nonlinear kernel); callers then use ``model.predict``.
 
 For fixed positions everything radial is constant, so it is prepared once per structure
-(:meth:`FastPredictor.engine`, cached on positions, cell and pbc):
+(:meth:`FastPredictor.engine`, cached on positions, cell, pbc and species):
 
 - the neighbour list, compressed: pairs whose distances agree to ``DISTANCE_TOL``
   share one radial row, and each atom's pairs are grouped in "slots" of equal radial
@@ -393,19 +393,24 @@ class FastPredictor:
         return pairs, fm
 
     def engine(self, system):
-        """The compiled engine for ``system``'s structure (positions, cell and pbc; the
-        most recent structures' engines are kept: STRUCTURES, STRUCTURE_ATOMS)."""
+        """The compiled engine for ``system``'s structure (positions, cell, pbc and
+        species; the most recent structures' engines are kept: STRUCTURES,
+        STRUCTURE_ATOMS)."""
         return self._structure(system)[0]
 
     def _structure(self, system) -> list:
         """[engine, FM descriptors (engine layout), FM descriptors in the model's layout
-        or None] of ``system``'s structure, built on first use; the most recent are
-        kept (STRUCTURES, STRUCTURE_ATOMS)."""
-        key = (system.positions.tobytes(), system.cell.tobytes(), system.pbc.tobytes())
+        or None] of ``system``'s structure (positions, cell, pbc and species), built on
+        first use (a species the model was not trained on: ValueError,
+        :meth:`SparseGPR.check_species`); the most recent are kept (STRUCTURES,
+        STRUCTURE_ATOMS)."""
+        key = (system.positions.tobytes(), system.cell.tobytes(), system.pbc.tobytes(),
+               system.species.tobytes())
         found = self._structures.get(key)
         if found is not None:
             self._structures.move_to_end(key)
             return found
+        self.model.check_species(system)        # once per structure, not per step
         import time
 
         t0 = time.perf_counter()

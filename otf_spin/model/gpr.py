@@ -268,6 +268,9 @@ class SparseGPR(Calculator):
         self.alpha = np.zeros(0)
         self._R = None
         self.noise_model = None   # (D + 3,) noise profile (w, b, lo, hi), see calibrate
+        #: chemical species of the training frames (sorted); None: unknown (a model file
+        #: written before they were stored), then structures are not checked
+        self.species: tuple | None = ()
         self.timings = {}
 
     # --- design rows ------------------------------------------------------------------
@@ -332,6 +335,7 @@ class SparseGPR(Calculator):
         screen for a candidate started from a screened fit's optimum,
         :func:`otf_spin.model.selection.warm_start`)."""
         self.frames = []
+        self.species = ()
         self.sparse = [np.zeros((0, self.descriptor.size)) for _ in self.kernels]
         frames = [self._as_training(f) for f in frames]
         self.aliasing = aliasing.check([f.system for f in frames], self.descriptor.r_cut)
@@ -375,6 +379,9 @@ class SparseGPR(Calculator):
         for f in new:                       # new frames: all columns
             self._extend_rows(f, self.sparse)
         self.frames.extend(new)
+        if self.species is not None:        # (unknown for an old model file: stays so)
+            self.species = tuple(sorted(set(self.species).union(
+                *(f.system.species.tolist() for f in new))))
         t2 = time.perf_counter()
         self._gram()
         if optimise:
@@ -1011,8 +1018,26 @@ class SparseGPR(Calculator):
         :meth:`calibrate`; their cost is one (N, M) × (M, M) product)."""
         if self._R is None:
             raise RuntimeError("model is not fitted")
+        self.check_species(system)
         with one_thread(len(system) < SERIAL_BELOW):
             return self._predict(system, stds)
+
+    def check_species(self, system) -> None:
+        """ValueError (one line) if ``system`` holds a chemical species the model was not
+        trained on (:attr:`species`; not checked when unknown or before a fit). Every
+        prediction path passes here: :meth:`predict`, :meth:`compute`, the fast engine
+        once per structure (:meth:`otf_spin.model.fast.FastPredictor.engine`) and the
+        model's Monte Carlo sampler once."""
+        known = self.species
+        if not known:
+            return
+        species = system.species
+        if len(known) == 1 and (species == known[0]).all():
+            return                          # (the usual case: one vectorised comparison)
+        unknown = sorted(set(species.tolist()) - set(known))
+        if unknown:
+            raise ValueError(f"the structure has species {', '.join(unknown)}, which the "
+                             f"model was not trained on (model species: {', '.join(known)})")
 
     def _predict(self, system, stds: bool) -> dict:
         """:meth:`predict` (BLAS threads already chosen)."""
@@ -1162,6 +1187,7 @@ class SparseGPR(Calculator):
         stds = bool(wanted & set(STD_PROPERTIES))
         if wanted - set(STD_PROPERTIES):
             return self.predict(system, stds=stds)
+        self.check_species(system)
         with one_thread(len(system) < SERIAL_BELOW):       # as predict
             return self.stds_of_descriptors(
                 system, self.descriptor.compute(system), self.descriptor.compute_fm(system),

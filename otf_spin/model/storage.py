@@ -7,7 +7,9 @@ Layout::
                      dipole_2b / exchange_2b_spline / exchange_2b_angle terms,
                      kernels with the term each sees (and with_terms), noise,
                      optimise; settings without terms: an exchange-2b model),
-                     hyper (JSON), fingerprint (sha256 of the training data), n_frames
+                     hyper (JSON), fingerprint (sha256 of the training data), n_frames,
+                     species (JSON list of the training species; files without it, written
+                     before it was stored, are read and predict on any species)
     /sparse/<k>      (M_k, D) sparse environments of kernel k
     /alpha           (M,) weights
     /posterior_R     (M, M) upper-triangular factor, Λ = RᵀR (posterior precision)
@@ -70,6 +72,8 @@ def write_group(h5, model, settings: dict, with_rows: bool = False) -> None:
                     package_version=__version__, settings=json.dumps(settings),
                     hyper=json.dumps(model.hyper), fingerprint=fingerprint(frames),
                     n_frames=len(frames))
+    if model.species is not None:
+        h5.attrs["species"] = json.dumps(list(model.species))
     group = h5.create_group("sparse")
     for k, S in enumerate(model.sparse):
         group.create_dataset(str(k), data=S)
@@ -182,6 +186,20 @@ def _header(h5, path):
     return settings, hyper
 
 
+def _species(h5, path) -> tuple | None:
+    """The training species (sorted tuple) of the file's attribute 'species'; None for a
+    file written before it was stored (its structures are then not checked)."""
+    if "species" not in h5.attrs:
+        return None
+    try:
+        species = json.loads(h5.attrs["species"])
+    except (TypeError, ValueError) as exc:
+        raise DataFileError(f"{path}: unreadable attribute 'species' ({exc})") from None
+    if not isinstance(species, list) or not all(isinstance(s, str) for s in species):
+        raise DataFileError(f"{path}: attribute 'species' is not a list of symbols")
+    return tuple(sorted(species))
+
+
 def read_group(h5, path="model"):
     """(model, settings) from an open HDF5 file or group written by :func:`write_group`.
 
@@ -196,6 +214,7 @@ def read_group(h5, path="model"):
         raise DataFileError(f"{path}: attribute 'settings' does not describe a model "
                             f"({type(exc).__name__}: {exc})") from None
     model.hyper = hyper
+    model.species = _species(h5, path)
     D = model.descriptor.size
     model.sparse = [_dataset(h5, f"sparse/{k}", path, (None, D))
                     for k in range(len(model.kernels))]
@@ -266,6 +285,7 @@ def clone(model):
     rebuilt from the design rows as after any read)."""
     new = build_model(json.loads(json.dumps(model.settings)))
     new.hyper = json.loads(json.dumps(model.hyper))
+    new.species = model.species
     new.sparse = [np.array(S) for S in model.sparse]
     new.alpha = np.array(model.alpha)
     new.posterior_factor = np.array(model.posterior_factor)

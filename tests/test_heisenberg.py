@@ -218,3 +218,37 @@ def test_uppasd_jfile_equals_shells(fe16, tmp_path):
     bad.write_text("1 1 0.5 0.5 0.5 1.3\n1 1 -0.5 0.5 0.5 1.2\n")
     with pytest.raises(Exception, match="different J"):
         read_jfile_shells(bad, A)
+
+
+def test_shell_mismatch_hint_names_the_likely_cause(tmp_path, capsys):
+    """Shells in units of a against a structure of another a (the example oracle's
+    lattice_constant 2.87 on an a = 2.83 Å frame): the error names lattice_constant and
+    the a of the structure's nearest-neighbour distance, not distance_unit; shells in Å
+    that match nothing still point at distance_unit: lattice."""
+    import os
+
+    from otf_spin.cli import main
+    from otf_spin.core import ConfigError, Frame
+    from otf_spin.io.extxyz import write_frames
+    from otf_spin.oracles import from_block
+
+    example = os.path.join(os.path.dirname(__file__), "..", "input_examples",
+                           "oracle_bccFe_uppasd.yaml")
+    write_frames(tmp_path / "a283.xyz", [Frame(bulk("bcc", 2.83, (2, 2, 2)))])
+    assert main(["label", "--oracle", example, "--data", str(tmp_path / "a283.xyz"),
+                 "--out", str(tmp_path / "out.xyz"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "shells: the shell at 4.0588 Å matches no pair" in err
+    assert "lattice_constant 2.8700 Å" in err and "gives a = 2.8300 Å" in err
+    assert "distance_unit" not in err and not (tmp_path / "out.xyz").exists()
+    block = {"type": "heisenberg", "convention": "double_counted",
+             "shells": [[0.866025, 19.48], [1.0, 11.09]]}
+    with pytest.raises(ConfigError, match=r"lattice_constant 2\.9000 Å, while .* gives "
+                                          r"a = 2\.8300 Å") as caught:
+        from_block(dict(block, distance_unit="lattice", lattice_constant=2.9)).compute(
+            bulk("bcc", 2.83, (2, 2, 2)))
+    assert "distance_unit" not in str(caught.value)
+    with pytest.raises(ConfigError, match="distances in units of a need distance_unit: "
+                                          "lattice") as caught:
+        from_block(dict(block, distance_unit="angstrom")).compute(bulk("bcc", 2.83, (2, 2, 2)))
+    assert "lattice_constant" not in str(caught.value)

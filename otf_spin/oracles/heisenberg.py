@@ -42,13 +42,18 @@ def convert_convention(J, source: str, target: str):
 class ShellExchange:
     """J constant on shells: pairs whose distance is within ``tolerance`` of a shell.
 
-    ``name`` is the YAML key the shells came from (for errors). A shell with a nonzero
-    value that matches no pair of a periodic structure is an error (usually shells
-    written in the wrong ``distance_unit``); in an open cluster only a term none of whose
-    shells matches any pair is.
+    ``name`` is the YAML key the shells came from (for errors); ``lattice_constant``
+    (Å): the a the distances were scaled by (shells given in units of a), None for
+    shells given in Å. A shell with a nonzero value that matches no pair of a periodic
+    structure is an error, whose hint names the likely cause: shells in Å written in
+    units of a (``distance_unit``), or a ``lattice_constant`` that is not the
+    structure's (then the a of the structure's nearest-neighbour distance is given); in
+    an open cluster only a term none of whose shells matches any pair is.
     """
 
-    def __init__(self, distances, J, tolerance, name: str = "shells"):
+    def __init__(self, distances, J, tolerance, name: str = "shells",
+                 lattice_constant: float | None = None):
+        self.lattice_constant = None if lattice_constant is None else float(lattice_constant)
         order = np.argsort(distances)
         self.distances = np.asarray(distances, float)[order]
         self.J = np.asarray(J, float)[order]
@@ -71,6 +76,19 @@ class ShellExchange:
             k = np.where(np.abs(d[k - 1] - distances) < np.abs(d[k] - distances), k - 1, k)
         return k, np.abs(d[k] - distances) <= self.tolerance
 
+    def _hint(self, nl) -> str:
+        """The likely cause of a shell that matches no pair (see the class doc)."""
+        a = self.lattice_constant
+        if a is None:
+            return "distances in units of a need distance_unit: lattice"
+        hint = f"the shells are in units of lattice_constant {a:.4f} Å"
+        if len(nl.distances):
+            # the first shell taken as the nearest neighbours: a = r_nn / (d_1 / a)
+            r_nn = float(nl.distances.min())
+            hint += (f", while the structure's nearest-neighbour distance {r_nn:.4f} Å "
+                     f"gives a = {r_nn * a / self.distances[0]:.4f} Å")
+        return hint + " (lattice_constant must be the structure's)"
+
     def membership(self, distances):
         """Whether each distance (Å) lies on one of the shells (bool array)."""
         return self._nearest(np.asarray(distances, float))[1]
@@ -86,8 +104,8 @@ class ShellExchange:
             closest = f"closest pair {near:.4f} Å" if near is not None else \
                 f"no pair within {self.cutoff:.4f} Å"
             raise ConfigError(f"{self.name}: the shell at {d:.4f} Å matches no pair of the "
-                              f"structure ({closest}, shell_tolerance {self.tolerance} Å); distances "
-                              f"in units of a need distance_unit: lattice")
+                              f"structure ({closest}, shell_tolerance {self.tolerance} Å); "
+                              + self._hint(nl))
         return np.where(inside, self.J[k], 0.0), np.zeros(len(nl.distances))
 
 
@@ -431,10 +449,12 @@ class HeisenbergOracle(Oracle):
                 raise ConfigError("lattice_constant: required with distance_unit: lattice when "
                                   "no system section gives a")
             scale = float(a)
+        lattice = scale if block["distance_unit"] == "lattice" else None
         tolerance = block["shell_tolerance"]
         if block["shells"] is not None:
             rows = np.array(block["shells"], float)
-            exchange = ShellExchange(rows[:, 0] * scale, rows[:, 1], tolerance)
+            exchange = ShellExchange(rows[:, 0] * scale, rows[:, 1], tolerance,
+                                     lattice_constant=lattice)
         elif block["pairs"] is not None:
             rows = block["pairs"]
             exchange = PairExchange([r[:5] for r in rows], [r[5] for r in rows])
@@ -448,7 +468,8 @@ class HeisenbergOracle(Oracle):
                                   "system section gives a")
             distances, J = read_jfile_shells(u["jfile"], float(a), u["maptype"], u["posfile"],
                                              u["cell"], tolerance)
-            exchange = ShellExchange(distances, J, tolerance, name="uppasd")
+            exchange = ShellExchange(distances, J, tolerance, name="uppasd",
+                                     lattice_constant=float(a))
         settings = {k: v for k, v in block.items() if v is not None}
         return cls(exchange, block["convention"], block["moment"], block["moment_slaving"],
                    settings, build_terms(block, scale), block["fm_direction"])
@@ -480,17 +501,19 @@ def build_terms(block, scale: float = 1.0) -> list:
     """Beyond-Heisenberg terms of a validated oracle block; distances times ``scale`` (Å)."""
     weight = DIRECTED_WEIGHT[block["convention"]]
     tolerance = block["shell_tolerance"]
+    lattice = scale if block.get("distance_unit") == "lattice" else None
     out = []
     for key, cls in (("biquadratic", terms.BiquadraticTerm),
                      ("pseudo_dipolar", terms.PseudoDipolarTerm)):
         if block.get(key) is not None:
             rows = np.array(block[key], float)
-            out.append(cls(ShellExchange(rows[:, 0] * scale, rows[:, 1], tolerance, key),
-                           weight))
+            out.append(cls(ShellExchange(rows[:, 0] * scale, rows[:, 1], tolerance, key,
+                                         lattice), weight))
     for key, cls in (("three_spin", terms.ThreeSpinTerm), ("triangle", terms.TriangleTerm)):
         if block.get(key) is not None:
             d = np.array(block[key]["shells"], float) * scale
-            out.append(cls(block[key]["K"], ShellExchange(d, np.ones(len(d)), tolerance, key)))
+            out.append(cls(block[key]["K"], ShellExchange(d, np.ones(len(d)), tolerance, key,
+                                                          lattice)))
     if block.get("dipolar") is not None:
         out.append(terms.DipolarTerm(block["dipolar"]["cutoff"] * scale))
     if block.get("uniaxial_anisotropy") is not None:

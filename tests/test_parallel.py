@@ -1,6 +1,7 @@
 """Replicas, parallel tempering and the shared on-the-fly learner on one rank (the same
 code paths run under mpirun in tests/mpi/)."""
 import os
+import re
 
 import h5py
 import numpy as np
@@ -177,3 +178,36 @@ def test_shared_learning_ensemble_restarts_bit_for_bit(tmp_path):
     for r in range(3):
         np.testing.assert_array_equal(spins(crashed / f"ensemble_run.r{r:03d}.h5"),
                                       spins(reference / f"ensemble_run.r{r:03d}.h5"))
+
+
+class _Ranks:
+    """The ``size``/``rank``/``Split`` of an MPI communicator, without MPI (JobGroups'
+    grouping only)."""
+
+    def __init__(self, size, rank):
+        self.size, self.rank = size, rank
+
+    def Split(self, color=0, key=0):
+        return _Ranks(1, 0)
+
+
+@pytest.mark.parametrize("size, per_job, used", [
+    (5, 2, "1 group of 2 ranks and one group of 3 ranks"),
+    (1, 2, "one group of 1 rank"),
+    (11, 3, "2 groups of 3 ranks and one group of 5 ranks"),
+])
+def test_job_groups_warn_when_the_ranks_are_not_a_multiple(size, per_job, used):
+    """ranks_per_oracle_job that does not divide the ranks: rank 0 warns, naming the key,
+    the requested value and the group sizes used; a multiple is silent."""
+    import warnings
+
+    from otf_spin.parallel.jobs import JobGroups
+
+    with pytest.warns(UserWarning, match=rf"ranks_per_oracle_job: {per_job} requested, but "
+                                         rf"the {size} ranks are not a multiple of it; "
+                                         rf"oracle jobs run on {re.escape(used)}$"):
+        JobGroups(_Ranks(size, 0), per_job)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        JobGroups(_Ranks(size, size - 1), per_job) if size > 1 else None   # not rank 0
+        JobGroups(_Ranks(2 * per_job, 0), per_job)

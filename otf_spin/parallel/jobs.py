@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import os
 import traceback
+import warnings
 
 
 class JobGroups:
-    """Rank groups of ``comm`` running oracle jobs."""
+    """Rank groups of ``comm`` running oracle jobs (a number of ranks that is not a
+    multiple of ``ranks_per_job``: a warning on rank 0 naming the group sizes used)."""
 
     def __init__(self, comm, ranks_per_job: int = 1, oracle=None):
         self.comm = comm
         self.n_groups = max(1, comm.size // ranks_per_job)
+        if comm.size % ranks_per_job and comm.rank == 0:
+            full = self.n_groups - 1            # groups of ranks_per_job, then the last
+            last = comm.size - ranks_per_job * full
+            used = (f"{full} group{'s' * (full > 1)} of {ranks_per_job} ranks and "
+                    if full else "") + f"one group of {last} rank{'s' * (last > 1)}"
+            warnings.warn(f"ranks_per_oracle_job: {ranks_per_job} requested, but the "
+                          f"{comm.size} ranks are not a multiple of it; oracle jobs run on "
+                          f"{used}", stacklevel=2)
         self.color = min(comm.rank // ranks_per_job, self.n_groups - 1)
         self.group = comm.Split(self.color, comm.rank) if comm.size > 1 else comm
         self.leader = self.group.rank == 0

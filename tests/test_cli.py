@@ -27,6 +27,16 @@ def test_examples_validate(name, capsys):
     assert "valid" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("name", sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".yaml")))
+def test_examples_point_to_documents_that_exist(name):
+    """Every ``*.md`` an example's comments name is in the repository."""
+    import re
+
+    text = open(os.path.join(EXAMPLES, name), encoding="utf-8").read()
+    for document in re.findall(r"[\w./-]+\.md\b", text):
+        assert os.path.isfile(os.path.join(ROOT, document)), f"{name}: {document} is missing"
+
+
 @pytest.mark.parametrize("text, message", [
     ("type: heisenberg\nconvention: double_counted\ndistance_unit: angstrom\n"
      "shells: [[2.45, 19.48]]\nmomnet: 2\n",

@@ -1,4 +1,4 @@
-"""Extended XYZ through ASE, with the data contract of DESIGN.md.
+"""Extended XYZ through ASE, with the data contract of docs/formats.md.
 
 Per atom: ``magmoms`` (N×3, μB), ``fields`` (N×3, eV/μB, transverse effective
 field), optional ``forces`` (N×3, eV/Å), ``fields_std`` (N×3 or N). Per frame

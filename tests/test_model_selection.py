@@ -136,3 +136,13 @@ def test_cli_train_reports_the_chosen_terms(pseudo_dipolar, tmp_path, capsys):
     assert "*†exchange_2b + dipole_2b" in out              # † off the compiled engine
     assert "  exchange_2b " in out
     assert load(tmp_path / "m.h5").settings["descriptor"]["dipole_2b"] is not None
+
+
+def test_the_settings_text_gives_the_selections_fewest_frames():
+    """select_terms' description (and reselect_terms') states the number of frames the
+    selection really needs (selection.MIN_FRAMES), not a stale one."""
+    from otf_spin.config.otf import OTF
+
+    described = MODEL.keys["select_terms"].describe()
+    assert f"needs >= {selection.MIN_FRAMES} frames" in described
+    assert f"frames number {selection.MIN_FRAMES} " in OTF.keys["reselect_terms"].describe()

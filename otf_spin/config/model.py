@@ -24,7 +24,8 @@ paper's bcc Fe sets (benchmarks/paper_heisenberg.py, docs/model.md):
   dipole-2b, + exchange_2b_angle, + exchange-3b and, where pair distances vary between
   frames (displaced atoms), + exchange_2b_spline (+ the single terms that paid,
   together, where more than one did) are compared by 5-fold cross-validation and the
-  cheapest within 10 % of the best is kept (otf_spin/model/selection.py); on 10 fresh
+  cheapest within 10 % of the best is kept (otf_spin/model/selection.py; from
+  ``SELECTION_MIN_FRAMES`` = 5 training frames on, exchange-2b alone below); on 10 fresh
   seeds per set (benchmarks/default_model.py, seeds 411-420) it keeps exchange-3b on
   the triangle yardstick (10/10), dipole-2b on the pseudo-dipolar one (10/10), the
   spline term on the displaced set (c1, 10/10: Eq. 43's hard cutoff is a step in J(r)
@@ -58,6 +59,10 @@ from __future__ import annotations
 
 from otf_spin.config.engine import Key, Section, thaw
 from otf_spin.units import MEV
+
+#: fewest training frames for the choice of descriptor terms (``select_terms``; its
+#: reasons at :data:`otf_spin.model.selection.MIN_FRAMES`, which is this number)
+SELECTION_MIN_FRAMES = 5
 
 
 def _radial_scaling(default) -> Key:
@@ -185,8 +190,8 @@ MODEL = Section({
                         "between frames) "
                         "(+ the terms that paid, together), each added term with its defaults "
                         "and a linear kernel; "
-                        "the cheapest within 10 % of the best CV error is kept (needs >= 10 "
-                        "frames; docs/model.md). Only if the descriptor names no further term "
+                        "the cheapest within 10 % of the best CV error is kept (needs >= "
+                        f"{SELECTION_MIN_FRAMES} frames; docs/model.md). Only if the descriptor names no further term "
                         "(then the model is used as written); false: exchange-2b alone", True),
 }, "GAP-SOSO model", check=lambda s: _check_terms(s))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from otf_spin.config.engine import Key, Section
+from otf_spin.config.model import SELECTION_MIN_FRAMES
 from otf_spin.units import MEV
 
 OTF = Section({
@@ -40,8 +41,8 @@ OTF = Section({
                                minimum=0),
     "reoptimise_every": Key("int", "re-optimise hyperparameters every N calls (0: never)",
                             5, minimum=0),
-    "reselect_terms": Key("bool", "at a re-optimisation, once the training frames number 5 "
-                          "(as otf-spin train: selection.MIN_FRAMES) "
+    "reselect_terms": Key("bool", "at a re-optimisation, once the training frames number "
+                          f"{SELECTION_MIN_FRAMES} (as otf-spin train: selection.MIN_FRAMES) "
                           "and each time they have grown by half since (at every one while the "
                           "last choice kept exchange-2b alone), refit from scratch so that "
                           "the model's descriptor terms are chosen again on all labels "

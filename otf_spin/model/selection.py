@@ -45,7 +45,8 @@ import warnings
 import numpy as np
 
 from otf_spin.config.engine import thaw
-from otf_spin.config.model import DIPOLE_2B, EXCHANGE_2B_ANGLE, EXCHANGE_2B_SPLINE, EXCHANGE_3B
+from otf_spin.config.model import (DIPOLE_2B, EXCHANGE_2B_ANGLE, EXCHANGE_2B_SPLINE,
+                                   EXCHANGE_3B, SELECTION_MIN_FRAMES)
 from otf_spin.model import fast
 from otf_spin.model.gpr import BOUNDS, SparseGPR
 
@@ -87,8 +88,10 @@ MARGIN = 1.25
 ENGINE_MARGIN = 1.5
 #: fewest frames for a selection (5-fold CV, one frame per fold from 5 frames; with 10
 #: instead, random sets of 5-8 frames of the issue-16 task fitted 1.3-2x worse, fresh
-#: seeds 641-643, docs/otf.md: below it every model is exchange-2b alone)
-MIN_FRAMES = 5
+#: seeds 641-643, docs/otf.md: below it every model is exchange-2b alone); set where the
+#: model settings are documented (config.model.SELECTION_MIN_FRAMES), so that their text
+#: gives this number
+MIN_FRAMES = SELECTION_MIN_FRAMES
 #: kernel given to an added term: linear (its features are the physics: the triangle
 #: product and the pseudo-dipolar pair form are linear in them), whole weight space
 TERM_KERNEL = {"zeta": 1, "normalize": False, "orders": None, "n_sparse": None,

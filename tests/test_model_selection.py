@@ -146,3 +146,14 @@ def test_the_settings_text_gives_the_selections_fewest_frames():
     described = MODEL.keys["select_terms"].describe()
     assert f"needs >= {selection.MIN_FRAMES} frames" in described
     assert f"frames number {selection.MIN_FRAMES} " in OTF.keys["reselect_terms"].describe()
+
+
+def test_the_selection_table_of_energy_only_frames_says_field_n_a():
+    """Frames without field labels have no CV field error: the table says "field n/a",
+    never "field nan meV/μB"."""
+    rng = np.random.default_rng(3)
+    frames = [Frame(f.system, {"energy": f.energy})
+              for f in cone_frames(paper_oracle(), selection.MIN_FRAMES, rng)]
+    text = selection.describe(fit(settings(), frames).selection)
+    assert len(text.splitlines()) > 2 and "nan" not in text
+    assert all("field n/a," in line and " meV/atom" in line for line in text.splitlines()[1:])

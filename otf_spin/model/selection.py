@@ -352,6 +352,12 @@ class TermSelectingGPR(SparseGPR):
         return self
 
 
+def _milli(value: float, unit: str) -> str:
+    """A CV error (eV or eV/μB) in milli-units, or "n/a" where the frames have no labels
+    of that kind (NaN)."""
+    return f"{1e3 * value:.4f} {unit}" if np.isfinite(value) else "n/a"
+
+
 def describe(table: list[dict]) -> str:
     """Lines for a log: the candidates of a selection table with their CV errors."""
     if len(table) == 1:
@@ -366,8 +372,7 @@ def describe(table: list[dict]) -> str:
     width = max(len(n) for n in names)
     for r, name in zip(table, names):
         out.append(f"  {'*' if r['chosen'] else ' '}{' ' if r.get('engine', True) else '†'}"
-                   f"{name:{width}s} CV energy "
-                   f"{1e3 * r['cv_energy']:.4f} meV/atom, field {1e3 * r['cv_field']:.4f} "
-                   f"meV/μB, fit {r['fit_cpu_s']:.1f} CPU s"
+                   f"{name:{width}s} CV energy {_milli(r['cv_energy'], 'meV/atom')}, "
+                   f"field {_milli(r['cv_field'], 'meV/μB')}, fit {r['fit_cpu_s']:.1f} CPU s"
                    + (" (in use)" if r.get("current") else ""))
     return "\n".join(out)

@@ -93,3 +93,19 @@ def test_extxyz(otf_files, tmp_path):
     info = describe(tmp_path / "set.xyz")
     assert info["kind"] == "extxyz data" and info["frames"] == len(frames)
     assert info["atoms"] == 8 * len(frames) and info["labels"]["fields"] == len(frames)
+
+
+def test_model_noise_carries_its_units_and_the_species_are_shown(otf_files, capsys):
+    """The model's noise settings are named with their units (σ_e eV per atom, σ_b
+    eV/μB: 0.0003 alone read as meV or eV), and its training species are listed."""
+    folder, _ = otf_files
+    model = describe(folder / "otf_model.h5")
+    assert set(model["noise"]) == {"energy_eV_per_atom", "field_eV_per_muB"}
+    with h5py.File(folder / "otf_model.h5", "r") as h5:
+        settings = json.loads(h5.attrs["settings"])
+    assert model["noise"]["energy_eV_per_atom"] == settings["noise"]["energy"]
+    assert model["noise"]["field_eV_per_muB"] == settings["noise"]["field"]
+    assert model["species"] == ["Fe"]
+    assert main(["info", str(folder / "otf_model.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "\n  energy_eV_per_atom: " in out and "\n  field_eV_per_muB: " in out

@@ -31,8 +31,17 @@ def _json_attr(h5, key, default=None):
     return json.loads(_text(raw))
 
 
+#: the model settings' noise keys (internal units, :data:`otf_spin.config.model.NOISE`)
+#: under names that carry their unit: σ_e per atom (eV), σ_b per transverse field
+#: component (eV/μB)
+NOISE_NAMES = {"energy": "energy_eV_per_atom", "field": "field_eV_per_muB"}
+
+
 def _model_summary(g) -> dict:
     settings = _json_attr(g, "settings", {})
+    noise = settings.get("noise")
+    if isinstance(noise, dict):
+        noise = {NOISE_NAMES.get(k, k): v for k, v in noise.items()}
     sparse = [int(g["sparse"][k].shape[0]) for k in sorted(g["sparse"], key=int)]
     return {"format_version": int(g.attrs.get("format_version", 0)),
             "written_by": f"otf-spin {_text(g.attrs.get('package_version', '?'))}",
@@ -42,7 +51,8 @@ def _model_summary(g) -> dict:
             "sparse_points": sparse,
             "descriptor": settings.get("descriptor"),
             "kernels": settings.get("kernels"),
-            "noise": settings.get("noise"),
+            "species": _json_attr(g, "species"),
+            "noise": noise,
             "hyperparameters": _json_attr(g, "hyper"),
             "training_fingerprint": _text(g.attrs.get("fingerprint", "")),
             "design_rows": "rows" in g}

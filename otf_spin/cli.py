@@ -19,7 +19,7 @@ from otf_spin.core import ConfigError, DataFileError, Frame, OracleFailure
 from otf_spin.factory import load_generate, load_run
 from otf_spin.io import info
 from otf_spin.io.atomic import check_outputs
-from otf_spin.io.extxyz import read_frames, write_frames
+from otf_spin.io.extxyz import check_energy_reference, read_frames, write_frames
 from otf_spin.io.plot import plot_files
 from otf_spin.learning.generate import generate
 from otf_spin.learning.paper_sets import PAPER_SETS, write_paper_sets
@@ -90,6 +90,7 @@ def _cmd_train(args) -> int:
     if not any(f.energy is not None or f.fields is not None for f in frames):
         raise DataFileError(f"{args.data}: no frame carries labels (energy or fields) to "
                             "train on")
+    check_energy_reference(frames, args.data)
     _check_output(args.out, "model", ("--data", args.data), ("--config", args.config))
     model = build_model(settings)
     start = time.perf_counter()
@@ -109,11 +110,13 @@ def _cmd_train(args) -> int:
             e_err.append((p["energy"] - f.energy) / len(f.system))
         if f.fields is not None:
             b_err.append(p["fields"] - f.fields)
-    rmse = lambda x: 1e3 * float(np.sqrt(np.mean(np.square(x)))) if len(x) else float("nan")  # noqa: E731
+    def rmse(x, unit):
+        return f"{1e3 * float(np.sqrt(np.mean(np.square(x)))):.4f} {unit}" if len(x) else "n/a"
+
     print(f"trained on {len(frames)} frames ({sum(len(f.system) for f in frames)} atoms): "
           f"sparse {[len(S) for S in model.sparse]}, fit {elapsed:.2f} s; training RMSE "
-          f"energy {rmse(e_err):.4f} meV/atom, field "
-          f"{rmse(np.concatenate(b_err) if b_err else []):.4f} meV/μB -> {args.out}")
+          f"energy {rmse(e_err, 'meV/atom')}, field "
+          f"{rmse(np.concatenate(b_err) if b_err else [], 'meV/μB')} -> {args.out}")
     return 0
 
 
@@ -316,6 +319,11 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     try:
         return args.func(args)
+    except BrokenPipeError:         # output piped into a reader that stopped (| head)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
     except (ConfigError, DataFileError, OracleFailure, OSError, ValueError) as exc:
         print(f"otf-spin: error: {_one_line(exc)}", file=sys.stderr)
         return _stop_all_ranks(EXIT_USAGE)

@@ -126,3 +126,20 @@ def test_describe_lists_keys_with_units(capsys):
     out = capsys.readouterr().out
     assert "shell_tolerance:" in out and "[angstrom]" in out and "moment_slaving:" in out
     assert main(["validate", "--describe", "nonsense"]) == 2
+
+
+def test_output_piped_into_a_reader_that_stops_is_not_an_error(tmp_path):
+    """`otf-spin info FILES | head -1` (new-user review: 'otf-spin: error: [Errno 32]
+    Broken pipe', exit 2): the reader stopping ends the command quietly, exit 0."""
+    import subprocess
+    import sys
+
+    model = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures",
+                         "model_exchange2b_v1.h5")
+    code = "import sys; from otf_spin.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, "info", *[model] * 400],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b"kind: model")
+    proc.stdout.close()                     # as head -1 does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == "", err

@@ -434,3 +434,30 @@ def test_run_time_refusals_name_the_run_file(tmp_path, monkeypatch):
     assert escaped is None
     _one_line_error(rc, err, f"{path}: output.trajectory")
     assert (tmp_path / "notes.txt").read_text() == "keep me\n"
+
+
+def test_train_refuses_energies_not_relative_to_fm(base, tmp_path):  # noqa: F811
+    """Total energies (VASP TOTEN-like, -8 eV/atom) or an all-parallel frame with an
+    energy: one line naming the file, exit 2, no model (new-user review: 500× worse
+    model, exit 0). Energies relative to FM train."""
+    from otf_spin.io.extxyz import read_frames
+
+    frames = read_frames(base["data"])
+    shifted = [Frame(f.system, dict(f.results, energy=f.energy - 8.1 * len(f.system)))
+               for f in frames]
+    fm = bulk("bcc", 2.83, (1, 1, 1))
+    cases = [(shifted, "energies average 8."),
+             (frames + [Frame(fm, {"energy": 0.05})],
+              f"frame {len(frames)}: all spins parallel, yet energy 0.025 eV/atom")]
+    for k, (data, message) in enumerate(cases):
+        path = tmp_path / f"d{k}.xyz"
+        write_frames(path, data)
+        out = tmp_path / f"m{k}.h5"
+        rc, err, escaped = call(["train", "--config", str(base["model_yaml"]), "--data",
+                                 str(path), "--out", str(out)])
+        assert escaped is None and not out.exists()
+        _one_line_error(rc, err, f"{path}: {message}", "relative to the ferromagnetic")
+    write_frames(tmp_path / "ok.xyz", frames + [Frame(fm, {"energy": 0.0})])
+    rc, err, _ = call(["train", "--config", str(base["model_yaml"]), "--data",
+                       str(tmp_path / "ok.xyz"), "--out", str(tmp_path / "ok.h5")])
+    assert rc == 0, err

@@ -128,6 +128,37 @@ def check_labels(results: dict, n_atoms: int, where: str) -> None:
                                 f"beyond ±{bound:g} {_LABEL_UNITS[key]}")
 
 
+#: |E|/N (eV/atom) beyond which energies relative to FM are not credible (exchange
+#: energies of 3d magnets are ~0.01-0.5 eV/atom; DFT total energies are -3 to -10)
+TOTAL_ENERGY_PER_ATOM = 2.0
+#: |E|/N (eV/atom) of an all-parallel (FM) frame beyond which it is not relative to FM
+FM_ENERGY_PER_ATOM = 1e-3
+
+
+def check_energy_reference(frames, where: str) -> None:
+    """Raise :class:`DataFileError` (one line naming ``where``) if the energies of
+    ``frames`` are not relative to the FM state of the same structure (the data contract,
+    docs/formats.md): their mean |E|/N beyond :data:`TOTAL_ENERGY_PER_ATOM` (total
+    energies, e.g. VASP's TOTEN), or an all-parallel frame whose |E|/N exceeds
+    :data:`FM_ENERGY_PER_ATOM`."""
+    energies = [(k, f.energy / len(f.system)) for k, f in enumerate(frames)
+                if f.energy is not None]
+    if not energies:
+        return
+    mean = float(np.mean([abs(e) for _, e in energies]))
+    if mean > TOTAL_ENERGY_PER_ATOM:
+        raise DataFileError(f"{where}: energies average {mean:.3g} eV/atom in magnitude: "
+                            "total energies? Labels are E - E_FM, relative to the "
+                            "ferromagnetic state of the same structure (docs/formats.md)")
+    for k, e in energies:
+        d = frames[k].system.directions
+        if np.all(d @ d[0] > 1.0 - 1e-9) and abs(e) > FM_ENERGY_PER_ATOM:
+            raise DataFileError(f"{where}: frame {k}: all spins parallel, yet energy "
+                                f"{e:.4g} eV/atom; labels are E - E_FM, relative to the "
+                                "ferromagnetic state of the same structure, so 0 here "
+                                "(docs/formats.md)")
+
+
 _PROPERTIES = re.compile(r'(?:^|\s)Properties=("?)([A-Za-z0-9_:]+)\1(?:\s|$)')
 
 

@@ -119,7 +119,8 @@ def figure_run(path):
         axes[2].plot(x("temperature"), s["temperature"][2], "--", color="k", lw=1,
                      label="T (bath)")
     axes[2].set_ylabel("T (K)")
-    axes[2].legend(loc="best", fontsize="small")
+    if axes[2].lines:                   # (a run file without temperatures has none)
+        axes[2].legend(loc="best", fontsize="small")
     if otf:
         ax = axes[3]
         ax.plot(x("max_field_std"), 1e3 * s["max_field_std"][2], "-", color="C3",

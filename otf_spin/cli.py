@@ -62,14 +62,29 @@ def _cmd_label(args) -> int:
     Label every frame of an extxyz file with an oracle (energy relative to FM in eV,
     transverse fields in eV/μB, moments in μB, forces in eV/Å).
     """
+    import os
+
+    if args.retries < 0:
+        raise ValueError(f"--retries: {args.retries} is negative")
     oracle = oracles.load_file(args.oracle)
     frames = read_frames(args.data, moment=oracle.moment)
     _check_output(args.out, "extxyz", ("--oracle", args.oracle), ("--data", args.data))
+    done = oracles.labelled_prefix(read_frames(args.out), frames, oracle) \
+        if os.path.exists(args.out) and os.path.getsize(args.out) else []
+    if done:
+        print(f"# {len(done)} of {len(frames)} frames already labelled in {args.out} by this "
+              "oracle: going on from there", file=sys.stderr)
     try:
-        labelled = label_frames(oracle, frames, progress=not args.quiet)
+        labelled = label_frames(oracle, frames, progress=not args.quiet, retries=args.retries,
+                                labelled=done, written=lambda out: write_frames(args.out, out))
     except ConfigError as exc:          # the oracle's settings do not fit these structures
         raise ConfigError(f"{args.oracle}: {exc} (labelling {args.data})") from None
-    write_frames(args.out, labelled)
+    except OracleFailure as exc:        # the labels made so far are in args.out
+        raise OracleFailure(exc.job, exc.kind, f"{exc.reason} (after {args.retries + 1} "
+                            f"tries; the frames before it are in {args.out}: the same "
+                            "command goes on from there)") from None
+    if not frames[len(done):]:          # (nothing new: the file is as it was)
+        write_frames(args.out, labelled)
     print(f"labelled {len(labelled)} frames with oracle '{oracle.name}' -> {args.out}")
     return 0
 
@@ -261,7 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, _cmd_label, "label")
     _required(p, oracle="oracle YAML file (one oracle block)",
               data="input extxyz with per-atom magmoms (μB)",
-              out="output extxyz (written atomically)")
+              out="output extxyz (written atomically after every frame; a rerun of the "
+                  "same command goes on after the frames already there)")
+    p.add_argument("--retries", type=int, default=1, metavar="N",
+                   help="retries of a failed oracle job before labelling stops (default 1)")
     _quiet(p)
 
     p = _command(sub, _cmd_train, "train")

@@ -87,6 +87,65 @@ def test_label_round_trip(tmp_path, fe16, capsys):
     np.testing.assert_allclose(frame.fields, expect["fields"], atol=1e-7)
 
 
+def test_label_keeps_finished_labels_when_a_job_fails_and_goes_on(tmp_path, capsys,
+                                                                    monkeypatch, rng):
+    """New-user review: one failed job of five threw away every finished label and the
+    rerun launched all five again. Now the frames before the failure are in --out
+    (written after each frame), a failure is retried (--retries), and the same command
+    goes on from the first missing frame: the result equals an uninterrupted labelling,
+    with one oracle job per frame in all."""
+    import otf_spin.cli as cli
+    from otf_spin.core import OracleFailure
+    from otf_spin.system import bulk, random_sphere
+
+    oracle_file = os.path.join(EXAMPLES, "oracle_bccFe_shells.yaml")
+    frames = []
+    for _ in range(5):
+        s = bulk("bcc", 2.83, (2, 2, 2))
+        s.set_directions(random_sphere(len(s), rng))
+        frames.append(Frame(s))
+    src, out, whole = tmp_path / "in.xyz", tmp_path / "out.xyz", tmp_path / "whole.xyz"
+    write_frames(src, frames)
+    assert main(["label", "--oracle", oracle_file, "--data", str(src), "--out", str(whole),
+                 "--quiet"]) == 0
+    calls, failing = [], {2}
+
+    def loader(path, context=None):
+        oracle = load_file(path, context)
+        compute = oracle.compute
+
+        def flaky(system, properties=None):
+            calls.append(len(calls))
+            if failing and len(read_frames(out) if out.exists() else []) in failing:
+                raise OracleFailure("x", "exit", "exit status 1")
+            return compute(system, properties)
+        oracle.compute = flaky
+        return oracle
+
+    monkeypatch.setattr(cli.oracles, "load_file", loader)
+    argv = ["label", "--oracle", oracle_file, "--data", str(src), "--out", str(out), "--quiet"]
+    assert main(argv + ["--retries", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "frame 2: exit: exit status 1 (after 3 tries; the frames before it are in" in err
+    assert len(read_frames(out)) == 2 and len(calls) == 2 + 3
+    failing.clear()
+    calls.clear()
+    assert main(argv) == 0
+    assert "2 of 5 frames already labelled" in capsys.readouterr().err
+    assert len(calls) == 3                          # frames 2, 3, 4 only
+    for a, b in zip(read_frames(out), read_frames(whole)):
+        assert a.energy == b.energy and np.array_equal(a.fields, b.fields)
+        assert a.info["oracle_settings"] == b.info["oracle_settings"]
+    calls.clear()
+    other = tmp_path / "other.yaml"             # another oracle's labels: labelled afresh
+    other.write_text(open(oracle_file).read().replace("shell_tolerance: 0.05",
+                                                      "shell_tolerance: 0.06"))
+    assert "shell_tolerance: 0.06" in other.read_text()
+    assert main(["label", "--oracle", str(other), "--data", str(src), "--out", str(out),
+                 "--quiet"]) == 0
+    assert len(calls) == 5 and "already labelled" not in capsys.readouterr().err
+
+
 def test_label_missing_data_file(tmp_path, capsys):
     oracle_file = os.path.join(EXAMPLES, "oracle_bccFe_shells.yaml")
     assert main(["label", "--oracle", oracle_file, "--data", str(tmp_path / "none.xyz"),

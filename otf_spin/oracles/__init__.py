@@ -12,7 +12,7 @@ import os
 from otf_spin.config.engine import load_yaml
 from otf_spin.config.oracles import available, block_schema, get_class, validate_block
 from otf_spin.core import ConfigError, Frame, OracleFailure
-from otf_spin.oracles.base import Oracle
+from otf_spin.oracles.base import Oracle, physics_settings
 from otf_spin.progress import progress_bar
 
 __all__ = ["Oracle", "OracleFailure", "available", "get_class", "from_block", "from_settings",
@@ -40,21 +40,64 @@ def load_file(path, context: dict | None = None) -> Oracle:
         raise ConfigError(f"{os.fspath(path)}: {exc}") from None
 
 
-def label_frames(oracle: Oracle, frames, progress: bool = False) -> list:
+def label_frames(oracle: Oracle, frames, progress: bool = False, retries: int = 0,
+                 labelled=(), written=None) -> list:
     """Label extxyz :class:`~otf_spin.core.Frame` objects; returns new frames.
 
-    Results replace the frames' labels; moments take the oracle's magnitudes.
-    An :class:`OracleFailure` names the frame that failed.
+    Results replace the frames' labels; moments take the oracle's magnitudes; each frame's
+    info gets ``oracle`` (the name) and ``oracle_settings`` (:func:`settings_digest`).
+    ``labelled``: the first frames' labels, already made (a resumed labelling: taken as
+    they are). ``written(out)``: called with the labelled frames after each new one (the
+    command writes them, so a failure or an interrupt loses no finished label). Each
+    frame is tried ``retries`` + 1 times; then an :class:`OracleFailure` names the frame.
     """
-    out = []
-    for k, frame in enumerate(progress_bar(frames, "labelling", enabled=progress)):
-        system = frame.system.copy()
-        try:
-            results = oracle.compute(system)
-        except OracleFailure as exc:
-            raise OracleFailure(f"frame {k}", exc.kind, exc.reason) from None
+    out = list(labelled)
+    digest = settings_digest(oracle.settings())
+    for k, frame in enumerate(progress_bar(frames[len(out):], "labelling", enabled=progress),
+                              start=len(out)):
+        for attempt in range(retries + 1):
+            system = frame.system.copy()
+            try:
+                results = oracle.compute(system)
+                break
+            except OracleFailure as exc:
+                if attempt == retries:
+                    raise OracleFailure(f"frame {k}", exc.kind, exc.reason) from None
         if "magmoms" in results:
             system.moments = results["magmoms"]
         labels = {key: results[key] for key in ("energy", "fields", "forces") if key in results}
-        out.append(Frame(system, labels, dict(frame.info, oracle=oracle.name)))
+        out.append(Frame(system, labels, dict(frame.info, oracle=oracle.name,
+                                               oracle_settings=digest)))
+        if written is not None:
+            written(out)
     return out
+
+
+def settings_digest(settings: dict) -> str:
+    """Short sha256 of an oracle's physics settings
+    (:func:`~otf_spin.oracles.base.physics_settings`): labels with equal digests are the
+    same oracle's."""
+    import hashlib
+    import json
+
+    text = json.dumps(physics_settings(settings), sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]   # (a str in extxyz)
+
+
+def labelled_prefix(done, frames, oracle: Oracle) -> list:
+    """The frames of ``done`` (read from an earlier labelling's output) if they are this
+    oracle's labels (:func:`settings_digest`) of the first ``len(done)`` of ``frames``
+    (same cell, positions and spin directions), else [] (labelling starts over)."""
+    import numpy as np
+
+    digest = settings_digest(oracle.settings())
+    if len(done) > len(frames):
+        return []
+    for old, new in zip(done, frames):
+        a, b = old.system, new.system
+        if old.info.get("oracle_settings") != digest or len(a) != len(b) or not (
+                np.allclose(a.cell, b.cell, atol=1e-8) and
+                np.allclose(a.positions, b.positions, atol=1e-8) and
+                np.all(np.einsum("ij,ij->i", a.directions, b.directions) > 1 - 1e-9)):
+            return []
+    return list(done)

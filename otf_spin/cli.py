@@ -270,8 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, _cmd_validate, "validate")
     p.add_argument("file", nargs="?", help="YAML file")
     p.add_argument("--describe", metavar="KIND",
-                   help="print the keys of a schema with units and defaults instead (an "
-                        "oracle type such as 'heisenberg')")
+                   help="print the keys of a schema with units and defaults instead: "
+                        "run, model, generate, or an oracle type such as 'heisenberg'")
 
     p = _command(sub, _cmd_label, "label")
     _required(p, oracle="oracle YAML file (one oracle block)",

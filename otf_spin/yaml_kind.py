@@ -60,6 +60,9 @@ def describe(kind: str) -> str:
                   "otf:"] + OTF.describe("  ")
         lines += ["replicas:"] + REPLICAS.describe("  ")
         return "\n".join(lines)
+    if kind not in oracles.available():
+        raise ConfigError(f"--describe: unknown kind {kind!r} (model, run, generate, or an "
+                          f"oracle type: {', '.join(sorted(oracles.available()))})")
     cls = oracles.get_class(kind)
     lines = [f"# oracle file: type: {kind} — {cls.schema.doc}", "type: " + kind]
     return "\n".join(lines + cls.schema.describe())

@@ -185,6 +185,12 @@ def test_describe_lists_keys_with_units(capsys):
     out = capsys.readouterr().out
     assert "shell_tolerance:" in out and "[angstrom]" in out and "moment_slaving:" in out
     assert main(["validate", "--describe", "nonsense"]) == 2
+    assert "unknown kind 'nonsense' (model, run, generate, or an oracle type: " in \
+        capsys.readouterr().err
+    assert main(["validate", "--describe", "run"]) == 0     # lists take their items' unit
+    out = capsys.readouterr().out
+    assert "temperatures: one replica per temperature [K]" in out
+    assert "field: external field [T]" in out
 
 
 def test_output_piped_into_a_reader_that_stops_is_not_an_error(tmp_path):

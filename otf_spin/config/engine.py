@@ -172,7 +172,8 @@ class Key:
     nullable: bool = False
 
     def describe(self) -> str:
-        unit = f" [{self.unit}]" if self.unit else ""
+        unit = self.unit or (self.item.unit if self.item is not None else None)
+        unit = f" [{unit}]" if unit else ""
         choices = f" one of {', '.join(map(str, self.choices))}." if self.choices else ""
         default = "" if self.default is REQUIRED else f" Default: {self._shown_default()!r}."
         return f"{self.doc}{unit}{choices}{default}"

@@ -120,7 +120,10 @@ def _setup_learner(cfg, specs, comm, log, fresh, fingerprint):
         learner = OnTheFly(otf, cfg["oracle"], store, saved.model, log, comm, ranks_per_job,
                            input_id)
         learner.restore(saved.learner)
-        print(f"# resuming from {otf['checkpoint']} at step {saved.states[0].step}", file=log)
+        step = saved.states[0].step
+        done = " — the run is complete: nothing left to do (--fresh starts over)" \
+            if step >= dyn["steps"] else ""
+        print(f"# resuming from {otf['checkpoint']} at step {step}{done}", file=log)
         return learner, saved.states, saved.tempering
     model = None
     if otf["model"]:

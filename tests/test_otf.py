@@ -408,3 +408,29 @@ def test_the_saved_model_is_fitted_from_scratch_on_all_labels(tmp_path, reselect
     else:
         assert learner.selected_at == 0
         assert before["energy"] == learner.model.predict(probe, stds=False)["energy"]
+
+
+def test_rerunning_a_finished_run_says_it_is_complete(tmp_path):
+    """New-user review: a rerun of a finished run printed 'resuming … at step N … 0
+    spin-updates/s' and nothing more; it now says there is nothing left to do."""
+    import io
+
+    from helpers import small_otf_run
+
+    from otf_spin.factory import load_run
+    from otf_spin.runner import run
+
+    small_otf_run(tmp_path, steps=6)
+    logs = []
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for _ in range(2):
+            log = io.StringIO()
+            run(load_run("otf.yaml"), progress=False, log=log)
+            logs.append(log.getvalue())
+    finally:
+        os.chdir(cwd)
+    assert "resuming" not in logs[0]
+    assert "resuming from otf_checkpoint.h5 at step 6 — the run is complete: nothing left " \
+        "to do (--fresh starts over)" in logs[1]

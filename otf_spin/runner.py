@@ -388,6 +388,10 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
           + (f", {len(specs)} replicas on {comm.size} rank(s)" if ensemble else "")
           + (f", parallel tempering every {cfg['replicas']['exchange_every']}" if tempering
              else "") + (", on the fly" if learner else ""), file=log)
+    if not resume:
+        for rep in replicas:
+            if os.path.exists(rep.spec.trajectory):  # (check_paths: it is a trajectory)
+                print(f"# replacing the earlier trajectory {rep.spec.trajectory}", file=log)
     print(logger.header(), file=log)
 
     before = (learner.oracle_time, learner.refit_time) if learner else (0.0, 0.0)

@@ -24,6 +24,18 @@ def write_run(tmp_path, **changes):
     return path
 
 
+def test_a_plain_rerun_says_it_replaces_the_earlier_trajectory(tmp_path, capsys):
+    """A plain run starts over (no checkpoint): its log says which earlier trajectory it
+    replaces (new-user review: a killed 135 MB trajectory went without a word)."""
+    path = write_run(tmp_path, system={"repeat": [2, 2, 2]}, dynamics={"steps": 10},
+                     output={"every": 5})
+    assert main(["run", str(path), "--quiet"]) == 0
+    assert "replacing" not in capsys.readouterr().out
+    assert main(["run", str(path), "--quiet"]) == 0
+    assert f"# replacing the earlier trajectory {tmp_path / 'traj.h5'}" in \
+        capsys.readouterr().out
+
+
 @pytest.mark.parametrize("integrator", ["depondt", "sib", "heun", "mc"])
 def test_run_writes_h5md(tmp_path, integrator, capsys):
     path = write_run(tmp_path, system={"repeat": [3, 3, 3]},

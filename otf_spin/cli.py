@@ -56,6 +56,11 @@ def _cmd_validate(args) -> int:
     return 0
 
 
+#: `otf-spin label` rewrites its output at most this often (s), and at the end: rewriting
+#: it after every frame made labelling quadratic (400 cheap frames: 45 s for 5 s of labels)
+LABEL_WRITE_SECONDS = 10.0
+
+
 def _cmd_label(args) -> int:
     """Label extxyz frames with an oracle.
 
@@ -63,26 +68,45 @@ def _cmd_label(args) -> int:
     transverse fields in eV/μB, moments in μB, forces in eV/Å).
     """
     import os
+    import time
 
     if args.retries < 0:
         raise ValueError(f"--retries: {args.retries} is negative")
     oracle = oracles.load_file(args.oracle)
     frames = read_frames(args.data, moment=oracle.moment)
     _check_output(args.out, "extxyz", ("--oracle", args.oracle), ("--data", args.data))
-    done = oracles.labelled_prefix(read_frames(args.out), frames, oracle) \
-        if os.path.exists(args.out) and os.path.getsize(args.out) else []
-    if done:
+    done = []
+    if os.path.exists(args.out) and os.path.getsize(args.out):
+        try:
+            done = oracles.labelled_prefix(read_frames(args.out), frames, oracle)
+        except (ValueError, KeyError, IndexError):  # another tool's file: replaced
+            pass
         print(f"# {len(done)} of {len(frames)} frames already labelled in {args.out} by this "
-              "oracle: going on from there", file=sys.stderr)
+              "oracle: going on from there" if done else f"# {args.out} holds no labels of "
+              f"this oracle for the first frames of {args.data}: replacing it",
+              file=sys.stderr)
+    state = {"frames": done, "written": len(done), "at": time.monotonic()}
+
+    def written(out):                   # at most every LABEL_WRITE_SECONDS, and at the end
+        state["frames"] = out
+        if time.monotonic() - state["at"] >= LABEL_WRITE_SECONDS:
+            write_frames(args.out, out)
+            state["written"], state["at"] = len(out), time.monotonic()
+
     try:
         labelled = label_frames(oracle, frames, progress=not args.quiet, retries=args.retries,
-                                labelled=done, written=lambda out: write_frames(args.out, out))
+                                labelled=done, written=written)
     except ConfigError as exc:          # the oracle's settings do not fit these structures
         raise ConfigError(f"{args.oracle}: {exc} (labelling {args.data})") from None
     except OracleFailure as exc:        # the labels made so far are in args.out
+        n = len(state["frames"])
         raise OracleFailure(exc.job, exc.kind, f"{exc.reason} (after {args.retries + 1} "
-                            f"tries; the frames before it are in {args.out}: the same "
-                            "command goes on from there)") from None
+                            f"tries; " + (f"the {n} frames before it are in {args.out}: the "
+                                          "same command goes on from there)" if n else
+                                          "nothing was written)")) from None
+    finally:                            # (also on Ctrl-C: no finished label is lost)
+        if len(state["frames"]) > state["written"]:
+            write_frames(args.out, state["frames"])
     if not frames[len(done):]:          # (nothing new: the file is as it was)
         write_frames(args.out, labelled)
     print(f"labelled {len(labelled)} frames with oracle '{oracle.name}' -> {args.out}")
@@ -276,8 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, _cmd_label, "label")
     _required(p, oracle="oracle YAML file (one oracle block)",
               data="input extxyz with per-atom magmoms (μB)",
-              out="output extxyz (written atomically after every frame; a rerun of the "
-                  "same command goes on after the frames already there)")
+              out="output extxyz (written atomically every 10 s and at the end or on a "
+                  "failure; a rerun of the same command goes on after the frames already "
+                  "there)")
     p.add_argument("--retries", type=int, default=1, metavar="N",
                    help="retries of a failed oracle job before labelling stops (default 1)")
     _quiet(p)
@@ -337,11 +362,11 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     try:
         return args.func(args)
-    except BrokenPipeError:         # output piped into a reader that stopped (| head)
-        import os
-
+    except BrokenPipeError:         # output piped into a reader that stopped (| head):
+        import os                   # stop quietly, with the status of a SIGPIPE (a run
+                                    # cut short is not a success)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
-        return 0
+        return _stop_all_ranks(141)
     except (ConfigError, DataFileError, OracleFailure, OSError, ValueError) as exc:
         print(f"otf-spin: error: {_one_line(exc)}", file=sys.stderr)
         return _stop_all_ranks(EXIT_USAGE)

@@ -108,7 +108,7 @@ def test_label_keeps_finished_labels_when_a_job_fails_and_goes_on(tmp_path, caps
     write_frames(src, frames)
     assert main(["label", "--oracle", oracle_file, "--data", str(src), "--out", str(whole),
                  "--quiet"]) == 0
-    calls, failing = [], {2}
+    calls, failing = [], set()
 
     def loader(path, context=None):
         oracle = load_file(path, context)
@@ -116,7 +116,7 @@ def test_label_keeps_finished_labels_when_a_job_fails_and_goes_on(tmp_path, caps
 
         def flaky(system, properties=None):
             calls.append(len(calls))
-            if failing and len(read_frames(out) if out.exists() else []) in failing:
+            if calls[-1] in failing:
                 raise OracleFailure("x", "exit", "exit status 1")
             return compute(system, properties)
         oracle.compute = flaky
@@ -124,9 +124,16 @@ def test_label_keeps_finished_labels_when_a_job_fails_and_goes_on(tmp_path, caps
 
     monkeypatch.setattr(cli.oracles, "load_file", loader)
     argv = ["label", "--oracle", oracle_file, "--data", str(src), "--out", str(out), "--quiet"]
+    failing.update({0, 1})                      # frame 0 fails twice: nothing to keep
+    assert main(argv) == 2
+    assert "frame 0: exit: exit status 1 (after 2 tries; nothing was written)" in \
+        capsys.readouterr().err and not out.exists()
+    calls.clear()
+    failing.clear()
+    failing.update({2, 3, 4})                   # frames 0, 1 labelled, frame 2 fails 3 times
     assert main(argv + ["--retries", "2"]) == 2
     err = capsys.readouterr().err
-    assert "frame 2: exit: exit status 1 (after 3 tries; the frames before it are in" in err
+    assert "frame 2: exit: exit status 1 (after 3 tries; the 2 frames before it are in" in err
     assert len(read_frames(out)) == 2 and len(calls) == 2 + 3
     failing.clear()
     calls.clear()
@@ -143,7 +150,13 @@ def test_label_keeps_finished_labels_when_a_job_fails_and_goes_on(tmp_path, caps
     assert "shell_tolerance: 0.06" in other.read_text()
     assert main(["label", "--oracle", str(other), "--data", str(src), "--out", str(out),
                  "--quiet"]) == 0
-    assert len(calls) == 5 and "already labelled" not in capsys.readouterr().err
+    assert len(calls) == 5 and "holds no labels of this oracle" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.xyz"          # another tool's xyz (no magmoms): replaced
+    foreign.write_text("1\nforeign\nFe 0 0 0\n")
+    calls.clear()
+    assert main(["label", "--oracle", oracle_file, "--data", str(src), "--out", str(foreign),
+                 "--quiet"]) == 0
+    assert len(calls) == 5 and len(read_frames(foreign)) == 5
 
 
 def test_label_missing_data_file(tmp_path, capsys):
@@ -195,7 +208,8 @@ def test_describe_lists_keys_with_units(capsys):
 
 def test_output_piped_into_a_reader_that_stops_is_not_an_error(tmp_path):
     """`otf-spin info FILES | head -1` (new-user review: 'otf-spin: error: [Errno 32]
-    Broken pipe', exit 2): the reader stopping ends the command quietly, exit 0."""
+    Broken pipe', exit 2): the reader stopping ends the command quietly, with the
+    status of a SIGPIPE (141: a run cut short that way is no success)."""
     import subprocess
     import sys
 
@@ -207,4 +221,4 @@ def test_output_piped_into_a_reader_that_stops_is_not_an_error(tmp_path):
     assert proc.stdout.readline().startswith(b"kind: model")
     proc.stdout.close()                     # as head -1 does
     err = proc.stderr.read().decode()
-    assert proc.wait(timeout=120) == 0 and err == "", err
+    assert proc.wait(timeout=120) == 141 and err == "", err

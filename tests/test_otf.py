@@ -267,7 +267,7 @@ def test_a_store_labelled_by_another_oracle_is_never_read_as_this_ones(tmp_path)
     refused, nothing written; settings that are not physics (the job folder) may differ."""
     from helpers import small_otf_run
 
-    from otf_spin.oracles.base import settings_difference
+    from otf_spin.oracles import settings_difference
 
     small_otf_run(tmp_path, steps=6)
     assert cli_run(tmp_path)[0] == 0
@@ -284,6 +284,15 @@ def test_a_store_labelled_by_another_oracle_is_never_read_as_this_ones(tmp_path)
                                 "ecut": 1}) is None
     assert settings_difference({"type": "command", "command": "a"},
                                {"type": "command", "command": "b"}) == "command: 'a' → 'b'"
+    # a project moved elsewhere (file names kept), a key at its default written or not
+    uppasd = lambda where: {"type": "heisenberg", "convention": "per_pair",   # noqa: E731
+                            "uppasd": {"jfile": f"/{where}/jfile", "maptype": 2,
+                                       "posfile": f"/{where}/posfile"}}
+    assert settings_difference(uppasd("projA"), uppasd("clusterB/run")) is None
+    plain = {"type": "heisenberg", "convention": "per_pair"}
+    assert settings_difference(dict(plain, shell_tolerance=0.05), plain) is None
+    assert settings_difference(dict(plain, shell_tolerance=0.06), plain) == \
+        "shell_tolerance: 0.06 → '(default)'"
 
 
 def test_store_frames_of_another_input_start_the_model_and_own_frames_replay(tmp_path):

@@ -295,6 +295,10 @@ def test_an_output_never_replaces_an_input_or_a_file_of_another_kind(base, tmp_p
                         else "give each its own")
         with open(victim, "rb") as handle:
             assert handle.read() == before, victim
+    empty = tmp_path / "empty.h5"           # an empty file holds nothing to lose
+    empty.write_bytes(b"")
+    rc, err, _ = call(train + ["--out", str(empty)])
+    assert rc == 0 and empty.stat().st_size > 0, err
     again = tmp_path / "again.xyz"
     for _ in range(2):      # their own kind is overwritten
         rc, err, _ = call(predict + ["--out", str(again)])
@@ -447,8 +451,8 @@ def test_train_refuses_energies_not_relative_to_fm(base, tmp_path):  # noqa: F81
                for f in frames]
     fm = bulk("bcc", 2.83, (1, 1, 1))
     cases = [(shifted, "energies average 8."),
-             (frames + [Frame(fm, {"energy": 0.05})],
-              f"frame {len(frames)}: all spins parallel, yet energy 0.025 eV/atom")]
+             (frames + [Frame(fm, {"energy": 0.3})],
+              f"frame {len(frames)}: all spins parallel, yet energy 0.15 eV/atom")]
     for k, (data, message) in enumerate(cases):
         path = tmp_path / f"d{k}.xyz"
         write_frames(path, data)
@@ -457,7 +461,10 @@ def test_train_refuses_energies_not_relative_to_fm(base, tmp_path):  # noqa: F81
                                  str(path), "--out", str(out)])
         assert escaped is None and not out.exists()
         _one_line_error(rc, err, f"{path}: {message}", "relative to the ferromagnetic")
-    write_frames(tmp_path / "ok.xyz", frames + [Frame(fm, {"energy": 0.0})])
+    along_x = fm.copy()     # FM along another axis: its anisotropy energy (3 meV/atom)
+    along_x.set_directions(np.tile([1.0, 0.0, 0.0], (len(fm), 1)))
+    write_frames(tmp_path / "ok.xyz", frames + [Frame(fm, {"energy": 0.0}),
+                                                Frame(along_x, {"energy": 0.006})])
     rc, err, _ = call(["train", "--config", str(base["model_yaml"]), "--data",
                        str(tmp_path / "ok.xyz"), "--out", str(tmp_path / "ok.h5")])
     assert rc == 0, err

@@ -116,22 +116,20 @@ def hdf5_kind(h5) -> str:
 
 
 def _looks_extxyz(path) -> bool:
-    """Whether the (non-HDF5) file at ``path`` is empty or begins as an (ext)xyz file: an
-    atom count, then a comment line (extxyz: ``Lattice=``/``Properties=``)."""
+    """Whether the (non-HDF5) file at ``path`` begins as an (ext)xyz file: an atom count,
+    then a comment line (extxyz: ``Lattice=``/``Properties=``)."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(4096).split(b"\n")
     except OSError:
         return False
-    if head == [b""]:
-        return True
     return len(head) > 1 and head[0].strip().isdigit()
 
 
 def file_kind(path) -> str | None:
     """What the file at ``path`` is: "training store", "checkpoint", "model",
-    "trajectory" (H5MD), "HDF5 file" (other), "folder", "extxyz" (an xyz or extxyz file,
-    or empty), "file" (anything else: YAML, text); None if absent. Checkpoints of otf-spin 0.x before the marker are recognised by their
+    "trajectory" (H5MD), "HDF5 file" (other), "folder", "extxyz" (an xyz or extxyz file),
+    "file" (anything else: YAML, text, an empty file); None if absent. Checkpoints of otf-spin 0.x before the marker are recognised by their
     layout."""
     import h5py
 
@@ -159,6 +157,8 @@ def check_overwrite(path, kind: str, key: str) -> None:
     """Raise ValueError unless ``path`` (the value of ``key``) is absent or already a
     file of ``kind``: an output never replaces a file of another kind."""
     found = file_kind(path)
+    if found == "file" and os.path.getsize(path) == 0:
+        return                          # an empty file holds nothing to lose
     if found is not None and found != kind:
         article = "an" if found.startswith(("HDF5", "extxyz")) else "a"
         raise ValueError(f"{key}: {os.fspath(path)} is {article} {found}, not "

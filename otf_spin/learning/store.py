@@ -28,7 +28,7 @@ from otf_spin import __version__
 from otf_spin.core import DataFileError, Frame
 from otf_spin.io import ragged
 from otf_spin.io.atomic import atomic_path, check_overwrite, kill_point
-from otf_spin.oracles.base import settings_difference
+from otf_spin.oracles import settings_difference
 from otf_spin.system import SpinSystem
 
 FORMAT = "otf-spin-store"
@@ -121,7 +121,7 @@ class TrainingStore:
     def other_oracle(self, settings: dict) -> str | None:
         """None if every stored frame was labelled by an oracle with the physics of
         ``settings`` (an :meth:`~otf_spin.oracles.base.Oracle.settings` dict; see
-        :func:`~otf_spin.oracles.base.settings_difference`: job folders, time limits and
+        :func:`~otf_spin.oracles.settings_difference`: job folders, time limits and
         launch commands may differ), else one line naming the store, how many frames
         differ and the first differing setting. Frames stored without oracle settings
         are not judged. A store is read as the labels of one oracle: a frame of another

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from otf_spin.config.engine import load_yaml
+from otf_spin.config.engine import REQUIRED, load_yaml
 from otf_spin.config.oracles import available, block_schema, get_class, validate_block
 from otf_spin.core import ConfigError, Frame, OracleFailure
 from otf_spin.oracles.base import Oracle, physics_settings
@@ -73,14 +73,57 @@ def label_frames(oracle: Oracle, frames, progress: bool = False, retries: int = 
     return out
 
 
+def comparable_settings(settings: dict) -> dict:
+    """An oracle's :func:`~otf_spin.oracles.base.physics_settings` in the form labels of
+    the same oracle share wherever the project lives and whichever version wrote them:
+    path-valued keys reduced to their file names (a project moved to another machine),
+    keys at their schema default left out (keys a later version adds), after a JSON
+    round trip (as the training store keeps them). A file's content is not compared."""
+    import json
+
+    try:
+        schema = get_class(settings.get("type")).schema
+    except ConfigError:     # an oracle no longer installed: compared as written
+        schema = None
+    return json.loads(json.dumps(_comparable(physics_settings(settings), schema),
+                                 default=str))
+
+
+def _comparable(values: dict, schema) -> dict:
+    import json
+
+    plain = lambda v: json.loads(json.dumps(v, default=str))     # noqa: E731
+    out = {}
+    for name, value in values.items():
+        key = schema.keys.get(name) if schema is not None else None
+        if key is not None:
+            if key.kind == "path" and isinstance(value, str):
+                value = os.path.basename(value)
+            elif key.kind == "section" and key.section is not None and isinstance(value, dict):
+                value = _comparable(value, key.section)
+            if key.default is not REQUIRED and plain(value) == plain(key.default):
+                continue
+        out[name] = value
+    return out
+
+
+def settings_difference(old: dict, new: dict) -> str | None:
+    """None if two oracle settings dicts decide the same labels
+    (:func:`comparable_settings`), else the first differing key as "key: old → new"."""
+    old, new = comparable_settings(old), comparable_settings(new)
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            return f"{key}: {old.get(key, '(default)')!r} → {new.get(key, '(default)')!r}"
+    return None
+
+
 def settings_digest(settings: dict) -> str:
-    """Short sha256 of an oracle's physics settings
-    (:func:`~otf_spin.oracles.base.physics_settings`): labels with equal digests are the
-    same oracle's."""
+    """Short sha256 of an oracle's :func:`comparable_settings`: labels with equal digests
+    are the same oracle's."""
     import hashlib
     import json
 
-    text = json.dumps(physics_settings(settings), sort_keys=True, default=str)
+    text = json.dumps(comparable_settings(settings), sort_keys=True)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]   # (a str in extxyz)
 
 

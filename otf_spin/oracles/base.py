@@ -14,8 +14,6 @@ A failed job raises :class:`OracleFailure` (typed, with the job name and reason)
 """
 from __future__ import annotations
 
-import json
-
 from otf_spin.calculator import Calculator
 from otf_spin.config.engine import Section
 
@@ -31,17 +29,6 @@ def physics_settings(settings: dict) -> dict:
     :data:`NOT_PHYSICS`, nor the launch ``command`` of :data:`LAUNCHER_COMMAND` types."""
     dropped = NOT_PHYSICS + (("command",) if settings.get("type") in LAUNCHER_COMMAND else ())
     return {k: v for k, v in settings.items() if k not in dropped}
-
-
-def settings_difference(old: dict, new: dict) -> str | None:
-    """None if the two oracle settings dicts decide the same labels
-    (:func:`physics_settings`, compared as the training store keeps them: after a JSON
-    round trip), else the first differing key as "key: old → new"."""
-    old, new = (json.loads(json.dumps(physics_settings(x), default=str)) for x in (old, new))
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            return f"{key}: {old.get(key, '(unset)')!r} → {new.get(key, '(unset)')!r}"
-    return None
 
 
 class Oracle(Calculator):

@@ -248,6 +248,12 @@ def test_shell_mismatch_hint_names_the_likely_cause(tmp_path, capsys):
         from_block(dict(block, distance_unit="lattice", lattice_constant=2.9)).compute(
             bulk("bcc", 2.83, (2, 2, 2)))
     assert "distance_unit" not in str(caught.value)
+    # shells from the second one on: no a read off the nearest neighbours (√(4/3) off)
+    second = {"type": "heisenberg", "convention": "double_counted", "distance_unit": "lattice",
+              "lattice_constant": 2.9, "shells": [[1.0, 11.09], [1.414214, 1.0]]}
+    with pytest.raises(ConfigError, match=r"lattice_constant 2\.9000 Å \(lattice_constant "
+                                          r"must be the structure's\)"):
+        from_block(second).compute(bulk("bcc", 2.83, (2, 2, 2)))
     with pytest.raises(ConfigError, match="distances in units of a need distance_unit: "
                                           "lattice") as caught:
         from_block(dict(block, distance_unit="angstrom")).compute(bulk("bcc", 2.83, (2, 2, 2)))

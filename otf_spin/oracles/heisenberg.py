@@ -83,10 +83,14 @@ class ShellExchange:
             return "distances in units of a need distance_unit: lattice"
         hint = f"the shells are in units of lattice_constant {a:.4f} Å"
         if len(nl.distances):
-            # the first shell taken as the nearest neighbours: a = r_nn / (d_1 / a)
+            # the first shell taken as the nearest neighbours: a = r_nn / (d_1 / a), said
+            # only if every shell then meets a pair (else the first shell is another)
             r_nn = float(nl.distances.min())
-            hint += (f", while the structure's nearest-neighbour distance {r_nn:.4f} Å "
-                     f"gives a = {r_nn * a / self.distances[0]:.4f} Å")
+            scaled = self.distances[self.J != 0.0] * (r_nn / self.distances[0])
+            gap = np.abs(nl.distances[None, :] - scaled[:, None]).min(axis=1)
+            if np.all(gap <= self.tolerance):
+                hint += (f", while the structure's nearest-neighbour distance {r_nn:.4f} Å "
+                         f"gives a = {r_nn * a / self.distances[0]:.4f} Å")
         return hint + " (lattice_constant must be the structure's)"
 
     def membership(self, distances):

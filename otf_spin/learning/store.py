@@ -126,12 +126,15 @@ class TrainingStore:
         differ and the first differing setting. Frames stored without oracle settings
         are not judged. A store is read as the labels of one oracle: a frame of another
         would stand, unrelabelled, for this oracle's label of its configuration."""
-        other, first = 0, None
+        other, first, seen = 0, None, {}
         for prov in self._frames["provenance"]:
             stored = json.loads(prov.decode() if isinstance(prov, bytes) else prov)
             if "settings" not in stored:
                 continue
-            difference = settings_difference(stored["settings"], settings)
+            text = json.dumps(stored["settings"], sort_keys=True)   # (frames of one oracle
+            if text not in seen:                                     # share it: compared once)
+                seen[text] = settings_difference(stored["settings"], settings)
+            difference = seen[text]
             if difference:
                 other += 1
                 first = first or difference

@@ -54,7 +54,7 @@ def main(argv=None):
         system = provider.system.copy()
         system.directions = state.directions.copy()
         true = oracle.compute(system)["fields"]
-        pred = provider._results(state.directions)["fields"]
+        pred = provider.compute(state.directions)["fields"]
         records.append((step, obs["temperature"], obs["oracle_calls"],
                         np.sqrt(np.mean((pred - true) ** 2)), np.abs(pred - true).max(),
                         state.directions.copy()))
@@ -121,7 +121,7 @@ def main(argv=None):
         if step % 100 == 0:
             probe = system.copy()
             probe.directions = state.directions.copy()
-            errors.append(provider._results(state.directions)["fields"]
+            errors.append(provider.compute(state.directions)["fields"]
                           - oracle.compute(probe)["fields"])
     wall = time.perf_counter() - start
     m = np.linalg.norm(state.directions.mean(axis=0))

@@ -1231,8 +1231,9 @@ cdef class GapEngine:
                 self.g[3 * a + 1] += gy
                 self.g[3 * a + 2] += gz
 
-    cdef void _descriptors(self, const double* e, double* out) noexcept nogil:
-        """Pass 1: descriptors into out (N, D) and the linear kernels' energies into E:
+    cdef void _descriptors(self, const double* e, double* out, double* E) noexcept nogil:
+        """Pass 1: descriptors into out (N, D) and, unless E is NULL, the linear
+        kernels' energies into E (N,):
         the change from the FM state accumulated first (P_l - 1: no cancellation
         against the FM reference), then the FM descriptor added."""
         cdef Py_ssize_t i, s, l, n, q, nmax = self.n_max, L = self.L, D = self.D
@@ -1267,7 +1268,8 @@ cdef class GapEngine:
                 for q in range(D):
                     lin = lin + di[q] * self.v[q]
                     di[q] += self.dfm[i * D + q]
-                self.E[i] = lin
+                if E != NULL:
+                    E[i] = lin
 
     cdef void _shell_descriptors(self, const double* e) noexcept nogil:
         """Pass 1 in the shell basis: X_i[u, l] = w_l W_s[l] (s: atom i's slot of
@@ -2024,7 +2026,8 @@ cdef class GapEngine:
         return accepted
 
     def descriptors(self, const double[:, ::1] e, double[:, ::1] out):
-        """Write the descriptors (N, L·n_max) of directions e (N, 3) into out."""
+        """Write the descriptors (N, L·n_max) of directions e (N, 3) into out;
+        ``energies`` is left as the last evaluation made it."""
         if e.shape[0] != self.n_atoms or out.shape[0] != self.n_atoms or out.shape[1] != self.D:
             raise ValueError("descriptors: e (N, 3) and out (N, L·n_max) expected")
         if self.n_atoms == 0:
@@ -2032,7 +2035,7 @@ cdef class GapEngine:
         with nogil:
             if self.Da:
                 self._angle_pairs(&e[0, 0])
-            self._descriptors(&e[0, 0], &out[0, 0])
+            self._descriptors(&e[0, 0], &out[0, 0], NULL)
 
     def compute(self, const double[:, ::1] e, bint need_grad=True):
         """Energies (N,) into ``energies`` and, with need_grad, ∂E/∂e (N, 3) into
@@ -2056,7 +2059,7 @@ cdef class GapEngine:
         if self.shell:
             self._shell_descriptors(e)
         else:
-            self._descriptors(e, self.d)
+            self._descriptors(e, self.d, self.E)
         t1 = _now(self.clock)
         self.stage[0] += t1 - t0
         if self.shell and self.pipeline:

@@ -156,6 +156,22 @@ def test_descriptors_equal_reference(models, rng):
         _close(fp.descriptors(system), model.descriptor.compute(system), 1e-12)
 
 
+def test_descriptors_leave_the_last_evaluations_energies(models, rng):
+    """engine.descriptors() (the σ check's pass) must not overwrite the energies the
+    last evaluation left (compiled and twin): the state before and after a check."""
+    model = models["paper n_max 12"]
+    for kernel in (kernels.compiled("gap", required=True), kernels.twin("gap")):
+        fp = fast.FastPredictor(model, kernel=kernel)
+        system = _system(2, rng, 0.1)
+        before = fp.predict(system)["energies"]
+        engine = fp.engine(system)
+        other = rng.normal(size=(len(system), 3))
+        other /= np.linalg.norm(other, axis=1)[:, None]
+        d = np.empty((len(system), len(fp.perm)))
+        engine.descriptors(np.ascontiguousarray(other), d)
+        assert np.array_equal(np.asarray(engine.energies), before)
+
+
 def test_compiled_engine_matches_twin(models, rng):
     compiled = kernels.compiled("gap", required=True)
     for name in ("paper n_max 12", "normalised, masked"):

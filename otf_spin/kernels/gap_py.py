@@ -135,7 +135,12 @@ class GapEngine:
         return np.einsum("pk,pk->p", e[self.rows], e[self.neigh])
 
     def descriptors(self, e, out):
-        """Write the descriptors (N, L·n_max) of directions ``e`` (N, 3) into ``out``."""
+        """Write the descriptors (N, L·n_max) of directions ``e`` (N, 3) into ``out``;
+        ``energies`` is left as the last evaluation made it."""
+        self._descriptors(e, out)
+
+    def _descriptors(self, e, out):
+        """:meth:`descriptors`; returns the linear kernels' energies (N,) eV."""
         P, _ = legendre(self._cos(e), self.L - 1)
         pair_energy = 0.0 if self.kappa is None else \
             np.bincount(self.rows, np.einsum("pl,pl->p", P - 1.0, self.kappa[self.rid]),
@@ -150,8 +155,9 @@ class GapEngine:
             block = np.zeros((self.n_atoms, a["rtab"].shape[1], a["k_max"]))
             np.add.at(block, self.arows, a["rtab"][self.arid][:, :, None] * (g - 1.0)[:, None, :])
             out[:, self.Ds:] = block.reshape(self.n_atoms, -1)
-        self.energies[:] = out @ self.v + pair_energy     # linear kernels: change from FM
+        linear = out @ self.v + pair_energy     # linear kernels: change from FM
         out += self.d_fm
+        return linear
 
     def _kernels(self, need_grad):
         d = self.d_array
@@ -201,7 +207,7 @@ class GapEngine:
         into ``self.grad``; returns the total energy (eV)."""
         clock = self._clock
         t0 = clock()
-        self.descriptors(e, self.d_array)
+        self.energies[:] = self._descriptors(e, self.d_array)
         t1 = clock()
         self._kernels(need_grad)
         t2 = clock()

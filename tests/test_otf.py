@@ -443,3 +443,40 @@ def test_rerunning_a_finished_run_says_it_is_complete(tmp_path):
     assert "resuming" not in logs[0]
     assert "resuming from otf_checkpoint.h5 at step 6 — the run is complete: nothing left " \
         "to do (--fresh starts over)" in logs[1]
+
+
+def test_a_store_labelled_with_another_jfile_of_the_same_name_is_refused(tmp_path, fe16):
+    """Review of the one-oracle rule: paths are compared by file name (a moved project
+    keeps its labels), so an edited UppASD jfile of the same name reused the old J's
+    labels. The labels now record their input files' contents (provenance "files"), and a
+    store of other contents is refused; the label command's resume digest follows them."""
+    import shutil
+
+    from otf_spin.learning.labelling import label_with_retries
+    from otf_spin.learning.store import TrainingStore
+    from otf_spin.oracles import file_digests, from_block, settings_digest
+
+    fixtures = os.path.join(os.path.dirname(__file__), "fixtures", "uppasd")
+    shutil.copy(os.path.join(fixtures, "jfile"), tmp_path / "jfile")
+    block = {"type": "heisenberg", "convention": "double_counted", "lattice_constant": 2.83,
+             "uppasd": {"jfile": "jfile"}}
+    oracle = from_block(block, base_dir=str(tmp_path))
+    first = settings_digest(oracle.settings())
+    labelled = label_with_retries(oracle, fe16, 0).labelled
+    assert set(labelled[1]["files"]) == {"uppasd.jfile"}
+    store = TrainingStore(tmp_path / "store.h5")
+    store.append([labelled[0]], [labelled[1]])
+    moved = tmp_path / "moved"                  # same contents elsewhere: the same oracle
+    moved.mkdir()
+    shutil.copy(tmp_path / "jfile", moved / "jfile")
+    assert store.other_oracle(from_block(block, base_dir=str(moved)).settings()) is None
+    assert settings_digest(from_block(block, base_dir=str(moved)).settings()) == first
+    with open(moved / "jfile", "a") as f:       # one more pair: another J, same file name
+        f.write("1 1 1.0 1.0 1.0 0.01\n")
+    edited = from_block(block, base_dir=str(moved)).settings()
+    assert file_digests(edited)["uppasd.jfile"] != labelled[1]["files"]["uppasd.jfile"]
+    assert store.other_oracle(edited) == (
+        f"{store.path} holds 1 of 1 frames labelled by another oracle (uppasd.jfile: file "
+        "contents differ); give this input its own store")
+    assert settings_digest(edited) != first
+    assert file_digests({"type": "heisenberg", "shells": [[1.0, 1.0]]}) == {}

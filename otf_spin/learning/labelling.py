@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from otf_spin.core import Frame, OracleFailure
+from otf_spin.oracles import file_digests
 
 
 @dataclass
@@ -46,7 +47,9 @@ def label_with_retries(oracle, probe, retries: int, rank: int = 0) -> Outcome:
             labelled.magnitudes = np.linalg.norm(results["magmoms"], axis=1)
         labels = {k: results[k] for k in ("energy", "fields", "forces") if k in results}
         info = results.get("info", {})
-        provenance = {"oracle": oracle.name, "settings": oracle.settings(),
+        settings = oracle.settings()
+        provenance = {"oracle": oracle.name, "settings": settings,
+                      "files": file_digests(settings),
                       "job_directory": info.get("job_directory"),
                       "wall_time": info.get("wall_time", wall), "rank": rank}
         outcome.labelled = (Frame(labelled, labels), provenance)

@@ -28,7 +28,7 @@ from otf_spin import __version__
 from otf_spin.core import DataFileError, Frame
 from otf_spin.io import ragged
 from otf_spin.io.atomic import atomic_path, check_overwrite, kill_point
-from otf_spin.oracles import settings_difference
+from otf_spin.oracles import file_digests, files_difference, settings_difference
 from otf_spin.system import SpinSystem
 
 FORMAT = "otf-spin-store"
@@ -122,18 +122,20 @@ class TrainingStore:
         """None if every stored frame was labelled by an oracle with the physics of
         ``settings`` (an :meth:`~otf_spin.oracles.base.Oracle.settings` dict; see
         :func:`~otf_spin.oracles.settings_difference`: job folders, time limits and
-        launch commands may differ), else one line naming the store, how many frames
-        differ and the first differing setting. Frames stored without oracle settings
+        launch commands may differ; the contents of its input files where the frame
+        recorded them, :func:`~otf_spin.oracles.file_digests`), else one line naming
+        the store, how many frames differ and the first differing setting. Frames stored without oracle settings
         are not judged. A store is read as the labels of one oracle: a frame of another
         would stand, unrelabelled, for this oracle's label of its configuration."""
-        other, first, seen = 0, None, {}
+        other, first, seen, files = 0, None, {}, file_digests(settings)
         for prov in self._frames["provenance"]:
             stored = json.loads(prov.decode() if isinstance(prov, bytes) else prov)
             if "settings" not in stored:
                 continue
-            text = json.dumps(stored["settings"], sort_keys=True)   # (frames of one oracle
-            if text not in seen:                                     # share it: compared once)
-                seen[text] = settings_difference(stored["settings"], settings)
+            text = json.dumps([stored["settings"], stored.get("files", {})], sort_keys=True)
+            if text not in seen:        # (frames of one oracle share it: compared once)
+                seen[text] = settings_difference(stored["settings"], settings) or \
+                    files_difference(stored.get("files", {}), files)
             difference = seen[text]
             if difference:
                 other += 1

@@ -78,7 +78,7 @@ def comparable_settings(settings: dict) -> dict:
     the same oracle share wherever the project lives and whichever version wrote them:
     path-valued keys reduced to their file names (a project moved to another machine),
     keys at their schema default left out (keys a later version adds), after a JSON
-    round trip (as the training store keeps them). A file's content is not compared."""
+    round trip (as the training store keeps them). File contents: :func:`file_digests`."""
     import json
 
     try:
@@ -107,6 +107,43 @@ def _comparable(values: dict, schema) -> dict:
     return out
 
 
+def file_digests(settings: dict) -> dict:
+    """{dotted key: "sha256:…"} of the files an oracle's settings name (path-valued keys,
+    sections included, e.g. ``uppasd.jfile``) that exist here: their contents decide the
+    labels as much as the settings do, which :func:`comparable_settings` compares by file
+    name only. Empty for oracles without path keys."""
+    try:
+        schema = get_class(settings.get("type")).schema
+    except ConfigError:
+        return {}
+    return _file_digests(settings, schema, "")
+
+
+def _file_digests(values: dict, schema, prefix: str) -> dict:
+    import hashlib
+
+    out = {}
+    for name, value in values.items():
+        key = schema.keys.get(name)
+        if key is None:
+            continue
+        if key.kind == "path" and isinstance(value, str) and os.path.isfile(value):
+            with open(value, "rb") as f:
+                out[prefix + name] = "sha256:" + hashlib.sha256(f.read()).hexdigest()[:16]
+        elif key.kind == "section" and key.section is not None and isinstance(value, dict):
+            out.update(_file_digests(value, key.section, f"{prefix}{name}."))
+    return out
+
+
+def files_difference(old: dict, new: dict) -> str | None:
+    """None if two :func:`file_digests` agree on every file both name, else the first
+    differing one as "key: file contents differ"."""
+    for key in sorted(set(old) & set(new)):
+        if old[key] != new[key]:
+            return f"{key}: file contents differ"
+    return None
+
+
 def settings_difference(old: dict, new: dict) -> str | None:
     """None if two oracle settings dicts decide the same labels
     (:func:`comparable_settings`), else the first differing key as "key: old → new"."""
@@ -118,12 +155,17 @@ def settings_difference(old: dict, new: dict) -> str | None:
 
 
 def settings_digest(settings: dict) -> str:
-    """Short sha256 of an oracle's :func:`comparable_settings`: labels with equal digests
-    are the same oracle's."""
+    """Short sha256 of an oracle's :func:`comparable_settings` and, where it names files,
+    their contents (:func:`file_digests`): labels with equal digests are the same
+    oracle's."""
     import hashlib
     import json
 
-    text = json.dumps(comparable_settings(settings), sort_keys=True)
+    payload = comparable_settings(settings)
+    files = file_digests(settings)
+    if files:           # (oracles without input files keep the digests they always had)
+        payload = {"settings": payload, "files": files}
+    text = json.dumps(payload, sort_keys=True)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]   # (a str in extxyz)
 
 

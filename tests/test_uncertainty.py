@@ -428,7 +428,9 @@ def test_energy_std_of_a_new_cell_carries_the_cells_factor_not_the_energy_scale(
     cell's factor of κ² instead (held out on 54-atom cells: 1.4-2.2× too wide, against
     1.7-25× with c_E², docs/uncertainty.md). Doubling c_E scales the whole std of a
     training cell by 2, and in the 54-atom cell only the noise part (fails if c_E²
-    multiplies the new cell's posterior, or if the training cell lost it)."""
+    multiplies the new cell's posterior, or if the training cell lost it). The new cell's
+    posterior part also carries the coherence factor sqrt(16/54) of a cell larger than
+    the training cells (``_coherence``; 1 in a cell no larger)."""
     from otf_spin.calculator import ENERGY_STD
 
     rng = np.random.default_rng(29)
@@ -446,8 +448,11 @@ def test_energy_std_of_a_new_cell_carries_the_cells_factor_not_the_energy_scale(
     vE = model._local_rows(d, d_fm).sum(axis=0) @ model._posterior_inverse()
     before = [model.compute(s, (ENERGY_STD,))[ENERGY_STD] for s in (small, large)]
     c_E = h["std_energy_scale"]
-    np.testing.assert_allclose(before[1] ** 2,
-                               novelty * (c_E**2 * noise + factor * (vE @ vE)), rtol=1e-10)
+    # the posterior of the 54-atom total: coherent over 16-atom blocks only
+    assert model._coherence(len(large)) == pytest.approx(np.sqrt(16 / 54), rel=1e-14)
+    assert model._coherence(len(small)) == model._coherence(2) == 1.0
+    np.testing.assert_allclose(before[1] ** 2, novelty * (
+        c_E**2 * noise + factor * np.sqrt(16 / 54) * (vE @ vE)), rtol=1e-10)
     h["std_energy_scale"] = 2 * c_E
     after = [model.compute(s, (ENERGY_STD,))[ENERGY_STD] for s in (small, large)]
     h["std_energy_scale"] = c_E

@@ -988,6 +988,21 @@ class SparseGPR(Calculator):
                                              training)
         return cached[3], cached[4]
 
+    def _coherence(self, n_atoms: int) -> float:
+        """Factor (≤ 1) of the posterior variance of the total energy φ_EᵀΛ⁻¹φ_E of a new
+        cell of ``n_atoms`` atoms: sqrt(min(1, N_train / N)), N_train the largest
+        training cell. φ_EᵀΛ⁻¹φ_E sums the local energies' posterior covariances over
+        every pair of atoms, so it grows as N² (fully coherent errors), while no label
+        measures correlations between atoms farther apart than a training cell: errors
+        that decorrelate beyond it grow as N (variance N/N_train × that of a training-size
+        block, a factor N_train / N). Measured (tuning seeds 1031-1032, 54-250 atoms,
+        docs/uncertainty.md), both happen: thermal 300 K cells of a 300 K model err
+        coherently (an aliasing offset per atom: err/std constant in N with factor 1),
+        Eq. 41 cells incoherently (err/std constant with factor N_train/N). The geometric
+        mean of the two is within (N/N_train)^¼ of either."""
+        largest = max(f.n_atoms for f in self.frames)
+        return float(np.sqrt(min(1.0, largest / n_atoms)))
+
     def _hardness(self, d) -> np.ndarray:
         """Relative noise h_i (N,) of environments with descriptors ``d`` (N, D): 1
         without a noise profile."""
@@ -1126,8 +1141,9 @@ class SparseGPR(Calculator):
         part alone costs no noise profile, novelty or energy variance).
 
         energy: c_E sqrt(φ_EᵀΛ⁻¹φ_E + σ_e² Σ_i h_i²), φ_E = Σ_i rows_i (exact); in a cell
-        that is not a training cell (:meth:`_cell_transfer`) sqrt(t φ_EᵀΛ⁻¹φ_E + c_E²
-        σ_e² Σ_i h_i²) with t the cell's factor of κ²: c_E² measures the posterior of
+        that is not a training cell (:meth:`_cell_transfer`) sqrt(t ρ φ_EᵀΛ⁻¹φ_E + c_E²
+        σ_e² Σ_i h_i²) with t the cell's factor of κ² and ρ the coherence factor of a
+        larger cell (:meth:`_coherence`): c_E² measures the posterior of
         totals pinned by their own cell's labels, which no label pins in a new cell (held
         out, seeds 971-975: d54 and b54 1.4-2.2× too wide, against 1.7-25× with c_E²).
         fields, calibrated model: per atom s_i² = a h_i² + b v_i with the local-energy
@@ -1152,8 +1168,9 @@ class SparseGPR(Calculator):
             factor, training = self._cell_transfer(system, d_fm)
             if training:
                 energy = cE2 * (h["sigma_energy"] ** 2 * hard2.sum() + vE @ vE)
-            else:       # no label pins this cell's total: c_E² does not apply, κ²'s factor does
-                energy = cE2 * h["sigma_energy"] ** 2 * hard2.sum() + factor * (vE @ vE)
+            else:       # no label pins this cell's total: c_E² does not apply, κ²'s factor
+                energy = cE2 * h["sigma_energy"] ** 2 * hard2.sum() + factor * \
+                    self._coherence(len(system)) * (vE @ vE)    # does, and the coherence
             out[ENERGY_STD] = float(np.sqrt(novelty * energy))
         if not (FIELDS_STD in properties or FIELDS_STD_EPISTEMIC in properties):
             return out

@@ -414,7 +414,8 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
         oracle, refits = (now - then for now, then in
                           zip((learner.oracle_time, learner.refit_time), before))
         checks, output = spent.get("checks", 0.0), spent.get("output", 0.0)
-        split = (f" (dynamics {elapsed - checks - output:.2f} s, "
+        split = (f" ({'rank 0: ' if comm.size > 1 else ''}"     # (its waits at the
+                 f"dynamics {elapsed - checks - output:.2f} s, "     # collectives included)
                  f"uncertainty checks {checks - oracle - refits:.2f} s, oracle "
                  f"{oracle:.2f} s, refits {refits:.2f} s, output and checkpoints "
                  f"{output:.2f} s)")

@@ -354,7 +354,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's time limit, ``kill``), raised where the process is, as
+    Ctrl-C would be: running oracle jobs are stopped, written files stay whole."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -374,9 +388,12 @@ def main(argv=None) -> int:
         print(f"otf-spin: error: out of memory ({_one_line(exc) or 'allocation failed'})",
               file=sys.stderr)
         return _stop_all_ranks(EXIT_USAGE)
-    except KeyboardInterrupt:
-        print("otf-spin: interrupted", file=sys.stderr)
-        return _stop_all_ranks(130)
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        hint = f": {_one_line(exc)}" if exc.args else ""
+        print(f"otf-spin: {'terminated (SIGTERM)' if terminated else 'interrupted'}{hint}",
+              file=sys.stderr)
+        return _stop_all_ranks(143 if terminated else 130)
     except Exception:
         if _mpi_size() > 1:          # a rank that dies alone would leave the others waiting
             import traceback

@@ -99,10 +99,11 @@ def check_paths(cfg: dict, specs) -> None:
     check_outputs(_paths(cfg, specs))
 
 
-def _setup_learner(cfg, specs, comm, log, fresh, fingerprint):
+def _setup_learner(cfg, specs, comm, log, fresh, fingerprint, where):
     """Collective: the learner and, when resuming, the checkpointed replica states and
     tempering state. ``fingerprint``: the run's input fingerprint
-    (:func:`otf_spin.learning.checkpoint.input_fingerprint`)."""
+    (:func:`otf_spin.learning.checkpoint.input_fingerprint`); ``where`` (the run's
+    progress, :func:`interrupt_hint`) gets the learner before the initial labels."""
     otf, dyn = cfg["otf"], cfg["dynamics"]
     root = comm.rank == 0
     input_id = checkpoint.input_id(fingerprint)
@@ -121,6 +122,7 @@ def _setup_learner(cfg, specs, comm, log, fresh, fingerprint):
                            input_id)
         learner.restore(saved.learner)
         step = saved.states[0].step
+        where.update(learner=learner, checkpointed=step)
         done = " — the run is complete: nothing left to do (--fresh starts over)" \
             if step >= dyn["steps"] else ""
         print(f"# resuming from {otf['checkpoint']} at step {step}{done}", file=log)
@@ -129,6 +131,7 @@ def _setup_learner(cfg, specs, comm, log, fresh, fingerprint):
     if otf["model"]:
         model = load(otf["model"])
     learner = OnTheFly(otf, cfg["oracle"], store, model, log, comm, ranks_per_job, input_id)
+    where["learner"] = learner
     learner.initial(build_system(cfg["system"], specs[0].seed),
                     np.random.default_rng([dyn["seed"], 0x0F1]))
     return learner, None, None
@@ -282,8 +285,8 @@ class Checkpointer(Observer):
     timing = "output"
 
     def __init__(self, session, replicas, path, every: int, steps: int, learner,
-                 tempering, fingerprint):
-        self.session, self.replicas, self.path = session, replicas, path
+                 tempering, fingerprint, where):
+        self.session, self.replicas, self.path, self.where = session, replicas, path, where
         self.every, self.steps = every, steps
         self.learner, self.tempering, self.fingerprint = learner, tempering, fingerprint
 
@@ -300,6 +303,7 @@ class Checkpointer(Observer):
                              self.learner, len(self.learner.store), self.tempering,
                              self.fingerprint)
         comm.barrier()
+        self.where["checkpointed"] = step
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -323,6 +327,23 @@ def build_replicas(cfg: dict, specs, comm, learner=None, saved=None) -> list:
     return replicas
 
 
+def interrupt_hint(cfg: dict, where: dict) -> str:
+    """One line on what an interrupted run (Ctrl-C, SIGTERM) leaves and how to go on;
+    ``where``: the run's progress (``learner``, ``checkpointed``: the step of the last
+    checkpoint written or resumed from)."""
+    if not cfg.get("otf"):
+        return (f"plain runs keep no checkpoint: the same command starts over and replaces "
+                f"{cfg['output']['trajectory']}")
+    otf, learner = cfg["otf"], where.get("learner")
+    store = getattr(learner, "store", None)
+    labels = f"{len(store)} labels kept in {otf['store']}" if store is not None else \
+        f"labels kept in {otf['store']}"
+    if where.get("checkpointed") is None:
+        return f"no checkpoint yet; {labels}: the same command starts again and reuses them"
+    return (f"{labels}; the same command resumes from the checkpoint {otf['checkpoint']} "
+            f"(step {where['checkpointed']})")
+
+
 def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
         monitor=None, comm=None) -> dict:
     """Run a validated run configuration (see :func:`otf_spin.factory.load_run`):
@@ -330,7 +351,19 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
     :func:`otf_spin.parallel.world`). Log lines go to ``log`` (default: standard output)
     on rank 0. On-the-fly runs resume from their checkpoint unless ``fresh``.
     ``monitor(step, state, provider, observables)`` is called at every output step of
-    every replica on this rank (benchmarks, analysis)."""
+    every replica on this rank (benchmarks, analysis). A KeyboardInterrupt (Ctrl-C; the
+    command line turns SIGTERM into one) comes out with :func:`interrupt_hint` as its
+    message."""
+    where = {}
+    try:
+        return run_configuration(cfg, progress, log, fresh, monitor, comm, where)
+    except KeyboardInterrupt as exc:
+        exc.args = (interrupt_hint(cfg, where),)
+        raise
+
+
+def run_configuration(cfg, progress, log, fresh, monitor, comm, where) -> dict:
+    """:func:`run`, with its progress in ``where`` (:func:`interrupt_hint`)."""
     session = Session.open(comm, log)
     comm, root, log = session.comm, session.root, session.log
     dyn, out = cfg["dynamics"], cfg["output"]
@@ -352,7 +385,7 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
     if cfg.get("otf"):
         fingerprint = input_fingerprint(cfg)
         learner, saved, tempering_state = _setup_learner(cfg, specs, comm, log, fresh,
-                                                         fingerprint)
+                                                         fingerprint, where)
     resume = saved is not None
     replicas = build_replicas(cfg, specs, comm, learner, saved)
     if not is_mc and replicas:          # the step must resolve the precession in B_eff
@@ -382,7 +415,7 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
     if learner:
         observers.append(Checkpointer(session, replicas, cfg["otf"]["checkpoint"],
                                       cfg["otf"]["checkpoint_every"], steps, learner,
-                                      tempering, fingerprint))
+                                      tempering, fingerprint, where))
     print(f"# otf-spin run: {len(structure)} spins, "
           f"{dyn['integrator']}, {steps} {'sweeps' if is_mc else 'steps'}, T {t0:g}->{t1:g} K"
           + (f", {len(specs)} replicas on {comm.size} rank(s)" if ensemble else "")

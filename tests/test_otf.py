@@ -357,9 +357,9 @@ def test_labelled_configurations_are_exactly_those_above_threshold(tmp_path, mon
                       for max_std, directions, _ in reports)
         return sync(self, step, reports, system)
 
-    def recording_label_all(self, probes):
+    def recording_label_all(self, probes, provenance):
         events.extend(("label", None, probe.directions.copy()) for probe in probes)
-        return label_all(self, probes)
+        return label_all(self, probes, provenance)
 
     monkeypatch.setattr(OnTheFly, "sync", recording_sync)
     monkeypatch.setattr(OnTheFly, "_label_all", recording_label_all)

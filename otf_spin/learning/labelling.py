@@ -19,12 +19,14 @@ from otf_spin.oracles import file_digests
 @dataclass
 class Outcome:
     """What labelling one probe produced: ``labelled`` is (Frame, provenance) or None when
-    every attempt failed; ``messages`` are log lines; ``seconds`` is oracle wall time."""
+    every attempt failed; ``messages`` are log lines; ``seconds`` is oracle wall time;
+    ``error`` the last :class:`~otf_spin.core.OracleFailure` (None if there was none)."""
 
     labelled: tuple | None
     messages: list = field(default_factory=list)
     failures: int = 0
     seconds: float = 0.0
+    error: OracleFailure | None = None
 
 
 def label_with_retries(oracle, probe, retries: int, rank: int = 0) -> Outcome:
@@ -37,6 +39,7 @@ def label_with_retries(oracle, probe, retries: int, rank: int = 0) -> Outcome:
         except OracleFailure as exc:
             outcome.seconds += time.perf_counter() - start
             outcome.failures += 1
+            outcome.error = exc
             outcome.messages.append(f"# oracle failure (attempt {attempt + 1}, rank {rank}): "
                                     f"{exc}")
             continue
@@ -58,21 +61,35 @@ def label_with_retries(oracle, probe, retries: int, rank: int = 0) -> Outcome:
     return outcome
 
 
-def label_collective(probes, oracle, store, jobs, retries: int) -> list | None:
+def label_collective(probes, oracle, store, jobs, retries: int, keep=None) -> list | None:
     """Collective over ``jobs.comm``: label every probe not already in ``store`` (read on
     rank 0 only) on the rank groups of ``jobs``
     (:class:`~otf_spin.parallel.jobs.JobGroups`). Returns on rank 0 one :class:`Outcome`
     per probe — a stored configuration comes back as (stored Frame, None) without an
-    oracle call — and None on the other ranks."""
+    oracle call — and None on the other ranks.
+
+    ``keep(k, outcome)``, if given, is called on rank 0 once per newly labelled probe k as
+    soon as rank 0 has its outcome: right after the job for rank 0's own jobs (so that an
+    interrupted run keeps every label it paid for), after the gather for the others."""
     comm = jobs.comm
     stored = [store.lookup(p) for p in probes] if comm.rank == 0 else None
     known = comm.bcast(None if stored is None else [s is not None for s in stored])
     pending = [k for k, hit in enumerate(known) if not hit]
-    outcomes = jobs.map(lambda probe: label_with_retries(oracle, probe, retries, comm.rank),
-                        [probes[k] for k in pending])
+    kept = set()
+
+    def label(k):
+        outcome = label_with_retries(oracle, probes[k], retries, comm.rank)
+        if comm.rank == 0 and keep is not None:
+            keep(k, outcome)
+            kept.add(k)
+        return outcome
+
+    outcomes = jobs.map(label, pending)
     if comm.rank != 0:
         return None
     results = [Outcome((s, None)) if s is not None else None for s in stored]
     for k, outcome in zip(pending, outcomes):
+        if keep is not None and k not in kept:
+            keep(k, outcome)
         results[k] = outcome
     return results

@@ -30,7 +30,7 @@ import numpy as np
 from otf_spin.io.atomic import kill_point
 from otf_spin.learning.labelling import label_collective
 from otf_spin.learning.store import frame_uid
-from otf_spin.core import Frame
+from otf_spin.core import Frame, OracleFailure
 from otf_spin.model import build_model, storage
 from otf_spin.model.selection import MIN_FRAMES, names_extra_terms, selects, terms_of
 from otf_spin.parallel.comm import SerialComm
@@ -98,22 +98,29 @@ class OnTheFly:
         self.choices = []       # one dict per choice of terms in this process (_choose_again)
 
     # --- labelling ------------------------------------------------------------------
-    def _label_all(self, probes) -> list | None:
-        """Collective. On rank 0: one (Frame, provenance) per probe — provenance None when
-        the configuration was already in the store — or None where the oracle failed."""
-        outcomes = label_collective(probes, self.oracle, self.store, self.jobs,
-                                    self.cfg["retries"])
-        if outcomes is None:
-            return None
-        for outcome in outcomes:
+    def _label_all(self, probes, provenance) -> list | None:
+        """Collective: label ``probes`` and store each new label as soon as rank 0 has it
+        (its provenance merged with ``provenance[k]``, a dict per probe), so that an
+        interrupted or killed run keeps every label it paid for. On rank 0: one
+        :class:`~otf_spin.learning.labelling.Outcome` per probe (``labelled`` is
+        (Frame, None) for a configuration already in the store, None where the oracle
+        failed); None elsewhere."""
+        def keep(k, outcome):
             for line in outcome.messages:
                 print(line, file=self.log, flush=True)
             self.failures += outcome.failures
             self.oracle_time += outcome.seconds
-            self.reused += outcome.labelled is not None and outcome.labelled[1] is None
-            if outcome.labelled is not None and outcome.labelled[1] is not None:
+            if outcome.labelled is not None:
                 kill_point("label")
-        return [outcome.labelled for outcome in outcomes]
+                frame, origin = outcome.labelled
+                self.store.append([frame], [dict(origin, **provenance[k])])
+
+        outcomes = label_collective(probes, self.oracle, self.store, self.jobs,
+                                    self.cfg["retries"], keep)
+        if outcomes is not None:
+            self.reused += sum(o.labelled is not None and o.labelled[1] is None
+                               for o in outcomes)
+        return outcomes
 
     def _share(self, refit: bool) -> None:
         """Collective: rank 0's model (if ``refit``) and counters to every rank. The model
@@ -158,14 +165,21 @@ class OnTheFly:
                 # each spin drawn in a cone around its own initial direction
                 probe.set_directions([_tilt(a, c) for a, c in zip(probe.directions, cone)])
                 probes.append(probe)
-            for k, labelled in enumerate(self._label_all(probes) or []):
-                if labelled is not None and labelled[1] is not None:
-                    self.store.append([labelled[0]], [dict(
-                        labelled[1], origin="initial", frame=k, input=self.input_id)])
+            outcomes = self._label_all(probes, [dict(origin="initial", frame=k,
+                                                     input=self.input_id)
+                                                for k in range(len(probes))])
             frames = [f for f in map(self.store.lookup, probes) if f is not None] \
                 if root else None
-        if not self.comm.bcast(bool(frames)):
-            raise RuntimeError("no training data: the oracle failed on every initial frame")
+            failure = None
+            if root and not frames:
+                last = next(o.error for o in reversed(outcomes) if o.error is not None)
+                failure = (last.job, last.kind,
+                           f"{last.reason}; the oracle failed on all {len(probes)} initial "
+                           f"frames ({sum(o.failures for o in outcomes)} jobs): no training "
+                           f"data")
+            failure = self.comm.bcast(failure)
+            if failure is not None:
+                raise OracleFailure(*failure)
         if root:
             self.calls = len(frames)        # labels taken before the run
             start = time.perf_counter()
@@ -224,19 +238,16 @@ class OnTheFly:
             probe = system.copy()
             probe.directions = directions
             probes.append(probe)
-        results = self._label_all(probes)
+        outcomes = self._label_all(probes, [dict(origin="run", step=q[0], replica=q[4],
+                                                 input=self.input_id) for q in self.queue])
         frames, pools = [], []
         if self.comm.rank == 0:
-            for (queued_step, _, pool, max_std, replica), labelled in zip(self.queue, results):
+            for (_, _, pool, max_std, _), outcome in zip(self.queue, outcomes):
                 self.threshold.record(max_std)
-                if labelled is None:
+                if outcome.labelled is None:
                     continue
-                frame, provenance = labelled
-                if provenance is not None:
-                    self.store.append([frame], [dict(provenance, origin="run", step=queued_step,
-                                                     replica=replica, input=self.input_id)])
                 self.calls += 1
-                frames.append(frame)
+                frames.append(outcome.labelled[0])
                 pools.append(pool)
             if frames:
                 self._refit(frames, pools, step)

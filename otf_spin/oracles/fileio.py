@@ -32,6 +32,27 @@ def job_keys(timeout: float) -> dict:
             "workdir": Key("str", "folder of the job directories (kept)", "oracle_jobs")}
 
 
+def stop_group(process, grace: float = 5.0) -> None:
+    """Stop the job ``process`` (a session leader) and everything it started: SIGTERM to
+    its process group (an MPI launcher forwards it to its ranks, a DFT code may flush its
+    files), then SIGKILL if the group leader has not exited after ``grace`` s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=grace)
+            try:                    # the leader is gone: no straggler keeps running
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    process.wait()
+
+
 class Profile:
     """How to launch a job: a command line (str, run by the shell, or argv list), a
     wall-clock timeout (s) and extra environment variables."""
@@ -54,10 +75,12 @@ class Profile:
             try:
                 code = process.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                stop_group(process)
                 raise OracleFailure(job, "timeout", f"no result after {self.timeout:g} s "
                                     f"(killed; see {directory})") from None
+            except BaseException:       # Ctrl-C, SIGTERM (cli), an error: no orphan job
+                stop_group(process)
+                raise
         if code != 0:
             tail = open(os.path.join(directory, "job.err"), errors="replace").read()[-300:]
             raise OracleFailure(job, "exit", f"command exited with status {code} "

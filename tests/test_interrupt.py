@@ -1,0 +1,101 @@
+"""Interrupted runs (SIGTERM from a batch system, Ctrl-C) and an oracle that never works:
+running DFT jobs are stopped, every label paid for is kept, and one line says how to go on."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import yaml
+
+from helpers import ROOT, small_otf_run
+
+from otf_spin.learning.store import TrainingStore
+
+FAKE_DFT = os.path.join(ROOT, "tests", "fixtures", "fake_dft", "heisenberg_dft.py")
+OTF_SPIN = os.path.join(os.path.dirname(sys.executable), "otf-spin")
+
+
+def _command_oracle_run(folder, mode, **otf):
+    """The small on-the-fly run of the tests with the fake DFT code in ``mode`` as its
+    oracle and 2 initial frames (3 jobs with the start frame)."""
+    name = small_otf_run(folder, initial_frames=2, **otf)
+    data = yaml.safe_load(open(folder / name))
+    data["oracle"] = {"type": "command", "timeout": 60, "workdir": "jobs",
+                      "command": f"{sys.executable} {FAKE_DFT} {mode}"}
+    yaml.safe_dump(data, open(folder / name, "w"))
+    return name
+
+
+def _start(folder, *args):
+    env = dict(os.environ, OTF_SPIN_MPI="0", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([OTF_SPIN, *args], cwd=folder, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path, process, seconds=120):
+    end = time.time() + seconds
+    while not os.path.exists(path):
+        assert process.poll() is None, process.communicate()
+        assert time.time() < end, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def _alive(pid) -> bool:
+    """Whether ``pid`` runs (a zombie left to a container's init counts as gone)."""
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_sigterm_during_the_initial_labels_stops_the_job_and_keeps_the_labels(tmp_path):
+    name = _command_oracle_run(tmp_path, "after:2:hang")
+    process = _start(tmp_path, "run", name, "--quiet")
+    pid_file = tmp_path / "jobs" / "command-000003" / "job.pid"
+    _wait_for(pid_file, process)
+    job = int(open(pid_file).read())
+    assert _alive(job)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert err.strip().splitlines()[-1] == (
+        "otf-spin: terminated (SIGTERM): no checkpoint yet; 2 labels kept in "
+        "otf_store.h5: the same command starts again and reuses them")
+    end = time.time() + 10           # stopped with its process group, not left running
+    while _alive(job) and time.time() < end:
+        time.sleep(0.05)
+    assert not _alive(job)
+    assert len(TrainingStore(str(tmp_path / "otf_store.h5"))) == 2
+
+
+def test_an_oracle_that_fails_on_every_initial_frame_says_so_in_one_line(tmp_path):
+    name = _command_oracle_run(tmp_path, "fail", retries=1)
+    process = _start(tmp_path, "run", name, "--quiet")
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("otf-spin: error: oracle job command-"), err
+    assert "SCF did not converge" in lines[0]
+    assert lines[0].endswith("the oracle failed on all 3 initial frames (6 jobs): "
+                             "no training data"), err
+
+
+def test_ctrl_c_in_a_plain_run_says_it_starts_over(tmp_path):
+    data = yaml.safe_load(open(os.path.join(ROOT, "input_examples",
+                                            "bccFe_llg_heisenberg.yaml")))
+    data["dynamics"]["steps"] = 10**7
+    data["output"]["trajectory"] = "plain.h5"
+    yaml.safe_dump(data, open(tmp_path / "plain.yaml", "w"))
+    process = _start(tmp_path, "run", "plain.yaml", "--quiet")
+    for line in process.stdout:         # the header is printed just before the steps
+        if line.startswith("# otf-spin run"):
+            break
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == (
+        "otf-spin: interrupted: plain runs keep no checkpoint: the same command starts "
+        "over and replaces plain.h5")

@@ -54,6 +54,9 @@ class OracleFailure(RuntimeError):
         super().__init__(f"oracle job {job}: {kind}: {reason}")
         self.job, self.kind, self.reason = job, kind, reason
 
+    def __reduce__(self):       # pickled as its three parts (MPI gathers of outcomes)
+        return type(self), (self.job, self.kind, self.reason)
+
 
 class PlotError(ValueError):
     """A one-line reason why a plot cannot be made (missing matplotlib, wrong file)."""

@@ -45,3 +45,14 @@ def test_hanging_job_is_killed_at_the_timeout(tmp_path, fe16):
         oracle(tmp_path, "hang", timeout=1.0).compute(fe16)
     assert info.value.kind == "timeout"
     assert time.perf_counter() - start < 10
+
+
+def test_oracle_failures_travel_between_ranks_whole():
+    """An OracleFailure survives pickling (MPI gathers of labelling outcomes) with its parts."""
+    import pickle
+
+    from otf_spin.core import OracleFailure
+
+    copy = pickle.loads(pickle.dumps(OracleFailure("command-000007", "timeout", "no result")))
+    assert (copy.job, copy.kind, copy.reason, str(copy)) == (
+        "command-000007", "timeout", "no result", "oracle job command-000007: timeout: no result")

@@ -68,20 +68,28 @@ def label_collective(probes, oracle, store, jobs, retries: int, keep=None) -> li
     per probe — a stored configuration comes back as (stored Frame, None) without an
     oracle call — and None on the other ranks.
 
-    ``keep(k, outcome)``, if given, is called on rank 0 once per newly labelled probe k as
-    soon as rank 0 has its outcome: right after the job for rank 0's own jobs (so that an
-    interrupted run keeps every label it paid for), after the gather for the others."""
+    ``keep(k, outcome)``, if given, is called on rank 0 once per newly labelled probe k,
+    in probe order, as soon as rank 0 has that outcome and all before it: with one rank
+    group right after each job (an interrupted run keeps every label it paid for); with
+    several, rank 0's own jobs as long as they continue the order, the rest after the
+    gather (the store's order does not depend on the number of ranks)."""
     comm = jobs.comm
     stored = [store.lookup(p) for p in probes] if comm.rank == 0 else None
     known = comm.bcast(None if stored is None else [s is not None for s in stored])
     pending = [k for k, hit in enumerate(known) if not hit]
-    kept = set()
+    ready, order = {}, iter(pending)
+    waiting = [next(order, None)]       # the next probe to keep
+
+    def kept_in_order():
+        while waiting[0] is not None and waiting[0] in ready:
+            keep(waiting[0], ready[waiting[0]])
+            waiting[0] = next(order, None)
 
     def label(k):
         outcome = label_with_retries(oracle, probes[k], retries, comm.rank)
         if comm.rank == 0 and keep is not None:
-            keep(k, outcome)
-            kept.add(k)
+            ready[k] = outcome
+            kept_in_order()
         return outcome
 
     outcomes = jobs.map(label, pending)
@@ -89,7 +97,7 @@ def label_collective(probes, oracle, store, jobs, retries: int, keep=None) -> li
         return None
     results = [Outcome((s, None)) if s is not None else None for s in stored]
     for k, outcome in zip(pending, outcomes):
-        if keep is not None and k not in kept:
-            keep(k, outcome)
-        results[k] = outcome
+        ready[k] = results[k] = outcome
+    if keep is not None:
+        kept_in_order()
     return results

@@ -10,6 +10,7 @@ import argparse
 import atexit
 import gc
 import json
+import os
 import sys
 
 from otf_spin import __version__, oracles
@@ -18,12 +19,14 @@ from otf_spin.config.model import MODEL
 from otf_spin.core import ConfigError, DataFileError, Frame, OracleFailure
 from otf_spin.factory import load_generate, load_run
 from otf_spin.io import info
-from otf_spin.io.atomic import check_outputs
+from otf_spin.io.atomic import check_outputs, file_kind
 from otf_spin.io.extxyz import check_energy_reference, read_frames, write_frames
 from otf_spin.io.plot import plot_files
 from otf_spin.learning.generate import generate
 from otf_spin.learning.paper_sets import PAPER_SETS, write_paper_sets
+from otf_spin.learning.store import TrainingStore
 from otf_spin.model import load, save, selection
+from otf_spin.model.domain import extrapolation_warning
 from otf_spin.model.factory import build_model
 from otf_spin.oracles import label_frames
 from otf_spin.parallel import world
@@ -125,7 +128,7 @@ def _cmd_train(args) -> int:
     import numpy as np
 
     settings = validate_file(args.config, MODEL) if args.config else MODEL.validate({})
-    frames = read_frames(args.data)
+    frames = _read_data(args.data)
     if not any(f.energy is not None or f.fields is not None for f in frames):
         raise DataFileError(f"{args.data}: no frame carries labels (energy or fields) to "
                             "train on")
@@ -168,8 +171,8 @@ def _cmd_predict(args) -> int:
     import numpy as np
 
     model = load(args.model)
-    out = []
-    frames = read_frames(args.data)
+    out, outside = [], []
+    frames = _read_data(args.data)
     _check_output(args.out, "extxyz", ("--model", args.model), ("--data", args.data))
     for index, frame in enumerate(progress_bar(frames, "predicting", enabled=not args.quiet)):
         with np.errstate(over="ignore", invalid="ignore"):    # checked just below
@@ -178,8 +181,16 @@ def _cmd_predict(args) -> int:
         if not all(np.isfinite(v).all() for v in labels.values()):
             raise DataFileError(f"{args.model}: predictions for {args.data} frame {index} are "
                                 "not finite (the model's numbers overflow); nothing written")
-        out.append(Frame(frame.system, labels, dict(frame.info)))
+        phrase = model.domain().outside(frame.system)
+        if phrase:
+            outside.append((index, phrase))
+        info = {k: v for k, v in frame.info.items() if k not in ("oracle", "oracle_settings")}
+        out.append(Frame(frame.system, labels, dict(info, model=os.path.basename(args.model))))
     write_frames(args.out, out)
+    if outside:
+        more = f" and {len(outside) - 1} more lie" if len(outside) > 1 else " lies"
+        print("otf-spin: warning: " + extrapolation_warning(
+            f"{args.data}: frame {outside[0][0]}{more}", outside[0][1]), file=sys.stderr)
     print(f"predicted {len(out)} frames -> {args.out}")
     return 0
 
@@ -401,6 +412,19 @@ def main(argv=None) -> int:
             traceback.print_exc()
             return _stop_all_ranks(1)
         raise
+
+
+def _read_data(path) -> list:
+    """The frames of ``--data``: an extxyz file or a training store (an on-the-fly run's
+    or ``otf-spin generate``'s); any other HDF5 file is refused in one line."""
+    kind = file_kind(path)
+    if kind == "training store":
+        return TrainingStore(path).frames()
+    if kind in ("checkpoint", "model", "trajectory", "HDF5 file"):
+        article = "an" if kind.startswith("HDF5") else "a"
+        raise DataFileError(f"{path}: {article} {kind}, not labelled frames: --data takes an "
+                            "extxyz file or a training store")
+    return read_frames(path)
 
 
 def _check_output(path, kind: str, *inputs) -> None:

@@ -25,6 +25,7 @@ from otf_spin.learning import checkpoint
 from otf_spin.learning.checkpoint import input_fingerprint
 from otf_spin.learning.otf import OnTheFly
 from otf_spin.learning.store import TrainingStore
+from otf_spin.model.domain import extrapolation_warning
 from otf_spin.model import load, storage
 from otf_spin.parallel import owned
 from otf_spin.parallel.replicas import layout
@@ -417,10 +418,16 @@ def run_configuration(cfg, progress, log, fresh, monitor, comm, where) -> dict:
                                       cfg["otf"]["checkpoint_every"], steps, learner,
                                       tempering, fingerprint, where))
     print(f"# otf-spin run: {len(structure)} spins, "
-          f"{dyn['integrator']}, {steps} {'sweeps' if is_mc else 'steps'}, T {t0:g}->{t1:g} K"
+          f"{dyn['integrator']}, {steps} {'sweeps' if is_mc else 'steps'}, "
+          f"T {t0:g}{f'->{t1:g}' if t1 != t0 else ''} K"
           + (f", {len(specs)} replicas on {comm.size} rank(s)" if ensemble else "")
           + (f", parallel tempering every {cfg['replicas']['exchange_every']}" if tempering
              else "") + (", on the fly" if learner else ""), file=log)
+    if replicas and root and cfg.get("hamiltonian", {}).get("kind") == "model":
+        phrase = replicas[0].provider.calculator.domain().outside(structure)
+        if phrase:
+            print(f"# warning: {extrapolation_warning('the structure lies', phrase)}",
+                  file=log)
     if not resume:
         for rep in replicas:
             if os.path.exists(rep.spec.trajectory):  # (check_paths: it is a trajectory)

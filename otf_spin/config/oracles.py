@@ -40,7 +40,10 @@ def block_schema(block: dict, where: str = "") -> Section:
     if "type" not in block:
         raise ConfigError(f"{where + '.' if where else ''}type: required key is missing "
                           f"(one of {', '.join(available())})")
-    cls = get_class(block["type"])
+    try:
+        cls = get_class(block["type"])
+    except ConfigError as exc:
+        raise ConfigError(f"{where + '.' if where else ''}{exc}") from None
     keys = {"type": Key("str", "oracle plug-in name", choices=tuple(available()))}
     keys.update(cls.schema.keys)
     return Section(keys, cls.schema.doc, cls.schema.check)

@@ -32,7 +32,8 @@ OTF = Section({
     "retries": Key("int", "retries of a failed oracle job before it is skipped", 1,
                    minimum=0),
     "initial_frames": Key("int", "random frames labelled before the run (cone around the "
-                          "initial spins)", 0, minimum=0),
+                          "initial spins), besides the start frame itself: n frames cost "
+                          "n + 1 oracle jobs", 0, minimum=0),
     "initial_cone": Key("quantity", "largest half-angle of the initial random frames: the "
                         "k-th of n is drawn in a cone of k/n × this (cover the hottest "
                         "temperature of the run)", math.radians(30.0),

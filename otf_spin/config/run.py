@@ -21,7 +21,7 @@ import numpy as np
 
 from otf_spin.config.engine import Key, Section, Settings, load_yaml, validate_file
 from otf_spin.config.model import MODEL
-from otf_spin.config.oracles import validate_block
+from otf_spin.config.oracles import available, validate_block
 from otf_spin.config.otf import OTF
 from otf_spin.config.replicas import REPLICAS
 from otf_spin.core import ConfigError
@@ -144,6 +144,9 @@ def validate_hamiltonian(block, base_dir, where="hamiltonian") -> dict:
     if block.get("type") == "model":
         values = MODEL_HAMILTONIAN.validate(block, where, base_dir)
         return Settings({"kind": "model", **values})
+    if "type" in block and block["type"] not in available():
+        raise ConfigError(f"{where}.type: unknown type {block['type']!r} (model: a fitted "
+                          f"model file; or an oracle: {', '.join(available())})")
     return Settings({"kind": "oracle", "oracle": validate_block(block, where, base_dir)})
 
 

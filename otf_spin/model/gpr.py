@@ -40,6 +40,7 @@ from otf_spin.calculator import (ENERGY_STD, FIELDS_STD, FIELDS_STD_EPISTEMIC, S
                                  Calculator)
 from otf_spin.kernels.blas_threads import SERIAL_BELOW, one_thread, single_threaded
 from otf_spin.model import aliasing, transfer
+from otf_spin.model.domain import Domain
 from otf_spin.model.sparse import pivoted_cholesky
 from otf_spin.system import transverse
 
@@ -1036,6 +1037,19 @@ class SparseGPR(Calculator):
         self.check_species(system)
         with one_thread(len(system) < SERIAL_BELOW):
             return self._predict(system, stds)
+
+    def domain(self):
+        """The :class:`~otf_spin.model.domain.Domain` of the training frames (pair
+        distances within the descriptor's cutoff, moment magnitudes), cached until the
+        frames change. ``domain().outside(system)`` says whether a structure lies where
+        the σ was not calibrated."""
+        key = (len(self.frames), id(self.frames[0]) if self.frames else None)
+        cached = getattr(self, "_domain_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, Domain.of_frames((f.system for f in self.frames),
+                                            self.descriptor.r_cut))
+            self._domain_cache = cached
+        return cached[1]
 
     def check_species(self, system) -> None:
         """ValueError (one line) if ``system`` holds a chemical species the model was not

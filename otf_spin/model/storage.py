@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import h5py
 import numpy as np
@@ -107,9 +108,11 @@ def write_group(h5, model, settings: dict, with_rows: bool = False) -> None:
 
 def load(path):
     """(model, settings) from a model file; predictions reproduce the saved model's."""
+    if not os.path.isfile(path):
+        raise DataFileError(f"{path}: no such model file")
     try:
         h5 = h5py.File(path, "r")
-    except (OSError, FileNotFoundError) as exc:
+    except OSError as exc:
         raise DataFileError(f"{path}: cannot open model file ({exc})") from None
     with h5:
         try:

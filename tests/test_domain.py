@@ -1,0 +1,115 @@
+"""The training domain (otf_spin/model/domain.py): structures whose geometry or moments the
+training frames never showed are flagged by predict and run, the training frames and rigid
+motions of them are not."""
+import os
+import warnings
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from otf_spin.cli import main
+from otf_spin.core import Frame
+from otf_spin.io.extxyz import read_frames, write_frames
+from otf_spin.learning.paper_sets import paper_oracle
+from otf_spin.learning.store import TrainingStore
+from otf_spin.model import AliasingWarning, build_model, save
+from otf_spin.model.domain import PAIR_TOLERANCE, Domain
+
+from test_model import labelled, small_settings
+
+
+@pytest.fixture(scope="module")
+def model():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AliasingWarning)
+        return build_model(small_settings()).fit(labelled(6, np.random.default_rng(11)))
+
+
+def _strained(system, factor):
+    s = system.copy()
+    s.positions, s.cell = s.positions * factor, s.cell * factor
+    return s
+
+
+def test_training_frames_and_their_rigid_motions_are_inside(model):
+    domain = model.domain()
+    assert domain.moments == (2.2, 2.2) or np.allclose(domain.moments, 2.2)
+    rotation = Rotation.from_euler("zyx", [0.3, -0.7, 1.1]).as_matrix()
+    for f in model.frames:
+        assert domain.outside(f.system) is None
+        moved = f.system.copy()
+        moved.positions = (moved.positions + [0.31, -1.2, 0.7]) @ rotation.T
+        moved.cell = moved.cell @ rotation.T
+        assert domain.outside(moved) is None
+
+
+def test_strain_displacements_and_other_moments_are_outside(model, rng):
+    base = model.frames[0].system
+    assert model.domain().outside(_strained(base, 1.0 + 0.1 * PAIR_TOLERANCE / 2.45)) is None
+    strained = model.domain().outside(_strained(base, 1.01))
+    assert strained.startswith("100 % of its pair distances within 5 Å") and "moments" \
+        not in strained
+    shaken = base.copy()
+    shaken.positions = shaken.positions + rng.normal(0.0, 0.1, shaken.positions.shape)
+    assert "pair distances" in model.domain().outside(shaken)
+    smaller = base.copy()
+    smaller.magnitudes = smaller.magnitudes * 0.9
+    assert model.domain().outside(smaller) == ("its moments span 1.98-1.98 μB, the training "
+                                               "frames' 2.20-2.20 μB")
+
+
+def test_a_domain_of_displaced_frames_covers_small_displacements(rng):
+    base = labelled(1, rng)[0].system
+    frames = []
+    for _ in range(20):
+        s = base.copy()
+        s.positions = s.positions + rng.normal(0.0, 0.1, s.positions.shape)
+        frames.append(s)
+    domain = Domain.of_frames(frames, 5.0)
+    inside = base.copy()
+    inside.positions = inside.positions + rng.normal(0.0, 0.03, inside.positions.shape)
+    assert domain.outside(inside) is None
+    assert domain.outside(_strained(base, 1.1)).startswith("its atoms have 26 neighbours within 5 Å")
+
+
+def test_predict_warns_once_and_does_not_pass_predictions_off_as_labels(model, tmp_path,
+                                                                        capsys):
+    save(model, tmp_path / "m.h5")
+    oracle = paper_oracle()
+    frames = []
+    for f in model.frames[:3]:
+        s = _strained(f.system, 1.02)
+        frames.append(Frame(s, {"energy": oracle.compute(s)["energy"]},
+                            {"oracle": "heisenberg", "oracle_settings": "abc", "set": "x"}))
+    write_frames(tmp_path / "in.xyz", frames)
+    assert main(["predict", "--model", str(tmp_path / "m.h5"), "--data",
+                 str(tmp_path / "in.xyz"), "--out", str(tmp_path / "out.xyz"), "--quiet"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"otf-spin: warning: {tmp_path / 'in.xyz'}: frame 0 and 2 more lie outside the "
+        "model's training domain (100 % of its pair distances"), err
+    for f in read_frames(tmp_path / "out.xyz"):
+        assert "oracle" not in f.info and "oracle_settings" not in f.info
+        assert f.info["model"] == "m.h5" and f.info["set"] == "x"
+    write_frames(tmp_path / "own.xyz", model.frames and [Frame(f.system, {}) for f in
+                                                           model.frames])
+    assert main(["predict", "--model", str(tmp_path / "m.h5"), "--data",
+                 str(tmp_path / "own.xyz"), "--out", str(tmp_path / "own_out.xyz"),
+                 "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_train_reads_a_training_store_and_refuses_other_hdf5_files(model, tmp_path, capsys):
+    store = TrainingStore(str(tmp_path / "store.h5"))
+    store.append([Frame(f.system, {"energy": f.energy, "fields": f.fields})
+                  for f in model.frames])
+    assert main(["train", "--data", str(tmp_path / "store.h5"), "--out",
+                 str(tmp_path / "m.h5")]) == 0
+    assert "trained on 6 frames" in capsys.readouterr().out
+    assert main(["train", "--data", str(tmp_path / "m.h5"), "--out",
+                 str(tmp_path / "m2.h5")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"otf-spin: error: {tmp_path / 'm.h5'}: a model, not labelled frames: --data takes "
+        "an extxyz file or a training store")
+    assert not os.path.exists(tmp_path / "m2.h5")

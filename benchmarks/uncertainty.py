@@ -22,7 +22,11 @@ trained on σ = 0.07 Å, tested on σ = 0.25 Å; d54 300 K 16-atom training, the
 benchmarks/default_model.py (bilinear + biquadratic + triangle three-spin; bilinear +
 pseudo-dipolar; 50 random-cone training frames, 100 test frames); b54 b50's model
 tested on 50 54-atom cells of Eq. 41 frames (not in the default list; since the ninth
-session). A calibration plot
+session); p07 displaced atoms out of domain: trained on the perfect-lattice random set
+(fixed 2.2 μB moments), tested on the displaced σ = 0.07 Å set (not in the default list;
+since the thirteenth session). The column "flagged" is the fraction of test frames the
+model's training-domain check (otf_spin/model/domain.py, the warning of `otf-spin
+predict`) flags. A calibration plot
 (|error| against |std| per atom, every case) is drawn with matplotlib (Agg) if
 installed.
 
@@ -114,6 +118,8 @@ def case_data(case: str, seed: int):
     elif case == "d54":     # the set's 50 test cells (scale 0.04 would leave 2)
         train = generate_set("thermal_300K", seed)[0]
         test = generate_set("thermal_300K_54", seed)[1]
+    elif case == "p07":     # perfect-lattice training, displaced test atoms
+        train, test = load("random")[0], load("displaced_0.07")[1]
     elif case == "b54":     # b50's model on 50 54-atom cells of Eq. 41 frames
         train = load("eq41")[0]
         test = eq41_frames(3, 50, np.random.default_rng([seed, 54]))
@@ -443,7 +449,8 @@ def main(argv=None):
         return
     header = (f"{'case':5s} {'seed':>4s} {'n_tr':>4s} {'B meV/μB':>9s} {'B err/std':>9s} "
               f"{'B rank':>6s} {'E meV/at':>9s} {'E err/std':>9s} {'E rank':>6s} "
-              f"{'σ extra':>7s} {'epi/std':>7s}" + (f" {'B exact':>7s}" if args.exact else "")
+              f"{'σ extra':>7s} {'epi/std':>7s} {'flagged':>7s}"
+              + (f" {'B exact':>7s}" if args.exact else "")
               + (f" {'B no-tr':>7s}" if args.transfer_column else "")
               + (f" {'B ideal':>7s}" if args.ideal_rank else ""))
     print(header)
@@ -466,6 +473,7 @@ def main(argv=None):
                   f"{1e3 * np.sqrt(np.mean(err_b**2) / 3):9.3g} {row[0]:9.2f} {row[1]:6.2f} "
                   f"{1e3 * np.sqrt(np.mean(err_e**2)) / n:9.3g} {row[2]:9.2f} {row[3]:6.2f} "
                   f"{cost:7.2f} {np.sqrt(np.mean(evaluate.epistemic**2) / np.mean(std_b**2)):7.2f}"
+                  f" {np.mean([model.domain().outside(f.system) is not None for f in test]):7.2f}"
                   + (f" {exact_ratio(model, test):7.2f}" if args.exact else "")
                   + (f" {without_transfer(model, test, err_b):7.2f}"
                      if args.transfer_column else "")

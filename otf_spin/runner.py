@@ -100,10 +100,10 @@ def check_paths(cfg: dict, specs) -> None:
     check_outputs(_paths(cfg, specs))
 
 
-def _setup_learner(cfg, specs, comm, log, fresh, fingerprint, where):
+def _setup_learner(cfg, specs, comm, log, fresh, fingerprint, reached):
     """Collective: the learner and, when resuming, the checkpointed replica states and
     tempering state. ``fingerprint``: the run's input fingerprint
-    (:func:`otf_spin.learning.checkpoint.input_fingerprint`); ``where`` (the run's
+    (:func:`otf_spin.learning.checkpoint.input_fingerprint`); ``reached`` (the run's
     progress, :func:`interrupt_hint`) gets the learner before the initial labels."""
     otf, dyn = cfg["otf"], cfg["dynamics"]
     root = comm.rank == 0
@@ -123,7 +123,7 @@ def _setup_learner(cfg, specs, comm, log, fresh, fingerprint, where):
                            input_id)
         learner.restore(saved.learner)
         step = saved.states[0].step
-        where.update(learner=learner, checkpointed=step)
+        reached.update(learner=learner, checkpointed=step)
         done = " — the run is complete: nothing left to do (--fresh starts over)" \
             if step >= dyn["steps"] else ""
         print(f"# resuming from {otf['checkpoint']} at step {step}{done}", file=log)
@@ -132,7 +132,7 @@ def _setup_learner(cfg, specs, comm, log, fresh, fingerprint, where):
     if otf["model"]:
         model = load(otf["model"])
     learner = OnTheFly(otf, cfg["oracle"], store, model, log, comm, ranks_per_job, input_id)
-    where["learner"] = learner
+    reached["learner"] = learner
     learner.initial(build_system(cfg["system"], specs[0].seed),
                     np.random.default_rng([dyn["seed"], 0x0F1]))
     return learner, None, None
@@ -286,8 +286,8 @@ class Checkpointer(Observer):
     timing = "output"
 
     def __init__(self, session, replicas, path, every: int, steps: int, learner,
-                 tempering, fingerprint, where):
-        self.session, self.replicas, self.path, self.where = session, replicas, path, where
+                 tempering, fingerprint, reached):
+        self.session, self.replicas, self.path, self.reached = session, replicas, path, reached
         self.every, self.steps = every, steps
         self.learner, self.tempering, self.fingerprint = learner, tempering, fingerprint
 
@@ -304,7 +304,7 @@ class Checkpointer(Observer):
                              self.learner, len(self.learner.store), self.tempering,
                              self.fingerprint)
         comm.barrier()
-        self.where["checkpointed"] = step
+        self.reached["checkpointed"] = step
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -328,21 +328,21 @@ def build_replicas(cfg: dict, specs, comm, learner=None, saved=None) -> list:
     return replicas
 
 
-def interrupt_hint(cfg: dict, where: dict) -> str:
+def interrupt_hint(cfg: dict, reached: dict) -> str:
     """One line on what an interrupted run (Ctrl-C, SIGTERM) leaves and how to go on;
-    ``where``: the run's progress (``learner``, ``checkpointed``: the step of the last
+    ``reached``: the run's progress (``learner``, ``checkpointed``: the step of the last
     checkpoint written or resumed from)."""
     if not cfg.get("otf"):
         return (f"plain runs keep no checkpoint: the same command starts over and replaces "
                 f"{cfg['output']['trajectory']}")
-    otf, learner = cfg["otf"], where.get("learner")
+    otf, learner = cfg["otf"], reached.get("learner")
     store = getattr(learner, "store", None)
     labels = f"{len(store)} labels kept in {otf['store']}" if store is not None else \
         f"labels kept in {otf['store']}"
-    if where.get("checkpointed") is None:
+    if reached.get("checkpointed") is None:
         return f"no checkpoint yet; {labels}: the same command starts again and reuses them"
     return (f"{labels}; the same command resumes from the checkpoint {otf['checkpoint']} "
-            f"(step {where['checkpointed']})")
+            f"(step {reached['checkpointed']})")
 
 
 def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
@@ -355,16 +355,16 @@ def run(cfg: dict, progress: bool = True, log=None, fresh: bool = False,
     every replica on this rank (benchmarks, analysis). A KeyboardInterrupt (Ctrl-C; the
     command line turns SIGTERM into one) comes out with :func:`interrupt_hint` as its
     message."""
-    where = {}
+    reached = {}
     try:
-        return run_configuration(cfg, progress, log, fresh, monitor, comm, where)
+        return run_configuration(cfg, progress, log, fresh, monitor, comm, reached)
     except KeyboardInterrupt as exc:
-        exc.args = (interrupt_hint(cfg, where),)
+        exc.args = (interrupt_hint(cfg, reached),)
         raise
 
 
-def run_configuration(cfg, progress, log, fresh, monitor, comm, where) -> dict:
-    """:func:`run`, with its progress in ``where`` (:func:`interrupt_hint`)."""
+def run_configuration(cfg, progress, log, fresh, monitor, comm, reached) -> dict:
+    """:func:`run`, with its progress in ``reached`` (:func:`interrupt_hint`)."""
     session = Session.open(comm, log)
     comm, root, log = session.comm, session.root, session.log
     dyn, out = cfg["dynamics"], cfg["output"]
@@ -386,9 +386,11 @@ def run_configuration(cfg, progress, log, fresh, monitor, comm, where) -> dict:
     if cfg.get("otf"):
         fingerprint = input_fingerprint(cfg)
         learner, saved, tempering_state = _setup_learner(cfg, specs, comm, log, fresh,
-                                                         fingerprint, where)
+                                                         fingerprint, reached)
     resume = saved is not None
     replicas = build_replicas(cfg, specs, comm, learner, saved)
+    if replicas and cfg.get("hamiltonian", {}).get("kind") == "model":
+        replicas[0].provider.calculator.check_species(replicas[0].system)  # before any output
     if not is_mc and replicas:          # the step must resolve the precession in B_eff
 
         check_timestep(dyn, max(rep.provider.field_bound() for rep in replicas))
@@ -416,7 +418,7 @@ def run_configuration(cfg, progress, log, fresh, monitor, comm, where) -> dict:
     if learner:
         observers.append(Checkpointer(session, replicas, cfg["otf"]["checkpoint"],
                                       cfg["otf"]["checkpoint_every"], steps, learner,
-                                      tempering, fingerprint, where))
+                                      tempering, fingerprint, reached))
     print(f"# otf-spin run: {len(structure)} spins, "
           f"{dyn['integrator']}, {steps} {'sweeps' if is_mc else 'steps'}, "
           f"T {t0:g}{f'->{t1:g}' if t1 != t0 else ''} K"
@@ -468,9 +470,16 @@ def run_configuration(cfg, progress, log, fresh, monitor, comm, where) -> dict:
         if root:
             storage.save(learner.model, cfg["otf"]["save_model"])
         print(f"# on the fly: {learner.calls} labels ({learner.reused} reused from the store), "
-              f"{learner.failures} failed jobs, oracle time {learner.oracle_time:.1f} s, fit and "
-              f"refit time {learner.refit_time:.1f} s, model "
-              f"-> {cfg['otf']['save_model']}", file=log)
+              f"{learner.failures} failed jobs; oracle {learner.oracle_time:.1f} s and fits "
+              f"{learner.refit_time:.1f} s in all (initial labels and earlier runs of this "
+              f"input included), model -> {cfg['otf']['save_model']}", file=log)
+        if learner.skipped:
+            jobs = getattr(cfg["oracle"], "workdir", None)
+            print(f"# warning: the oracle failed on {learner.skipped} of "
+                  f"{learner.calls + learner.skipped} configurations after "
+                  f"{cfg['otf']['retries']} retries each; the model was not refitted on them "
+                  f"(reasons in the log above{f', job folders in {jobs}' if jobs else ''})",
+                  file=log)
     results = [{"spec": rep.spec, "state": rep.state, "system": rep.system,
                 "final": observables(rep.provider, rep.state.directions,
                                      rep.temperature(steps, steps))} for rep in replicas]

@@ -113,3 +113,37 @@ def test_train_reads_a_training_store_and_refuses_other_hdf5_files(model, tmp_pa
         f"otf-spin: error: {tmp_path / 'm.h5'}: a model, not labelled frames: --data takes "
         "an extxyz file or a training store")
     assert not os.path.exists(tmp_path / "m2.h5")
+
+
+def test_a_model_run_warns_outside_the_domain_and_refuses_other_species_before_writing(
+        model, tmp_path, capsys, monkeypatch):
+    import hashlib
+
+    import yaml
+
+    save(model, tmp_path / "m.h5")
+    monkeypatch.chdir(tmp_path)
+
+    def run_file(a, species="Fe"):
+        yaml.safe_dump({"system": {"lattice": "bcc", "a": a, "repeat": [2, 2, 2],
+                                   "species": species, "moment": 2.2},
+                        "hamiltonian": {"type": "model", "file": "m.h5"},
+                        "dynamics": {"steps": 4, "temperature": 100},
+                        "output": {"trajectory": "run.h5"}}, open("run.yaml", "w"))
+        code = main(["run", "run.yaml", "--quiet"])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, out, _ = run_file(2.83)
+    assert code == 0 and "# warning" not in out
+    code, out, _ = run_file(2.90)
+    warnings_ = [line for line in out.splitlines() if line.startswith("# warning")]
+    assert code == 0 and len(warnings_) == 1 and warnings_[0].startswith(
+        "# warning: the structure lies outside the model's training domain (100 % of its "
+        "pair distances")
+    before = hashlib.sha256(open("run.h5", "rb").read()).hexdigest()
+    code, _, err = run_file(2.83, "Co")
+    assert code == 2 and err.strip() == (
+        "otf-spin: error: run.yaml: the structure has species Co, which the model was not "
+        "trained on (model species: Fe)")
+    assert hashlib.sha256(open("run.h5", "rb").read()).hexdigest() == before

@@ -71,7 +71,8 @@ def test_failing_oracle_is_retried_skipped_and_nothing_is_lost(tmp_path):
 
         OnTheFly.initial = initial_then_break
         try:
-            result = run(cfg, progress=False, log=open(tmp_path / "log.txt", "w"))
+            with open(tmp_path / "log.txt", "w") as handle:
+                result = run(cfg, progress=False, log=handle)
         finally:
             OnTheFly.initial = original
     finally:
@@ -79,7 +80,12 @@ def test_failing_oracle_is_retried_skipped_and_nothing_is_lost(tmp_path):
     log = open(tmp_path / "log.txt").read()
     assert "oracle failure (attempt 1," in log and "oracle failure (attempt 2," in log
     assert "skipped after retries" in log
-    assert result["learner"].failures >= 2
+    learner = result["learner"]
+    assert learner.failures == 2 * learner.skipped and learner.skipped >= 1
+    assert log.strip().splitlines()[-1] == (
+        f"# warning: the oracle failed on {learner.skipped} of {learner.skipped + 1} "
+        "configurations after 1 retries each; the model was not refitted on them (reasons "
+        "in the log above, job folders in jobs)")
     assert len(TrainingStore(tmp_path / "otf_store.h5")) == 1     # the good frame only
     assert result["state"].step == 60                              # the run went on
 

@@ -86,7 +86,8 @@ class OnTheFly:
         self.threshold = Threshold(cfg)
         self.input_id = input_id    # identifies the run's input in the store's provenance
         self.calls = 0              # oracle labels taken (fresh or reused from the store)
-        self.failures = 0
+        self.failures = 0          # failed oracle jobs (attempts, retries included)
+        self.skipped = 0           # configurations left unlabelled after their retries
         self.reused = 0
         self.last_call = -10**9
         self.wait = cfg["min_steps_between_calls"]     # steps: the pace (call_backoff)
@@ -110,6 +111,7 @@ class OnTheFly:
                 print(line, file=self.log, flush=True)
             self.failures += outcome.failures
             self.oracle_time += outcome.seconds
+            self.skipped += outcome.labelled is None
             if outcome.labelled is not None:
                 kill_point("label")
                 frame, origin = outcome.labelled
@@ -387,7 +389,7 @@ class OnTheFly:
     def state(self) -> dict:
         """JSON-serialisable learner state (directions of queued frames as exact hex)."""
         return {"threshold": self.threshold.state(), "calls": self.calls,
-                "failures": self.failures, "reused": self.reused,
+                "failures": self.failures, "skipped": self.skipped, "reused": self.reused,
                 "oracle_time": self.oracle_time, "refit_time": self.refit_time,
                 "last_call": self.last_call, "wait": self.wait,
                 "last_max_std": self.last_max_std, "selected_at": self.selected_at,
@@ -398,6 +400,7 @@ class OnTheFly:
         self.threshold.restore(state["threshold"])
         self.calls, self.failures = int(state["calls"]), int(state["failures"])
         self.reused = int(state.get("reused", 0))
+        self.skipped = int(state.get("skipped", 0))
         self.oracle_time = float(state.get("oracle_time", 0.0))
         self.refit_time = float(state.get("refit_time", 0.0))
         self.last_call, self.last_max_std = int(state["last_call"]), float(state["last_max_std"])

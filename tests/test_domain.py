@@ -147,3 +147,26 @@ def test_a_model_run_warns_outside_the_domain_and_refuses_other_species_before_w
         "otf-spin: error: run.yaml: the structure has species Co, which the model was not "
         "trained on (model species: Fe)")
     assert hashlib.sha256(open("run.h5", "rb").read()).hexdigest() == before
+
+
+def test_outside_the_domain_the_posterior_is_not_scaled_below_its_own_size(model, rng,
+                                                                           monkeypatch):
+    """c² < 1 (held-out errors smaller than the posterior says) is measured in the domain
+    only: on displaced atoms the posterior part of every std loses the factor c² (and c_E²),
+    on the training structure nothing changes."""
+    c = model.hyper["std_field_scale"]
+    assert c < 1 and model.hyper["std_energy_scale"] < 1      # this fit: the case at issue
+    inside = model.frames[1].system
+    displaced = inside.copy()
+    displaced.positions = displaced.positions + rng.normal(0.0, 0.07,
+                                                           displaced.positions.shape)
+    assert not model._outside(inside) and model._outside(displaced)
+    ruled = [model.predict(s) for s in (inside, displaced)]
+    monkeypatch.setattr(type(model), "_outside", lambda self, system: False)
+    plain = [model.predict(s) for s in (inside, displaced)]
+    for key in ("fields_std", "fields_std_epistemic", "energy_std"):
+        np.testing.assert_array_equal(ruled[0][key], plain[0][key])
+    np.testing.assert_allclose(ruled[1]["fields_std_epistemic"],
+                               plain[1]["fields_std_epistemic"] / c, rtol=1e-12)
+    assert (ruled[1]["fields_std"] > plain[1]["fields_std"]).all()
+    assert ruled[1]["energy_std"] > plain[1]["energy_std"]

@@ -64,14 +64,16 @@ class Domain:
         return cls(distances, (counts.min(), counts.max()),
                    (magnitudes.min(), magnitudes.max()), cutoff)
 
-    def coverage(self, system) -> dict:
-        """How far ``system`` lies outside: ``pairs`` (fraction of its pairs within the
-        cutoff farther than :data:`PAIR_TOLERANCE` from every training distance),
-        ``gap`` (Å, the largest such distance to the training distances), ``counts``
-        (fraction of its atoms with a neighbour count outside the training range) and
-        ``count_range`` (its own), ``moments``
-        (fraction of its atoms whose magnitude is beyond the training range by more
-        than :data:`MOMENT_TOLERANCE`) and ``moment_range`` (μB, its own)."""
+    def _geometry(self, system) -> dict:
+        """The geometric part of :meth:`coverage` (``pairs``, ``gap``, ``counts``,
+        ``count_range``), kept for the last structure (cell, periodicity, positions)
+        asked about: the dynamics and the on-the-fly checks ask about one structure at
+        every prediction (a comparison of its positions, not a neighbour search)."""
+        key = b"".join(np.ascontiguousarray(a).tobytes()
+                       for a in (system.positions, system.cell, system.pbc))
+        cached = getattr(self, "_last", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         d, counts = pairs(system, self.cutoff)
         gap = np.full(len(d), np.inf)
         if len(self.distances) and len(d):
@@ -80,15 +82,40 @@ class Domain:
                              abs(d - self.distances[np.minimum(k, len(self.distances) - 1)]))
         few, many = self.counts
         spare = np.ceil(COUNT_TOLERANCE * many)
+        out = {"pairs": float(np.mean(gap > PAIR_TOLERANCE)) if len(d) else 0.0,
+               "gap": float(gap.max()) if len(d) else 0.0,
+               "counts": float(np.mean((counts < few - spare) | (counts > many + spare))),
+               "count_range": (int(counts.min()), int(counts.max()))}
+        self._last = (key, out)
+        return out
+
+    def coverage(self, system) -> dict:
+        """How far ``system`` lies outside: ``pairs`` (fraction of its pairs within the
+        cutoff farther than :data:`PAIR_TOLERANCE` from every training distance),
+        ``gap`` (Å, the largest such distance to the training distances), ``counts``
+        (fraction of its atoms with a neighbour count outside the training range ±
+        :data:`COUNT_TOLERANCE`) and ``count_range`` (its own), ``moments`` (fraction of
+        its atoms whose magnitude is beyond the training range by more than
+        :data:`MOMENT_TOLERANCE`) and ``moment_range`` (μB, its own)."""
         lo, hi = self.moments
         slack = MOMENT_TOLERANCE * max(abs(lo), abs(hi))
         m = system.magnitudes
-        return {"pairs": float(np.mean(gap > PAIR_TOLERANCE)) if len(d) else 0.0,
-                "gap": float(gap.max()) if len(d) else 0.0,
-                "counts": float(np.mean((counts < few - spare) | (counts > many + spare))),
-                "count_range": (int(counts.min()), int(counts.max())),
+        return {**self._geometry(system),
                 "moments": float(np.mean((m < lo - slack) | (m > hi + slack))),
                 "moment_range": (float(m.min()), float(m.max()))}
+
+    def is_outside(self, system) -> bool:
+        """Whether :meth:`outside` has something to say (a few μs for the structure
+        asked about last)."""
+        geometry = self._geometry(system)
+        if max(geometry["pairs"], geometry["counts"]) > OUTSIDE_FRACTION:
+            return True
+        lo, hi = self.moments
+        slack = MOMENT_TOLERANCE * max(abs(lo), abs(hi))
+        m = system.magnitudes
+        if lo - slack <= m.min() and m.max() <= hi + slack:
+            return False
+        return self.coverage(system)["moments"] > OUTSIDE_FRACTION
 
     def outside(self, system) -> str | None:
         """One phrase on how ``system`` lies outside the domain, or None if it is inside."""

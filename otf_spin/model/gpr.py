@@ -825,7 +825,8 @@ class SparseGPR(Calculator):
         h = self.hyper
         self.noise_model = None
         for key in ("std_field_noise", "std_field_local", "std_energy_scale",
-                    "std_disorder_ref", "std_scale_energy", "std_transfer_disorder",
+                    "std_field_scale", "std_disorder_ref", "std_scale_energy",
+                    "std_transfer_disorder",
                     "std_transfer_cone", "std_transfer_ref"):   # set again below (the
             # last: older files)
             h.pop(key, None)
@@ -850,6 +851,7 @@ class SparseGPR(Calculator):
                 c2 = error2.sum() / variance.sum()
                 h["std_field_noise"] = float(np.sqrt(2 * c2) * h["sigma_field"])
                 h["std_field_local"] = float(np.sqrt(c2 * kappa2))
+                h["std_field_scale"] = float(np.sqrt(c2))
                 if disorder and kappa2 > 0:
                     h["std_transfer_disorder"] = float(np.quantile(disorder,
                                                                    transfer.QUANTILE))
@@ -988,6 +990,17 @@ class SparseGPR(Calculator):
             cached = self._transfer_cache = (self._R, disorder, np.array(d_fm), factor,
                                              training)
         return cached[3], cached[4]
+
+    def _outside(self, system) -> bool:
+        """Whether ``system`` lies outside the training domain (:meth:`domain`), for
+        models calibrated with the hyper ``std_field_scale`` (c; older model files
+        predict as they did). There the calibration scales c², c_E² measured on the
+        training frames' held-out errors do not hold (a model whose references it
+        represents exactly gets c² ~ 1e-7 and, on displaced atoms it never saw, stds
+        10⁴-10⁵× too small: docs/uncertainty.md), so the posterior variance is not
+        scaled below its own size. Once per structure (:class:`Domain` keeps the last
+        one's geometry), then a look at the moments."""
+        return "std_field_scale" in self.hyper and self.domain().is_outside(system)
 
     def _coherence(self, n_atoms: int) -> float:
         """Factor (≤ 1) of the posterior variance of the total energy φ_EᵀΛ⁻¹φ_E of a new
@@ -1167,7 +1180,10 @@ class SparseGPR(Calculator):
         fields_std_epistemic (N, 3): the posterior part alone, without the noise term —
         the part a new label can reduce (the on-the-fly trigger). The energy and field
         variances (not the epistemic part) are scaled by the frame's novelty factor g
-        (:meth:`_novelty`: 1 within the spin disorder of the training frames)."""
+        (:meth:`_novelty`: 1 within the spin disorder of the training frames). Outside
+        the training domain (:meth:`_outside`) the posterior parts (fields, epistemic
+        part included, and energy) are not scaled below their Bayesian size: c² and
+        c_E² below 1 measure errors in the domain only."""
         h = self.hyper
         e = system.directions
         Rinv = self._posterior_inverse()
@@ -1176,12 +1192,14 @@ class SparseGPR(Calculator):
         if noisy:
             hard2 = self._hardness(d) ** 2
             novelty = self._novelty(d, d_fm)
+        outside = self._outside(system)
         if ENERGY_STD in properties:
             vE = rows.sum(axis=0) @ Rinv
             cE2 = h.get("std_energy_scale", 1.0) ** 2
             factor, training = self._cell_transfer(system, d_fm)
             if training:
-                energy = cE2 * (h["sigma_energy"] ** 2 * hard2.sum() + vE @ vE)
+                energy = cE2 * h["sigma_energy"] ** 2 * hard2.sum() + \
+                    (max(cE2, 1.0) if outside else cE2) * (vE @ vE)
             else:       # no label pins this cell's total: c_E² does not apply, κ²'s factor
                 energy = cE2 * h["sigma_energy"] ** 2 * hard2.sum() + factor * \
                     self._coherence(len(system)) * (vE @ vE)    # does, and the coherence
@@ -1193,6 +1211,8 @@ class SparseGPR(Calculator):
             V = _times_upper(rows, Rinv)
             model = h["std_field_local"] ** 2 * self._transfer(system, d_fm) * \
                 np.einsum("im,im->i", V, V)
+            if outside:
+                model *= max(1.0, h["std_field_scale"] ** -2)
             var = 0.5 * model[:, None] * transverse
             if noisy:
                 noise = 0.5 * (h["std_field_noise"] ** 2 * hard2)[:, None] * transverse

@@ -64,7 +64,7 @@ def small_otf_run(folder, steps=60, replicas=None, **otf):
                                             "bccFe_otf_heisenberg.yaml")))
     data["system"]["repeat"] = [2, 2, 1]
     data["dynamics"]["steps"] = steps
-    data["otf"].update({"threshold": 1.0, "check_every": 3, "min_steps_between_calls": 3,
+    data["otf"].update({"threshold": 0.7, "check_every": 3, "min_steps_between_calls": 3,
                         "max_oracle_calls": 9, "checkpoint_every": 15, "reoptimise_every": 3,
                         "model_config": "model.yaml"}, **otf)
     if replicas:

@@ -108,8 +108,8 @@ def test_a_run_that_chooses_its_terms_again_restarts_bit_for_bit(tmp_path, capsy
     """The loop refits from scratch, its terms chosen again on all labels
     (otf_spin.learning.otf.OnTheFly._reselect), at the re-optimisations (every 3rd call)
     from 5 frames on: here at labels 6 and 9 (the 3rd and 6th in-run refits; the choice
-    at 6 and the one at 9 choose among the candidates again; the run takes 9 labels of
-    the allowed 12 — 10 before the choice scored leave-one-frame-out). Killed just before the second
+    at 6 and the one at 9 choose among the candidates again; the run takes 10 labels of
+    the allowed 12). Killed just before the second
     choice (mid the 6th refit), at the label before it, and before the first choice and
     again at the first refit after that restart, the rerun ends bit for bit as the
     uninterrupted run."""
@@ -117,7 +117,7 @@ def test_a_run_that_chooses_its_terms_again_restarts_bit_for_bit(tmp_path, capsy
     folder.mkdir()
     small_otf_run(folder, max_oracle_calls=12)
     finished, counts = otf_process(folder)
-    assert finished and counts["label"] == 9 and counts["refit"] == 6
+    assert finished and counts["label"] == 10 and counts["refit"] == 7
     plans = [["refit:6"], ["label:9"], ["refit:3", "refit:1"]]
     kills, identical, problems = kill_and_compare(folder, tmp_path, plans,
                                                   max_oracle_calls=12)

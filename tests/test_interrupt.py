@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 
 from helpers import ROOT, small_otf_run
@@ -28,9 +29,24 @@ def _command_oracle_run(folder, mode, **otf):
 
 
 def _start(folder, *args):
+    """``otf-spin ARGS`` in ``folder``, with SIGINT at its default disposition (a test
+    suite started in the background by a non-interactive shell inherits SIGINT ignored,
+    and Python then installs no KeyboardInterrupt handler)."""
     env = dict(os.environ, OTF_SPIN_MPI="0", PYTHONUNBUFFERED="1")
     return subprocess.Popen([OTF_SPIN, *args], cwd=folder, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+@pytest.fixture
+def started():
+    """Starts processes with :func:`_start`; kills those still running at the end."""
+    processes = []
+    yield lambda *args: processes.append(_start(*args)) or processes[-1]
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def _wait_for(path, process, seconds=120):
@@ -50,9 +66,10 @@ def _alive(pid) -> bool:
     return "\nState:\tZ" not in status
 
 
-def test_sigterm_during_the_initial_labels_stops_the_job_and_keeps_the_labels(tmp_path):
+def test_sigterm_during_the_initial_labels_stops_the_job_and_keeps_the_labels(tmp_path,
+                                                                            started):
     name = _command_oracle_run(tmp_path, "after:2:hang")
-    process = _start(tmp_path, "run", name, "--quiet")
+    process = started(tmp_path, "run", name, "--quiet")
     pid_file = tmp_path / "jobs" / "command-000003" / "job.pid"
     _wait_for(pid_file, process)
     job = int(open(pid_file).read())
@@ -70,9 +87,9 @@ def test_sigterm_during_the_initial_labels_stops_the_job_and_keeps_the_labels(tm
     assert len(TrainingStore(str(tmp_path / "otf_store.h5"))) == 2
 
 
-def test_an_oracle_that_fails_on_every_initial_frame_says_so_in_one_line(tmp_path):
+def test_an_oracle_that_fails_on_every_initial_frame_says_so_in_one_line(tmp_path, started):
     name = _command_oracle_run(tmp_path, "fail", retries=1)
-    process = _start(tmp_path, "run", name, "--quiet")
+    process = started(tmp_path, "run", name, "--quiet")
     _, err = process.communicate(timeout=300)
     assert process.returncode == 2, err
     lines = err.strip().splitlines()
@@ -82,13 +99,13 @@ def test_an_oracle_that_fails_on_every_initial_frame_says_so_in_one_line(tmp_pat
                              "no training data"), err
 
 
-def test_ctrl_c_in_a_plain_run_says_it_starts_over(tmp_path):
+def test_ctrl_c_in_a_plain_run_says_it_starts_over(tmp_path, started):
     data = yaml.safe_load(open(os.path.join(ROOT, "input_examples",
                                             "bccFe_llg_heisenberg.yaml")))
     data["dynamics"]["steps"] = 10**7
     data["output"]["trajectory"] = "plain.h5"
     yaml.safe_dump(data, open(tmp_path / "plain.yaml", "w"))
-    process = _start(tmp_path, "run", "plain.yaml", "--quiet")
+    process = started(tmp_path, "run", "plain.yaml", "--quiet")
     for line in process.stdout:         # the header is printed just before the steps
         if line.startswith("# otf-spin run"):
             break

@@ -389,8 +389,10 @@ def run_configuration(cfg, progress, log, fresh, monitor, comm, reached) -> dict
                                                          fingerprint, reached)
     resume = saved is not None
     replicas = build_replicas(cfg, specs, comm, learner, saved)
-    if replicas and cfg.get("hamiltonian", {}).get("kind") == "model":
-        replicas[0].provider.calculator.check_species(replicas[0].system)  # before any output
+    model = replicas[0].provider.calculator if replicas and \
+        cfg.get("hamiltonian", {}).get("kind") == "model" else None   # a fitted model file
+    if model is not None:
+        model.check_species(replicas[0].system)     # before any output
     if not is_mc and replicas:          # the step must resolve the precession in B_eff
 
         check_timestep(dyn, max(rep.provider.field_bound() for rep in replicas))
@@ -425,8 +427,8 @@ def run_configuration(cfg, progress, log, fresh, monitor, comm, reached) -> dict
           + (f", {len(specs)} replicas on {comm.size} rank(s)" if ensemble else "")
           + (f", parallel tempering every {cfg['replicas']['exchange_every']}" if tempering
              else "") + (", on the fly" if learner else ""), file=log)
-    if replicas and root and cfg.get("hamiltonian", {}).get("kind") == "model":
-        phrase = replicas[0].provider.calculator.domain().outside(structure)
+    if model is not None and root:
+        phrase = model.domain().outside(structure)
         if phrase:
             print(f"# warning: {extrapolation_warning('the structure lies', phrase)}",
                   file=log)

@@ -49,6 +49,13 @@ def started():
             process.communicate()
 
 
+def _stderr_lines(process, code, seconds=60):
+    """The stderr lines of ``process`` once it has exited, which it must with ``code``."""
+    _, err = process.communicate(timeout=seconds)
+    assert process.returncode == code, err
+    return err.strip().splitlines()
+
+
 def _wait_for(path, process, seconds=120):
     end = time.time() + seconds
     while not os.path.exists(path):
@@ -75,9 +82,7 @@ def test_sigterm_during_the_initial_labels_stops_the_job_and_keeps_the_labels(tm
     job = int(open(pid_file).read())
     assert _alive(job)
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 143, err
-    assert err.strip().splitlines()[-1] == (
+    assert _stderr_lines(process, 143)[-1] == (
         "otf-spin: terminated (SIGTERM): no checkpoint yet; 2 labels kept in "
         "otf_store.h5: the same command starts again and reuses them")
     end = time.time() + 10           # stopped with its process group, not left running
@@ -90,13 +95,11 @@ def test_sigterm_during_the_initial_labels_stops_the_job_and_keeps_the_labels(tm
 def test_an_oracle_that_fails_on_every_initial_frame_says_so_in_one_line(tmp_path, started):
     name = _command_oracle_run(tmp_path, "fail", retries=1)
     process = started(tmp_path, "run", name, "--quiet")
-    _, err = process.communicate(timeout=300)
-    assert process.returncode == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("otf-spin: error: oracle job command-"), err
+    lines = _stderr_lines(process, 2, 300)
+    assert len(lines) == 1 and lines[0].startswith("otf-spin: error: oracle job command-"), lines
     assert "SCF did not converge" in lines[0]
     assert lines[0].endswith("the oracle failed on all 3 initial frames (6 jobs): "
-                             "no training data"), err
+                             "no training data"), lines
 
 
 def test_ctrl_c_in_a_plain_run_says_it_starts_over(tmp_path, started):
@@ -111,8 +114,6 @@ def test_ctrl_c_in_a_plain_run_says_it_starts_over(tmp_path, started):
             break
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
-    assert err.strip().splitlines()[-1] == (
+    assert _stderr_lines(process, 130)[-1] == (
         "otf-spin: interrupted: plain runs keep no checkpoint: the same command starts "
         "over and replaces plain.h5")

@@ -78,12 +78,13 @@ def label_collective(probes, oracle, store, jobs, retries: int, keep=None) -> li
     known = comm.bcast(None if stored is None else [s is not None for s in stored])
     pending = [k for k, hit in enumerate(known) if not hit]
     ready, order = {}, iter(pending)
-    waiting = [next(order, None)]       # the next probe to keep
+    waiting = next(order, None)         # the next probe to keep
 
     def kept_in_order():
-        while waiting[0] is not None and waiting[0] in ready:
-            keep(waiting[0], ready[waiting[0]])
-            waiting[0] = next(order, None)
+        nonlocal waiting
+        while waiting is not None and waiting in ready:
+            keep(waiting, ready[waiting])
+            waiting = next(order, None)
 
     def label(k):
         outcome = label_with_retries(oracle, probes[k], retries, comm.rank)

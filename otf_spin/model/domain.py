@@ -52,6 +52,8 @@ class Domain:
         self.distances = np.asarray(distances, float)
         self.counts = (int(counts[0]), int(counts[1]))
         self.moments, self.cutoff = (float(moments[0]), float(moments[1])), float(cutoff)
+        slack = MOMENT_TOLERANCE * max(abs(self.moments[0]), abs(self.moments[1]))
+        self._covered = (self.moments[0] - slack, self.moments[1] + slack)   # μB
 
     @classmethod
     def of_frames(cls, systems, cutoff: float) -> "Domain":
@@ -77,9 +79,9 @@ class Domain:
         d, counts = pairs(system, self.cutoff)
         gap = np.full(len(d), np.inf)
         if len(self.distances) and len(d):
-            k = np.clip(np.searchsorted(self.distances, d), 1, max(1, len(self.distances) - 1))
-            gap = np.minimum(abs(d - self.distances[k - 1]),
-                             abs(d - self.distances[np.minimum(k, len(self.distances) - 1)]))
+            k, last = np.searchsorted(self.distances, d), len(self.distances) - 1
+            gap = np.minimum(abs(d - self.distances[np.maximum(k - 1, 0)]),
+                             abs(d - self.distances[np.minimum(k, last)]))
         few, many = self.counts
         spare = np.ceil(COUNT_TOLERANCE * many)
         out = {"pairs": float(np.mean(gap > PAIR_TOLERANCE)) if len(d) else 0.0,
@@ -97,11 +99,10 @@ class Domain:
         :data:`COUNT_TOLERANCE`) and ``count_range`` (its own), ``moments`` (fraction of
         its atoms whose magnitude is beyond the training range by more than
         :data:`MOMENT_TOLERANCE`) and ``moment_range`` (μB, its own)."""
-        lo, hi = self.moments
-        slack = MOMENT_TOLERANCE * max(abs(lo), abs(hi))
+        lo, hi = self._covered
         m = system.magnitudes
         return {**self._geometry(system),
-                "moments": float(np.mean((m < lo - slack) | (m > hi + slack))),
+                "moments": float(np.mean((m < lo) | (m > hi))),
                 "moment_range": (float(m.min()), float(m.max()))}
 
     def is_outside(self, system) -> bool:
@@ -110,10 +111,9 @@ class Domain:
         geometry = self._geometry(system)
         if max(geometry["pairs"], geometry["counts"]) > OUTSIDE_FRACTION:
             return True
-        lo, hi = self.moments
-        slack = MOMENT_TOLERANCE * max(abs(lo), abs(hi))
+        lo, hi = self._covered
         m = system.magnitudes
-        if lo - slack <= m.min() and m.max() <= hi + slack:
+        if lo <= m.min() and m.max() <= hi:
             return False
         return self.coverage(system)["moments"] > OUTSIDE_FRACTION
 

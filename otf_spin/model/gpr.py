@@ -829,12 +829,13 @@ class SparseGPR(Calculator):
            misfit and would switch the posterior term off where it matters, far from
            the data); c² = the mean over held-out frames of Σ error² / Σ variance
            over the frame's atoms (:func:`field_scale`), so that a held-out frame's
-           RMS error / RMS std is 1 on average. Stored as hyper ``std_field_noise`` = c √2 σ_b (eV/μB)
-           and ``std_field_local`` = c κ (1/μB).
+           RMS error / RMS std is 1 on average. Stored as hyper ``std_field_noise`` =
+           c √2 σ_b (eV/μB), ``std_field_local`` = c κ (1/μB) and ``std_field_scale`` = c.
         3. Energies: variance c_E² (φ_EᵀΛ⁻¹φ_E + σ_e² Σ_i h_i²), posterior and noise
            with one scale c_E² = Σ error² / Σ variance over the held-out frames but
-           the one of largest variance (:func:`energy_scale`; the likelihood's noise floors leave the posterior of nearly
-           exact references 10²-10⁵× too wide, which no additive noise corrects),
+           the one of largest variance (:func:`energy_scale`; the likelihood's noise
+           floors leave the posterior of nearly exact references 10²-10⁵× too wide,
+           which no additive noise corrects),
            hyper ``std_energy_scale`` = c_E.
         4. Frame novelty: hyper ``std_disorder_ref``, the DISORDER_QUANTILE quantile of
            the held-out frames' spin disorder (:meth:`_disorder`); a frame above it has

@@ -35,21 +35,17 @@ def job_keys(timeout: float) -> dict:
 def stop_group(process, grace: float = 5.0) -> None:
     """Stop the job ``process`` (a session leader) and everything it started: SIGTERM to
     its process group (an MPI launcher forwards it to its ranks, a DFT code may flush its
-    files), then SIGKILL if the group leader has not exited after ``grace`` s."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
+    files), then SIGKILL to what is left of the group after the leader exited or after
+    ``grace`` s."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=grace)
-            try:                    # the leader is gone: no straggler keeps running
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            break
         except subprocess.TimeoutExpired:
-            continue
+            pass
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:          # the whole group is gone
+        pass
     process.wait()
 
 

@@ -127,7 +127,7 @@ def _cmd_train(args) -> int:
 
     import numpy as np
 
-    settings = validate_file(args.config, MODEL) if args.config else MODEL.validate({})
+    settings = validate_file(args.config, MODEL, "model") if args.config else MODEL.validate({})
     frames = _read_data(args.data)
     if not any(f.energy is not None or f.fields is not None for f in frames):
         raise DataFileError(f"{args.data}: no frame carries labels (energy or fields) to "

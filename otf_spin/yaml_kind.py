@@ -1,16 +1,17 @@
 """Which schema a YAML file follows, for ``otf-spin validate``: guess the kind from the
 top-level keys, validate (and build, for the semantic checks of oracles) and describe.
 
-Kinds: ``oracle`` (a top-level ``type:`` naming an oracle plug-in), ``model``
-(descriptor/kernels/noise sections), ``generate`` (cells/sampler/select), ``run``
-(system/hamiltonian/dynamics/output).
+Kinds (the keys that tell them: :data:`otf_spin.config.engine.FILE_KINDS`): ``generate``
+(cells/sampler/select), ``run`` (system/dynamics/hamiltonian/otf/replicas), ``model``
+(descriptor/kernels/noise sections), ``oracle`` (a top-level ``type:`` naming an oracle
+plug-in).
 """
 from __future__ import annotations
 
 import os
 
 from otf_spin import oracles
-from otf_spin.config.engine import load_yaml
+from otf_spin.config.engine import file_kind, load_yaml
 from otf_spin.config.generate import GENERATE, SAMPLER
 from otf_spin.config.model import MODEL
 from otf_spin.config.otf import OTF
@@ -24,17 +25,18 @@ def validate_any(path) -> tuple[str, dict]:
     """Validate ``path`` against the schema its keys announce; returns (kind, values)."""
     data = load_yaml(path)
     base_dir = os.path.dirname(os.path.abspath(path))
-    if set(data) & {"cells", "sampler", "select"}:
-        return "generate", load_generate(path)
-    if "dynamics" in data or "system" in data:
-        return "run", load_run(path)
+    kind = file_kind(data)
+    if kind == "generate":
+        return kind, load_generate(path)
+    if kind == "run":
+        return kind, load_run(path)
     try:
-        if set(data) & {"descriptor", "kernels", "noise", "optimise"}:
-            return "model", MODEL.validate(data, base_dir=base_dir)
-        if "type" in data:
+        if kind == "model":
+            return kind, MODEL.validate(data, base_dir=base_dir)
+        if kind == "oracle":
             values = oracles.block_schema(data).validate(data, base_dir=base_dir)
             oracles.from_block(data, base_dir=base_dir)  # semantic checks (shells, files)
-            return "oracle", values
+            return kind, values
         raise ConfigError("cannot tell the file kind: an oracle file has a top-level 'type' "
                           f"(one of {', '.join(oracles.available())}); a model file has "
                           "descriptor/kernels/noise")

@@ -440,6 +440,29 @@ def test_run_time_refusals_name_the_run_file(tmp_path, monkeypatch):
     assert (tmp_path / "notes.txt").read_text() == "keep me\n"
 
 
+@pytest.mark.parametrize("given, command", [
+    ("run", ["train", "--data", "{data}", "--out", "{out}", "--config", "{given}"]),
+    ("oracle", ["train", "--data", "{data}", "--out", "{out}", "--config", "{given}"]),
+    ("model_yaml", ["run", "{given}", "--quiet"]),
+    ("oracle", ["run", "{given}", "--quiet"]),
+    ("run", ["label", "--oracle", "{given}", "--data", "{data}", "--out", "{out}"]),
+    ("model_yaml", ["generate", "{given}", "--quiet"]),
+])
+def test_a_file_of_another_kind_is_named_as_such(base, tmp_path, given, command):  # noqa: F811
+    """A run file given where a model file is expected (``train --config run.yaml``) and
+    the like: one line saying what the file is and what is expected, no output."""
+    out = tmp_path / "out.h5"
+    argv = [arg.format(data=base["data"], out=out, given=base[given]) for arg in command]
+    rc, err, escaped = call(argv)
+    assert escaped is None
+    found = {"run": "a run", "oracle": "an oracle", "model_yaml": "a model"}[given]
+    wanted = {"train": "a model", "run": "a run", "label": "an oracle",
+              "generate": "a generate"}[command[0]]
+    _one_line_error(rc, err, f"{base[given]}: this is {found} file (top-level ")
+    assert f"not {wanted} file (otf-spin validate --describe" in err
+    assert not out.exists()
+
+
 def test_train_refuses_energies_not_relative_to_fm(base, tmp_path):  # noqa: F811
     """Total energies (VASP TOTEN-like, -8 eV/atom) or an all-parallel frame with an
     energy: one line naming the file, exit 2, no model (new-user review: 500× worse

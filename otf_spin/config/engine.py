@@ -80,8 +80,24 @@ def read_text(path, error: type = ConfigError) -> str:
                     f"0x{data[exc.start]:02x})") from None
 
 
-def load_yaml(path) -> dict:
-    """Parse a YAML file strictly; errors are :class:`ConfigError` naming the file."""
+#: The top-level keys that tell each kind of otf-spin YAML file, in the order they are
+#: tried (a generate file has system and oracle sections too).
+FILE_KINDS = {"generate": ("cells", "sampler", "select"),
+              "run": ("system", "dynamics", "hamiltonian", "otf", "replicas"),
+              "model": ("descriptor", "kernels", "noise", "optimise", "select_terms"),
+              "oracle": ("type",)}
+
+
+def file_kind(data: dict) -> str | None:
+    """The kind of YAML file whose top-level keys are ``data``'s (:data:`FILE_KINDS`), or
+    None when no key tells."""
+    return next((kind for kind, keys in FILE_KINDS.items() if set(data) & set(keys)), None)
+
+
+def load_yaml(path, kind: str | None = None) -> dict:
+    """Parse a YAML file strictly; errors are :class:`ConfigError` naming the file. With
+    ``kind`` (a key of :data:`FILE_KINDS`), a file whose keys tell another kind is refused
+    with what it is and what is expected."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such file")
@@ -99,6 +115,14 @@ def load_yaml(path) -> dict:
         raise ConfigError(f"{path}: {where}invalid YAML ({problem})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    found = file_kind(data)
+    if kind is not None and found not in (None, kind):
+        keys = ", ".join(k for k in data if k in FILE_KINDS[found])
+        article = {kind_: "an" if kind_ == "oracle" else "a" for kind_ in (found, kind)}
+        see = "TYPE, e.g. heisenberg" if kind == "oracle" else kind
+        raise ConfigError(f"{path}: this is {article[found]} {found} file (top-level {keys}), "
+                          f"not {article[kind]} {kind} file (otf-spin validate --describe "
+                          f"{see})")
     return data
 
 
@@ -342,9 +366,10 @@ def _bounds(key: Key, result, value, path: str) -> None:
         raise ConfigError(f"{path}: {value!r} is above the maximum {key.maximum:g}{unit}")
 
 
-def validate_file(path, schema: Section) -> dict:
-    """Load ``path`` strictly and validate it against ``schema``; errors name the file."""
-    data = load_yaml(path)
+def validate_file(path, schema: Section, kind: str | None = None) -> dict:
+    """Load ``path`` strictly (a file of ``kind``: :func:`load_yaml`) and validate it
+    against ``schema``; errors name the file."""
+    data = load_yaml(path, kind)
     try:
         return schema.validate(data, base_dir=os.path.dirname(os.path.abspath(path)))
     except ConfigError as exc:

@@ -85,7 +85,7 @@ def validate_generate(path) -> dict:
     """Validate a generate file; returns its sections in internal units, the oracle block
     and the sampler's hamiltonian as validated settings (built, and the fingerprint of the
     candidates computed, by :func:`otf_spin.factory.load_generate`) and the model settings."""
-    data = dict(load_yaml(path))
+    data = dict(load_yaml(path, "generate"))
     base_dir = os.path.dirname(os.path.abspath(path))
     try:
         if "oracle" not in data:
@@ -120,7 +120,7 @@ def validate_generate(path) -> dict:
             raise ConfigError("cells: no cells (give repeats or matrices, or auto: true)")
         if cells["min_atoms"] > cells["max_atoms"]:
             raise ConfigError("cells.min_atoms: larger than cells.max_atoms")
-        cfg["model_settings"] = validate_file(cfg["model_config"], MODEL) \
+        cfg["model_settings"] = validate_file(cfg["model_config"], MODEL, "model") \
             if cfg["model_config"] else MODEL.validate({})
     except ConfigError as exc:
         raise ConfigError(f"{os.fspath(path)}: {exc}") from None

@@ -163,7 +163,7 @@ def validate_run(path) -> dict:
 
     A plain run needs system, hamiltonian, dynamics; an on-the-fly run has oracle and
     otf instead of hamiltonian (the model it learns is the hamiltonian)."""
-    data = load_yaml(path)
+    data = load_yaml(path, "run")
     base_dir = os.path.dirname(os.path.abspath(path))
     try:
         unknown = sorted(set(data) - set(SECTIONS))
@@ -209,7 +209,7 @@ def validate_run(path) -> dict:
             otf = OTF.validate(data["otf"], "otf", base_dir)
             if run["dynamics"]["integrator"] == "mc":
                 raise ConfigError("dynamics.integrator: on-the-fly runs use an LLG integrator")
-            model = validate_file(otf["model_config"], MODEL) if otf["model_config"] \
+            model = validate_file(otf["model_config"], MODEL, "model") if otf["model_config"] \
                 else MODEL.validate({})
             run["otf"] = Settings({**otf, "model_settings": model})
         else:

@@ -33,7 +33,7 @@ def from_block(block: dict, where: str = "", base_dir: str = ".",
 
 def load_file(path, context: dict | None = None) -> Oracle:
     """Build the oracle described by an oracle YAML file."""
-    data = load_yaml(path)
+    data = load_yaml(path, "oracle")
     try:
         return from_block(data, base_dir=os.path.dirname(os.path.abspath(path)), context=context)
     except ConfigError as exc:

@@ -128,13 +128,17 @@ def _setup_learner(cfg, specs, comm, log, fresh, fingerprint, reached):
             if step >= dyn["steps"] else ""
         print(f"# resuming from {otf['checkpoint']} at step {step}{done}", file=log)
         return learner, saved.states, saved.tempering
+    system = build_system(cfg["system"], specs[0].seed)
     model = None
     if otf["model"]:
         model = load(otf["model"])
+        try:
+            model.check_species(system)     # before any label or output
+        except ValueError as exc:
+            raise ValueError(f"otf.model: {exc}") from None
     learner = OnTheFly(otf, cfg["oracle"], store, model, log, comm, ranks_per_job, input_id)
     reached["learner"] = learner
-    learner.initial(build_system(cfg["system"], specs[0].seed),
-                    np.random.default_rng([dyn["seed"], 0x0F1]))
+    learner.initial(system, np.random.default_rng([dyn["seed"], 0x0F1]))
     return learner, None, None
 
 

@@ -149,6 +149,30 @@ def test_a_model_run_warns_outside_the_domain_and_refuses_other_species_before_w
     assert hashlib.sha256(open("run.h5", "rb").read()).hexdigest() == before
 
 
+def test_an_otf_run_refuses_a_starting_model_of_other_species_before_labelling(
+        model, tmp_path, capsys, monkeypatch):
+    """``otf.model`` trained on Fe, the system Co: one line naming the key, exit 2, and no
+    label, store, checkpoint or trajectory (the check used to come after the header, the
+    initial labels and the trajectory's creation)."""
+    import yaml
+
+    save(model, tmp_path / "m.h5")
+    monkeypatch.chdir(tmp_path)
+    yaml.safe_dump({"system": {"lattice": "bcc", "a": 2.83, "repeat": [2, 2, 2],
+                               "species": "Co", "moment": 2.2},
+                    "oracle": {"type": "heisenberg", "convention": "double_counted",
+                               "shells": [[1.0, 0.1]], "distance_unit": "lattice"},
+                    "otf": {"threshold": 4, "model": "m.h5"},
+                    "dynamics": {"steps": 4, "temperature": 100},
+                    "output": {"trajectory": "run.h5"}}, open("run.yaml", "w"))
+    code = main(["run", "run.yaml", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.err.strip() == (
+        "otf-spin: error: run.yaml: otf.model: the structure has species Co, which the "
+        "model was not trained on (model species: Fe)")
+    assert captured.out == "" and sorted(os.listdir(tmp_path)) == ["m.h5", "run.yaml"]
+
+
 def test_outside_the_domain_the_posterior_is_not_scaled_below_its_own_size(model, rng,
                                                                            monkeypatch):
     """c² < 1 (held-out errors smaller than the posterior says) is measured in the domain

@@ -24,7 +24,7 @@ from otf_spin.io.h5md import H5MDWriter
 from otf_spin.learning import checkpoint
 from otf_spin.learning.checkpoint import input_fingerprint
 from otf_spin.learning.otf import OnTheFly
-from otf_spin.learning.store import TrainingStore
+from otf_spin.learning.store import TrainingStore, spool_folder
 from otf_spin.model.domain import extrapolation_warning
 from otf_spin.model import load, storage
 from otf_spin.parallel import owned
@@ -343,6 +343,11 @@ def interrupt_hint(cfg: dict, reached: dict) -> str:
     store = getattr(learner, "store", None)
     labels = f"{len(store)} labels kept in {otf['store']}" if store is not None else \
         f"labels kept in {otf['store']}"
+    spool = spool_folder(otf["store"])
+    spooled = sum(not name.startswith(".") for name in os.listdir(spool)) \
+        if os.path.isdir(spool) else 0
+    if spooled:                             # (MPI: other groups' labels, not yet gathered)
+        labels += f" and {spooled} in {spool}"
     if reached.get("checkpointed") is None:
         return f"no checkpoint yet; {labels}: the same command starts again and reuses them"
     return (f"{labels}; the same command resumes from the checkpoint {otf['checkpoint']} "

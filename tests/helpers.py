@@ -90,7 +90,8 @@ def otf_process(folder, kill=None, launcher=(), serial=True):
                             timeout=600)
     counts = [json.loads(line.split(" ", 1)[1]) for line in result.stderr.splitlines()
               if line.startswith("KILL_COUNTS ")]
-    killed = result.returncode != 0 and kill and (launcher or result.returncode == -9)
+    killed = result.returncode != 0 and kill and (launcher or result.returncode == -9) \
+        and "Traceback" not in result.stderr      # (not an error that ended the launch)
     if result.returncode != 0 and not killed:
         raise AssertionError(f"otf-spin run exited with {result.returncode}: "
                              f"{result.stderr[-2000:]}")

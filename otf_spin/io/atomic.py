@@ -24,6 +24,8 @@ PHASES = {
     "label": "an oracle label came back, before it is stored",
     "store": "mid store append: the new store written beside the old, not yet renamed",
     "stored": "right after a store append (label stored, model not yet refit)",
+    "spool": "mid spool write (MPI: another group's label, written beside, not yet renamed)",
+    "spooled": "right after a spool write (MPI: another group's label, not yet gathered)",
     "refit": "mid refit: new frames added to the model, hyperparameters not yet re-optimised",
     "checkpoint": "mid checkpoint write: written beside the old one, not yet renamed",
     "step": "after a dynamics step, before its output and checkpoint",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from otf_spin.core import Frame, OracleFailure
+from otf_spin.learning.store import spool_folder, spool_label
 from otf_spin.oracles import file_digests
 
 
@@ -27,6 +28,7 @@ class Outcome:
     failures: int = 0
     seconds: float = 0.0
     error: OracleFailure | None = None
+    spooled: bool = False       # the label of an interrupted batch, from the spool
 
 
 def label_with_retries(oracle, probe, retries: int, rank: int = 0) -> Outcome:
@@ -72,13 +74,24 @@ def label_collective(probes, oracle, store, jobs, retries: int, keep=None) -> li
     in probe order, as soon as rank 0 has that outcome and all before it: with one rank
     group right after each job (an interrupted run keeps every label it paid for); with
     several, rank 0's own jobs as long as they continue the order, the rest after the
-    gather (the store's order does not depend on the number of ranks)."""
+    gather (the store's order does not depend on the number of ranks). With ``keep`` and
+    several groups, the other groups' labels also go to the store's spool folder as they
+    are made (:func:`~otf_spin.learning.store.spool_label`): a probe found there, left by
+    an interrupted batch, is kept from it (``Outcome.spooled``) instead of labelled
+    again, and rank 0 empties the spool once the batch is kept."""
     comm = jobs.comm
-    stored = [store.lookup(p) for p in probes] if comm.rank == 0 else None
-    known = comm.bcast(None if stored is None else [s is not None for s in stored])
-    pending = [k for k, hit in enumerate(known) if not hit]
-    ready, order = {}, iter(pending)
-    waiting = next(order, None)         # the next probe to keep
+    root = comm.rank == 0
+    spool = comm.bcast(spool_folder(store.path) if root and keep is not None
+                       and jobs.n_groups > 1 else None)
+    stored = [store.lookup(p) for p in probes] if root else None
+    spooled = {k: store.spooled(p, oracle.settings()) for k, p in enumerate(probes)
+               if stored[k] is None} if root and spool else {}
+    fresh = [k for k in range(len(probes)) if stored[k] is None] if root else None
+    pending = comm.bcast(None if not root else
+                         [k for k in fresh if spooled.get(k) is None])
+    ready = {k: Outcome(s, spooled=True) for k, s in spooled.items() if s is not None}
+    order = iter(fresh or ())
+    waiting = next(order, None)         # the next probe to keep (rank 0)
 
     def kept_in_order():
         nonlocal waiting
@@ -88,17 +101,24 @@ def label_collective(probes, oracle, store, jobs, retries: int, keep=None) -> li
 
     def label(k):
         outcome = label_with_retries(oracle, probes[k], retries, comm.rank)
-        if comm.rank == 0 and keep is not None:
+        if root and keep is not None:
             ready[k] = outcome
             kept_in_order()
+        elif spool and outcome.labelled is not None:
+            spool_label(spool, *outcome.labelled)
         return outcome
 
+    if root and keep is not None:
+        kept_in_order()
     outcomes = jobs.map(label, pending)
-    if comm.rank != 0:
+    if not root:
         return None
-    results = [Outcome((s, None)) if s is not None else None for s in stored]
+    results = [Outcome((s, None)) if s is not None else ready.get(k)
+               for k, s in enumerate(stored)]
     for k, outcome in zip(pending, outcomes):
         ready[k] = results[k] = outcome
     if keep is not None:
         kept_in_order()
+    if spool:
+        store.clear_spool()
     return results

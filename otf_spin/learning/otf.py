@@ -120,8 +120,8 @@ class OnTheFly:
         outcomes = label_collective(probes, self.oracle, self.store, self.jobs,
                                     self.cfg["retries"], keep)
         if outcomes is not None:
-            self.reused += sum(o.labelled is not None and o.labelled[1] is None
-                               for o in outcomes)
+            self.reused += sum(o.labelled is not None
+                               and (o.labelled[1] is None or o.spooled) for o in outcomes)
         return outcomes
 
     def _share(self, refit: bool) -> None:

@@ -6,6 +6,13 @@ twice. Every append writes a complete new file beside the old one and renames it
 it (atomic on POSIX), so a crash at any moment leaves either the old or the new store,
 both readable — never a half-written one.
 
+Under MPI with several oracle groups, each other group's label is also written, as soon
+as it is made, to a one-frame store in the spool folder ``<store>.spool/`` (a SIGTERM or
+crash before the gather then loses no label that was paid for); rank 0 takes a spooled
+label instead of running its job again when the same configuration is labelled again
+by the same oracle, and empties the spool once a batch is stored
+(:func:`otf_spin.learning.labelling.label_collective`).
+
 Layout::
 
     /            attrs: format "otf-spin-store", format_version, package_version
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 
 import h5py
@@ -42,11 +50,27 @@ def frame_uid(system) -> str:
     return system.digest(("cell", "pbc", "positions", "directions")).hexdigest()
 
 
-class TrainingStore:
-    """The training store at ``path`` (created on the first append)."""
+def spool_folder(path) -> str:
+    """The spool folder of the training store at ``path``."""
+    return os.fspath(path) + ".spool"
 
-    def __init__(self, path):
+
+def spool_label(folder: str, frame, provenance: dict) -> None:
+    """Write one labelled frame (and its oracle provenance) to the spool ``folder``, as a
+    one-frame store named by the configuration's uid (atomic; kill points "spool" and
+    "spooled")."""
+    path = os.path.join(folder, frame_uid(frame.system) + ".h5")
+    TrainingStore(path, phases=("spool", "spooled")).append([frame], [provenance])
+
+
+class TrainingStore:
+    """The training store at ``path`` (created on the first append). ``phases``: the
+    kill points of a write (between the complete temporary file and its rename; after
+    it)."""
+
+    def __init__(self, path, phases=("store", "stored")):
         self.path = os.fspath(path)
+        self.phases = phases
         self._frames = {k: [] for k in _FRAME_KEYS}
         self._atoms = {k: [] for k in _ATOM_KEYS}
         if os.path.exists(self.path):
@@ -98,12 +122,12 @@ class TrainingStore:
             added += 1
         if added:
             self._write()
-            kill_point("stored")
+            kill_point(self.phases[1])
         return added
 
     def _write(self):
         check_overwrite(self.path, "training store", "store")
-        with atomic_path(self.path, phase="store") as tmp, h5py.File(tmp, "w") as h5:
+        with atomic_path(self.path, phase=self.phases[0]) as tmp, h5py.File(tmp, "w") as h5:
             h5.attrs.update(format=FORMAT, format_version=FORMAT_VERSION,
                             package_version=__version__)
             g = h5.create_group("frames")
@@ -144,6 +168,23 @@ class TrainingStore:
             return None
         return (f"{self.path} holds {other} of {len(self)} frames labelled by another "
                 f"oracle ({first}); give this input its own store")
+
+    def spooled(self, system, settings: dict) -> tuple | None:
+        """(Frame, oracle provenance) of this configuration from the spool folder, if an
+        interrupted batch left it there labelled by an oracle with the physics of
+        ``settings`` (as :meth:`other_oracle` judges), else None."""
+        path = os.path.join(spool_folder(self.path), frame_uid(system) + ".h5")
+        if not os.path.exists(path):
+            return None
+        spooled = TrainingStore(path)
+        if spooled.other_oracle(settings) is not None or len(spooled) != 1:
+            return None
+        frame = spooled.frames()[0]
+        return frame, frame.info["provenance"]
+
+    def clear_spool(self) -> None:
+        """Remove the spool folder and the labels in it (once they are stored)."""
+        shutil.rmtree(spool_folder(self.path), ignore_errors=True)
 
     def lookup(self, system) -> Frame | None:
         """The stored frame of this configuration (same uid), or None."""

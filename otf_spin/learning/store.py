@@ -60,6 +60,8 @@ def spool_label(folder: str, frame, provenance: dict) -> None:
     one-frame store named by the configuration's uid (atomic; kill points "spool" and
     "spooled")."""
     path = os.path.join(folder, frame_uid(frame.system) + ".h5")
+    if os.path.exists(path):        # another oracle's label of it, which was not taken
+        os.remove(path)
     TrainingStore(path, phases=("spool", "spooled")).append([frame], [provenance])
 
 
@@ -176,7 +178,10 @@ class TrainingStore:
         path = os.path.join(spool_folder(self.path), frame_uid(system) + ".h5")
         if not os.path.exists(path):
             return None
-        spooled = TrainingStore(path)
+        try:
+            spooled = TrainingStore(path)
+        except DataFileError:       # (not a store: not taken; the batch's end removes it)
+            return None
         if spooled.other_oracle(settings) is not None or len(spooled) != 1:
             return None
         frame = spooled.frames()[0]

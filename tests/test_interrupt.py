@@ -117,3 +117,21 @@ def test_ctrl_c_in_a_plain_run_says_it_starts_over(tmp_path, started):
     assert _stderr_lines(process, 130)[-1] == (
         "otf-spin: interrupted: plain runs keep no checkpoint: the same command starts "
         "over and replaces plain.h5")
+
+
+def test_the_hint_counts_the_labels_left_in_the_spool(tmp_path):
+    """Under MPI, labels other ranks made but rank 0 never gathered are in the spool:
+    the interrupt line says how many, beside those in the store."""
+    from otf_spin.learning.store import spool_folder
+    from otf_spin.runner import interrupt_hint
+
+    store = str(tmp_path / "otf_store.h5")
+    cfg = {"otf": {"store": store, "checkpoint": str(tmp_path / "ck.h5")}}
+    assert interrupt_hint(cfg, {}) == (f"no checkpoint yet; labels kept in {store}: the "
+                                       "same command starts again and reuses them")
+    os.makedirs(spool_folder(store))
+    for name in ("a.h5", "b.h5", ".a.h5.x.tmp"):      # (a temporary file is not a label)
+        open(os.path.join(spool_folder(store), name), "w").close()
+    assert interrupt_hint(cfg, {"checkpointed": 40}) == (
+        f"labels kept in {store} and 2 in {store}.spool; the same command resumes from "
+        f"the checkpoint {tmp_path / 'ck.h5'} (step 40)")

@@ -62,7 +62,7 @@ def test_mpi_ensemble_killed_at_several_points_restarts_exactly(tmp_path, capsys
                 problems.append(f"{plan}: {kill} was not reached")
             if kill.startswith("spooled") and not (spool.is_dir() and os.listdir(spool)):
                 problems.append(f"{plan}: nothing left in the spool")
-        finished, counts = otf_process(work, launcher=launcher, serial=False)
+        finished, _ = otf_process(work, launcher=launcher, serial=False)
         assert finished and not spool.exists()
         diff = differences(reference, work, files,
                            volatile=("stored_at", "wall_time", "rank"))

@@ -84,8 +84,9 @@ def label_collective(probes, oracle, store, jobs, retries: int, keep=None) -> li
     spool = comm.bcast(spool_folder(store.path) if root and keep is not None
                        and jobs.n_groups > 1 else None)
     stored = [store.lookup(p) for p in probes] if root else None
-    spooled = {k: store.spooled(p, oracle.settings()) for k, p in enumerate(probes)
-               if stored[k] is None} if root and spool else {}
+    settings = oracle.settings() if root and spool else None
+    spooled = {k: store.spooled(p, settings) for k, p in enumerate(probes)
+               if stored[k] is None} if settings is not None else {}
     fresh = [k for k in range(len(probes)) if stored[k] is None] if root else None
     pending = comm.bcast(None if not root else
                          [k for k in fresh if spooled.get(k) is None])

@@ -55,11 +55,16 @@ def spool_folder(path) -> str:
     return os.fspath(path) + ".spool"
 
 
+def _spooled_path(folder: str, system) -> str:
+    """The spool file of ``system``'s configuration in the spool ``folder``."""
+    return os.path.join(folder, frame_uid(system) + ".h5")
+
+
 def spool_label(folder: str, frame, provenance: dict) -> None:
     """Write one labelled frame (and its oracle provenance) to the spool ``folder``, as a
     one-frame store named by the configuration's uid (atomic; kill points "spool" and
     "spooled")."""
-    path = os.path.join(folder, frame_uid(frame.system) + ".h5")
+    path = _spooled_path(folder, frame.system)
     if os.path.exists(path):        # another oracle's label of it, which was not taken
         os.remove(path)
     TrainingStore(path, phases=("spool", "spooled")).append([frame], [provenance])
@@ -175,7 +180,7 @@ class TrainingStore:
         """(Frame, oracle provenance) of this configuration from the spool folder, if an
         interrupted batch left it there labelled by an oracle with the physics of
         ``settings`` (as :meth:`other_oracle` judges), else None."""
-        path = os.path.join(spool_folder(self.path), frame_uid(system) + ".h5")
+        path = _spooled_path(spool_folder(self.path), system)
         if not os.path.exists(path):
             return None
         try:

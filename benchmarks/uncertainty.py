@@ -200,7 +200,7 @@ def diagnose(case: str, seed: int) -> None:
     parts = {"test": [], "held-out": []}
     for f in test:
         parts["test"].append(_components(model, f.system, model._R, model.alpha, f.fields))
-    for (_, _, error2, local, exact), f in zip(model._left_out(model.hyper), model.frames):
+    for (_, _, error2, local, exact), f in zip(model.held_out_frames(), model.frames):
         if error2 is not None:          # each frame by the posterior without it
             parts["held-out"].append({"err": np.sqrt(error2), "h": model._hardness(f.d),
                                       "v": local, "exact": exact, "rho": _nystrom(model, f.d)})
@@ -262,7 +262,7 @@ def exact_ratio(model, test) -> float:
     frame), as :meth:`SparseGPR.calibrate` does for κ²v."""
     from otf_spin.model.gpr import isolated_outlier
 
-    held = [(x, f) for x, f in zip(model._left_out(model.hyper), model.frames)
+    held = [(x, f) for x, f in zip(model.held_out_frames(), model.frames)
             if x[2] is not None]
     outlier = isolated_outlier([np.mean(x[2]) for x, _ in held])
     held = [item for j, item in enumerate(held) if j != outlier]

@@ -214,7 +214,7 @@ def test_heisenberg_data_do_not_take_the_angle_term():
 def test_trimmed_cv_holds_out_every_frame_once_and_leaves_out_the_worst(eq41_selection):
     """selection.trimmed_cv scores leave-one-frame-out errors: one entry per training
     frame (each frame held out exactly once, the errors of the posterior without it,
-    gpr._left_out); with nothing dropped it is the RMSE over all of them; with the
+    gpr.held_out_frames); with nothing dropped it is the RMSE over all of them; with the
     default share the worst ⌈0.2 n⌉ frames per observable are left out (never above the
     full RMSE, and equal to the RMSE over the n - ⌈0.2 n⌉ best frames); at 3 frames or
     fewer nothing is dropped."""
@@ -223,7 +223,7 @@ def test_trimmed_cv_holds_out_every_frame_once_and_leaves_out_the_worst(eq41_sel
     n = model.n_frames
     assert len(errors["energy"]) == len(errors["field"]) == n == 30
     for (e, n_e), (b, n_b), f, x in zip(errors["energy"], errors["field"], model.frames,
-                                        model._left_out(model.hyper)):
+                                        model.held_out_frames()):
         assert n_e == f.n_atoms and n_b == 3 * f.n_atoms
         assert e == pytest.approx(x[0] / f.n_atoms, rel=1e-12)
         assert b == pytest.approx(np.sum(x[2]), rel=1e-12)

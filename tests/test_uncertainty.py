@@ -290,7 +290,7 @@ def test_left_out_frames_match_a_posterior_without_them():
         warnings.simplefilter("ignore")
         model = build_model(settings).fit(slaved_frames(8, rng))
     h = model.hyper
-    held_out = model._left_out(h)
+    held_out = model.held_out_frames(h)
     Lam, b = model._R.T @ model._R, model._R.T @ (model._R @ model.alpha)
     for f, (energy2, energy_var, field2, local, exact) in zip(model.frames[:3], held_out):
         w = 1 / np.sqrt(f.n_atoms)
@@ -337,16 +337,16 @@ def test_calibration_ignores_an_isolated_outlier_frame(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = build_model(settings).fit(slaved_frames(OUTLIER_MIN_FRAMES, rng))
-    true_left_out = model._left_out
+    true_left_out = model.held_out_frames
     keys = ("std_field_noise", "std_field_local", "std_energy_scale")
 
     def scales(factor):
-        def inflated(h):
+        def inflated(h=None):
             out = true_left_out(h)
-            e, v, b, local, exact = out[4]
-            out[4] = (e * factor, v, b * factor, local, exact)
+            out[4] = out[4]._replace(energy_error2=out[4].energy_error2 * factor,
+                                     field_error2=out[4].field_error2 * factor)
             return out
-        monkeypatch.setattr(model, "_left_out", inflated)
+        monkeypatch.setattr(model, "held_out_frames", inflated)
         model.calibrate()
         return [model.hyper[k] for k in keys], model.noise_model.copy()
 

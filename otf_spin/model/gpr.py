@@ -30,6 +30,7 @@ from __future__ import annotations
 import operator
 import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
@@ -239,6 +240,17 @@ def _merge(parts, M):
     """One compressed block (R, Qᵀy, residual) of the union of compressed blocks."""
     R, qy, res = _compress([p[0] for p in parts], [p[1] for p in parts], M)
     return R, qy, res + sum(p[2] for p in parts)
+
+
+class HeldOutFrame(NamedTuple):
+    """One training frame predicted by the posterior without it
+    (:meth:`SparseGPR.held_out_frames`)."""
+    energy_error2: float | None        # squared error of the total energy (eV²); None: no label
+    energy_variance: float             # posterior variance of the total energy (eV²)
+    field_error2: np.ndarray | None    # (N,) per-atom squared field error (eV²/μB²)
+    local_variance: np.ndarray         # (N,) local-energy posterior variances v_i (eV²)
+    field_variance: np.ndarray | None  # (N,) exact posterior field variance (eV²/μB²,
+    #                                    summed over components)
 
 
 class AliasingWarning(UserWarning):
@@ -704,13 +716,13 @@ class SparseGPR(Calculator):
 
     @single_threaded
     def left_out_errors(self) -> dict:
-        """Leave-one-frame-out errors (:meth:`_left_out`) at the current hyperparameters,
+        """Leave-one-frame-out errors (:meth:`held_out_frames`) at the current hyperparameters,
         one entry per training frame (frame order): {"energy": [(ΔE²/N (eV²), N), ...],
         "field": [(Σ ΔB² (eV²/μB²), 3N), ...]}
         (frames without that label left out). Used by the term choice
         (:func:`otf_spin.model.selection.trimmed_cv`)."""
         out = {"energy": [], "field": []}
-        for (energy, _, field, _, _), f in zip(self._left_out(self.hyper), self.frames):
+        for (energy, _, field, _, _), f in zip(self.held_out_frames(), self.frames):
             if energy is not None:
                 out["energy"].append((energy / f.n_atoms, f.n_atoms))
             if field is not None:
@@ -756,19 +768,17 @@ class SparseGPR(Calculator):
 
         return min(candidates, key=score)
 
-    def _left_out(self, h) -> list:
+    def held_out_frames(self, h: dict | None = None) -> list[HeldOutFrame]:
         """Every training frame predicted by the posterior without it (leave-one-frame-out),
-        at hyperparameters ``h``: one tuple per frame, (squared energy error (eV²) or
-        None, posterior variance of its energy under Λ₋f (eV²), per-atom squared field
-        error (N,) (eV²/μB²) or None, per-atom local-energy posterior variance v_i (N,)
-        (eV²), per-atom exact posterior field variance (N,) (eV²/μB², summed over
-        components) or None).
+        at hyperparameters ``h`` (default: the model's): one :class:`HeldOutFrame` per
+        frame, in frame order — what :meth:`calibrate` scales the stds on.
 
         Λ₋f = Λ - A_fᵀA_f (A_f: frame f's noise-scaled rows, m = 1 + 3N of them) by the
         Woodbury identity on the full factor R (Λ = RᵀR), with P = R⁻ᵀA_fᵀ (M, m) and
         H = PᵀP = U diag(λ) Uᵀ: the held-out residual is (I - H)⁻¹ r_f (r_f = y_f - A_fα),
         A_f Λ₋f⁻¹ A_fᵀ = H(I - H)⁻¹, and k Λ₋f⁻¹ kᵀ = |R⁻ᵀkᵀ|² + |diag(1-λ)^-½ Uᵀ Pᵀ R⁻ᵀkᵀ|²
         for a kernel row k: O(M m² + m³) per frame, no refactorisation."""
+        h = self.hyper if h is None else h
         se, sb = h["sigma_energy"], h["sigma_field"]
         A, y, _, _ = self._stacked(h)
         R, qy, _ = _qr(A, y)
@@ -799,14 +809,14 @@ class SparseGPR(Calculator):
             if f.fields is not None:
                 field = np.sum((residual[first:] * sb).reshape(-1, 3) ** 2, axis=1)
                 exact = (rows_var[first:] * sb**2).reshape(-1, 3).sum(axis=1)
-            out.append((energy, var[-1], field, var[:-1], exact))
+            out.append(HeldOutFrame(energy, var[-1], field, var[:-1], exact))
         return out
 
     @single_threaded
     def calibrate(self) -> dict:
         """Noise profile and calibration of the predictive stds on every training frame
         predicted by the posterior without it (leave-one-frame-out,
-        :meth:`_left_out`): held out one frame at a time, each frame is predicted from
+        :meth:`held_out_frames`): held out one frame at a time, each frame is predicted from
         nearly the data of the final model. One isolated outlier frame
         (:func:`isolated_outlier`) is left out of the calibration. (With 5-fold held-out sets, two similar
         frames unlike all others fell into one fold on some draws; that fold's errors,
@@ -859,7 +869,7 @@ class SparseGPR(Calculator):
                     "std_transfer_cone", "std_transfer_ref"):   # set again below (the
             # last: older files)
             h.pop(key, None)
-        held_out = list(zip(self._left_out(h), self.frames))
+        held_out = list(zip(self.held_out_frames(h), self.frames))
         with_fields = [j for j, (x, _) in enumerate(held_out) if x[2] is not None]
         outlier = isolated_outlier([np.mean(held_out[j][0][2]) for j in with_fields])
         if outlier is not None:

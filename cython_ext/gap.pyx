@@ -81,6 +81,7 @@ cimport numpy as cnp
 from cython.parallel cimport prange, parallel, threadid
 from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_GetName
 from libc.math cimport sqrt, exp, fabs
+from libc.string cimport memcmp, memcpy
 from posix.time cimport clock_gettime, timespec, clockid_t, CLOCK_MONOTONIC, \
     CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID
 
@@ -526,6 +527,8 @@ cdef class GapEngine:
     cdef const double* fbext    # fout NULL), for the pair-field pass to project each
     cdef double* fout           # atom's rows where it sums them (projected: done)
     cdef bint projected
+    cdef double* e_at           # (N, 3) the directions the full descriptors d were made
+    cdef bint d_fresh           # at by the last evaluation (d_fresh), for descriptors()
 
     def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
                  kstart, zeta, normalize, masks, e_ref, shell=None, angle=None,
@@ -681,6 +684,10 @@ cdef class GapEngine:
                       d_arr, G_arr, C_arr, H_arr, gbuf_arr, nrm, xs, Ep_arr, mark_arr, aff_arr,
                       dnew_arr, enew_arr, rows_arr, wcum_arr, part_arr)
         self.energies, self.grad, self.d_array, self.G_array = E_arr, g_arr, d_arr, G_arr
+        e_at_arr = np.zeros(max(3 * n, 1))
+        self.e_at = <double*>cnp.PyArray_DATA(e_at_arr)
+        self.d_fresh = False
+        self._keep = self._keep + (e_at_arr,)
         Qa_arr = np.zeros(max(self.a_slots * (self.KA + 1), 1))
         npa = a_aneigh.shape[0]
         arev_arr = _reverse_pairs(a_asoff, a_asp, a_aneigh, a_ajslot) if npa \
@@ -891,6 +898,7 @@ cdef class GapEngine:
                     self.E[i] = 0.0
                 for q in range(N * self.D):
                     self.d[q] = self.dfm[q]
+                self.d_fresh = False
                 self._kernels(False)
         else:
             self.compute(np.tile([0.0, 0.0, 1.0], (N, 1)), False)
@@ -1940,6 +1948,7 @@ cdef class GapEngine:
             self.compute(e, False)
         finally:
             self.shell = shell
+            self.d_fresh = False    # the sweep moves d with the spins it accepts
         with nogil:
             for k in range(N):
                 if not trial_move(e, k, sigma, gauss, trial):
@@ -2027,10 +2036,18 @@ cdef class GapEngine:
 
     def descriptors(self, const double[:, ::1] e, double[:, ::1] out):
         """Write the descriptors (N, L·n_max) of directions e (N, 3) into out;
-        ``energies`` is left as the last evaluation made it."""
+        ``energies`` is left as the last evaluation made it. Where the last evaluation
+        (full-descriptor path) was at these very directions, its descriptors are copied
+        (the same arithmetic: bit for bit) instead of made again — the σ check of the
+        directions the dynamics just evaluated."""
         if e.shape[0] != self.n_atoms or out.shape[0] != self.n_atoms or out.shape[1] != self.D:
             raise ValueError("descriptors: e (N, 3) and out (N, L·n_max) expected")
         if self.n_atoms == 0:
+            return
+        cdef size_t nbytes = 3 * self.n_atoms * sizeof(double)
+        if self.d_fresh and memcmp(&e[0, 0], self.e_at, nbytes) == 0:
+            with nogil:
+                memcpy(&out[0, 0], self.d, self.n_atoms * self.D * sizeof(double))
             return
         with nogil:
             if self.Da:
@@ -2060,6 +2077,8 @@ cdef class GapEngine:
             self._shell_descriptors(e)
         else:
             self._descriptors(e, self.d, self.E)
+            memcpy(self.e_at, e, 3 * self.n_atoms * sizeof(double))
+            self.d_fresh = True
         t1 = _now(self.clock)
         self.stage[0] += t1 - t0
         if self.shell and self.pipeline:

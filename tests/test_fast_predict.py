@@ -172,6 +172,46 @@ def test_descriptors_leave_the_last_evaluations_energies(models, rng):
         assert np.array_equal(np.asarray(engine.energies), before)
 
 
+
+@pytest.mark.parametrize("name", ["paper n_max 12", "angle"])
+def test_descriptors_of_the_last_evaluation(models, angle_models, name, rng):
+    """The σ check's descriptors at the directions just evaluated are the evaluation's
+    own (copied, full-descriptor path) and bit for bit those a fresh pass makes; after
+    an evaluation elsewhere (the spin temperature's probes), a Monte Carlo sweep or the
+    FM reference they are made again, never a stale copy."""
+    model = angle_models["angle, defaults n_max 20"] if name == "angle" else models[name]
+    fp = fast.FastPredictor(model)
+    system = _system(2, rng, 0.1)
+    engine = fp.engine(system)
+    assert not engine.shell
+    e = np.ascontiguousarray(system.directions)
+    fresh = np.empty((len(system), len(fp.perm)))
+    engine.descriptors(e, fresh)                    # no evaluation yet: a fresh pass
+    reference = model.descriptor.compute(system)[:, fp.perm] if name != "angle" else None
+    if reference is not None:
+        _close(fresh, reference, 1e-12)
+    engine.field(e, -1.0 / system.magnitudes, np.zeros(3), np.empty((len(system), 3)))
+    copied = np.empty_like(fresh)
+    engine.descriptors(e.copy(), copied)            # equal values, another array
+    assert np.array_equal(copied, fresh)
+    other = rng.normal(size=e.shape)
+    other = np.ascontiguousarray(other / np.linalg.norm(other, axis=1)[:, None])
+    for move in ("probe", "sweep", "fm"):
+        if move == "probe":
+            engine.compute(other)
+        elif move == "sweep":
+            engine.compute(e)                       # d fresh at e, then the sweep moves d
+            moved = e.copy()                        # uniform draws 0: every move taken
+            engine.metropolis_sweep(moved, 1.0, 0.5, rng.standard_normal(e.shape),
+                                    np.zeros(len(e)), np.zeros(e.shape))
+            assert not np.array_equal(moved, e)
+        else:
+            engine.compute(e)
+            engine.fm_energies()
+        again = np.empty_like(fresh)
+        engine.descriptors(e, again)
+        assert np.array_equal(again, fresh), move
+
 def test_compiled_engine_matches_twin(models, rng):
     compiled = kernels.compiled("gap", required=True)
     for name in ("paper n_max 12", "normalised, masked"):

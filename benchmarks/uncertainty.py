@@ -1,7 +1,7 @@
 """Calibration of the predictive stds (energy_std, fields_std) of the default model.
 
     python benchmarks/uncertainty.py [--seeds 201-203] [--cases b50,b10,...] [--plot f.png]
-    python benchmarks/uncertainty.py --timing
+    python benchmarks/uncertainty.py --timing [--displacement 0.07]
     python benchmarks/uncertainty.py --diagnose [--seeds 301-303] [--cases cone,d54]
 
 For each case (training set → held-out test frames, generated afresh per seed by
@@ -311,10 +311,12 @@ def ideal_rank(components, draws: int = 50) -> float:
         components * rng.standard_normal(components.shape), axis=1)) for _ in range(draws)]))
 
 
-def timing(repeats: int = 5, sizes=(16, 54, 16000)):
+def timing(repeats: int = 5, sizes=(16, 54, 16000), displacement: float = 0.0):
     """Cost of the stds: median time of predict(stds=True) and predict(stds=False) of
     the default model (Eq. 41 set, 50 frames, seed 1) on bcc Fe cells of ``sizes``
-    atoms; prints the extra fraction (target ≤ 0.2). Then the same on the dynamics' path
+    atoms, every coordinate displaced by N(0, ``displacement``²) Å (a frozen thermal
+    lattice: the engine's full-descriptor path; 0: the perfect lattice, its shell
+    basis); prints the extra fraction (target ≤ 0.2). Then the same on the dynamics' path
     (:class:`~otf_spin.dynamics.providers.ComputeProvider`, the compiled engine): energy
     and fields alone against with ``fields_std_epistemic``, the on-the-fly loop's check."""
     from otf_spin.calculator import ENERGY, FIELDS, FIELDS_STD_EPISTEMIC
@@ -332,6 +334,7 @@ def timing(repeats: int = 5, sizes=(16, 54, 16000)):
     for n in sizes:
         repeat = round((n / 2) ** (1 / 3))
         system = bulk("bcc", A, (repeat,) * 3, moment=2.2)
+        system.positions += rng.normal(0.0, displacement, system.positions.shape)
         system.set_directions(random_configuration(system, rng)[0])
         times = {}
         model.predict(system, stds=True)          # warm-up (neighbour lists, caches)
@@ -414,6 +417,10 @@ def main(argv=None):
                         help="calibration plot file ('' = none)")
     parser.add_argument("--timing", action="store_true",
                         help="only the cost table of the stds (16, 54, 16000 atoms)")
+    parser.add_argument("--displacement", type=float, default=0.0, metavar="Å",
+                        help="--timing on cells with every coordinate displaced by "
+                             "N(0, σ²) Å (the engine's full-descriptor path; 0: the perfect "
+                             "lattice and its shell basis)")
     parser.add_argument("--diagnose", action="store_true",
                         help="what the field std is made of, per case (slow: exact "
                              "posterior field variances)")
@@ -433,7 +440,7 @@ def main(argv=None):
     if args.radial_scaling:
         SETTINGS = settings_with_scaling(args.radial_scaling)
     if args.timing:
-        timing()
+        timing(displacement=args.displacement)
         return
     if "-" in args.seeds:
         first, last = map(int, args.seeds.split("-"))

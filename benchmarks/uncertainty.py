@@ -374,7 +374,9 @@ def timing(repeats: int = 5, sizes=(16, 54, 16000), displacement: float = 0.0):
 
 def _std_stages(provider, system, calls) -> dict:
     """Seconds per call of the stages of :meth:`FastPredictor.stds` on ``system`` (the
-    provider's engine, its last structure): the engine's descriptor pass, the gather
+    provider's engine, its last structure): the engine's descriptors (after an evaluation
+    at the same directions, as in a check: the copy of its full descriptors; on the shell
+    path a pass), the gather
     into the model's layout, the kernel rows k(d, S), the FM rows, rows·R⁻¹ and the
     sums of squares with the κ² transfer."""
     from otf_spin.kernels.blas_threads import SERIAL_BELOW, one_thread
@@ -384,7 +386,8 @@ def _std_stages(provider, system, calls) -> dict:
     model = fast.model
     engine = fast.engine(system)
     e = np.ascontiguousarray(system.directions)
-    raw = np.empty((len(system), len(fast.perm)))
+    engine.compute(e, False)    # a check follows the evaluation at its directions: the
+    raw = np.empty((len(system), len(fast.perm)))       # descriptor stage copies its d
     engine.descriptors(e, raw)
     d, d_fm = fast.descriptors(system), fast.fm_descriptors(system)
     rows = model._local_rows(d, d_fm)

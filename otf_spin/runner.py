@@ -251,14 +251,15 @@ class Logger(Observer):
     timing = "output"
 
     def __init__(self, session, replicas, observe, every: int, steps: int, ensemble: bool,
-                 learner=None, tempering=None):
+                 learner=None, tempering=None, time_label: str = "time/ps"):
         self.session, self.replicas, self.observe = session, replicas, observe
+        self.time_label = time_label        # the time column's heading (MC: sweeps)
         self.every, self.steps, self.ensemble = every, steps, ensemble
         self.learner, self.tempering = learner, tempering
 
     def header(self) -> str:
         return (f"# {'step':>8s} " + ("rep " if self.ensemble else "")
-                + f"{'time/ps':>10s} {'E/eV':>14s} {'|M|':>8s} {'T_spin/K':>9s}"
+                + f"{self.time_label:>10s} {'E/eV':>14s} {'|M|':>8s} {'T_spin/K':>9s}"
                 + (f" {'maxσ meV/μB':>11s} {'calls':>5s}" if self.learner else ""))
 
     def notify(self, step: int) -> None:
@@ -417,7 +418,7 @@ def run_configuration(cfg, progress, log, fresh, monitor, comm, reached) -> dict
                                                                   specs[0].seed)
     observe = Observation(steps, learner, tempering)
     logger = Logger(session, replicas, observe, out["log_every"] or max(1, steps // 10),
-                    steps, ensemble, learner, tempering)
+                    steps, ensemble, learner, tempering, "sweeps" if is_mc else "time/ps")
     observers = []
     if learner:
         observers.append(LearnerCheck(learner, session, replicas, cfg["otf"]["check_every"],

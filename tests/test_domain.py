@@ -115,6 +115,51 @@ def test_train_reads_a_training_store_and_refuses_other_hdf5_files(model, tmp_pa
     assert not os.path.exists(tmp_path / "m2.h5")
 
 
+def test_a_file_of_the_wrong_kind_is_named_for_what_it_is(model, tmp_path, capsys):
+    """New-user review: a POSCAR given to predict, a run file given to train --data, a
+    YAML file as --model or a model file as a run file got parser messages ("not UTF-8",
+    an atom count, h5py's signature error). Each now says in one line what the file is and
+    what was expected; a truncated model file is still reported as damaged."""
+    import ase.io
+
+    from otf_spin.io.extxyz import frame_to_atoms
+
+    save(model, tmp_path / "m.h5")
+    ase.io.write(tmp_path / "POSCAR", frame_to_atoms(Frame(model.frames[0].system)),
+                 format="vasp")
+    store = TrainingStore(str(tmp_path / "store.h5"))
+    store.append([Frame(model.frames[0].system, {"fields": model.frames[0].fields})])
+    run_yaml = tmp_path / "run.yaml"
+    run_yaml.write_text("system: {}\n")
+    own = tmp_path / "own.xyz"
+    write_frames(own, [Frame(model.frames[0].system)])
+    out = str(tmp_path / "out.xyz")
+    cases = [
+        (["predict", "--model", str(tmp_path / "m.h5"), "--data", str(tmp_path / "POSCAR"),
+          "--out", out], "POSCAR: a vasp file (as ASE reads it), not extended XYZ"),
+        (["train", "--data", str(run_yaml), "--out", str(tmp_path / "m2.h5")],
+         "run.yaml: a YAML file, not extended XYZ"),
+        (["predict", "--model", str(run_yaml), "--data", str(own), "--out", out],
+         "run.yaml: a YAML file, not a model file"),
+        (["predict", "--model", str(tmp_path / "store.h5"), "--data", str(own), "--out", out],
+         "store.h5: an otf-spin training store, not a model file"),
+        (["run", str(tmp_path / "m.h5")], "m.h5: an otf-spin model file, not a YAML file"),
+        (["validate", str(tmp_path / "m.h5")], "m.h5: an otf-spin model file, not a YAML file"),
+    ]
+    errors = []
+    for argv, message in cases:
+        assert main(argv + (["--quiet"] if argv[0] == "predict" else [])) == 2, argv
+        errors.append(capsys.readouterr().err)
+        assert errors[-1].count("\n") == 1 and message in errors[-1], (argv, errors[-1])
+    assert "convert with ASE" in errors[0] and "convert" not in errors[1]
+    assert not os.path.exists(out) and not os.path.exists(tmp_path / "m2.h5")
+    data = (tmp_path / "m.h5").read_bytes()
+    (tmp_path / "cut.h5").write_bytes(data[:len(data) // 2])
+    assert main(["predict", "--model", str(tmp_path / "cut.h5"), "--data", str(own),
+                 "--out", out]) == 2
+    assert "cut.h5: cannot open model file" in capsys.readouterr().err
+
+
 def test_a_model_run_warns_outside_the_domain_and_refuses_other_species_before_writing(
         model, tmp_path, capsys, monkeypatch):
     import hashlib

@@ -42,7 +42,10 @@ def test_run_writes_h5md(tmp_path, integrator, capsys):
                      dynamics={"integrator": integrator, "steps": 40, "temperature": [100, 300]},
                      output={"every": 10})
     assert main(["run", str(path), "--quiet"]) == 0
-    assert "spin-updates/s" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "spin-updates/s" in out
+    header = next(line for line in out.splitlines() if "E/eV" in line).split()
+    assert header[2] == ("sweeps" if integrator == "mc" else "time/ps")   # the log's time
     with h5py.File(tmp_path / "traj.h5") as f:
         assert tuple(f["h5md"].attrs["version"]) == (1, 1)
         assert f["particles/all/spin/value"].shape == (5, 54, 3)

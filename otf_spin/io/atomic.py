@@ -155,6 +155,45 @@ def file_kind(path) -> str | None:
     return "HDF5 file"
 
 
+#: what each kind of :func:`file_kind` is, as a user reads it
+KIND_NAMES = {"training store": "an otf-spin training store", "checkpoint":
+              "an otf-spin checkpoint", "model": "an otf-spin model file", "trajectory":
+              "an H5MD trajectory", "HDF5 file": "an HDF5 file", "folder": "a folder",
+              "extxyz": "an extxyz file"}
+
+
+def is_hdf5_signature(path) -> bool:
+    """Whether the file at ``path`` begins with the HDF5 signature (also a damaged or
+    truncated HDF5 file that h5py cannot open)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False
+
+
+def describe_file(path) -> str:
+    """What the file at ``path`` is, as a noun phrase for a one-line error ("an otf-spin
+    model file", "a YAML file", "a vasp file (as ASE reads it)", "an empty file", ...)."""
+    kind = file_kind(path)
+    if kind is None:
+        return "absent"
+    if kind != "file":
+        return KIND_NAMES[kind]
+    if is_hdf5_signature(path):
+        return "a damaged HDF5 file"
+    if os.path.getsize(path) == 0:
+        return "an empty file"
+    if os.path.splitext(path)[1].lower() in (".yaml", ".yml"):
+        return "a YAML file"
+    try:
+        from ase.io.formats import filetype
+
+        return f"a {filetype(path, guess=False)} file (as ASE reads it)"
+    except Exception:           # ASE raises several types for files it does not know
+        return "a file of a format ASE does not know"
+
+
 def check_overwrite(path, kind: str, key: str) -> None:
     """Raise ValueError unless ``path`` (the value of ``key``) is absent or already a
     file of ``kind``: an output never replaces a file of another kind."""

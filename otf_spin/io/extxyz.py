@@ -20,7 +20,7 @@ import numpy as np
 
 from otf_spin.config.engine import read_text
 from otf_spin.core import DataFileError, Frame, InvalidSystemError, NonFiniteError
-from otf_spin.io.atomic import atomic_path
+from otf_spin.io.atomic import atomic_path, describe_file, file_kind
 from otf_spin.system import MAX_MOMENT, SpinSystem, check_system
 
 #: label keys a frame may carry: name -> per-atom?
@@ -231,6 +231,14 @@ def read_frames(path, index=":", moment: float | None = None) -> list[Frame]:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataFileError(f"{path}: no such file")
+    if os.path.getsize(path) and file_kind(path) != "extxyz":
+        what = describe_file(path)
+        convert = "; convert with ASE: atoms = ase.io.read(file); atoms.arrays['magmoms'] " \
+            "= moments; ase.io.write('frames.xyz', atoms, format='extxyz')" \
+            if what.endswith("(as ASE reads it)") else ""
+        raise DataFileError(f"{path}: {what}, not extended XYZ: otf-spin reads frames as "
+                            "extxyz with per-atom magmoms (N, 3) in μB (docs/formats.md)"
+                            + convert)
     _check_rows(path)
     try:
         images = ase.io.read(path, index=index, format="extxyz", parallel=False)

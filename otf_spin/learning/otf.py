@@ -380,8 +380,8 @@ class OnTheFly:
             if not (cfg["reselect_terms"] and self._reselect()):
                 self._reoptimise()
         self.refit_time += time.perf_counter() - start
-        print(f"# step {step}: max σ {1e3 * self.last_max_std:.2f} meV/μB > threshold "
-              f"{1e3 * self.threshold.value:.2f}: {len(frames)} label(s) "
+        print(f"# step {step}: max σ {1e3 * self.last_max_std:.3f} meV/μB > threshold "
+              f"{1e3 * self.threshold.value:.3f}: {len(frames)} label(s) "
               f"({self.oracle_time:.1f} s oracle so far), training set {self.model.n_frames} "
               f"frames, sparse {[len(S) for S in self.model.sparse]}", file=self.log, flush=True)
 

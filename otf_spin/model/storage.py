@@ -30,7 +30,7 @@ import numpy as np
 from otf_spin import __version__
 from otf_spin.core import DataFileError
 from otf_spin.io import ragged
-from otf_spin.io.atomic import atomic_path
+from otf_spin.io.atomic import atomic_path, describe_file, file_kind, is_hdf5_signature
 from otf_spin.model.factory import build_model
 from otf_spin.model.gpr import TrainingFrame
 from otf_spin.system import SpinSystem, require_memory
@@ -110,6 +110,11 @@ def load(path):
     """(model, settings) from a model file; predictions reproduce the saved model's."""
     if not os.path.isfile(path):
         raise DataFileError(f"{path}: no such model file")
+    kind = file_kind(path)
+    if kind in ("training store", "checkpoint", "trajectory", "extxyz") or \
+            (kind == "file" and not is_hdf5_signature(path)):   # (not a damaged HDF5 file)
+        raise DataFileError(f"{path}: {describe_file(path)}, not a model file (otf-spin "
+                            "train writes one; otf-spin info tells what a file holds)")
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:

@@ -104,14 +104,16 @@ def test_killed_and_restarted_run_reproduces_the_uninterrupted_run(tmp_path):
                "--quiet"]
     config(reference, steps=3000)
     config(killed, steps=3000)
+    start = time.monotonic()
     subprocess.run(command, cwd=reference, check=True, capture_output=True)
-    rng = np.random.default_rng(7)
+    wall = time.monotonic() - start     # kills at a fraction of it: a fixed 1.5-3 s came
+    rng = np.random.default_rng(7)      # after the end of a 2.4 s run on an idle machine
     kills = 0
     for attempt in range(6):
         process = subprocess.Popen(command, cwd=killed, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         try:
-            process.wait(timeout=rng.uniform(1.5, 3.0))
+            process.wait(timeout=rng.uniform(0.35, 0.75) * wall)
             break                                   # finished before the kill
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)

@@ -12,6 +12,15 @@ from otf_spin.oracles import OracleFailure, from_block
 from otf_spin.oracles.qe import parse_pw_output, species_labels
 from otf_spin.system import SpinSystem, bulk
 
+#: a pseudo_dir with a placeholder Fe.pbe-nd-rrkjus.UPF, for the tests that write pw.x
+#: inputs without running pw.x (the oracle checks that the files exist)
+PSEUDO = os.path.join(os.path.dirname(__file__), "fixtures", "qe_pseudo")
+
+
+def fake_qe(**keys):
+    """A QE oracle that never runs pw.x (``command`` given by the test)."""
+    return from_block({"type": "qe", "pseudo_dir": PSEUDO, **keys})
+
 PW_OUT = """     Program PWSCF v.6.7MaX starts on 24Nov2026 at  2:56:36
      unit-cell volume          =      70.9958 (a.u.)^3
      Dense  grid:     3367 G-vectors     FFT dimensions: (  24,  24,  24)
@@ -47,7 +56,7 @@ def test_parse_pw_output_takes_the_last_block():
 
 
 def test_input_has_one_species_per_atom_and_the_constraint(tmp_path):
-    oracle = from_block({"type": "qe", "command": "true", "workdir": str(tmp_path)})
+    oracle = fake_qe(command="true", workdir=str(tmp_path))
     system = bulk("bcc", 2.83, (1, 1, 1))
     t = np.radians(30)
     system.set_directions([[0, 0, 1.0], [np.sin(t), 0, np.cos(t)]])
@@ -80,8 +89,7 @@ def test_ten_atoms_are_written_eleven_fail_before_launch(tmp_path):
     ten_species.out), an 11-atom cell fails with a one-line error before anything is
     launched; max_species lifts the limit for a pw.x rebuilt with a larger ntypx."""
     marker = tmp_path / "launched"
-    oracle = from_block({"type": "qe", "command": f"touch {marker}; false",
-                         "workdir": str(tmp_path / "jobs")})
+    oracle = fake_qe(command=f"touch {marker}; false", workdir=str(tmp_path / "jobs"))
     for n in (9, 10):
         system = bulk("bcc", 2.83, (n // 2, 1, 1)) if n % 2 == 0 else \
             bulk("bcc", 2.83, (5, 1, 1))
@@ -100,13 +108,47 @@ def test_ten_atoms_are_written_eleven_fail_before_launch(tmp_path):
     assert "11 atoms" in message and "allows 10" in message and "ntypx" in message \
         and "max_species" in message and "\n" not in message
     assert not marker.exists() and not (tmp_path / "jobs").exists()
-    big = from_block({"type": "qe", "command": "true", "max_species": 16})
+    big = fake_qe(command="true", max_species=16)
     big._write(eleven, str(tmp_path), eleven.directions, 20.0)
     assert "ntyp = 11" in open(tmp_path / "pw.in").read()
 
 
+def test_pseudopotentials_are_checked_and_pseudo_dir_is_relative_to_the_yaml(
+        tmp_path, capsys, monkeypatch):
+    """New-user review: validate passed with a wrong pseudo_dir or a missing UPF file
+    (pw.x then looks in $ESPRESSO_PSEUDO or ~/espresso/pseudo, or fails at the first
+    job), and a relative pseudo_dir was taken from the job folder. Now a relative
+    pseudo_dir is the YAML file's, and a missing folder or file is refused in one line
+    naming the key."""
+    from otf_spin.cli import main
+    from otf_spin.core import ConfigError
+
+    folder = tmp_path / "setup"
+    (folder / "pseudo").mkdir(parents=True)
+    shutil.copy(os.path.join(PSEUDO, "Fe.pbe-nd-rrkjus.UPF"), folder / "pseudo")
+    path = folder / "qe.yaml"
+    path.write_text("type: qe\ncommand: pw.x -in pw.in\npseudo_dir: pseudo\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["validate", str(path)]) == 0
+    from otf_spin.oracles import load_file
+    assert load_file(path).cfg["pseudo_dir"] == str(folder / "pseudo")
+    for text, message in (
+            ("pseudo_dir: pseudos\n", "pseudo_dir: folder '.*pseudos' not found"),
+            ("pseudopotentials: {Fe: Fe.pz-nd-rrkjus.UPF}\npseudo_dir: pseudo\n",
+             "pseudopotentials.Fe: file 'Fe.pz-nd-rrkjus.UPF' not found in pseudo_dir")):
+        path.write_text("type: qe\ncommand: pw.x -in pw.in\n" + text)
+        with pytest.raises(ConfigError, match=message):
+            load_file(path)
+        capsys.readouterr()
+        assert main(["validate", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(path) in err
+
+
 def test_volume_factor_by_version():
-    oracle = from_block({"type": "qe", "command": "true", "lambda": 10.0})
+    oracle = fake_qe(command="true", **{"lambda": 10.0})
     old = {"version": (6, 7, 0), "fft": (24, 24, 24), "volume": 70.9958}
     assert oracle.lambda_eff(old) == pytest.approx(10.0 * 70.9958 / 24**3)
     assert oracle.lambda_eff(dict(old, version=(7, 3, 1))) == pytest.approx(
@@ -208,7 +250,7 @@ def test_run_file_with_a_cell_larger_than_pw_x_allows_is_refused_at_validation(t
 
     run = {"system": {"lattice": "bcc", "a": 2.83, "repeat": [2, 2, 2], "moment": 2.2,
                       "spins": "ferromagnetic"},
-           "oracle": {"type": "qe"}, "otf": {"threshold": 4},
+           "oracle": {"type": "qe", "pseudo_dir": PSEUDO}, "otf": {"threshold": 4},
            "dynamics": {"integrator": "depondt", "timestep": 0.5, "damping": 0.1,
                         "temperature": 300, "steps": 10}}
     path = tmp_path / "run.yaml"

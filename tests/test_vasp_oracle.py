@@ -122,6 +122,9 @@ def test_tags_vasp_refuses_or_the_backend_sets_are_config_errors(tmp_path):
             from_block(dict(base, incar={tag: 2}))
     with pytest.raises(ConfigError, match="potcar_dir"):
         from_block({"type": "vasp", "command": "true", "potcar_dir": str(tmp_path / "none")})
+    from_block(dict(base, potcar_variants={"Fe": "Fe"}))
+    with pytest.raises(ConfigError, match=r"potcar_variants.Fe: '.*Fe_pv/POTCAR' not found"):
+        from_block(dict(base, potcar_variants={"Fe": "Fe_pv"}))     # (validate caught none)
 
 
 def test_overlapping_rwigs_is_refused_before_launch(tmp_path, fe16):

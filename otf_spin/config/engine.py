@@ -179,7 +179,7 @@ class Key:
 
     kind: 'float', 'int', 'bool', 'str', 'quantity' (number or "number unit" of
     ``dimension``, default unit ``unit``), 'path' (file, must exist, relative to
-    the YAML file), 'ramp' (a quantity or [start, end], returned as a pair),
+    the YAML file), 'folder' (relative to the YAML file; its owner checks it), 'ramp' (a quantity or [start, end], returned as a pair),
     'mapping' (free-form names to scalars),
     'list' (of ``item``), 'row' (fixed-length list whose entries
     follow ``columns``), 'section' (``section``). Defaults are internal-unit values.
@@ -316,7 +316,7 @@ def _validate(key: Key, value, path: str, base_dir: str):
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: expected true or false, got {value!r}")
         result = value
-    elif kind in ("str", "path"):
+    elif kind in ("str", "path", "folder"):
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected a string, got {value!r}")
         if not value.strip():
@@ -324,9 +324,10 @@ def _validate(key: Key, value, path: str, base_dir: str):
         if "\0" in value:
             raise ConfigError(f"{path}: contains a NUL character")
         result = value
-        if kind == "path":
+        if kind in ("path", "folder"):
+            value = os.path.expanduser(value)
             result = value if os.path.isabs(value) else os.path.join(base_dir, value)
-            if not os.path.isfile(result):
+            if kind == "path" and not os.path.isfile(result):
                 raise ConfigError(f"{path}: file {value!r} not found")
     else:  # pragma: no cover - schema programming error
         raise TypeError(f"unknown key kind {kind!r}")

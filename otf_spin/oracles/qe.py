@@ -46,7 +46,8 @@ SCHEMA = Section({
     "command": Key("str", "launch command run in each job directory",
                    "mpirun -np 2 pw.x -in pw.in"),
     **job_keys(3600.0),
-    "pseudo_dir": Key("str", "pseudopotential folder", "/usr/share/espresso/pseudo"),
+    "pseudo_dir": Key("folder", "pseudopotential folder (relative: to the YAML file)",
+                      "/usr/share/espresso/pseudo"),
     "pseudopotentials": Key("mapping", "species -> UPF file", {"Fe": "Fe.pbe-nd-rrkjus.UPF"}),
     "ecutwfc": Key("float", "wave-function cutoff (Ry)", 30.0, minimum=1.0),
     "ecutrho": Key("float", "density cutoff (Ry)", 240.0, minimum=1.0),
@@ -144,6 +145,18 @@ class QEOracle(ConstrainedDFTOracle):
     implemented_properties = ("energy", "fields", "magmoms")
     schema = SCHEMA
     kept_outputs = ("pw.in", "job.out", "job.err")
+
+    @classmethod
+    def check_config(cls, block):
+        """pseudo_dir and every pseudopotential file exist (pw.x would otherwise look in
+        $ESPRESSO_PSEUDO or ~/espresso/pseudo, or fail at the first job)."""
+        folder = block["pseudo_dir"]
+        if not os.path.isdir(folder):
+            raise ConfigError(f"pseudo_dir: folder {folder!r} not found")
+        for species, name in block["pseudopotentials"].items():
+            if not os.path.isfile(os.path.join(folder, str(name))):
+                raise ConfigError(f"pseudopotentials.{species}: file {name!r} not found in "
+                                  f"pseudo_dir {folder!r}")
 
     @classmethod
     def from_config(cls, block, context=None):

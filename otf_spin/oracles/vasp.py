@@ -62,7 +62,8 @@ SCHEMA = Section({
     "command": Key("str", "launch command run in each job directory, e.g. 'mpirun -np 16 "
                    "vasp_ncl'"),
     **job_keys(86400.0),
-    "potcar_dir": Key("str", "folder with <species>/POTCAR (e.g. .../potpaw_PBE)"),
+    "potcar_dir": Key("folder", "folder with <species>/POTCAR (e.g. .../potpaw_PBE; "
+                      "relative: to the YAML file)"),
     "potcar_variants": Key("mapping", "species -> POTCAR folder name, e.g. {Fe: Fe_pv}", {}),
     "kpoints": Key("list", "k-point mesh", [6, 6, 6], item=Key("int", "n", minimum=1),
                    length=3),
@@ -176,6 +177,10 @@ class VaspOracle(ConstrainedDFTOracle):
     def check_config(cls, block):
         if not os.path.isdir(block["potcar_dir"]):
             raise ConfigError(f"potcar_dir: folder {block['potcar_dir']!r} not found")
+        for species, variant in block["potcar_variants"].items():
+            path = os.path.join(block["potcar_dir"], str(variant), "POTCAR")
+            if not os.path.isfile(path):
+                raise ConfigError(f"potcar_variants.{species}: {path!r} not found")
         for tag in block["incar"]:
             if tag.upper() in REFUSED_TAGS:
                 raise ConfigError(f"incar.{tag}: not supported ({REFUSED_TAGS[tag.upper()]})")

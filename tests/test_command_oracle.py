@@ -28,6 +28,31 @@ def test_command_oracle_labels_like_the_embedded_one(tmp_path, fe16):
     assert second["info"]["job_directory"].endswith("command-000002")
 
 
+def test_here_is_the_folder_of_the_yaml_file(tmp_path, fe16, monkeypatch):
+    """New-user review: the docs' `python my_dft_driver.py {input} {output}` failed, the
+    job running in its own folder. `{here}/my_dft_driver.py` names the script beside the
+    oracle YAML file (a folder with a space in its name: the path is quoted)."""
+    import shutil
+
+    from otf_spin.oracles import load_file
+
+    folder = tmp_path / "my setup"
+    folder.mkdir()
+    shutil.copy(SCRIPT, folder / "driver.py")
+    path = folder / "oracle.yaml"
+    path.write_text(f"type: command\ncommand: {sys.executable} {{here}}/driver.py ok\n"
+                    f"workdir: {tmp_path / 'jobs'}\n")
+    monkeypatch.chdir(tmp_path)
+    result = load_file(path).compute(fe16)
+    np.testing.assert_allclose(result["fields"], paper_oracle().compute(fe16)["fields"],
+                               atol=1e-7)
+    path.write_text(f"type: command\ncommand: {sys.executable} driver.py ok\n"
+                    f"workdir: {tmp_path / 'jobs'}\n")
+    with pytest.raises(OracleFailure) as info:        # relative: looked up in the job folder
+        load_file(path).compute(fe16)
+    assert info.value.kind == "exit"
+
+
 @pytest.mark.parametrize("mode, kind, text", [
     ("fail", "exit", "status 3"), ("nan", "nan", "energy"), ("garbage", "parse", "")])
 def test_failures_are_typed(tmp_path, fe16, mode, kind, text):

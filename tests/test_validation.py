@@ -94,6 +94,8 @@ def test_yaml_invalid_utf8_and_empty_strings_name_the_file(tmp_path):
                           "below the minimum distance between atoms 0.5 Å"),
     ("spins: random", "spins: cone\n  axis: [0, 0, 0]", "system.axis: the zero vector"),
     ("trajectory: run.h5", 'trajectory: ""', "output.trajectory: empty string"),
+    ("trajectory: run.h5", "trajectory: run.xyz",
+     "output.trajectory: 'run.xyz' would be written as HDF5: give it an HDF5 ending"),
     ("field: [0.0, 0.0, 1.5]", "field: [0.0, 0.0, 1e5]", "dynamics.field[2]: 100000.0 is "
                                                          "above the maximum 10000 T"),
     ("field: [0.0, 0.0, 1.5]", "field: [0.0, 0.0, 9000]\n  timestep: 1",
@@ -430,14 +432,14 @@ def test_paper_sets_arguments(tmp_path, argument, message):
 def test_run_time_refusals_name_the_run_file(tmp_path, monkeypatch):
     """Settings the runner refuses (here: a trajectory path holding another kind of file)
     come out as one line starting with the run file."""
-    (tmp_path / "notes.txt").write_text("keep me\n")
+    (tmp_path / "notes.h5").write_text("keep me\n")
     path = tmp_path / "run.yaml"
-    path.write_text(RUN.replace("trajectory: run.h5", "trajectory: notes.txt"))
+    path.write_text(RUN.replace("trajectory: run.h5", "trajectory: notes.h5"))
     monkeypatch.chdir(tmp_path)
     rc, err, escaped = call(["run", str(path), "--quiet"])
     assert escaped is None
-    _one_line_error(rc, err, f"{path}: output.trajectory")
-    assert (tmp_path / "notes.txt").read_text() == "keep me\n"
+    _one_line_error(rc, err, f"{path}: output.trajectory: notes.h5 is a file, not a trajectory")
+    assert (tmp_path / "notes.h5").read_text() == "keep me\n"
 
 
 @pytest.mark.parametrize("given, command", [

@@ -173,6 +173,19 @@ def thaw(value):
     return value
 
 
+#: file name endings of the HDF5 outputs (trajectory, store, checkpoint, model)
+HDF5_SUFFIXES = (".h5", ".hdf5", ".h5md", ".hdf", ".he5")
+
+
+def hdf5_name(value: str) -> str | None:
+    """A :class:`Key` check: None if ``value`` names an HDF5 file by its ending, else
+    why not (``run.xyz`` would silently hold HDF5, which no xyz reader opens)."""
+    if os.path.splitext(value)[1].lower() in HDF5_SUFFIXES:
+        return None
+    return (f"{value!r} would be written as HDF5: give it an HDF5 ending "
+            f"({', '.join(HDF5_SUFFIXES[:3])})")
+
+
 @dataclass
 class Key:
     """One configuration key.

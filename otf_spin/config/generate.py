@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 
-from otf_spin.config.engine import Key, Section, Settings, load_yaml, validate_file
+from otf_spin.config.engine import (Key, Section, Settings, hdf5_name, load_yaml,
+                                     validate_file)
 from otf_spin.config.model import MODEL
 from otf_spin.config.oracles import available, validate_block
 from otf_spin.config.run import SYSTEM as RUN_SYSTEM
@@ -60,7 +61,7 @@ SELECT = Section({
 
 OUTPUT = Section({
     "store": Key("str", "training store (HDF5, append-only; a rerun resumes from it)",
-                 "training_store.h5"),
+                 "training_store.h5", check=hdf5_name),
     "extxyz": Key("str", "extxyz copy of the generated set (for otf-spin train)", "train.xyz"),
     "candidates": Key("str", "sampled candidates (extxyz; reused when the settings match)",
                       "candidates.xyz"),

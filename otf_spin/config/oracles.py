@@ -4,9 +4,11 @@ schema of an oracle block, ``type: <entry-point name>`` plus the plug-in's own k
 """
 from __future__ import annotations
 
+import os
+import shlex
 from importlib.metadata import entry_points
 
-from otf_spin.config.engine import Key, Section
+from otf_spin.config.engine import Key, Section, freeze
 from otf_spin.core import ConfigError
 
 GROUP = "otf_spin.oracles"
@@ -50,5 +52,12 @@ def block_schema(block: dict, where: str = "") -> Section:
 
 
 def validate_block(block: dict, where: str = "", base_dir: str = ".") -> dict:
-    """The validated oracle block (internal units), ``type`` included."""
-    return block_schema(block, where).validate(block, where, base_dir)
+    """The validated oracle block (internal units), ``type`` included. ``{here}`` in a
+    launch ``command`` becomes the (quoted, absolute) folder of the YAML file: jobs run in
+    their own folders, where a script's relative path would not be found."""
+    values = block_schema(block, where).validate(block, where, base_dir)
+    command = values.get("command")
+    if isinstance(command, str) and "{here}" in command:
+        here = shlex.quote(os.path.abspath(base_dir)).replace("{", "{{").replace("}", "}}")
+        values = freeze({**values, "command": command.replace("{here}", here)})
+    return values

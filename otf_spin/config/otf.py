@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from otf_spin.config.engine import Key, Section
+from otf_spin.config.engine import Key, Section, hdf5_name
 from otf_spin.config.model import SELECTION_MIN_FRAMES
 from otf_spin.units import MEV
 
@@ -65,12 +65,14 @@ OTF = Section({
                        minimum=0.0),
     "scale": Key("float", "adaptive: threshold = mean(history)·(1 + scale)", 0.0,
                  minimum=-0.9),
-    "store": Key("str", "training store (HDF5, append-only)", "training_store.h5"),
+    "store": Key("str", "training store (HDF5, append-only)", "training_store.h5",
+                 check=hdf5_name),
     "model": Key("path", "start from this model file (else: fit on the store, or on new "
                  "labels)", None),
     "model_config": Key("path", "model YAML for fits from scratch (default: train's defaults)",
                         None),
-    "save_model": Key("str", "write the final model here", "otf_model.h5"),
-    "checkpoint": Key("str", "checkpoint file (atomic); a run restarts from it", "checkpoint.h5"),
+    "save_model": Key("str", "write the final model here", "otf_model.h5", check=hdf5_name),
+    "checkpoint": Key("str", "checkpoint file (atomic); a run restarts from it",
+                      "checkpoint.h5", check=hdf5_name),
     "checkpoint_every": Key("int", "checkpoint every N steps", 50, minimum=1),
 }, "on-the-fly learning")

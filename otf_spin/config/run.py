@@ -19,7 +19,8 @@ import os
 
 import numpy as np
 
-from otf_spin.config.engine import Key, Section, Settings, load_yaml, validate_file
+from otf_spin.config.engine import (Key, Section, Settings, hdf5_name, load_yaml,
+                                     validate_file)
 from otf_spin.config.model import MODEL
 from otf_spin.config.oracles import available, validate_block
 from otf_spin.config.otf import OTF
@@ -81,7 +82,7 @@ DYNAMICS = Section({
 }, "dynamics")
 
 OUTPUT = Section({
-    "trajectory": Key("str", "H5MD trajectory file", "run.h5"),
+    "trajectory": Key("str", "H5MD trajectory file", "run.h5", check=hdf5_name),
     "every": Key("int", "write observables (and spins) every N steps", 10, minimum=1),
     "spins": Key("bool", "write the spin directions to the trajectory", True),
     "log_every": Key("int", "log line every N steps (0: ten lines per run)", 0, minimum=0),

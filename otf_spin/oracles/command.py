@@ -19,7 +19,7 @@ from otf_spin.system import transverse
 
 SCHEMA = Section({
     "command": Key("str", "command line run in each job directory ({input}, {output} are "
-                   "replaced by the file names)"),
+                   "replaced by the file names, {here} by the YAML file's folder)"),
     **job_keys(3600.0),
     "input": Key("str", "input file name", "input.xyz"),
     "output": Key("str", "output file name", "output.xyz"),

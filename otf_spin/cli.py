@@ -175,6 +175,11 @@ def _cmd_predict(args) -> int:
     frames = _read_data(args.data)
     _check_output(args.out, "extxyz", ("--model", args.model), ("--data", args.data))
     for index, frame in enumerate(progress_bar(frames, "predicting", enabled=not args.quiet)):
+        try:
+            model.check_species(frame.system)
+        except ValueError as exc:
+            raise DataFileError(f"{args.data}: frame {index}: {exc}, {args.model}; nothing "
+                                "written") from None
         with np.errstate(over="ignore", invalid="ignore"):    # checked just below
             p = model.predict(frame.system, stds=not args.no_std)
         labels = {k: p[k] for k in ("energy", "fields", "energy_std", "fields_std") if k in p}

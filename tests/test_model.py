@@ -315,8 +315,9 @@ def test_cli_predict_refuses_a_species_the_model_was_not_trained_on(fitted, data
     assert main(["predict", "--model", str(model), "--data", str(test), "--out",
                  str(tmp_path / "pred.xyz"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == ("otf-spin: error: the structure has species Ni, which the model was not "
-                   "trained on (model species: Fe)")
+    assert err == (f"otf-spin: error: {test}: frame 0: the structure has species Ni, which "
+                   f"the model was not trained on (model species: Fe), {model}; nothing "
+                   "written")       # (the data file and the model named: review)
     assert not (tmp_path / "pred.xyz").exists()
 
 

@@ -222,3 +222,23 @@ def test_output_piped_into_a_reader_that_stops_is_not_an_error(tmp_path):
     proc.stdout.close()                     # as head -1 does
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and err == "", err
+
+
+@pytest.mark.parametrize("sections, missing, given", [
+    (("system", "dynamics", "otf"), "oracle", "otf"),
+    (("system", "dynamics", "oracle"), "otf", "oracle"),
+])
+def test_a_missing_section_of_an_on_the_fly_run_says_why_it_is_needed(
+        tmp_path, capsys, sections, missing, given):
+    """New-user review: "(on-the-fly runs need oracle and otf)" did not say what made the
+    file an on-the-fly run, nor what a plain run has instead."""
+    import yaml
+
+    data = yaml.safe_load(open(os.path.join(EXAMPLES, "bccFe_otf_heisenberg.yaml")))
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({k: data[k] for k in sections}))
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"otf-spin: error: {path}: {missing}: required section is missing (the {given} "
+        "section makes this an on-the-fly run: system, dynamics, oracle and otf; a plain run "
+        "has system, hamiltonian and dynamics)")

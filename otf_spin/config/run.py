@@ -173,11 +173,13 @@ def validate_run(path) -> dict:
         on_the_fly = "otf" in data or "oracle" in data
         needed = ("system", "dynamics", "oracle", "otf") if on_the_fly else \
             ("system", "hamiltonian", "dynamics")
+        why = "" if not on_the_fly else \
+            f" (the {'otf' if 'otf' in data else 'oracle'} section makes this an on-the-fly " \
+            "run: system, dynamics, oracle and otf; a plain run has system, hamiltonian and " \
+            "dynamics)"
         for section in needed:
             if section not in data:
-                raise ConfigError(f"{section}: required section is missing"
-                                  + (" (on-the-fly runs need oracle and otf)" if on_the_fly
-                                     else ""))
+                raise ConfigError(f"{section}: required section is missing{why}")
         if on_the_fly and "hamiltonian" in data:
             raise ConfigError("hamiltonian: not used by on-the-fly runs (the learned model is "
                               "the hamiltonian; start from a model with otf.model)")

@@ -186,3 +186,26 @@ def test_unit_signs_typed_on_a_keyboard_and_messages_in_words():
     with pytest.raises(UnitError, match=r"'T' is a magnetic field \(T\) unit, expected "
                                         r"transverse field \(eV/μB\)"):
         parse_quantity("1 T", "data_field", "eV/μB")
+
+
+def test_collinear_moments_are_read_along_z_as_from_ase(tmp_path):
+    """New-user review: a collinear extxyz (one magmom per atom, as a collinear code's
+    output or `Atoms(magmoms=[...])`) was refused by the commands but taken by
+    SpinSystem.from_ase and the calculator. Both now read ±z moments."""
+    import ase.io
+    from ase.build import bulk as ase_bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from otf_spin.system import SpinSystem
+
+    atoms = ase_bulk("Fe", "bcc", 2.83, cubic=True).repeat((2, 1, 1))
+    signs = np.array([2.2, -2.1, 2.3, 2.2])
+    atoms.set_initial_magnetic_moments(signs)
+    ase.io.write(tmp_path / "initial.xyz", atoms, format="extxyz")
+    result = atoms.copy()
+    result.calc = SinglePointCalculator(result, magmoms=signs, energy=0.0)
+    ase.io.write(tmp_path / "result.xyz", result, format="extxyz")
+    expect = SpinSystem.from_ase(atoms).moments
+    np.testing.assert_array_equal(expect[:, 2], signs)
+    for name in ("initial.xyz", "result.xyz"):
+        np.testing.assert_array_equal(read_frames(tmp_path / name)[0].system.moments, expect)

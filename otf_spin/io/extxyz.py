@@ -47,9 +47,11 @@ def _frame_from_atoms(atoms, path: str, index: int, moment: float | None) -> Fra
         raise DataFileError(f"{where}: no atoms")
     moments = arrays.pop("magmoms", None)
     initial = arrays.pop("initial_magmoms", None)
-    if moments is None and initial is not None and np.ndim(initial) == 2:
+    if moments is None and initial is not None:
         moments = initial
-    directions = arrays.pop("directions", None)
+    if moments is not None and np.ndim(moments) == 1 and len(moments) == n:
+        moments = np.outer(np.asarray(moments, dtype=float), [0.0, 0.0, 1.0])  # collinear:
+    directions = arrays.pop("directions", None)              # ±z, as SpinSystem.from_ase
     system = SpinSystem(atoms.cell.array, atoms.positions, atoms.get_chemical_symbols(),
                         pbc=atoms.pbc)
     if moments is not None:

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import yaml
 
 from otf_spin.core import ConfigError, UnitError
+from otf_spin.io import atomic
 from otf_spin.units import INTERNAL, UNITS, parse_quantity
 
 REQUIRED = object()
@@ -101,8 +102,6 @@ def load_yaml(path, kind: str | None = None) -> dict:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such file")
-    from otf_spin.io import atomic
-
     if atomic.file_kind(path) != "file" or atomic.is_hdf5_signature(path):
         raise ConfigError(f"{path}: {atomic.describe_file(path)}, not a YAML file (otf-spin info "
                           f"{os.path.basename(path)} tells what it holds)")

@@ -191,8 +191,9 @@ class Key:
 
     kind: 'float', 'int', 'bool', 'str', 'quantity' (number or "number unit" of
     ``dimension``, default unit ``unit``), 'path' (file, must exist, relative to
-    the YAML file), 'folder' (relative to the YAML file; its owner checks it), 'ramp' (a quantity or [start, end], returned as a pair),
-    'mapping' (free-form names to scalars),
+    the YAML file), 'folder' (relative to the YAML file; its owner checks it), 'ramp'
+    (a quantity or [start, end], returned as a pair), 'mapping' (free-form names to
+    scalars),
     'list' (of ``item``), 'row' (fixed-length list whose entries
     follow ``columns``), 'section' (``section``). Defaults are internal-unit values.
     """

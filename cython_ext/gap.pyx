@@ -227,9 +227,14 @@ ctypedef void (*dgemm_t)(char *transa, char *transb, int *m, int *n, int *k,
                          double *alpha, double *a, int *lda, double *b, int *ldb,
                          double *beta, double *c, int *ldc) noexcept nogil
 
+ctypedef void (*dtrmm_t)(char *side, char *uplo, char *transa, char *diag, int *m,
+                         int *n, double *alpha, double *a, int *lda, double *b,
+                         int *ldb) noexcept nogil
+
 ctypedef int (*blas_local_t)(int) noexcept nogil
 
 cdef dgemm_t _dgemm
+cdef dtrmm_t _dtrmm
 cdef blas_local_t _blas_local = NULL    # OpenBLAS' openblas_set_num_threads_local, if found
 
 
@@ -243,6 +248,12 @@ def _load_dgemm():
     if name == NULL or not (<bytes>name).startswith(b"void (char *, char *, int *, int *, int *,"):
         raise ImportError("scipy.linalg.cython_blas.dgemm has an unexpected signature")
     _dgemm = <dgemm_t>PyCapsule_GetPointer(capsule, name)
+    global _dtrmm
+    capsule = cython_blas.__pyx_capi__["dtrmm"]
+    name = PyCapsule_GetName(capsule)
+    if name == NULL or not (<bytes>name).startswith(b"void (char *, char *, char *, char *,"):
+        raise ImportError("scipy.linalg.cython_blas.dtrmm has an unexpected signature")
+    _dtrmm = <dtrmm_t>PyCapsule_GetPointer(capsule, name)
 
 
 _load_dgemm()
@@ -529,6 +540,23 @@ cdef class GapEngine:
     cdef bint projected
     cdef double* e_at           # (N, 3) the directions the full descriptors d were made
     cdef bint d_fresh           # at by the last evaluation (d_fresh), for descriptors()
+    # local-energy variances (set_variance): the posterior's sparse points in the
+    # operand basis of the products (Tv (Wv, Mv): pipeline z, shell X or full d), the FM
+    # products and kernel values per distinct FM row, R⁻¹, per-thread row buffers, and
+    # the output while an evaluation writes it (else NULL)
+    cdef readonly Py_ssize_t Mv
+    cdef Py_ssize_t Kv, Wv
+    cdef double* Tv
+    cdef double* Rv
+    cdef double* Cfmv
+    cdef double* Pfmv
+    cdef int* fmrowv
+    cdef cnp.int64_t* kvstart
+    cdef cnp.int64_t* kvzeta
+    cdef double* vbuf
+    cdef double* var
+    cdef object _basis          # (radial rows (U, n_max), angle radial rows, d_fm)
+    cdef object _vkeep
 
     def __init__(self, soff, sp, srid, neigh, jslot, rtab, w, d_fm, v, S, alpha,
                  kstart, zeta, normalize, masks, e_ref, shell=None, angle=None,
@@ -684,6 +712,9 @@ cdef class GapEngine:
                       d_arr, G_arr, C_arr, H_arr, gbuf_arr, nrm, xs, Ep_arr, mark_arr, aff_arr,
                       dnew_arr, enew_arr, rows_arr, wcum_arr, part_arr)
         self.energies, self.grad, self.d_array, self.G_array = E_arr, g_arr, d_arr, G_arr
+        self._basis = (rows_arr[:, :self.n_max], a_artab, np.asarray(a_dfm))
+        self.Mv = self.Kv = self.Wv = 0
+        self.var = NULL
         e_at_arr = np.zeros(max(3 * n, 1))
         self.e_at = <double*>cnp.PyArray_DATA(e_at_arr)
         self.d_fresh = False
@@ -843,9 +874,9 @@ cdef class GapEngine:
         κ[u, l]) (linear energy z·hl); the angle block likewise with its sparse points
         and linear weights projected on its radial rows Ra, b_km of the power basis (the
         identity for the recursion) and the factor dy/dθ = -2/π in Tb and Hq. Returns
-        (Tf, Tb, Hq, hl), (M, WZ) and (WZ,)."""
+        (Tf, Tb, Hq, hl), (M, WZ) and (WZ,), M the sparse points of Sr3 (M, U, L)."""
         from math import comb
-        L, KA, NA, M = self.L, self.KA, self.NA, self.M
+        L, KA, NA, M = self.L, self.KA, self.NA, Sr3.shape[0]
         b = np.array([[comb(l + k, 2 * k) * comb(2 * k, k) / 2.0**k if k <= l else 0.0
                        for k in range(L)] for l in range(L)])        # b[l, k]
         w = np.array([self.w[l] for l in range(L)])
@@ -872,6 +903,122 @@ cdef class GapEngine:
             Hq.append((hla * scale).ravel())
             hl.append(hla.ravel())
         return tuple(np.ascontiguousarray(np.concatenate(x, axis=-1)) for x in (Tf, Tb, Hq, hl))
+
+    def set_variance(self, Sv, kvstart, kvzeta, Rinv):
+        """Install the posterior of the local energies, for the ``variances`` of
+        :meth:`compute` and :meth:`field`: Sv (Mv, D) the masked sparse points of every
+        kernel (unnormalised dot-product powers; linear ones included) in the
+        posterior's column order, kvstart (Kv + 1,) int64 their row ranges, kvzeta (Kv,)
+        int64 the powers, Rinv (Mv, Mv) R⁻¹ of the posterior factor (upper triangular,
+        Λ⁻¹ = R⁻¹R⁻ᵀ). An evaluation asked for them writes v_i = |r_i R⁻¹|² (eV²) with
+        r_i[m] = (d_i·s_m)^ζ - (d_i^FM·s_m)^ζ: the posterior variance of atom i's local
+        energy relative to FM, from the products of the evaluation itself (the shell
+        basis and its pipeline: the same operand rows as the energy's products)."""
+        Sv_np = np.ascontiguousarray(Sv, dtype=np.float64)
+        ks = np.ascontiguousarray(kvstart, dtype=np.int64)
+        kz = np.ascontiguousarray(kvzeta, dtype=np.int64)
+        R_np = np.ascontiguousarray(Rinv, dtype=np.float64)
+        Mv = Sv_np.shape[0] if Sv_np.ndim == 2 else -1
+        if Sv_np.ndim != 2 or Sv_np.shape[1] != self.D or Mv == 0:
+            raise ValueError(f"set_variance: Sv (Mv ≥ 1, {self.D}) expected")
+        if ks.shape[0] != kz.shape[0] + 1 or ks[0] != 0 or ks[ks.shape[0] - 1] != Mv or \
+                np.any(np.diff(ks) < 0) or np.any(kz < 1):
+            raise ValueError("set_variance: kvstart must partition Sv's rows, kvzeta ≥ 1")
+        if R_np.shape != (Mv, Mv):
+            raise ValueError(f"set_variance: Rinv ({Mv}, {Mv}) expected")
+        if self.n_atoms * Mv >= 2**31:
+            raise ValueError("structure too large for 32-bit BLAS indices")
+        radial, artab, dfm = self._basis
+        n = self.n_atoms
+        fm = dfm @ Sv_np.T if n else np.zeros((0, Mv))
+        Cfm_arr, fmrow = _distinct_rows(fm) if n else (np.zeros((1, Mv)), np.zeros(1))
+        Cfm_arr = np.ascontiguousarray(Cfm_arr)
+        Pfm_arr = np.empty_like(Cfm_arr)
+        for k in range(kz.shape[0]):
+            Pfm_arr[:, ks[k]:ks[k + 1]] = Cfm_arr[:, ks[k]:ks[k + 1]] ** int(kz[k])
+        if self.shell:
+            Sr3 = np.einsum("mln,un->mul",
+                            Sv_np[:, :self.Ds].reshape(Mv, self.L, self.n_max), radial)
+            if self.pipeline:
+                T = self._pipeline_matrices(Sr3, np.zeros((self.U, self.L)),
+                                            Sv_np[:, self.Ds:], np.zeros(self.Da),
+                                            artab, None)[0]
+            else:
+                T = Sr3.reshape(Mv, self.LU)
+        else:
+            T = Sv_np
+        Tv_arr = np.ascontiguousarray(T.T)                  # (Wv, Mv)
+        fmrow_arr = np.ascontiguousarray(np.reshape(fmrow, -1), dtype=np.int32)
+        vbuf_arr = np.zeros(self.nt_alloc * BLOCK * Mv)
+        self._vkeep = (Tv_arr, R_np, Cfm_arr, Pfm_arr, fmrow_arr, ks, kz, vbuf_arr)
+        self.Mv, self.Kv, self.Wv = Mv, kz.shape[0], Tv_arr.shape[0]
+        self.Tv, self.Rv = _dptr(Tv_arr), _dptr(R_np)
+        self.Cfmv, self.Pfmv = _dptr(Cfm_arr), _dptr(Pfm_arr)
+        self.fmrowv = <int*>cnp.PyArray_DATA(fmrow_arr)
+        self.kvstart = <cnp.int64_t*>cnp.PyArray_DATA(ks)
+        self.kvzeta = <cnp.int64_t*>cnp.PyArray_DATA(kz)
+        self.vbuf = _dptr(vbuf_arr)
+
+    cdef void _var_block(self, const double* Z, Py_ssize_t a0, int n,
+                         double* buf) noexcept nogil:
+        """v_i (into var) of atoms a0 … a0 + n - 1 from their operand rows Z (n, Wv) of
+        the products: C = Z Tvᵀ (+ the FM products in the shell basis, where Z is the
+        change from FM), the rows r = c^ζ - c_FM^ζ, r R⁻¹ in place (dtrmm on the lower
+        triangle of R⁻ᵀ) and its squares summed; buf (n, Mv) on the calling thread."""
+        cdef int iM = <int>self.Mv, iW = <int>self.Wv
+        cdef double one = 1.0, zero = 0.0, c, acc
+        cdef Py_ssize_t i, k, m, Mv = self.Mv
+        cdef double* row
+        cdef const double* cfm
+        cdef const double* pfm
+        cdef long z
+        if n <= 0:
+            return
+        _dgemm(b"N", b"N", &iM, &n, &iW, &one, self.Tv, &iM, <double*>Z, &iW, &zero,
+               buf, &iM)
+        for i in range(n):
+            row = buf + i * Mv
+            cfm = self.Cfmv + self.fmrowv[a0 + i] * Mv
+            pfm = self.Pfmv + self.fmrowv[a0 + i] * Mv
+            for k in range(self.Kv):
+                z = self.kvzeta[k]
+                for m in range(self.kvstart[k], self.kvstart[k + 1]):
+                    c = row[m] + cfm[m] if self.shell else row[m]
+                    row[m] = _ipow(c, z) - pfm[m]
+        _dtrmm(b"L", b"L", b"N", b"N", &iM, &n, &one, self.Rv, &iM, buf, &iM)
+        for i in range(n):
+            row = buf + i * Mv
+            acc = 0.0
+            for m in range(Mv):
+                acc = acc + row[m] * row[m]
+            self.var[a0 + i] = acc
+
+    cdef void _variance_pass(self, const double* Z, Py_ssize_t W) noexcept nogil:
+        """:meth:`_var_block` over every atom, operand rows Z (N, W): blocks of BLOCK
+        atoms on the engine's threads, one-thread BLAS in each (full descriptors, and the
+        shell basis without its pipeline, which does it per block itself)."""
+        cdef Py_ssize_t b, N = self.n_atoms, nb = (N + BLOCK - 1) // BLOCK
+        cdef int nt = self._threads(), tid, prev = 0
+        if nt == 1:
+            if _blas_local != NULL:
+                prev = _blas_local(1)
+            for b in range(nb):
+                self._var_block(Z + b * BLOCK * W, b * BLOCK,
+                                <int>(BLOCK if N - b * BLOCK > BLOCK else N - b * BLOCK),
+                                self.vbuf)
+            if _blas_local != NULL:
+                _blas_local(prev)
+            return
+        with parallel(num_threads=nt):
+            tid = threadid()
+            if _blas_local != NULL:
+                prev = _blas_local(1)
+            for b in prange(nb, schedule="dynamic"):
+                self._var_block(Z + b * BLOCK * W, b * BLOCK,
+                                <int>(BLOCK if N - b * BLOCK > BLOCK else N - b * BLOCK),
+                                self.vbuf + tid * BLOCK * self.Mv)
+            if _blas_local != NULL:
+                _blas_local(prev)
 
     cdef void _count_skips(self) noexcept:
         """sskip: per slot of atom i, how many of its first pairs have j < i — the
@@ -923,7 +1070,8 @@ cdef class GapEngine:
     @property
     def nbytes(self) -> int:
         """Bytes of every array the engine holds (structure data and buffers)."""
-        return int(sum(np.asarray(a).nbytes for a in self._keep) + 8 * 4 * self.n_atoms)
+        return int(sum(np.asarray(a).nbytes for a in self._keep + (self._vkeep or ()))
+                   + 8 * 4 * self.n_atoms)
 
     def reset_profile(self, bint cpu=False):
         """Zero the stage timers; ``cpu``: time the stages in CPU seconds of the process
@@ -1640,6 +1788,9 @@ cdef class GapEngine:
         t1 = _now(clk)
         tt[0] += t1 - t0
         t0 = t1
+        if self.var != NULL:    # local-energy variances from the same rows z
+            self._var_block(Zb, a0, n, self.vbuf + ((mem - self.blk) // self.blk_size)
+                            * BLOCK * self.Mv)
         if need_grad:
             for i in range(n):
                 for q in range(WZ):
@@ -2054,17 +2205,34 @@ cdef class GapEngine:
                 self._angle_pairs(&e[0, 0])
             self._descriptors(&e[0, 0], &out[0, 0], NULL)
 
-    def compute(self, const double[:, ::1] e, bint need_grad=True):
+    def compute(self, const double[:, ::1] e, bint need_grad=True, variances=None):
         """Energies (N,) into ``energies`` and, with need_grad, ∂E/∂e (N, 3) into
-        ``grad``; returns the total energy (eV)."""
+        ``grad``; returns the total energy (eV). ``variances``: None, or a writeable
+        C-contiguous float64 (N,) array for the local-energy variances of these
+        directions (:meth:`set_variance`), made in the same pass."""
         cdef double total
         if e.shape[0] != self.n_atoms or e.shape[1] != 3:
             raise ValueError("compute: e must be (N, 3)")
+        cdef double* var = self._variance_out(variances)
         if self.n_atoms == 0:
             return 0.0
         with nogil:
+            self.var = var
             total = self._compute(&e[0, 0], need_grad)
+            self.var = NULL
         return total
+
+    cdef double* _variance_out(self, variances) except? NULL:
+        """The data of the ``variances`` argument of an evaluation (NULL for None)."""
+        if variances is None:
+            return NULL
+        if self.Mv == 0:
+            raise ValueError("variances asked for before set_variance")
+        if not isinstance(variances, np.ndarray) or not _f64(variances, self.n_atoms, 0, True):
+            raise ValueError("variances: a writeable C-contiguous float64 (N,) array expected")
+        if self.n_atoms == 0:
+            return NULL
+        return <double*>cnp.PyArray_DATA(variances)
 
     cdef double _compute(self, const double* e, bint need_grad) noexcept nogil:
         """:meth:`compute` on N ≥ 1 directions e (N·3)."""
@@ -2081,6 +2249,11 @@ cdef class GapEngine:
             self.d_fresh = True
         t1 = _now(self.clock)
         self.stage[0] += t1 - t0
+        if self.var != NULL and not (self.shell and self.pipeline):
+            self._variance_pass(self.X if self.shell else self.d,
+                                self.LU if self.shell else self.D)
+            t0 = _now(self.clock)
+            self.stage[1] += t0 - t1
         if self.shell and self.pipeline:
             self._shell_pipeline(need_grad)
         else:
@@ -2101,18 +2274,20 @@ cdef class GapEngine:
         return total
 
     def field(self, cnp.ndarray e not None, cnp.ndarray scale not None,
-              cnp.ndarray b_ext not None, cnp.ndarray out not None):
+              cnp.ndarray b_ext not None, cnp.ndarray out not None, variances=None):
         """out = scale_a (g_a - (g_a·e_a) e_a) + b_ext (N, 3); returns the total energy
         (:meth:`compute` and :meth:`project` in one call). Arrays: C-contiguous float64,
         e (N, 3), scale (N,), b_ext (3,), out (N, 3) writeable — checked on the arrays
         themselves (no memoryview objects per call: at 54 atoms their creation and the
-        garbage collections they caused were ~3 % of an evaluation)."""
+        garbage collections they caused were ~3 % of an evaluation). ``variances``: as
+        :meth:`compute`'s."""
         cdef double total
         cdef Py_ssize_t N = self.n_atoms
         if not (_f64(e, N, 3, False) and _f64(scale, N, 0, False) and _f64(b_ext, 3, 0, False)
                 and _f64(out, N, 3, True)):
             raise ValueError("field: C-contiguous float64 e (N, 3), scale (N,), b_ext (3,) "
                              "and writeable out (N, 3) expected")
+        cdef double* var = self._variance_out(variances)
         if N == 0:
             return 0.0
         cdef const double* pe = <const double*>cnp.PyArray_DATA(e)
@@ -2122,7 +2297,9 @@ cdef class GapEngine:
         with nogil:
             self.fscale, self.fbext, self.fout = ps, pb, po
             self.projected = False
+            self.var = var
             total = self._compute(pe, True)
+            self.var = NULL
             self.fout = NULL
             if not self.projected:
                 self._project(pe, ps, pb, po)

@@ -1115,3 +1115,90 @@ def test_unordered_pair_angles_vectorised_loop(rng):
         theta = np.empty(m)
         kernel.angles(s, c, theta)
         np.testing.assert_array_equal(y, -(2.0 / np.pi) * theta)
+
+
+def _model_variances(model, system):
+    """v_i = |r_i R⁻¹|² (N,) of ``system`` by the model's own formulas (its descriptors,
+    kernel rows and posterior factor)."""
+    from otf_spin.model.gpr import _times_upper
+
+    rows = model._local_rows(model.descriptor.compute(system),
+                             model.descriptor.compute_fm(system))
+    V = _times_upper(rows, model._posterior_inverse())
+    return np.einsum("im,im->i", V, V)
+
+
+def _engine_variances(fp, system):
+    """(energy, fields, v) of one engine evaluation with the variances, and (energy,
+    fields) of one without, on ``fp``'s engine of ``system``."""
+    e = np.ascontiguousarray(system.directions)
+    scale, zero = -1.0 / system.magnitudes, np.zeros(3)
+    plain = np.empty((len(system), 3))
+    total = fp.engine(system).field(e, scale, zero, plain)
+    fields = np.empty((len(system), 3))
+    energy, v = fp.field_and_variances(system, e, scale, zero, fields)
+    return (energy, fields, v), (total, plain)
+
+
+@pytest.mark.parametrize("case", ["pipeline", "full descriptors", "shell recursion",
+                                  "angle pipeline", "threads"])
+def test_engine_variances_in_the_evaluation_pass(models, angle_models, case, rng):
+    """The engine's local-energy variances (made in the evaluation's own pass, from the
+    operand rows of its products) equal the model's |r_i R⁻¹|² to 1e-9, compiled and
+    twin alike, on every path of the engine (the shell-basis pipeline, full descriptors
+    of displaced atoms, the shell basis with the Legendre recursion (l_max 8), the angle
+    block, OpenMP threads on 686 atoms); energy and fields are bit for bit those of an
+    evaluation without them, and the check's fields_std_epistemic is model.compute's."""
+    from otf_spin.calculator import ENERGY, FIELDS, FIELDS_STD_EPISTEMIC
+
+    model = {"angle pipeline": lambda: angle_models["angle, defaults n_max 20"],
+             "shell recursion": lambda: _fit(n_max=8, l_max=8, n_sparse=15, frames=4)
+             }.get(case, lambda: models["defaults n_max 20"])()
+    repeat, displaced = {"full descriptors": (2, 0.08), "threads": (7, 0.0)}.get(case, (2, 0.0))
+    system = _system(repeat, rng, displaced, np.pi)
+    fp = _forced(model, case != "full descriptors")
+    assert fp.fused_variances
+    (energy, fields, v), (total, plain) = _engine_variances(fp, system)
+    assert fp.engine(system).shell == (case != "full descriptors")
+    assert energy == total and np.array_equal(fields, plain)
+    ref = _model_variances(model, system)
+    _close(v, ref, 1e-9)
+    assert ref.min() > 0.0 and np.ptp(ref) > 0.1 * ref.max()    # atoms differ
+    twin = fast.FastPredictor(model, kernel=kernels.twin("gap"))
+    _close(_engine_variances(twin, system)[0][2], ref, 1e-9)
+    provider = ComputeProvider(model, system)
+    out = provider.compute(system.directions, (ENERGY, FIELDS, FIELDS_STD_EPISTEMIC))
+    _close(out[FIELDS_STD_EPISTEMIC],
+           model.compute(system, (FIELDS_STD_EPISTEMIC,))[FIELDS_STD_EPISTEMIC], 1e-8)
+
+
+def test_engine_variances_need_their_posterior(models, rng):
+    """Variances asked for before set_variance, or into an array of the wrong kind, are
+    refused (compiled and twin); a refit installs the new posterior; models whose σ is
+    not the local-energy proxy (normalised kernels, uncalibrated) take the descriptor
+    route."""
+    model = models["defaults n_max 20"]
+    system = _system(2, rng)
+    e = np.ascontiguousarray(system.directions)
+    for kernel in (kernels.compiled("gap", required=True), kernels.twin("gap")):
+        engine = fast.FastPredictor(model, kernel=kernel).engine(system)
+        args = (e, -1.0 / system.magnitudes, np.zeros(3), np.empty((len(system), 3)))
+        with pytest.raises(ValueError, match="before set_variance"):
+            engine.field(*args, np.empty(len(system)))
+        fp = fast.FastPredictor(model, kernel=kernel)
+        fp.field_and_variances(system, *args)
+        with pytest.raises(ValueError, match="variances"):
+            fp.engine(system).field(*args, np.empty(len(system), dtype=np.float32))
+        with pytest.raises(ValueError, match="Sv"):
+            fp.engine(system).set_variance(np.zeros((3, 5)), [0, 3], [1], np.eye(3))
+    assert not fast.FastPredictor(models["normalised, masked"]).fused_variances
+    assert not fast.FastPredictor(_fit(n_max=8, frames=2)).fused_variances
+    own = _fit(n_max=8, frames=4)
+    fp = fast.FastPredictor(own)
+    first = _engine_variances(fp, system)[0][2]
+    _close(first, _model_variances(own, system), 1e-9)
+    own.hyper["sigma_energy"] *= 3.0        # a new posterior factor (as a refit makes)
+    own.solve()
+    again = _engine_variances(fp, system)[0][2]
+    _close(again, _model_variances(own, system), 1e-9)
+    assert np.abs(again / first - 1.0).max() > 1e-3

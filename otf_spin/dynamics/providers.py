@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from otf_spin.calculator import ENERGIES, ENERGY, FIELDS, MAGMOMS, STD_PROPERTIES
+from otf_spin.calculator import (ENERGIES, ENERGY, FIELDS, FIELDS_STD_EPISTEMIC, MAGMOMS,
+                                 STD_PROPERTIES)
 from otf_spin.dynamics.spin_temperature import spin_temperature
 from otf_spin.kernels import load as load_kernel
 from otf_spin.model.fast import fast_predictor
@@ -160,16 +161,25 @@ class ComputeProvider:
         engine = self._engine()
         extra = tuple(p for p in wanted if p not in self._properties)
         if engine is not None:
+            fast = self._fast[1]
             e = np.ascontiguousarray(directions, dtype=float)
             tesla = np.empty((len(self.moments), 3))
-            energy = engine.field(e, self._tesla, self.b_ext, tesla)
+            stds = tuple(p for p in STD_PROPERTIES if p in extra)
+            if FIELDS_STD_EPISTEMIC in stds and fast.fused_variances:
+                # the check's σ from the evaluation's own pass (its products' rows)
+                energy, v = fast.field_and_variances(self.system, e, self._tesla,
+                                                     self.b_ext, tesla)
+                stds = tuple(p for p in stds if p != FIELDS_STD_EPISTEMIC)
+            else:
+                energy, v = engine.field(e, self._tesla, self.b_ext, tesla), None
             fields = np.empty((len(self.moments), 3))
             engine.project(e, self._ev, self._zero, fields)     # same evaluation, eV/μB
             results = {"energy": energy, "energies": np.array(engine.energies),
                        "fields": fields, "fields_tesla": tesla}
-            stds = tuple(p for p in STD_PROPERTIES if p in extra)
+            if v is not None:
+                results[FIELDS_STD_EPISTEMIC] = fast.epistemic(self.system, v)
             if stds:        # the model's σ of these directions from the engine's
-                results.update(self._fast[1].stds(self.system, stds))     # descriptors
+                results.update(fast.stds(self.system, stds))     # descriptors
             rest = tuple(p for p in extra if p not in results)
             if rest:
                 results.update(self.calculator.compute(self.system, rest))

@@ -94,6 +94,7 @@ class GapEngine:
         self.G_array = np.zeros_like(self.d_array)
         self.energies = np.zeros(self.n_atoms)
         self.grad = np.zeros((self.n_atoms, 3))
+        self.Mv, self._variance = 0, None
         self.reset_profile()
 
     @property
@@ -202,12 +203,54 @@ class GapEngine:
             s = np.einsum("pnk,pk,pn->p", Ga[rows] + Ga[js], dg, a["rtab"][self.arid])
             np.add.at(self.grad, rows, s[:, None] * ti)
 
-    def compute(self, e, need_grad=True) -> float:
+    def set_variance(self, Sv, kvstart, kvzeta, Rinv):
+        """Install the posterior of the local energies for the ``variances`` of
+        :meth:`compute` and :meth:`field`: Sv (Mv, D) every kernel's masked sparse points
+        (unnormalised dot-product powers) in the posterior's column order, kvstart
+        (Kv + 1,), kvzeta (Kv,), Rinv (Mv, Mv) R⁻¹ of the posterior factor (upper
+        triangular). v_i = |r_i R⁻¹|² (eV²), r_i[m] = (d_i·s_m)^ζ - (d_i^FM·s_m)^ζ."""
+        Sv = np.asarray(Sv, float)
+        if Sv.ndim != 2 or Sv.shape[1] != self.d_array.shape[1] or len(Sv) == 0:
+            raise ValueError(f"set_variance: Sv (Mv ≥ 1, {self.d_array.shape[1]}) expected")
+        ks, kz = np.asarray(kvstart, np.int64), np.asarray(kvzeta, np.int64)
+        if len(ks) != len(kz) + 1 or ks[0] != 0 or ks[-1] != len(Sv) or \
+                np.any(np.diff(ks) < 0) or np.any(kz < 1):
+            raise ValueError("set_variance: kvstart must partition Sv's rows, kvzeta ≥ 1")
+        if np.shape(Rinv) != (len(Sv), len(Sv)):
+            raise ValueError(f"set_variance: Rinv ({len(Sv)}, {len(Sv)}) expected")
+        self.Mv = len(Sv)
+        self._variance = (Sv, ks, kz, np.asarray(Rinv, float))
+
+    def _variances(self, out):
+        """v_i (N,) into out from the descriptors of the current evaluation."""
+        Sv, ks, kz, Rinv = self._variance
+        C, Cfm = self.d_array @ Sv.T, self.d_fm @ Sv.T
+        for k in range(len(kz)):
+            part = slice(ks[k], ks[k + 1])
+            C[:, part] = C[:, part] ** int(kz[k]) - Cfm[:, part] ** int(kz[k])
+        V = C @ Rinv
+        out[:] = np.einsum("im,im->i", V, V)
+
+    def _check_variances(self, variances):
+        if variances is None:
+            return
+        if getattr(self, "_variance", None) is None:
+            raise ValueError("variances asked for before set_variance")
+        if not (isinstance(variances, np.ndarray) and variances.dtype == np.float64
+                and variances.shape == (self.n_atoms,) and variances.flags.c_contiguous
+                and variances.flags.writeable):
+            raise ValueError("variances: a writeable C-contiguous float64 (N,) array expected")
+
+    def compute(self, e, need_grad=True, variances=None) -> float:
         """Energies (N,) into ``self.energies`` and, with ``need_grad``, ∂E/∂e (N, 3)
-        into ``self.grad``; returns the total energy (eV)."""
+        into ``self.grad``; returns the total energy (eV). ``variances``: None, or an
+        (N,) float64 array for the local-energy variances (:meth:`set_variance`)."""
+        self._check_variances(variances)
         clock = self._clock
         t0 = clock()
         self.energies[:] = self._descriptors(e, self.d_array)
+        if variances is not None:
+            self._variances(variances)
         t1 = clock()
         self._kernels(need_grad)
         t2 = clock()
@@ -239,9 +282,10 @@ class GapEngine:
                 accepted += 1
         return accepted
 
-    def field(self, e, scale, b_ext, out) -> float:
-        """out = scale_a (g_a - (g_a·e_a) e_a) + b_ext (N, 3); returns the total energy."""
-        total = self.compute(e, True)
+    def field(self, e, scale, b_ext, out, variances=None) -> float:
+        """out = scale_a (g_a - (g_a·e_a) e_a) + b_ext (N, 3); returns the total energy.
+        ``variances``: as :meth:`compute`'s."""
+        total = self.compute(e, True, variances)
         self.project(e, scale, b_ext, out)
         return total
 

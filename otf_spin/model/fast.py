@@ -222,6 +222,18 @@ class FastPredictor:
         self.normalize = np.array(normalize, dtype=np.int32)
         self.masks = np.ascontiguousarray(np.array(masks).reshape(len(zeta), Dn))
         self._kernel = kernel or load_kernel("gap")
+        # every kernel's masked sparse points in the posterior's column order, for the
+        # engine's local-energy variances (fields_std_epistemic in the evaluation's own
+        # pass, :meth:`field_and_variances`): unnormalised dot-product powers over the
+        # columns the engine has (no spline block), a calibrated model
+        self._variance_set = None
+        if self._gather is not None and model.local_variance_proxy and all(
+                isinstance(k, DotProductKernel) and k.plain_rows for k in model.kernels):
+            Sv = np.concatenate([k.masked_sparse(Sk)[:, self.perm]
+                                 for k, Sk in zip(model.kernels, model.sparse)])
+            self._variance_set = (np.ascontiguousarray(Sv), np.concatenate(
+                [[0], np.cumsum([len(Sk) for Sk in model.sparse])]).astype(np.int64),
+                np.array([k.zeta for k in model.kernels], dtype=np.int64))
         # per structure (key: positions, cell, pbc), most recent last: [engine, its FM
         # descriptors (engine layout), the same in the model's layout once a std is
         # asked (read-only)]; several providers of one model on different structures
@@ -499,6 +511,32 @@ class FastPredictor:
         ``fm``): computed by the term itself, as the model does."""
         part = term_slice(self.model.descriptor, self.spline.kind)
         return part, self.spline.compute_fm(system) if fm else self.spline.compute(system)
+
+    @property
+    def fused_variances(self) -> bool:
+        """Whether :meth:`field_and_variances` can give ``fields_std_epistemic`` from the
+        evaluation's own pass (else :meth:`stds`)."""
+        return self._variance_set is not None
+
+    def field_and_variances(self, system, e, scale, b_ext, out) -> tuple[float, np.ndarray]:
+        """The engine's ``field`` (arguments and return as
+        :meth:`GapEngine.field`) with the local-energy posterior variances v (N,) eV²
+        of the same directions made in the same pass (:meth:`GapEngine.set_variance`,
+        installed per structure on first use): (total energy, v). Needs
+        :attr:`fused_variances`."""
+        found = self._structure(system)
+        engine = found[0]
+        if len(found) < 4 or found[3] is not self.model._R:
+            engine.set_variance(*self._variance_set, self.model._posterior_inverse())
+            found[3:] = [self.model._R]
+        v = np.empty(len(system))
+        return engine.field(e, scale, b_ext, out, v), v
+
+    def epistemic(self, system, v) -> np.ndarray:
+        """``fields_std_epistemic`` (N, 3) eV/μB of ``system``'s directions from their
+        local-energy variances ``v`` (N,) (:meth:`field_and_variances`): the model's
+        :meth:`SparseGPR.field_variance`, its square."""
+        return np.sqrt(self.model.field_variance(system, v, self.fm_descriptors(system)))
 
     def stds(self, system, properties=STD_PROPERTIES) -> dict:
         """The stds of ``properties`` (energy_std eV, fields_std, fields_std_epistemic

@@ -1015,8 +1015,9 @@ class SparseGPR(Calculator):
         if not disorder:
             return 1.0, True
         cached = getattr(self, "_transfer_cache", None)
-        if cached is None or cached[0] is not self._R or cached[1] != disorder or \
-                cached[2].shape != d_fm.shape or not np.array_equal(cached[2], d_fm):
+        if cached is None or cached[0] is not self._R or cached[1] != disorder or not (
+                (cached[5] is d_fm and not d_fm.flags.writeable) or    # (a kept read-only
+                (cached[2].shape == d_fm.shape and np.array_equal(cached[2], d_fm))):  # array)
             training = any(len(f.system) == len(system)
                            and np.array_equal(f.system.cell, system.cell)
                            and np.array_equal(f.system.pbc, system.pbc) for f in self.frames)
@@ -1026,7 +1027,7 @@ class SparseGPR(Calculator):
                 exact, local = self._transfer_sums(system, theta, self._posterior_inverse())
                 factor = exact / local / ref if local > 0 and ref > 0 else 1.0
             cached = self._transfer_cache = (self._R, disorder, np.array(d_fm), factor,
-                                             training)
+                                             training, d_fm)
         return cached[3], cached[4]
 
     def _outside(self, system) -> bool:
@@ -1247,11 +1248,7 @@ class SparseGPR(Calculator):
         transverse = 1.0 - e * e
         if "std_field_local" in h:
             V = _times_upper(rows, Rinv)
-            model = h["std_field_local"] ** 2 * self._transfer(system, d_fm) * \
-                np.einsum("im,im->i", V, V)
-            if outside:
-                model *= max(1.0, h["std_field_scale"] ** -2)
-            var = 0.5 * model[:, None] * transverse
+            var = self.field_variance(system, np.einsum("im,im->i", V, V), d_fm, outside)
             if noisy:
                 noise = 0.5 * (h["std_field_noise"] ** 2 * hard2)[:, None] * transverse
         else:
@@ -1281,6 +1278,27 @@ class SparseGPR(Calculator):
             return self.stds_of_descriptors(
                 system, self.descriptor.compute(system), self.descriptor.compute_fm(system),
                 tuple(p for p in STD_PROPERTIES if p in wanted))
+
+    @property
+    def local_variance_proxy(self) -> bool:
+        """Whether the field stds' posterior part comes from the local-energy variances
+        v_i (a calibrated model, :meth:`calibrate`), so that :meth:`field_variance` gives
+        it from v alone."""
+        return "std_field_local" in self.hyper
+
+    def field_variance(self, system, v, d_fm, outside=None) -> np.ndarray:
+        """The posterior part (N, 3) (eV/μB)² of the field variance of a calibrated model
+        (:attr:`local_variance_proxy`) from the local-energy posterior variances ``v``
+        (N,) eV² of ``system``'s atoms (FM descriptors ``d_fm`` (N, D)): c_l² t v_i
+        (1 - e_c²)/2, t the cell's factor of κ² (:meth:`_transfer`), times max(1, c⁻²)
+        outside the training domain (``outside``: None = :meth:`_outside`) — the square
+        of ``fields_std_epistemic``."""
+        h = self.hyper
+        model = h["std_field_local"] ** 2 * self._transfer(system, d_fm) * v
+        if self._outside(system) if outside is None else outside:
+            model *= max(1.0, h["std_field_scale"] ** -2)
+        e = system.directions
+        return 0.5 * model[:, None] * (1.0 - e * e)
 
     def stds_of_descriptors(self, system, d, d_fm, properties=STD_PROPERTIES) -> dict:
         """The stds of ``properties`` (see :meth:`_predictive_stds`) of ``system`` from

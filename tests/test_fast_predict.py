@@ -1174,7 +1174,8 @@ def test_engine_variances_in_the_evaluation_pass(models, angle_models, case, rng
 
 def test_engine_variances_need_their_posterior(models, rng):
     """Variances asked for before set_variance, or into an array of the wrong kind, are
-    refused (compiled and twin); a refit installs the new posterior; models whose σ is
+    refused (compiled and twin); a refit installs the new posterior, a new calibration
+    gives a new scale of the std; models whose σ is
     not the local-energy proxy (normalised kernels, uncalibrated) take the descriptor
     route."""
     model = models["defaults n_max 20"]
@@ -1202,3 +1203,7 @@ def test_engine_variances_need_their_posterior(models, rng):
     again = _engine_variances(fp, system)[0][2]
     _close(again, _model_variances(own, system), 1e-9)
     assert np.abs(again / first - 1.0).max() > 1e-3
+    # the std's scale is kept per structure, and follows a new calibration
+    std = fp.epistemic(system, again)
+    own.hyper["std_field_local"] *= 2.0
+    _close(fp.epistemic(system, again), 2.0 * std, 1e-14)

@@ -66,6 +66,7 @@ from otf_spin.descriptors.spline2b import SplineExchangeDescriptor
 from otf_spin.kernels import load as load_kernel
 from otf_spin.kernels.blas_threads import SERIAL_BELOW, one_thread
 from otf_spin.model.covariance import DotProductKernel
+from otf_spin.model.gpr import field_variance
 from otf_spin.system import neighbour_distances
 
 #: pairs whose distances differ by less than this (Å) share one radial row: far below
@@ -412,7 +413,9 @@ class FastPredictor:
 
     def _structure(self, system) -> list:
         """[engine, FM descriptors (engine layout), FM descriptors in the model's layout
-        or None] of ``system``'s structure (positions, cell, pbc and species), built on
+        or None, the posterior factor R whose variances the engine has installed or None
+        (:meth:`field_and_variances`), (key, scale) of :meth:`epistemic` or None] of
+        ``system``'s structure (positions, cell, pbc and species), built on
         first use (a species the model was not trained on: ValueError,
         :meth:`SparseGPR.check_species`); the most recent are kept (STRUCTURES,
         STRUCTURE_ATOMS)."""
@@ -454,7 +457,7 @@ class FastPredictor:
         # FM reference energies by the engine itself: the FM state then gives 0 exactly
         engine.set_reference(engine.fm_energies())
         self.timings = {"neighbours+radial": t1 - t0, "fm_reference": time.perf_counter() - t1}
-        found = self._structures[key] = [engine, d_fm, None]
+        found = self._structures[key] = [engine, d_fm, None, None, None]
         while len(self._structures) > STRUCTURES or (len(self._structures) > 1 and sum(
                 len(kept[1]) for kept in self._structures.values()) > STRUCTURE_ATOMS):
             self._structures.popitem(last=False)
@@ -526,17 +529,25 @@ class FastPredictor:
         :attr:`fused_variances`."""
         found = self._structure(system)
         engine = found[0]
-        if len(found) < 4 or found[3] is not self.model._R:
+        if found[3] is not self.model._R:
             engine.set_variance(*self._variance_set, self.model._posterior_inverse())
-            found[3:] = [self.model._R]
+            found[3] = self.model._R
         v = np.empty(len(system))
         return engine.field(e, scale, b_ext, out, v), v
 
     def epistemic(self, system, v) -> np.ndarray:
         """``fields_std_epistemic`` (N, 3) eV/μB of ``system``'s directions from their
-        local-energy variances ``v`` (N,) (:meth:`field_and_variances`): the model's
-        :meth:`SparseGPR.field_variance`, its square."""
-        return np.sqrt(self.model.field_variance(system, v, self.fm_descriptors(system)))
+        local-energy variances ``v`` (N,) (:meth:`field_and_variances`): the square root
+        of the model's :meth:`SparseGPR.field_variance`, its scale kept per structure
+        while the posterior, the calibration and the moments are the same."""
+        found = self._structure(system)
+        h = self.model.hyper
+        key = (self.model._R, h.get("std_field_local"), h.get("std_field_scale"),
+               h.get("std_transfer_disorder"), system.magnitudes.tobytes())
+        if found[4] is None or found[4][0] is not key[0] or found[4][1:-1] != key[1:]:
+            found[4] = key + (self.model.field_variance_scale(
+                system, self.fm_descriptors(system)),)
+        return np.sqrt(field_variance(found[4][-1], v, system.directions))
 
     def stds(self, system, properties=STD_PROPERTIES) -> dict:
         """The stds of ``properties`` (energy_std eV, fields_std, fields_std_epistemic

@@ -116,6 +116,13 @@ def _stacked_qr(P, parts):
     return np.triu(T[:M, :M]), T[:M, M].copy(), float(T[M, M] ** 2)
 
 
+def field_variance(scale, v, e) -> np.ndarray:
+    """scale v_i (1 - e_ic²) / 2 (N, 3): the posterior field variance of atoms with
+    local-energy variances ``v`` (N,) and directions ``e`` (N, 3)
+    (:meth:`SparseGPR.field_variance`)."""
+    return 0.5 * (scale * v)[:, None] * (1.0 - e * e)
+
+
 def _times_upper(A, U) -> np.ndarray:
     """A U (N, M) for A (N, M) and an upper-triangular U (M, M): BLAS trmm on Aᵀ, half
     the multiplications of A @ U (A is not changed)."""
@@ -1289,16 +1296,22 @@ class SparseGPR(Calculator):
     def field_variance(self, system, v, d_fm, outside=None) -> np.ndarray:
         """The posterior part (N, 3) (eV/μB)² of the field variance of a calibrated model
         (:attr:`local_variance_proxy`) from the local-energy posterior variances ``v``
-        (N,) eV² of ``system``'s atoms (FM descriptors ``d_fm`` (N, D)): c_l² t v_i
-        (1 - e_c²)/2, t the cell's factor of κ² (:meth:`_transfer`), times max(1, c⁻²)
-        outside the training domain (``outside``: None = :meth:`_outside`) — the square
-        of ``fields_std_epistemic``."""
+        (N,) eV² of ``system``'s atoms (FM descriptors ``d_fm`` (N, D)): q v_i
+        (1 - e_c²)/2 with q = :meth:`field_variance_scale` — the square of
+        ``fields_std_epistemic``."""
+        return field_variance(self.field_variance_scale(system, d_fm, outside), v,
+                              system.directions)
+
+    def field_variance_scale(self, system, d_fm, outside=None) -> float:
+        """q of :meth:`field_variance` for ``system`` (FM descriptors ``d_fm`` (N, D)):
+        c_l² t, t the cell's factor of κ² (:meth:`_transfer`), times max(1, c⁻²) outside
+        the training domain (``outside``: None = :meth:`_outside`). It depends on the
+        structure, the moments and the posterior, not on the directions."""
         h = self.hyper
-        model = h["std_field_local"] ** 2 * self._transfer(system, d_fm) * v
+        scale = h["std_field_local"] ** 2 * self._transfer(system, d_fm)
         if self._outside(system) if outside is None else outside:
-            model *= max(1.0, h["std_field_scale"] ** -2)
-        e = system.directions
-        return 0.5 * model[:, None] * (1.0 - e * e)
+            scale *= max(1.0, h["std_field_scale"] ** -2)
+        return scale
 
     def stds_of_descriptors(self, system, d, d_fm, properties=STD_PROPERTIES) -> dict:
         """The stds of ``properties`` (see :meth:`_predictive_stds`) of ``system`` from

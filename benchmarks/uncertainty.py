@@ -239,7 +239,7 @@ def _block_growth(model, train, test) -> np.ndarray:
     with the kernel row of one kernel block at a time (its columns of R⁻ᵀ), then of v
     itself (all blocks): blocks whose descriptors are nearly collinear on the training
     cells cancel in v, and their cancellation can fail on new cells."""
-    Rinv = model._posterior_inverse()
+    Rinv = model.posterior_inverse()
     ends = np.cumsum([len(S) for S in model.sparse])
 
     def mean_v(systems):
@@ -363,8 +363,9 @@ def timing(repeats: int = 5, sizes=(16, 54, 16000), displacement: float = 0.0):
         stages.append((len(system), e_plain, _std_stages(provider, system, calls)))
     print("left: model.predict (the reference path) without / with the stds; right: the "
           "dynamics' path (the compiled engine for energy and fields; the check's σ "
-          "by the model's formulas on the engine's descriptors, FastPredictor.stds), best "
-          "of two passes")
+          "from the local-energy variances made in the engine's own pass where the model "
+          "allows it, FastPredictor.fused_variances, else by the model's formulas on the "
+          "engine's descriptors, FastPredictor.stds), best of two passes")
     names = list(stages[0][2]) if stages else []
     print(f"\nσ of a check by stage, in units of the engine's E+B (each stage timed alone, "
           f"best of 3):\n{'atoms':>6s} " + " ".join(f"{n:>13s}" for n in names))
@@ -373,12 +374,15 @@ def timing(repeats: int = 5, sizes=(16, 54, 16000), displacement: float = 0.0):
 
 
 def _std_stages(provider, system, calls) -> dict:
-    """Seconds per call of the stages of :meth:`FastPredictor.stds` on ``system`` (the
-    provider's engine, its last structure): the engine's descriptors (after an evaluation
-    at the same directions, as in a check: the copy of its full descriptors; on the shell
-    path a pass), the gather
-    into the model's layout, the kernel rows k(d, S), the FM rows, rows·R⁻¹ and the
-    sums of squares with the κ² transfer."""
+    """Seconds per call of the stages of a check on ``system`` (the provider's engine,
+    its last structure). Where the model's σ comes from the engine's own pass
+    (:attr:`FastPredictor.fused_variances`: calibrated, unnormalised kernels, no spline
+    block): the evaluation with the local-energy variances less the one without, and
+    the std from them (:meth:`FastPredictor.epistemic`). Otherwise
+    (:meth:`FastPredictor.stds`): the engine's descriptors (after an evaluation at the
+    same directions, as in a check: the copy of its full descriptors; on the shell path
+    a pass), the gather into the model's layout, the kernel rows k(d, S), the FM rows,
+    rows·R⁻¹ and the sums of squares with the κ² transfer."""
     from otf_spin.kernels.blas_threads import SERIAL_BELOW, one_thread
     from otf_spin.model.gpr import _times_upper
 
@@ -386,19 +390,27 @@ def _std_stages(provider, system, calls) -> dict:
     model = fast.model
     engine = fast.engine(system)
     e = np.ascontiguousarray(system.directions)
-    engine.compute(e, False)    # a check follows the evaluation at its directions: the
-    raw = np.empty((len(system), len(fast.perm)))       # descriptor stage copies its d
-    engine.descriptors(e, raw)
-    d, d_fm = fast.descriptors(system), fast.fm_descriptors(system)
-    rows = model._local_rows(d, d_fm)
-    V = _times_upper(rows, model._posterior_inverse())
-    steps = {"descriptors": lambda: engine.descriptors(e, raw),
-             "layout": lambda: fast._model_layout(raw),
-             "kernel rows": lambda: model._kernel_rows(d),
-             "FM rows": lambda: model._fm_rows(d_fm),
-             "rows·R⁻¹": lambda: _times_upper(rows, model._posterior_inverse()),
-             "sums,transfer": lambda: (np.einsum("im,im->i", V, V),
-                                       model._transfer(system, d_fm))}
+    if fast.fused_variances:
+        scale, zero = -1.0 / system.magnitudes, np.zeros(3)
+        out, v = np.empty((len(system), 3)), np.empty(len(system))
+        fast.field_and_variances(system, e, scale, zero, out)      # installs the posterior
+        steps = {"E+B": lambda: engine.field(e, scale, zero, out),
+                 "E+B+v": lambda: engine.field(e, scale, zero, out, v),
+                 "std from v": lambda: fast.epistemic(system, v)}
+    else:
+        engine.compute(e, False)    # a check follows the evaluation at its directions: the
+        raw = np.empty((len(system), len(fast.perm)))       # descriptor stage copies its d
+        engine.descriptors(e, raw)
+        d, d_fm = fast.descriptors(system), fast.fm_descriptors(system)
+        rows = model._local_rows(d, d_fm)
+        V = _times_upper(rows, model.posterior_inverse())
+        steps = {"descriptors": lambda: engine.descriptors(e, raw),
+                 "layout": lambda: fast._model_layout(raw),
+                 "kernel rows": lambda: model._kernel_rows(d),
+                 "FM rows": lambda: model._fm_rows(d_fm),
+                 "rows·R⁻¹": lambda: _times_upper(rows, model.posterior_inverse()),
+                 "sums,transfer": lambda: (np.einsum("im,im->i", V, V),
+                                           model._transfer(system, d_fm))}
     out = {}
     with one_thread(len(system) < SERIAL_BELOW):
         for name, step in steps.items():
@@ -409,6 +421,8 @@ def _std_stages(provider, system, calls) -> dict:
                     step()
                 best = min(best, (time.perf_counter() - t0) / calls)
             out[name] = best
+    if fast.fused_variances:
+        out = {"v in the pass": out["E+B+v"] - out["E+B"], "std from v": out["std from v"]}
     return out
 
 

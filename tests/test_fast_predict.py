@@ -1124,7 +1124,7 @@ def _model_variances(model, system):
 
     rows = model._local_rows(model.descriptor.compute(system),
                              model.descriptor.compute_fm(system))
-    V = _times_upper(rows, model._posterior_inverse())
+    V = _times_upper(rows, model.posterior_inverse())
     return np.einsum("im,im->i", V, V)
 
 

@@ -388,7 +388,7 @@ def test_kappa2_follows_the_structure(tmp_path):
         model = build_model(None).fit(cone_frames(10, 2, rng))
     h = model.hyper
     kappa2 = h["std_field_local"] ** 2 * 2 * h["sigma_field"] ** 2 / h["std_field_noise"] ** 2
-    Rinv = model._posterior_inverse()
+    Rinv = model.posterior_inverse()
     for repeat in (2, 3):
         test = cone_frames(3, repeat, rng)
         d_fm = model.descriptor.compute_fm(test[0].system)
@@ -445,7 +445,7 @@ def test_energy_std_of_a_new_cell_carries_the_cells_factor_not_the_energy_scale(
     assert model._cell_transfer(small, model.descriptor.compute_fm(small)) == (1.0, True)
     novelty = model._novelty(d, d_fm)
     noise = h["sigma_energy"] ** 2 * np.sum(model._hardness(d) ** 2)
-    vE = model._local_rows(d, d_fm).sum(axis=0) @ model._posterior_inverse()
+    vE = model._local_rows(d, d_fm).sum(axis=0) @ model.posterior_inverse()
     before = [model.compute(s, (ENERGY_STD,))[ENERGY_STD] for s in (small, large)]
     c_E = h["std_energy_scale"]
     # the posterior of the 54-atom total: coherent over 16-atom blocks only

@@ -529,9 +529,9 @@ class FastPredictor:
         :attr:`fused_variances`."""
         found = self._structure(system)
         engine = found[0]
-        if found[3] is not self.model._R:
-            engine.set_variance(*self._variance_set, self.model._posterior_inverse())
-            found[3] = self.model._R
+        if found[3] is not self.model.posterior_factor:
+            engine.set_variance(*self._variance_set, self.model.posterior_inverse())
+            found[3] = self.model.posterior_factor
         v = np.empty(len(system))
         return engine.field(e, scale, b_ext, out, v), v
 
@@ -542,7 +542,7 @@ class FastPredictor:
         while the posterior, the calibration and the moments are the same."""
         found = self._structure(system)
         h = self.model.hyper
-        key = (self.model._R, h.get("std_field_local"), h.get("std_field_scale"),
+        key = (self.model.posterior_factor, h.get("std_field_local"), h.get("std_field_scale"),
                h.get("std_transfer_disorder"), system.magnitudes.tobytes())
         if found[4] is None or found[4][0] is not key[0] or found[4][1:-1] != key[1:]:
             found[4] = key + (self.model.field_variance_scale(

@@ -996,7 +996,7 @@ class SparseGPR(Calculator):
             else:
                 hi = mid
         theta = 0.5 * (lo + hi)
-        sums = [self._transfer_sums(s, theta, self._posterior_inverse()) for s in structures]
+        sums = [self._transfer_sums(s, theta, self.posterior_inverse()) for s in structures]
         exact, local = sum(x[0] for x in sums), sum(x[1] for x in sums)
         out = (float(theta), exact / local if exact > 0 and local > 0 else 0.0)
         self._transfer_ref_cache = (self._R, disorder, out)
@@ -1031,7 +1031,7 @@ class SparseGPR(Calculator):
             factor = 1.0      # a training cell: its aliasing is the calibration's
             if not training:
                 theta, ref = self._transfer_reference()
-                exact, local = self._transfer_sums(system, theta, self._posterior_inverse())
+                exact, local = self._transfer_sums(system, theta, self.posterior_inverse())
                 factor = exact / local / ref if local > 0 and ref > 0 else 1.0
             cached = self._transfer_cache = (self._R, disorder, np.array(d_fm), factor,
                                              training, d_fm)
@@ -1201,7 +1201,13 @@ class SparseGPR(Calculator):
         self._fm_cache = cached[:3] + (d_fm,)
         return cached[2]
 
-    def _posterior_inverse(self) -> np.ndarray:
+    @property
+    def posterior_factor(self):
+        """The posterior factor R (M, M) upper triangular (Λ = RᵀR), or None before a
+        fit; each solve makes a new array, so its identity tells a new posterior."""
+        return self._R
+
+    def posterior_inverse(self) -> np.ndarray:
         """R⁻¹ (M, M) of the posterior factor (Λ⁻¹ = R⁻¹R⁻ᵀ), cached per factor."""
         cached = getattr(self, "_Rinv", None)
         if cached is None or cached[0] is not self._R:
@@ -1232,7 +1238,7 @@ class SparseGPR(Calculator):
         c_E² below 1 measure errors in the domain only."""
         h = self.hyper
         e = system.directions
-        Rinv = self._posterior_inverse()
+        Rinv = self.posterior_inverse()
         out = {}
         noisy = ENERGY_STD in properties or FIELDS_STD in properties
         if noisy:

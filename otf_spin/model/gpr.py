@@ -1201,12 +1201,6 @@ class SparseGPR(Calculator):
         self._fm_cache = cached[:3] + (d_fm,)
         return cached[2]
 
-    @property
-    def posterior_factor(self):
-        """The posterior factor R (M, M) upper triangular (Λ = RᵀR), or None before a
-        fit; each solve makes a new array, so its identity tells a new posterior."""
-        return self._R
-
     def posterior_inverse(self) -> np.ndarray:
         """R⁻¹ (M, M) of the posterior factor (Λ⁻¹ = R⁻¹R⁻ᵀ), cached per factor."""
         cached = getattr(self, "_Rinv", None)

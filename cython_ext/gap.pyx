@@ -553,6 +553,8 @@ cdef class GapEngine:
     cdef int* fmrowv
     cdef cnp.int64_t* kvstart
     cdef cnp.int64_t* kvzeta
+    cdef cnp.int64_t* vshared  # (K,) pipeline: the first row of Sv of each kernel's own
+    cdef int* vown              # products (-1: none); (Kv,) Sv kernels no kernel shares
     cdef double* vbuf
     cdef double* var
     cdef object _basis          # (radial rows (U, n_max), angle radial rows, d_fm)
@@ -904,7 +906,7 @@ cdef class GapEngine:
             hl.append(hla.ravel())
         return tuple(np.ascontiguousarray(np.concatenate(x, axis=-1)) for x in (Tf, Tb, Hq, hl))
 
-    def set_variance(self, Sv, kvstart, kvzeta, Rinv):
+    def set_variance(self, Sv, kvstart, kvzeta, Rinv, shared=None):
         """Install the posterior of the local energies, for the ``variances`` of
         :meth:`compute` and :meth:`field`: Sv (Mv, D) the masked sparse points of every
         kernel (unnormalised dot-product powers; linear ones included) in the
@@ -913,7 +915,11 @@ cdef class GapEngine:
         Λ⁻¹ = R⁻¹R⁻ᵀ). An evaluation asked for them writes v_i = |r_i R⁻¹|² (eV²) with
         r_i[m] = (d_i·s_m)^ζ - (d_i^FM·s_m)^ζ: the posterior variance of atom i's local
         energy relative to FM, from the products of the evaluation itself (the shell
-        basis and its pipeline: the same operand rows as the energy's products)."""
+        basis and its pipeline: the same operand rows as the energy's products).
+        ``shared``: None, or (K,) int64 per kernel of the engine the first row of Sv
+        where its sparse points (the same, in the same order) are, or -1: the pipeline
+        then takes those columns from the energy's own products instead of making them
+        again (the other paths make every column)."""
         Sv_np = np.ascontiguousarray(Sv, dtype=np.float64)
         ks = np.ascontiguousarray(kvstart, dtype=np.int64)
         kz = np.ascontiguousarray(kvzeta, dtype=np.int64)
@@ -950,7 +956,25 @@ cdef class GapEngine:
         Tv_arr = np.ascontiguousarray(T.T)                  # (Wv, Mv)
         fmrow_arr = np.ascontiguousarray(np.reshape(fmrow, -1), dtype=np.int32)
         vbuf_arr = np.zeros(self.nt_alloc * BLOCK * Mv)
-        self._vkeep = (Tv_arr, R_np, Cfm_arr, Pfm_arr, fmrow_arr, ks, kz, vbuf_arr)
+        sh = np.full(self.K, -1, dtype=np.int64) if shared is None or not self.pipeline \
+            else np.ascontiguousarray(shared, dtype=np.int64)
+        kst = np.asarray(<cnp.int64_t[:self.K + 1]>self.kstart)
+        if sh.shape != (self.K,) or np.any((sh >= 0) & (sh + np.diff(kst) > Mv)):
+            raise ValueError(f"set_variance: shared ({self.K},) rows of Sv or -1 expected")
+        own = np.ones(kz.shape[0], dtype=np.int32)
+        for k in range(self.K):
+            if sh[k] >= 0:
+                j = int(np.searchsorted(ks, sh[k], side="right")) - 1
+                if ks[j] != sh[k] or ks[j + 1] - ks[j] != kst[k + 1] - kst[k] or \
+                        kz[j] != self.zeta[k]:
+                    raise ValueError(f"set_variance: kernel {k} is not the one of Sv at "
+                                     f"row {sh[k]}")
+                own[j] = 0
+        if not self.K:
+            sh = np.zeros(1, dtype=np.int64)
+        self._vkeep = (Tv_arr, R_np, Cfm_arr, Pfm_arr, fmrow_arr, ks, kz, vbuf_arr, sh, own)
+        self.vshared = <cnp.int64_t*>cnp.PyArray_DATA(sh)
+        self.vown = <int*>cnp.PyArray_DATA(own)
         self.Mv, self.Kv, self.Wv = Mv, kz.shape[0], Tv_arr.shape[0]
         self.Tv, self.Rv = _dptr(Tv_arr), _dptr(R_np)
         self.Cfmv, self.Pfmv = _dptr(Cfm_arr), _dptr(Pfm_arr)
@@ -962,11 +986,38 @@ cdef class GapEngine:
     cdef void _var_block(self, const double* Z, Py_ssize_t a0, int n,
                          double* buf) noexcept nogil:
         """v_i (into var) of atoms a0 … a0 + n - 1 from their operand rows Z (n, Wv) of
-        the products: C = Z Tvᵀ (+ the FM products in the shell basis, where Z is the
-        change from FM), the rows r = c^ζ - c_FM^ζ, r R⁻¹ in place (dtrmm on the lower
-        triangle of R⁻ᵀ) and its squares summed; buf (n, Mv) on the calling thread."""
-        cdef int iM = <int>self.Mv, iW = <int>self.Wv
-        cdef double one = 1.0, zero = 0.0, c, acc
+        the products: :meth:`_var_products` of every column, then :meth:`_var_finish`;
+        buf (n, Mv) on the calling thread."""
+        self._var_products(Z, n, buf, False)
+        self._var_finish(a0, n, buf)
+
+    cdef void _var_products(self, const double* Z, int n, double* buf,
+                            bint own) noexcept nogil:
+        """The products C = Z Tvᵀ (n, Mv) into buf of every column, or with ``own``
+        only those of the kernels whose columns no kernel of the engine shares (one
+        product per such kernel)."""
+        cdef int iM = <int>self.Mv, iW = <int>self.Wv, im
+        cdef double one = 1.0, zero = 0.0
+        cdef Py_ssize_t j, lo
+        if n <= 0:
+            return
+        if not own:
+            _dgemm(b"N", b"N", &iM, &n, &iW, &one, self.Tv, &iM, <double*>Z, &iW, &zero,
+                   buf, &iM)
+            return
+        for j in range(self.Kv):
+            lo = self.kvstart[j]
+            im = <int>(self.kvstart[j + 1] - lo)
+            if self.vown[j] and im > 0:
+                _dgemm(b"N", b"N", &im, &n, &iW, &one, self.Tv + lo, &iM, <double*>Z,
+                       &iW, &zero, buf + lo, &iM)
+
+    cdef void _var_finish(self, Py_ssize_t a0, int n, double* buf) noexcept nogil:
+        """From the products C (n, Mv) in buf (+ the FM products in the shell basis,
+        where the operand rows are the change from FM): the rows r = c^ζ - c_FM^ζ, r R⁻¹
+        in place (dtrmm on the lower triangle of R⁻ᵀ) and its squares summed into var."""
+        cdef int iM = <int>self.Mv
+        cdef double one = 1.0, c, acc
         cdef Py_ssize_t i, k, m, Mv = self.Mv
         cdef double* row
         cdef const double* cfm
@@ -974,8 +1025,6 @@ cdef class GapEngine:
         cdef long z
         if n <= 0:
             return
-        _dgemm(b"N", b"N", &iM, &n, &iW, &one, self.Tv, &iM, <double*>Z, &iW, &zero,
-               buf, &iM)
         for i in range(n):
             row = buf + i * Mv
             cfm = self.Cfmv + self.fmrowv[a0 + i] * Mv
@@ -1773,6 +1822,7 @@ cdef class GapEngine:
         cdef double* h
         cdef double* xq
         cdef double* Q
+        cdef double* vb = NULL
         cdef double t0 = _now(clk), t1, acc, lin
         cdef double zero = 0.0, one = 1.0
         for i in range(a0, a1):
@@ -1788,9 +1838,9 @@ cdef class GapEngine:
         t1 = _now(clk)
         tt[0] += t1 - t0
         t0 = t1
-        if self.var != NULL:    # local-energy variances from the same rows z
-            self._var_block(Zb, a0, n, self.vbuf + ((mem - self.blk) // self.blk_size)
-                            * BLOCK * self.Mv)
+        if self.var != NULL:    # local-energy variances from the same rows z: the
+            vb = self.vbuf + ((mem - self.blk) // self.blk_size) * BLOCK * self.Mv
+            self._var_products(Zb, n, vb, True)     # columns no kernel here makes
         if need_grad:
             for i in range(n):
                 for q in range(WZ):
@@ -1806,6 +1856,10 @@ cdef class GapEngine:
             # small-matrix kernel, where (T, N) at these sizes packs both operands first
             _dgemm(b"N", b"N", &im, &n, &iW, &one, self.Tft + lo, &iM, Zb, &iW, &zero, Cb,
                    &im)
+            if self.var != NULL and self.vshared[k] >= 0:     # the variances' columns
+                for i in range(n):                              # of these products
+                    memcpy(vb + i * self.Mv + self.vshared[k], Cb + i * Mk,
+                           Mk * sizeof(double))
             for i in range(n):
                 acc = self._coef_row(Cb + i * Mk, self.Cfm + self.fmrow[a0 + i] * M + lo,
                                      lo, Mk, self.zeta[k], 1.0, NULL, tmp)
@@ -1819,6 +1873,11 @@ cdef class GapEngine:
                 t1 = _now(clk)
                 tt[2] += t1 - t0
                 t0 = t1
+        if self.var != NULL:
+            self._var_finish(a0, n, vb)
+            t1 = _now(clk)
+            tt[1] += t1 - t0
+            t0 = t1
         if need_grad:
             for i in range(n):
                 h = Hb + i * WZ

@@ -203,12 +203,14 @@ class GapEngine:
             s = np.einsum("pnk,pk,pn->p", Ga[rows] + Ga[js], dg, a["rtab"][self.arid])
             np.add.at(self.grad, rows, s[:, None] * ti)
 
-    def set_variance(self, Sv, kvstart, kvzeta, Rinv):
+    def set_variance(self, Sv, kvstart, kvzeta, Rinv, shared=None):
         """Install the posterior of the local energies for the ``variances`` of
         :meth:`compute` and :meth:`field`: Sv (Mv, D) every kernel's masked sparse points
         (unnormalised dot-product powers) in the posterior's column order, kvstart
         (Kv + 1,), kvzeta (Kv,), Rinv (Mv, Mv) R⁻¹ of the posterior factor (upper
-        triangular). v_i = |r_i R⁻¹|² (eV²), r_i[m] = (d_i·s_m)^ζ - (d_i^FM·s_m)^ζ."""
+        triangular). v_i = |r_i R⁻¹|² (eV²), r_i[m] = (d_i·s_m)^ζ - (d_i^FM·s_m)^ζ.
+        ``shared`` (which of Sv's columns the compiled pipeline takes from the energy's
+        own products) changes no number: not used here."""
         Sv = np.asarray(Sv, float)
         if Sv.ndim != 2 or Sv.shape[1] != self.d_array.shape[1] or len(Sv) == 0:
             raise ValueError(f"set_variance: Sv (Mv ≥ 1, {self.d_array.shape[1]}) expected")

@@ -188,6 +188,7 @@ class FastPredictor:
         self._sparse = list(model.sparse)
         v = np.zeros(D)
         S, alpha, kstart, zeta, normalize, masks = [], [], [0], [], [], []
+        first = []      # per kernel of the engine, its first row in the posterior's order
         start = 0
         for k, Sk in zip(model.kernels, model.sparse):
             a = model.alpha[start:start + len(Sk)]
@@ -197,6 +198,7 @@ class FastPredictor:
             if k.zeta == 1 and not k.normalize:
                 v += a @ Sm
                 continue
+            first.append(start - len(Sk))
             if k.normalize:
                 norm = np.linalg.norm(Sm, axis=1, keepdims=True)
                 Sm = Sm / np.where(norm > 0, norm, 1.0)
@@ -234,7 +236,8 @@ class FastPredictor:
                                  for k, Sk in zip(model.kernels, model.sparse)])
             self._variance_set = (np.ascontiguousarray(Sv), np.concatenate(
                 [[0], np.cumsum([len(Sk) for Sk in model.sparse])]).astype(np.int64),
-                np.array([k.zeta for k in model.kernels], dtype=np.int64))
+                np.array([k.zeta for k in model.kernels], dtype=np.int64),
+                np.array(first, dtype=np.int64))     # (the pipeline shares those products)
         # per structure (key: positions, cell, pbc), most recent last: [engine, its FM
         # descriptors (engine layout), the same in the model's layout once a std is
         # asked (read-only)]; several providers of one model on different structures
@@ -530,7 +533,8 @@ class FastPredictor:
         found = self._structure(system)
         engine = found[0]
         if found[3] is not self.model.posterior_factor:
-            engine.set_variance(*self._variance_set, self.model.posterior_inverse())
+            Sv, kvstart, kvzeta, shared = self._variance_set
+            engine.set_variance(Sv, kvstart, kvzeta, self.model.posterior_inverse(), shared)
             found[3] = self.model.posterior_factor
         v = np.empty(len(system))
         return engine.field(e, scale, b_ext, out, v), v

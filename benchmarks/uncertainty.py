@@ -392,10 +392,10 @@ def _std_stages(provider, system, calls) -> dict:
     e = np.ascontiguousarray(system.directions)
     if fast.fused_variances:
         scale, zero = -1.0 / system.magnitudes, np.zeros(3)
-        out, v = np.empty((len(system), 3)), np.empty(len(system))
-        fast.field_and_variances(system, e, scale, zero, out)      # installs the posterior
-        steps = {"E+B": lambda: engine.field(e, scale, zero, out),
-                 "E+B+v": lambda: engine.field(e, scale, zero, out, v),
+        fields, v = np.empty((len(system), 3)), np.empty(len(system))
+        fast.field_and_variances(system, e, scale, zero, fields)   # installs the posterior
+        steps = {"E+B": lambda: engine.field(e, scale, zero, fields),
+                 "E+B+v": lambda: engine.field(e, scale, zero, fields, v),
                  "std from v": lambda: fast.epistemic(system, v)}
     else:
         engine.compute(e, False)    # a check follows the evaluation at its directions: the

@@ -556,6 +556,7 @@ cdef class GapEngine:
     cdef cnp.int64_t* vshared  # (K,) pipeline: the first row of Sv of each kernel's own
     cdef int* vown              # products (-1: none); (Kv,) Sv kernels no kernel shares
     cdef double* vbuf
+    cdef double* vrows          # (N, Mv) without the pipeline: every atom's products
     cdef double* var
     cdef object _basis          # (radial rows (U, n_max), angle radial rows, d_fm)
     cdef object _vkeep
@@ -917,9 +918,9 @@ cdef class GapEngine:
         energy relative to FM, from the products of the evaluation itself (the shell
         basis and its pipeline: the same operand rows as the energy's products).
         ``shared``: None, or (K,) int64 per kernel of the engine the first row of Sv
-        where its sparse points (the same, in the same order) are, or -1: the pipeline
-        then takes those columns from the energy's own products instead of making them
-        again (the other paths make every column)."""
+        where its sparse points (the same, in the same order; an unnormalised kernel)
+        are, or -1: those columns are then taken from the energy's own products instead
+        of being made again."""
         Sv_np = np.ascontiguousarray(Sv, dtype=np.float64)
         ks = np.ascontiguousarray(kvstart, dtype=np.int64)
         kz = np.ascontiguousarray(kvzeta, dtype=np.int64)
@@ -956,7 +957,7 @@ cdef class GapEngine:
         Tv_arr = np.ascontiguousarray(T.T)                  # (Wv, Mv)
         fmrow_arr = np.ascontiguousarray(np.reshape(fmrow, -1), dtype=np.int32)
         vbuf_arr = np.zeros(self.nt_alloc * BLOCK * Mv)
-        sh = np.full(self.K, -1, dtype=np.int64) if shared is None or not self.pipeline \
+        sh = np.full(self.K, -1, dtype=np.int64) if shared is None \
             else np.ascontiguousarray(shared, dtype=np.int64)
         kst = np.asarray(<cnp.int64_t[:self.K + 1]>self.kstart)
         if sh.shape != (self.K,) or np.any((sh >= 0) & (sh + np.diff(kst) > Mv)):
@@ -966,13 +967,16 @@ cdef class GapEngine:
             if sh[k] >= 0:
                 j = int(np.searchsorted(ks, sh[k], side="right")) - 1
                 if ks[j] != sh[k] or ks[j + 1] - ks[j] != kst[k + 1] - kst[k] or \
-                        kz[j] != self.zeta[k]:
+                        kz[j] != self.zeta[k] or self.normalize[k]:
                     raise ValueError(f"set_variance: kernel {k} is not the one of Sv at "
                                      f"row {sh[k]}")
                 own[j] = 0
         if not self.K:
             sh = np.zeros(1, dtype=np.int64)
-        self._vkeep = (Tv_arr, R_np, Cfm_arr, Pfm_arr, fmrow_arr, ks, kz, vbuf_arr, sh, own)
+        vrows_arr = np.zeros(1 if self.pipeline else max(n * Mv, 1))
+        self._vkeep = (Tv_arr, R_np, Cfm_arr, Pfm_arr, fmrow_arr, ks, kz, vbuf_arr, sh, own,
+                       vrows_arr)
+        self.vrows = _dptr(vrows_arr)
         self.vshared = <cnp.int64_t*>cnp.PyArray_DATA(sh)
         self.vown = <int*>cnp.PyArray_DATA(own)
         self.Mv, self.Kv, self.Wv = Mv, kz.shape[0], Tv_arr.shape[0]
@@ -982,14 +986,6 @@ cdef class GapEngine:
         self.kvstart = <cnp.int64_t*>cnp.PyArray_DATA(ks)
         self.kvzeta = <cnp.int64_t*>cnp.PyArray_DATA(kz)
         self.vbuf = _dptr(vbuf_arr)
-
-    cdef void _var_block(self, const double* Z, Py_ssize_t a0, int n,
-                         double* buf) noexcept nogil:
-        """v_i (into var) of atoms a0 … a0 + n - 1 from their operand rows Z (n, Wv) of
-        the products: :meth:`_var_products` of every column, then :meth:`_var_finish`;
-        buf (n, Mv) on the calling thread."""
-        self._var_products(Z, n, buf, False)
-        self._var_finish(a0, n, buf)
 
     cdef void _var_products(self, const double* Z, int n, double* buf,
                             bint own) noexcept nogil:
@@ -1043,18 +1039,20 @@ cdef class GapEngine:
             self.var[a0 + i] = acc
 
     cdef void _variance_pass(self, const double* Z, Py_ssize_t W) noexcept nogil:
-        """:meth:`_var_block` over every atom, operand rows Z (N, W): blocks of BLOCK
-        atoms on the engine's threads, one-thread BLAS in each (full descriptors, and the
-        shell basis without its pipeline, which does it per block itself)."""
-        cdef Py_ssize_t b, N = self.n_atoms, nb = (N + BLOCK - 1) // BLOCK
-        cdef int nt = self._threads(), tid, prev = 0
+        """The variances of every atom without the pipeline, after :meth:`_kernels` put
+        the shared kernels' products into vrows (N, Mv): per block of BLOCK atoms the
+        other columns from the operand rows Z (N, W) (:meth:`_var_products`) and
+        :meth:`_var_finish`, on the engine's threads, one-thread BLAS in each."""
+        cdef Py_ssize_t b, a0, N = self.n_atoms, nb = (N + BLOCK - 1) // BLOCK
+        cdef int nt = self._threads(), tid, prev = 0, n
         if nt == 1:
             if _blas_local != NULL:
                 prev = _blas_local(1)
             for b in range(nb):
-                self._var_block(Z + b * BLOCK * W, b * BLOCK,
-                                <int>(BLOCK if N - b * BLOCK > BLOCK else N - b * BLOCK),
-                                self.vbuf)
+                a0 = b * BLOCK
+                n = <int>(BLOCK if N - a0 > BLOCK else N - a0)
+                self._var_products(Z + a0 * W, n, self.vrows + a0 * self.Mv, True)
+                self._var_finish(a0, n, self.vrows + a0 * self.Mv)
             if _blas_local != NULL:
                 _blas_local(prev)
             return
@@ -1063,9 +1061,10 @@ cdef class GapEngine:
             if _blas_local != NULL:
                 prev = _blas_local(1)
             for b in prange(nb, schedule="dynamic"):
-                self._var_block(Z + b * BLOCK * W, b * BLOCK,
-                                <int>(BLOCK if N - b * BLOCK > BLOCK else N - b * BLOCK),
-                                self.vbuf + tid * BLOCK * self.Mv)
+                a0 = b * BLOCK
+                n = <int>(BLOCK if N - a0 > BLOCK else N - a0)
+                self._var_products(Z + a0 * W, n, self.vrows + a0 * self.Mv, True)
+                self._var_finish(a0, n, self.vrows + a0 * self.Mv)
             if _blas_local != NULL:
                 _blas_local(prev)
 
@@ -1982,6 +1981,10 @@ cdef class GapEngine:
             # C_k (N, Mk) = d (N, D) @ S_kᵀ   (column-major view: C_kᵀ = S_k dᵀ);
             # shell basis: C_k = X (N, U·L) @ Sr_kᵀ, and Cfm_k added below
             self._gemm_rows(True, im, iD, Smat + lo * W, dmat, zero, Ck, nt)
+            if self.var != NULL and self.vshared[k] >= 0:     # the variances' columns
+                for i in prange(N, schedule="static", num_threads=nt):
+                    memcpy(self.vrows + i * self.Mv + self.vshared[k], Ck + i * Mk,
+                           Mk * sizeof(double))
             z = self.zeta[k]
             for i in prange(N, schedule="static", num_threads=nt):
                 nrm = self.norms[i * self.K + k] if self.normalize[k] else 1.0
@@ -2016,6 +2019,9 @@ cdef class GapEngine:
             t0 = t1
         if blas_one:
             _blas_local(blas_prev)
+        if self.var != NULL:        # local-energy variances from the same operand rows
+            self._variance_pass(dmat, W)
+            self.stage[1] += _now(self.clock) - t0
 
     cdef void _contract(self, const double* e) noexcept nogil:
         """∂E/∂e (unprojected) into g from G. Per slot s of atom a the row
@@ -2308,11 +2314,6 @@ cdef class GapEngine:
             self.d_fresh = True
         t1 = _now(self.clock)
         self.stage[0] += t1 - t0
-        if self.var != NULL and not (self.shell and self.pipeline):
-            self._variance_pass(self.X if self.shell else self.d,
-                                self.LU if self.shell else self.D)
-            t0 = _now(self.clock)
-            self.stage[1] += t0 - t1
         if self.shell and self.pipeline:
             self._shell_pipeline(need_grad)
         else:

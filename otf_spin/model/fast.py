@@ -534,7 +534,9 @@ class FastPredictor:
         engine = found[0]
         if found[3] is not self.model.posterior_factor:
             Sv, kvstart, kvzeta, shared = self._variance_set
-            engine.set_variance(Sv, kvstart, kvzeta, self.model.posterior_inverse(), shared)
+            with one_thread(len(system) < SERIAL_BELOW):    # (no BLAS threads spinning)
+                engine.set_variance(Sv, kvstart, kvzeta, self.model.posterior_inverse(),
+                                    shared)
             found[3] = self.model.posterior_factor
         v = np.empty(len(system))
         return engine.field(e, scale, b_ext, out, v), v

@@ -488,3 +488,33 @@ def test_a_store_labelled_with_another_jfile_of_the_same_name_is_refused(tmp_pat
         "contents differ); give this input its own store")
     assert settings_digest(edited) != first
     assert file_digests({"type": "heisenberg", "shells": [[1.0, 1.0]]}) == {}
+
+
+def test_a_run_from_a_model_file_checkpoints_and_resumes_before_its_first_label(tmp_path):
+    """``otf.model`` (a model file: labels, weights and posterior, no design rows) and no
+    label before the checkpoints: each checkpoint gets the frames' rows (the first used
+    to fail on the missing rows, so no such run got past step 15), and a run killed
+    after two of them resumes to the uninterrupted run's trajectory bit for bit."""
+    import shutil
+
+    from helpers import otf_process, small_otf_run
+
+    start = tmp_path / "start"
+    start.mkdir()
+    small_otf_run(start, steps=12)
+    assert run_in(start, "otf.yaml")["learner"].calls > 0
+    for name in ("reference", "killed"):
+        work = tmp_path / name
+        work.mkdir()
+        small_otf_run(work, steps=40, model="start.h5", threshold=1e5, initial_frames=0,
+                      checkpoint_every=10)
+        shutil.copy(start / "otf_model.h5", work / "start.h5")
+    assert otf_process(tmp_path / "reference")[0]
+    assert not otf_process(tmp_path / "killed", kill="step:25")[0]
+    with h5py.File(tmp_path / "killed" / "otf_checkpoint.h5") as h5:
+        assert "rows/0/phi_E_0" in h5["model"]
+    assert otf_process(tmp_path / "killed")[0]
+    reference, resumed = _trajectory(tmp_path / "reference"), _trajectory(tmp_path / "killed")
+    assert reference[1][-1] == 40 and not reference[2].any()       # no label in the run
+    for a, b in zip(reference, resumed):
+        np.testing.assert_array_equal(a, b)

@@ -402,9 +402,7 @@ class SparseGPR(Calculator):
         stds (hyperparameters kept unless ``optimise``, then optimised within
         ``bounds``, with ``screen`` as :meth:`optimise_hyperparameters`) and re-solve."""
         t0 = time.perf_counter()
-        for f in self.frames:   # frames loaded from a model file get their rows on demand
-            if f.phi_E is None:
-                self._extend_rows(f, self.sparse)
+        self.ensure_rows()
         new = [self._as_training(f) for f in frames]
         for f in new:
             self._descriptors(f)
@@ -439,6 +437,16 @@ class SparseGPR(Calculator):
         self.timings = {"select": t1 - t0, "design": t2 - t1,
                         "solve": time.perf_counter() - t2, "total": time.perf_counter() - t0}
         return self
+
+    def ensure_rows(self) -> None:
+        """Give every training frame its descriptors and design rows for the current
+        sparse set: frames read from a model file have none (the file keeps labels,
+        weights and the posterior) until a refit or a checkpoint needs them. The same
+        arithmetic as an incremental fit's, so a checkpoint's rows continue it bit for
+        bit."""
+        for f in self.frames:
+            if f.phi_E is None:
+                self._extend_rows(f, self.sparse)
 
     @single_threaded
     def refit_from_scratch(self) -> "SparseGPR":

@@ -95,6 +95,7 @@ def write_group(h5, model, settings: dict, with_rows: bool = False) -> None:
     t.create_dataset("fields", data=ragged.stack(
         np.full((f.n_atoms, 3), np.nan) if f.fields is None else f.fields for f in frames))
     if with_rows:
+        model.ensure_rows()     # (a model read from a file without them: made here)
         rows = h5.create_group("rows")
         for k, f in enumerate(frames):
             g = rows.create_group(str(k))

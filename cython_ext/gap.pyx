@@ -1040,33 +1040,35 @@ cdef class GapEngine:
 
     cdef void _variance_pass(self, const double* Z, Py_ssize_t W) noexcept nogil:
         """The variances of every atom without the pipeline, after :meth:`_kernels` put
-        the shared kernels' products into vrows (N, Mv): per block of BLOCK atoms the
-        other columns from the operand rows Z (N, W) (:meth:`_var_products`) and
-        :meth:`_var_finish`, on the engine's threads, one-thread BLAS in each."""
-        cdef Py_ssize_t b, a0, N = self.n_atoms, nb = (N + BLOCK - 1) // BLOCK
-        cdef int nt = self._threads(), tid, prev = 0, n
+        the shared kernels' products into vrows (N, Mv): :meth:`_variance_rows` per block
+        of BLOCK atoms, on the engine's threads, one-thread BLAS in each."""
+        cdef Py_ssize_t b, nb = (self.n_atoms + BLOCK - 1) // BLOCK
+        cdef int nt = self._threads(), prev = 0
         if nt == 1:
             if _blas_local != NULL:
                 prev = _blas_local(1)
             for b in range(nb):
-                a0 = b * BLOCK
-                n = <int>(BLOCK if N - a0 > BLOCK else N - a0)
-                self._var_products(Z + a0 * W, n, self.vrows + a0 * self.Mv, True)
-                self._var_finish(a0, n, self.vrows + a0 * self.Mv)
+                self._variance_rows(Z, W, b)
             if _blas_local != NULL:
                 _blas_local(prev)
             return
         with parallel(num_threads=nt):
-            tid = threadid()
             if _blas_local != NULL:
                 prev = _blas_local(1)
             for b in prange(nb, schedule="dynamic"):
-                a0 = b * BLOCK
-                n = <int>(BLOCK if N - a0 > BLOCK else N - a0)
-                self._var_products(Z + a0 * W, n, self.vrows + a0 * self.Mv, True)
-                self._var_finish(a0, n, self.vrows + a0 * self.Mv)
+                self._variance_rows(Z, W, b)
             if _blas_local != NULL:
                 _blas_local(prev)
+
+    cdef inline void _variance_rows(self, const double* Z, Py_ssize_t W,
+                                    Py_ssize_t b) noexcept nogil:
+        """Block b (atoms b·BLOCK …) of :meth:`_variance_pass`: the columns no kernel
+        shares from the operand rows Z (N, W) (:meth:`_var_products`), then
+        :meth:`_var_finish`, in vrows."""
+        cdef Py_ssize_t a0 = b * BLOCK
+        cdef int n = <int>(BLOCK if self.n_atoms - a0 > BLOCK else self.n_atoms - a0)
+        self._var_products(Z + a0 * W, n, self.vrows + a0 * self.Mv, True)
+        self._var_finish(a0, n, self.vrows + a0 * self.Mv)
 
     cdef void _count_skips(self) noexcept:
         """sskip: per slot of atom i, how many of its first pairs have j < i — the

@@ -19,7 +19,7 @@ from otf_spin.config.model import MODEL
 from otf_spin.core import ConfigError, DataFileError, Frame, OracleFailure
 from otf_spin.factory import load_generate, load_run
 from otf_spin.io import info
-from otf_spin.io.atomic import check_outputs, file_kind
+from otf_spin.io.atomic import KIND_NAMES, check_outputs, file_kind
 from otf_spin.io.extxyz import check_energy_reference, read_frames, write_frames
 from otf_spin.io.plot import plot_files
 from otf_spin.learning.generate import generate
@@ -426,9 +426,8 @@ def _read_data(path) -> list:
     if kind == "training store":
         return TrainingStore(path).frames()
     if kind in ("checkpoint", "model", "trajectory", "HDF5 file"):
-        article = "an" if kind.startswith("HDF5") else "a"
-        raise DataFileError(f"{path}: {article} {kind}, not labelled frames: --data takes an "
-                            "extxyz file or a training store")
+        raise DataFileError(f"{path}: {KIND_NAMES[kind]}, not labelled frames: --data takes "
+                            "an extxyz file or a training store")
     return read_frames(path)
 
 

@@ -110,8 +110,8 @@ def test_train_reads_a_training_store_and_refuses_other_hdf5_files(model, tmp_pa
     assert main(["train", "--data", str(tmp_path / "m.h5"), "--out",
                  str(tmp_path / "m2.h5")]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"otf-spin: error: {tmp_path / 'm.h5'}: a model, not labelled frames: --data takes "
-        "an extxyz file or a training store")
+        f"otf-spin: error: {tmp_path / 'm.h5'}: an otf-spin model file, not labelled "
+        "frames: --data takes an extxyz file or a training store")
     assert not os.path.exists(tmp_path / "m2.h5")
 
 

@@ -1141,25 +1141,28 @@ def _engine_variances(fp, system):
 
 
 @pytest.mark.parametrize("case", ["pipeline", "full descriptors", "shell recursion",
-                                  "angle pipeline", "threads"])
+                                  "angle pipeline", "threads", "threads, full descriptors"])
 def test_engine_variances_in_the_evaluation_pass(models, angle_models, case, rng):
     """The engine's local-energy variances (made in the evaluation's own pass, from the
     operand rows of its products) equal the model's |r_i R⁻¹|² to 1e-9, compiled and
     twin alike, on every path of the engine (the shell-basis pipeline, full descriptors
     of displaced atoms, the shell basis with the Legendre recursion (l_max 8), the angle
-    block, OpenMP threads on 686 atoms); energy and fields are bit for bit those of an
-    evaluation without them, and the check's fields_std_epistemic is model.compute's."""
+    block, OpenMP threads on 686 atoms, perfect and displaced); energy and fields are bit
+    for bit those of an evaluation without them, and the check's fields_std_epistemic is
+    model.compute's."""
     from otf_spin.calculator import ENERGY, FIELDS, FIELDS_STD_EPISTEMIC
 
     model = {"angle pipeline": lambda: angle_models["angle, defaults n_max 20"],
              "shell recursion": lambda: _fit(n_max=8, l_max=8, n_sparse=15, frames=4)
              }.get(case, lambda: models["defaults n_max 20"])()
-    repeat, displaced = {"full descriptors": (2, 0.08), "threads": (7, 0.0)}.get(case, (2, 0.0))
+    repeat, displaced = {"full descriptors": (2, 0.08), "threads": (7, 0.0),
+                         "threads, full descriptors": (7, 0.08)}.get(case, (2, 0.0))
     system = _system(repeat, rng, displaced, np.pi)
-    fp = _forced(model, case != "full descriptors")
+    shell = "full descriptors" not in case
+    fp = _forced(model, shell)
     assert fp.fused_variances
     (energy, fields, v), (total, plain) = _engine_variances(fp, system)
-    assert fp.engine(system).shell == (case != "full descriptors")
+    assert fp.engine(system).shell == shell
     assert energy == total and np.array_equal(fields, plain)
     ref = _model_variances(model, system)
     _close(v, ref, 1e-9)

@@ -888,7 +888,9 @@ cdef class GapEngine:
         Tf = np.einsum("mul,lk->muk", Sr3, bw)
         hl = np.einsum("ul,lk->uk", Hv2 * w[None, :] + kap, b[:, 1:])
         k_s = np.arange(1, L, dtype=float)
-        Tf, Tb, Hq, hl = [Tf.reshape(M, -1)], [(Tf * k_s).reshape(M, -1)], \
+        # (explicit widths: M = 0, a model of linear kernels only, has no -1 to infer)
+        width = Tf.shape[1] * Tf.shape[2]
+        Tf, Tb, Hq, hl = [Tf.reshape(M, width)], [(Tf * k_s).reshape(M, width)], \
             [(hl * k_s).ravel()], [hl.ravel()]
         if self.Da:
             Ta = np.einsum("mnk,un->muk", Sa.reshape(M, NA, KA), Ra)    # (M, Ua, KA)
@@ -901,8 +903,9 @@ cdef class GapEngine:
                 ba, scale = np.eye(KA), np.full(KA, -TWO_OVER_PI)
             Tfa = np.einsum("muk,kq->muq", Ta, ba)
             hla = vr @ ba
-            Tf.append(Tfa.reshape(M, -1))
-            Tb.append((Tfa * scale).reshape(M, -1))
+            width = Tfa.shape[1] * Tfa.shape[2]
+            Tf.append(Tfa.reshape(M, width))
+            Tb.append((Tfa * scale).reshape(M, width))
             Hq.append((hla * scale).ravel())
             hl.append(hla.ravel())
         return tuple(np.ascontiguousarray(np.concatenate(x, axis=-1)) for x in (Tf, Tb, Hq, hl))

@@ -1152,9 +1152,8 @@ def test_engine_variances_in_the_evaluation_pass(models, angle_models, case, rng
     twin alike, on every path of the engine (the shell-basis pipeline, full descriptors
     of displaced atoms, the shell basis with the Legendre recursion (l_max 8), the angle
     block, OpenMP threads on 686 atoms, perfect and displaced, a model of linear kernels
-    only); energy and fields are bit
-    for bit those of an evaluation without them, and the check's fields_std_epistemic is
-    model.compute's."""
+    only); energy and fields are bit for bit those of an evaluation without them, and the
+    check's fields_std_epistemic is model.compute's."""
     from otf_spin.calculator import ENERGY, FIELDS, FIELDS_STD_EPISTEMIC
 
     model = {"angle pipeline": lambda: angle_models["angle, defaults n_max 20"],

@@ -1215,3 +1215,34 @@ def test_engine_variances_need_their_posterior(models, rng):
     std = fp.epistemic(system, again)
     own.hyper["std_field_local"] *= 2.0
     _close(fp.epistemic(system, again), 2.0 * std, 1e-14)
+
+
+def test_a_check_after_an_output_step_takes_the_energy_only_pass(models, rng):
+    """The on-the-fly check comes after the trajectory writer at output steps: energy and
+    fields of the directions are then made already, and the check's epistemic std comes
+    from an energy-only pass with the variances (not the descriptor route), equal to
+    model.compute's; the prediction (its fields in tesla, the engine's gradient for a
+    second projection) is the one made before."""
+    from otf_spin.calculator import ENERGY, FIELDS, FIELDS_STD_EPISTEMIC
+
+    model = models["defaults n_max 20"]
+    system = _system(2, rng)
+    provider = ComputeProvider(model, system)
+    e = np.ascontiguousarray(random_cone(len(system), [0, 0, 1], 0.9, rng))
+    first = provider.compute(e, (ENERGY, FIELDS))
+    tesla, fields = first["fields_tesla"], first[FIELDS].copy()
+    fp = provider._fast[1]
+    stds = fp.stds
+    fp.stds = None                          # the descriptor route would fail now
+    try:
+        out = provider.compute(e, (FIELDS_STD_EPISTEMIC,))
+    finally:
+        fp.stds = stds
+    assert out["fields_tesla"] is tesla
+    probe = system.copy()
+    probe.directions = e
+    _close(out[FIELDS_STD_EPISTEMIC],
+           model.compute(probe, (FIELDS_STD_EPISTEMIC,))[FIELDS_STD_EPISTEMIC], 1e-8)
+    again = np.empty((len(system), 3))
+    provider._fast[2].project(e, -1.0 / system.magnitudes, np.zeros(3), again)
+    assert np.array_equal(again, fields)

@@ -154,9 +154,18 @@ class ComputeProvider:
             before = self._fast
             if self._engine() is not None and self._fast is before and \
                     all(p in STD_PROPERTIES for p in missing):
-                # stds of the prediction already made: no second energy and field
-                self._last[1].update(self._fast[1].stds(self.system, missing))
-                return self._last[1]
+                # stds of the prediction already made: no second energy and field (the
+                # check after an output step: the epistemic std by an energy-only pass
+                # with the variances where the model allows it)
+                fast, last = self._fast[1], self._last[1]
+                if FIELDS_STD_EPISTEMIC in missing and fast.fused_variances:
+                    v = fast.variances(self.system, np.ascontiguousarray(directions,
+                                                                         dtype=float))
+                    last[FIELDS_STD_EPISTEMIC] = fast.epistemic(self.system, v)
+                    missing = tuple(p for p in missing if p != FIELDS_STD_EPISTEMIC)
+                if missing:
+                    last.update(fast.stds(self.system, missing))
+                return last
         self.system.directions = np.array(directions)
         engine = self._engine()
         extra = tuple(p for p in wanted if p not in self._properties)

@@ -530,6 +530,21 @@ class FastPredictor:
         of the same directions made in the same pass (:meth:`GapEngine.set_variance`,
         installed per structure on first use): (total energy, v). Needs
         :attr:`fused_variances`."""
+        v = np.empty(len(system))
+        return self._variance_engine(system).field(e, scale, b_ext, out, v), v
+
+    def variances(self, system, e) -> np.ndarray:
+        """The local-energy posterior variances v (N,) eV² of directions ``e`` (N, 3),
+        by an energy-only pass of the engine (no field pass): for a check at directions
+        whose energy and fields were already evaluated without them. Needs
+        :attr:`fused_variances`."""
+        v = np.empty(len(system))
+        self._variance_engine(system).compute(e, False, v)
+        return v
+
+    def _variance_engine(self, system):
+        """The engine of ``system``'s structure with the model's current posterior
+        installed (:meth:`GapEngine.set_variance`, once per structure and posterior)."""
         found = self._structure(system)
         engine = found[0]
         if found[3] is not self.model.posterior_factor:
@@ -538,8 +553,7 @@ class FastPredictor:
                 engine.set_variance(Sv, kvstart, kvzeta, self.model.posterior_inverse(),
                                     shared)
             found[3] = self.model.posterior_factor
-        v = np.empty(len(system))
-        return engine.field(e, scale, b_ext, out, v), v
+        return engine
 
     def epistemic(self, system, v) -> np.ndarray:
         """``fields_std_epistemic`` (N, 3) eV/μB of ``system``'s directions from their

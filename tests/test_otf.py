@@ -493,8 +493,9 @@ def test_a_store_labelled_with_another_jfile_of_the_same_name_is_refused(tmp_pat
 def test_a_run_from_a_model_file_checkpoints_and_resumes_before_its_first_label(tmp_path):
     """``otf.model`` (a model file: labels, weights and posterior, no design rows) and no
     label before the checkpoints: each checkpoint gets the frames' rows (the first used
-    to fail on the missing rows, so no such run got past step 15), and a run killed
-    after two of them resumes to the uninterrupted run's trajectory bit for bit."""
+    to fail on the missing rows, so no such run got past step 15), a run killed after two
+    of them resumes to the uninterrupted run's trajectory bit for bit, and the model saved
+    at the end is the starting model (no refit nor new choice of terms without labels)."""
     import shutil
 
     from helpers import otf_process, small_otf_run
@@ -518,3 +519,11 @@ def test_a_run_from_a_model_file_checkpoints_and_resumes_before_its_first_label(
     assert reference[1][-1] == 40 and not reference[2].any()       # no label in the run
     for a, b in zip(reference, resumed):
         np.testing.assert_array_equal(a, b)
+    # no label, so the model the run saves is the one it started from (not refitted, its
+    # terms not chosen again)
+    from otf_spin.model.storage import load
+
+    start_model, saved = load(start / "otf_model.h5")[0], load(tmp_path / "reference" /
+                                                                "otf_model.h5")[0]
+    np.testing.assert_array_equal(saved.alpha, start_model.alpha)
+    assert saved.settings == start_model.settings and saved.hyper == start_model.hyper

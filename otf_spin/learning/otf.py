@@ -95,7 +95,10 @@ class OnTheFly:
         self.oracle_time = 0.0
         self.refit_time = 0.0       # s: fits and refits (rank 0), model reloads (this rank)
         self.queue = []     # (step, directions, sparse candidates, max σ, replica) to label
-        self.selected_at = 0    # training frames at the last choice of terms (_reselect)
+        # training frames at the last choice of terms (_reselect); a starting model
+        # (otf.model) counts as chosen on its frames, as `otf-spin train` and a run's
+        # final model choose: no new choice, and no refit at the end, without new labels
+        self.selected_at = 0 if model is None else model.n_frames
         self.choices = []       # one dict per choice of terms in this process (_choose_again)
 
     # --- labelling ------------------------------------------------------------------

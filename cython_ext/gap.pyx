@@ -75,6 +75,15 @@ folded per radial row by :mod:`otf_spin.model.fast`):
 (t = the partner's slot, same row): one term more wherever the slot sums W_s meet the
 linear weights (the energy) and wherever the field's rows w_l H_s[l] are formed (full
 path, shell basis and its pipeline, the Monte Carlo ΔE), so no per-pair cost.
+
+Local-energy variances (:meth:`GapEngine.set_variance`; ``variances`` of :meth:`compute`
+and :meth:`field`): v_i = |r_i R⁻¹|², r_i[m] = (d_i·s_m)^ζ - (d_i^FM·s_m)^ζ over every
+kernel's sparse points (the linear ones too) in the posterior's order, from the operand
+rows of the same evaluation: per block of BLOCK atoms the products Z Tvᵀ of the columns
+no kernel of the engine shares (Tv: the sparse points in the operand basis — the
+pipeline's z, the shell coordinates X or the full descriptors), the shared columns
+copied from the energy's products before their coefficients replace them, the rows, one
+dtrmm with R⁻¹ and the sums of squares. The energy and field arithmetic is untouched.
 """
 import numpy as np
 cimport numpy as cnp

@@ -31,6 +31,11 @@ components, e.g. a linear kernel on the B-spline exchange term folded onto these
 
     E_i      += Σ_{p in row i} Σ_l kappa[rid_p, l] (P_l(c_p) - 1)
     g_a      += Σ_{p in row a} 2 Σ_l kappa[rid_p, l] P_l'(c_p) e_j
+
+With :meth:`GapEngine.set_variance` (every kernel's sparse points Sv, unnormalised, and R⁻¹
+of the posterior) an evaluation can also give the local-energy variances::
+
+    v_i       = |r_i R⁻¹|²,  r_i[m] = (d_i·s_m)^ζ - (d_i^FM·s_m)^ζ
 """
 from __future__ import annotations
 

@@ -1261,7 +1261,7 @@ class SparseGPR(Calculator):
         if not (FIELDS_STD in properties or FIELDS_STD_EPISTEMIC in properties):
             return out
         transverse = 1.0 - e * e
-        if "std_field_local" in h:
+        if self.local_variance_proxy:
             V = _times_upper(rows, Rinv)
             var = self.field_variance(system, np.einsum("im,im->i", V, V), d_fm, outside)
             if noisy:

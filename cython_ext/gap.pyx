@@ -564,7 +564,7 @@ cdef class GapEngine:
     cdef cnp.int64_t* kvzeta
     cdef cnp.int64_t* vshared  # (K,) pipeline: the first row of Sv of each kernel's own
     cdef int* vown              # products (-1: none); (Kv,) Sv kernels no kernel shares
-    cdef double* vbuf
+    cdef double* vbuf           # pipeline: per-thread (BLOCK, Mv) rows of a block
     cdef double* vrows          # (N, Mv) without the pipeline: every atom's products
     cdef double* var
     cdef object _basis          # (radial rows (U, n_max), angle radial rows, d_fm)
@@ -968,7 +968,7 @@ cdef class GapEngine:
             T = Sv_np
         Tv_arr = np.ascontiguousarray(T.T)                  # (Wv, Mv)
         fmrow_arr = np.ascontiguousarray(np.reshape(fmrow, -1), dtype=np.int32)
-        vbuf_arr = np.zeros(self.nt_alloc * BLOCK * Mv)
+        vbuf_arr = np.zeros(self.nt_alloc * BLOCK * Mv if self.pipeline else 1)
         sh = np.full(self.K, -1, dtype=np.int64) if shared is None \
             else np.ascontiguousarray(shared, dtype=np.int64)
         kst = np.asarray(<cnp.int64_t[:self.K + 1]>self.kstart)

@@ -563,7 +563,8 @@ cdef class GapEngine:
     cdef cnp.int64_t* kvstart
     cdef cnp.int64_t* kvzeta
     cdef cnp.int64_t* vshared  # (K,) pipeline: the first row of Sv of each kernel's own
-    cdef int* vown              # products (-1: none); (Kv,) Sv kernels no kernel shares
+    cdef cnp.int64_t* vlen      # products (-1: none) and how many (its first ones);
+    cdef int* vown              # (Kv,) Sv kernels no kernel shares
     cdef double* vbuf           # pipeline: per-thread (BLOCK, Mv) rows of a block
     cdef double* vrows          # (N, Mv) without the pipeline: every atom's products
     cdef double* var
@@ -930,9 +931,9 @@ cdef class GapEngine:
         energy relative to FM, from the products of the evaluation itself (the shell
         basis and its pipeline: the same operand rows as the energy's products).
         ``shared``: None, or (K,) int64 per kernel of the engine the first row of Sv
-        where its sparse points (the same, in the same order; an unnormalised kernel)
-        are, or -1: those columns are then taken from the energy's own products instead
-        of being made again."""
+        where its sparse points (the same, in the same order, or the first of them; an
+        unnormalised kernel) are, or -1: those columns are then taken from the energy's
+        own products instead of being made again."""
         Sv_np = np.ascontiguousarray(Sv, dtype=np.float64)
         ks = np.ascontiguousarray(kvstart, dtype=np.int64)
         kz = np.ascontiguousarray(kvzeta, dtype=np.int64)
@@ -972,22 +973,25 @@ cdef class GapEngine:
         sh = np.full(self.K, -1, dtype=np.int64) if shared is None \
             else np.ascontiguousarray(shared, dtype=np.int64)
         kst = np.asarray(<cnp.int64_t[:self.K + 1]>self.kstart)
-        if sh.shape != (self.K,) or np.any((sh >= 0) & (sh + np.diff(kst) > Mv)):
+        if sh.shape != (self.K,) or np.any(sh >= Mv):
             raise ValueError(f"set_variance: shared ({self.K},) rows of Sv or -1 expected")
         own = np.ones(kz.shape[0], dtype=np.int32)
+        vlen = np.zeros(max(self.K, 1), dtype=np.int64)
         for k in range(self.K):
             if sh[k] >= 0:
                 j = int(np.searchsorted(ks, sh[k], side="right")) - 1
-                if ks[j] != sh[k] or ks[j + 1] - ks[j] != kst[k + 1] - kst[k] or \
+                if ks[j] != sh[k] or ks[j + 1] - ks[j] > kst[k + 1] - kst[k] or \
                         kz[j] != self.zeta[k] or self.normalize[k]:
                     raise ValueError(f"set_variance: kernel {k} is not the one of Sv at "
                                      f"row {sh[k]}")
                 own[j] = 0
+                vlen[k] = ks[j + 1] - ks[j]
         if not self.K:
             sh = np.zeros(1, dtype=np.int64)
         vrows_arr = np.zeros(1 if self.pipeline else max(n * Mv, 1))
         self._vkeep = (Tv_arr, R_np, Cfm_arr, Pfm_arr, fmrow_arr, ks, kz, vbuf_arr, sh, own,
-                       vrows_arr)
+                       vrows_arr, vlen)
+        self.vlen = <cnp.int64_t*>cnp.PyArray_DATA(vlen)
         self.vrows = _dptr(vrows_arr)
         self.vshared = <cnp.int64_t*>cnp.PyArray_DATA(sh)
         self.vown = <int*>cnp.PyArray_DATA(own)
@@ -1872,7 +1876,7 @@ cdef class GapEngine:
             if self.var != NULL and self.vshared[k] >= 0:     # the variances' columns
                 for i in range(n):                              # of these products
                     memcpy(vb + i * self.Mv + self.vshared[k], Cb + i * Mk,
-                           Mk * sizeof(double))
+                           self.vlen[k] * sizeof(double))
             for i in range(n):
                 acc = self._coef_row(Cb + i * Mk, self.Cfm + self.fmrow[a0 + i] * M + lo,
                                      lo, Mk, self.zeta[k], 1.0, NULL, tmp)
@@ -1998,7 +2002,7 @@ cdef class GapEngine:
             if self.var != NULL and self.vshared[k] >= 0:     # the variances' columns
                 for i in prange(N, schedule="static", num_threads=nt):
                     memcpy(self.vrows + i * self.Mv + self.vshared[k], Ck + i * Mk,
-                           Mk * sizeof(double))
+                           self.vlen[k] * sizeof(double))
             z = self.zeta[k]
             for i in prange(N, schedule="static", num_threads=nt):
                 nrm = self.norms[i * self.K + k] if self.normalize[k] else 1.0

@@ -1121,14 +1121,20 @@ def test_unordered_pair_angles_vectorised_loop(rng):
 
 
 def _model_variances(model, system):
-    """v_i = |r_i R⁻¹|² (N,) of ``system`` by the model's own formulas (its descriptors,
-    kernel rows and posterior factor)."""
-    from otf_spin.model.gpr import _times_upper
+    """v_i = r_i[S] Λ[S, S]⁻¹ r_i[S]ᵀ (N,) of ``system``: the model's descriptors and
+    kernel rows, the variance posterior's columns S (each kernel's first
+    hyper std_variance_sparse sparse points) solved directly by a QR of R[:, S]
+    (Λ = RᵀR), not by the model's R_v⁻¹."""
+    from scipy.linalg import qr, solve_triangular
 
     rows = model._local_rows(model.descriptor.compute(system),
                              model.descriptor.compute_fm(system))
-    V = _times_upper(rows, model.posterior_inverse())
-    return np.einsum("im,im->i", V, V)
+    n = model.hyper.get("std_variance_sparse") or model.n_sparse_total
+    start = np.cumsum([0] + [len(S) for S in model.sparse])
+    S = np.concatenate([np.arange(a, min(b, a + n)) for a, b in zip(start[:-1], start[1:])])
+    R_S = qr(model.posterior_factor[:, S], mode="economic")[1]
+    V = solve_triangular(R_S, rows[:, S].T, trans="T")
+    return np.einsum("mi,mi->i", V, V)
 
 
 def _engine_variances(fp, system):
@@ -1172,6 +1178,9 @@ def test_engine_variances_in_the_evaluation_pass(models, angle_models, case, rng
     ref = _model_variances(model, system)
     _close(v, ref, 1e-9)
     assert ref.min() > 0.0 and np.ptp(ref) > 0.1 * ref.max()    # atoms differ
+    sizes = [len(S) for S in model.sparse]      # the variance posterior: the first 24
+    assert (max(sizes) > model.hyper["std_variance_sparse"]) == \
+        (case not in ("shell recursion", "linear only"))
     twin = fast.FastPredictor(model, kernel=kernels.twin("gap"))
     _close(_engine_variances(twin, system)[0][2], ref, 1e-9)
     provider = ComputeProvider(model, system)

@@ -203,11 +203,13 @@ def test_a_file_of_the_older_energy_calibration_is_calibrated_again(case, tmp_pa
 
 
 def test_stds_follow_their_definition(case):
-    """Per-atom field variance a h_i² + b k_iᵀΛ⁻¹k_i and energy variance
-    c_E² (φ_EᵀΛ⁻¹φ_E + σ_e² Σ h_i²), with Λ⁻¹ by triangular solves with the factor of
-    Λ = RᵀR (the prediction uses a cached R⁻¹ and the kernel rows of the energy
-    evaluation; a dense solve of RᵀR squares the condition number and, on the
-    four-kernel model the term choice takes here since 1226821, misses by 4e-5)."""
+    """Per-atom field variance a h_i² + b k_i[S] Λ[S, S]⁻¹ k_i[S]ᵀ (S: the first
+    std_variance_sparse sparse points of each kernel, fewer than the ζ = 4 kernel's)
+    and energy variance c_E² (φ_EᵀΛ⁻¹φ_E + σ_e² Σ h_i²), with Λ⁻¹ by triangular solves
+    with the factor of Λ = RᵀR and Λ[S, S]⁻¹ with that of a QR of R[:, S] (the
+    prediction uses cached inverses and the kernel rows of the energy evaluation; a
+    dense solve of RᵀR squares the condition number and, on the four-kernel model the
+    term choice takes here since 1226821, misses by 4e-5)."""
     model, test = case
     system = test[1].system
     out = model.predict(system)
@@ -216,11 +218,16 @@ def test_stds_follow_their_definition(case):
                        axis=1)
     from scipy.linalg import solve_triangular
 
-    def solve(b):           # Λ⁻¹ b = R⁻¹ R⁻ᵀ b
-        return solve_triangular(model._R, solve_triangular(model._R, b, trans="T"))
+    def solve(b, R=model._R):           # Λ⁻¹ b = R⁻¹ R⁻ᵀ b
+        return solve_triangular(R, solve_triangular(R, b, trans="T"))
 
-    local = np.einsum("im,im->i", k, solve(k.T).T)
     h = model.hyper
+    start = np.cumsum([0] + [len(S) for S in model.sparse])
+    S = np.concatenate([np.arange(a, min(b, a + h["std_variance_sparse"]))
+                        for a, b in zip(start[:-1], start[1:])])
+    assert len(S) < model.n_sparse_total
+    R_S = np.linalg.qr(model._R[:, S], mode="r")
+    local = np.einsum("im,im->i", k[:, S], solve(k[:, S].T, R_S).T)
     hard2 = model._hardness(d) ** 2
     expect = h["std_field_noise"] ** 2 * hard2 + h["std_field_local"] ** 2 * local
     np.testing.assert_allclose((out["fields_std"] ** 2).sum(axis=1), expect, rtol=1e-6)
@@ -277,11 +284,13 @@ def test_generate_ranks_by_the_trigger_quantity(monkeypatch):
     assert chosen == [4, 3]
 
 
-def test_left_out_frames_match_a_posterior_without_them():
+@pytest.mark.parametrize("variance_sparse", [None, 7])
+def test_left_out_frames_match_a_posterior_without_them(variance_sparse):
     """The calibration's leave-one-frame-out quantities (Woodbury identity on the full
     factor) equal those of the posterior precision with the frame's rows removed,
     Λ₋f = Λ - A_fᵀA_f, solved directly: held-out field and energy errors, the local
-    energy variance v_i, the exact field variance and the energy variance."""
+    energy variance v_i (of the variance posterior: Λ₋f restricted to the first 7 sparse
+    points, or all), the exact field variance and the energy variance."""
     rng = np.random.default_rng(7)
     settings = MODEL.validate({"descriptor": {"r_cut": 5.0, "n_max": 4, "l_max": 2},
                                "kernels": [{"zeta": 2, "n_sparse": 20}],
@@ -289,8 +298,9 @@ def test_left_out_frames_match_a_posterior_without_them():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = build_model(settings).fit(slaved_frames(8, rng))
-    h = model.hyper
+    h = dict(model.hyper, std_variance_sparse=variance_sparse)
     held_out = model.held_out_frames(h)
+    S = np.arange(variance_sparse or model.n_sparse_total)
     Lam, b = model._R.T @ model._R, model._R.T @ (model._R @ model.alpha)
     for f, (energy2, energy_var, field2, local, exact) in zip(model.frames[:3], held_out):
         w = 1 / np.sqrt(f.n_atoms)
@@ -304,8 +314,9 @@ def test_left_out_frames_match_a_posterior_without_them():
             field2, np.sum((f.fields.reshape(-1) - f.phi_B @ alpha).reshape(-1, 3) ** 2, 1),
             rtol=1e-5)
         assert energy2 == pytest.approx((f.energy - f.phi_E @ alpha) ** 2, rel=1e-5)
-        np.testing.assert_allclose(local, np.einsum("im,im->i", k, np.linalg.solve(without, k.T).T),
-                                   rtol=1e-5)
+        kS = k[:, S]
+        np.testing.assert_allclose(local, np.einsum(
+            "im,im->i", kS, np.linalg.solve(without[np.ix_(S, S)], kS.T).T), rtol=1e-5)
         np.testing.assert_allclose(
             exact, np.einsum("rm,rm->r", f.phi_B,
                              np.linalg.solve(without, f.phi_B.T).T).reshape(-1, 3).sum(1),
@@ -440,9 +451,15 @@ def test_energy_std_of_a_new_cell_carries_the_cells_factor_not_the_energy_scale(
     h = model.hyper
     small, large = cone_frames(1, 2, rng)[0].system, cone_frames(1, 3, rng)[0].system
     d, d_fm = model.descriptor.compute(large), model.descriptor.compute_fm(large)
-    factor, training = model._cell_transfer(large, d_fm)
+    field_factor, training, factor = model._cell_transfer(large, d_fm)
     assert not training and factor != 1.0
-    assert model._cell_transfer(small, model.descriptor.compute_fm(small)) == (1.0, True)
+    assert model._cell_transfer(small, model.descriptor.compute_fm(small)) == (1.0, True, 1.0)
+    # the energy's factor is that of the full posterior's v, which the field's is
+    # without the variance posterior (std_variance_sparse)
+    n = h.pop("std_variance_sparse")
+    assert model._cell_transfer(large, d_fm)[0] == pytest.approx(factor, rel=1e-12) != \
+        field_factor
+    h["std_variance_sparse"] = n
     novelty = model._novelty(d, d_fm)
     noise = h["sigma_energy"] ** 2 * np.sum(model._hardness(d) ** 2)
     vE = model._local_rows(d, d_fm).sum(axis=0) @ model.posterior_inverse()
@@ -459,3 +476,37 @@ def test_energy_std_of_a_new_cell_carries_the_cells_factor_not_the_energy_scale(
     assert after[0] == pytest.approx(2 * before[0], rel=1e-12)
     np.testing.assert_allclose(after[1] ** 2 - before[1] ** 2, novelty * 3 * c_E**2 * noise,
                                rtol=1e-8)
+
+
+def test_the_variance_posterior_is_the_posterior_of_the_first_sparse_points(case):
+    """The local-energy variances of the field stds (hyper std_variance_sparse = n) are
+    those of the sub-model of each kernel's first n sparse points: the same model
+    refitted with only those sparse points (same frames and hyperparameters) has them as
+    its full posterior's v_i = k_iᵀΛ⁻¹k_i; with n at least every kernel's size they
+    are the full model's own; with fewer they are not a constant multiple of them."""
+    from otf_spin.model.gpr import _times_upper
+    from otf_spin.model.storage import clone
+
+    model, test = case
+    system = test[0].system
+    d, d_fm = model.descriptor.compute(system), model.descriptor.compute_fm(system)
+
+    def full_v(m):
+        V = _times_upper(m._local_rows(d, d_fm), m.posterior_inverse())
+        return np.einsum("im,im->i", V, V)
+
+    n = 9
+    sub = clone(model)
+    sub.hyper["std_variance_sparse"] = n
+    v = sub.local_variances(sub._local_rows(d, d_fm))
+    small = clone(model)
+    small.sparse = [S[:n] for S in small.sparse]
+    small.refit_from_scratch()
+    np.testing.assert_allclose(v, full_v(small), rtol=1e-6)
+    assert small.n_sparse_total == n * len(model.sparse) < model.n_sparse_total
+    whole = clone(model)
+    whole.hyper["std_variance_sparse"] = max(len(S) for S in model.sparse)
+    np.testing.assert_allclose(whole.local_variances(whole._local_rows(d, d_fm)),
+                               full_v(model), rtol=1e-9)
+    ratio = v / full_v(model)
+    assert np.ptp(ratio) > 0.2 * ratio.mean()

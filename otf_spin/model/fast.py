@@ -188,9 +188,9 @@ class FastPredictor:
         self._sparse = list(model.sparse)
         v = np.zeros(D)
         S, alpha, kstart, zeta, normalize, masks = [], [], [0], [], [], []
-        first = []      # per kernel of the engine, its first row in the posterior's order
+        engine_kernels = []     # per kernel of the engine, the model's kernel it is
         start = 0
-        for k, Sk in zip(model.kernels, model.sparse):
+        for j, (k, Sk) in enumerate(zip(model.kernels, model.sparse)):
             a = model.alpha[start:start + len(Sk)]
             start += len(Sk)
             mask = np.ones(D) if k.mask is None else k.mask
@@ -198,7 +198,7 @@ class FastPredictor:
             if k.zeta == 1 and not k.normalize:
                 v += a @ Sm
                 continue
-            first.append(start - len(Sk))
+            engine_kernels.append(j)
             if k.normalize:
                 norm = np.linalg.norm(Sm, axis=1, keepdims=True)
                 Sm = Sm / np.where(norm > 0, norm, 1.0)
@@ -225,19 +225,18 @@ class FastPredictor:
         self.normalize = np.array(normalize, dtype=np.int32)
         self.masks = np.ascontiguousarray(np.array(masks).reshape(len(zeta), Dn))
         self._kernel = kernel or load_kernel("gap")
-        # every kernel's masked sparse points in the posterior's column order, for the
-        # engine's local-energy variances (fields_std_epistemic in the evaluation's own
-        # pass, :meth:`field_and_variances`): unnormalised dot-product powers over the
-        # columns the engine has (no spline block), a calibrated model
+        # every kernel's masked sparse points (engine columns), powers and which engine
+        # kernel is which model kernel, for the engine's local-energy variances
+        # (fields_std_epistemic in the evaluation's own pass, :meth:`field_and_variances`):
+        # unnormalised dot-product powers over the columns the engine has (no spline
+        # block), a calibrated model
         self._variance_set = None
         if self._gather is not None and model.local_variance_proxy and all(
                 isinstance(k, DotProductKernel) and k.plain_rows for k in model.kernels):
-            Sv = np.concatenate([k.masked_sparse(Sk)[:, self.perm]
-                                 for k, Sk in zip(model.kernels, model.sparse)])
-            self._variance_set = (np.ascontiguousarray(Sv), np.concatenate(
-                [[0], np.cumsum([len(Sk) for Sk in model.sparse])]).astype(np.int64),
-                np.array([k.zeta for k in model.kernels], dtype=np.int64),
-                np.array(first, dtype=np.int64))     # (the pipeline shares those products)
+            self._variance_set = ([k.masked_sparse(Sk)[:, self.perm] for k, Sk in
+                                   zip(model.kernels, model.sparse)],
+                                  np.array([k.zeta for k in model.kernels], dtype=np.int64),
+                                  engine_kernels)
         # per structure (key: positions, cell, pbc), most recent last: [engine, its FM
         # descriptors (engine layout), the same in the model's layout once a std is
         # asked (read-only)]; several providers of one model on different structures
@@ -416,7 +415,8 @@ class FastPredictor:
 
     def _structure(self, system) -> list:
         """[engine, FM descriptors (engine layout), FM descriptors in the model's layout
-        or None, the posterior factor R whose variances the engine has installed or None
+        or None, (the posterior factor R, hyper std_variance_sparse) whose variance
+        posterior the engine has installed or None
         (:meth:`field_and_variances`), (key, scale) of :meth:`epistemic` or None] of
         ``system``'s structure (positions, cell, pbc and species), built on
         first use (a species the model was not trained on: ValueError,
@@ -547,13 +547,25 @@ class FastPredictor:
         installed (:meth:`GapEngine.set_variance`, once per structure and posterior)."""
         found = self._structure(system)
         engine = found[0]
-        if found[3] is not self.model.posterior_factor:
-            Sv, kvstart, kvzeta, shared = self._variance_set
+        n = self.model.hyper.get("std_variance_sparse")
+        if found[3] is None or found[3][0] is not self.model.posterior_factor or \
+                found[3][1] != n:
             with one_thread(len(system) < SERIAL_BELOW):    # (no BLAS threads spinning)
-                engine.set_variance(Sv, kvstart, kvzeta, self.model.posterior_inverse(),
-                                    shared)
-            found[3] = self.model.posterior_factor
+                engine.set_variance(*self._variance_posterior())
+            found[3] = (self.model.posterior_factor, n)
         return engine
+
+    def _variance_posterior(self) -> tuple:
+        """The arguments of :meth:`GapEngine.set_variance` for the model's variance
+        posterior (:meth:`SparseGPR.variance_basis`: the first sparse points of each
+        kernel): (Sv, kvstart, kvzeta, R_v⁻¹, shared) — the engine's kernels take those
+        columns from the energy's own products."""
+        blocks, zeta, engine_kernels = self._variance_set
+        _, Rinv = self.model.variance_basis()
+        counts = self.model.variance_counts()
+        kvstart = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        Sv = np.ascontiguousarray(np.concatenate([S[:m] for S, m in zip(blocks, counts)]))
+        return Sv, kvstart, zeta, Rinv, kvstart[engine_kernels]
 
     def epistemic(self, system, v) -> np.ndarray:
         """``fields_std_epistemic`` (N, 3) eV/μB of ``system``'s directions from their

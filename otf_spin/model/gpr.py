@@ -167,6 +167,54 @@ OUTLIER_RATIOS = (5.0, 3.0)
 DISORDER_QUANTILE = 0.9
 DISORDER_POWER = 2.0
 
+#: the local-energy variances v_i of the field stds come from the posterior of the
+#: first VARIANCE_SPARSE sparse points of each kernel (hyper ``std_variance_sparse``,
+#: set by :meth:`SparseGPR.calibrate`; without it, models calibrated before: all of
+#: them; None: all): see :meth:`SparseGPR.variance_basis`. v_i costs Mv²/2
+#: multiply-adds per atom: the default model's 188 sparse points 17 700, its 62 of
+#: this posterior 1 900, about a fifth of the energy and fields on the perfect lattice.
+#: Tuning seeds 1171-1173 (docs/uncertainty.md, seventeenth session): field ratio in
+#: target on 20 of 30 runs with 16, 24, 32 or every point alike (18, 20, 21, 20);
+#: out of domain wider: p07 7.3-8.8 → 2.6-3.7, cone 1.56-2.35 → 1.16-1.80.
+VARIANCE_SPARSE = 24
+
+
+def variance_counts(sizes, n) -> list[int]:
+    """How many sparse points of each kernel (``sizes``: the kernels' sparse-set sizes,
+    in the posterior's column order) the variance posterior keeps: the first ``n`` (None:
+    all)."""
+    return list(sizes) if n is None else [min(m, int(n)) for m in sizes]
+
+
+def variance_columns(sizes, n) -> np.ndarray | None:
+    """Posterior columns (int (Mv,)) of the first ``n`` sparse points of each kernel
+    (:func:`variance_counts`), or None when that is every column."""
+    counts = variance_counts(sizes, n)
+    if counts == list(sizes):
+        return None
+    starts = np.cumsum([0] + list(sizes))
+    return np.concatenate([np.arange(a, a + m) for a, m in zip(starts, counts)])
+
+
+def variance_factor(R, columns) -> np.ndarray:
+    """Upper-triangular R_v (Mv, Mv) with R_vᵀR_v = Λ[columns, columns] for the
+    posterior factor ``R`` (M, M) (Λ = RᵀR): the posterior precision of the sub-model
+    whose weights are those columns alone (the others held at 0)."""
+    return np.linalg.qr(R[:, columns], mode="r")
+
+
+def _held_out_variance(R, A_f, K) -> np.ndarray:
+    """k Λ₋f⁻¹ kᵀ (n,) of the columns ``K`` (M, n) of kernel rows kᵀ under the
+    posterior factor ``R`` (M, M) less the frame rows ``A_f`` (m, M) (Λ₋f = RᵀR -
+    A_fᵀA_f), by the Woodbury identity (:meth:`SparseGPR.held_out_frames`); also
+    (P (M, m), λ (m,), U (m, m)) of H = PᵀP = U diag(λ) Uᵀ, P = R⁻ᵀA_fᵀ."""
+    P = solve_triangular(R, A_f.T, trans="T")                         # (M, m)
+    lam, U = np.linalg.eigh(P.T @ P)
+    lam = np.minimum(lam, 1.0 - 1e-12)   # < 1 exactly; rounding must not flip it
+    K = solve_triangular(R, K, trans="T")
+    Z = (U.T @ (P.T @ K)) / np.sqrt(1.0 - lam)[:, None]                # (m, n)
+    return np.sum(K * K, axis=0) + np.sum(Z * Z, axis=0), (P, lam, U)
+
 
 def frame_disorder(d, d_fm) -> float:
     """Spin disorder of a frame: the mean over its atoms of |d_i - d_i^FM| (descriptors
@@ -256,6 +304,7 @@ class HeldOutFrame(NamedTuple):
     energy_variance: float             # posterior variance of the total energy (eV²)
     field_error2: np.ndarray | None    # (N,) per-atom squared field error (eV²/μB²)
     local_variance: np.ndarray         # (N,) local-energy posterior variances v_i (eV²)
+    #                                    of the variance posterior (variance_basis)
     field_variance: np.ndarray | None  # (N,) exact posterior field variance (eV²/μB²,
     #                                    summed over components)
 
@@ -792,12 +841,16 @@ class SparseGPR(Calculator):
         Woodbury identity on the full factor R (Λ = RᵀR), with P = R⁻ᵀA_fᵀ (M, m) and
         H = PᵀP = U diag(λ) Uᵀ: the held-out residual is (I - H)⁻¹ r_f (r_f = y_f - A_fα),
         A_f Λ₋f⁻¹ A_fᵀ = H(I - H)⁻¹, and k Λ₋f⁻¹ kᵀ = |R⁻ᵀkᵀ|² + |diag(1-λ)^-½ Uᵀ Pᵀ R⁻ᵀkᵀ|²
-        for a kernel row k: O(M m² + m³) per frame, no refactorisation."""
+        for a kernel row k: O(M m² + m³) per frame, no refactorisation. The local-energy
+        variances v_i are those of the variance posterior (:meth:`variance_basis`, hyper
+        ``std_variance_sparse`` of ``h``): the same identity on its factor."""
         h = self.hyper if h is None else h
         se, sb = h["sigma_energy"], h["sigma_field"]
         A, y, _, _ = self._stacked(h)
         R, qy, _ = _qr(A, y)
         alpha = solve_triangular(R, qy)
+        columns = variance_columns([len(S) for S in self.sparse], h.get("std_variance_sparse"))
+        R_v = None if columns is None else variance_factor(R, columns)
         out = []
         for f in self.frames:
             w = 1.0 / np.sqrt(f.n_atoms)
@@ -809,13 +862,11 @@ class SparseGPR(Calculator):
                 rows.append(f.phi_B / sb)
                 targets.append(f.fields.reshape(-1) / sb)
             A_f, y_f = np.concatenate(rows), np.concatenate(targets)
-            P = solve_triangular(R, A_f.T, trans="T")                     # (M, m)
-            lam, U = np.linalg.eigh(P.T @ P)
-            lam = np.minimum(lam, 1.0 - 1e-12)   # < 1 exactly; rounding must not flip it
-            K = solve_triangular(R, self._local_rows(f.d, f.d_fm).T, trans="T")   # (M, N)
-            K = np.concatenate([K, K.sum(axis=1, keepdims=True)], axis=1)  # + total energy
-            Z = (U.T @ (P.T @ K)) / np.sqrt(1.0 - lam)[:, None]             # (m, N + 1)
-            var = np.sum(K * K, axis=0) + np.sum(Z * Z, axis=0)
+            K = self._local_rows(f.d, f.d_fm).T                            # (M, N)
+            var, (P, lam, U) = _held_out_variance(                         # + total energy
+                R, A_f, np.concatenate([K, K.sum(axis=1, keepdims=True)], axis=1))
+            local = var[:-1] if columns is None else \
+                _held_out_variance(R_v, A_f[:, columns], K[columns])[0]
             residual = U @ ((U.T @ (y_f - A_f @ alpha)) / (1.0 - lam))
             rows_var = np.einsum("rk,k,rk->r", U, lam / (1.0 - lam), U)      # diag H(I-H)⁻¹
             first = int(f.energy is not None)
@@ -824,7 +875,7 @@ class SparseGPR(Calculator):
             if f.fields is not None:
                 field = np.sum((residual[first:] * sb).reshape(-1, 3) ** 2, axis=1)
                 exact = (rows_var[first:] * sb**2).reshape(-1, 3).sum(axis=1)
-            out.append(HeldOutFrame(energy, var[-1], field, var[:-1], exact))
+            out.append(HeldOutFrame(energy, var[-1], field, local, exact))
         return out
 
     @single_threaded
@@ -881,9 +932,11 @@ class SparseGPR(Calculator):
         for key in ("std_field_noise", "std_field_local", "std_energy_scale",
                     "std_field_scale", "std_disorder_ref", "std_scale_energy",
                     "std_transfer_disorder",
-                    "std_transfer_cone", "std_transfer_ref"):   # set again below (the
-            # last: older files)
+                    "std_transfer_cone", "std_transfer_ref",   # set again below (the
+                    "std_variance_sparse"):                    # two before: older files)
             h.pop(key, None)
+        if VARIANCE_SPARSE is not None:
+            h["std_variance_sparse"] = int(VARIANCE_SPARSE)
         held_out = list(zip(self.held_out_frames(h), self.frames))
         with_fields = [j for j, (x, _) in enumerate(held_out) if x[2] is not None]
         outlier = isolated_outlier([np.mean(held_out[j][0][2]) for j in with_fields])
@@ -933,23 +986,26 @@ class SparseGPR(Calculator):
             return 1.0
         return max(1.0, self._disorder(d, d_fm) / ref) ** DISORDER_POWER
 
-    def _transfer_sums(self, system, theta: float, Rinv) -> tuple[float, float]:
+    def _transfer_sums(self, system, theta: float) -> tuple[float, float]:
         """(Σ exact posterior field variance (eV²/μB², summed over components), Σ v_i
-        (eV²)) over the centre atoms of ``system``'s :func:`transfer.sub_structure` in
-        its transfer.n_configs synthetic configurations (cones of half-angle ``theta``
-        rad, :func:`transfer.cone_directions`), under Λ⁻¹ = Rinv Rinvᵀ (``Rinv`` (M, M),
-        R⁻¹ of the posterior factor). Cost: the design columns (N, 3, M) of each
-        configuration (N ≤ transfer.MAX_ATOMS, else a cluster of radius 2 r_cut)."""
-        exact = local = 0.0
+        (eV²) of the variance posterior (:meth:`local_variances`), Σ v_i (eV²) of the full
+        posterior) over the centre atoms of ``system``'s :func:`transfer.sub_structure`
+        in its transfer.n_configs synthetic configurations (cones of half-angle ``theta``
+        rad, :func:`transfer.cone_directions`), under the current posterior. Cost: the
+        design columns (N, 3, M) of each configuration (N ≤ transfer.MAX_ATOMS, else a
+        cluster of radius 2 r_cut)."""
+        exact = local = full = 0.0
+        Rinv = self.posterior_inverse()
         with one_thread(True):
             for s, d, d_fm, centres in self._transfer_configurations(system, theta):
-                rows = self._local_rows(d[centres], d_fm[centres])
                 _, phi_B = self._design_columns(s, d, d_fm, self.sparse)
                 B = phi_B[centres].reshape(-1, phi_B.shape[-1]) @ Rinv
+                rows = self._local_rows(d[centres], d_fm[centres])
                 V = rows @ Rinv
                 exact += float(np.sum(B * B))
-                local += float(np.sum(V * V))
-        return exact, local
+                full += float(np.sum(V * V))
+                local += float(np.sum(self.local_variances(rows)))
+        return exact, local, full
 
     def _transfer_configurations(self, system, theta: float):
         """Yields (configuration, d, d_fm, centres) for each synthetic configuration of
@@ -973,15 +1029,18 @@ class SparseGPR(Calculator):
         return float(np.mean([self._disorder(d, d_fm) for _, d, d_fm, _ in
                               self._transfer_configurations(system, theta)]))
 
-    def _transfer_reference(self) -> tuple[float, float]:
-        """(θ, r_train) of the structure transfer of κ² under the current posterior: θ
-        the cone half-angle (rad) whose synthetic configurations on the first training
-        structure have the spin disorder of hyper ``std_transfer_disorder``
-        (bisection), r_train = Σ exact / Σ v (:meth:`_transfer_sums`) pooled over up to
-        transfer.STRUCTURES distinct training structures; kept per posterior factor."""
+    def _transfer_reference(self) -> tuple[float, float, float]:
+        """(θ, r_train, r_train of the full posterior) of the structure transfer of κ²
+        under the current posterior: θ the cone half-angle (rad) whose synthetic
+        configurations on the first training structure have the spin disorder of hyper
+        ``std_transfer_disorder`` (bisection), r_train = Σ exact / Σ v
+        (:meth:`_transfer_sums`: v of the variance posterior, then of the full one)
+        pooled over up to transfer.STRUCTURES distinct training structures; kept per
+        posterior factor."""
         cached = getattr(self, "_transfer_ref_cache", None)
         disorder = self.hyper["std_transfer_disorder"]
-        if cached is not None and cached[0] is self._R and cached[1] == disorder:
+        kept = (disorder, self.hyper.get("std_variance_sparse"))
+        if cached is not None and cached[0] is self._R and cached[1] == kept:
             return cached[2]
         structures, seen = [], set()
         for f in self.frames:
@@ -1004,10 +1063,10 @@ class SparseGPR(Calculator):
             else:
                 hi = mid
         theta = 0.5 * (lo + hi)
-        sums = [self._transfer_sums(s, theta, self.posterior_inverse()) for s in structures]
-        exact, local = sum(x[0] for x in sums), sum(x[1] for x in sums)
-        out = (float(theta), exact / local if exact > 0 and local > 0 else 0.0)
-        self._transfer_ref_cache = (self._R, disorder, out)
+        exact, local, full = np.sum([self._transfer_sums(s, theta) for s in structures],
+                                    axis=0)
+        out = (float(theta), *(exact / v if exact > 0 and v > 0 else 0.0 for v in (local, full)))
+        self._transfer_ref_cache = (self._R, kept, out)
         return out
 
     def _transfer(self, system, d_fm) -> float:
@@ -1015,35 +1074,40 @@ class SparseGPR(Calculator):
         :meth:`_cell_transfer`."""
         return self._cell_transfer(system, d_fm)[0]
 
-    def _cell_transfer(self, system, d_fm) -> tuple[float, bool]:
-        """(factor of κ², whether the calibration's scales hold as measured) for
+    def _cell_transfer(self, system, d_fm) -> tuple[float, bool, float]:
+        """(factor of κ², whether the calibration's scales hold as measured, the factor
+        with v of the full posterior: the energy's, whose posterior part is the full
+        posterior's) for
         ``system`` (FM descriptors ``d_fm`` (N, D)): (1, True) in the cell of a training
         frame (same atom count, cell and periodicity: displaced frames of a training cell
         cost nothing: their own ratios spread 0.74-1.70 over c1's frames with 3
         configurations, noise the stds do not need) and without the hyper
         ``std_transfer_disorder`` (models calibrated before it existed); else (its
         synthetic ratio Σ exact / Σ v (:meth:`_transfer_sums`) over the training
-        structures' (:meth:`_transfer_reference`), False). Computed once per structure and
+        structures' (:meth:`_transfer_reference`), False, the same with the full v).
+        Computed once per structure and
         posterior (kept while the FM descriptors are equal and the posterior factor the
         same object)."""
         disorder = self.hyper.get("std_transfer_disorder")
         if not disorder:
-            return 1.0, True
+            return 1.0, True, 1.0
         cached = getattr(self, "_transfer_cache", None)
-        if cached is None or cached[0] is not self._R or cached[1] != disorder or not (
+        kept = (disorder, self.hyper.get("std_variance_sparse"))
+        if cached is None or cached[0] is not self._R or cached[1] != kept or not (
                 (cached[5] is d_fm and not d_fm.flags.writeable) or    # (a kept read-only
                 (cached[2].shape == d_fm.shape and np.array_equal(cached[2], d_fm))):  # array)
             training = any(len(f.system) == len(system)
                            and np.array_equal(f.system.cell, system.cell)
                            and np.array_equal(f.system.pbc, system.pbc) for f in self.frames)
-            factor = 1.0      # a training cell: its aliasing is the calibration's
+            factors = (1.0, 1.0)    # a training cell: its aliasing is the calibration's
             if not training:
-                theta, ref = self._transfer_reference()
-                exact, local = self._transfer_sums(system, theta, self.posterior_inverse())
-                factor = exact / local / ref if local > 0 and ref > 0 else 1.0
-            cached = self._transfer_cache = (self._R, disorder, np.array(d_fm), factor,
+                theta, *refs = self._transfer_reference()
+                exact, *sums = self._transfer_sums(system, theta)
+                factors = tuple(exact / v / ref if v > 0 and ref > 0 else 1.0
+                                for v, ref in zip(sums, refs))
+            cached = self._transfer_cache = (self._R, kept, np.array(d_fm), factors,
                                              training, d_fm)
-        return cached[3], cached[4]
+        return cached[3][0], cached[4], cached[3][1]
 
     def _outside(self, system) -> bool:
         """Whether ``system`` lies outside the training domain (:meth:`domain`), for
@@ -1216,6 +1280,40 @@ class SparseGPR(Calculator):
             self._Rinv = (self._R, solve_triangular(self._R, np.eye(len(self._R))))
         return self._Rinv[1]
 
+    def variance_basis(self) -> tuple[np.ndarray | None, np.ndarray]:
+        """(columns, R_v⁻¹) of the variance posterior, whose local-energy variances
+        v_i = |r_i[columns] R_v⁻¹|² make the field stds (:meth:`local_variances`): the
+        posterior of the sub-model of the first hyper ``std_variance_sparse`` sparse
+        points of each kernel (in the order the greedy pivoted Cholesky chose them; its
+        weights alone, the others held at 0: the precision Λ[columns, columns],
+        :func:`variance_factor`). ``columns`` None: every sparse point (R_v⁻¹ = R⁻¹,
+        models calibrated without the hyper). Cost of v per atom: Mv²/2 multiply-adds
+        for Mv columns, against M²/2. Cached per posterior factor."""
+        columns = variance_columns([len(S) for S in self.sparse],
+                                   self.hyper.get("std_variance_sparse"))
+        if columns is None:
+            return None, self.posterior_inverse()
+        cached = getattr(self, "_variance_basis", None)
+        if cached is None or cached[0] is not self._R or not np.array_equal(cached[1], columns):
+            R_v = variance_factor(self._R, columns)
+            self._variance_basis = (self._R, columns,
+                                    solve_triangular(R_v, np.eye(len(columns))))
+        return columns, self._variance_basis[2]
+
+    def variance_counts(self) -> list[int]:
+        """Sparse points of each kernel in the variance posterior (:meth:`variance_basis`):
+        the first ones."""
+        return variance_counts([len(S) for S in self.sparse],
+                               self.hyper.get("std_variance_sparse"))
+
+    def local_variances(self, rows) -> np.ndarray:
+        """v_i (N,) eV² of the kernel rows r_i - r_i^FM ``rows`` (N, M) (:meth:`_local_rows`)
+        under the variance posterior (:meth:`variance_basis`): |r_i[columns] R_v⁻¹|²."""
+        columns, Rinv = self.variance_basis()
+        V = _times_upper(rows if columns is None else np.ascontiguousarray(rows[:, columns]),
+                         Rinv)
+        return np.einsum("im,im->i", V, V)
+
     def _predictive_stds(self, system, d, d_fm, rows, properties=STD_PROPERTIES) -> dict:
         """energy_std (eV), fields_std and fields_std_epistemic (N, 3) eV/μB (see
         :meth:`calibrate`), those of ``properties`` and what they need (the epistemic
@@ -1228,7 +1326,8 @@ class SparseGPR(Calculator):
         totals pinned by their own cell's labels, which no label pins in a new cell (held
         out, seeds 971-975: d54 and b54 1.4-2.2× too wide, against 1.7-25× with c_E²).
         fields, calibrated model: per atom s_i² = a h_i² + b v_i with the local-energy
-        posterior variance v_i = rows_iᵀ Λ⁻¹ rows_i, spread over the transverse
+        posterior variance v_i = rows_iᵀ Λ⁻¹ rows_i (of the variance posterior,
+        :meth:`local_variances`), spread over the transverse
         components as s_i² (1 - e_c²)/2; uncalibrated (no ``std_field_local``): the
         exact posterior variance of each field component plus σ_b² h_i² (1 - e_c²).
         fields_std_epistemic (N, 3): the posterior part alone, without the noise term —
@@ -1250,7 +1349,7 @@ class SparseGPR(Calculator):
         if ENERGY_STD in properties:
             vE = rows.sum(axis=0) @ Rinv
             cE2 = h.get("std_energy_scale", 1.0) ** 2
-            factor, training = self._cell_transfer(system, d_fm)
+            _, training, factor = self._cell_transfer(system, d_fm)
             if training:
                 energy = cE2 * h["sigma_energy"] ** 2 * hard2.sum() + \
                     (max(cE2, 1.0) if outside else cE2) * (vE @ vE)
@@ -1262,8 +1361,7 @@ class SparseGPR(Calculator):
             return out
         transverse = 1.0 - e * e
         if self.local_variance_proxy:
-            V = _times_upper(rows, Rinv)
-            var = self.field_variance(system, np.einsum("im,im->i", V, V), d_fm, outside)
+            var = self.field_variance(system, self.local_variances(rows), d_fm, outside)
             if noisy:
                 noise = 0.5 * (h["std_field_noise"] ** 2 * hard2)[:, None] * transverse
         else:

@@ -1,6 +1,7 @@
 """Cost of the on-the-fly σ checks on the user's path: `otf-spin run` of a trained model.
 
     python benchmarks/check_cost.py [--sizes 3:2000 20:100] [--repeat 2] [--against TREE]
+                                    [--model FILE]
 
 First runs the README example (``input_examples/bccFe_otf_heisenberg.yaml``) in a
 temporary folder for its model (``otf_model.h5``, the model a user continues from), then
@@ -12,7 +13,9 @@ of the best check and run times. ``--against TREE`` (another checkout with its
 extensions built in place, e.g. a ``git worktree`` of an older commit) alternates its
 runs with this checkout's, on the same model file. The checks' time includes the
 once-per-structure costs of a new cell (the κ² structure transfer, the engine's
-posterior), a few seconds at 16 000 atoms.
+posterior), a few seconds at 16 000 atoms. ``--model FILE`` starts every run from that
+model file instead (e.g. ``otf-spin train``'s default model of the 50-frame Eq. 41 set,
+150 sparse points in its ζ = 4 kernel where the README example's run ends with 65).
 """
 from __future__ import annotations
 
@@ -67,6 +70,9 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=2, help="runs per size (default 2)")
     parser.add_argument("--against", metavar="TREE",
                         help="another otf-spin checkout (extensions built in place)")
+    parser.add_argument("--model", metavar="FILE",
+                        help="start every run from this model file (default: the model "
+                             "of a README example run)")
     parser.add_argument("--allow-twins", action="store_true",
                         help="time the pure-Python twins of kernels that are not built")
     args = parser.parse_args(argv)
@@ -83,10 +89,13 @@ def main(argv=None):
           f"{load_average()}", flush=True)
     best = {}
     with tempfile.TemporaryDirectory() as folder:
-        shutil.copy(EXAMPLE, folder)
-        subprocess.run([sys.executable, "-m", "otf_spin", "run", "--quiet", "--fresh",
-                        os.path.basename(EXAMPLE)], cwd=folder, check=True,
-                       stdout=subprocess.DEVNULL, env=child_env(None, True))
+        if args.model:
+            shutil.copy(args.model, os.path.join(folder, "otf_model.h5"))
+        else:
+            shutil.copy(EXAMPLE, folder)
+            subprocess.run([sys.executable, "-m", "otf_spin", "run", "--quiet", "--fresh",
+                            os.path.basename(EXAMPLE)], cwd=folder, check=True,
+                           stdout=subprocess.DEVNULL, env=child_env(None, True))
         for repeat, steps in sizes:
             name = run_file(folder, repeat, steps)
             for _ in range(args.repeat):

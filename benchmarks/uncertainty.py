@@ -153,21 +153,21 @@ def evaluate(model, test):
 def _components(model, system, R, alpha, fields) -> dict:
     """Per atom of ``system`` under the posterior (R, α) (R: upper factor of Λ): |field
     error| (eV/μB), the noise profile h, the local-energy posterior variance v =
-    k_iᵀΛ⁻¹k_i (eV², the proxy the stds use), the exact posterior variance of the
+    k_iᵀΛ⁻¹k_i (eV², the proxy the stds use: the model's variance posterior,
+    :meth:`SparseGPR.local_variances`), the exact posterior variance of the
     field (summed over components, (eV/μB)², from the (N, 3, M) gradient block the
     stds avoid) and the Nyström residual ρ = Σ_k δ_k² (k(d,d) - k_dS K_SS⁻¹ k_Sd) of
     the atom's descriptor (eV²)."""
     from scipy.linalg import solve_triangular
 
     d, d_fm = model.descriptor.compute(system), model.descriptor.compute_fm(system)
-    V = solve_triangular(R, model._local_rows(d, d_fm).T, trans="T")
     _, phi_B = model._design_columns(system, d, d_fm, model.sparse)
     B = phi_B.reshape(-1, model.n_sparse_total)
     exact = solve_triangular(R, B.T, trans="T")
     e = system.directions
     true = fields - np.einsum("ik,ik->i", fields, e)[:, None] * e
     return {"err": np.linalg.norm((B @ alpha).reshape(-1, 3) - true, axis=1),
-            "h": model._hardness(d), "v": np.sum(V * V, axis=0),
+            "h": model._hardness(d), "v": model.local_variances(model._local_rows(d, d_fm)),
             "exact": np.sum(exact**2, axis=0).reshape(-1, 3).sum(axis=1),
             "rho": _nystrom(model, d)}
 
@@ -235,7 +235,8 @@ def diagnose(case: str, seed: int) -> None:
 
 
 def _block_growth(model, train, test) -> np.ndarray:
-    """Growth (test ÷ training, mean per atom) of the local-energy posterior variance v
+    """Growth (test ÷ training, mean per atom) of the local-energy variance v of the full
+    posterior (not the variance posterior of the stds)
     with the kernel row of one kernel block at a time (its columns of R⁻ᵀ), then of v
     itself (all blocks): blocks whose descriptors are nearly collinear on the training
     cells cancel in v, and their cancellation can fail on new cells."""

@@ -510,3 +510,29 @@ def test_the_variance_posterior_is_the_posterior_of_the_first_sparse_points(case
                                full_v(model), rtol=1e-9)
     ratio = v / full_v(model)
     assert np.ptp(ratio) > 0.2 * ratio.mean()
+
+
+def test_the_variance_posterior_is_a_model_setting():
+    """``variance_sparse`` (model YAML) sets the calibration's hyper std_variance_sparse
+    (null: none, every sparse point: the stds of the full posterior), and a file keeps
+    it; 0 is refused with the key named."""
+    from otf_spin.core import ConfigError
+    from otf_spin.model.storage import clone
+
+    rng = np.random.default_rng(3)
+    frames = slaved_frames(6, rng)
+    stds = {}
+    for n in (5, None):
+        settings = MODEL.validate({"descriptor": {"r_cut": 5.0, "n_max": 4, "l_max": 2},
+                                   "kernels": [{"zeta": 2, "n_sparse": 12}],
+                                   "select_terms": False, "variance_sparse": n})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = build_model(settings).fit(frames)
+        assert model.hyper.get("std_variance_sparse") == n
+        assert clone(model).hyper.get("std_variance_sparse") == n
+        assert model.variance_counts() == ([5] if n else [12])
+        stds[n] = model.predict(frames[0].system)["fields_std_epistemic"]
+    assert not np.allclose(stds[5], stds[None], rtol=1e-3)
+    with pytest.raises(ConfigError, match="variance_sparse"):
+        MODEL.validate({"variance_sparse": 0})

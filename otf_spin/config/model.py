@@ -65,6 +65,18 @@ from otf_spin.units import MEV
 SELECTION_MIN_FRAMES = 5
 
 
+#: sparse points per kernel of the variance posterior (``variance_sparse``): the field
+#: stds' local-energy variances v_i come from the posterior of each kernel's first ones
+#: (hyper ``std_variance_sparse``, set by :meth:`SparseGPR.calibrate`; model files
+#: without it: all of them; see :meth:`SparseGPR.variance_basis`). v_i costs Mv²/2
+#: multiply-adds per atom: the default model's 188 sparse points 17 700, the 62 of
+#: this posterior 1 900, about a fifth of the energy and fields on the perfect
+#: lattice. Tuning seeds 1171-1173 (docs/uncertainty.md, seventeenth session): field
+#: ratio in target on 20 of 30 runs with 16, 24, 32 or every point alike (18, 20, 21,
+#: 20); out of domain wider: p07 7.3-8.8 → 2.6-3.7, cone 1.56-2.35 → 1.16-1.80.
+VARIANCE_SPARSE = 24
+
+
 def _radial_scaling(default) -> Key:
     return Key("list", "[r_s (Å), m]: weight u(r) = 1/(1+(r/r_s)^m); null = off", default,
                item=Key("float", "r_s or m", minimum=0.0), length=2, nullable=True)
@@ -182,6 +194,12 @@ MODEL = Section({
     "kernels": Key("list", "additive kernels, each with its own sparse set", DEFAULT_KERNELS,
                    item=Key("section", "kernel", section=KERNEL)),
     "noise": Key("section", "observation noise", {}, section=NOISE),
+    "variance_sparse": Key("int", "sparse points of each kernel (its first ones, the most "
+                           "distinct) whose posterior gives the local-energy variances of "
+                           "the field stds and the on-the-fly trigger (cost per atom: half "
+                           "the square of their total); null = all (docs/model.md)",
+                           VARIANCE_SPARSE,
+                           minimum=1, nullable=True),
     "optimise": Key("bool", "maximise the marginal likelihood over δ and noise (bounded); "
                     "false: use the given values", True),
     "select_terms": Key("bool", "when fitting, choose the descriptor terms by 5-fold "

@@ -1,7 +1,7 @@
 """Build a model from validated model settings (:mod:`otf_spin.config.model`)."""
 from __future__ import annotations
 
-from otf_spin.config.model import default_settings
+from otf_spin.config.model import VARIANCE_SPARSE, default_settings
 from otf_spin.core import ConfigError
 from otf_spin.descriptors import (AngleExchangeDescriptor, CompositeDescriptor,
                                   Dipole2BDescriptor, Exchange3BDescriptor, SOSODescriptor,
@@ -37,7 +37,8 @@ def _assemble(s: dict, cls):
                 descriptor.size if mask is None else int(mask.sum())
                 for k, mask in zip(s["kernels"], masks)]
     model = cls(descriptor, kernels, n_sparse, [k["delta"] for k in s["kernels"]],
-                s["noise"]["energy"], s["noise"]["field"], s["optimise"])
+                s["noise"]["energy"], s["noise"]["field"], s["optimise"],
+                s.get("variance_sparse", VARIANCE_SPARSE))
     model.settings = s
     return model
 

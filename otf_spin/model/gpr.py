@@ -39,6 +39,7 @@ from scipy.optimize import minimize
 
 from otf_spin.calculator import (ENERGY_STD, FIELDS_STD, FIELDS_STD_EPISTEMIC, STD_PROPERTIES,
                                  Calculator)
+from otf_spin.config.model import VARIANCE_SPARSE
 from otf_spin.kernels.blas_threads import SERIAL_BELOW, one_thread, single_threaded
 from otf_spin.model import aliasing, transfer
 from otf_spin.model.domain import Domain
@@ -167,16 +168,6 @@ OUTLIER_RATIOS = (5.0, 3.0)
 DISORDER_QUANTILE = 0.9
 DISORDER_POWER = 2.0
 
-#: the local-energy variances v_i of the field stds come from the posterior of the
-#: first VARIANCE_SPARSE sparse points of each kernel (hyper ``std_variance_sparse``,
-#: set by :meth:`SparseGPR.calibrate`; without it, models calibrated before: all of
-#: them; None: all): see :meth:`SparseGPR.variance_basis`. v_i costs Mv²/2
-#: multiply-adds per atom: the default model's 188 sparse points 17 700, its 62 of
-#: this posterior 1 900, about a fifth of the energy and fields on the perfect lattice.
-#: Tuning seeds 1171-1173 (docs/uncertainty.md, seventeenth session): field ratio in
-#: target on 20 of 30 runs with 16, 24, 32 or every point alike (18, 20, 21, 20);
-#: out of domain wider: p07 7.3-8.8 → 2.6-3.7, cone 1.56-2.35 → 1.16-1.80.
-VARIANCE_SPARSE = 24
 
 
 def variance_counts(sizes, n) -> list[int]:
@@ -346,9 +337,11 @@ class SparseGPR(Calculator):
 
     def __init__(self, descriptor, kernels, n_sparse=150, delta=1.0,
                  sigma_energy: float = 1e-3, sigma_field: float = 5e-3,
-                 optimise: bool = True):
+                 optimise: bool = True, variance_sparse: int | None = VARIANCE_SPARSE):
         """``kernels``: one kernel or a list (an additive model, each with its own
-        sparse set, size ``n_sparse`` (int or list) and amplitude δ_k (``delta``))."""
+        sparse set, size ``n_sparse`` (int or list) and amplitude δ_k (``delta``));
+        ``variance_sparse``: sparse points per kernel of the variance posterior that
+        :meth:`calibrate` sets (:meth:`variance_basis`; None: all)."""
         self.descriptor = descriptor
         self.kernels = list(kernels) if isinstance(kernels, (list, tuple)) else [kernels]
         nk = len(self.kernels)
@@ -357,6 +350,7 @@ class SparseGPR(Calculator):
                       enumerate(np.broadcast_to(delta, (nk,)))}
         self.hyper.update(sigma_energy=float(sigma_energy), sigma_field=float(sigma_field))
         self.optimise = bool(optimise)
+        self.variance_sparse = None if variance_sparse is None else int(variance_sparse)
         self.frames: list[TrainingFrame] = []
         self.settings: dict | None = None     # set by model.factory.build_model
         self.aliasing: str | None = None
@@ -935,8 +929,8 @@ class SparseGPR(Calculator):
                     "std_transfer_cone", "std_transfer_ref",   # set again below (the
                     "std_variance_sparse"):                    # two before: older files)
             h.pop(key, None)
-        if VARIANCE_SPARSE is not None:
-            h["std_variance_sparse"] = int(VARIANCE_SPARSE)
+        if self.variance_sparse is not None:
+            h["std_variance_sparse"] = self.variance_sparse
         held_out = list(zip(self.held_out_frames(h), self.frames))
         with_fields = [j for j, (x, _) in enumerate(held_out) if x[2] is not None]
         outlier = isolated_outlier([np.mean(held_out[j][0][2]) for j in with_fields])

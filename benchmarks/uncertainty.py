@@ -40,6 +40,9 @@ exact posterior field variance in place of the proxy κ²v (the same noise profi
 c² = Σ error² / Σ variance over the same held-out atoms; slow: the (N, 3, M) gradient
 block per test frame). ``--radial-scaling R_S,M`` (or ``none``) fits every model with
 that descriptor radial prior u(r) = 1/(1 + (r/R_S)^M) instead of the default.
+``--variance-sparse N`` (or ``none``: every sparse point) fits every model with that
+variance posterior (the model setting ``variance_sparse``: the local-energy variances of
+the field stds from each kernel's first N sparse points; default 24).
 """
 from __future__ import annotations
 
@@ -58,17 +61,23 @@ from otf_spin.learning.paper_sets import generate_set   # noqa: E402
 from otf_spin.model import build_model   # noqa: E402
 
 N_TEST = 100     # test frames per case
-SETTINGS = None  # model settings of every fit (None: the defaults; see --radial-scaling)
+SETTINGS = None  # model settings of every fit (None: the defaults; see --radial-scaling,
+#                 --variance-sparse)
 
 
-def settings_with_scaling(value: str):
-    """Default model settings with the exchange-2b radial prior ``value`` ("R_S,M" or
-    "none")."""
+def settings_with(radial_scaling: str | None = None, variance_sparse: str | None = None):
+    """Default model settings with the exchange-2b radial prior ``radial_scaling``
+    ("R_S,M" or "none") and the variance posterior ``variance_sparse`` ("N" or "none"),
+    each where given."""
     from otf_spin.config.model import default_settings
 
     s = default_settings()
-    s["descriptor"]["radial_scaling"] = None if value.lower() == "none" else \
-        [float(x) for x in value.split(",")]
+    if radial_scaling:
+        s["descriptor"]["radial_scaling"] = None if radial_scaling.lower() == "none" else \
+            [float(x) for x in radial_scaling.split(",")]
+    if variance_sparse:
+        s["variance_sparse"] = None if variance_sparse.lower() == "none" else \
+            int(variance_sparse)
     return s
 
 
@@ -453,10 +462,13 @@ def main(argv=None):
     parser.add_argument("--radial-scaling", default=None, metavar="R_S,M",
                         help="descriptor radial prior of every fit (default: the model "
                              "default; 'none' = off)")
+    parser.add_argument("--variance-sparse", default=None, metavar="N",
+                        help="sparse points per kernel of the variance posterior of every "
+                             "fit (default: the model default, 24; 'none' = all)")
     args = parser.parse_args(argv)
     global SETTINGS
-    if args.radial_scaling:
-        SETTINGS = settings_with_scaling(args.radial_scaling)
+    if args.radial_scaling or args.variance_sparse:
+        SETTINGS = settings_with(args.radial_scaling, args.variance_sparse)
     if args.timing:
         timing(displacement=args.displacement)
         return

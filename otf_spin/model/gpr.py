@@ -169,7 +169,6 @@ DISORDER_QUANTILE = 0.9
 DISORDER_POWER = 2.0
 
 
-
 def variance_counts(sizes, n) -> list[int]:
     """How many sparse points of each kernel (``sizes``: the kernels' sparse-set sizes,
     in the posterior's column order) the variance posterior keeps: the first ``n`` (None:
@@ -194,7 +193,7 @@ def variance_factor(R, columns) -> np.ndarray:
     return np.linalg.qr(R[:, columns], mode="r")
 
 
-def _held_out_variance(R, A_f, K) -> np.ndarray:
+def _held_out_variance(R, A_f, K) -> tuple[np.ndarray, tuple]:
     """k Λ₋f⁻¹ kᵀ (n,) of the columns ``K`` (M, n) of kernel rows kᵀ under the
     posterior factor ``R`` (M, M) less the frame rows ``A_f`` (m, M) (Λ₋f = RᵀR -
     A_fᵀA_f), by the Woodbury identity (:meth:`SparseGPR.held_out_frames`); also
@@ -980,7 +979,7 @@ class SparseGPR(Calculator):
             return 1.0
         return max(1.0, self._disorder(d, d_fm) / ref) ** DISORDER_POWER
 
-    def _transfer_sums(self, system, theta: float) -> tuple[float, float]:
+    def _transfer_sums(self, system, theta: float) -> tuple[float, float, float]:
         """(Σ exact posterior field variance (eV²/μB², summed over components), Σ v_i
         (eV²) of the variance posterior (:meth:`local_variances`), Σ v_i (eV²) of the full
         posterior) over the centre atoms of ``system``'s :func:`transfer.sub_structure`

@@ -154,3 +154,19 @@ def linear_term_errors(base: dict, terms, train, test) -> tuple[dict, float]:
             ((model.predict(f.system, False)["energy"] - f.energy) / len(f.system)) ** 2
             for f in test])))
     return errors, float(np.std([f.energy / len(f.system) for f in test]))
+
+
+# --- the variance posterior, directly ----------------------------------------------------
+def variance_posterior_v(model, rows):
+    """(v (N,), columns S) of kernel rows ``rows`` (N, M) (r_i = k(d_i) - k(d_i^FM)):
+    v_i = r_i[S] Λ[S, S]⁻¹ r_i[S]ᵀ with S each kernel's first hyper std_variance_sparse
+    sparse points (all without it), solved directly by a QR of R[:, S] (Λ = RᵀR), not
+    by the model's own variance_basis."""
+    from scipy.linalg import qr, solve_triangular
+
+    n = model.hyper.get("std_variance_sparse") or model.n_sparse_total
+    start = np.cumsum([0] + [len(S) for S in model.sparse])
+    S = np.concatenate([np.arange(a, min(b, a + n)) for a, b in zip(start[:-1], start[1:])])
+    R_S = qr(model.posterior_factor[:, S], mode="economic")[1]
+    V = solve_triangular(R_S, rows[:, S].T, trans="T")
+    return np.einsum("mi,mi->i", V, V), S

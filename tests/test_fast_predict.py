@@ -1121,20 +1121,12 @@ def test_unordered_pair_angles_vectorised_loop(rng):
 
 
 def _model_variances(model, system):
-    """v_i = r_i[S] Λ[S, S]⁻¹ r_i[S]ᵀ (N,) of ``system``: the model's descriptors and
-    kernel rows, the variance posterior's columns S (each kernel's first
-    hyper std_variance_sparse sparse points) solved directly by a QR of R[:, S]
-    (Λ = RᵀR), not by the model's R_v⁻¹."""
-    from scipy.linalg import qr, solve_triangular
+    """v_i (N,) of ``system`` under the variance posterior, solved directly
+    (:func:`helpers.variance_posterior_v`) from the model's descriptors and kernel rows."""
+    from helpers import variance_posterior_v
 
-    rows = model._local_rows(model.descriptor.compute(system),
-                             model.descriptor.compute_fm(system))
-    n = model.hyper.get("std_variance_sparse") or model.n_sparse_total
-    start = np.cumsum([0] + [len(S) for S in model.sparse])
-    S = np.concatenate([np.arange(a, min(b, a + n)) for a, b in zip(start[:-1], start[1:])])
-    R_S = qr(model.posterior_factor[:, S], mode="economic")[1]
-    V = solve_triangular(R_S, rows[:, S].T, trans="T")
-    return np.einsum("mi,mi->i", V, V)
+    return variance_posterior_v(model, model._local_rows(
+        model.descriptor.compute(system), model.descriptor.compute_fm(system)))[0]
 
 
 def _engine_variances(fp, system):
